@@ -1,0 +1,1 @@
+"""Writers: .lbpk device package, ONNX, TVM. Pure Python; they talk to the runtime only through files."""

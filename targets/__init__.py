@@ -1,0 +1,1 @@
+"""Target profiles (TOML data in this folder), their loader and host detection."""
