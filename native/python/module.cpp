@@ -7,16 +7,24 @@
 #include <string>
 #include <vector>
 
+#include "bindings.h"
 #include "dispatch.h"
 #include "lowbit/lowbit.h"
 
 namespace py = pybind11;
 
-namespace {
-
-[[noreturn]] void throw_status(lb_status st) {
+namespace lbpy {
+std::vector<std::pair<const char*, BindFn>>& registry() {
+  static std::vector<std::pair<const char*, BindFn>> r;
+  return r;
+}
+void throw_status(lb_status st) {
   throw std::runtime_error(std::string(lb_status_name(st)) + ": " + lb_last_error());
 }
+}  // namespace lbpy
+
+namespace {
+using lbpy::throw_status;
 
 const lb::KernelTable& table_for(const std::string& isa) {
   if (isa.empty()) {
@@ -97,4 +105,6 @@ PYBIND11_MODULE(_native, m) {
   }, py::arg("isa") = "");
   m.def("q8_gemv", &q8_gemv, py::arg("w"), py::arg("x"), py::arg("isa") = "",
         "int8 GEMV y = w @ x (int32), on the active or the named ISA path");
+  // Binding groups of the other areas (bind_*.cpp), in registration order.
+  for (auto& entry : lbpy::registry()) entry.second(m);
 }

@@ -1,12 +1,13 @@
 """lowbit: quantize PyTorch/ONNX models and run them on small devices.
 
-``import lowbit`` needs only numpy: torch, onnx and tvm are imported where they are used.
+``import lowbit`` needs only numpy: torch, onnx and tvm are imported where they are used, and the
+public functions below are loaded on first use.
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
 
-__all__ = ["__version__", "native", "LowbitError"]
+__version__ = "0.1.0"
 
 
 class LowbitError(RuntimeError):
@@ -23,3 +24,25 @@ def native():
             "`pip install .` (or run `make dev`) from the repository root."
         ) from exc
     return _native
+
+
+# Public API name -> "module:attribute", imported lazily (PEP 562).
+_LAZY = {
+    "export": "lowbit.export_api:export",
+    "load": "lowbit.runtime:load",
+    "Session": "lowbit.runtime:Session",
+    "profile": "lowbit.profiler:profile",
+    "Report": "lowbit.profiler:Report",
+}
+
+__all__ = ["__version__", "native", "LowbitError", *_LAZY]
+
+
+def __getattr__(name: str):
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'lowbit' has no attribute {name!r}")
+    mod_name, attr = target.split(":")
+    value = getattr(importlib.import_module(mod_name), attr)
+    globals()[name] = value
+    return value
