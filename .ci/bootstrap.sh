@@ -2,6 +2,7 @@
 # Installs the Debian packages that the test suite uses, when they are missing:
 #   g++-aarch64-linux-gnu + qemu-user  (ARM cross build, run under qemu-aarch64 -cpu max)
 #   pocl-opencl-icd + ocl-icd-opencl-dev (OpenCL on the CPU, for TVM's mobile-GPU kernels)
+#   chromium (headless: renders the profiler HTML report in a test)
 # Needs root (or sudo) only when something is missing.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 || need+=(g++-aarch64-linux-gnu
 command -v qemu-aarch64 >/dev/null 2>&1 || need+=(qemu-user)
 [ -e /etc/OpenCL/vendors/pocl.icd ] || need+=(pocl-opencl-icd)
 [ -e /usr/include/CL/cl.h ] || need+=(ocl-icd-opencl-dev)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)   # profiler HTML report test (headless)
 for extra in ${LOWBIT_EXTRA_APT:-}; do
   dpkg -s "$extra" >/dev/null 2>&1 || need+=("$extra")
 done
