@@ -1,0 +1,254 @@
+"""The .lbpk container: header, section table, JSON manifest and 64-byte-aligned tensor data.
+
+This layer knows nothing about graphs: the model writer (``lbpk.py``) and the LLM writer both
+put their tensors and manifest through it. The byte layout is specified in
+``docs/package-format.md``; the native reader is ``native/src/package.{h,cpp}``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import mmap
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+import numpy as np
+
+MAGIC = b"LBPK\x00\r\n\x1a"
+FORMAT_MAJOR = 1
+FORMAT_MINOR = 0
+HEADER_SIZE = 128
+ENTRY_SIZE = 96
+ALIGN = 64
+NAME_BYTES = 40
+
+KIND_MANIFEST = 1
+KIND_TENSORS = 2
+KIND_BLOB = 3
+
+# header: magic, major, minor, flags, file_size, table_offset, n_sections, entry_size, table_sha256
+_HEADER = struct.Struct("<8sHHIQQII32s")
+# entry: name, kind, flags, offset, size, sha256
+_ENTRY = struct.Struct("<40sIIQQ32s")
+assert _ENTRY.size == ENTRY_SIZE and _HEADER.size <= HEADER_SIZE
+
+# numpy dtype name <-> package dtype name (the runtime's names)
+DTYPES = {
+    "float32": "f32", "float16": "f16", "int8": "i8", "uint8": "u8", "int32": "i32",
+    "int64": "i64", "bool": "bool", "int16": "i16",
+}
+NP_DTYPES = {v: k for k, v in DTYPES.items()}
+
+
+class PackageError(ValueError):
+    """A malformed, truncated, corrupted or unsupported package (message names the part)."""
+
+
+def _align(n: int, a: int = ALIGN) -> int:
+    return (n + a - 1) // a * a
+
+
+@dataclass
+class Section:
+    name: str
+    kind: int
+    offset: int
+    size: int
+    sha256: bytes
+
+
+class PackageWriter:
+    """Streams sections into a temporary file next to ``path``; ``close()`` writes the section
+    table, the manifest and the header and renames the file into place (never a half-written
+    package at ``path``).
+
+    Tensors go into data sections of at most ``section_bytes`` each (named ``data.0``,
+    ``data.1``, ...), so that the loader can hash them in parallel and the lazy mode can check
+    them one at a time.
+    """
+
+    def __init__(self, path: Union[str, Path], *, section_bytes: int = 16 << 20):
+        self.path = Path(path)
+        self.manifest: Dict[str, Any] = {}
+        self.tensors: Dict[str, Dict[str, Any]] = {}
+        self._sections: List[Section] = []
+        self._section_bytes = section_bytes
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
+        self._tmp = Path(tmp)
+        self._f = os.fdopen(fd, "w+b")
+        self._f.write(b"\0" * HEADER_SIZE)
+        self._open_data: Optional[Dict[str, Any]] = None  # current data section being filled
+        self._closed = False
+
+    # -- sections ------------------------------------------------------------------------
+    def _pad_to_align(self) -> None:
+        pos = self._f.tell()
+        if pos % ALIGN:
+            self._f.write(b"\0" * (ALIGN - pos % ALIGN))
+
+    def _finish_data(self) -> None:
+        d = self._open_data
+        if d is None:
+            return
+        self._sections.append(Section(d["name"], KIND_TENSORS, d["offset"], d["size"], d["hash"].digest()))
+        self._open_data = None
+
+    def add_blob(self, name: str, data: bytes, kind: int = KIND_BLOB) -> None:
+        """A raw section (its own SHA-256), e.g. a tokenizer file."""
+        self._finish_data()
+        self._check_name(name)
+        self._pad_to_align()
+        off = self._f.tell()
+        self._f.write(data)
+        self._sections.append(Section(name, kind, off, len(data), hashlib.sha256(data).digest()))
+
+    def add_tensor(self, name: str, array: np.ndarray, **meta: Any) -> Dict[str, Any]:
+        """Stores ``array`` (C order) 64-byte aligned; returns its manifest entry.
+        Extra keyword arguments (e.g. ``layout=...``) are kept in the entry."""
+        if name in self.tensors:
+            raise ValueError(f"tensor {name!r} added twice")
+        arr = np.ascontiguousarray(array)
+        dt = DTYPES.get(arr.dtype.name)
+        if dt is None:
+            raise ValueError(f"tensor {name!r}: dtype {arr.dtype} cannot be stored")
+        raw = arr.tobytes()
+        d = self._open_data
+        if d is not None and d["size"] > 0 and _align(d["size"]) + len(raw) > self._section_bytes:
+            self._finish_data()
+            d = None
+        if d is None:
+            self._pad_to_align()
+            d = self._open_data = {"name": f"data.{sum(s.kind == KIND_TENSORS for s in self._sections)}",
+                                   "offset": self._f.tell(), "size": 0, "hash": hashlib.sha256()}
+        pad = _align(d["size"]) - d["size"]
+        if pad:
+            self._f.write(b"\0" * pad)
+            d["hash"].update(b"\0" * pad)
+        entry = {"dtype": dt, "shape": [int(s) for s in arr.shape], "section": d["name"],
+                 "offset": _align(d["size"]), "nbytes": len(raw), **meta}
+        self._f.write(raw)
+        d["hash"].update(raw)
+        d["size"] = _align(d["size"]) + len(raw)
+        self.tensors[name] = entry
+        return entry
+
+    @staticmethod
+    def _check_name(name: str) -> None:
+        if not name or len(name.encode()) >= NAME_BYTES:
+            raise ValueError(f"section name {name!r} must be 1..{NAME_BYTES - 1} bytes")
+
+    # -- finish --------------------------------------------------------------------------
+    def close(self) -> Path:
+        if self._closed:
+            return self.path
+        try:
+            self._finish_data()
+            man = dict(self.manifest)
+            man.setdefault("format", f"lbpk {FORMAT_MAJOR}.{FORMAT_MINOR}")
+            man["tensors"] = self.tensors
+            text = json.dumps(man, separators=(",", ":"), sort_keys=False, allow_nan=False).encode()
+            self.add_blob("manifest", text, KIND_MANIFEST)
+            self._pad_to_align()
+            table_off = self._f.tell()
+            table = b"".join(
+                _ENTRY.pack(s.name.encode().ljust(NAME_BYTES, b"\0"), s.kind, 0, s.offset, s.size, s.sha256)
+                for s in self._sections)
+            self._f.write(table)
+            size = self._f.tell()
+            header = _HEADER.pack(MAGIC, FORMAT_MAJOR, FORMAT_MINOR, 0, size, table_off, len(self._sections),
+                                  ENTRY_SIZE, hashlib.sha256(table).digest())
+            self._f.seek(0)
+            self._f.write(header.ljust(HEADER_SIZE, b"\0"))
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+        return self.path
+
+    def abort(self) -> None:
+        """Drops the temporary file (nothing is left at ``path``)."""
+        try:
+            self._f.close()
+        finally:
+            self._tmp.unlink(missing_ok=True)
+        self._closed = True
+
+    def __enter__(self) -> "PackageWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class PackageReader:
+    """Pure-Python reader (inspect, tests, tools): maps the file, checks the header and the
+    section table, and (``verify=True``) every section's SHA-256."""
+
+    def __init__(self, path: Union[str, Path], *, verify: bool = True):
+        self.path = Path(path)
+        with open(self.path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < HEADER_SIZE:
+                raise PackageError(f"{self.path}: {size} bytes is too short for a .lbpk header ({HEADER_SIZE} bytes)")
+            self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        buf = self._mm
+        magic, major, minor, flags, file_size, table_off, n, esize, table_sha = _HEADER.unpack_from(buf, 0)
+        if magic != MAGIC:
+            raise PackageError(f"{self.path}: not a lowbit package (bad magic {magic!r})")
+        if major != FORMAT_MAJOR:
+            raise PackageError(f"{self.path}: format version {major}.{minor}; this lowbit reads {FORMAT_MAJOR}.x")
+        if flags != 0 or any(buf[_HEADER.size:HEADER_SIZE]):
+            raise PackageError(f"{self.path}: header has unknown flags or non-zero reserved bytes")
+        if file_size != size:
+            raise PackageError(f"{self.path}: header says {file_size} bytes, file has {size} (truncated?)")
+        if esize != ENTRY_SIZE or table_off < HEADER_SIZE or table_off + n * esize > size:
+            raise PackageError(f"{self.path}: section table out of bounds")
+        table = bytes(buf[table_off:table_off + n * esize])
+        if hashlib.sha256(table).digest() != table_sha:
+            raise PackageError(f"{self.path}: section table checksum mismatch")
+        self.version = (major, minor)
+        self.sections: Dict[str, Section] = {}
+        for i in range(n):
+            name, kind, sflags, off, ssize, sha = _ENTRY.unpack_from(table, i * esize)
+            nm = name.rstrip(b"\0").decode()
+            if off % ALIGN or off + ssize > table_off or off < HEADER_SIZE:
+                raise PackageError(f"{self.path}: section {nm!r} out of bounds")
+            self.sections[nm] = Section(nm, kind, off, ssize, sha)
+        if "manifest" not in self.sections:
+            raise PackageError(f"{self.path}: no manifest section")
+        self.verify_section("manifest")
+        self.manifest = json.loads(bytes(self.section_bytes("manifest")))
+        if verify:
+            for nm in self.sections:
+                self.verify_section(nm)
+
+    def section_bytes(self, name: str) -> memoryview:
+        s = self.sections[name]
+        return memoryview(self._mm)[s.offset:s.offset + s.size]
+
+    def verify_section(self, name: str) -> None:
+        if hashlib.sha256(self.section_bytes(name)).digest() != self.sections[name].sha256:
+            raise PackageError(f"{self.path}: section {name!r} checksum mismatch (corrupted)")
+
+    def tensor(self, name: str) -> np.ndarray:
+        """A read-only view of a stored tensor (no copy)."""
+        e = self.manifest["tensors"][name]
+        s = self.sections[e["section"]]
+        dt = np.dtype(NP_DTYPES[e["dtype"]])
+        return np.frombuffer(self._mm, dtype=dt, count=e["nbytes"] // dt.itemsize,
+                             offset=s.offset + e["offset"]).reshape(e["shape"])
+
+    def close(self) -> None:
+        self._mm.close()

@@ -1,0 +1,256 @@
+// .lbpk reader: maps the file, checks header, section table and hashes (docs/package-format.md).
+#include "package.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <thread>
+
+#include "error.h"
+#include "package_sha256.h"
+
+namespace lb {
+namespace {
+
+constexpr uint8_t kMagic[8] = {'L', 'B', 'P', 'K', 0, '\r', '\n', 0x1a};
+constexpr size_t kHeaderSize = 128;
+constexpr size_t kEntrySize = 96;
+constexpr size_t kHeaderUsed = 72;
+constexpr size_t kNameBytes = 40;
+
+uint16_t rd16(const uint8_t* p) { return uint16_t(p[0] | p[1] << 8); }
+uint32_t rd32(const uint8_t* p) { return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24; }
+uint64_t rd64(const uint8_t* p) { return uint64_t(rd32(p)) | uint64_t(rd32(p + 4)) << 32; }
+
+const char* kDTypeNames[] = {"f32", "f16", "i8", "u8", "i32", "i64", "bool", "i16"};
+const size_t kDTypeSizes[] = {4, 2, 1, 1, 4, 8, 1, 2};
+
+}  // namespace
+
+size_t dtype_size(DType t) { return t < DType::Count ? kDTypeSizes[int(t)] : 0; }
+const char* dtype_name(DType t) { return t < DType::Count ? kDTypeNames[int(t)] : "?"; }
+bool parse_dtype(const std::string& s, DType* out) {
+  for (int i = 0; i < int(DType::Count); ++i)
+    if (s == kDTypeNames[i]) {
+      *out = DType(i);
+      return true;
+    }
+  return false;
+}
+
+Package::~Package() {
+  if (mapped_ && base_) munmap(const_cast<uint8_t*>(base_), size_);
+  std::free(owned_);
+}
+
+lb_status Package::open_file(const char* path, Verify mode, std::unique_ptr<Package>* out) {
+  if (!path || !out) return set_error(LB_ERR_INVALID_ARG, "lb_model_load: NULL path");
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return set_error(LB_ERR_IO, "cannot open package '%s': %s", path, std::strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    ::close(fd);
+    return set_error(LB_ERR_IO, "cannot stat '%s': %s", path, std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return set_error(LB_ERR_IO, "'%s' is not a regular file", path);
+  }
+  const size_t size = size_t(st.st_size);
+  if (size < kHeaderSize) {
+    ::close(fd);
+    return set_error(LB_ERR_FORMAT, "'%s' is %zu bytes: too short for a .lbpk header (%zu bytes); truncated or not a package",
+                     path, size, kHeaderSize);
+  }
+  void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (p == MAP_FAILED) return set_error(LB_ERR_IO, "cannot mmap '%s': %s", path, std::strerror(errno));
+  std::unique_ptr<Package> pkg(new (std::nothrow) Package());
+  if (!pkg) {
+    munmap(p, size);
+    return set_error(LB_ERR_OUT_OF_MEMORY, "out of memory");
+  }
+  pkg->base_ = static_cast<const uint8_t*>(p);
+  pkg->size_ = size;
+  pkg->mapped_ = true;
+  pkg->where_ = path;
+  const lb_status s = pkg->init(mode, path);
+  if (s != LB_OK) return s;
+  *out = std::move(pkg);
+  return LB_OK;
+}
+
+lb_status Package::open_buffer(const void* data, size_t size, Verify mode, std::unique_ptr<Package>* out) {
+  if (!data || !out) return set_error(LB_ERR_INVALID_ARG, "lb_model_load_buffer: NULL buffer");
+  if (size < kHeaderSize)
+    return set_error(LB_ERR_FORMAT, "buffer of %zu bytes is too short for a .lbpk header (%zu bytes)", size, kHeaderSize);
+  std::unique_ptr<Package> pkg(new (std::nothrow) Package());
+  void* mem = nullptr;
+  if (!pkg || posix_memalign(&mem, 4096, size) != 0) return set_error(LB_ERR_OUT_OF_MEMORY, "out of memory copying a %zu-byte package", size);
+  std::memcpy(mem, data, size);
+  pkg->owned_ = mem;
+  pkg->base_ = static_cast<const uint8_t*>(mem);
+  pkg->size_ = size;
+  pkg->where_ = "<buffer>";
+  const lb_status s = pkg->init(mode, "<buffer>");
+  if (s != LB_OK) return s;
+  *out = std::move(pkg);
+  return LB_OK;
+}
+
+lb_status Package::init(Verify mode, const char* what) {
+  mode_ = mode;
+  const uint8_t* h = base_;
+  if (std::memcmp(h, kMagic, 8) != 0) return set_error(LB_ERR_FORMAT, "%s is not a lowbit package (bad magic bytes)", what);
+  major_ = rd16(h + 8);
+  minor_ = rd16(h + 10);
+  if (major_ != kPackageMajor)
+    return set_error(LB_ERR_VERSION, "%s has package format %u.%u; this runtime reads format %u.x (up to %u.%u): %s", what,
+                     major_, minor_, kPackageMajor, kPackageMajor, kPackageMinor,
+                     major_ > kPackageMajor ? "update lowbit" : "re-export the model");
+  if (rd32(h + 12) != 0) return set_error(LB_ERR_FORMAT, "%s: header flags 0x%x unknown to this runtime", what, rd32(h + 12));
+  for (size_t i = kHeaderUsed; i < kHeaderSize; ++i)
+    if (h[i] != 0) return set_error(LB_ERR_FORMAT, "%s: header reserved byte %zu is not zero (corrupted header)", what, i);
+  const uint64_t file_size = rd64(h + 16);
+  if (file_size != size_)
+    return set_error(LB_ERR_FORMAT, "%s: header says the package is %llu bytes, found %zu bytes (%s)", what,
+                     (unsigned long long)file_size, size_, size_ < file_size ? "truncated" : "trailing data");
+  const uint64_t table_off = rd64(h + 24);
+  const uint32_t n = rd32(h + 32);
+  const uint32_t esize = rd32(h + 36);
+  if (esize != kEntrySize || n == 0 || n > 1000000 || table_off < kHeaderSize || table_off % kPackageAlign ||
+      table_off > size_ || uint64_t(n) * esize > size_ - table_off)
+    return set_error(LB_ERR_FORMAT, "%s: section table (offset %llu, %u entries of %u bytes) is out of bounds", what,
+                     (unsigned long long)table_off, n, esize);
+  uint8_t digest[32];
+  sha256(base_ + table_off, size_t(n) * esize, digest);
+  if (std::memcmp(digest, h + 40, 32) != 0)
+    return set_error(LB_ERR_CHECKSUM, "%s: section table checksum mismatch (corrupted section table)", what);
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint8_t* e = base_ + table_off + size_t(i) * esize;
+    auto s = std::unique_ptr<Section>(new (std::nothrow) Section());
+    if (!s) return set_error(LB_ERR_OUT_OF_MEMORY, "out of memory");
+    size_t len = 0;
+    while (len < kNameBytes && e[len]) ++len;
+    if (len == 0 || len == kNameBytes) return set_error(LB_ERR_FORMAT, "%s: section %u has an invalid name", what, i);
+    s->name.assign(reinterpret_cast<const char*>(e), len);
+    s->kind = rd32(e + 40);
+    s->offset = rd64(e + 48);
+    s->size = rd64(e + 56);
+    std::memcpy(s->sha256, e + 64, 32);
+    if (s->offset < kHeaderSize || s->offset % kPackageAlign || s->offset > table_off || s->size > table_off - s->offset)
+      return set_error(LB_ERR_FORMAT, "%s: section '%s' (offset %llu, %llu bytes) is out of bounds", what, s->name.c_str(),
+                       (unsigned long long)s->offset, (unsigned long long)s->size);
+    sections_.push_back(std::move(s));
+  }
+  const Section* man = section("manifest");
+  if (!man || man->kind != 1) return set_error(LB_ERR_FORMAT, "%s: no manifest section", what);
+  lb_status st = verify_section(*man);
+  if (st != LB_OK) return st;
+  manifest_text_.assign(reinterpret_cast<const char*>(base_ + man->offset), man->size);
+  std::string err;
+  if (!Json::parse(manifest_text_.data(), manifest_text_.size(), &manifest_, &err) || !manifest_.is_object())
+    return set_error(LB_ERR_FORMAT, "%s: manifest is not a valid JSON object: %s", what, err.c_str());
+  if (!manifest_["tensors"].is_object() && manifest_.has("tensors"))
+    return set_error(LB_ERR_FORMAT, "%s: manifest 'tensors' is not an object", what);
+  if (mode == Verify::Full) {
+    st = verify_all();
+    if (st != LB_OK) return st;
+  }
+  return LB_OK;
+}
+
+const Package::Section* Package::section(const std::string& name) const {
+  for (const auto& s : sections_)
+    if (s->name == name) return s.get();
+  return nullptr;
+}
+
+lb_status Package::verify_section(const Section& s) const {
+  int state = s.state.load(std::memory_order_acquire);
+  if (state == 0) {
+    uint8_t digest[32];
+    sha256(base_ + s.offset, s.size, digest);
+    state = std::memcmp(digest, s.sha256, 32) == 0 ? 1 : 2;
+    s.state.store(state, std::memory_order_release);
+  }
+  if (state == 2)
+    return set_error(LB_ERR_CHECKSUM, "%s: section '%s' checksum mismatch: SHA-256 of its %llu bytes differs from the section table (corrupted package)",
+                     where_.c_str(), s.name.c_str(), (unsigned long long)s.size);
+  return LB_OK;
+}
+
+lb_status Package::verify_all() const {
+  // Big packages: hash sections on a few threads (each section is one sequential SHA-256).
+  std::vector<const Section*> todo;
+  uint64_t bytes = 0;
+  for (const auto& s : sections_)
+    if (s->state.load() == 0) {
+      todo.push_back(s.get());
+      bytes += s->size;
+    }
+  unsigned nt = std::thread::hardware_concurrency();
+  if (nt > 8) nt = 8;
+  if (bytes < (8u << 20) || todo.size() < 2 || nt < 2) {
+    for (const Section* s : todo) verify_section(*s);
+  } else {
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+      for (size_t i = next++; i < todo.size(); i = next++) {
+        uint8_t digest[32];
+        sha256(base_ + todo[i]->offset, todo[i]->size, digest);
+        todo[i]->state.store(std::memcmp(digest, todo[i]->sha256, 32) == 0 ? 1 : 2);
+      }
+    };
+    std::vector<std::thread> th;
+    for (unsigned t = 1; t < nt && t < todo.size(); ++t) th.emplace_back(work);
+    work();
+    for (auto& t : th) t.join();
+  }
+  for (const auto& s : sections_) {
+    const lb_status st = verify_section(*s);
+    if (st != LB_OK) return st;
+  }
+  return LB_OK;
+}
+
+lb_status Package::tensor(const std::string& name, TensorView* out) const {
+  const Json& e = manifest_["tensors"][name];
+  if (!e.is_object()) return set_error(LB_ERR_NOT_FOUND, "%s: no tensor '%s' in the manifest", where_.c_str(), name.c_str());
+  DType dt;
+  if (!parse_dtype(e["dtype"].str(), &dt))
+    return set_error(LB_ERR_FORMAT, "%s: tensor '%s' has unknown dtype '%s'", where_.c_str(), name.c_str(), e["dtype"].str().c_str());
+  const Section* s = section(e["section"].str());
+  if (!s || s->kind != 2)
+    return set_error(LB_ERR_FORMAT, "%s: tensor '%s' names a missing data section '%s'", where_.c_str(), name.c_str(),
+                     e["section"].str().c_str());
+  std::vector<int64_t> shape;
+  uint64_t count = 1;
+  for (const Json& d : e["shape"].elems()) {
+    if (!d.is_number() || d.i64() < 0 || d.i64() > (int64_t(1) << 40))
+      return set_error(LB_ERR_FORMAT, "%s: tensor '%s' has an invalid shape", where_.c_str(), name.c_str());
+    shape.push_back(d.i64());
+    count *= uint64_t(d.i64());
+    if (count > (uint64_t(1) << 40)) return set_error(LB_ERR_FORMAT, "%s: tensor '%s' is too large", where_.c_str(), name.c_str());
+  }
+  const int64_t off = e["offset"].i64(-1), nb = e["nbytes"].i64(-1);
+  if (off < 0 || nb < 0 || off % int64_t(kPackageAlign) || uint64_t(off) > s->size || uint64_t(nb) > s->size - uint64_t(off) ||
+      uint64_t(nb) != count * dtype_size(dt))
+    return set_error(LB_ERR_FORMAT, "%s: tensor '%s' (offset %lld, %lld bytes) does not fit its section '%s' or its shape",
+                     where_.c_str(), name.c_str(), (long long)off, (long long)nb, s->name.c_str());
+  const lb_status st = verify_section(*s);
+  if (st != LB_OK) return st;
+  out->data = base_ + s->offset + off;
+  out->dtype = dt;
+  out->shape = std::move(shape);
+  out->nbytes = size_t(nb);
+  out->meta = &e;
+  return LB_OK;
+}
+
+}  // namespace lb
