@@ -1,0 +1,20 @@
+// Device microbenchmarks for the profiler's roofline: sustained read bandwidth and the int8
+// multiply-accumulate peak of one ISA path (C API in lowbit/lowbit_profile.h).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "lowbit/lowbit.h"
+
+namespace lb {
+
+/// Best-of-`repeats` read bandwidth (GB/s) of `threads` threads streaming a `bytes` buffer.
+lb_status measure_bandwidth(size_t bytes, int threads, int repeats, double* gbps);
+
+/// Best-of-`repeats` int8 MAC throughput (GOPS, 2 ops per MAC) of `isa` on `threads` threads.
+lb_status measure_int8_peak(lb_isa isa, int threads, int repeats, double* gops);
+
+/// Multiply-accumulates done by one iteration of the peak loop of `isa` (0 if not built here).
+int64_t int8_peak_macs_per_iter(lb_isa isa);
+
+}  // namespace lb
