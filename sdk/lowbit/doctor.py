@@ -52,11 +52,12 @@ def _target_profile(isa: str) -> dict:
 def run(args) -> int:
     info = collect()
     if getattr(args, "measure", False):
-        measure = getattr(__import__("lowbit.targets", fromlist=["x"]), "measure_device", None)
-        if measure is None:
+        try:
+            from lowbit.profiler.device import measure_device  # noqa: PLC0415
+        except ImportError:
             print("lowbit doctor: --measure needs the profiler (not in this build)", file=sys.stderr)
             return 2
-        info["measured"] = measure()
+        info["measured"] = _measured_summary(measure_device())
     if getattr(args, "selfcheck", False):
         failures, report = lowbit.native().selfcheck()
         info["selfcheck"] = {"failures": failures, "report": report}
@@ -69,6 +70,15 @@ def run(args) -> int:
     if info.get("selfcheck", {}).get("failures"):
         return 1
     return 0
+
+
+def _measured_summary(record: dict) -> dict:
+    """The roofline figures of `lowbit doctor --measure`, flattened for the table."""
+    m = record["measured"]
+    out = {f"read GB/s ({t} thr)": round(v, 2) for t, v in m["read_gbps"].items()}
+    out.update({f"int8 GOPS {m['isa']} ({t} thr)": round(v, 1) for t, v in m["int8_gops"].items()})
+    out["cache"] = record.get("cache_path", "")
+    return out
 
 
 def _kernel_path(info: dict) -> str:

@@ -1,0 +1,79 @@
+"""Report aggregation and the JSON / trace / table renderings of a synthetic profile."""
+import json
+
+import pytest
+
+from conftest import make_events
+from lowbit.profiler import Report, build_report
+
+
+def test_aggregation_times_shares_and_coverage(synthetic_report):
+    r = synthetic_report
+    names = [o["name"] for o in r.ops]
+    assert names == ["fc1", "relu", "fc2"]
+    fc1 = r.ops[0]
+    assert fc1["time_ms"]["min"] == pytest.approx(2.0)
+    assert fc1["time_ms"]["median"] == pytest.approx(2.002)
+    assert fc1["time_ms"]["max"] == pytest.approx(2.004)
+    assert sum(o["share"] for o in r.ops) == pytest.approx(1.0)
+    assert r.data["ops_sum_over_e2e"] == pytest.approx(4.002 / 4.102)
+    assert r.latency["median"] == pytest.approx(4.102) and r.latency["n"] == 5
+    # fc1 moves 256*512+256+2048 bytes and does 2*256*512 ops in 2.002 ms.
+    roof = fc1["roofline"]
+    assert roof["gbps"] == pytest.approx((256 * 512 + 256 + 2048) / 2.002e-3 / 1e9)
+    assert roof["bound"] == "memory"
+    assert 0 < roof["fraction"] < 1
+
+
+def test_scalar_fallback_of_quantized_op_is_flagged(synthetic_report):
+    ops = {o["name"]: o for o in synthetic_report.ops}
+    assert ops["fc2"]["warnings"] and "scalar fallback" in ops["fc2"]["warnings"][0]
+    assert "avx2" in ops["fc2"]["warnings"][0]
+    assert not ops["fc1"]["warnings"] and not ops["relu"]["warnings"]
+    assert any(w.startswith("fc2: scalar fallback") for w in synthetic_report.warnings)
+
+
+def test_float_fallback_and_forced_isa(device, roofline):
+    ev = make_events()
+    ev[0]["kernel"], ev[0]["quantized"] = "lb_gemm_f32_f32_f32_4x16__avx2", True
+    forced = dict(device, isa_active="scalar")
+    r = build_report([ev], [4_000_000], device=forced, roofline=roofline)
+    w = {o["name"]: o["warnings"] for o in r.ops}
+    assert any("float fallback" in x for x in w["fc1"])
+    assert any("forced by LOWBIT_ISA=scalar" in x for x in w["fc2"])
+    # A CPU whose best path is scalar has no fallback to flag.
+    plain = build_report([make_events()], [4_000_000], device=dict(device, isa_best="scalar", isa_active="scalar"),
+                         roofline=roofline)
+    assert not any(o["warnings"] for o in plain.ops)
+
+
+def test_json_round_trip_and_schema(synthetic_report, tmp_path):
+    p = tmp_path / "p.json"
+    text = synthetic_report.to_json(p)
+    again = Report.from_json(p)
+    assert again.data == json.loads(text) == synthetic_report.data
+    assert Report.from_json(text).ops[2]["gap"]["snr_db"] == pytest.approx(synthetic_report.ops[2]["gap"]["snr_db"])
+    with pytest.raises(ValueError):
+        Report({"schema": "something/else"})
+
+
+def test_chrome_trace(synthetic_report, tmp_path):
+    trace = synthetic_report.to_trace(tmp_path / "t.json")
+    json.loads((tmp_path / "t.json").read_text())
+    ops = [e for e in trace["traceEvents"] if e["ph"] == "X" and e["cat"] != "run"]
+    assert [e["name"] for e in ops] == ["fc1", "relu", "fc2"]
+    # The median run (index 2): fc1 starts at 0 and lasts 2.002 ms; events do not overlap.
+    assert ops[0]["ts"] == 0 and ops[0]["dur"] == pytest.approx(2002.0)
+    for a, b in zip(ops, ops[1:]):
+        assert b["ts"] >= a["ts"] + a["dur"] - 1e-6
+    assert ops[0]["args"]["kernel"] == "lb_gemv_f32_q8d_q8c_4x32__avx2" and ops[0]["args"]["isa"] == "avx2"
+    assert any(e["ph"] == "M" and e["name"] == "process_name" for e in trace["traceEvents"])
+
+
+def test_terminal_table(synthetic_report):
+    t = synthetic_report.to_table()
+    for needle in ("lb_gemv_f32_q8d_q8c_4x32__avx2", "lb_gemv_s32_q8_q8c__ref", "scalar", "warning: fc2",
+                   "exact", "median", "Test CPU"):
+        assert needle in t, needle
+    row = next(line for line in t.splitlines() if line.startswith("0 ") and "fc1" in line)
+    assert "2.002" in row and "50.0%" in row
