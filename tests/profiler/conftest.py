@@ -1,31 +1,30 @@
-"""Fixtures of the profiler tests: a synthetic event stream with known times, a tiny .lbpk with
-golden vectors, and a fake runtime Session (numpy) that emits per-op events, so the whole
-profiler is exercised without depending on the state of the runtime."""
+"""Fixtures of the profiler tests: a synthetic profile with known times, a tiny .lbpk with golden
+vectors. This file is imported as the module `conftest` (pytest's rootdir import), which hides
+tests/conftest.py from `from conftest import ...` in folders collected later; so it re-exports
+the root conftest's helpers (ROOT, run, ...), and the profiler's own helpers live in
+profiler_helpers.py."""
 from __future__ import annotations
 
-import time
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-ISA_BEST = "avx2"
+from profiler_helpers import ISA_BEST, W1, W2, float_forward, make_events  # noqa: F401
 
 
-def make_events(run_index: int = 0):
-    """Three ops with exact nanosecond stamps: 2 ms, 1 ms and 1 ms (+ run_index µs jitter on op a)."""
-    t = 1_000_000_000 + run_index * 10_000_000
-    a = {"name": "fc1", "type": "MatMul", "kernel": "lb_gemv_f32_q8d_q8c_4x32__avx2", "isa": "avx2",
-         "shapes": {"inputs": [[1, 256], [256, 512]], "outputs": [[1, 512]]},
-         "start_ns": t, "end_ns": t + 2_000_000 + run_index * 1_000,
-         "bytes_read": 256 * 512 + 256, "bytes_written": 512 * 4, "int_ops": 2 * 256 * 512, "float_ops": 0}
-    b = {"name": "relu", "type": "Relu", "kernel": "", "isa": "", "shapes": {"inputs": [[1, 512]], "outputs": [[1, 512]]},
-         "start_ns": a["end_ns"], "end_ns": a["end_ns"] + 1_000_000,
-         "bytes_read": 2048, "bytes_written": 2048, "int_ops": 0, "float_ops": 512}
-    c = {"name": "fc2", "type": "MatMul", "kernel": "lb_gemv_s32_q8_q8c__ref", "isa": "scalar",
-         "shapes": {"inputs": [[1, 512], [512, 10]], "outputs": [[1, 10]]},
-         "start_ns": b["end_ns"], "end_ns": b["end_ns"] + 1_000_000,
-         "bytes_read": 5120 + 512, "bytes_written": 40, "int_ops": 2 * 512 * 10, "float_ops": 0}
-    return [a, b, c]
+def _reexport_root_conftest() -> None:
+    spec = importlib.util.spec_from_file_location("_lowbit_tests_root_conftest", Path(__file__).resolve().parents[1] / "conftest.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for name, value in vars(mod).items():
+        fixture_like = hasattr(value, "_pytestfixturefunction") or "Fixture" in type(value).__name__
+        if not name.startswith("__") and name not in globals() and not fixture_like:
+            globals()[name] = value
+
+
+_reexport_root_conftest()
 
 
 @pytest.fixture
@@ -50,62 +49,6 @@ def synthetic_report(device, roofline):
     return build_report(runs, e2e, device=device, roofline=roofline, package={"name": "tiny", "sha256": "ab" * 32},
                         config={"runs": 5, "warmup": 1, "threads": 2}, gaps=gaps,
                         memory={"weights_bytes": 136192, "arena_bytes": 4096})
-
-
-# ---- a tiny package and a fake runtime session ------------------------------------------------
-
-W1 = np.random.default_rng(1).standard_normal((16, 32)).astype(np.float32)
-W2 = np.random.default_rng(2).standard_normal((32, 4)).astype(np.float32)
-
-
-def float_forward(x):
-    h = np.maximum(x @ W1, 0)
-    return {"h": h, "y": h @ W2}
-
-
-def quant_forward(x):
-    def q(w):
-        s = np.abs(w).max(axis=0) / 127
-        return np.round(w / s) * s
-    h = np.maximum(x @ q(W1), 0).astype(np.float32)
-    return {"h": h, "y": (h @ q(W2)).astype(np.float32)}
-
-
-class FakeSession:
-    """Stands in for lowbit.runtime.Session: numpy ops, per-op events when profiling is on."""
-
-    def __init__(self, scalar_fc2=False):
-        self.profiling = False
-        self._events = []
-        self.scalar_fc2 = scalar_fc2
-
-    def set_profiling(self, on):
-        self.profiling = bool(on)
-
-    def profile_events(self):
-        return list(self._events)
-
-    def _op(self, name, typ, kernel, isa, fn, nbytes, ops):
-        t0 = time.perf_counter_ns()
-        out = fn()
-        t1 = time.perf_counter_ns()
-        if self.profiling:
-            self._events.append({"name": name, "type": typ, "kernel": kernel, "isa": isa, "shapes": {},
-                                 "start_ns": t0, "end_ns": t1, "bytes_read": nbytes, "bytes_written": 64,
-                                 "int_ops": ops, "float_ops": 0, "quantized": typ == "MatMul"})
-        return out
-
-    def run_all_values(self, feed):
-        return quant_forward(feed["x"])
-
-    def run(self, feed):
-        self._events = []
-        x = feed["x"]
-        ref = quant_forward(x)
-        h = self._op("fc1", "MatMul", "lb_gemv_f32_q8d_q8c_4x32__avx2", "avx2", lambda: ref["h"], 16 * 32, 2 * 16 * 32)
-        k2 = ("lb_gemv_f32_q8d_q8c__ref", "scalar") if self.scalar_fc2 else ("lb_gemv_f32_q8d_q8c_4x32__avx2", "avx2")
-        y = self._op("fc2", "MatMul", k2[0], k2[1], lambda: h @ np.ones((32, 4), np.float32) * 0 + ref["y"], 32 * 4, 2 * 32 * 4)
-        return {"y": y}
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from conftest import make_events
+from profiler_helpers import make_events
 from lowbit.profiler import Report, build_report
 
 

@@ -130,7 +130,7 @@ def _roofline_plot(data, width=900, height=420):
         colour = C_WARN if o.get("warnings") else C_POINT
         frac = (o.get("roofline") or {}).get("fraction")
         out.append(f'<circle class="op" cx="{X(inten):.1f}" cy="{Y(max(gops, y_lo)):.1f}" r="5" fill="{colour}" '
-                   f'fill-opacity="0.85"><title>{escape(o["name"])}: {gops:.2f} GOPS at {inten:.2f} ops/byte, '
+                   f'stroke="#ffffff" stroke-width="1"><title>{escape(o["name"])}: {gops:.2f} GOPS at {inten:.2f} ops/byte, '
                    f'{_fmt(frac, "{:.0%}")} of roofline ({escape(o.get("kernel") or "-")})</title></circle>')
     out.append("</svg>")
     return "\n".join(out)
