@@ -77,3 +77,18 @@ def test_terminal_table(synthetic_report):
         assert needle in t, needle
     row = next(line for line in t.splitlines() if line.startswith("0 ") and "fc1" in line)
     assert "2.002" in row and "50.0%" in row
+
+
+def test_runtime_event_normalization_and_quantized_ops():
+    from lowbit.profiler.collect import normalize_event, quantized_ops
+
+    ev = normalize_event({"op_name": "conv1", "op_type": "Conv", "kernel": "lb_gemm_f32_q8d_q4g32_8x32__avx2",
+                          "isa": "avx2", "shapes": "[1, 3] x [4, 3] -> [1, 4]", "start_ns": 0, "end_ns": 10,
+                          "bytes_read": 7, "bytes_written": 3, "ops": 24})
+    assert ev["name"] == "conv1" and ev["type"] == "Conv" and ev["shapes"] == {"text": "[1, 3] x [4, 3] -> [1, 4]"}
+    assert (ev["int_ops"], ev["float_ops"]) == (24, 0)
+    fl = normalize_event({"op_name": "add", "op_type": "Add", "kernel": "add_f32", "ops": 5, "start_ns": 0, "end_ns": 1})
+    assert (fl["int_ops"], fl["float_ops"]) == (0, 5) and fl["bytes_read"] == 0
+    man = {"tensors": {"w_q": {"dtype": "u8", "layout": "q4g32"}, "w_f": {"dtype": "f32"}},
+           "ops": [{"name": "fc_q", "inputs": ["x", "w_q"]}, {"name": "fc_f", "inputs": ["x", "w_f"]}]}
+    assert quantized_ops(man) == {"fc_q": True, "fc_f": False}

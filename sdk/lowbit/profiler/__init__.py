@@ -53,6 +53,11 @@ def profile(path: Union[str, Path], *, runs: int = 20, warmup: int = 3, threads:
     adapter = collect.SessionAdapter(session)
     feed = inputs if inputs is not None else collect.make_inputs(manifest, pkg["golden_inputs"])
     m = collect.measure_session(adapter, feed, runs, warmup)
+    q_ops = collect.quantized_ops(manifest)
+    for run_events in m["events"]:
+        for ev in run_events:
+            if "quantized" not in ev and ev.get("name") in q_ops:
+                ev["quantized"] = q_ops[ev["name"]]
 
     # Numeric gap: outputs against the golden float outputs; layers against float values.
     outputs = adapter.run(feed)

@@ -84,7 +84,7 @@ class SessionAdapter:
         for name in ("profile_events", "last_profile", "events"):
             fn = getattr(self.s, name, None)
             if fn is not None:
-                return [dict(e) for e in fn()]
+                return [normalize_event(e) for e in (fn() if callable(fn) else fn)]
         raise LowbitError("this runtime build exposes no profile events (Session.profile_events)")
 
     def memory(self) -> dict:
@@ -95,6 +95,41 @@ class SessionAdapter:
             if isinstance(v, (int, np.integer)):
                 out[key] = int(v)
         return out
+
+
+def normalize_event(ev) -> dict:
+    """One runtime event in the profiler's keys: the executor's ProfileEvent names (op_name,
+    op_type, ops, shapes as text) are mapped onto name, type, int_ops/float_ops, shapes dict."""
+    e = dict(ev) if not isinstance(ev, dict) else dict(ev)
+    if "name" not in e and "op_name" in e:
+        e["name"] = e.pop("op_name")
+    if "type" not in e and "op_type" in e:
+        e["type"] = e.pop("op_type")
+    if isinstance(e.get("shapes"), str):
+        e["shapes"] = {"text": e["shapes"]}
+    if "ops" in e and "int_ops" not in e and "float_ops" not in e:
+        n = int(e.pop("ops"))
+        parts = stats.parse_kernel_name(e.get("kernel", ""))
+        is_float = parts is None or parts["act"] in stats.FLOAT_WEIGHT_FORMATS
+        e["int_ops"], e["float_ops"] = (0, n) if is_float else (n, 0)
+    for k in ("bytes_read", "bytes_written", "int_ops", "float_ops"):
+        e[k] = int(e.get(k, 0) or 0)
+    return e
+
+
+def quantized_ops(manifest: dict) -> dict:
+    """{op name: True/False}: an op is quantized when one of its stored inputs is packed integer
+    data (i8/u8, or a tensor entry with packing metadata), per the package format."""
+    tensors = manifest.get("tensors") or {}
+    out = {}
+    for op in manifest.get("ops") or []:
+        q = False
+        for name in op.get("inputs") or []:
+            t = tensors.get(name)
+            if t and (t.get("dtype") in ("i8", "u8") or "packed" in t or "layout" in t):
+                q = True
+        out[op.get("name")] = q
+    return out
 
 
 def rss_high_water() -> Optional[int]:

@@ -144,7 +144,8 @@ def _op_table(data):
         r = o.get("roofline") or {}
         g = o.get("gap") or {}
         snr = "exact" if g.get("exact") else _fmt(g.get("snr_db"), "{:.1f}")
-        shapes = " → ".join(json.dumps(o.get("shapes", {}).get(k, [])) for k in ("inputs", "outputs"))
+        sh = o.get("shapes") or {}
+        shapes = sh.get("text") or " → ".join(json.dumps(sh.get(k, [])) for k in ("inputs", "outputs"))
         cells = [str(i), escape(o["name"]), escape(o.get("type", "")), escape(o.get("kernel") or "-"),
                  escape(o.get("isa") or "-"), escape(shapes), _fmt(o["time_ms"]["median"], "{:.4f}"),
                  _fmt(o["time_ms"]["p95"], "{:.4f}"), f"{100 * o.get('share', 0):.1f}%", _fmt(r.get("gbps"), "{:.2f}"),
