@@ -42,6 +42,10 @@ def profile(path: Union[str, Path], *, runs: int = 20, warmup: int = 3, threads:
 
     if runs < 1 or warmup < 0:
         raise LowbitError("profile: runs must be >= 1 and warmup >= 0")
+    if _is_llm(path):
+        from lowbit.profiler.llm import profile_llm
+
+        return profile_llm(path, runs=runs, warmup=warmup, threads=threads, measure=measure)
     pkg = collect.read_package(path)
     manifest = pkg["manifest"]
     nat = lowbit.native()
@@ -102,6 +106,14 @@ def profile(path: Union[str, Path], *, runs: int = 20, warmup: int = 3, threads:
                 "inputs": "golden" if inputs is None and pkg["golden_inputs"] else ("user" if inputs else "random")},
         memory=memory, gaps=layer_gaps, output_gaps=out_gaps, compare=compare_rows, overhead=m["overhead"],
         extra_warnings=extra)
+
+
+def _is_llm(path) -> bool:
+    try:
+        from lowbit.llm.session import is_llm_package
+    except ImportError:
+        return False
+    return is_llm_package(path)
 
 
 def _layer_values(session, feed) -> dict:

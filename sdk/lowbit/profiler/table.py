@@ -40,6 +40,17 @@ def render_table(data: dict) -> str:
     mem = data.get("memory") or {}
     if mem:
         lines.append("memory    " + ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in mem.items() if isinstance(v, (int, float))))
+    llm = data.get("llm")
+    if llm:
+        lines.append(f"prefill   {_f(llm.get('prefill_tokens_per_s'), '{:.1f}')} tokens/s "
+                     f"({llm['prompt_tokens']} tokens, median {_f(llm['prefill_ms']['median'])} ms)")
+        frac = llm.get("decode_bandwidth_fraction")
+        lines.append(f"decode    {_f(llm.get('decode_tokens_per_s'), '{:.1f}')} tokens/s "
+                     f"(median {_f(llm['decode_ms_per_token']['median'])} ms/token, p95 {_f(llm['decode_ms_per_token']['p95'])}), "
+                     f"weights {llm['weight_bytes_per_token'] / 2**20:.1f} MiB/token = {_f(llm.get('decode_gbps'), '{:.2f}')} GB/s"
+                     + (f" = {frac:.0%} of read bandwidth" if frac else ""))
+        if not llm.get("per_layer"):
+            lines.append(f"layers    {llm.get('layers')}: {llm.get('per_layer_note', '')}")
     ops = data.get("ops") or []
     if ops:
         head = ["#", "op", "type", "kernel", "isa", "median ms", "p95 ms", "share", "GB/s", "GOPS", "roof", "SNR dB", "!"]
