@@ -1,0 +1,22 @@
+// Shared self-check machinery of the quantized matmul families: random quantized weights packed
+// by the C++ packer, activations quantized by the reference quantizer, then one variant against
+// the scalar reference on shapes with tails, sub-ranges and guard bands.
+#pragma once
+#include "check_util.h"
+#include "kernel_types.h"
+
+namespace lb {
+struct KernelTable;
+namespace check {
+
+/// Float outputs of a variant against the reference: |got - want| <= kMmMaxRelErr * max|want| of
+/// the row (the reduction order differs; integer-valued cases must match exactly instead).
+constexpr float kMmMaxRelErr = 2e-5f;
+
+/// Checks matmul kernel `fn` (named `name`) of a family against `ref_fn` for weight format
+/// `fmt`; `gemm` picks GEMM shapes (m >= 2) instead of GEMV (m == 1); `float_act` for w4a16.
+void check_mm_family(const char* name, lb_mm_t* fn, lb_mm_t* ref_fn, lb_quant_q8_t* quant, lb_wfmt fmt,
+                     bool gemm, bool float_act, Report& rep);
+
+}  // namespace check
+}  // namespace lb

@@ -1,0 +1,63 @@
+// Self-check of the activation quantizer: codes and metadata bit-exact against the reference,
+// dynamic per block / per row, static, with multipliers, on lengths with tails; guard bands.
+#include <cstring>
+#include <vector>
+
+#include "check_util.h"
+#include "dispatch.h"
+
+namespace lb {
+
+void lb_check_quant_q8(const KernelTable& t, const KernelTable& ref, check::Report& rep) {
+  static const int64_t kLens[] = {1, 7, 31, 32, 33, 64, 100, 128, 1000, 4096};
+  check::Rng rng(7);
+  const char* name = t.quant_q8.name;
+  for (int64_t k : kLens)
+    for (int mode = 0; mode < 5; ++mode) {
+      const int64_t kp = (k + 31) / 32 * 32;
+      const int32_t block = (mode == 1 || mode == 2) ? int32_t(kp) : (kp % 64 == 0 && mode == 4 ? 64 : 32);
+      std::vector<float> x(static_cast<size_t>(k)), mul(static_cast<size_t>(k));
+      const float range = (mode == 3) ? 3.f : rng.f32(0.01f, 50.f);
+      for (auto& v : x) v = rng.f32(-range, range);
+      for (auto& v : mul) v = rng.f32(0.25f, 4.f);
+      if (k > 40) std::memset(x.data() + 8, 0, 32 * sizeof(float));  // an all-zero block: scale 0
+      lb_quant_args a{};
+      a.x = x.data();
+      a.k = k;
+      a.kp = kp;
+      a.block = block;
+      a.per_row = mode == 1 || mode == 4;
+      a.mul = mode == 2 ? mul.data() : nullptr;
+      a.is_static = mode == 3;
+      a.static_scale = 0.02f;
+      a.static_zero = -5;
+      const size_t nb = size_t(kp / block);
+      check::Guarded<int8_t> qg(static_cast<size_t>(kp)), qw(static_cast<size_t>(kp));
+      check::Guarded<lb_q8_meta> mg(nb), mw(nb);
+      ref.quant_q8.fn(&a, qw.data(), mw.data());
+      t.quant_q8.fn(&a, qg.data(), mg.data());
+      ++rep.checks;
+      if (!qg.guards_intact() || !mg.guards_intact()) {
+        rep.fail("%s: write outside the output (k=%lld mode=%d)", name, (long long)k, mode);
+        continue;
+      }
+      if (std::memcmp(qg.data(), qw.data(), size_t(kp)) != 0) {
+        for (int64_t i = 0; i < kp; ++i)
+          if (qg.data()[i] != qw.data()[i]) {
+            rep.fail("%s: q[%lld]=%d, reference %d (k=%lld block=%d mode=%d)", name, (long long)i, qg.data()[i],
+                     qw.data()[i], (long long)k, block, mode);
+            break;
+          }
+        continue;
+      }
+      for (size_t b = 0; b < nb; ++b)
+        if (std::memcmp(&mg.data()[b], &mw.data()[b], sizeof(lb_q8_meta)) != 0) {
+          rep.fail("%s: meta[%zu] = (%g, %d), reference (%g, %d) (k=%lld block=%d mode=%d)", name, b,
+                   double(mg.data()[b].d), mg.data()[b].s, double(mw.data()[b].d), mw.data()[b].s, (long long)k,
+                   block, mode);
+          break;
+        }
+    }
+}
+
+}  // namespace lb

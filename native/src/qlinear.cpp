@@ -1,0 +1,216 @@
+// qlinear: activation quantization, kernel choice and the thread split of one quantized matmul.
+#include "qlinear.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "dispatch.h"
+#include "error.h"
+
+namespace lb {
+namespace {
+
+constexpr size_t kAlign = 64;
+inline size_t align_up(size_t v) { return (v + kAlign - 1) & ~(kAlign - 1); }
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/// Scratch layout of one call (offsets from the 64-byte aligned base).
+struct Plan {
+  size_t xq = 0, xm = 0, xs = 0, total = 0;
+};
+
+Plan plan(const PackedWeight& w, int64_t m, const QLinearOpts& o) {
+  Plan p;
+  if (o.act == LB_ACT_FLOAT) {
+    p.xs = 0;
+    p.total = align_up(size_t(m) * size_t(w.k / w.group) * sizeof(float));
+  } else {
+    p.xq = 0;
+    p.xm = align_up(size_t(m) * size_t(w.kp));
+    p.total = p.xm + align_up(size_t(m) * size_t(w.kp / w.group) * sizeof(lb_q8_meta));
+  }
+  p.total += kAlign;  // room to align the caller's pointer
+  return p;
+}
+
+/// Rows of activations quantized per task (quantization is cheap; a task should be worth a wakeup).
+constexpr int64_t kQuantRowsPerTask = 8;
+/// GEMM: rows per task when m is split (a multiple of every kernel's row tile).
+constexpr int64_t kGemmRowsPerTask = 48;
+
+}  // namespace
+
+lb_status packed_weight_init(lb_wfmt fmt, int64_t n, int64_t k, int32_t group, const void* data, size_t bytes,
+                             PackedWeight* out) {
+  if (!out || !data) return set_error(LB_ERR_INVALID_ARG, "packed_weight_init: null data or output");
+  if (fmt < LB_WFMT_Q8 || fmt > LB_WFMT_T2) return set_error(LB_ERR_INVALID_ARG, "packed weight: unknown format %d", int(fmt));
+  if (fmt == LB_WFMT_Q8 && group != k)
+    return set_error(LB_ERR_INVALID_ARG, "packed weight: int8 weights are per channel (group %d != k %lld)", group,
+                     (long long)k);
+  const uint64_t need = lb_wfmt_packed_bytes(fmt, n, k, group);
+  if (!need)
+    return set_error(LB_ERR_INVALID_ARG, "packed weight: format %d cannot hold [%lld, %lld] with group %d", int(fmt),
+                     (long long)n, (long long)k, group);
+  if (need != bytes)
+    return set_error(LB_ERR_FORMAT, "packed weight [%lld, %lld] format %d group %d: %zu bytes, expected %llu",
+                     (long long)n, (long long)k, int(fmt), group, bytes, (unsigned long long)need);
+  PackedWeight w;
+  w.fmt = fmt;
+  w.n = n;
+  w.k = k;
+  w.group = group;
+  w.data = static_cast<const uint8_t*>(data);
+  w.kp = fmt == LB_WFMT_Q8 ? ceil_div(k, LB_KBLOCK) * LB_KBLOCK : k;
+  if (fmt == LB_WFMT_Q8) {
+    w.group = int32_t(w.kp);  // one activation block per row
+    const int64_t npad = ceil_div(n, LB_PANEL_ROWS) * LB_PANEL_ROWS;
+    if (reinterpret_cast<uintptr_t>(data) % 4)
+      return set_error(LB_ERR_INVALID_ARG, "packed weight: int8 weights must be 4-byte aligned");
+    w.row_scale = reinterpret_cast<const float*>(w.data + npad * w.kp);
+    w.row_sum = reinterpret_cast<const int32_t*>(w.data + npad * w.kp + npad * 4);
+  } else if (fmt == LB_WFMT_C4) {
+    w.lut = reinterpret_cast<const int8_t*>(w.data + bytes - sizeof(lb_c4_lut));
+  }
+  *out = w;
+  return LB_OK;
+}
+
+size_t qlinear_scratch_bytes(const PackedWeight& w, int64_t m, const QLinearOpts& opts) {
+  if (m <= 0 || !w.data) return 0;
+  return plan(w, m, opts).total;
+}
+
+lb_status qlinear_with(const KernelTable& t, const PackedWeight& w, const float* x, int64_t m, const float* bias,
+                       float* y, const QLinearOpts& o, ThreadPool* pool, void* scratch, size_t scratch_bytes,
+                       QLinearInfo* info) {
+  if (!w.data || !w.kp) return set_error(LB_ERR_INVALID_ARG, "qlinear: weight not initialised (packed_weight_init)");
+  if (!x || !y || m <= 0) return set_error(LB_ERR_INVALID_ARG, "qlinear: null input/output or m <= 0");
+  const int64_t ldx = o.ldx ? o.ldx : w.k, ldy = o.ldy ? o.ldy : w.n;
+  if (ldx < w.k || ldy < w.n) return set_error(LB_ERR_INVALID_ARG, "qlinear: row stride smaller than the row");
+  const Plan p = plan(w, m, o);
+  if (!scratch || scratch_bytes < p.total)
+    return set_error(LB_ERR_INVALID_ARG, "qlinear: scratch of %zu bytes, need %zu (qlinear_scratch_bytes)", scratch_bytes,
+                     p.total);
+  uint8_t* base = reinterpret_cast<uint8_t*>(align_up(reinterpret_cast<uintptr_t>(scratch)));
+
+  // Which kernels: (GEMV, GEMM) of the format and activation mode.
+  const KernelRef<lb_mm_t>* gemv = nullptr;
+  const KernelRef<lb_mm_t>* gemm = nullptr;
+  const bool float_act = o.act == LB_ACT_FLOAT;
+  switch (w.fmt) {
+    case LB_WFMT_Q8:
+      if (!float_act) gemv = &t.gemv_q8, gemm = &t.gemm_q8;
+      break;
+    case LB_WFMT_Q4:
+    case LB_WFMT_Q4A:
+      if (float_act) gemv = &t.gemv_q4f, gemm = &t.gemm_q4f;
+      else if (o.act != LB_ACT_STATIC) gemv = &t.gemv_q4, gemm = &t.gemm_q4;
+      break;
+    case LB_WFMT_C4:
+      if (!float_act && o.act != LB_ACT_STATIC) gemv = &t.gemv_c4, gemm = &t.gemm_c4;
+      break;
+    case LB_WFMT_T2:
+      if (!float_act && o.act != LB_ACT_STATIC) gemv = &t.gemv_t2, gemm = &t.gemm_t2;
+      break;
+    default: break;
+  }
+  if (!gemv)
+    return set_error(LB_ERR_UNSUPPORTED, "qlinear: no kernel for weight format %d with activation mode %d "
+                     "(static activations need int8 weights; float activations need int4 weights)", int(w.fmt), int(o.act));
+  if (o.act == LB_ACT_STATIC && !(o.act_scale > 0.f))
+    return set_error(LB_ERR_INVALID_ARG, "qlinear: static activations need act_scale > 0");
+  if (o.act == LB_ACT_STATIC && (o.act_zero < -128 || o.act_zero > 127))
+    return set_error(LB_ERR_INVALID_ARG, "qlinear: static zero point %d outside [-128, 127]", o.act_zero);
+  const KernelRef<lb_mm_t>& kern = m == 1 ? *gemv : *gemm;
+
+  const int threads = pool ? pool->size() : 1;
+  const int64_t ng = w.kp / w.group;  // activation blocks per row
+
+  lb_mm_args a{};
+  a.w = w.data;
+  a.fmt = w.fmt;
+  a.group = w.group;
+  a.n = w.n;
+  a.k = w.k;
+  a.kp = w.kp;
+  a.row_scale = w.row_scale;
+  a.row_sum = w.row_sum;
+  a.lut = w.lut;
+  a.bias = bias;
+  a.y = y;
+  a.ldy = ldy;
+
+  // 1. Activations, once per call, shared by every thread.
+  if (float_act) {
+    if (ldx != w.k) return set_error(LB_ERR_INVALID_ARG, "qlinear: float activations must be contiguous (ldx == k)");
+    float* xs = reinterpret_cast<float*>(base + p.xs);
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t g = 0; g < ng; ++g) {
+        const float* xg = x + r * ldx + g * w.group;
+        float s = 0.f;
+        for (int32_t j = 0; j < w.group; ++j) s += xg[j];
+        xs[r * ng + g] = s;
+      }
+    a.xf = x;
+    a.xs = xs;
+  } else {
+    int8_t* xq = reinterpret_cast<int8_t*>(base + p.xq);
+    lb_q8_meta* xm = reinterpret_cast<lb_q8_meta*>(base + p.xm);
+    lb_quant_args qa{};
+    qa.k = w.k;
+    qa.kp = w.kp;
+    qa.block = w.group;
+    qa.per_row = w.fmt == LB_WFMT_Q8 || o.act == LB_ACT_DYNAMIC_ROW;
+    qa.mul = o.act_mul;
+    qa.is_static = o.act == LB_ACT_STATIC;
+    qa.static_scale = o.act_scale;
+    qa.static_zero = o.act_zero;
+    lb_quant_q8_t* quant = t.quant_q8.fn;
+    parallel_for(pool, ceil_div(m, kQuantRowsPerTask), [&](int64_t task, int) {
+      lb_quant_args qr = qa;
+      for (int64_t r = task * kQuantRowsPerTask; r < std::min(m, (task + 1) * kQuantRowsPerTask); ++r) {
+        qr.x = x + r * ldx;
+        quant(&qr, xq + r * w.kp, xm + r * ng);
+      }
+    });
+    a.xq = xq;
+    a.xm = xm;
+    a.act_zero = qa.is_static ? o.act_zero : 0;
+  }
+
+  // 2. The output split: contiguous panel ranges (and row ranges for tall GEMMs). Every output
+  // element is computed whole by one kernel call, so the split never changes a result bit.
+  const int64_t panels = ceil_div(w.n, LB_PANEL_ROWS);
+  int64_t m_tasks = 1;
+  if (m > 1 && threads > 1 && panels < 4 * threads) m_tasks = ceil_div(m, kGemmRowsPerTask);
+  const int64_t want_n_tasks = threads == 1 ? 1 : std::max<int64_t>(1, (4 * threads + m_tasks - 1) / m_tasks);
+  const int64_t n_tasks = std::min(panels, want_n_tasks);
+  const int64_t panels_per_task = ceil_div(panels, n_tasks);
+  const int64_t n_chunks = ceil_div(panels, panels_per_task);
+  const int64_t rows_per_task = ceil_div(m, m_tasks);
+  lb_mm_t* fn = kern.fn;
+  parallel_for(pool, n_chunks * m_tasks, [&](int64_t task, int) {
+    const int64_t nc = task % n_chunks, mc = task / n_chunks;
+    const int64_t n0 = nc * panels_per_task * LB_PANEL_ROWS;
+    const int64_t n1 = std::min(w.n, (nc + 1) * panels_per_task * LB_PANEL_ROWS);
+    const int64_t m0 = mc * rows_per_task, m1 = std::min(m, (mc + 1) * rows_per_task);
+    if (n0 < n1 && m0 < m1) fn(&a, m0, m1, n0, n1);
+  });
+
+  if (info) {
+    info->kernel = kern.name;
+    info->isa = kern.isa;
+    info->quant = float_act ? "" : t.quant_q8.name;
+    info->threads = threads;
+    info->tasks = n_chunks * m_tasks;
+  }
+  return LB_OK;
+}
+
+lb_status qlinear(const PackedWeight& w, const float* x, int64_t m, const float* bias, float* y,
+                  const QLinearOpts& opts, ThreadPool* pool, void* scratch, size_t scratch_bytes, QLinearInfo* info) {
+  if (dispatch_status() != LB_OK) return LB_ERR_ISA;
+  return qlinear_with(kernels(), w, x, m, bias, y, opts, pool, scratch, scratch_bytes, info);
+}
+
+}  // namespace lb
