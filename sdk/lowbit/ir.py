@@ -41,6 +41,11 @@ class ActQuant:
     zero_point: int = 0  # static, asymmetric uint8-style ranges are stored shifted to int8
     granularity: str = "tensor"  # static: "tensor"; dynamic: "row" or "block"
     block: int = 0  # dynamic "block": elements per block along K
+    # Optional per-input-channel smoothing divisor (``--smooth``, OutlierTune/SmoothQuant): the
+    # activation is divided by ``smooth[k]`` in the same step that quantizes it (channel = last axis
+    # for MatMul, axis 1 for Conv) and the weight row k was multiplied by it at export, so the
+    # product is unchanged and the per-channel scales cost nothing at run time. None = no smoothing.
+    smooth: Optional[np.ndarray] = None
 
 
 @dataclass

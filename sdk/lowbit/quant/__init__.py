@@ -1,0 +1,1 @@
+"""Quantization passes: schemes, calibration, RTN/GPTQ/codebooks/ternary, smoothing, mixed precision."""

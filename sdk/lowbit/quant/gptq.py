@@ -1,0 +1,87 @@
+"""GPTQ (Frantar et al.): quantize a weight matrix column by column, spreading each column's
+rounding error over the columns not yet quantized through the inverse Hessian of the layer input
+(H = 2 X^T X / n from the calibration data). Damping, act-order (columns in order of decreasing
+Hessian diagonal) and lazy batch updates (error applied to the rest of the matrix once per block
+of columns) as in the paper. Group scales are fixed before the sweep from the original weights
+("static groups"), so act-order keeps lowbit's contiguous groups along K.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from lowbit.ir import QuantWeight
+from lowbit.quant import weights as wq
+
+
+def gptq_quantize(w: np.ndarray, hessian: np.ndarray, fmt: str, group: int, *, damp: float = 0.01,
+                  act_order: bool = True, block: int = 128, sparse_pct: float = 0.0,
+                  codebook: Optional[np.ndarray] = None) -> QuantWeight:
+    w = np.asarray(w, np.float32)
+    n, k = w.shape
+    g = group or k
+    dense, outliers = wq.split_outliers(w, sparse_pct)
+    H = np.array(hessian, np.float64, copy=True)
+    dead = np.diag(H) == 0
+    H[dead, dead] = 1.0
+    W = dense.astype(np.float64).copy()
+    W[:, dead] = 0.0
+    hdiag = np.diag(H).astype(np.float32)
+
+    cb = None
+    if fmt in ("nf4", "fp4", "cb4"):
+        cb = codebook if codebook is not None else (wq.NF4 if fmt in ("nf4", "cb4") else wq.FP4)
+        scale = wq.group_scales(W.astype(np.float32), fmt, g, hdiag, cb)
+        if fmt == "cb4" and codebook is None:
+            cb = wq.kmeans_codebook(W.astype(np.float32), scale, g, hdiag)
+            scale = wq.group_scales(W.astype(np.float32), fmt, g, hdiag, cb)
+    else:
+        scale = wq.group_scales(W.astype(np.float32), fmt, g, hdiag)
+
+    perm = np.argsort(-np.diag(H), kind="stable") if act_order else np.arange(k)
+    W = W[:, perm]
+    H = H[perm][:, perm]
+    col_scale = scale[:, perm // g].astype(np.float64)  # [N, K] scale of each (permuted) column
+
+    H[np.diag_indices(k)] += damp * np.mean(np.diag(H))
+    L = np.linalg.cholesky(H)
+    Linv = np.linalg.inv(L)
+    Hinv = Linv.T @ Linv  # H^-1
+    U = np.linalg.cholesky(Hinv).T  # upper Cholesky factor of H^-1, as in the reference implementation
+
+    Q = np.zeros((n, k), np.int8)
+    qmax = wq.QMAX.get(fmt, 0)
+    lo = -qmax - 1 if qmax == 7 else -qmax
+    cbs = None
+    if cb is not None:
+        order = np.argsort(cb)
+        cbs = cb[order].astype(np.float64)
+        mids = (cbs[1:] + cbs[:-1]) / 2
+    for i1 in range(0, k, block):
+        i2 = min(i1 + block, k)
+        W1 = W[:, i1:i2].copy()
+        E1 = np.zeros_like(W1)
+        U1 = U[i1:i2, i1:i2]
+        for i in range(i2 - i1):
+            col = W1[:, i]
+            s = col_scale[:, i1 + i]
+            if cb is None:
+                code = np.clip(np.round(col / s), lo, qmax)
+                deq = code * s
+            else:
+                idx = np.searchsorted(mids, col / s)
+                code = order[idx]
+                deq = cbs[idx] * s
+            Q[:, i1 + i] = code
+            err = (col - deq) / U1[i, i]
+            W1[:, i:] -= np.outer(err, U1[i, i:])
+            E1[:, i] = err
+        W[:, i2:] -= E1 @ U[i1:i2, i2:]
+    inv = np.argsort(perm)
+    Q = Q[:, inv]
+    qw = QuantWeight(fmt, Q, scale.astype(np.float32), g, codebook=None if cb is None else cb.astype(np.float32),
+                     algo="gptq")
+    qw.outliers = outliers
+    qw.float_ref = w
+    return qw

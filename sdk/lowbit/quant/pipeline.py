@@ -1,0 +1,258 @@
+"""Quantize an IR graph with a scheme: pick the layers, calibrate, smooth, quantize the weights
+(RTN / GPTQ / codebooks / ternary, optional dense-and-sparse), choose per-layer bits for a budget,
+and attach activation quantization. Returns a new graph; the float graph is left untouched.
+
+A layer is a MatMul whose second input is a constant 2-D weight, or a Conv / ConvTranspose with a
+constant weight. Its weight becomes a ``QuantWeight`` ([N, K] = output channels x reduction; for
+ConvTranspose, input channels x the rest) and its activation input gets ``attrs["act_quant"]``.
+"""
+from __future__ import annotations
+
+import copy
+import fnmatch
+import logging
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from lowbit import LowbitError
+from lowbit.ir import ActQuant, Graph, Node, QuantWeight
+from lowbit.quant import calibrate as cal
+from lowbit.quant import weights as wq
+from lowbit.quant.gptq import gptq_quantize
+from lowbit.quant.schemes import Scheme, parse_scheme
+
+log = logging.getLogger("lowbit.quant")
+QUANT_OPS = ("MatMul", "Conv", "ConvTranspose")
+
+
+@dataclass
+class QuantOptions:
+    smooth: bool = False
+    smooth_alpha: float = 0.5
+    sparse_outliers: float = 0.0  # percent
+    keep_float: List[str] = field(default_factory=list)
+    budget_bits: Optional[float] = None
+    calib_method: str = "minmax"
+    gptq_damp: float = 0.01
+    act_order: bool = True
+    gptq_block: int = 128
+    progress: bool = True
+    bias_correction: bool = True
+
+
+def _weight_nk(node: Node, w: np.ndarray):
+    """(W [N, K] float32, layout, orig_shape) for a layer's weight."""
+    if node.op == "MatMul":
+        return np.ascontiguousarray(w.T), "kn", tuple(w.shape)
+    return w.reshape(w.shape[0], -1), "nk", tuple(w.shape)
+
+
+def _matches(node: Node, patterns: List[str]) -> bool:
+    names = [node.name, node.op] + [i for i in node.inputs[1:2]]
+    return any(fnmatch.fnmatchcase(n, p) for p in patterns for n in names if n)
+
+
+def find_layers(graph: Graph, keep_float: List[str]) -> List[Node]:
+    layers = []
+    for n in graph.nodes:
+        if n.domain or n.op not in QUANT_OPS or len(n.inputs) < 2:
+            continue
+        w = graph.initializers.get(n.inputs[1])
+        if not isinstance(w, np.ndarray) or w.dtype != np.float32:
+            continue
+        if n.op == "MatMul" and w.ndim != 2:
+            continue
+        if n.op != "MatMul" and w.ndim != 4:
+            continue
+        if keep_float and _matches(n, keep_float):
+            continue
+        layers.append(n)
+    return layers
+
+
+def check_supported(graph: Graph, keep_float: List[str]) -> None:
+    """Every node must be a standard ONNX op (or com.microsoft) that lowbit knows, unless kept float."""
+    try:
+        import onnx.defs  # noqa: PLC0415
+    except ImportError:  # pragma: no cover
+        return
+    for n in graph.nodes:
+        dom = n.domain or ""
+        ok = dom in ("", "ai.onnx", "com.microsoft") and onnx.defs.has(n.op, dom)
+        if not ok and not _matches(n, keep_float):
+            raise LowbitError(
+                f"lowbit cannot quantize or run op {((dom + '::') if dom else '') + n.op!r} (node {n.name!r}); "
+                f"keep it in float with --keep-float {n.name!r} (keep_float=[...]) or replace it in the model")
+
+
+def _layer_format(scheme: Scheme, k: int, bits_override: Optional[int]):
+    """(fmt, group) for a layer with reduction size k; groups that do not divide k fall back to int8."""
+    fmt, g = scheme.wfmt, scheme.group
+    if bits_override == 8:
+        return "int8", 0
+    if fmt == "ternary":
+        g = g or (64 if k % 64 == 0 else 0)
+    if g and (k % g or k < g):
+        return "int8", 0
+    return fmt, g
+
+
+def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
+                   options: Optional[QuantOptions] = None) -> Graph:
+    opts = options or QuantOptions()
+    scheme = parse_scheme(scheme) if isinstance(scheme, str) else scheme
+    check_supported(graph, opts.keep_float)
+    q = copy.copy(graph)
+    q.nodes = [copy.copy(n) for n in graph.nodes]
+    for n in q.nodes:
+        n.attrs = dict(n.attrs)
+    q.initializers = dict(graph.initializers)
+    q.metadata = dict(graph.metadata)
+    q.metadata["scheme"] = scheme.name
+    if scheme.is_float:
+        return q
+    layers = find_layers(q, opts.keep_float)
+    if not layers:
+        log.warning("no layer with constant weights to quantize")
+    shared: Dict[str, List[Node]] = {}
+    for n in layers:
+        shared.setdefault(n.inputs[0], []).append(n)
+    need_stats = scheme.act_mode == "static" or scheme.algo in ("gptq", "kmeans") or opts.smooth \
+        or opts.budget_bits is not None or (opts.bias_correction and bool(feeds))
+    need_hessian = scheme.algo in ("gptq", "kmeans") or opts.budget_bits is not None
+    if need_stats and not feeds:
+        raise LowbitError(f"scheme {scheme.name}" + (" with --smooth" if opts.smooth else "") +
+                          " needs calibration data (calib=... / --calib PATH)")
+
+    # 1. smoothing factors from the per-channel activation maxima (one pass), folded into the weights
+    smooth: Dict[str, np.ndarray] = {}
+    if opts.smooth and scheme.act_mode is None:
+        log.warning("--smooth only helps with quantized activations; ignored for %s", scheme.name)
+    if opts.smooth and layers and scheme.act_mode is not None:
+        st0 = cal.collect(q, feeds, layers, want_chanmax=True, show_progress=opts.progress)
+        for tensor, nodes in shared.items():
+            if nodes[0].op == "ConvTranspose" or any(n.op != nodes[0].op for n in nodes):
+                continue
+            wmax = None
+            for n in nodes:
+                wnk = _weight_nk(n, q.initializers[n.inputs[1]])[0]
+                if n.op == "Conv":
+                    w = q.initializers[n.inputs[1]]
+                    if n.attrs.get("group", 1) != 1:
+                        wmax = None
+                        break
+                    cm = np.abs(w).max(axis=(0, 2, 3))
+                else:
+                    cm = np.abs(wnk).max(axis=0)
+                wmax = cm if wmax is None else np.maximum(wmax, cm)
+            if wmax is None:
+                continue
+            amax = st0[tensor].chanmax
+            a = opts.smooth_alpha
+            s = np.power(np.maximum(amax, 1e-5), a) / np.power(np.maximum(wmax, 1e-5), 1 - a)
+            s = np.clip(s, 1e-2, 1e2).astype(np.float32)
+            smooth[tensor] = s
+            for n in nodes:
+                w = q.initializers[n.inputs[1]]
+                shape = (-1, 1) if n.op == "MatMul" else (1, -1, 1, 1)
+                q.initializers[n.inputs[1]] = (w * s.reshape(shape)).astype(np.float32)
+
+    # 2. statistics (on the smoothed activations) + Hessians
+    stats: Dict[str, cal.TensorStats] = {}
+    if need_stats and layers:
+        hess = {n.inputs[0] for n in layers if n.op == "MatMul" or (n.op == "Conv" and n.attrs.get("group", 1) == 1)} \
+            if need_hessian else set()
+        stats = cal.collect(q, feeds, layers, want_hessian=hess, transforms=smooth, show_progress=opts.progress)
+
+    # 3. mixed precision for a bits budget
+    bits_of: Dict[str, int] = {}
+    if opts.budget_bits is not None:
+        from lowbit.quant.mixed import choose_bits  # noqa: PLC0415
+
+        bits_of = choose_bits(q, layers, scheme, stats, opts.budget_bits)
+
+    # 4. weights
+    done: Dict[str, QuantWeight] = {}
+    report_layers = []
+    for n in cal.progress(layers, "quantizing weights" + (" (GPTQ)" if scheme.algo == "gptq" else ""),
+                          len(layers), opts.progress):
+        wname = n.inputs[1]
+        if wname in done:
+            continue
+        w = q.initializers[wname]
+        wnk, layout, orig = _weight_nk(n, w)
+        fmt, g = _layer_format(scheme, wnk.shape[1], bits_of.get(n.name))
+        st = stats.get(n.inputs[0])
+        H = st.hessian if st is not None else None
+        if H is not None and H.shape[0] != wnk.shape[1]:
+            H = None
+        if scheme.algo == "gptq" and H is not None:
+            qw = gptq_quantize(wnk, H, fmt, g, damp=opts.gptq_damp, act_order=opts.act_order,
+                               block=opts.gptq_block, sparse_pct=opts.sparse_outliers)
+        else:
+            hdiag = np.diag(H).astype(np.float32) if H is not None else None
+            qw = wq.quantize_rtn(wnk, fmt, g, hdiag=hdiag, sparse_pct=opts.sparse_outliers)
+        qw.layout, qw.orig_shape = layout, orig
+        qw.float_ref = graph.initializers[wname] if isinstance(graph.initializers.get(wname), np.ndarray) else None
+        q.initializers[wname] = qw
+        done[wname] = qw
+        report_layers.append({"node": n.name, "op": n.op, "weight": wname, "fmt": fmt, "group": g or wnk.shape[1],
+                              "algo": qw.algo, "shape": list(wnk.shape),
+                              "smooth": n.inputs[0] in smooth,
+                              "outliers": 0 if qw.outliers is None else int(qw.outliers[0].size)})
+
+    # 5. bias correction (Nagel et al., data-free quantization): the mean output shift that the
+    #    weight error causes, E[dW x] = dW E[x], is subtracted from the layer's bias. It matters for
+    #    BatchNorm-folded depthwise convs, whose output mean is cancelled by a large bias.
+    if opts.bias_correction and stats:
+        for n in layers:
+            st = stats.get(n.inputs[0])
+            qw = q.initializers[n.inputs[1]]
+            if n.op != "Conv" or st is None or st.chanmean is None or len(n.inputs) < 3 or not n.inputs[2]:
+                continue
+            bias = q.initializers.get(n.inputs[2])
+            if not isinstance(bias, np.ndarray) or len(graph.consumers(n.inputs[2])) != 1:
+                continue
+            if n.inputs[0] in smooth:
+                continue  # the smoothed weight is not the float original
+            w_used = _weight_nk(n, np.asarray(graph.initializers[n.inputs[1]]))[0]
+            dq = qw.dequantize()  # [O, C/g * kh * kw]
+            err = (dq - w_used).reshape(qw.orig_shape)  # [O, C/g, kh, kw]
+            grp = n.attrs.get("group", 1)
+            mean = st.chanmean.astype(np.float64)  # [C]
+            o, cg = err.shape[:2]
+            per_in = err.sum(axis=(2, 3))  # [O, C/g]
+            mean_g = mean.reshape(grp, cg)  # group gi feeds outputs [gi*og, (gi+1)*og)
+            og = o // grp
+            shift = np.einsum("goc,gc->go", per_in.reshape(grp, og, cg), mean_g).reshape(o)
+            q.initializers[n.inputs[2]] = (bias - shift).astype(np.float32)
+
+    # 6. activations
+    for n in layers:
+        s = smooth.get(n.inputs[0])
+        if scheme.act_mode == "static":
+            lo, hi = cal.act_range(stats[n.inputs[0]], opts.calib_method)
+            n.attrs["act_quant"] = cal.static_act_quant(lo, hi, s)
+        elif scheme.act_mode == "dynamic":
+            gran = "row" if n.op == "MatMul" else "tensor"
+            n.attrs["act_quant"] = ActQuant("dynamic", 8, None, 0, gran, 0, s)
+    q.metadata["quantized_layers"] = report_layers
+    q.metadata["kept_float"] = [n.name for n in graph.nodes if n.op in QUANT_OPS and
+                                n.name not in {r["node"] for r in report_layers}]
+    if bits_of:
+        q.metadata["budget_bits"] = {"budget": opts.budget_bits, "bits": bits_of,
+                                     "average": average_bits(q)}
+    return q
+
+
+def average_bits(graph: Graph) -> float:
+    """Average weight bits over the quantized weights (codes only, scales not counted)."""
+    total, bits = 0, 0.0
+    for v in graph.initializers.values():
+        if isinstance(v, QuantWeight):
+            b = {"int8": 8, "ternary": 2}.get(v.fmt, 4)
+            total += v.q.size
+            bits += b * v.q.size
+    return bits / total if total else 32.0
