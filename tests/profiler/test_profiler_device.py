@@ -41,8 +41,8 @@ def test_measure_refuses_bad_arguments(nat):
         nat.measure_int8_peak(unusable[0], 1, 1)
 
 
-def test_fingerprint_matches_native_tool(profile_bin):
-    r = run([profile_bin, "--device", "--threads", "1"])
+def test_fingerprint_matches_native_tool(profile_bin, tmp_path):
+    r = run([profile_bin, "--device", "--threads", "1"], env={"LOWBIT_CACHE_DIR": str(tmp_path)})
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["schema"] == "lowbit.profile/1" and doc["tool"] == "lowbit-profile"

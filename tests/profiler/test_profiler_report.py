@@ -92,3 +92,35 @@ def test_runtime_event_normalization_and_quantized_ops():
     man = {"tensors": {"w_q": {"dtype": "u8", "layout": "q4g32"}, "w_f": {"dtype": "f32"}},
            "ops": [{"name": "fc_q", "inputs": ["x", "w_q"]}, {"name": "fc_f", "inputs": ["x", "w_f"]}]}
     assert quantized_ops(man) == {"fc_q": True, "fc_f": False}
+
+
+def test_adapter_reaches_a_wrapped_native_session():
+    from lowbit.profiler.collect import SessionAdapter
+    from profiler_helpers import FakeSession
+
+    class Inner:
+        arena_bytes = 4096
+
+        def __init__(self):
+            self.on = None
+
+        def enable_profiling(self, on):
+            self.on = on
+
+        def profile_events(self):
+            return [{"op_name": "a", "op_type": "Add", "kernel": "add_f32", "isa": "avx2", "shapes": "",
+                     "start_ns": 0, "end_ns": 5, "bytes_read": 8, "bytes_written": 4, "ops": 1}]
+
+    class Wrapper:
+        def __init__(self):
+            self._native = Inner()
+
+        def run(self, feed):
+            return {}
+
+    w = Wrapper()
+    a = SessionAdapter(w)
+    a.set_profiling(True)
+    assert w._native.on is True
+    assert a.events()[0]["name"] == "a" and a.memory() == {"arena_bytes": 4096}
+    assert SessionAdapter(FakeSession()).p is not None

@@ -65,24 +65,32 @@ class SessionAdapter:
 
     def __init__(self, session):
         self.s = session
+        # The Python Session may wrap the native GraphSession without forwarding the profiling
+        # calls: use the wrapped object for those.
+        self.p = session
+        if not any(hasattr(session, n) for n in ("profile_events", "last_profile", "events")):
+            for v in list(getattr(session, "__dict__", {}).values()):
+                if hasattr(v, "profile_events"):
+                    self.p = v
+                    break
 
     def run(self, inputs):
         return self.s.run(inputs)
 
     def set_profiling(self, on: bool) -> None:
         for name in ("set_profiling", "enable_profiling"):
-            fn = getattr(self.s, name, None)
+            fn = getattr(self.p, name, None)
             if fn is not None:
                 fn(on)
                 return
-        if hasattr(self.s, "profiling"):
-            self.s.profiling = on
+        if hasattr(self.p, "profiling"):
+            self.p.profiling = on
             return
         raise LowbitError("this runtime build has no per-op profiling (Session.set_profiling)")
 
     def events(self) -> list:
         for name in ("profile_events", "last_profile", "events"):
-            fn = getattr(self.s, name, None)
+            fn = getattr(self.p, name, None)
             if fn is not None:
                 return [normalize_event(e) for e in (fn() if callable(fn) else fn)]
         raise LowbitError("this runtime build exposes no profile events (Session.profile_events)")
@@ -91,6 +99,7 @@ class SessionAdapter:
         out = {}
         for key, attr in (("arena_bytes", "arena_bytes"), ("weights_mapped_bytes", "mapped_bytes")):
             v = getattr(self.s, attr, None)
+            v = getattr(self.p, attr, None) if v is None else v
             v = v() if callable(v) else v
             if isinstance(v, (int, np.integer)):
                 out[key] = int(v)
