@@ -136,7 +136,8 @@ def emit_weight(b: _Builder, name: str, w: QuantWeight) -> str:
     if w.codebook is not None:
         cb = b.const(base + "_codebook", w.codebook.astype(np.float32))
         codes = b.const(base + "_codes", w.q.astype(np.uint8))
-        vals = b.node("Gather", [cb, codes], base + "_lut", axis=0)[0]
+        idx = b.node("Cast", [codes], base + "_idx", to=6)[0]  # Gather indices must be int32/int64
+        vals = b.node("Gather", [cb, idx], base + "_lut", axis=0)[0]
     else:
         codes = b.const(base + "_codes", w.q.astype(np.int8))
         vals = b.node("Cast", [codes], base + "_f", to=1)[0]
@@ -288,4 +289,7 @@ def ort_session(graph_or_model, threads: int = 1, extra_outputs: Optional[List[s
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
+    # ORT_ENABLE_ALL would rewrite our dynamic-quantization pattern + DequantizeLinear/MatMul into its
+    # own MatMulIntegerToFloat with different rounding (so does EXTENDED); BASIC keeps lowbit's exact arithmetic.
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])

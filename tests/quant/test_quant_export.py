@@ -1,0 +1,178 @@
+"""End to end on small models: every scheme exports to ONNX, ONNX Runtime runs it and agrees with
+lowbit's reference executor; options (--smooth, --sparse-outliers, --keep-float, --budget-bits);
+bad input fails clearly before any file is written."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import lowbit
+from lowbit import LowbitError
+from lowbit.export_api import prepare
+from lowbit.exporters.onnx_writer import ort_session
+from lowbit.refexec import RefExecutor
+
+SCHEMES = ["fp32", "w8a8", "w8a8d", "w4a8-g32", "w4a8-g64-gptq", "w4a16-g128", "nf4a8-g64", "fp4a8-g32",
+           "cb4a8-g64", "t2a8"]
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_scheme_ort_matches_reference(scheme, mlp_onnx, mlp_feeds, tmp_path):
+    import onnx
+
+    out = lowbit.export(mlp_onnx, tmp_path / "m.onnx", format="onnx", scheme=scheme, calib=mlp_feeds,
+                        progress=False)
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model)
+    ops = {n.op_type for n in model.graph.node}
+    if scheme in ("w4a8-g32", "w4a8-g64-gptq", "w4a16-g128"):
+        assert "MatMulNBits" in ops
+    if scheme == "w8a8":
+        assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    _, q, feeds, report = prepare(mlp_onnx, scheme=scheme, calib=mlp_feeds, progress=False)
+    sess = ort_session(model)
+    ref = RefExecutor(q)
+    for f in feeds[:4]:
+        got = sess.run(None, f)[0]
+        want = ref.run(f)["y"]
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=2e-3 * np.abs(want).max())
+    props = {p.key: p.value for p in model.metadata_props}
+    rep = json.loads(props["lowbit.accuracy"])
+    assert rep["scheme"] == scheme and "y" in rep["outputs"]
+    floor = {"fp32": 100, "w8a8": 25, "w8a8d": 25, "t2a8": 0}.get(scheme, 10)
+    assert rep["outputs"]["y"]["snr_db"] > floor
+
+
+def test_matmulnbits_packing_bit_exact(mlp_onnx, mlp_feeds):
+    from lowbit.exporters.onnx_writer import pack_matmulnbits
+
+    _, q, _, _ = prepare(mlp_onnx, scheme="w4a16-g128", calib=mlp_feeds, progress=False)
+    w = q.initializers["w2"]
+    packed, scales = pack_matmulnbits(w)
+    lo = (packed & 0xF).astype(np.int16) - 8
+    hi = (packed >> 4).astype(np.int16) - 8
+    codes = np.stack([lo, hi], -1).reshape(w.q.shape)
+    np.testing.assert_array_equal(codes, w.q)
+    assert scales.shape == (w.q.shape[0] * w.q.shape[1] // w.group_size,)
+
+
+def test_conv_model_all_schemes(convnet_onnx, convnet_feeds):
+    for scheme in ("w8a8", "w4a8-g32", "nf4a8-g64"):
+        _, q, feeds, rep = prepare(convnet_onnx, scheme=scheme, calib=convnet_feeds, progress=False)
+        sess = ort_session(q)
+        want = RefExecutor(q).run(feeds[0])["logits"]
+        np.testing.assert_allclose(sess.run(None, feeds[0])[0], want, rtol=1e-3, atol=1e-3)
+        # the depthwise conv (K = 9) cannot hold a group of 32: it falls back to int8 per channel
+        fmts = {r["node"]: r["fmt"] for r in rep["layers"]}
+        assert fmts["dw1"] == "int8"
+
+
+def test_smooth_improves_outlier_layer(mlp_onnx, mlp_feeds):
+    _, _, _, plain = prepare(mlp_onnx, scheme="w8a8", calib=mlp_feeds, progress=False)
+    _, q, _, smooth = prepare(mlp_onnx, scheme="w8a8", calib=mlp_feeds, progress=False, smooth=True)
+    snr = lambda r: {l["node"]: l["snr_db"] for l in r["layers"]}["fc1"]  # noqa: E731
+    assert snr(smooth) > snr(plain) + 1.0
+    fc1 = next(n for n in q.nodes if n.name == "fc1")
+    assert fc1.attrs["act_quant"].smooth is not None
+
+
+def test_keep_float_and_budget(mlp_onnx, mlp_feeds):
+    from lowbit.ir import QuantWeight
+    from lowbit.quant.pipeline import average_bits
+
+    _, q, _, rep = prepare(mlp_onnx, scheme="w4a8-g32", calib=mlp_feeds, progress=False, keep_float="fc2")
+    assert isinstance(q.initializers["w1"], QuantWeight) and isinstance(q.initializers["w2"], np.ndarray)
+    assert rep["kept_float"] == ["fc2"]
+    _, q, _, _ = prepare(mlp_onnx, scheme="w4a8-g32", calib=mlp_feeds, progress=False, budget_bits=6.0)
+    avg = average_bits(q)
+    assert 4.0 < avg <= 6.0
+    with pytest.raises(LowbitError, match="budget"):
+        prepare(mlp_onnx, scheme="w4a8-g32", calib=mlp_feeds, progress=False, budget_bits=3)
+
+
+def test_torch_module_export(tmp_path):
+    torch = pytest.importorskip("torch")
+    m = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8)).eval()
+    x = torch.randn(4, 32)
+    calib = [(torch.randn(4, 32),) for _ in range(8)]
+    out = lowbit.export(m, tmp_path / "t.onnx", example_inputs=(x,), scheme="w8a8", calib=calib,
+                        format="onnx", progress=False)
+    sess = ort_session(__import__("onnx").load(str(out)))
+    with torch.no_grad():
+        want = m(x).numpy()
+    got = sess.run(None, {"input": x.numpy()})[0]
+    assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > 0.999
+
+
+# ------------------------------------------------------------------ bad input
+
+def _no_files(d):
+    return sorted(p.name for p in d.iterdir())
+
+
+def test_bad_inputs_fail_before_writing(mlp_onnx, mlp_feeds, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "m.onnx"
+    bad_model = tmp_path / "bad.onnx"
+    bad_model.write_bytes(b"not an onnx model")
+    cases = [
+        (dict(model=bad_model), "not a loadable ONNX model"),
+        (dict(model=tmp_path / "missing.onnx"), "does not exist"),
+        (dict(scheme="w5a8"), "unknown scheme"),
+        (dict(target="no-such-board"), "no-such-board"),
+        (dict(format="tflite"), "unknown format"),
+        (dict(calib=[{"y": mlp_feeds[0]["x"]}]), "inputs"),
+        (dict(calib=[{"x": np.zeros((1, 8, 63), np.float32)}]), "shape"),
+        (dict(calib=[{"x": np.zeros((1, 8, 64), np.int64)}]), "dtype"),
+        (dict(scheme="w8a8", calib=None), "calibration data"),
+    ]
+    for kw, msg in cases:
+        args = dict(model=mlp_onnx, scheme="w8a8", calib=mlp_feeds, format="onnx")
+        args.update(kw)
+        model = args.pop("model")
+        with pytest.raises(LowbitError, match=msg):
+            lowbit.export(model, target, progress=False, **args)
+        assert _no_files(out) == [], kw
+
+
+def test_unsupported_op_names_node_and_suggests_keep_float(tmp_path, mlp_feeds):
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("FancyOp", ["r"], ["y"], name="my_fancy_node", domain="acme")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 64])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 64])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("acme", 1)])
+    m.ir_version = 9
+    p = tmp_path / "custom.onnx"
+    onnx.save(m, str(p))
+    with pytest.raises(LowbitError, match=r"FancyOp.*my_fancy_node.*--keep-float"):
+        lowbit.export(p, tmp_path / "o.onnx", scheme="w8a8d", format="onnx", progress=False)
+    assert not (tmp_path / "o.onnx").exists()
+
+
+def test_cli_export_npz_and_report(mlp_onnx, tmp_path):
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "calib.npz"
+    np.savez(npz, x=rng.standard_normal((8, 1, 8, 64)).astype(np.float32))
+    folder = tmp_path / "calib_dir"
+    folder.mkdir()
+    np.save(folder / "x.npy", rng.standard_normal((4, 8, 64)).astype(np.float32))
+    out = tmp_path / "cli.onnx"
+    rep = tmp_path / "rep.json"
+    for calib in (npz, folder):
+        r = subprocess.run([sys.executable, "-m", "lowbit", "export", str(mlp_onnx), "-o", str(out), "--format",
+                            "onnx", "--scheme", "w8a8", "--calib", str(calib), "--smooth", "--sparse-outliers",
+                            "0.5%", "--report-json", str(rep)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert "SNR" in r.stdout and out.exists()
+        assert json.loads(rep.read_text())["layers"][0]["outliers"] > 0
+    r = subprocess.run([sys.executable, "-m", "lowbit", "export", str(mlp_onnx), "-o", str(tmp_path / "x.onnx"),
+                        "--format", "onnx", "--scheme", "w9a9"], capture_output=True, text=True)
+    assert r.returncode == 1 and "unknown scheme" in r.stderr and not (tmp_path / "x.onnx").exists()
