@@ -126,15 +126,14 @@ def _kernel_order(names: List[str], func_name: str) -> List[str]:
     return sorted(mine, key=key)
 
 
-def build_plan(ex, lmod, sig_in, sig_out) -> Dict[str, Any]:
-    """The launch plan, the OpenCL source and the constants of a GPU-compiled module."""
+def relax_calls(lmod, sig_in, sig_out) -> Dict[str, Any]:
+    """The legalised module's ``main`` as data: buffers (inputs ``in:NAME``, constants ``cN``,
+    values ``vN``, per-call scratch ``sN``), constants, and the ``call_tir`` sequence with each
+    PrimFunc's buffer arguments in parameter order (inputs, then outputs)."""
     import tvm  # noqa: PLC0415
     from tvm import relax  # noqa: PLC0415
 
     Constant = tvm.ir.expr.Constant
-
-    src = _opencl_source(ex)
-    sigs = _kernel_signatures(src)
     main = lmod["main"]
     buffers: Dict[str, Dict[str, Any]] = {}
     consts: Dict[str, np.ndarray] = {}
@@ -160,41 +159,16 @@ def build_plan(ex, lmod, sig_in, sig_out) -> Dict[str, Any]:
             v = b.value
             if isinstance(v, relax.Call) and str(v.op.name) == "relax.call_tir":
                 gv, args = v.args[0], v.args[1]
-                fname = gv.name_hint
-                func = lmod[gv]
                 ins = [ref(a) for a in args.fields]
                 out_ty = v.ty_args[0]
                 out_tys = list(out_ty.fields) if isinstance(out_ty, relax.TupleType) else [out_ty]
                 outs = []
-                for i, t in enumerate(out_tys):
+                for t in out_tys:
                     key = f"v{len(buffers)}"
                     buffers[key] = {"shape": [int(d) for d in t.shape], "dtype": str(t.dtype)}
                     outs.append(key)
                 env[b.var] = outs if isinstance(out_ty, relax.TupleType) else outs[0]
-                bufs = ins + outs
-                names = [p.name for p in func.params]
-                if len(names) != len(bufs):
-                    raise LowbitError(f"TVM plan: {fname} takes {len(names)} buffers, the call passes {len(bufs)}")
-                by_name = dict(zip(names, bufs))
-                for an, info in _global_allocs(func).items():
-                    key = f"s{len(buffers)}"
-                    buffers[key] = {**info, "scratch": True}
-                    by_name.setdefault(an, key)
-                launches = []
-                knames = _kernel_order(list(sigs), fname)
-                geo = _launches(func)
-                if len(knames) != len(geo):
-                    raise LowbitError(f"TVM plan: {fname} has {len(geo)} thread-bound loop nests but "
-                                      f"{len(knames)} OpenCL kernels")
-                for kn, g in zip(knames, geo):
-                    kargs = []
-                    for pn in sigs[kn]:
-                        base = pn[:-4] if pn.endswith("_ptr") else pn
-                        if base not in by_name:
-                            raise LowbitError(f"TVM plan: kernel {kn} argument {pn} matches no buffer of {fname} ({names})")
-                        kargs.append(by_name[base])
-                    launches.append({"kernel": kn, "args": kargs, **g})
-                calls.append({"func": fname, "launches": launches})
+                calls.append({"func": gv.name_hint, "args": ins + outs})
             elif isinstance(v, relax.TupleGetItem):
                 env[b.var] = env[v.tuple_value][v.index]
             elif isinstance(v, relax.Var):
@@ -208,9 +182,46 @@ def build_plan(ex, lmod, sig_in, sig_out) -> Dict[str, Any]:
     ret = body.body
     rets = [ref(f) for f in ret.fields] if isinstance(ret, relax.Tuple) else [ref(ret)]
     rets = [r for rr in rets for r in (rr if isinstance(rr, list) else [rr])]
-    plan = {"inputs": sig_in, "outputs": [{**t, "buffer": r} for t, r in zip(sig_out, rets)],
-            "buffers": buffers, "calls": calls}
-    return {"plan": plan, "source": src, "consts": consts}
+    return {"inputs": sig_in, "outputs": [{**t, "buffer": r} for t, r in zip(sig_out, rets)],
+            "buffers": buffers, "calls": calls, "consts": consts}
+
+
+def build_plan(ex, lmod, sig_in, sig_out) -> Dict[str, Any]:
+    """The launch plan, the OpenCL source and the constants of a GPU-compiled module."""
+    src = _opencl_source(ex)
+    sigs = _kernel_signatures(src)
+    rc = relax_calls(lmod, sig_in, sig_out)
+    buffers = rc["buffers"]
+    calls = []
+    for call in rc["calls"]:
+        fname = call["func"]
+        func = lmod[lmod.get_global_var(fname)]
+        names = [p.name for p in func.params]
+        bufs = call["args"]
+        if len(names) != len(bufs):
+            raise LowbitError(f"TVM plan: {fname} takes {len(names)} buffers, the call passes {len(bufs)}")
+        by_name = dict(zip(names, bufs))
+        for an, info in _global_allocs(func).items():
+            key = f"s{len(buffers)}"
+            buffers[key] = {**info, "scratch": True}
+            by_name.setdefault(an, key)
+        knames = _kernel_order(list(sigs), fname)
+        geo = _launches(func)
+        if len(knames) != len(geo):
+            raise LowbitError(f"TVM plan: {fname} has {len(geo)} thread-bound loop nests but "
+                              f"{len(knames)} OpenCL kernels")
+        launches = []
+        for kn, g in zip(knames, geo):
+            kargs = []
+            for pn in sigs[kn]:
+                base = pn[:-4] if pn.endswith("_ptr") else pn
+                if base not in by_name:
+                    raise LowbitError(f"TVM plan: kernel {kn} argument {pn} matches no buffer of {fname} ({names})")
+                kargs.append(by_name[base])
+            launches.append({"kernel": kn, "args": kargs, **g})
+        calls.append({"func": fname, "launches": launches})
+    plan = {"inputs": rc["inputs"], "outputs": rc["outputs"], "buffers": buffers, "calls": calls}
+    return {"plan": plan, "source": src, "consts": rc["consts"]}
 
 
 def write_plan(ex, lmod, folder: Path, sig_in, sig_out) -> Dict[str, Any]:

@@ -28,3 +28,16 @@ def tvm_artifact(tmp_path_factory):
         return _CACHE[k]
 
     return compile_
+
+
+def need_tool(tool: str, package: str) -> None:
+    """Skip (or fail under LOWBIT_REQUIRE_ALL=1, as `make test` sets) when a system tool is missing."""
+    import os
+    import shutil
+
+    if shutil.which(tool):
+        return
+    msg = f"{tool} not found: apt-get install {package} (or run `make system-deps`)"
+    if os.environ.get("LOWBIT_REQUIRE_ALL") == "1":
+        pytest.fail(msg)
+    pytest.skip(msg)
