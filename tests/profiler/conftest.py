@@ -68,6 +68,7 @@ def tiny_package(tmp_path):
             "kind": "graph", "model": "tiny_mlp", "scheme": "w8a32", "target": "x86-64-avx2",
             "inputs": [{"name": "x", "dtype": "f32", "shape": [1, 16]}],
             "outputs": [{"name": "y", "dtype": "f32", "shape": [1, 4]}],
+            "values": {"h": {"dtype": "f32", "shape": [1, 32]}, "y": {"dtype": "f32", "shape": [1, 4]}},
             "ops": [{"name": "fc1", "op": "MatMul", "inputs": ["x", "w1"], "outputs": ["h"]},
                     {"name": "fc2", "op": "MatMul", "inputs": ["h", "w2"], "outputs": ["y"]}],
             "golden": {"inputs": {"x": "golden.in.0"}, "outputs": {"y": "golden.out.0"},

@@ -46,13 +46,26 @@ def quant_forward(x):
     return {"h": h, "y": (h @ q(W2)).astype(np.float32)}
 
 
+def load_fake(path, scalar_fc2=False):
+    """A FakeSession for a package file: it returns the graph outputs its manifest lists."""
+    from lowbit.exporters.lbpk_container import PackageReader
+
+    r = PackageReader(path, verify=False)
+    try:
+        outputs = [o["name"] for o in r.manifest["outputs"]]
+    finally:
+        r.close()
+    return FakeSession(scalar_fc2=scalar_fc2, outputs=outputs)
+
+
 class FakeSession:
     """Stands in for lowbit.runtime.Session: numpy ops, per-op events when profiling is on."""
 
-    def __init__(self, scalar_fc2=False):
+    def __init__(self, scalar_fc2=False, outputs=("y",)):
         self.profiling = False
         self._events = []
         self.scalar_fc2 = scalar_fc2
+        self.outputs = tuple(outputs)  # the package's graph outputs ("h" too in a values copy)
 
     def set_profiling(self, on):
         self.profiling = bool(on)
@@ -70,9 +83,6 @@ class FakeSession:
                                  "int_ops": ops, "float_ops": 0, "quantized": typ == "MatMul"})
         return out
 
-    def run_all_values(self, feed):
-        return quant_forward(feed["x"])
-
     def run(self, feed):
         self._events = []
         x = feed["x"]
@@ -80,6 +90,6 @@ class FakeSession:
         h = self._op("fc1", "MatMul", "lb_gemv_f32_q8d_q8c_4x32__avx2", "avx2", lambda: ref["h"], 16 * 32, 2 * 16 * 32)
         k2 = ("lb_gemv_f32_q8d_q8c__ref", "scalar") if self.scalar_fc2 else ("lb_gemv_f32_q8d_q8c_4x32__avx2", "avx2")
         y = self._op("fc2", "MatMul", k2[0], k2[1], lambda: h @ np.ones((32, 4), np.float32) * 0 + ref["y"], 32 * 4, 2 * 32 * 4)
-        return {"y": y}
+        return {k: {"h": h, "y": y}[k] for k in self.outputs}
 
 

@@ -8,7 +8,7 @@ import pytest
 
 import lowbit
 from lowbit.cli import main as cli_main
-from profiler_helpers import FakeSession, float_forward, quant_forward
+from profiler_helpers import float_forward, load_fake, quant_forward
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def fake_runtime(monkeypatch, tmp_path):
     monkeypatch.setenv("LOWBIT_CACHE_DIR", str(tmp_path / "cache"))  # no device measurement
     flags = {}
     # setitem on the module dict: lowbit.load is a lazy name whose module may not exist yet.
-    monkeypatch.setitem(vars(lowbit), "load", lambda path, threads=None: FakeSession(scalar_fc2=flags.get("scalar", False)))
+    monkeypatch.setitem(vars(lowbit), "load", lambda path, threads=None: load_fake(path, flags.get("scalar", False)))
     return flags
 
 
@@ -105,3 +105,45 @@ def test_bad_arguments(fake_runtime, tiny_package, tmp_path):
     with pytest.raises(lowbit.LowbitError):
         lowbit.profile(tiny_package, runs=0)
     assert cli_main(["profile", str(tmp_path / "missing.lbpk")]) == 1
+
+
+def test_all_values_package(tiny_package, tmp_path):
+    from lowbit.exporters.lbpk_container import PackageReader
+    from lowbit.profiler.values import all_values_package
+
+    out = all_values_package(tiny_package, tmp_path / "v.lbpk")
+    a, b = PackageReader(tiny_package), PackageReader(out)
+    try:
+        assert [o["name"] for o in b.manifest["outputs"]] == ["y", "h"]
+        assert b.manifest["ops"] == a.manifest["ops"] and b.manifest["golden"] == a.manifest["golden"]
+        for name in a.manifest["tensors"]:
+            assert np.array_equal(a.tensor(name), b.tensor(name))
+    finally:
+        a.close()
+        b.close()
+
+
+def test_reference_from_onnx_gives_layer_gaps(fake_runtime, tiny_package, tmp_path):
+    """--reference model.onnx: float values per layer from ONNX Runtime, matched by value name."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from profiler_helpers import W1, W2
+
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w1"], ["a"]), helper.make_node("Relu", ["a"], ["h"]),
+         helper.make_node("MatMul", ["h", "w2"], ["y"])], "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [numpy_helper.from_array(W1, "w1"), numpy_helper.from_array(W2, "w2")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    ref = tmp_path / "float.onnx"
+    onnx.save(m, str(ref))
+    x = np.random.default_rng(9).standard_normal((1, 16)).astype(np.float32)
+    rep = lowbit.profile(tiny_package, runs=1, warmup=0, inputs={"x": x}, reference=ref)
+    ops = {o["name"]: o for o in rep.ops}
+    fl, q = float_forward(x), quant_forward(x)
+    assert ops["fc1"]["gap"]["snr_db"] == pytest.approx(lowbit.profiler.numeric_gap(fl["h"], q["h"])["snr_db"], rel=1e-4)
+    assert ops["fc2"]["gap"]["snr_db"] == pytest.approx(lowbit.profiler.numeric_gap(fl["y"], q["y"])["snr_db"], rel=1e-4)
+    assert rep.data["outputs_gap"] == {}  # user inputs: the golden outputs do not apply

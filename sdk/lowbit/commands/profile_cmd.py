@@ -16,8 +16,9 @@ def register(sub) -> None:
     p.add_argument("--json", metavar="OUT", help="write the profile as JSON")
     p.add_argument("--trace", metavar="OUT", help="write a Chrome trace (opens in Perfetto)")
     p.add_argument("--html", metavar="OUT", help="write one self-contained HTML report with plots")
-    p.add_argument("--compare", default="", metavar="ort,tvm", help="also time these engines side by side")
+    p.add_argument("--compare", default="", metavar="ort,tvm", help="also time these engines side by side (ort[=model.onnx], tvm[=artifact dir])")
     p.add_argument("--measure", action="store_true", help="measure the device roofline now if it is not cached")
+    p.add_argument("--reference", metavar="FLOAT", help="float model for the per-layer numeric gap (.onnx or float .lbpk)")
     p.add_argument("--quiet", action="store_true", help="no terminal table")
     p.set_defaults(func=run)
 
@@ -36,7 +37,8 @@ def run(args) -> int:
             raise LowbitError(f"{src}: {exc}") from exc
     else:
         report = profile(src, runs=args.runs, warmup=args.warmup, threads=args.threads,
-                         compare=[e for e in args.compare.split(",") if e], measure=args.measure)
+                         compare=[e for e in args.compare.split(",") if e], measure=args.measure,
+                         reference=args.reference)
     if args.json:
         report.to_json(args.json)
     if args.trace:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Union
 
+import numpy as np
+
 from lowbit import LowbitError
 from lowbit.profiler.device import fingerprint, load_cached, measure_device, roofline_for
 from lowbit.profiler.report import SCHEMA, Report, build_report
@@ -31,9 +33,10 @@ def profile(path: Union[str, Path], *, runs: int = 20, warmup: int = 3, threads:
 
     runs/warmup: measured and warm-up runs; threads: runtime threads (default: lowbit's default).
     inputs: {name: array}, default the package's golden inputs (random if it has none).
-    reference: float values per layer for the numeric gap ({value name: array}, or a callable
-      inputs -> dict); the package's golden outputs (and golden per-layer values, when the
-      exporter stored them) are always used.
+    reference: float values per layer for the numeric gap: {value name: array}, a callable
+      inputs -> dict, a float .lbpk of the same model, or an .onnx file (run in ONNX Runtime);
+      the package's golden outputs (and golden per-layer values, when the exporter stored them)
+      are always used.
     compare: engines to run side by side ("ort", "tvm").
     measure: measure the roofline now if this device has no cached measurement.
     """
@@ -63,22 +66,30 @@ def profile(path: Union[str, Path], *, runs: int = 20, warmup: int = 3, threads:
             if "quantized" not in ev and ev.get("name") in q_ops:
                 ev["quantized"] = q_ops[ev["name"]]
 
-    # Numeric gap: outputs against the golden float outputs; layers against float values.
+    # Numeric gap: outputs against the golden float outputs; layers against float values per
+    # layer (golden values stored by the exporter, or `reference`), read from a run of a copy of
+    # the package that exposes every op output (values.py).
+    from lowbit.profiler.values import package_values, reference_values
+
+    extra = []
     outputs = adapter.run(feed)
     out_gaps = collect.output_gaps(outputs, pkg["golden_outputs"]) if inputs is None else {}
     ref_values = dict(pkg["golden_values"]) if inputs is None else {}
-    if reference is not None:
-        ref_values.update(reference(feed) if callable(reference) else reference)
+    ref_values.update(reference_values(reference, feed, n_threads))
+    producer = {out: op["name"] for op in manifest.get("ops") or [] for out in op.get("outputs") or []}
     layer_gaps = {}
     if ref_values:
-        values = _layer_values(session, feed)
-        producer = {out: op["name"] for op in manifest.get("ops") or [] for out in op.get("outputs") or []}
+        try:
+            values = package_values(path, feed, n_threads)
+        except Exception as exc:  # the gap is extra information: never lose the profile for it
+            values = {}
+            extra.append(f"per-layer numeric gap unavailable: {exc}")
         for vname, ref in ref_values.items():
-            if vname in values and vname in producer:
+            if vname in values and vname in producer and np.shape(ref) == np.shape(values[vname]):
                 layer_gaps[producer[vname]] = numeric_gap(ref, values[vname])
-        for name, g in out_gaps.items():
-            if name in producer:
-                layer_gaps.setdefault(producer[name], g)
+    for name, g in out_gaps.items():
+        if name in producer:
+            layer_gaps.setdefault(producer[name], g)
 
     memory = {"weights_bytes": pkg["weights_bytes"], "package_file_bytes": pkg["file_bytes"]}
     memory.update(adapter.memory())
@@ -95,7 +106,6 @@ def profile(path: Union[str, Path], *, runs: int = 20, warmup: int = 3, threads:
 
         compare_rows = compare_engines(path, pkg, feed, m["e2e_off_ns"], engines, runs=runs, warmup=warmup,
                                        threads=n_threads)
-    extra = []
     if roof["source"] == "none":
         extra.append("no roofline: this device has no measurement yet (`lowbit doctor --measure`)")
     return build_report(
@@ -114,12 +124,3 @@ def _is_llm(path) -> bool:
     except ImportError:
         return False
     return is_llm_package(path)
-
-
-def _layer_values(session, feed) -> dict:
-    """Every intermediate value of one run, when the runtime can return them."""
-    for name in ("run_all_values", "run_with_values", "run_values"):
-        fn = getattr(session, name, None)
-        if fn is not None:
-            return dict(fn(feed))
-    return {}

@@ -70,17 +70,27 @@ def run_ort(onnx_path: Path, feed: dict, golden: dict, runs: int, warmup: int, t
     return _row("onnxruntime", times, f"{onnx_path.name}, {threads} threads", gap)
 
 
-def run_tvm(lib_path: Path, feed: dict, runs: int, warmup: int) -> dict:
-    import tvm
-    from tvm import relax
+def run_tvm(artifact: Path, feed: dict, golden: dict, runs: int, warmup: int) -> dict:
+    """A TVM artifact folder written by lowbit's TVM writer (manifest.json + model.so)."""
+    from lowbit.exporters.tvm import TvmModel
 
-    dev = tvm.cpu()
-    lib = tvm.runtime.load_module(str(lib_path))
-    vm = relax.VirtualMachine(lib, dev)
-    to_dev = getattr(tvm.runtime, "tensor", None) or tvm.nd.array
-    args = [to_dev(np.ascontiguousarray(v), dev) for v in feed.values()]
-    times = _timed(lambda: vm["main"](*args), runs, warmup)
-    return _row("tvm", times, lib_path.name)
+    m = TvmModel(artifact)
+    f = _feed_for([t["name"] for t in m.inputs], feed)
+    times = _timed(lambda: m.run(f), runs, warmup)
+    gap = None
+    if golden:
+        outs = m.run(f)
+        first = next(iter(golden))
+        got = outs.get(first, next(iter(outs.values())))
+        gap = stats.numeric_gap(golden[first], got)
+    return _row("tvm", times, f"{artifact.name} ({m.manifest.get('profile')}, TVM {m.manifest.get('tvm_version')})", gap)
+
+
+def _tvm_artifact(path: Path, manifest: dict) -> Optional[Path]:
+    named = (manifest.get("artifacts") or {}).get("tvm")
+    cands = [Path(named) if named and Path(named).is_absolute() else path.parent / named] if named else []
+    cands += [path.with_suffix(".tvm"), path.parent / f"{path.stem}_tvm", path.parent / f"{path.stem}-tvm"]
+    return next((c for c in cands if (c / "manifest.json").is_file()), None)
 
 
 def compare_engines(path, pkg: dict, feed: dict, lowbit_e2e_ns: list, engines, *, runs: int, warmup: int,
@@ -88,25 +98,26 @@ def compare_engines(path, pkg: dict, feed: dict, lowbit_e2e_ns: list, engines, *
     """Rows {engine, median_ms, p95_ms, note, gap}; lowbit's row uses its runs without profiling."""
     path = Path(path)
     rows = [_row("lowbit", [t / 1e6 for t in lowbit_e2e_ns], f"{pkg['manifest'].get('scheme', '')}, {threads} threads, profiling off")]
-    for engine in engines:
+    for spec in engines:
+        engine, _, explicit = spec.partition("=")
         if engine in ("ort", "onnxruntime"):
-            p = _artifact(path, pkg["manifest"], "onnx", (".onnx",))
-            if p is None:
+            p = Path(explicit) if explicit else _artifact(path, pkg["manifest"], "onnx", (".onnx",))
+            if p is None or not p.exists():
                 rows.append({"engine": "onnxruntime", "median_ms": None, "p95_ms": None,
-                             "note": f"no exported ONNX found ({path.with_suffix('.onnx').name} or manifest artifacts.onnx)"})
+                             "note": f"no exported ONNX found ({path.with_suffix('.onnx').name}, manifest artifacts.onnx, or ort=PATH)"})
                 continue
             try:
                 rows.append(run_ort(p, feed, pkg["golden_outputs"], runs, warmup, threads))
             except Exception as exc:  # a peer failing must not lose the lowbit profile
                 rows.append({"engine": "onnxruntime", "median_ms": None, "p95_ms": None, "note": f"failed: {exc}"})
         elif engine == "tvm":
-            p = _artifact(path, pkg["manifest"], "tvm", (".tvm.so", ".so"))
-            if p is None:
+            p = Path(explicit) if explicit else _tvm_artifact(path, pkg["manifest"])
+            if p is None or not p.exists():
                 rows.append({"engine": "tvm", "median_ms": None, "p95_ms": None,
-                             "note": "no TVM artifact with this package (manifest artifacts.tvm or <name>.tvm.so)"})
+                             "note": f"no TVM artifact with this package ({path.stem}.tvm/, manifest artifacts.tvm, or tvm=PATH)"})
                 continue
             try:
-                rows.append(run_tvm(p, feed, runs, warmup))
+                rows.append(run_tvm(p, feed, pkg["golden_outputs"], runs, warmup))
             except Exception as exc:
                 rows.append({"engine": "tvm", "median_ms": None, "p95_ms": None, "note": f"failed: {exc}"})
         else:
