@@ -67,11 +67,28 @@ bool make_weight(Weight& w, lb_wfmt fmt, int64_t n, int64_t k, int32_t group, bo
   return true;
 }
 
+/// sum_k |w[n, k] * x[m, k]| + |bias[n]|: the scale of the float rounding error of output (m, n).
+float magnitude(const Weight& w, const std::vector<float>& x, const std::vector<float>& bias, int64_t m, int64_t n) {
+  const QuantWeightView& v = w.view;
+  const int64_t ng = v.k / v.group;
+  double s = std::fabs(bias[size_t(n)]);
+  for (int64_t k = 0; k < v.k; ++k) {
+    const int64_t g = n * ng + k / v.group;
+    double wv = v.q[n * v.k + k];
+    if (v.fmt == LB_WFMT_C4) wv = v.codebook[int(wv)];
+    wv *= v.scale[g];
+    if (v.fmt == LB_WFMT_Q4A) wv += v.minimum ? v.minimum[g] : -v.scale[g] * v.zero[g];
+    s += std::fabs(wv * x[size_t(m * v.k + k)]);
+  }
+  return float(s);
+}
+
 struct Case {
   int64_t m, n, k;
   int32_t group;
   bool exact;
   int64_t n0;  // first column of the call (a panel boundary); the call covers [n0, n)
+  bool static_act = false;  // Q8: static scale and zero point (codes reach -128)
 };
 
 void run_case(const char* name, lb_mm_t* fn, lb_mm_t* ref_fn, lb_quant_q8_t* quant, lb_wfmt fmt, bool float_act,
@@ -125,10 +142,14 @@ void run_case(const char* name, lb_mm_t* fn, lb_mm_t* ref_fn, lb_quant_q8_t* qua
       qa.kp = kp;
       qa.block = ablock;
       qa.per_row = fmt == LB_WFMT_Q8;
+      qa.is_static = c.static_act;
+      qa.static_scale = c.exact ? 1.f : 0.01f;  // exact: codes = x + zero, clamped
+      qa.static_zero = -7;
       quant(&qa, xq.data() + r * kp, xm.data() + r * nb);
     }
     a.xq = xq.data();
     a.xm = xm.data();
+    a.act_zero = c.static_act ? -7 : 0;
   }
   a.bias = bias.data();
   const int64_t ldy = c.n + 3;  // a gap between rows that must stay untouched
@@ -145,8 +166,6 @@ void run_case(const char* name, lb_mm_t* fn, lb_mm_t* ref_fn, lb_quant_q8_t* qua
     return;
   }
   for (int64_t r = 0; r < c.m; ++r) {
-    float amax = 0.f;
-    for (int64_t j = c.n0; j < c.n; ++j) amax = std::fmax(amax, std::fabs(want.data()[r * ldy + j]));
     for (int64_t j = 0; j < ldy; ++j) {
       const float gv = got.data()[r * ldy + j], wv = want.data()[r * ldy + j];
       const bool inside = j >= c.n0 && j < c.n;
@@ -161,7 +180,7 @@ void run_case(const char* name, lb_mm_t* fn, lb_mm_t* ref_fn, lb_quant_q8_t* qua
         }
         continue;
       }
-      const bool ok = c.exact ? gv == wv : std::fabs(gv - wv) <= kMmMaxRelErr * amax + 1e-30f;
+      const bool ok = c.exact ? gv == wv : std::fabs(gv - wv) <= kMmMaxRelErr * magnitude(w, x, bias, r, j);
       if (!ok) {
         rep.fail("%s: y[%lld][%lld] = %.9g, reference %.9g (%s; m=%lld n=%lld k=%lld g=%d)", name, (long long)r,
                  (long long)j, double(gv), double(wv), c.exact ? "exact" : "tolerance", (long long)c.m,
@@ -190,6 +209,11 @@ void check_mm_family(const char* name, lb_mm_t* fn, lb_mm_t* ref_fn, lb_quant_q8
         }
       if (gemm) run_case(name, fn, ref_fn, quant, fmt, float_act, Case{13, 37, 96, 0, exact, 16}, rng, rep);
       else run_case(name, fn, ref_fn, quant, fmt, float_act, Case{1, 37, 96, 0, exact, 16}, rng, rep);
+      for (int64_t n : {5, 24}) {  // static activations, with codes clamped at -128 and 127
+        Case st{gemm ? 6 : 1, n, 200, 0, exact, 0};
+        st.static_act = true;
+        run_case(name, fn, ref_fn, quant, fmt, float_act, st, rng, rep);
+      }
       continue;
     }
     for (int32_t g : groups)

@@ -1,0 +1,280 @@
+// AVX2 building blocks of the quantized matmuls (included only by *_avx2.cpp files).
+//
+// One 32-byte quad unit of a panel is one ymm of 8 int32 lanes, lane = row: vpmaddubsw of
+// unsigned codes (u8) with 4 broadcast activation bytes (s8) gives 16 int16 pair sums, vpmaddwd
+// with ones turns them into the 8 per-row int32 dot products. Unsigned 4-bit codes (<= 15) or
+// 2-bit ternary codes (<= 2) times int8 activations (|x| <= 127) cannot saturate int16, so 8
+// (4-bit) or more (2-bit) vpmaddubsw results are summed with vpaddw before one vpmaddwd: fewer
+// multiply-port instructions per MAC than a plain int8 kernel.
+#pragma once
+#if !defined(__AVX2__) || !defined(__F16C__) || !defined(__FMA__)
+#error "mm_avx2.h needs -mavx2 -mf16c -mfma"
+#endif
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernel_types.h"
+#include "mm_layout.h"
+
+namespace lb {
+namespace avx2 {
+
+inline __m256i bcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+inline __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+inline __m256 load_fp16x8(const uint8_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+/// Stores the 8 lanes of `v` (+ bias) as outputs n .. n+7, only those below n1.
+inline void store_rows(float* y, const float* bias, int64_t n, int64_t n1, __m256 v) {
+  if (bias) {
+    if (n + 8 <= n1) {
+      v = _mm256_add_ps(v, _mm256_loadu_ps(bias + n));
+    } else {
+      float b[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      for (int64_t j = n; j < n1; ++j) b[j - n] = bias[j];
+      v = _mm256_add_ps(v, _mm256_loadu_ps(b));
+    }
+  }
+  if (n + 8 <= n1) {
+    _mm256_storeu_ps(y + n, v);
+  } else {
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    for (int64_t j = n; j < n1; ++j) y[j] = t[j - n];
+  }
+}
+
+/// Unsigned-code formats: how one 32-byte chunk becomes quads of u8 codes, and how many
+/// activation bytes (k) a chunk covers. Q4 / Q4A: low nibble = quad 2c, high = 2c+1.
+/// T2: bits 2p..2p+1 = quad 4c+p.
+struct Nib {
+  static constexpr int kQuads = 2;  // quads per chunk
+  static inline __m256i extract(__m256i v, int i) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    return _mm256_and_si256(i ? _mm256_srli_epi16(v, 4) : v, m4);
+  }
+  template <class Fn>
+  static inline void each(__m256i v, Fn&& fn) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    fn(0, _mm256_and_si256(v, m4));
+    fn(1, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+  }
+};
+struct Ter {
+  static constexpr int kQuads = 4;
+  static inline __m256i extract(__m256i v, int i) {
+    const __m256i m2 = _mm256_set1_epi8(0x03);
+    return _mm256_and_si256(i ? _mm256_srli_epi16(v, 2 * i) : v, m2);
+  }
+  template <class Fn>
+  static inline void each(__m256i v, Fn&& fn) {
+    const __m256i m2 = _mm256_set1_epi8(0x03);
+    fn(0, _mm256_and_si256(v, m2));
+    fn(1, _mm256_and_si256(_mm256_srli_epi16(v, 2), m2));
+    fn(2, _mm256_and_si256(_mm256_srli_epi16(v, 4), m2));
+    fn(3, _mm256_and_si256(_mm256_srli_epi16(v, 6), m2));
+  }
+};
+
+/// Offset folded per group: dot - off * s (Q4: 8, T2: 1); Q4A uses its minimums instead.
+template <class U, int Off, bool Asym>
+struct UFmt {
+  using Unpack = U;
+  static constexpr int kOff = Off;
+  static constexpr bool kAsym = Asym;
+};
+
+/// Int32 dot products of NP panels with 32 activations (one 32-k sub-block): 8 vpmaddubsw per
+/// panel summed in int16 (no overflow: 8 * 2 * 15 * 127 < 2^15), then one vpmaddwd.
+template <class F, int NP>
+inline void usub_dot(const uint8_t* const c[NP], const int8_t* x, __m256i dot[NP], __m256i ones) {
+  constexpr int kChunks = 8 / F::Unpack::kQuads;
+  __m256i s16[NP];
+  for (int p = 0; p < NP; ++p) s16[p] = _mm256_setzero_si256();
+  for (int ch = 0; ch < kChunks; ++ch) {
+    __m256i bx[F::Unpack::kQuads];
+    for (int i = 0; i < F::Unpack::kQuads; ++i) bx[i] = bcast4(x + 4 * (ch * F::Unpack::kQuads + i));
+    for (int p = 0; p < NP; ++p)
+      F::Unpack::each(load32(c[p] + 32 * ch), [&](int i, __m256i q) {
+        s16[p] = _mm256_add_epi16(s16[p], _mm256_maddubs_epi16(q, bx[i]));
+      });
+  }
+  for (int p = 0; p < NP; ++p) dot[p] = _mm256_add_epi32(dot[p], _mm256_madd_epi16(s16[p], ones));
+}
+
+/// GEMV over NP panels starting at panel p0 for activation row m: acc[p] = 8 outputs each.
+/// G (group size) is a template parameter so the sub-block loop unrolls.
+template <class F, int NP, int G>
+inline void ugemv_panels(const lb_mm_args* a, int64_t m, int64_t p0, __m256 acc[NP]) {
+  constexpr int kSubs = G / 32;
+  constexpr int kSubBytes = 32 * (8 / F::Unpack::kQuads);
+  const int64_t ng = a->k / G;
+  const size_t bb = lb_wfmt_block_bytes(static_cast<lb_wfmt>(a->fmt), G);
+  const int hb = layout::header_bytes(a->fmt);
+  const int8_t* x = a->xq + m * a->kp;
+  const lb_q8_meta* xm = a->xm + m * ng;
+  const uint8_t* blk[NP];
+  for (int p = 0; p < NP; ++p) {
+    blk[p] = layout::block(a->w, a->fmt, a->k, G, p0 + p, 0);
+    acc[p] = _mm256_setzero_ps();
+  }
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t g = 0; g < ng; ++g, x += G) {
+    __m256i dot[NP];
+    const uint8_t* c[NP];
+    for (int p = 0; p < NP; ++p) {
+      dot[p] = _mm256_setzero_si256();
+      c[p] = blk[p] + hb;
+      _mm_prefetch(reinterpret_cast<const char*>(blk[p]) + 2048, _MM_HINT_T0);
+    }
+    for (int sb = 0; sb < kSubs; ++sb) {
+      usub_dot<F, NP>(c, x + 32 * sb, dot, ones);
+      for (int p = 0; p < NP; ++p) c[p] += kSubBytes;
+    }
+    const __m256 dx = _mm256_set1_ps(xm[g].d);
+    if (F::kAsym) {
+      const __m256 sx = _mm256_set1_ps(float(xm[g].s));
+      for (int p = 0; p < NP; ++p) {
+        const __m256 t = _mm256_fmadd_ps(load_fp16x8(blk[p]), _mm256_cvtepi32_ps(dot[p]), _mm256_mul_ps(load_fp16x8(blk[p] + 16), sx));
+        acc[p] = _mm256_fmadd_ps(t, dx, acc[p]);
+      }
+    } else {
+      const __m256i off = _mm256_set1_epi32(F::kOff * xm[g].s);
+      for (int p = 0; p < NP; ++p)
+        acc[p] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(dot[p], off)), _mm256_mul_ps(load_fp16x8(blk[p]), dx), acc[p]);
+    }
+    for (int p = 0; p < NP; ++p) blk[p] += bb;
+  }
+}
+
+template <class F, int G>
+void ugemv_g(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  for (int64_t m = m0; m < m1; ++m) {
+    float* y = a->y + m * a->ldy;
+    int64_t n = n0;
+    for (; n + 8 < n1; n += 16) {  // two panels while the second one has a valid row
+      __m256 acc[2];
+      ugemv_panels<F, 2, G>(a, m, n / 8, acc);
+      store_rows(y, a->bias, n, n1, acc[0]);
+      store_rows(y, a->bias, n + 8, n1, acc[1]);
+    }
+    for (; n < n1; n += 8) {
+      __m256 acc[1];
+      ugemv_panels<F, 1, G>(a, m, n / 8, acc);
+      store_rows(y, a->bias, n, n1, acc[0]);
+    }
+  }
+}
+
+template <class F>
+void ugemv(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  switch (a->group) {
+    case 32: ugemv_g<F, 32>(a, m0, m1, n0, n1); break;
+    case 64: ugemv_g<F, 64>(a, m0, m1, n0, n1); break;
+    default: ugemv_g<F, 128>(a, m0, m1, n0, n1); break;
+  }
+}
+
+/// GEMM register tile: MR activation rows x NP panels. Int16 sums per 32-k sub-block, folded
+/// into float accumulators once per sub-block (the compiler keeps what fits in registers).
+template <class F, int MR, int NP, int G>
+inline void ugemm_tile(const lb_mm_args* a, int64_t m, int64_t p0, int mr, float* out /* [MR][NP*8] */) {
+  constexpr int kSubs = G / 32;
+  constexpr int kQ = F::Unpack::kQuads;
+  constexpr int kChunks = 8 / kQ;
+  const int64_t ng = a->k / G;
+  const size_t bb = lb_wfmt_block_bytes(static_cast<lb_wfmt>(a->fmt), G);
+  const int hb = layout::header_bytes(a->fmt);
+  const uint8_t* blk[NP];
+  for (int p = 0; p < NP; ++p) blk[p] = layout::block(a->w, a->fmt, a->k, G, p0 + p, 0);
+  __m256 facc[MR][NP];
+  for (int r = 0; r < MR; ++r)
+    for (int p = 0; p < NP; ++p) facc[r][p] = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi16(1);
+  const int8_t* xr[MR];
+  const lb_q8_meta* xm[MR];
+  for (int r = 0; r < MR; ++r) {
+    const int64_t row = m + (r < mr ? r : 0);  // rows past the end repeat row m (never stored)
+    xr[r] = a->xq + row * a->kp;
+    xm[r] = a->xm + row * ng;
+  }
+  for (int64_t g = 0; g < ng; ++g) {
+    __m256 d[NP];
+    for (int p = 0; p < NP; ++p) d[p] = load_fp16x8(blk[p]);
+    const uint8_t* c[NP];
+    for (int p = 0; p < NP; ++p) c[p] = blk[p] + hb;
+    for (int sb = 0; sb < kSubs; ++sb) {
+      __m256i s16[MR][NP];
+      for (int r = 0; r < MR; ++r)
+        for (int p = 0; p < NP; ++p) s16[r][p] = _mm256_setzero_si256();
+      for (int ch = 0; ch < kChunks; ++ch) {
+        __m256i v[NP];
+        for (int p = 0; p < NP; ++p) v[p] = load32(c[p] + 32 * ch);
+        for (int i = 0; i < kQ; ++i) {
+          __m256i q[NP];
+          for (int p = 0; p < NP; ++p) q[p] = F::Unpack::extract(v[p], i);
+          const int64_t koff = g * G + sb * 32 + 4 * (ch * kQ + i);
+          for (int r = 0; r < MR; ++r) {
+            const __m256i bx = bcast4(xr[r] + koff);
+            for (int p = 0; p < NP; ++p) s16[r][p] = _mm256_add_epi16(s16[r][p], _mm256_maddubs_epi16(q[p], bx));
+          }
+        }
+      }
+      for (int r = 0; r < MR; ++r) {
+        const __m256 dx = _mm256_set1_ps(xm[r][g].d);
+        for (int p = 0; p < NP; ++p)
+          facc[r][p] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s16[r][p], ones)), _mm256_mul_ps(d[p], dx),
+                                       facc[r][p]);
+      }
+      for (int p = 0; p < NP; ++p) c[p] += 32 * kChunks;
+    }
+    for (int r = 0; r < MR; ++r) {
+      const lb_q8_meta xmv = xm[r][g];
+      for (int p = 0; p < NP; ++p) {
+        if (F::kAsym) {
+          facc[r][p] = _mm256_fmadd_ps(load_fp16x8(blk[p] + 16), _mm256_set1_ps(float(xmv.s) * xmv.d), facc[r][p]);
+        } else {
+          facc[r][p] = _mm256_fnmadd_ps(_mm256_set1_ps(float(F::kOff * xmv.s) * xmv.d), d[p], facc[r][p]);
+        }
+      }
+    }
+    for (int p = 0; p < NP; ++p) blk[p] += bb;
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int p = 0; p < NP; ++p) _mm256_storeu_ps(out + r * NP * 8 + p * 8, facc[r][p]);
+}
+
+template <class F, int MR, int G>
+void ugemm_g(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  alignas(32) float out[MR * 16];
+  for (int64_t n = n0; n < n1; n += 16) {
+    const bool two = n + 8 < n1;
+    const int np = two ? 2 : 1;
+    for (int64_t m = m0; m < m1; m += MR) {
+      const int mr = int(m1 - m < MR ? m1 - m : MR);
+      if (two) ugemm_tile<F, MR, 2, G>(a, m, n / 8, mr, out);
+      else ugemm_tile<F, MR, 1, G>(a, m, n / 8, mr, out);
+      for (int r = 0; r < mr; ++r)
+        for (int p = 0; p < np; ++p)
+          store_rows(a->y + (m + r) * a->ldy, a->bias, n + 8 * p, n1, _mm256_loadu_ps(out + r * np * 8 + p * 8));
+    }
+  }
+}
+
+template <class F, int MR>
+void ugemm(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  switch (a->group) {
+    case 32: ugemm_g<F, MR, 32>(a, m0, m1, n0, n1); break;
+    case 64: ugemm_g<F, MR, 64>(a, m0, m1, n0, n1); break;
+    default: ugemm_g<F, MR, 128>(a, m0, m1, n0, n1); break;
+  }
+}
+
+}  // namespace avx2
+}  // namespace lb
