@@ -64,6 +64,9 @@ class Lowering:
     def const_array(self, name: str, node: Node) -> np.ndarray:
         """An input that must be a compile-time constant (shapes, axes, indices)."""
         init = self.graph.initializers.get(name)
+        v = self.env.get(name)
+        if init is None and isinstance(v, self.tvm.ir.expr.Constant):
+            return v.value.numpy()  # a value this lowering folded (Shape, Constant, ConstantOfShape)
         if init is None or isinstance(init, QuantWeight):
             raise LowbitError(f"TVM writer: node {node.name!r} ({node.op}) needs input {name!r} to be a "
                               "constant initializer (dynamic shapes are not supported)")
@@ -317,8 +320,25 @@ def _bin(fn_name):
 
 for _onnx, _relax in (("Add", "add"), ("Sub", "subtract"), ("Mul", "multiply"), ("Div", "divide"),
                       ("Pow", "power"), ("Max", "maximum"), ("Min", "minimum"), ("Equal", "equal"),
-                      ("Less", "less"), ("Greater", "greater")):
+                      ("Less", "less"), ("Greater", "greater"), ("GreaterOrEqual", "greater_equal"),
+                      ("LessOrEqual", "less_equal"), ("And", "logical_and"), ("Or", "logical_or"),
+                      ("Xor", "logical_xor")):
     op(_onnx)(_bin(_relax))
+
+
+@op("Sum")
+def _sum_n(lw, node, *xs):
+    y = xs[0]
+    for x in xs[1:]:
+        y = lw.emit(lw.R.add(y, x))
+    return y
+
+
+@op("Mod")
+def _mod(lw, node, a, b):
+    if node.attrs.get("fmod", 0):
+        return lw.emit(lw.R.subtract(a, lw.R.multiply(lw.R.trunc(lw.R.divide(a, b)), b)))
+    return lw.emit(lw.R.floor_mod(a, b))
 
 
 def _un(fn):
@@ -331,7 +351,9 @@ for _onnx, _fn in (("Relu", lambda R: R.nn.relu), ("Sigmoid", lambda R: R.sigmoi
                    ("Exp", lambda R: R.exp), ("Log", lambda R: R.log), ("Sqrt", lambda R: R.sqrt),
                    ("Erf", lambda R: R.erf), ("Abs", lambda R: R.abs), ("Neg", lambda R: R.negative),
                    ("Reciprocal", lambda R: (lambda x: R.divide(R.ones_like(x), x))),
-                   ("Floor", lambda R: R.floor), ("Ceil", lambda R: R.ceil)):
+                   ("Floor", lambda R: R.floor), ("Ceil", lambda R: R.ceil), ("Not", lambda R: R.logical_not),
+                   ("Sign", lambda R: R.sign), ("Sin", lambda R: R.sin), ("Cos", lambda R: R.cos),
+                   ("Softplus", lambda R: R.nn.softplus), ("Round", lambda R: R.round)):
     op(_onnx)(_un(_fn))
 
 
@@ -477,7 +499,7 @@ def _gather(lw, node, x, idx):
             t = lw.emit(lw.R.take(x, lw.relax.const(iv.reshape(1)), axis=axis))
             return lw.emit(lw.R.squeeze(t, [axis]))
         idx = lw.relax.const(iv)
-    return lw.emit(lw.R.take(x, idx, axis=axis, mode="clip" if False else "fast"))
+    return lw.emit(lw.R.take(x, idx, axis=axis, mode="wrap"))  # ONNX allows negative indices
 
 
 @op("Expand")
@@ -530,8 +552,59 @@ def _reduce(fn_name):
     return f
 
 
-for _onnx, _relax in (("ReduceMean", "mean"), ("ReduceSum", "sum"), ("ReduceMax", "max"), ("ReduceMin", "min")):
+for _onnx, _relax in (("ReduceMean", "mean"), ("ReduceSum", "sum"), ("ReduceMax", "max"), ("ReduceMin", "min"),
+                      ("ReduceProd", "prod")):
     op(_onnx)(_reduce(_relax))
+
+
+@op("ReduceL2")
+def _reduce_l2(lw, node, x, axes=None):
+    sq = lw.emit(lw.R.multiply(x, x))
+    s = _reduce("sum")(lw, node, sq, axes)
+    return lw.emit(lw.R.sqrt(s))
+
+
+@op("CastLike")
+def _castlike(lw, node, x, like):
+    return lw.emit(lw.R.astype(x, lw.dtype(like)))
+
+
+@op("Shape")
+def _shape(lw, node, x):
+    s = np.array(lw.shape(x), np.int64)[node.attrs.get("start", 0):node.attrs.get("end", None)]
+    return lw.relax.const(s)
+
+
+@op("Constant")
+def _constant(lw, node):
+    for k in ("value", "value_float", "value_int", "value_floats", "value_ints"):
+        if k in node.attrs:
+            v = np.asarray(node.attrs[k])
+            if k in ("value_float", "value_floats"):
+                v = v.astype(np.float32)
+            elif k in ("value_int", "value_ints"):
+                v = v.astype(np.int64)
+            return lw.relax.const(v)
+    raise LowbitError(f"TVM writer: Constant node {node.name!r} has no supported value attribute")
+
+
+@op("ConstantOfShape")
+def _const_of_shape(lw, node, shape):
+    val = node.attrs.get("value")
+    val = np.zeros(1, np.float32) if val is None else np.asarray(val).reshape(-1)
+    dims = [int(d) for d in lw.const_array(node.inputs[0], node)]
+    return lw.relax.const(np.full(dims, val[0], dtype=val.dtype))
+
+
+@op("GatherElements")
+def _gather_el(lw, node, x, idx):
+    return lw.emit(lw.R.gather_elements(x, idx, axis=int(node.attrs.get("axis", 0))))
+
+
+@op("PRelu")
+def _prelu(lw, node, x, slope):
+    R = lw.R
+    return lw.emit(R.where(R.greater(x, lw.relax.const(np.float32(0))), x, R.multiply(x, slope)))
 
 
 @op("Softmax")
