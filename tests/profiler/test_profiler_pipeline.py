@@ -147,3 +147,29 @@ def test_reference_from_onnx_gives_layer_gaps(fake_runtime, tiny_package, tmp_pa
     assert ops["fc1"]["gap"]["snr_db"] == pytest.approx(lowbit.profiler.numeric_gap(fl["h"], q["h"])["snr_db"], rel=1e-4)
     assert ops["fc2"]["gap"]["snr_db"] == pytest.approx(lowbit.profiler.numeric_gap(fl["y"], q["y"])["snr_db"], rel=1e-4)
     assert rep.data["outputs_gap"] == {}  # user inputs: the golden outputs do not apply
+
+
+def test_fused_activation_takes_the_activation_output(tmp_path):
+    """An op with a fused activation (attrs "act") writes the activation's value under its own
+    output name: the ONNX reference of that name is taken after the activation."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from lowbit.profiler.values import onnx_fused_successors, reference_values
+    from profiler_helpers import W1
+
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w1"], ["a"]), helper.make_node("Relu", ["a"], ["h"])], "t",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, 32])], [numpy_helper.from_array(W1, "w1")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    path = tmp_path / "m.onnx"
+    onnx.save(m, str(path))
+    assert onnx_fused_successors(path) == {"a": "h"}
+    x = np.random.default_rng(0).standard_normal((1, 16)).astype(np.float32)
+    plain = reference_values(path, {"x": x})
+    assert (plain["a"] < 0).any()  # pre-activation without a manifest
+    man = {"ops": [{"name": "fc1", "outputs": ["a"], "attrs": {"act": "relu"}}]}
+    fused = reference_values(path, {"x": x}, manifest=man)
+    assert np.array_equal(fused["a"], np.maximum(plain["a"], 0))

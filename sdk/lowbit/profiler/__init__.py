@@ -69,18 +69,18 @@ def profile(path: Union[str, Path], *, runs: int = 20, warmup: int = 3, threads:
     # Numeric gap: outputs against the golden float outputs; layers against float values per
     # layer (golden values stored by the exporter, or `reference`), read from a run of a copy of
     # the package that exposes every op output (values.py).
-    from lowbit.profiler.values import package_values, reference_values
+    from lowbit.profiler.values import declarations, package_values, reference_values
 
     extra = []
     outputs = adapter.run(feed)
     out_gaps = collect.output_gaps(outputs, pkg["golden_outputs"]) if inputs is None else {}
     ref_values = dict(pkg["golden_values"]) if inputs is None else {}
-    ref_values.update(reference_values(reference, feed, n_threads))
+    ref_values.update(reference_values(reference, feed, n_threads, manifest))
     producer = {out: op["name"] for op in manifest.get("ops") or [] for out in op.get("outputs") or []}
     layer_gaps = {}
     if ref_values:
         try:
-            values = package_values(path, feed, n_threads)
+            values = package_values(path, feed, n_threads, declarations(ref_values))
         except Exception as exc:  # the gap is extra information: never lose the profile for it
             values = {}
             extra.append(f"per-layer numeric gap unavailable: {exc}")

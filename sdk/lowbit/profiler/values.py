@@ -13,14 +13,26 @@ import numpy as np
 _TENSOR_KEYS = {"dtype", "shape", "section", "offset", "nbytes"}
 
 
-def all_values_package(src, dst) -> Path:
-    """Writes `dst`: `src` with every declared op output added to the graph outputs."""
+_PKG_DTYPES = {"float32": "f32", "float16": "f16", "int8": "i8", "uint8": "u8", "int32": "i32", "int64": "i64",
+               "bool": "bool", "int16": "i16"}
+
+
+def declarations(arrays: Dict[str, np.ndarray]) -> Dict[str, dict]:
+    """Manifest value declarations ({dtype, shape}) of float reference arrays."""
+    return {k: {"dtype": _PKG_DTYPES[np.asarray(v).dtype.name], "shape": list(np.shape(v))}
+            for k, v in arrays.items() if np.asarray(v).dtype.name in ("float32", "float16")}
+
+
+def all_values_package(src, dst, decls: Optional[Dict[str, dict]] = None) -> Path:
+    """Writes `dst`: `src` with every op output whose dtype and shape are known (declared in the
+    manifest's "values", or given in `decls`) added to the graph outputs."""
     from lowbit.exporters.lbpk_container import KIND_BLOB, PackageReader, PackageWriter
 
     r = PackageReader(src, verify=True)
     try:
         man = dict(r.manifest)
-        declared = man.get("values") or {}
+        declared = dict(decls or {})
+        declared.update(man.get("values") or {})
         outs = list(man.get("outputs") or [])
         have = {o["name"] for o in outs}
         consts = set(man.get("tensors") or {})
@@ -42,12 +54,13 @@ def all_values_package(src, dst) -> Path:
     return Path(dst)
 
 
-def package_values(path, feed: dict, threads: Optional[int] = None) -> Dict[str, np.ndarray]:
-    """Every op output of one run of a package on `feed` (through lowbit.load)."""
+def package_values(path, feed: dict, threads: Optional[int] = None,
+                   decls: Optional[Dict[str, dict]] = None) -> Dict[str, np.ndarray]:
+    """Every op output (with a known declaration) of one run of a package on `feed`."""
     import lowbit
 
     with tempfile.TemporaryDirectory(prefix="lowbit-values-") as d:
-        variant = all_values_package(path, Path(d) / "values.lbpk")
+        variant = all_values_package(path, Path(d) / "values.lbpk", decls)
         try:
             sess = lowbit.load(variant, threads=threads) if threads else lowbit.load(variant)
         except TypeError:
@@ -75,8 +88,31 @@ def onnx_values(onnx_path, feed: dict) -> Dict[str, np.ndarray]:
     return {o.name: np.asarray(v) for o, v in zip(sess.get_outputs(), outs)}
 
 
-def reference_values(reference, feed: dict, threads: Optional[int] = None) -> Dict[str, np.ndarray]:
-    """Float values per layer from a dict, a callable(feed), a float .lbpk or an .onnx file."""
+# ONNX ops that lowbit's lowering fuses into the op before them (manifest attrs "act").
+_FUSABLE_ACTS = {"Relu", "Clip", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu", "Gelu"}
+
+
+def onnx_fused_successors(onnx_path) -> Dict[str, str]:
+    """{value: output of the activation that consumes it alone}: the ONNX value that an op with a
+    fused activation (manifest attrs "act") writes under its own output name."""
+    import onnx
+
+    g = onnx.load(str(onnx_path), load_external_data=False).graph
+    consumers: Dict[str, list] = {}
+    for node in g.node:
+        for i in node.input:
+            consumers.setdefault(i, []).append(node)
+    out = {}
+    for v, nodes in consumers.items():
+        if len(nodes) == 1 and nodes[0].op_type in _FUSABLE_ACTS and nodes[0].output:
+            out[v] = nodes[0].output[0]
+    return out
+
+
+def reference_values(reference, feed: dict, threads: Optional[int] = None,
+                     manifest: Optional[dict] = None) -> Dict[str, np.ndarray]:
+    """Float values per layer from a dict, a callable(feed), a float .lbpk or an .onnx file. For
+    ONNX, an op of `manifest` with a fused activation is given the activation's output."""
     if reference is None:
         return {}
     if isinstance(reference, dict):
@@ -85,5 +121,13 @@ def reference_values(reference, feed: dict, threads: Optional[int] = None) -> Di
         return dict(reference(feed))
     p = Path(reference)
     if p.suffix == ".onnx":
-        return onnx_values(p, feed)
+        vals = onnx_values(p, feed)
+        if manifest:
+            succ = onnx_fused_successors(p)
+            for op in manifest.get("ops") or []:
+                if (op.get("attrs") or {}).get("act"):
+                    for v in op.get("outputs") or []:
+                        if v in succ and succ[v] in vals:
+                            vals[v] = vals[succ[v]]
+        return vals
     return package_values(p, feed, threads)
