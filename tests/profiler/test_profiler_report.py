@@ -124,3 +124,18 @@ def test_adapter_reaches_a_wrapped_native_session():
     assert w._native.on is True
     assert a.events()[0]["name"] == "a" and a.memory() == {"arena_bytes": 4096}
     assert SessionAdapter(FakeSession()).p is not None
+
+
+def test_scalar_conv_in_float_is_flagged_but_not_elementwise(device, roofline):
+    ev = make_events()
+    for e in ev:
+        e["quantized"] = False
+        e["isa"] = "scalar"
+    ev[0].update(type="Conv", kernel="conv2d_f32")
+    ev[1].update(type="Add", kernel="add")
+    ev[2].update(type="Reshape", kernel="reshape")
+    r = build_report([ev], [4_000_000], device=dict(device, isa_active="scalar"), roofline=roofline)
+    w = {o["name"]: o["warnings"] for o in r.ops}
+    assert w["fc1"] and "conv2d_f32" in w["fc1"][0] and "forced by LOWBIT_ISA=scalar" in w["fc1"][0]
+    assert not w["relu"] and not w["fc2"]
+    assert r.warnings[0] == "LOWBIT_ISA forces the scalar path; this CPU runs avx2"

@@ -35,19 +35,21 @@ def _bars(rows, plot_id, title, unit, value_fmt, width=900):
     if not rows:
         return f'<svg id="{plot_id}" class="plot" width="{width}" height="40"><text x="10" y="24">no data for {escape(title)}</text></svg>'
     bar_h, gap, left, right, top = 14, 4, 230, 90, 24
-    vmax = max((v for _, v, _, _ in rows if v is not None and v > 0), default=1.0)
+    vmax = max((r[1] for r in rows if r[1] is not None and r[1] > 0), default=1.0)
     h = top + len(rows) * (bar_h + gap) + 10
     span = width - left - right
     out = [f'<svg id="{plot_id}" class="plot" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{h}" '
            f'viewBox="0 0 {width} {h}" role="img" aria-label="{escape(title)}">',
            f'<text x="{left}" y="15" font-weight="bold">{escape(title)} ({escape(unit)})</text>']
-    for i, (label, v, colour, tip) in enumerate(rows):
+    for i, row in enumerate(rows):
+        label, v, colour, tip = row[:4]
+        text = row[4] if len(row) > 4 else value_fmt(v)
         y = top + i * (bar_h + gap)
         w = 0.0 if v is None or v <= 0 else max(1.0, span * v / vmax)
         out.append(f'<text x="{left - 6}" y="{y + bar_h - 3}" text-anchor="end">{escape(label[:34])}</text>')
         out.append(f'<rect class="bar" x="{left}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{colour}">'
                    f'<title>{escape(tip)}</title></rect>')
-        out.append(f'<text x="{left + w + 4:.1f}" y="{y + bar_h - 3}">{escape(value_fmt(v))}</text>')
+        out.append(f'<text x="{left + w + 4:.1f}" y="{y + bar_h - 3}">{escape(text)}</text>')
     out.append("</svg>")
     return "\n".join(out)
 
@@ -63,18 +65,17 @@ def _time_plot(data):
 
 
 def _gap_plot(data):
+    gaps = [(o, o.get("gap")) for o in data.get("ops") or [] if o.get("gap")]
+    finite = [g["snr_db"] for _, g in gaps if g.get("snr_db") is not None]
+    top = max([100.0] + finite)  # bit-exact layers get the longest bar
     rows = []
-    for o in data.get("ops") or []:
-        g = o.get("gap")
-        if not g:
-            continue
+    for o, g in gaps:
         snr = g.get("snr_db")
         exact = g.get("exact")
-        val = 100.0 if exact else (max(snr, 0.0) if snr is not None else 0.0)
+        val = top if exact else (max(snr, 0.0) if snr is not None else 0.0)
         tip = f"{o['name']}: SNR {'exact' if exact else _fmt(snr, '{:.2f}')} dB, cosine {g.get('cosine', 0):.6f}, max abs err {g.get('max_abs_err', 0):.4g}"
-        rows.append((o["name"], val, C_GAP, tip))
-    return _bars(rows, "plot-gap", "numeric gap to float by layer: SNR (exact = 100)", "dB",
-                 lambda v: _fmt(v, "{:.1f}"))
+        rows.append((o["name"], val, C_GAP, tip, "exact" if exact else _fmt(snr, "{:.1f}")))
+    return _bars(rows, "plot-gap", "numeric gap to float by layer: SNR", "dB", lambda v: _fmt(v, "{:.1f}"))
 
 
 def _roofline_plot(data, width=900, height=420):

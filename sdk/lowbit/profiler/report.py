@@ -101,7 +101,10 @@ def build_report(runs: list, e2e_ns: list, *, device: dict, roofline: dict, pack
     peak_gops = roofline.get("int8_gops")
     isa_best = device.get("isa_best", "scalar")
     forced = device.get("isa_active") != isa_best
+    warnings = list(extra_warnings)
 
+    if forced:
+        warnings.append(f"LOWBIT_ISA forces the {device.get('isa_active')} path; this CPU runs {isa_best}")
     # Per-op times across runs, keyed by op name in execution order of the first run.
     per_op: "OrderedDict[str, dict]" = OrderedDict()
     for run_events in runs:
@@ -114,7 +117,6 @@ def build_report(runs: list, e2e_ns: list, *, device: dict, roofline: dict, pack
     lat = stats.summarize(e2e_ms)
     lat["runs"] = e2e_ms
     ops_out = []
-    warnings = list(extra_warnings)
     total_median = sum(stats.summarize(s["times_ms"])["median"] for s in per_op.values()) or 1e-12
     for key, slot in per_op.items():
         ev = slot["event"]
@@ -131,7 +133,8 @@ def build_report(runs: list, e2e_ns: list, *, device: dict, roofline: dict, pack
         op_warnings = []
         if quantized and kernel and stats.is_float_kernel(kernel):
             op_warnings.append(f"float fallback: quantized op ran the float kernel {kernel}")
-        if quantized and kernel and stats.is_scalar_kernel(kernel, isa) and isa_best != "scalar":
+        heavy = quantized or ev.get("type", "") in stats.HEAVY_OP_TYPES
+        if heavy and kernel and stats.is_scalar_kernel(kernel, isa) and isa_best != "scalar":
             why = f"forced by LOWBIT_ISA={device.get('isa_active')}" if forced else "no SIMD variant in this build"
             op_warnings.append(f"scalar fallback: {kernel} ran on the scalar path although this CPU runs "
                                f"{isa_best} ({why})")

@@ -93,6 +93,10 @@ def roofline_point(bytes_moved: float, ops: float, seconds: float,
 _KERNEL_RE = re.compile(r"^lb_(?P<op>[a-z0-9]+)_(?P<out>[a-z0-9]+)_(?P<act>[a-z0-9]+)_(?P<weight>[a-z0-9]+)"
                         r"(?:_(?P<tile>[0-9]+x[0-9]+))?__(?P<isa>[a-z0-9_]+)$")
 
+# Op types whose kernels lowbit has SIMD variants for: a scalar run of one of them is a slow path
+# even in float (elementwise and shape ops run scalar by design and are not flagged).
+HEAVY_OP_TYPES = {"Conv", "ConvTranspose", "MatMul", "Gemm", "QLinear", "MatMulNBits", "Attention"}
+
 # Weight formats that mean the op computes in float (no quantized weights).
 FLOAT_WEIGHT_FORMATS = {"f32", "f16", "bf16", "fp32", "fp16"}
 
