@@ -97,6 +97,8 @@ inline void usub_dot(const uint8_t* const c[NP], const int8_t* x, __m256i dot[NP
   constexpr int kChunks = 8 / F::Unpack::kQuads;
   __m256i s16[NP];
   for (int p = 0; p < NP; ++p) s16[p] = _mm256_setzero_si256();
+  // Kept as a loop: fully unrolled, GCC reassociates the int16 sums into a tree and spills.
+#pragma GCC unroll 1
   for (int ch = 0; ch < kChunks; ++ch) {
     __m256i bx[F::Unpack::kQuads];
     for (int i = 0; i < F::Unpack::kQuads; ++i) bx[i] = bcast4(x + 4 * (ch * F::Unpack::kQuads + i));
@@ -181,80 +183,98 @@ void ugemv(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
   }
 }
 
-/// GEMM register tile: MR activation rows x NP panels. Int16 sums per 32-k sub-block, folded
-/// into float accumulators once per sub-block (the compiler keeps what fits in registers).
+/// Pins N accumulators to registers at this point: without it GCC reorders the int16 sums of a
+/// tile into trees and spills them (a 4x16 tile then runs at less than half speed).
+template <int N>
+inline void keep(__m256i* v) {
+  if constexpr (N == 1) __asm__("" : "+x"(v[0]));
+  if constexpr (N == 2) __asm__("" : "+x"(v[0]), "+x"(v[1]));
+  if constexpr (N == 4) __asm__("" : "+x"(v[0]), "+x"(v[1]), "+x"(v[2]), "+x"(v[3]));
+  if constexpr (N == 3) __asm__("" : "+x"(v[0]), "+x"(v[1]), "+x"(v[2]));
+  if constexpr (N == 5) __asm__("" : "+x"(v[0]), "+x"(v[1]), "+x"(v[2]), "+x"(v[3]), "+x"(v[4]));
+  if constexpr (N == 6) __asm__("" : "+x"(v[0]), "+x"(v[1]), "+x"(v[2]), "+x"(v[3]), "+x"(v[4]), "+x"(v[5]));
+  if constexpr (N == 8)
+    __asm__("" : "+x"(v[0]), "+x"(v[1]), "+x"(v[2]), "+x"(v[3]), "+x"(v[4]), "+x"(v[5]), "+x"(v[6]), "+x"(v[7]));
+}
+
+/// GEMM register tile: MR activation rows x NP panels. The MR*NP int16 sums of a 32-k
+/// sub-block live in registers (pinned by keep<>); per sub-block they become int32 (vpmaddwd),
+/// kept in a small L1 array when a group has several sub-blocks; per group the code offset is
+/// folded in int32 and one FMA per accumulator adds them, scaled by d_w * d_x, to float
+/// accumulators in L1. (The float accumulators do not fit in registers next to the int16 sums.)
 template <class F, int MR, int NP, int G>
 inline void ugemm_tile(const lb_mm_args* a, int64_t m, int64_t p0, int mr, float* out /* [MR][NP*8] */) {
   constexpr int kSubs = G / 32;
   constexpr int kQ = F::Unpack::kQuads;
   constexpr int kChunks = 8 / kQ;
-  const int64_t ng = a->k / G;
+  constexpr int kAcc = MR * NP;
+  const int64_t ng = a->k / G, kp = a->kp;
   const size_t bb = lb_wfmt_block_bytes(static_cast<lb_wfmt>(a->fmt), G);
   const int hb = layout::header_bytes(a->fmt);
-  const uint8_t* blk[NP];
-  for (int p = 0; p < NP; ++p) blk[p] = layout::block(a->w, a->fmt, a->k, G, p0 + p, 0);
-  __m256 facc[MR][NP];
-  for (int r = 0; r < MR; ++r)
-    for (int p = 0; p < NP; ++p) facc[r][p] = _mm256_setzero_ps();
+  const uint8_t* blk = layout::block(a->w, a->fmt, a->k, G, p0, 0);
+  const size_t pstride = size_t(ng) * bb;  // bytes from one panel to the next
+  alignas(32) float facc[kAcc * 8];
+  alignas(32) int32_t dacc[kAcc * 8];
+  for (int i = 0; i < kAcc * 8; ++i) facc[i] = 0.f;
   const __m256i ones = _mm256_set1_epi16(1);
-  const int8_t* xr[MR];
-  const lb_q8_meta* xm[MR];
-  for (int r = 0; r < MR; ++r) {
-    const int64_t row = m + (r < mr ? r : 0);  // rows past the end repeat row m (never stored)
-    xr[r] = a->xq + row * a->kp;
-    xm[r] = a->xm + row * ng;
-  }
-  for (int64_t g = 0; g < ng; ++g) {
-    __m256 d[NP];
-    for (int p = 0; p < NP; ++p) d[p] = load_fp16x8(blk[p]);
-    const uint8_t* c[NP];
-    for (int p = 0; p < NP; ++p) c[p] = blk[p] + hb;
+  const int8_t* x0 = a->xq + m * kp;  // rows m .. m+MR-1 (rows past m1 repeat row m, never stored)
+  int64_t xoff[MR];
+  for (int r = 0; r < MR; ++r) xoff[r] = (r < mr ? r : 0) * kp;
+  for (int64_t g = 0; g < ng; ++g, blk += bb, x0 += G) {
+    __m256i dot[kAcc];  // the group's int32 dot products
     for (int sb = 0; sb < kSubs; ++sb) {
-      __m256i s16[MR][NP];
-      for (int r = 0; r < MR; ++r)
-        for (int p = 0; p < NP; ++p) s16[r][p] = _mm256_setzero_si256();
-      for (int ch = 0; ch < kChunks; ++ch) {
+      __m256i s16[kAcc];
+      for (int i = 0; i < kAcc; ++i) s16[i] = _mm256_setzero_si256();
+      const uint8_t* c = blk + hb + sb * 32 * kChunks;
+      const int8_t* xs = x0 + 32 * sb;
+#pragma GCC unroll 1
+      for (int ch = 0; ch < kChunks; ++ch, c += 32, xs += 4 * kQ) {
         __m256i v[NP];
-        for (int p = 0; p < NP; ++p) v[p] = load32(c[p] + 32 * ch);
+        for (int p = 0; p < NP; ++p) v[p] = load32(c + p * pstride);
         for (int i = 0; i < kQ; ++i) {
           __m256i q[NP];
           for (int p = 0; p < NP; ++p) q[p] = F::Unpack::extract(v[p], i);
-          const int64_t koff = g * G + sb * 32 + 4 * (ch * kQ + i);
           for (int r = 0; r < MR; ++r) {
-            const __m256i bx = bcast4(xr[r] + koff);
-            for (int p = 0; p < NP; ++p) s16[r][p] = _mm256_add_epi16(s16[r][p], _mm256_maddubs_epi16(q[p], bx));
+            const __m256i bx = bcast4(xs + xoff[r] + 4 * i);
+            for (int p = 0; p < NP; ++p) s16[r * NP + p] = _mm256_add_epi16(s16[r * NP + p], _mm256_maddubs_epi16(q[p], bx));
           }
+          keep<kAcc>(s16);
         }
       }
+      for (int i = 0; i < kAcc; ++i) {
+        __m256i d32 = _mm256_madd_epi16(s16[i], ones);
+        if (sb) d32 = _mm256_add_epi32(d32, _mm256_load_si256(reinterpret_cast<const __m256i*>(dacc + 8 * i)));
+        if (sb + 1 < kSubs) _mm256_store_si256(reinterpret_cast<__m256i*>(dacc + 8 * i), d32);
+        else dot[i] = d32;
+      }
+    }
+    const lb_q8_meta* xm = a->xm + m * ng + g;
+    for (int p = 0; p < NP; ++p) {
+      const __m256 d = load_fp16x8(blk + p * pstride);
       for (int r = 0; r < MR; ++r) {
-        const __m256 dx = _mm256_set1_ps(xm[r][g].d);
-        for (int p = 0; p < NP; ++p)
-          facc[r][p] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s16[r][p], ones)), _mm256_mul_ps(d[p], dx),
-                                       facc[r][p]);
-      }
-      for (int p = 0; p < NP; ++p) c[p] += 32 * kChunks;
-    }
-    for (int r = 0; r < MR; ++r) {
-      const lb_q8_meta xmv = xm[r][g];
-      for (int p = 0; p < NP; ++p) {
+        const lb_q8_meta xmv = xm[xoff[r] / kp * ng];
+        float* f = facc + 8 * (r * NP + p);
+        __m256 acc = _mm256_load_ps(f);
         if (F::kAsym) {
-          facc[r][p] = _mm256_fmadd_ps(load_fp16x8(blk[p] + 16), _mm256_set1_ps(float(xmv.s) * xmv.d), facc[r][p]);
+          const __m256 mn = load_fp16x8(blk + p * pstride + 16);
+          const __m256 t = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot[r * NP + p]), _mm256_mul_ps(mn, _mm256_set1_ps(float(xmv.s))));
+          acc = _mm256_fmadd_ps(t, _mm256_set1_ps(xmv.d), acc);
         } else {
-          facc[r][p] = _mm256_fnmadd_ps(_mm256_set1_ps(float(F::kOff * xmv.s) * xmv.d), d[p], facc[r][p]);
+          const __m256i adj = _mm256_sub_epi32(dot[r * NP + p], _mm256_set1_epi32(F::kOff * xmv.s));
+          acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(adj), _mm256_mul_ps(d, _mm256_set1_ps(xmv.d)), acc);
         }
+        _mm256_store_ps(f, acc);
       }
     }
-    for (int p = 0; p < NP; ++p) blk[p] += bb;
   }
-  for (int r = 0; r < MR; ++r)
-    for (int p = 0; p < NP; ++p) _mm256_storeu_ps(out + r * NP * 8 + p * 8, facc[r][p]);
+  for (int i = 0; i < kAcc * 8; ++i) out[i] = facc[i];
 }
 
-template <class F, int MR, int G>
+template <class F, int MR, int NPMAX, int G>
 void ugemm_g(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   alignas(32) float out[MR * 16];
-  for (int64_t n = n0; n < n1; n += 16) {
-    const bool two = n + 8 < n1;
+  for (int64_t n = n0; n < n1; n += 8 * NPMAX) {
+    const bool two = NPMAX == 2 && n + 8 < n1;
     const int np = two ? 2 : 1;
     for (int64_t m = m0; m < m1; m += MR) {
       const int mr = int(m1 - m < MR ? m1 - m : MR);
@@ -267,12 +287,12 @@ void ugemm_g(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1
   }
 }
 
-template <class F, int MR>
+template <class F, int MR, int NPMAX>
 void ugemm(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   switch (a->group) {
-    case 32: ugemm_g<F, MR, 32>(a, m0, m1, n0, n1); break;
-    case 64: ugemm_g<F, MR, 64>(a, m0, m1, n0, n1); break;
-    default: ugemm_g<F, MR, 128>(a, m0, m1, n0, n1); break;
+    case 32: ugemm_g<F, MR, NPMAX, 32>(a, m0, m1, n0, n1); break;
+    case 64: ugemm_g<F, MR, NPMAX, 64>(a, m0, m1, n0, n1); break;
+    default: ugemm_g<F, MR, NPMAX, 128>(a, m0, m1, n0, n1); break;
   }
 }
 

@@ -80,6 +80,7 @@ inline void gemm_tile(const lb_mm_args* a, const Luts& L, int64_t m, int mr, int
     __m256i dot[MR][NP];
     for (int r = 0; r < MR; ++r)
       for (int p = 0; p < NP; ++p) dot[r][p] = _mm256_setzero_si256();
+#pragma GCC unroll 2
     for (int q = 0; q < G / 4; ++q) {
       __m256i wv[NP], aw[NP];
       for (int p = 0; p < NP; ++p) {
@@ -93,6 +94,7 @@ inline void gemm_tile(const lb_mm_args* a, const Luts& L, int64_t m, int mr, int
         const __m256i bx = bcast4(x[r] + g * G + koff);
         for (int p = 0; p < NP; ++p) dot[r][p] = dot4(dot[r][p], aw[p], wv[p], bx, ones);
       }
+      keep<MR * NP>(&dot[0][0]);
     }
     for (int p = 0; p < NP; ++p) {
       const __m256 d = load_fp16x8(blk[p]);

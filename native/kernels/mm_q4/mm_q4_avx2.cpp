@@ -14,6 +14,6 @@ void lb_gemv_f32_q8d_q4g_16x32__avx2(const lb_mm_args* a, int64_t m0, int64_t m1
 }
 
 void lb_gemm_f32_q8d_q4g_4x16__avx2(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  if (a->fmt == LB_WFMT_Q4A) lb::avx2::ugemm<UFmt<Nib, 0, true>, 4>(a, m0, m1, n0, n1);
-  else lb::avx2::ugemm<UFmt<Nib, 8, false>, 4>(a, m0, m1, n0, n1);
+  if (a->fmt == LB_WFMT_Q4A) lb::avx2::ugemm<UFmt<Nib, 0, true>, 4, 2>(a, m0, m1, n0, n1);
+  else lb::avx2::ugemm<UFmt<Nib, 8, false>, 4, 2>(a, m0, m1, n0, n1);
 }

@@ -52,6 +52,7 @@ inline void gemm_tile(const lb_mm_args* a, int64_t m, int mr, int64_t n, int64_t
   __m256i acc[MR][NP];
   for (int r = 0; r < MR; ++r)
     for (int p = 0; p < NP; ++p) acc[r][p] = _mm256_setzero_si256();
+#pragma GCC unroll 2
   for (int64_t k = 0; k < kp; k += 4) {
     __m256i wv[NP];
     for (int p = 0; p < NP; ++p) wv[p] = load32(w[p] + 8 * k);
@@ -59,6 +60,7 @@ inline void gemm_tile(const lb_mm_args* a, int64_t m, int mr, int64_t n, int64_t
       const __m256i bx = bcast4(x[r] + k), ax = _mm256_abs_epi8(bx);
       for (int p = 0; p < NP; ++p) acc[r][p] = dot4(acc[r][p], ax, bx, wv[p], ones);
     }
+    keep<MR * NP>(&acc[0][0]);
   }
   for (int r = 0; r < mr; ++r)
     for (int p = 0; p < NP; ++p) finish(a, m + r, n + 8 * p, n1, acc[r][p]);

@@ -13,5 +13,5 @@ void lb_gemv_f32_q8d_t2g_16x32__avx2(const lb_mm_args* a, int64_t m0, int64_t m1
 }
 
 void lb_gemm_f32_q8d_t2g_4x16__avx2(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  lb::avx2::ugemm<UFmt<Ter, 1, false>, 4>(a, m0, m1, n0, n1);
+  lb::avx2::ugemm<UFmt<Ter, 1, false>, 4, 2>(a, m0, m1, n0, n1);
 }

@@ -1,0 +1,344 @@
+"""Kernel benchmark: lowbit's quantized matmuls against ONNX Runtime and PyTorch, same run.
+
+For each (K, N) shape, M (1 = decode GEMV, 32/128 = prefill GEMM) and thread count, every engine
+runs the same y = x @ W^T, engines interleaved round by round so machine noise hits them alike:
+
+* lowbit: w4a8-g32 (int4, block 32, dynamic int8 activations), w8a8 (int8 per channel, dynamic),
+  t2a8 (ternary, group 128), and at M=1 w4a8-g32 with the weights on huge pages.
+* ONNX Runtime: MatMulNBits (4 bits, block 32, accuracy_level=4: int8 activations) and
+  DynamicQuantizeMatMul (int8 weights per column, dynamic uint8 activations).
+* PyTorch: fp32 Linear and quantize_dynamic int8 Linear.
+
+Weights are cold for M=1: every engine cycles through enough copies of its weights that the
+working set is larger than the last-level cache. The machine's read bandwidth and int8 peak are
+measured in the same run (lowbit's microbenchmarks, lowbit_profile.h). Each row reports the
+median time, GB/s of weight bytes (M=1) or GOPS (2 ops per MAC), the fraction of the roofline
+(bytes / bandwidth for M=1, ops / int8 peak for M>=32) and lowbit's ratio to each peer.
+
+    .venv/bin/python bench/kernels.py                # full grid, table + JSON
+    .venv/bin/python bench/kernels.py --quick        # one shape, fewer rounds
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import mmap
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import lowbit
+from lowbit import packing
+from lowbit.ir import QuantWeight
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SHAPES = [(4096, 4096), (4096, 11008), (11008, 4096)]
+MS = [1, 32, 128]
+COLD_BYTES = 160 << 20  # working set per engine for cold-weight rows (LLC here: 32 MiB)
+
+
+# ---------------------------------------------------------------------------------------------
+# weights
+
+
+def make_weights(k: int, n: int, seed: int = 0):
+    """Random int4 (g32), int8 (per channel) and ternary (g128) weights of one [N, K] matrix."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((n, k)).astype(np.float32) * 0.02
+    g = w.reshape(n, k // 32, 32)
+    s4 = np.abs(g).max(axis=2) / 7 + 1e-12
+    q4 = np.clip(np.rint(g / s4[:, :, None]), -8, 7).astype(np.int8).reshape(n, k)
+    s8 = np.abs(w).max(axis=1, keepdims=True) / 127
+    q8 = np.clip(np.rint(w / s8), -127, 127).astype(np.int8)
+    g128 = w.reshape(n, k // 128, 128)
+    st = np.abs(g128).mean(axis=2) + 1e-12
+    qt = np.clip(np.rint(g128 / st[:, :, None]), -1, 1).astype(np.int8).reshape(n, k)
+    return {
+        "int4": QuantWeight(fmt="int4", q=q4, scale=s4.astype(np.float32), group_size=32),
+        "int8": QuantWeight(fmt="int8", q=q8, scale=s8.astype(np.float32), group_size=k),
+        "ternary": QuantWeight(fmt="ternary", q=qt, scale=st.astype(np.float32), group_size=128),
+        "float": w,
+    }
+
+
+def aligned_copy(blob: np.ndarray, huge: bool) -> np.ndarray:
+    """The bytes in fresh anonymous memory (2 MiB aligned; MADV_HUGEPAGE when `huge`)."""
+    size = (blob.size + (2 << 20) + (2 << 20) - 1) // (2 << 20) * (2 << 20)
+    mm = mmap.mmap(-1, size)
+    if huge and hasattr(mm, "madvise") and hasattr(mmap, "MADV_HUGEPAGE"):
+        mm.madvise(mmap.MADV_HUGEPAGE)
+    buf = np.frombuffer(mm, dtype=np.uint8)
+    off = (-buf.ctypes.data) % 64
+    out = buf[off:off + blob.size]
+    out[:] = blob
+    return out
+
+
+def copies_for(nbytes: int, cold: bool) -> int:
+    return max(1, -(-COLD_BYTES // max(nbytes, 1))) if cold else 1
+
+
+# ---------------------------------------------------------------------------------------------
+# engines: each is (name, bytes of weights, callable(x) -> None) cycling its own copies
+
+
+class Engine:
+    def __init__(self, name: str, group: str, nbytes: int, fns, ops_kind: str = "int8"):
+        self.name, self.group, self.nbytes, self.fns = name, group, nbytes, fns
+        self.i = 0
+        self.times = []
+        self.info = {}
+
+    def run(self, x):
+        fn = self.fns[self.i % len(self.fns)]
+        self.i += 1
+        t0 = time.perf_counter()
+        fn(x)
+        return time.perf_counter() - t0
+
+
+def lowbit_engine(nat, pool, qw, label, m, cold, huge=False, act="dynamic"):
+    blob, meta = packing.pack(qw)
+    c = copies_for(blob.size, cold)
+    lins = [nat.QLinear(aligned_copy(blob, huge), meta["format"], meta["n"], meta["k"], meta["group"]) for _ in range(c)]
+    out = np.empty((m, meta["n"]), np.float32)
+    eng = Engine(label, "lowbit", blob.size, [])
+    eng.fns = [lambda x, lin=lin: lin(x, act=act, pool=pool, out=out) for lin in lins]
+    _, info = lins[0](np.zeros((m, meta["k"]), np.float32), act=act, pool=pool, out=out)
+    eng.info = info
+    return eng
+
+
+def ort_session(model_bytes, threads):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+
+
+def ort_nbits_model(qw: QuantWeight, m: int):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    n, k = qw.q.shape
+    u = (qw.q.astype(np.int16) + 8).astype(np.uint8).reshape(n, k // 32, 16, 2)
+    b = (u[..., 0] | (u[..., 1] << 4)).astype(np.uint8)
+    node = helper.make_node("MatMulNBits", ["A", "B", "scales"], ["Y"], domain="com.microsoft", K=k, N=n, bits=4,
+                            block_size=32, accuracy_level=4)
+    g = helper.make_graph([node], "nbits", [helper.make_tensor_value_info("A", TensorProto.FLOAT, [m, k])],
+                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [m, n])],
+                          initializer=[numpy_helper.from_array(b, "B"),
+                                       numpy_helper.from_array(qw.scale.astype(np.float32).reshape(-1), "scales")])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    return model.SerializeToString(), b.nbytes + qw.scale.size * 4
+
+
+def ort_dqmm_model(qw: QuantWeight, m: int):
+    from onnx import TensorProto, helper, numpy_helper
+
+    n, k = qw.q.shape
+    node = helper.make_node("DynamicQuantizeMatMul", ["A", "B", "bs", "bz"], ["Y"], domain="com.microsoft")
+    g = helper.make_graph([node], "dqmm", [helper.make_tensor_value_info("A", TensorProto.FLOAT, [m, k])],
+                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [m, n])],
+                          initializer=[numpy_helper.from_array(np.ascontiguousarray(qw.q.T), "B"),
+                                       numpy_helper.from_array(qw.scale.reshape(-1).astype(np.float32), "bs"),
+                                       numpy_helper.from_array(np.zeros(n, np.int8), "bz")])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    return model.SerializeToString(), n * k + n * 4
+
+
+def ort_engine(label, builder, qw, m, threads, cold):
+    model, nbytes = builder(qw, m)
+    c = copies_for(nbytes, cold)
+    sessions = [ort_session(model, threads) for _ in range(c)]
+    return Engine(label, "ort", nbytes, [lambda x, s=s: s.run(None, {"A": x}) for s in sessions])
+
+
+def torch_engines(w: np.ndarray, m: int, cold: bool):
+    import torch
+
+    n, k = w.shape
+    out = []
+    c = copies_for(n * k * 4, cold)
+    lins = []
+    for _ in range(c):
+        lin = torch.nn.Linear(k, n, bias=False)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(w))
+        lins.append(lin.eval())
+    out.append(Engine("torch fp32 Linear", "torch", n * k * 4,
+                      [lambda x, lin=lin: _torch_call(lin, x) for lin in lins]))
+    c = copies_for(n * k, cold)
+    qlins = [torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(lins[i % len(lins)]), {torch.nn.Linear},
+                                                    dtype=torch.qint8) for i in range(c)]
+    out.append(Engine("torch quantize_dynamic int8", "torch", n * k + 8,
+                      [lambda x, q=q: _torch_call(q, x) for q in qlins]))
+    return out
+
+
+def _torch_call(mod, x):
+    import torch
+
+    with torch.inference_mode():
+        mod(torch.from_numpy(x))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def measure_row(engines, x, rounds: int):
+    for e in engines:  # warm-up (and first-touch of every copy)
+        for _ in range(min(len(e.fns), 8) + 2):
+            e.run(x)
+    order = list(engines)
+    for r in range(rounds):
+        for e in (order if r % 2 == 0 else order[::-1]):
+            e.times.append(e.run(x))
+    return {e.name: statistics.median(e.times) for e in engines}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="one shape (4096x11008), M in {1, 128}, fewer rounds")
+    ap.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
+    ap.add_argument("--rounds", type=int, default=0, help="timed rounds per row (default 15, quick 7)")
+    ap.add_argument("--json", default=str(ROOT / "build" / "bench" / "kernels.json"), help="JSON output path")
+    ap.add_argument("--no-torch", action="store_true", help="skip PyTorch peers")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    nat = lowbit.native()
+    threads_list = [int(t) for t in args.threads.split(",")]
+    shapes = [(4096, 11008)] if args.quick else SHAPES
+    ms = [1, 128] if args.quick else MS
+    rounds = args.rounds or (7 if args.quick else 15)
+    isa = nat.isa_active()
+
+    machine = {"cpu": nat.cpu_model(), "isa": isa, "python": platform.python_version(),
+               "onnxruntime": __import__("onnxruntime").__version__, "torch": torch.__version__,
+               "bandwidth_gbps": {}, "int8_peak_gops": {}}
+    for t in threads_list:
+        machine["bandwidth_gbps"][t] = nat.measure_bandwidth(0, t, 5)
+        machine["int8_peak_gops"][t] = nat.measure_int8_peak(isa, t, 5)
+    print(f"# {machine['cpu']}, ISA path {isa}; onnxruntime {machine['onnxruntime']}, torch {machine['torch']}")
+    for t in threads_list:
+        print(f"# {t} thread(s): read bandwidth {machine['bandwidth_gbps'][t]:.1f} GB/s, "
+              f"int8 peak {machine['int8_peak_gops'][t]:.0f} GOPS ({isa} vpmaddubsw+vpmaddwd)")
+
+    rows = []
+    for (k, n) in shapes:
+        wts = make_weights(k, n)
+        for m in ms:
+            cold = m == 1
+            x = np.random.default_rng(1).standard_normal((m, k)).astype(np.float32)
+            for t in threads_list:
+                torch.set_num_threads(t)
+                pool = nat.ThreadPool(t)
+                engines = [
+                    lowbit_engine(nat, pool, wts["int4"], "lowbit w4a8-g32", m, cold),
+                    lowbit_engine(nat, pool, wts["int8"], "lowbit w8a8", m, cold),
+                    lowbit_engine(nat, pool, wts["ternary"], "lowbit t2a8-g128", m, cold),
+                ]
+                if cold:
+                    engines.append(lowbit_engine(nat, pool, wts["int4"], "lowbit w4a8-g32 hugepages", m, cold, huge=True))
+                engines += [ort_engine("ort MatMulNBits b32 acc4", ort_nbits_model, wts["int4"], m, t, cold),
+                            ort_engine("ort DynamicQuantizeMatMul", ort_dqmm_model, wts["int8"], m, t, cold)]
+                if not args.no_torch:
+                    engines += torch_engines(wts["float"], m, cold)
+                med = measure_row(engines, x, rounds)
+                bw = machine["bandwidth_gbps"][t]
+                peak = machine["int8_peak_gops"][t]
+                for e in engines:
+                    tm = med[e.name]
+                    r = {"k": k, "n": n, "m": m, "threads": t, "engine": e.name, "median_ms": tm * 1e3,
+                         "weight_bytes": e.nbytes, "gbps": e.nbytes / tm / 1e9, "gops": 2.0 * m * n * k / tm / 1e9,
+                         "kernel": e.info.get("kernel", "")}
+                    r["roofline"] = r["gbps"] / bw if m == 1 else r["gops"] / peak
+                    rows.append(r)
+                del engines
+                _print_block(rows, k, n, m, t)
+                sys.stdout.flush()
+
+    summary = _summary(rows)
+    print("\n## Targets")
+    for line in summary["lines"]:
+        print(line)
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": machine, "rows": rows, "summary": summary["checks"]}, indent=1))
+    print(f"\nJSON: {out}")
+    return 0
+
+
+def _find(rows, k, n, m, t, name):
+    for r in rows:
+        if (r["k"], r["n"], r["m"], r["threads"], r["engine"]) == (k, n, m, t, name):
+            return r
+    return None
+
+
+def _print_block(rows, k, n, m, t):
+    block = [r for r in rows if (r["k"], r["n"], r["m"], r["threads"]) == (k, n, m, t)]
+    ref_nbits = _find(rows, k, n, m, t, "ort MatMulNBits b32 acc4")
+    ref_dq = _find(rows, k, n, m, t, "ort DynamicQuantizeMatMul")
+    print(f"\nK={k} N={n} M={m} threads={t}" + (" (cold weights)" if m == 1 else ""))
+    print(f"  {'engine':30s} {'median ms':>10s} {'GB/s':>7s} {'GOPS':>7s} {'roofline':>8s} {'vs NBits':>8s} {'vs DQMM':>8s}")
+    for r in block:
+        vs_nb = ref_nbits["median_ms"] / r["median_ms"] if ref_nbits else float("nan")
+        vs_dq = ref_dq["median_ms"] / r["median_ms"] if ref_dq else float("nan")
+        print(f"  {r['engine']:30s} {r['median_ms']:10.3f} {r['gbps']:7.1f} {r['gops']:7.1f} {r['roofline']:8.0%} "
+              f"{vs_nb:7.2f}x {vs_dq:7.2f}x")
+
+
+def _summary(rows):
+    lines, checks = [], []
+
+    def add(name, value, target, ok):
+        checks.append({"target": name, "value": value, "goal": target, "met": bool(ok)})
+        lines.append(f"  [{'met' if ok else 'MISSED'}] {name}: {value:.2f} (goal {target})")
+
+    for (k, n, m, t) in sorted({(r["k"], r["n"], r["m"], r["threads"]) for r in rows}):
+        q4 = _find(rows, k, n, m, t, "lowbit w4a8-g32")
+        q4h = _find(rows, k, n, m, t, "lowbit w4a8-g32 hugepages")
+        q8 = _find(rows, k, n, m, t, "lowbit w8a8")
+        t2 = _find(rows, k, n, m, t, "lowbit t2a8-g128")
+        nb = _find(rows, k, n, m, t, "ort MatMulNBits b32 acc4")
+        dq = _find(rows, k, n, m, t, "ort DynamicQuantizeMatMul")
+        tag = f"K={k} N={n} M={m} t={t}"
+        if m == 1 and q4:
+            add(f"{tag} w4a8-g32 fraction of read bandwidth", q4["roofline"], ">= 0.90", q4["roofline"] >= 0.9)
+            if q4h:
+                add(f"{tag} w4a8-g32 (huge pages) fraction of read bandwidth", q4h["roofline"], ">= 0.90",
+                    q4h["roofline"] >= 0.9)
+            if nb:
+                goal = 1.4 if t == 1 else 1.2
+                add(f"{tag} w4a8-g32 speed-up over MatMulNBits", nb["median_ms"] / q4["median_ms"], f">= {goal}",
+                    nb["median_ms"] / q4["median_ms"] >= goal)
+            if t2:
+                add(f"{tag} t2a8 time / w4a8-g32 time", t2["median_ms"] / q4["median_ms"], "<= 0.55",
+                    t2["median_ms"] / q4["median_ms"] <= 0.55)
+        if m == 128:
+            if q4 and nb:
+                add(f"{tag} w4a8-g32 speed-up over MatMulNBits", nb["median_ms"] / q4["median_ms"], ">= 2.0",
+                    nb["median_ms"] / q4["median_ms"] >= 2.0)
+            if q8 and dq:
+                add(f"{tag} w8a8 speed-up over DynamicQuantizeMatMul", dq["median_ms"] / q8["median_ms"], ">= 1.1",
+                    dq["median_ms"] / q8["median_ms"] >= 1.1)
+            if q8:
+                add(f"{tag} w8a8 fraction of int8 peak", q8["roofline"], ">= 0.85", q8["roofline"] >= 0.85)
+    return {"lines": lines, "checks": checks}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
