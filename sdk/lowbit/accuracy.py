@@ -20,13 +20,14 @@ class _Acc:
         self.top1 = self.top1_n = 0
 
     def add(self, ref: np.ndarray, q: np.ndarray) -> None:
-        r = ref.astype(np.float64).reshape(-1)
-        x = q.astype(np.float64).reshape(-1)
-        self.ss += float(r @ r)
-        self.qq += float(x @ x)
-        self.dot += float(r @ x)
-        self.nn += float(((r - x) ** 2).sum())
-        self.maxabs = max(self.maxabs, float(np.abs(r - x).max()) if r.size else 0.0)
+        r = np.ascontiguousarray(ref, np.float32).reshape(-1)
+        x = np.ascontiguousarray(q, np.float32).reshape(-1)
+        d = r - x
+        self.ss += float(np.dot(r, r))
+        self.qq += float(np.dot(x, x))
+        self.dot += float(np.dot(r, x))
+        self.nn += float(np.dot(d, d))
+        self.maxabs = max(self.maxabs, float(np.abs(d).max()) if r.size else 0.0)
         if ref.ndim == 2 and ref.shape[-1] >= 10:
             self.top1 += int((ref.argmax(-1) == q.argmax(-1)).sum())
             self.top1_n += ref.shape[0]

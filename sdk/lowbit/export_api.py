@@ -130,7 +130,7 @@ def prepare(model, *, example_inputs=None, scheme="w8a8", calib=None, **options)
         raise LowbitError(f"scheme {sch.name} calibrates activation ranges: give calibration data "
                           "(calib=... / --calib PATH), or use a dynamic scheme such as w8a8d")
     qopts = QuantOptions(smooth=bool(options.get("smooth", False)),
-                         smooth_alpha=float(options.get("smooth_alpha", 0.5)),
+                         smooth_alpha=None if options.get("smooth_alpha") is None else float(options["smooth_alpha"]),
                          sparse_outliers=_pct(options.get("sparse_outliers", 0.0)),
                          keep_float=_keep_float_list(options.get("keep_float")),
                          budget_bits=None if options.get("budget_bits") is None else float(options["budget_bits"]),
@@ -143,7 +143,7 @@ def prepare(model, *, example_inputs=None, scheme="w8a8", calib=None, **options)
     if feeds:
         from lowbit.accuracy import accuracy_report  # noqa: PLC0415
 
-        report = accuracy_report(graph, qgraph, feeds, max_samples=int(options.get("report_samples", 16)))
+        report = accuracy_report(graph, qgraph, feeds, max_samples=int(options.get("report_samples", 8)))
     else:
         report = {"scheme": sch.name, "samples": 0, "layers": weight_only_rows(qgraph), "outputs": {},
                   "kept_float": qgraph.metadata.get("kept_float", [])}

@@ -91,6 +91,7 @@ def collect(graph: Graph, feeds: List[Dict[str, np.ndarray]], nodes: List[Node],
     sess = ort_session(graph, threads=2, extra_outputs=extra)
     out_names = [o.name for o in sess.get_outputs()]
     rng = np.random.default_rng(seed)
+    pending: Dict[str, List[np.ndarray]] = {}
     for feed in progress(feeds, "calibrating", len(feeds), show_progress):
         res = dict(zip(out_names, sess.run(None, feed)))
         res.update({k: v for k, v in feed.items() if k in stats})
@@ -110,20 +111,30 @@ def collect(graph: Graph, feeds: List[Dict[str, np.ndarray]], nodes: List[Node],
                 st.samples = [allv[rng.choice(allv.size, SAMPLE_MAX // 2, replace=False)]]
             ax = st.channel_axis % x.ndim
             red = tuple(i for i in range(x.ndim) if i != ax)
-            if want_chanmax:
+            if True:  # per-channel |max|: smoothing factors and the outlier ratio in the report
                 cm = np.abs(x).max(axis=red)
                 st.chanmax = cm if st.chanmax is None else np.maximum(st.chanmax, cm)
             cs = x.sum(axis=red, dtype=np.float64)
             st.chansum = cs if st.chansum is None else st.chansum + cs
             st.chancount += x.size // x.shape[ax]
             if t in want_hessian:
-                rows = _rows(x, by_tensor[t], graph).astype(np.float64)
+                rows = _rows(x, by_tensor[t], graph)
                 if rows.shape[0] > HESSIAN_ROWS_PER_BATCH:
                     rows = rows[rng.choice(rows.shape[0], HESSIAN_ROWS_PER_BATCH, replace=False)]
-                hs = rows.T @ rows
-                st.hsum = hs if st.hsum is None else st.hsum + hs
-                st.hcount += rows.shape[0]
+                pending.setdefault(t, []).append(rows)
+                if sum(r.shape[0] for r in pending[t]) >= HESSIAN_ROWS_PER_BATCH:
+                    _flush(st, pending.pop(t))
+    for t, rows in pending.items():
+        _flush(stats[t], rows)
     return stats
+
+
+def _flush(st: TensorStats, rows: List[np.ndarray]) -> None:
+    """Add X^T X of the buffered rows (one large float32 GEMM, accumulated in float64)."""
+    x = np.concatenate(rows).astype(np.float32)
+    hs = (x.T @ x).astype(np.float64)
+    st.hsum = hs if st.hsum is None else st.hsum + hs
+    st.hcount += x.shape[0]
 
 
 def _qdq_error(x: np.ndarray, lo: float, hi: float) -> float:

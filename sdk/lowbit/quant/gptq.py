@@ -15,6 +15,19 @@ from lowbit.ir import QuantWeight
 from lowbit.quant import weights as wq
 
 
+def _upper_cholesky_of_inverse(H: np.ndarray) -> np.ndarray:
+    """Upper-triangular U with H^-1 = U^T U, from one Cholesky factorisation: with J the exchange
+    matrix and J H J = L L^T, U = J L^-1 J (flipping both axes of a lower triangle makes it upper)."""
+    L = np.linalg.cholesky(H[::-1, ::-1])
+    try:
+        from scipy.linalg import solve_triangular  # noqa: PLC0415
+
+        Linv = solve_triangular(L, np.eye(L.shape[0]), lower=True, check_finite=False)
+    except ImportError:  # pragma: no cover
+        Linv = np.linalg.inv(L)
+    return np.ascontiguousarray(Linv[::-1, ::-1])
+
+
 def gptq_quantize(w: np.ndarray, hessian: np.ndarray, fmt: str, group: int, *, damp: float = 0.01,
                   act_order: bool = True, block: int = 128, sparse_pct: float = 0.0,
                   codebook: Optional[np.ndarray] = None) -> QuantWeight:
@@ -45,10 +58,7 @@ def gptq_quantize(w: np.ndarray, hessian: np.ndarray, fmt: str, group: int, *, d
     col_scale = scale[:, perm // g].astype(np.float64)  # [N, K] scale of each (permuted) column
 
     H[np.diag_indices(k)] += damp * np.mean(np.diag(H))
-    L = np.linalg.cholesky(H)
-    Linv = np.linalg.inv(L)
-    Hinv = Linv.T @ Linv  # H^-1
-    U = np.linalg.cholesky(Hinv).T  # upper Cholesky factor of H^-1, as in the reference implementation
+    U = _upper_cholesky_of_inverse(H)
 
     Q = np.zeros((n, k), np.int8)
     qmax = wq.QMAX.get(fmt, 0)

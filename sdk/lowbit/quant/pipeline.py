@@ -30,7 +30,7 @@ QUANT_OPS = ("MatMul", "Conv", "ConvTranspose")
 @dataclass
 class QuantOptions:
     smooth: bool = False
-    smooth_alpha: float = 0.5
+    smooth_alpha: Optional[float] = None  # None: 0.8 for int8 weights, 0.5 below 8 bits
     sparse_outliers: float = 0.0  # percent
     keep_float: List[str] = field(default_factory=list)
     budget_bits: Optional[float] = None
@@ -128,10 +128,11 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
 
     # 1. smoothing factors from the per-channel activation maxima (one pass), folded into the weights
     smooth: Dict[str, np.ndarray] = {}
+    st0: Dict[str, cal.TensorStats] = {}
     if opts.smooth and scheme.act_mode is None:
         log.warning("--smooth only helps with quantized activations; ignored for %s", scheme.name)
     if opts.smooth and layers and scheme.act_mode is not None:
-        st0 = cal.collect(q, feeds, layers, want_chanmax=True, show_progress=opts.progress)
+        st0 = cal.collect(graph, feeds, layers, want_chanmax=True, show_progress=opts.progress)
         for tensor, nodes in shared.items():
             if nodes[0].op == "ConvTranspose" or any(n.op != nodes[0].op for n in nodes):
                 continue
@@ -140,23 +141,28 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
                 wnk = _weight_nk(n, q.initializers[n.inputs[1]])[0]
                 if n.op == "Conv":
                     w = q.initializers[n.inputs[1]]
-                    if n.attrs.get("group", 1) != 1:
+                    grp = n.attrs.get("group", 1)
+                    if grp == 1:
+                        cm = np.abs(w).max(axis=(0, 2, 3))
+                    elif w.shape[1] == 1 and w.shape[0] == grp:  # depthwise: input channel c -> output c
+                        cm = np.abs(w).max(axis=(1, 2, 3))
+                    else:
                         wmax = None
                         break
-                    cm = np.abs(w).max(axis=(0, 2, 3))
                 else:
                     cm = np.abs(wnk).max(axis=0)
                 wmax = cm if wmax is None else np.maximum(wmax, cm)
             if wmax is None:
                 continue
             amax = st0[tensor].chanmax
-            a = opts.smooth_alpha
+            a = opts.smooth_alpha if opts.smooth_alpha is not None else (0.8 if scheme.wbits >= 8 else 0.5)
             s = np.power(np.maximum(amax, 1e-5), a) / np.power(np.maximum(wmax, 1e-5), 1 - a)
             s = np.clip(s, 1e-2, 1e2).astype(np.float32)
             smooth[tensor] = s
             for n in nodes:
                 w = q.initializers[n.inputs[1]]
-                shape = (-1, 1) if n.op == "MatMul" else (1, -1, 1, 1)
+                depthwise = n.op == "Conv" and n.attrs.get("group", 1) > 1
+                shape = (-1, 1) if n.op == "MatMul" else (-1, 1, 1, 1) if depthwise else (1, -1, 1, 1)
                 q.initializers[n.inputs[1]] = (w * s.reshape(shape)).astype(np.float32)
 
     # 2. statistics (on the smoothed activations) + Hessians
@@ -164,7 +170,10 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
     if need_stats and layers:
         hess = {n.inputs[0] for n in layers if n.op == "MatMul" or (n.op == "Conv" and n.attrs.get("group", 1) == 1)} \
             if need_hessian else set()
-        stats = cal.collect(q, feeds, layers, want_hessian=hess, transforms=smooth, show_progress=opts.progress)
+        stats = cal.collect(graph, feeds, layers, want_hessian=hess, transforms=smooth, show_progress=opts.progress)
+
+    # raw (unsmoothed) per-channel maxima: how bad the activation outliers of each layer are
+    st0_all = st0 if opts.smooth and st0 else stats
 
     # 3. mixed precision for a bits budget
     bits_of: Dict[str, int] = {}
@@ -175,6 +184,7 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
 
     # 4. weights
     done: Dict[str, QuantWeight] = {}
+    wfloat: Dict[str, np.ndarray] = {}  # the (smoothed) float [N, K] each QuantWeight approximates
     report_layers = []
     for n in cal.progress(layers, "quantizing weights" + (" (GPTQ)" if scheme.algo == "gptq" else ""),
                           len(layers), opts.progress):
@@ -183,6 +193,7 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
             continue
         w = q.initializers[wname]
         wnk, layout, orig = _weight_nk(n, w)
+        wfloat[wname] = wnk
         fmt, g = _layer_format(scheme, wnk.shape[1], bits_of.get(n.name))
         st = stats.get(n.inputs[0])
         H = st.hessian if st is not None else None
@@ -201,6 +212,7 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
         report_layers.append({"node": n.name, "op": n.op, "weight": wname, "fmt": fmt, "group": g or wnk.shape[1],
                               "algo": qw.algo, "shape": list(wnk.shape),
                               "smooth": n.inputs[0] in smooth,
+                              "act_outlier_ratio": _outlier_ratio(st0_all.get(n.inputs[0])),
                               "outliers": 0 if qw.outliers is None else int(qw.outliers[0].size)})
 
     # 5. bias correction (Nagel et al., data-free quantization): the mean output shift that the
@@ -215,9 +227,7 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
             bias = q.initializers.get(n.inputs[2])
             if not isinstance(bias, np.ndarray) or len(graph.consumers(n.inputs[2])) != 1:
                 continue
-            if n.inputs[0] in smooth:
-                continue  # the smoothed weight is not the float original
-            w_used = _weight_nk(n, np.asarray(graph.initializers[n.inputs[1]]))[0]
+            w_used = wfloat[n.inputs[1]]  # statistics were taken on the smoothed input, matching it
             dq = qw.dequantize()  # [O, C/g * kh * kw]
             err = (dq - w_used).reshape(qw.orig_shape)  # [O, C/g, kh, kw]
             grp = n.attrs.get("group", 1)
@@ -245,6 +255,15 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
         q.metadata["budget_bits"] = {"budget": opts.budget_bits, "bits": bits_of,
                                      "average": average_bits(q)}
     return q
+
+
+def _outlier_ratio(st) -> Optional[float]:
+    """max over channels of |x| / median over channels of |x|max: 1 for a flat range, 100+ for the
+    outlier channels of transformer activations."""
+    if st is None or st.chanmax is None or st.chanmax.size < 2:
+        return None
+    med = float(np.median(st.chanmax))
+    return round(float(st.chanmax.max()) / med, 2) if med > 0 else None
 
 
 def average_bits(graph: Graph) -> float:
