@@ -110,6 +110,95 @@ LB_API int lb_default_threads(void);
 /// failing checks. Returns LB_OK even when checks fail; `failures` tells.
 LB_API lb_status lb_selfcheck(char* report, size_t cap, int* failures);
 
+/* ---- Models and sessions (device packages, docs/package-format.md) --------------------- */
+
+/// Element types of inputs and outputs (the package's dtype names in brackets).
+typedef enum lb_dtype {
+  LB_DTYPE_F32 = 0,   ///< "f32"
+  LB_DTYPE_F16 = 1,   ///< "f16"
+  LB_DTYPE_I8 = 2,    ///< "i8"
+  LB_DTYPE_U8 = 3,    ///< "u8"
+  LB_DTYPE_I32 = 4,   ///< "i32"
+  LB_DTYPE_I64 = 5,   ///< "i64"
+  LB_DTYPE_BOOL = 6,  ///< "bool" (one byte)
+  LB_DTYPE_I16 = 7,   ///< "i16"
+} lb_dtype;
+
+typedef struct lb_model lb_model;      ///< a loaded package (read-only; shared by sessions)
+typedef struct lb_session lb_session;  ///< threads, arena and plan for running one model
+
+/// Load flags.
+enum {
+  LB_LOAD_LAZY = 1u << 0,  ///< check data sections' SHA-256 on first use instead of at load
+};
+
+#define LB_MAX_DIMS 8
+
+/// Name, dtype and shape of an input or output. A dynamic dimension is -1 in a model's
+/// declaration; a session's output always has the actual sizes.
+typedef struct lb_tensor_info {
+  const char* name;               ///< valid while the model lives
+  lb_dtype dtype;                 ///< element type
+  int ndim;                       ///< number of dimensions
+  int64_t shape[LB_MAX_DIMS];     ///< sizes (-1: dynamic)
+} lb_tensor_info;
+
+/// Opens a .lbpk file (mmap; verified per `flags`). FORMAT, VERSION, CHECKSUM, IO or UNSUPPORTED
+/// (an op this build has no kernel for) with lb_last_error() naming the section or op.
+LB_API lb_status lb_model_load(const char* path, uint32_t flags, lb_model** model);
+/// Same from memory; the bytes are copied (the buffer may be freed after the call).
+LB_API lb_status lb_model_load_buffer(const void* data, size_t size, uint32_t flags, lb_model** model);
+/// Frees a model (NULL is fine). Free its sessions first.
+LB_API void lb_model_free(lb_model* model);
+/// Hashes every section not checked yet (lazy mode); LB_ERR_CHECKSUM names a bad section.
+LB_API lb_status lb_model_verify(lb_model* model);
+/// The manifest (JSON text), valid while the model lives.
+LB_API const char* lb_model_manifest(const lb_model* model);
+LB_API int lb_model_num_inputs(const lb_model* model);
+LB_API int lb_model_num_outputs(const lb_model* model);
+LB_API lb_status lb_model_input(const lb_model* model, int index, lb_tensor_info* info);
+LB_API lb_status lb_model_output(const lb_model* model, int index, lb_tensor_info* info);
+
+/// Session options; zero-initialize, then set what you need.
+typedef struct lb_session_options {
+  int threads;  ///< worker threads (0: lb_default_threads()); at most 16
+} lb_session_options;
+
+/// Creates a session (`options` may be NULL). Many sessions may run one model at once, each
+/// from its own thread; one session is used by one thread at a time.
+LB_API lb_status lb_session_create(lb_model* model, const lb_session_options* options, lb_session** session);
+LB_API void lb_session_free(lb_session* session);
+/// Binds an input by name. The data is read during lb_session_run (not copied): keep it valid.
+/// NOT_FOUND (unknown name), DTYPE, SHAPE, INVALID_ARG (byte count), each naming what was expected.
+LB_API lb_status lb_session_set_input(lb_session* session, const char* name, lb_dtype dtype, const int64_t* shape,
+                                      int ndim, const void* data, size_t nbytes);
+/// Runs the model on the bound inputs (plans memory on the first run and when input shapes change).
+LB_API lb_status lb_session_run(lb_session* session);
+/// An output of the last run: `info` gets its shape, `*data` points into the session's arena
+/// (valid until the next run or lb_session_free).
+LB_API lb_status lb_session_get_output(lb_session* session, const char* name, lb_tensor_info* info, const void** data);
+/// Bytes of the session's arena (all intermediate values + scratch) for the current plan.
+LB_API lb_status lb_session_arena_bytes(const lb_session* session, size_t* bytes);
+
+/// One op of the last run, for the profiler (strings valid until the next run).
+typedef struct lb_profile_event {
+  const char* op_name;      ///< node name
+  const char* op_type;      ///< op type ("Conv")
+  const char* kernel;       ///< runtime kernel ("conv2d_f32")
+  const char* isa;          ///< code path that ran ("avx2", "scalar"; "folded" = computed at plan time)
+  const char* shapes;       ///< "[1, 3, 224, 224] x [32, 3, 3, 3] -> [1, 32, 112, 112]"
+  int64_t start_ns;         ///< from the start of the run
+  int64_t end_ns;
+  uint64_t bytes_read;      ///< bytes of the op's inputs
+  uint64_t bytes_written;   ///< bytes of its outputs
+  uint64_t ops;             ///< arithmetic operations (2 per multiply-add)
+} lb_profile_event;
+
+/// Turns per-op timing on or off (off: no cost).
+LB_API lb_status lb_session_enable_profiling(lb_session* session, int enabled);
+/// Events of the last run (one per op, in execution order).
+LB_API lb_status lb_session_profile_events(const lb_session* session, const lb_profile_event** events, size_t* count);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif

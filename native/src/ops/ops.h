@@ -1,0 +1,112 @@
+// Graph ops of the runtime: one OpDef per op type (shape inference + run), looked up by the
+// executor from the kernel name the package's manifest asks for.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../package.h"
+#include "../package_json.h"
+#include "lowbit/lowbit.h"
+
+namespace lb {
+
+class Workers;
+
+/// Most threads a session runs (ops size their per-thread scratch for this many).
+constexpr int kMaxThreads = 16;
+
+/// A value during planning and running: dtype, shape and where its bytes are.
+struct Tensor {
+  DType dtype = DType::F32;          ///< element type
+  std::vector<int64_t> shape;        ///< dimensions (resolved)
+  void* data = nullptr;              ///< arena slot, package mapping or plan-time buffer
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+  }
+  size_t nbytes() const { return size_t(numel()) * dtype_size(dtype); }
+  const float* f32() const { return static_cast<const float*>(data); }
+  float* f32() { return static_cast<float*>(data); }
+};
+
+/// Per-op parameters decoded from the manifest attributes at plan time (no parsing while running).
+struct OpParams {
+  int64_t i[48] = {0};    ///< integer parameters (meaning per op)
+  float f[8] = {0};       ///< float parameters (meaning per op)
+  std::vector<int64_t> v; ///< variable-length parameters (perm, axes, ...), sized at plan time
+};
+
+/// What an op sees at plan time and at run time.
+struct OpCtx {
+  const Json* attrs = nullptr;        ///< the op's "attrs" object
+  std::vector<Tensor*> in;            ///< inputs (nullptr for an omitted optional input)
+  std::vector<Tensor*> out;           ///< outputs
+  OpParams* p = nullptr;              ///< decoded parameters (plan writes, run reads)
+  void* scratch = nullptr;            ///< run: per-op scratch (size requested at plan)
+  size_t scratch_bytes = 0;           ///< plan: set by the op (bytes of scratch it needs)
+  uint64_t flops = 0;                 ///< plan: operations count for the profiler
+  Workers* workers = nullptr;         ///< run: thread pool of the session
+  const char* isa = "scalar";         ///< run: the code path that ran (set by the op)
+  std::string err;                    ///< plan: what is wrong (with LB_ERR_SHAPE/UNSUPPORTED)
+};
+
+/// Infers output dtypes/shapes (and decodes params); may read the data of inputs that are
+/// known at plan time (constants, shape arithmetic). Returns LB_OK or a status with ctx.err.
+using InferFn = lb_status (*)(OpCtx& ctx);
+using RunFn = void (*)(OpCtx& ctx);
+
+struct OpDef {
+  const char* kernel;  ///< kernel name used in manifests, e.g. "conv2d_f32"
+  InferFn infer;       ///< plan-time shape inference
+  RunFn run;           ///< execution
+  bool foldable;       ///< may run at plan time when all its inputs are known (shape arithmetic)
+};
+
+/// The op for a kernel name, or nullptr if this build has none.
+const OpDef* find_op(const std::string& kernel);
+/// All kernel names this build has (for lowbit.h introspection and the exporter's check).
+std::vector<std::string> op_kernel_names();
+
+/// Registration: each ops_<group>.cpp has one function that appends its ops (called from
+/// ops_common.cpp: explicit calls, because static registrars are dropped from static archives).
+void register_ops_conv(std::vector<OpDef>& r);
+void register_ops_elementwise(std::vector<OpDef>& r);
+void register_ops_nn(std::vector<OpDef>& r);
+void register_ops_shape(std::vector<OpDef>& r);
+
+// ---- shared helpers -----------------------------------------------------------------
+bool attr_ints(const Json& attrs, const char* key, std::vector<int64_t>* out);
+int64_t attr_int(const Json& attrs, const char* key, int64_t def);
+float attr_float(const Json& attrs, const char* key, float def);
+std::string attr_str(const Json& attrs, const char* key, const char* def);
+std::string shape_str(const std::vector<int64_t>& s);
+/// Reads a small integer tensor known at plan time (i64/i32) into `out`; false if not known.
+bool read_ints(const Tensor* t, std::vector<int64_t>* out);
+/// Numpy-style broadcast of two shapes; false if incompatible.
+bool broadcast_shapes(const std::vector<int64_t>& a, const std::vector<int64_t>& b, std::vector<int64_t>* out);
+
+/// Fused activation codes (Conv/Gemm/MatMul "act" attribute).
+enum Act : int64_t { ACT_NONE = 0, ACT_RELU, ACT_CLIP, ACT_HARDSWISH, ACT_HARDSIGMOID, ACT_SIGMOID };
+bool parse_act(const Json& attrs, OpParams* p, int slot_code, int slot_f);
+void apply_act(float* x, int64_t n, int64_t code, float lo, float hi);
+
+/// Single-precision GEMM on row-major matrices: C[M,N] = A[M,K]*B[K,N] (+bias) then activation.
+/// bias_mode 0: none, 1: per row (length M), 2: per column (length N). ldc = row stride of C.
+/// Splits N (or M) over the workers; every output element is reduced in a fixed order.
+struct GemmArgs {
+  int64_t M, N, K;
+  const float* A; int64_t lda;   ///< A[m*lda + k]
+  const float* B; int64_t ldb;   ///< B[k*ldb + n]
+  bool b_trans = false;          ///< B given as [N,K] (B[n*ldb + k])
+  float* C; int64_t ldc;
+  const float* bias = nullptr; int bias_mode = 0;
+  int64_t act = ACT_NONE; float lo = 0, hi = 0;
+};
+/// Scratch bytes gemm() needs per worker thread.
+size_t gemm_scratch_per_thread();
+const char* gemm(const GemmArgs& g, Workers* w, void* scratch, size_t scratch_bytes);
+
+}  // namespace lb

@@ -1,0 +1,136 @@
+// Op registry and helpers shared by the ops (attribute decoding, broadcasting, activations).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "ops.h"
+
+namespace lb {
+namespace {
+std::vector<OpDef> build_registry() {
+  std::vector<OpDef> r;
+  register_ops_conv(r);
+  register_ops_elementwise(r);
+  register_ops_nn(r);
+  register_ops_shape(r);
+  return r;
+}
+const std::vector<OpDef>& registry() {
+  static const std::vector<OpDef> r = build_registry();
+  return r;
+}
+}  // namespace
+
+const OpDef* find_op(const std::string& kernel) {
+  for (const OpDef& d : registry())
+    if (kernel == d.kernel) return &d;
+  return nullptr;
+}
+
+std::vector<std::string> op_kernel_names() {
+  std::vector<std::string> out;
+  for (const OpDef& d : registry()) out.emplace_back(d.kernel);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+bool attr_ints(const Json& attrs, const char* key, std::vector<int64_t>* out) {
+  const Json& v = attrs[key];
+  out->clear();
+  if (!v.is_array()) return false;
+  for (const Json& e : v.elems()) out->push_back(e.i64());
+  return true;
+}
+int64_t attr_int(const Json& attrs, const char* key, int64_t def) {
+  const Json& v = attrs[key];
+  return v.is_number() ? v.i64() : def;
+}
+float attr_float(const Json& attrs, const char* key, float def) {
+  const Json& v = attrs[key];
+  return v.is_number() ? float(v.num()) : def;
+}
+std::string attr_str(const Json& attrs, const char* key, const char* def) {
+  const Json& v = attrs[key];
+  return v.is_string() ? v.str() : std::string(def);
+}
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string o = "[";
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i) o += ", ";
+    o += std::to_string(s[i]);
+  }
+  return o + "]";
+}
+
+bool read_ints(const Tensor* t, std::vector<int64_t>* out) {
+  out->clear();
+  if (!t || !t->data) return false;
+  const int64_t n = t->numel();
+  if (t->dtype == DType::I64) {
+    const int64_t* p = static_cast<const int64_t*>(t->data);
+    out->assign(p, p + n);
+  } else if (t->dtype == DType::I32) {
+    const int32_t* p = static_cast<const int32_t*>(t->data);
+    for (int64_t i = 0; i < n; ++i) out->push_back(p[i]);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool broadcast_shapes(const std::vector<int64_t>& a, const std::vector<int64_t>& b, std::vector<int64_t>* out) {
+  const size_t n = std::max(a.size(), b.size());
+  std::vector<int64_t> o(n, 1);  // (out may alias a or b)
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    const int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    if (da != db && da != 1 && db != 1) return false;
+    o[i] = da == 1 ? db : da;
+  }
+  *out = std::move(o);
+  return true;
+}
+
+bool parse_act(const Json& attrs, OpParams* p, int slot_code, int slot_f) {
+  const std::string a = attr_str(attrs, "act", "");
+  p->f[slot_f] = -INFINITY;
+  p->f[slot_f + 1] = INFINITY;
+  if (a.empty()) p->i[slot_code] = ACT_NONE;
+  else if (a == "relu") p->i[slot_code] = ACT_RELU;
+  else if (a == "clip") {
+    p->i[slot_code] = ACT_CLIP;
+    p->f[slot_f] = attr_float(attrs, "act_min", -INFINITY);
+    p->f[slot_f + 1] = attr_float(attrs, "act_max", INFINITY);
+  } else if (a == "hardswish") p->i[slot_code] = ACT_HARDSWISH;
+  else if (a == "hardsigmoid") {
+    p->i[slot_code] = ACT_HARDSIGMOID;
+    p->f[slot_f] = attr_float(attrs, "act_alpha", 0.2f);
+    p->f[slot_f + 1] = attr_float(attrs, "act_beta", 0.5f);
+  } else if (a == "sigmoid") p->i[slot_code] = ACT_SIGMOID;
+  else return false;
+  return true;
+}
+
+void apply_act(float* x, int64_t n, int64_t code, float lo, float hi) {
+  switch (code) {
+    case ACT_NONE: return;
+    case ACT_RELU:
+      for (int64_t i = 0; i < n; ++i) x[i] = x[i] > 0.f ? x[i] : 0.f;
+      return;
+    case ACT_CLIP:
+      for (int64_t i = 0; i < n; ++i) x[i] = std::min(std::max(x[i], lo), hi);
+      return;
+    case ACT_HARDSWISH:
+      for (int64_t i = 0; i < n; ++i) x[i] = x[i] * std::min(std::max(x[i] / 6.f + 0.5f, 0.f), 1.f);
+      return;
+    case ACT_HARDSIGMOID:
+      for (int64_t i = 0; i < n; ++i) x[i] = std::min(std::max(lo * x[i] + hi, 0.f), 1.f);
+      return;
+    case ACT_SIGMOID:
+      for (int64_t i = 0; i < n; ++i) x[i] = 1.f / (1.f + std::exp(-x[i]));
+      return;
+  }
+}
+
+}  // namespace lb

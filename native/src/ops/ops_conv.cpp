@@ -1,0 +1,265 @@
+// Conv (2-D; 1x1 as a GEMM, depthwise direct, others im2col + GEMM) and ConvTranspose, with a
+// fused activation ("act" attribute, set by the exporter when it folds Relu/Clip/... into Conv).
+#pragma GCC optimize("O3")
+#include <algorithm>
+#include <cstring>
+
+#include "../executor_workers.h"
+#include "ops.h"
+
+namespace lb {
+namespace {
+
+// params: i[0..3] N C H W, i[4] O, i[5] kh, i[6] kw, i[7] sh, i[8] sw, i[9] dh, i[10] dw,
+// i[11] pt, i[12] pl, i[13] pb, i[14] pr, i[15] group, i[16] OH, i[17] OW, i[18] act, i[19] mode
+// (0 gemm1x1, 1 depthwise, 2 im2col), i[20] col bytes; f[0], f[1] act bounds.
+enum { kN, kC, kH, kW, kO, kKh, kKw, kSh, kSw, kDh, kDw, kPt, kPl, kPb, kPr, kG, kOH, kOW, kAct, kMode, kCol };
+
+lb_status conv_geometry(OpCtx& c, bool transpose) {
+  const Tensor* x = c.in[0];
+  const Tensor* w = c.in.size() > 1 ? c.in[1] : nullptr;
+  if (!w || x->shape.size() != 4 || w->shape.size() != 4 || x->dtype != DType::F32 || w->dtype != DType::F32) {
+    c.err = "expects a 4-D f32 input and a 4-D f32 weight";
+    return LB_ERR_UNSUPPORTED;
+  }
+  OpParams& p = *c.p;
+  const Json& a = *c.attrs;
+  std::vector<int64_t> v;
+  p.i[kN] = x->shape[0]; p.i[kC] = x->shape[1]; p.i[kH] = x->shape[2]; p.i[kW] = x->shape[3];
+  p.i[kG] = attr_int(a, "group", 1);
+  p.i[kKh] = w->shape[2]; p.i[kKw] = w->shape[3];
+  p.i[kO] = transpose ? w->shape[1] * p.i[kG] : w->shape[0];
+  p.i[kSh] = p.i[kSw] = 1;
+  if (attr_ints(a, "strides", &v) && v.size() == 2) { p.i[kSh] = v[0]; p.i[kSw] = v[1]; }
+  p.i[kDh] = p.i[kDw] = 1;
+  if (attr_ints(a, "dilations", &v) && v.size() == 2) { p.i[kDh] = v[0]; p.i[kDw] = v[1]; }
+  p.i[kPt] = p.i[kPl] = p.i[kPb] = p.i[kPr] = 0;
+  if (attr_ints(a, "pads", &v) && v.size() == 4) { p.i[kPt] = v[0]; p.i[kPl] = v[1]; p.i[kPb] = v[2]; p.i[kPr] = v[3]; }
+  const std::string ap = attr_str(a, "auto_pad", "NOTSET");
+  const int64_t g = p.i[kG];
+  if (g <= 0 || p.i[kC] % g || p.i[kO] % g || (!transpose && w->shape[1] * g != p.i[kC]) || (transpose && w->shape[0] != p.i[kC])) {
+    c.err = "input channels " + std::to_string(p.i[kC]) + " do not match weight " + shape_str(w->shape) + " with group " + std::to_string(g);
+    return LB_ERR_SHAPE;
+  }
+  const int64_t ekh = (p.i[kKh] - 1) * p.i[kDh] + 1, ekw = (p.i[kKw] - 1) * p.i[kDw] + 1;
+  if (!transpose) {
+    if (ap == "SAME_UPPER" || ap == "SAME_LOWER") {
+      for (int d = 0; d < 2; ++d) {
+        const int64_t in = p.i[kH + d], s = p.i[kSh + d], ek = d ? ekw : ekh;
+        const int64_t out = (in + s - 1) / s;
+        const int64_t tot = std::max<int64_t>(0, (out - 1) * s + ek - in);
+        const int64_t lo = ap == "SAME_UPPER" ? tot / 2 : tot - tot / 2;
+        p.i[kPt + d] = lo; p.i[kPb + d] = tot - lo;
+      }
+    }
+    p.i[kOH] = (p.i[kH] + p.i[kPt] + p.i[kPb] - ekh) / p.i[kSh] + 1;
+    p.i[kOW] = (p.i[kW] + p.i[kPl] + p.i[kPr] - ekw) / p.i[kSw] + 1;
+  } else {
+    std::vector<int64_t> op;
+    attr_ints(a, "output_padding", &op);
+    const int64_t oph = op.size() == 2 ? op[0] : 0, opw = op.size() == 2 ? op[1] : 0;
+    p.i[kOH] = (p.i[kH] - 1) * p.i[kSh] + ekh - p.i[kPt] - p.i[kPb] + oph;
+    p.i[kOW] = (p.i[kW] - 1) * p.i[kSw] + ekw - p.i[kPl] - p.i[kPr] + opw;
+  }
+  if (p.i[kOH] <= 0 || p.i[kOW] <= 0) {
+    c.err = "output would be empty for input " + shape_str(x->shape);
+    return LB_ERR_SHAPE;
+  }
+  if (c.in.size() > 2 && c.in[2] && c.in[2]->numel() != p.i[kO]) {
+    c.err = "bias has " + std::to_string(c.in[2]->numel()) + " values, expected " + std::to_string(p.i[kO]);
+    return LB_ERR_SHAPE;
+  }
+  if (!parse_act(a, &p, kAct, 0)) {
+    c.err = "unknown fused activation '" + attr_str(a, "act", "") + "'";
+    return LB_ERR_UNSUPPORTED;
+  }
+  c.out[0]->dtype = DType::F32;
+  c.out[0]->shape = {p.i[kN], p.i[kO], p.i[kOH], p.i[kOW]};
+  return LB_OK;
+}
+
+lb_status conv_infer(OpCtx& c) {
+  lb_status s = conv_geometry(c, false);
+  if (s != LB_OK) return s;
+  OpParams& p = *c.p;
+  const int64_t g = p.i[kG], cg = p.i[kC] / g;
+  const bool pw = p.i[kKh] == 1 && p.i[kKw] == 1 && p.i[kSh] == 1 && p.i[kSw] == 1 && !p.i[kPt] && !p.i[kPl] && !p.i[kPb] && !p.i[kPr];
+  if (g == p.i[kC] && g == p.i[kO]) p.i[kMode] = 1;
+  else if (pw && g == 1) p.i[kMode] = 0;
+  else p.i[kMode] = 2;
+  const int64_t kdim = cg * p.i[kKh] * p.i[kKw];
+  p.i[kCol] = p.i[kMode] == 2 ? (kdim * p.i[kOH] * p.i[kOW] * 4 + 63) / 64 * 64 : 0;
+  c.scratch_bytes = size_t(p.i[kCol]) + gemm_scratch_per_thread() * kMaxThreads;
+  c.flops = uint64_t(2) * p.i[kN] * p.i[kO] * p.i[kOH] * p.i[kOW] * kdim;
+  return LB_OK;
+}
+
+inline __attribute__((always_inline)) void dw_channel(const OpParams& p, const float* in, const float* w, float bias,
+                                                       float* out) {
+  const int64_t H = p.i[kH], W = p.i[kW], OH = p.i[kOH], OW = p.i[kOW], kh = p.i[kKh], kw = p.i[kKw];
+  const int64_t sh = p.i[kSh], sw = p.i[kSw], dh = p.i[kDh], dw = p.i[kDw], pt = p.i[kPt], pl = p.i[kPl];
+  for (int64_t oy = 0; oy < OH; ++oy) {
+    float* o = out + oy * OW;
+    for (int64_t ox = 0; ox < OW; ++ox) o[ox] = bias;
+    for (int64_t ky = 0; ky < kh; ++ky) {
+      const int64_t iy = oy * sh - pt + ky * dh;
+      if (iy < 0 || iy >= H) continue;
+      const float* row = in + iy * W;
+      for (int64_t kx = 0; kx < kw; ++kx) {
+        const float wv = w[ky * kw + kx];
+        const int64_t off = kx * dw - pl;  // ix = ox*sw + off
+        int64_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+        int64_t hi = (W - 1 - off) >= 0 ? (W - 1 - off) / sw + 1 : 0;
+        if (hi > OW) hi = OW;
+        if (sw == 1) {
+          const float* r = row + off;
+          for (int64_t ox = lo; ox < hi; ++ox) o[ox] += wv * r[ox];
+        } else {
+          for (int64_t ox = lo; ox < hi; ++ox) o[ox] += wv * row[ox * sw + off];
+        }
+      }
+    }
+    apply_act(o, OW, p.i[kAct], p.f[0], p.f[1]);
+  }
+}
+
+void dw_range_portable(const OpParams& p, const float* x, const float* w, const float* b, float* y, int64_t c0, int64_t c1) {
+  const int64_t C = p.i[kC], HW = p.i[kH] * p.i[kW], OHW = p.i[kOH] * p.i[kOW], kk = p.i[kKh] * p.i[kKw];
+  for (int64_t nc = c0; nc < c1; ++nc) {
+    const int64_t ch = nc % C;
+    dw_channel(p, x + nc * HW, w + ch * kk, b ? b[ch] : 0.f, y + nc * OHW);
+  }
+}
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) void dw_range_avx2(const OpParams& p, const float* x, const float* w, const float* b,
+                                                        float* y, int64_t c0, int64_t c1) {
+  const int64_t C = p.i[kC], HW = p.i[kH] * p.i[kW], OHW = p.i[kOH] * p.i[kOW], kk = p.i[kKh] * p.i[kKw];
+  for (int64_t nc = c0; nc < c1; ++nc) {
+    const int64_t ch = nc % C;
+    dw_channel(p, x + nc * HW, w + ch * kk, b ? b[ch] : 0.f, y + nc * OHW);
+  }
+}
+#endif
+
+void im2col(const OpParams& p, const float* x, int64_t cg, float* col) {
+  const int64_t H = p.i[kH], W = p.i[kW], OH = p.i[kOH], OW = p.i[kOW], kh = p.i[kKh], kw = p.i[kKw];
+  const int64_t sh = p.i[kSh], sw = p.i[kSw], dh = p.i[kDh], dw = p.i[kDw], pt = p.i[kPt], pl = p.i[kPl];
+  for (int64_t ci = 0; ci < cg; ++ci)
+    for (int64_t ky = 0; ky < kh; ++ky)
+      for (int64_t kx = 0; kx < kw; ++kx) {
+        float* dst = col + ((ci * kh + ky) * kw + kx) * OH * OW;
+        const float* src = x + ci * H * W;
+        for (int64_t oy = 0; oy < OH; ++oy) {
+          const int64_t iy = oy * sh - pt + ky * dh;
+          float* d = dst + oy * OW;
+          if (iy < 0 || iy >= H) {
+            std::memset(d, 0, size_t(OW) * 4);
+            continue;
+          }
+          for (int64_t ox = 0; ox < OW; ++ox) {
+            const int64_t ix = ox * sw - pl + kx * dw;
+            d[ox] = (ix >= 0 && ix < W) ? src[iy * W + ix] : 0.f;
+          }
+        }
+      }
+}
+
+void conv_run(OpCtx& c) {
+  const OpParams& p = *c.p;
+  const float* x = c.in[0]->f32();
+  const float* w = c.in[1]->f32();
+  const float* b = c.in.size() > 2 && c.in[2] ? c.in[2]->f32() : nullptr;
+  float* y = c.out[0]->f32();
+  const int64_t N = p.i[kN], C = p.i[kC], O = p.i[kO], G = p.i[kG], HW = p.i[kH] * p.i[kW], OHW = p.i[kOH] * p.i[kOW];
+  if (p.i[kMode] == 1) {
+    auto fn = dw_range_portable;
+    c.isa = "scalar";
+#if defined(__x86_64__)
+    if ((lb_cpu_features() & LB_CPU_AVX2) && lb_isa_active() != LB_ISA_SCALAR) {
+      fn = dw_range_avx2;
+      c.isa = "avx2";
+    }
+#endif
+    c.workers->parallel_for(N * C, [&](int, int64_t c0, int64_t c1) { fn(p, x, w, b, y, c0, c1); });
+    return;
+  }
+  const int64_t cg = C / G, og = O / G, kdim = cg * p.i[kKh] * p.i[kKw];
+  char* gemm_scratch = static_cast<char*>(c.scratch) + p.i[kCol];
+  const size_t gemm_bytes = c.scratch_bytes - size_t(p.i[kCol]);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t g = 0; g < G; ++g) {
+      const float* xin = x + (n * C + g * cg) * HW;
+      const float* B = xin;
+      if (p.i[kMode] == 2) {
+        im2col(p, xin, cg, static_cast<float*>(c.scratch));
+        B = static_cast<const float*>(c.scratch);
+      }
+      GemmArgs a{og, OHW, kdim, w + g * og * kdim, kdim, B, OHW, false, y + (n * O + g * og) * OHW, OHW,
+                 b ? b + g * og : nullptr, b ? 1 : 0, p.i[kAct], p.f[0], p.f[1]};
+      c.isa = gemm(a, c.workers, gemm_scratch, gemm_bytes);
+    }
+}
+
+// ConvTranspose: col[Cout/g*kh*kw, HW] = W_g^T * x_g, then col2im adds into the output.
+lb_status convt_infer(OpCtx& c) {
+  lb_status s = conv_geometry(c, true);
+  if (s != LB_OK) return s;
+  OpParams& p = *c.p;
+  const int64_t g = p.i[kG], og = p.i[kO] / g, cg = p.i[kC] / g;
+  const int64_t m = og * p.i[kKh] * p.i[kKw];
+  p.i[kCol] = (m * p.i[kH] * p.i[kW] * 4 + 63) / 64 * 64 + (m * cg * 4 + 63) / 64 * 64;
+  c.scratch_bytes = size_t(p.i[kCol]) + gemm_scratch_per_thread() * kMaxThreads;
+  c.flops = uint64_t(2) * p.i[kN] * p.i[kC] * p.i[kH] * p.i[kW] * og * p.i[kKh] * p.i[kKw];
+  return LB_OK;
+}
+
+void convt_run(OpCtx& c) {
+  const OpParams& p = *c.p;
+  const float* x = c.in[0]->f32();
+  const float* w = c.in[1]->f32();
+  const float* b = c.in.size() > 2 && c.in[2] ? c.in[2]->f32() : nullptr;
+  float* y = c.out[0]->f32();
+  const int64_t N = p.i[kN], C = p.i[kC], O = p.i[kO], G = p.i[kG], H = p.i[kH], W = p.i[kW];
+  const int64_t OH = p.i[kOH], OW = p.i[kOW], kh = p.i[kKh], kw = p.i[kKw];
+  const int64_t cg = C / G, og = O / G, m = og * kh * kw, HW = H * W;
+  float* col = static_cast<float*>(c.scratch);
+  float* wt = col + (m * HW + 15) / 16 * 16;
+  char* gs = static_cast<char*>(c.scratch) + p.i[kCol];
+  const size_t gbytes = c.scratch_bytes - size_t(p.i[kCol]);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t g = 0; g < G; ++g) {
+      // W is [C, O/g, kh, kw]: rows of group g, transposed to [m, cg]
+      const float* wg = w + g * cg * m;
+      for (int64_t ci = 0; ci < cg; ++ci)
+        for (int64_t j = 0; j < m; ++j) wt[j * cg + ci] = wg[ci * m + j];
+      GemmArgs a{m, HW, cg, wt, cg, x + (n * C + g * cg) * HW, HW, false, col, HW};
+      c.isa = gemm(a, c.workers, gs, gbytes);
+      for (int64_t o = 0; o < og; ++o) {
+        float* out = y + (n * O + g * og + o) * OH * OW;
+        const float bv = b ? b[g * og + o] : 0.f;
+        for (int64_t i = 0; i < OH * OW; ++i) out[i] = bv;
+        for (int64_t ky = 0; ky < kh; ++ky)
+          for (int64_t kx = 0; kx < kw; ++kx) {
+            const float* src = col + ((o * kh + ky) * kw + kx) * HW;
+            for (int64_t iy = 0; iy < H; ++iy) {
+              const int64_t oy = iy * p.i[kSh] - p.i[kPt] + ky * p.i[kDh];
+              if (oy < 0 || oy >= OH) continue;
+              for (int64_t ix = 0; ix < W; ++ix) {
+                const int64_t ox = ix * p.i[kSw] - p.i[kPl] + kx * p.i[kDw];
+                if (ox >= 0 && ox < OW) out[oy * OW + ox] += src[iy * W + ix];
+              }
+            }
+          }
+        apply_act(out, OH * OW, p.i[kAct], p.f[0], p.f[1]);
+      }
+    }
+}
+
+}  // namespace
+
+void register_ops_conv(std::vector<OpDef>& r) {
+  r.push_back(OpDef{"conv2d_f32", conv_infer, conv_run, false});
+  r.push_back(OpDef{"conv_transpose2d_f32", convt_infer, convt_run, false});
+}
+
+}  // namespace lb
