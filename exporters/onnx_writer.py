@@ -193,7 +193,7 @@ def graph_to_model(graph: Graph, *, extra_outputs: Optional[List[str]] = None, k
         if aq is not None and inputs:
             vi = graph.value_info.get(inputs[0])
             rank = len(vi.shape) if vi is not None and vi.shape else (4 if node.op == "Conv" else 3)
-            inputs[0] = emit_act_quant(b, inputs[0], aq, 1 if node.op == "Conv" else rank - 1, rank,
+            inputs[0] = emit_act_quant(b, inputs[0], aq, 1 if node.op in ("Conv", "ConvTranspose") else rank - 1, rank,
                                        node.name + "_aq")
         wname = inputs[1] if len(inputs) > 1 else ""
         w = graph.initializers.get(wname)

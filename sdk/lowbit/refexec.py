@@ -592,3 +592,31 @@ def _resize(node, x, roi=None, scales=None, sizes=None):
     idx = [np.minimum((np.arange(o) * (x.shape[i] / o)).astype(np.int64), x.shape[i] - 1)
            for i, o in enumerate(out)]
     return x[:, :, idx[2][:, None], idx[3][None, :]]
+
+
+@op("ConvTranspose")
+def _conv_transpose(node, x, w, b=None):
+    x = _act(node, x, 1)
+    w = _f(w)  # [C_in, C_out / group, kh, kw]
+    if x.ndim != 4 or any(d != 1 for d in node.attrs.get("dilations", [1, 1])):
+        raise LowbitError(f"only 2-D undilated ConvTranspose is in the reference executor (node {node.name!r})")
+    n, c, h, wd = x.shape
+    group = node.attrs.get("group", 1)
+    kh, kw = w.shape[2:]
+    sh, sw = node.attrs.get("strides", [1, 1])
+    pads = list(node.attrs.get("pads", [0, 0, 0, 0]))
+    opad = list(node.attrs.get("output_padding", [0, 0]))
+    cg, og = c // group, w.shape[1]
+    full = np.zeros((n, og * group, (h - 1) * sh + kh + opad[0], (wd - 1) * sw + kw + opad[1]), np.float32)
+    for g in range(group):
+        xg = x[:, g * cg:(g + 1) * cg]
+        for i in range(kh):
+            for j in range(kw):
+                full[:, g * og:(g + 1) * og, i:i + (h - 1) * sh + 1:sh, j:j + (wd - 1) * sw + 1:sw] += \
+                    np.einsum("nchw,co->nohw", xg, w[g * cg:(g + 1) * cg, :, i, j], optimize=True)
+    out_h = full.shape[2] - pads[0] - pads[2]
+    out_w = full.shape[3] - pads[1] - pads[3]
+    y = full[:, :, pads[0]:pads[0] + out_h, pads[1]:pads[1] + out_w]
+    if b is not None:
+        y = y + b.reshape(1, -1, 1, 1)
+    return np.ascontiguousarray(y, np.float32)

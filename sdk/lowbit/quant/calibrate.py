@@ -85,7 +85,7 @@ def collect(graph: Graph, feeds: List[Dict[str, np.ndarray]], nodes: List[Node],
         by_tensor.setdefault(n.inputs[0], n)
     graph_inputs = {t.name for t in graph.inputs}
     extra = [t for t in by_tensor if t not in graph_inputs]
-    stats = {t: TensorStats(1 if n.op == "Conv" else -1) for t, n in by_tensor.items()}
+    stats = {t: TensorStats(1 if n.op in ("Conv", "ConvTranspose") else -1) for t, n in by_tensor.items()}
     if not feeds:
         raise LowbitError("this scheme needs calibration data (calib=... / --calib PATH)")
     sess = ort_session(graph, threads=2, extra_outputs=extra)
