@@ -82,7 +82,7 @@ def _schedule_pass(gpu: bool):
     return _pass
 
 
-def legalize(mod, target, gpu: bool):
+def legalize(mod, target, gpu: bool, tiles=None):
     """Relax -> fused TIR PrimFuncs (scheduled for GPUs), stopping before VM lowering."""
     import tvm  # noqa: PLC0415
     from tvm import relax  # noqa: PLC0415
@@ -90,6 +90,10 @@ def legalize(mod, target, gpu: bool):
     passes = [relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
               relax.transform.FoldConstant(), relax.transform.FuseOps(), relax.transform.FuseTIR(),
               relax.transform.DeadCodeElimination()]
+    if not gpu and (tiles or {}).get("schedule", 1):
+        from .tvm_schedule import cpu_schedule_pass  # noqa: PLC0415
+
+        passes.append(cpu_schedule_pass(tiles))  # ours first: dlight's CPU rules only take the rest
     passes.append(_schedule_pass(gpu))
     with target:
         return tvm.transform.Sequential(passes)(mod)
@@ -132,7 +136,7 @@ def compile_graph(graph: Graph, profile, input_shapes=None):
 
     target = tvm_target(profile)
     mod, qkernels = lower(graph, input_shapes)
-    lmod = legalize(mod, target, gpu=profile.is_gpu)
+    lmod = legalize(mod, target, gpu=profile.is_gpu, tiles=profile.tiles.get("tvm"))
     opt = int(profile.data["tvm"].get("opt_level", 3))
     with tvm.transform.PassContext(opt_level=opt):
         ex = relax.build(lmod, target=target, relax_pipeline=_finish_pipeline(target))

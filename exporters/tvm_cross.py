@@ -187,7 +187,7 @@ def build_runner(graph, profile, out: Path, input_shapes=None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     target = tw.tvm_target(prof)
     mod, _ = lower(graph, input_shapes)
-    lmod = tw.legalize(mod, target, gpu=False)
+    lmod = tw.legalize(mod, target, gpu=False, tiles=prof.tiles.get("tvm"))
     main = lmod["main"]
     sig_in = [{"name": p.name, "shape": [int(d) for d in p.ty.shape], "dtype": str(p.ty.dtype)} for p in main.params]
     sig_out = tw._outputs(graph, main)
