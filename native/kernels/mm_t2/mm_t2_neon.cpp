@@ -1,0 +1,13 @@
+// t2a8 (ternary) for baseline NEON: 2-bit codes x int8 activations with smull/smlal.
+#if !defined(__ARM_NEON)
+#error "mm_t2_neon.cpp needs NEON"
+#endif
+#include "mm_neon.h"
+
+void lb_gemv_f32_q8d_t2g_8x32__neon(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  using namespace lb::neon; gemm_group<kBase, GFmt<Ter, 1, false>, 1>(a, m0, m1, n0, n1);
+}
+
+void lb_gemm_f32_q8d_t2g_4x8__neon(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  using namespace lb::neon; gemm_group<kBase, GFmt<Ter, 1, false>, 4>(a, m0, m1, n0, n1);
+}

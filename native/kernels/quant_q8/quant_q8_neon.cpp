@@ -1,0 +1,77 @@
+// Activation quantizer for baseline AArch64 NEON: 16 floats per step, the same float operations
+// per element as the reference (round to nearest even, clamp, narrow), code sums per block.
+#if !defined(__ARM_NEON)
+#error "quant_q8_neon.cpp needs NEON"
+#endif
+#include <arm_neon.h>
+
+#include "kernel_types.h"
+
+namespace {
+
+inline float32x4_t load_x(const float* x, const float* mul, int64_t i, int64_t k) {
+  if (i + 4 <= k) {
+    const float32x4_t v = vld1q_f32(x + i);
+    return mul ? vmulq_f32(v, vld1q_f32(mul + i)) : v;
+  }
+  float buf[4] = {0, 0, 0, 0};
+  for (int64_t j = i; j < k; ++j) buf[j - i] = mul ? x[j] * mul[j] : x[j];
+  return vld1q_f32(buf);
+}
+
+float amax_range(const float* x, const float* mul, int64_t lo, int64_t hi, int64_t k) {
+  float32x4_t m = vdupq_n_f32(0.f);
+  for (int64_t i = lo; i < hi && i < k; i += 4) m = vmaxq_f32(m, vabsq_f32(load_x(x, mul, i, k)));
+  return vmaxvq_f32(m);
+}
+
+/// 32 codes from x[lo, lo+32): rint(x * inv) + zero clamped to [qmin, qmax]; returns their sum.
+inline int32_t quant32(const float* x, const float* mul, int64_t lo, int64_t k, float32x4_t inv, float32x4_t zero,
+                       float32x4_t qmin, float32x4_t qmax, int8_t* q) {
+  int32x4_t r[8];
+  int32x4_t s = vdupq_n_s32(0);
+  for (int j = 0; j < 8; ++j) {
+    float32x4_t v = vaddq_f32(vrndnq_f32(vmulq_f32(load_x(x, mul, lo + 4 * j, k), inv)), zero);
+    v = vminq_f32(vmaxq_f32(v, qmin), qmax);
+    r[j] = vcvtq_s32_f32(v);
+    s = vaddq_s32(s, r[j]);
+  }
+  for (int h = 0; h < 2; ++h) {
+    const int16x8_t a = vcombine_s16(vmovn_s32(r[4 * h]), vmovn_s32(r[4 * h + 1]));
+    const int16x8_t b = vcombine_s16(vmovn_s32(r[4 * h + 2]), vmovn_s32(r[4 * h + 3]));
+    vst1q_s8(q + 16 * h, vcombine_s8(vmovn_s16(a), vmovn_s16(b)));
+  }
+  return vaddvq_s32(s);
+}
+
+}  // namespace
+
+void lb_quant_q8d_f32_32__neon(const lb_quant_args* a, int8_t* q, lb_q8_meta* meta) {
+  const int64_t k = a->k, kp = a->kp, blk = a->block;
+  const float* x = a->x;
+  const float* mul = a->mul;
+  if (a->is_static) {
+    const float32x4_t inv = vdupq_n_f32(1.0f / a->static_scale), zero = vdupq_n_f32(float(a->static_zero));
+    const float32x4_t lo = vdupq_n_f32(-128.f), hi = vdupq_n_f32(127.f);
+    for (int64_t b = 0; b < kp / blk; ++b) {
+      int32_t s = 0;
+      for (int64_t i = b * blk; i < (b + 1) * blk; i += 32) {
+        s += quant32(x, mul, i, k, inv, zero, lo, hi, q + i);
+        if (i + 32 > k)  // padding codes are 0, not the zero point
+          for (int64_t j = (i > k ? i : k); j < i + 32; ++j) s -= q[j], q[j] = 0;
+      }
+      meta[b] = lb_q8_meta{a->static_scale, s};
+    }
+    return;
+  }
+  const float32x4_t zero = vdupq_n_f32(0.f), lo = vdupq_n_f32(-127.f), hi = vdupq_n_f32(127.f);
+  const float row_amax = a->per_row ? amax_range(x, mul, 0, k, k) : 0.f;
+  for (int64_t b = 0; b < kp / blk; ++b) {
+    const int64_t b0 = b * blk;
+    const float amax = a->per_row ? row_amax : amax_range(x, mul, b0, b0 + blk, k);
+    const float32x4_t inv = vdupq_n_f32(amax > 0.f ? 127.0f / amax : 0.f);
+    int32_t s = 0;
+    for (int64_t i = b0; i < b0 + blk; i += 32) s += quant32(x, mul, i, k, inv, zero, lo, hi, q + i);
+    meta[b] = lb_q8_meta{amax / 127.0f, s};
+  }
+}
