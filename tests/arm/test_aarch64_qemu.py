@@ -2,7 +2,7 @@
 ISA path forced in turn with `-cpu max`, and a CPU without dotprod that must refuse it."""
 import pytest
 
-from conftest import run
+from lowbit_testutil import run
 
 pytestmark = pytest.mark.qemu
 

@@ -3,7 +3,7 @@ import shutil
 
 import pytest
 
-from conftest import run
+from lowbit_testutil import run
 
 
 @pytest.mark.parametrize("link", ["shared", "static"])

@@ -2,7 +2,7 @@
 machine can run, forced through LOWBIT_ISA, and once more under ASan + UBSan."""
 import pytest
 
-from conftest import run
+from lowbit_testutil import run
 
 X86_PATHS = ["scalar", "avx2", "avx512vnni"]
 

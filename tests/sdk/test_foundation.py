@@ -3,7 +3,7 @@ import json
 import re
 import sys
 
-from conftest import ROOT, run
+from lowbit_testutil import ROOT, run
 
 
 def test_import_does_not_pull_heavy_frameworks():

@@ -10,7 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import need_tool
+from lowbit_testutil import need_tool
 from tvm_graphs import conv_graph, mlp_graph, reference
 
 from lowbit.exporters import tvm as tvm_writer
