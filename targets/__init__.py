@@ -314,13 +314,35 @@ def save_measured(values: Dict[str, float]) -> Path:
     return p
 
 
+def _profiler_measured() -> Dict[str, float]:
+    """Figures from the profiler's per-device cache (`lowbit doctor --measure`), all threads."""
+    try:
+        from lowbit.profiler.device import load_cached  # noqa: PLC0415
+
+        rec = load_cached()
+    except Exception:  # noqa: BLE001 - no profiler, no extension, unreadable cache: nominal figures
+        return {}
+    if not rec:
+        return {}
+    m = rec.get("measured", {})
+    out = {}
+    for key, src in (("mem_bandwidth_gbs", "read_gbps"), ("int8_peak_gops", "int8_gops")):
+        per_threads = m.get(src) or {}
+        if per_threads:
+            out[key] = per_threads[max(per_threads, key=lambda t: int(t))]
+    return out
+
+
 def _with_measured(prof: Profile) -> Profile:
     p = measured_path()
-    if not p.is_file():
-        return prof
-    try:
-        vals = json.loads(p.read_text())
-    except (OSError, ValueError):
+    vals: Dict[str, Any] = {}
+    if p.is_file():
+        try:
+            vals = json.loads(p.read_text())
+        except (OSError, ValueError):
+            vals = {}
+    vals = {**_profiler_measured(), **vals}
+    if not vals:
         return prof
     known = set(SCHEMA["perf"]) - {"source"}
     vals = {k: float(v) for k, v in vals.items() if k in known and isinstance(v, (int, float)) and v > 0}

@@ -192,3 +192,12 @@ def test_cli_targets(user_dir, capsys):
     assert "ok    x86-64-avx2" in out and "[cpu] cores: missing required key" in out
     assert main(["targets", "show", "nope"]) == 1
     assert "unknown target 'nope'" in capsys.readouterr().err
+
+
+def test_detect_uses_the_profilers_device_measurement(user_dir, monkeypatch):
+    device = pytest.importorskip("lowbit.profiler.device")
+    rec = {"measured": {"read_gbps": {"1": 20.0, "2": 31.5}, "int8_gops": {"1": 400.0, "2": 790.0}}}
+    monkeypatch.setattr(device, "load_cached", lambda device_id=None: rec)
+    prof = targets.detect()
+    assert prof.perf["source"] == "measured"
+    assert prof.perf["mem_bandwidth_gbs"] == 31.5 and prof.perf["int8_peak_gops"] == 790.0
