@@ -8,17 +8,14 @@ from pathlib import Path
 import pytest
 
 import lowbit
-from conftest import run
+from lowbit_testutil import run
 from lowbit.profiler import device
 
 
 @pytest.fixture
-def profile_bin(request):
-    """The native lowbit-profile installed with the extension, else the one of the host build."""
-    installed = Path(lowbit.native().__file__).parent / "bin" / "lowbit-profile"
-    if installed.exists():
-        return installed
-    return request.getfixturevalue("native_host") / "lowbit-profile"
+def profile_bin(native_host):
+    """The native lowbit-profile of the host build (rebuilt from this checkout)."""
+    return native_host / "lowbit-profile"
 
 
 def test_measure_bandwidth_and_peak(nat):

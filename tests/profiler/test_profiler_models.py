@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import run
+from lowbit_testutil import run
 
 pytestmark = pytest.mark.slow
 
@@ -103,3 +103,21 @@ def test_forced_scalar_path_is_flagged(models, nat, tmp_path):
     convs = [o for o in data["ops"] if o["type"] == "Conv"]
     assert convs and all(o["isa"] == "scalar" and "scalar fallback" in o["warnings"][0] for o in convs)
     assert any(w.startswith("LOWBIT_ISA forces the scalar path") for w in data["warnings"])
+
+
+def test_native_tool_profiles_a_package(models, native_host, tmp_path):
+    out = tmp_path / "n.json"
+    r = run([native_host / "lowbit-profile", models["minilm"], "--runs", "3", "--warmup", "1", "--threads", "1",
+             "--json", out], env={"LOWBIT_CACHE_DIR": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    import lowbit
+
+    rep = lowbit.profiler.load_report(out)
+    assert rep.data["tool"] == "lowbit-profile" and rep.latency["n"] == 3
+    assert all(o["kernel"] and o["isa"] for o in rep.ops) and len(rep.ops) > 100
+    assert 0.5 < rep.data["ops_sum_over_e2e"] <= 1.0
+    assert sum(o["share"] for o in rep.ops) == pytest.approx(1.0)
+    assert rep.data["memory"]["arena_bytes"] > 0 and len(rep.data["package"]["sha256"]) == 64
+    assert 'id="plot-time"' in rep.to_html()
+    r = run([native_host / "lowbit-profile", tmp_path / "missing.lbpk"])
+    assert r.returncode == 1 and "LB_ERR_IO" in r.stderr
