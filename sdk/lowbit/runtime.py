@@ -95,7 +95,13 @@ class Session:
 
 def load(path: Union[str, Path, bytes], threads: Optional[int] = None, lazy: bool = False) -> Session:
     """Opens a .lbpk (verifying every section's SHA-256, or lazily with ``lazy=True``) and creates
-    a session with ``threads`` threads (default: all cores / LOWBIT_NUM_THREADS)."""
+    a session with ``threads`` threads (default: all cores / LOWBIT_NUM_THREADS).
+    LLM packages (manifest kind "llm") give a :class:`lowbit.llm.LlmSession` instead."""
+    if isinstance(path, (str, Path)):
+        from lowbit.llm.session import LlmSession, is_llm_package  # noqa: PLC0415
+
+        if is_llm_package(path):
+            return LlmSession(path, threads=threads or 0, verify=not lazy)
     return Session(path, threads=threads, lazy=lazy)
 
 

@@ -1,0 +1,239 @@
+"""Decoder-LLM benchmark: lowbit against llama.cpp (llama-cpp-python) on the same model, bits and
+machine.
+
+A TinyLlama-1.1B-shaped model (hidden 2048, intermediate 5632, 32 heads, 4 KV heads, vocab 32000;
+--layers, default 22) with random weights is written once as a Hugging Face directory
+(safetensors). lowbit exports it (w4a8-g32, w8a8d); the same float weights are written as GGUF
+with the `gguf` package (Q4_0, Q8_0; q/k permuted the way llama.cpp's converter does, the output
+head Q8_0 in both files, as lowbit's head is int8). Each engine prefills --prompt-tokens random
+ids and then decodes --gen-tokens greedily, on 1 and 2 threads; medians of --repeat runs.
+
+Decode's fraction of the bandwidth roofline = bytes of weights read per token x tokens/s /
+measured read bandwidth (lowbit's read-bandwidth microbenchmark with the same thread count).
+
+    .venv/bin/python bench/llm.py --layers 16 --json build/bench-llm.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SHAPE = dict(hidden_size=2048, intermediate_size=5632, num_attention_heads=32, num_key_value_heads=4,
+             vocab_size=32000, max_position_embeddings=2048, rms_norm_eps=1e-5, rope_theta=10000.0)
+PAIRS = [("w4a8-g32", "Q4_0"), ("w8a8d", "Q8_0")]
+
+
+def make_model(out: Path, layers: int, seed: int = 0) -> Path:
+    """A random-weight HF Llama directory (fp16 safetensors, written with numpy: fast, no torch)."""
+    from safetensors.numpy import save_file
+
+    if (out / "config.json").exists():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    h, f, v = SHAPE["hidden_size"], SHAPE["intermediate_size"], SHAPE["vocab_size"]
+    hd = h // SHAPE["num_attention_heads"]
+    kv = SHAPE["num_key_value_heads"] * hd
+
+    def w(*shape, std=0.02):
+        return (rng.standard_normal(shape, dtype=np.float32) * std).astype(np.float16)
+
+    t = {"model.embed_tokens.weight": w(v, h), "model.norm.weight": np.ones(h, np.float16), "lm_head.weight": w(v, h)}
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        t.update({
+            p + "input_layernorm.weight": np.ones(h, np.float16),
+            p + "post_attention_layernorm.weight": np.ones(h, np.float16),
+            p + "self_attn.q_proj.weight": w(h, h), p + "self_attn.k_proj.weight": w(kv, h),
+            p + "self_attn.v_proj.weight": w(kv, h), p + "self_attn.o_proj.weight": w(h, h),
+            p + "mlp.gate_proj.weight": w(f, h), p + "mlp.up_proj.weight": w(f, h), p + "mlp.down_proj.weight": w(h, f),
+        })
+    save_file(t, str(out / "model.safetensors"))
+    cfg = dict(SHAPE, model_type="llama", architectures=["LlamaForCausalLM"], num_hidden_layers=layers,
+               hidden_act="silu", bos_token_id=1, eos_token_id=2, tie_word_embeddings=False, torch_dtype="float16")
+    (out / "config.json").write_text(json.dumps(cfg, indent=2))
+    return out
+
+
+def _permute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
+    """HF rotate-half rows -> llama.cpp's interleaved RoPE rows (convert_hf_to_gguf's permute)."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def write_gguf(model_dir: Path, out: Path, qtype_name: str) -> Path:
+    import gguf
+    from safetensors import safe_open
+
+    if out.exists():
+        return out
+    cfg = json.loads((model_dir / "config.json").read_text())
+    qt = getattr(gguf.GGMLQuantizationType, qtype_name)
+    q8 = gguf.GGMLQuantizationType.Q8_0
+    wr = gguf.GGUFWriter(str(out) + ".tmp", "llama")
+    n_layers, nh, nkv = cfg["num_hidden_layers"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    wr.add_name("lowbit-bench-tinyllama")
+    wr.add_context_length(cfg["max_position_embeddings"])
+    wr.add_embedding_length(cfg["hidden_size"])
+    wr.add_block_count(n_layers)
+    wr.add_feed_forward_length(cfg["intermediate_size"])
+    wr.add_rope_dimension_count(cfg["hidden_size"] // nh)
+    wr.add_head_count(nh)
+    wr.add_head_count_kv(nkv)
+    wr.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    wr.add_rope_freq_base(cfg["rope_theta"])
+    wr.add_file_type({"Q4_0": 2, "Q8_0": 7}[qtype_name])
+    v = cfg["vocab_size"]
+    wr.add_tokenizer_model("llama")
+    wr.add_token_list([b"<unk>", b"<s>", b"</s>"] + [f"<t{i}>".encode() for i in range(3, v)])
+    wr.add_token_scores([0.0] * v)
+    wr.add_token_types([2, 3, 3] + [1] * (v - 3))
+    wr.add_bos_token_id(1)
+    wr.add_eos_token_id(2)
+    wr.add_unk_token_id(0)
+
+    names = {"model.embed_tokens.weight": ("token_embd.weight", qt), "model.norm.weight": ("output_norm.weight", None),
+             "lm_head.weight": ("output.weight", q8)}
+    hf = {"input_layernorm": ("attn_norm", None), "post_attention_layernorm": ("ffn_norm", None),
+          "self_attn.q_proj": ("attn_q", qt), "self_attn.k_proj": ("attn_k", qt), "self_attn.v_proj": ("attn_v", qt),
+          "self_attn.o_proj": ("attn_output", qt), "mlp.gate_proj": ("ffn_gate", qt), "mlp.up_proj": ("ffn_up", qt),
+          "mlp.down_proj": ("ffn_down", qt)}
+    for i in range(n_layers):
+        for k, (g, q) in hf.items():
+            names[f"model.layers.{i}.{k}.weight"] = (f"blk.{i}.{g}.weight", q)
+    with safe_open(str(model_dir / "model.safetensors"), framework="numpy") as fh:
+        for key, (gname, q) in names.items():
+            a = fh.get_tensor(key).astype(np.float32)
+            if key.endswith("q_proj.weight"):
+                a = _permute_qk(a, nh)
+            elif key.endswith("k_proj.weight"):
+                a = _permute_qk(a, nkv)
+            if q is None:
+                wr.add_tensor(gname, a)
+            else:
+                wr.add_tensor(gname, gguf.quants.quantize(a, q), raw_dtype=q)
+    wr.write_header_to_file()
+    wr.write_kv_data_to_file()
+    wr.write_tensors_to_file()
+    wr.close()
+    os.replace(str(out) + ".tmp", out)
+    return out
+
+
+def gguf_bytes_per_token(path: Path) -> int:
+    """Bytes of every tensor but the embedding table, plus one embedding row."""
+    import gguf
+
+    r = gguf.GGUFReader(str(path))
+    total = 0
+    for t in r.tensors:
+        if t.name == "token_embd.weight":
+            total += int(t.n_bytes) // int(t.shape[-1] if t.shape[-1] > t.shape[0] else t.shape[0])
+        else:
+            total += int(t.n_bytes)
+    return total
+
+
+def bench_llama_cpp(path: Path, threads: int, prompt_tokens: int, gen_tokens: int, repeat: int, seed: int = 0):
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(path), n_ctx=prompt_tokens + gen_tokens + 8, n_batch=prompt_tokens,
+                n_ubatch=prompt_tokens, n_threads=threads, n_threads_batch=threads, verbose=False)
+    rng = np.random.default_rng(seed)
+    prompt = [int(t) for t in rng.integers(3, llm.n_vocab(), prompt_tokens)]
+    pre, dec = [], []
+    for _ in range(repeat):
+        llm.reset()
+        llm._ctx.kv_cache_clear() if hasattr(llm._ctx, "kv_cache_clear") else None
+        t0 = time.perf_counter()
+        llm.eval(prompt)
+        t1 = time.perf_counter()
+        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        for _ in range(gen_tokens):
+            llm.eval([tok])
+            tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        t2 = time.perf_counter()
+        pre.append(prompt_tokens / (t1 - t0))
+        dec.append(gen_tokens / (t2 - t1))
+    del llm
+    return float(np.median(pre)), float(np.median(dec))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--layers", type=int, default=22)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--prompt-tokens", type=int, default=128)
+    ap.add_argument("--gen-tokens", type=int, default=64)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--pairs", default="w4a8-g32:Q4_0,w8a8d:Q8_0")
+    ap.add_argument("--workdir", default="build/bench-llm")
+    ap.add_argument("--no-llama-cpp", action="store_true", help="lowbit only")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+
+    import lowbit
+    from lowbit.commands.llm_cmd import bench as lowbit_bench
+    from lowbit.llm.export import export_hf
+
+    work = Path(args.workdir)
+    model = make_model(work / f"tinyllama-{args.layers}l", args.layers)
+    threads = [int(t) for t in args.threads.split(",")]
+    nat = lowbit.native()
+    bw = {t: nat.measure_bandwidth(256 << 20, t, 5) for t in threads}  # GB/s
+    have_llama = False
+    if not args.no_llama_cpp:
+        try:
+            import llama_cpp  # noqa: F401
+
+            have_llama = True
+        except ImportError:
+            print("llama-cpp-python is not installed (pip install '.[bench]'): lowbit only", file=sys.stderr)
+    rows = []
+    for pair in args.pairs.split(","):
+        scheme, qtype = pair.split(":")
+        pkg = work / f"tinyllama-{args.layers}l-{scheme}.lbpk"
+        if not pkg.exists():
+            t0 = time.time()
+            export_hf(model, pkg, scheme=scheme)
+            print(f"exported {pkg.name} in {time.time() - t0:.0f} s", file=sys.stderr)
+        gg = write_gguf(model, work / f"tinyllama-{args.layers}l-{qtype}.gguf", qtype) if have_llama else None
+        for t in threads:
+            r = lowbit_bench(pkg, prompt_tokens=args.prompt_tokens, gen_tokens=args.gen_tokens, threads=t,
+                             repeat=args.repeat)
+            row = {"scheme": scheme, "threads": t, "read_gbps": bw[t],
+                   "lowbit_prefill": r["prefill_tok_s"], "lowbit_decode": r["decode_tok_s"],
+                   "lowbit_bytes_per_token": r["weight_bytes_per_token"]}
+            row["lowbit_roofline"] = row["lowbit_bytes_per_token"] * row["lowbit_decode"] / (bw[t] * 1e9)
+            if gg is not None:
+                p, d = bench_llama_cpp(gg, t, args.prompt_tokens, args.gen_tokens, args.repeat)
+                nb = gguf_bytes_per_token(gg)
+                row.update({"llama_cpp": qtype, "llama_prefill": p, "llama_decode": d, "llama_bytes_per_token": nb,
+                            "llama_roofline": nb * d / (bw[t] * 1e9),
+                            "prefill_ratio": row["lowbit_prefill"] / p, "decode_ratio": row["lowbit_decode"] / d})
+            rows.append(row)
+            _print_row(row)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"layers": args.layers, "shape": SHAPE, "rows": rows}, indent=2))
+    return 0
+
+
+def _print_row(r) -> None:
+    s = (f"{r['scheme']:>9} t={r['threads']}  lowbit prefill {r['lowbit_prefill']:7.1f} tok/s  decode "
+         f"{r['lowbit_decode']:6.1f} tok/s ({r['lowbit_bytes_per_token'] / 1e6:.0f} MB/token, "
+         f"{100 * r['lowbit_roofline']:.0f}% of {r['read_gbps']:.1f} GB/s)")
+    if "llama_cpp" in r:
+        s += (f"\n{r['llama_cpp']:>9} t={r['threads']}  llama.cpp prefill {r['llama_prefill']:7.1f} tok/s  decode "
+              f"{r['llama_decode']:6.1f} tok/s ({r['llama_bytes_per_token'] / 1e6:.0f} MB/token, "
+              f"{100 * r['llama_roofline']:.0f}%)   ratio prefill {r['prefill_ratio']:.2f}x decode {r['decode_ratio']:.2f}x")
+    print(s, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

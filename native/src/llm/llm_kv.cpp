@@ -1,0 +1,214 @@
+// KV cache storage, int8 group quantization, H2O eviction and the fused attention loop.
+#include "llm/llm_kv.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace lb {
+namespace llm {
+
+void KvCache::init(int layers, int kv_heads, int head_dim, int cap, lb_llm_kv_type type, int h2o_budget,
+                   int h2o_recent) {
+  layers_ = layers;
+  kv_heads_ = kv_heads;
+  d_ = head_dim;
+  cap_ = cap;
+  type_ = type;
+  h2o_budget_ = h2o_budget;
+  h2o_recent_ = h2o_recent;
+  elt_ = type == LB_LLM_KV_F32 ? 4 : type == LB_LLM_KV_F16 ? 2 : 1;
+  group_ = head_dim % 32 == 0 ? 32 : head_dim;
+  ngroups_ = head_dim / group_;
+  const size_t rows = size_t(layers) * kv_heads * cap;
+  k_.assign(rows * head_dim * elt_, 0);
+  v_.assign(rows * head_dim * elt_, 0);
+  if (type == LB_LLM_KV_I8) {
+    ks_.assign(rows * ngroups_, 0.f);
+    vs_.assign(rows * ngroups_, 0.f);
+  } else {
+    ks_.clear();
+    vs_.clear();
+  }
+  n_.assign(layers, 0);
+  pos_.assign(size_t(layers) * cap, 0);
+  if (h2o_budget > 0) acc_.assign(rows, 0.f);
+}
+
+void KvCache::reset() {
+  std::fill(n_.begin(), n_.end(), 0);
+  std::fill(acc_.begin(), acc_.end(), 0.f);
+}
+
+int64_t KvCache::bytes() const {
+  return int64_t(k_.size() + v_.size()) + int64_t(ks_.size() + vs_.size()) * 4 + int64_t(acc_.size()) * 4 +
+         int64_t(pos_.size()) * 4;
+}
+
+void KvCache::store_row(uint8_t* base, float* scales, size_t r, const float* x, const VecOps& ops) {
+  switch (type_) {
+    case LB_LLM_KV_F32:
+      std::memcpy(base + r * d_ * 4, x, size_t(d_) * 4);
+      break;
+    case LB_LLM_KV_F16:
+      ops.f32_to_f16(x, reinterpret_cast<uint16_t*>(base) + r * d_, d_);
+      break;
+    case LB_LLM_KV_I8: {
+      int8_t* q = reinterpret_cast<int8_t*>(base) + r * d_;
+      for (int g = 0; g < ngroups_; ++g) {
+        const float* xg = x + g * group_;
+        float amax = 0;
+        for (int i = 0; i < group_; ++i) amax = std::max(amax, std::fabs(xg[i]));
+        const float s = amax / 127.f;
+        const float inv = s > 0 ? 1.f / s : 0.f;
+        for (int i = 0; i < group_; ++i) q[g * group_ + i] = int8_t(std::lrint(xg[i] * inv));
+        scales[r * ngroups_ + g] = s;
+      }
+      break;
+    }
+  }
+}
+
+void KvCache::append(int layer, int pos, const float* k, const float* v, const VecOps& ops) {
+  const int slot = n_[layer]++;
+  pos_[size_t(layer) * cap_ + slot] = pos;
+  for (int h = 0; h < kv_heads_; ++h) {
+    const size_t r = row(layer, h, slot);
+    store_row(k_.data(), ks_.data(), r, k + size_t(h) * d_, ops);
+    store_row(v_.data(), vs_.data(), r, v + size_t(h) * d_, ops);
+    if (!acc_.empty()) acc_[r] = 0.f;
+  }
+}
+
+void KvCache::evict_one(int layer) {
+  const int n = n_[layer];
+  const int32_t* pos = pos_.data() + size_t(layer) * cap_;
+  int32_t newest = 0;
+  for (int j = 0; j < n; ++j) newest = std::max(newest, pos[j]);
+  int victim = -1;
+  float best = std::numeric_limits<float>::infinity();
+  int oldest = 0;
+  for (int j = 0; j < n; ++j) {
+    if (pos[j] < pos[oldest]) oldest = j;
+    if (pos[j] > newest - h2o_recent_) continue;  // the recent window is never evicted
+    float s = 0;
+    for (int h = 0; h < kv_heads_; ++h) s += acc_[row(layer, h, j)];
+    if (s < best) {
+      best = s;
+      victim = j;
+    }
+  }
+  if (victim < 0) victim = oldest;
+  const int last = n - 1;
+  if (victim != last) {  // move the last slot into the hole
+    for (int h = 0; h < kv_heads_; ++h) {
+      const size_t dst = row(layer, h, victim), src = row(layer, h, last);
+      std::memcpy(&k_[dst * d_ * elt_], &k_[src * d_ * elt_], d_ * elt_);
+      std::memcpy(&v_[dst * d_ * elt_], &v_[src * d_ * elt_], d_ * elt_);
+      if (!ks_.empty()) {
+        std::memcpy(&ks_[dst * ngroups_], &ks_[src * ngroups_], ngroups_ * 4);
+        std::memcpy(&vs_[dst * ngroups_], &vs_[src * ngroups_], ngroups_ * 4);
+      }
+      acc_[dst] = acc_[src];
+    }
+    pos_[size_t(layer) * cap_ + victim] = pos_[size_t(layer) * cap_ + last];
+  }
+  n_[layer] = last;
+}
+
+void KvCache::make_room(int incoming) {
+  if (!h2o()) return;
+  for (int l = 0; l < layers_; ++l)
+    while (n_[l] > 0 && n_[l] + incoming > cap_) evict_one(l);
+}
+
+void KvCache::attend(int layer, int kvh, const float* q, int g, int pos, int window, float* scores, float* out,
+                     const VecOps& ops) {
+  const int n = n_[layer];
+  int lo = 0, hi = n;
+  if (!h2o()) {  // slot == position
+    hi = std::min(n, pos + 1);
+    if (window > 0) lo = std::max(0, pos - window + 1);
+  }
+  const int cnt = hi - lo;
+  const int32_t* spos = pos_.data() + size_t(layer) * cap_;
+  const float inv_sqrt = 1.0f / std::sqrt(float(d_));
+  const float ninf = -std::numeric_limits<float>::infinity();
+  const size_t r0 = row(layer, kvh, 0);
+
+  // 1. scores[gi][j] = q_gi . k_j / sqrt(d)
+  for (int j = 0; j < cnt; ++j) {
+    const int slot = lo + j;
+    bool ok = true;
+    if (h2o()) ok = spos[slot] <= pos && (window <= 0 || spos[slot] > pos - window);
+    const size_t r = r0 + slot;
+    for (int gi = 0; gi < g; ++gi) {
+      float s = ninf;
+      if (ok) {
+        const float* qg = q + size_t(gi) * d_;
+        switch (type_) {
+          case LB_LLM_KV_F32:
+            s = ops.dot_f32(qg, reinterpret_cast<const float*>(k_.data()) + r * d_, d_);
+            break;
+          case LB_LLM_KV_F16:
+            s = ops.dot_f16(qg, reinterpret_cast<const uint16_t*>(k_.data()) + r * d_, d_);
+            break;
+          case LB_LLM_KV_I8: {
+            const int8_t* kq = reinterpret_cast<const int8_t*>(k_.data()) + r * d_;
+            s = 0;
+            for (int gr = 0; gr < ngroups_; ++gr)
+              s += ks_[r * ngroups_ + gr] * ops.dot_i8(qg + gr * group_, kq + gr * group_, group_);
+            break;
+          }
+        }
+        s *= inv_sqrt;
+      }
+      scores[size_t(gi) * cnt + j] = s;
+    }
+  }
+  // 2. softmax per query head
+  for (int gi = 0; gi < g; ++gi) {
+    float* sc = scores + size_t(gi) * cnt;
+    float m = ninf;
+    for (int j = 0; j < cnt; ++j) m = std::max(m, sc[j]);
+    float sum = 0;
+    for (int j = 0; j < cnt; ++j) {
+      const float e = sc[j] == ninf ? 0.f : std::exp(sc[j] - m);
+      sc[j] = e;
+      sum += e;
+    }
+    const float inv = sum > 0 ? 1.f / sum : 0.f;
+    for (int j = 0; j < cnt; ++j) sc[j] *= inv;
+    std::memset(out + size_t(gi) * d_, 0, size_t(d_) * 4);
+  }
+  // 3. out_gi = sum_j p_j v_j (and H2O's accumulated attention)
+  for (int j = 0; j < cnt; ++j) {
+    const size_t r = r0 + lo + j;
+    float pacc = 0;
+    for (int gi = 0; gi < g; ++gi) {
+      const float p = scores[size_t(gi) * cnt + j];
+      pacc += p;
+      if (p == 0.f) continue;
+      float* o = out + size_t(gi) * d_;
+      switch (type_) {
+        case LB_LLM_KV_F32:
+          ops.axpy_f32(p, reinterpret_cast<const float*>(v_.data()) + r * d_, o, d_);
+          break;
+        case LB_LLM_KV_F16:
+          ops.axpy_f16(p, reinterpret_cast<const uint16_t*>(v_.data()) + r * d_, o, d_);
+          break;
+        case LB_LLM_KV_I8: {
+          const int8_t* vq = reinterpret_cast<const int8_t*>(v_.data()) + r * d_;
+          for (int gr = 0; gr < ngroups_; ++gr)
+            ops.axpy_i8(p * vs_[r * ngroups_ + gr], vq + gr * group_, o + gr * group_, group_);
+          break;
+        }
+      }
+    }
+    if (!acc_.empty()) acc_[r] += pacc;
+  }
+}
+
+}  // namespace llm
+}  // namespace lb

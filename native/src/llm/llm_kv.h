@@ -1,0 +1,54 @@
+// The KV cache and fused attention. Keys/values are stored per layer as
+// [kv_head][slot][head_dim] in fp32, fp16 or int8 (int8: one fp32 scale per slot, head and group
+// of 32 channels). Without eviction slot == position; with H2O eviction each layer keeps its own
+// slot -> position map and the accumulated attention each slot received.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "llm/llm_ops.h"
+#include "lowbit/lowbit_llm.h"
+
+namespace lb {
+namespace llm {
+
+class KvCache {
+ public:
+  /// cap: slots per layer. h2o_budget > 0 enables eviction (cap == budget then).
+  void init(int layers, int kv_heads, int head_dim, int cap, lb_llm_kv_type type, int h2o_budget, int h2o_recent);
+  void reset();
+
+  int capacity() const { return cap_; }
+  int slots(int layer) const { return n_[layer]; }
+  bool h2o() const { return h2o_budget_ > 0; }
+  int64_t bytes() const;
+  lb_llm_kv_type type() const { return type_; }
+
+  /// With H2O: makes room for `incoming` new slots in every layer (evicts heavy-hitter losers).
+  void make_room(int incoming);
+  /// Appends the key and value rows (all kv heads, [kv_heads * head_dim]) of one position.
+  void append(int layer, int pos, const float* k, const float* v, const VecOps& ops);
+  /// Attention for `g` query heads sharing kv head `kvh`: q [g][head_dim] -> out [g][head_dim].
+  /// Attends to the slots whose position is in [pos - window + 1, pos] (window 0 = unlimited).
+  /// `scores` is scratch of at least g * capacity floats.
+  void attend(int layer, int kvh, const float* q, int g, int pos, int window, float* scores, float* out,
+              const VecOps& ops);
+
+ private:
+  int layers_ = 0, kv_heads_ = 0, d_ = 0, cap_ = 0, group_ = 32, ngroups_ = 1;
+  lb_llm_kv_type type_ = LB_LLM_KV_F16;
+  int h2o_budget_ = 0, h2o_recent_ = 0;
+  size_t elt_ = 2;                  // bytes per element
+  std::vector<uint8_t> k_, v_;      // [layer][kv_head][slot][d] elements
+  std::vector<float> ks_, vs_;      // int8 scales [layer][kv_head][slot][ngroups]
+  std::vector<int> n_;              // filled slots per layer
+  std::vector<int32_t> pos_;        // [layer][slot] position held by the slot
+  std::vector<float> acc_;          // [layer][kv_head][slot] accumulated attention (H2O)
+
+  size_t row(int layer, int kvh, int slot) const { return ((size_t(layer) * kv_heads_ + kvh) * cap_ + slot); }
+  void store_row(uint8_t* base, float* scales, size_t r, const float* x, const VecOps& ops);
+  void evict_one(int layer);
+};
+
+}  // namespace llm
+}  // namespace lb

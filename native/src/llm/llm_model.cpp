@@ -1,0 +1,166 @@
+// Loads an LLM package (manifest kind "llm"): config from the manifest's "llm" object, weights
+// as views into the mapping. Every shape is checked against the config before anything runs.
+#include "llm/llm_model.h"
+
+#include <cstring>
+
+#include "error.h"
+
+namespace lb {
+namespace llm {
+
+void Embedding::row(int token, int hidden, float* out) const {
+  if (f32) {
+    std::memcpy(out, f32 + size_t(token) * hidden, size_t(hidden) * 4);
+  } else {
+    const int8_t* q = i8 + size_t(token) * hidden;
+    const float s = scale[token];
+    for (int i = 0; i < hidden; ++i) out[i] = s * float(q[i]);
+  }
+}
+
+namespace {
+
+struct Loader {
+  Model* m;
+  const char* path;
+
+  lb_status tensor(const std::string& name, DType dt, std::initializer_list<int64_t> shape, TensorView* tv) {
+    lb_status st = m->pkg->tensor(name, tv);
+    if (st != LB_OK) return st;
+    std::vector<int64_t> want(shape);
+    if (tv->dtype != dt || tv->shape != want) {
+      std::string ws, gs;
+      for (auto d : want) ws += std::to_string(d) + ",";
+      for (auto d : tv->shape) gs += std::to_string(d) + ",";
+      return set_error(LB_ERR_FORMAT, "%s: tensor '%s' is %s[%s], expected %s[%s]", path, name.c_str(),
+                       dtype_name(tv->dtype), gs.c_str(), dtype_name(dt), ws.c_str());
+    }
+    return LB_OK;
+  }
+  lb_status f32(const std::string& name, std::initializer_list<int64_t> shape, const float** out) {
+    TensorView tv;
+    lb_status st = tensor(name, DType::F32, shape, &tv);
+    if (st == LB_OK) *out = static_cast<const float*>(tv.data);
+    return st;
+  }
+  lb_status linear(const std::string& name, int n, int k, bool bias, Linear* L) {
+    TensorView tv;
+    lb_status st = m->pkg->tensor(name, &tv);
+    if (st != LB_OK) return st;
+    const std::string fmt = tv.meta ? (*tv.meta)["linear"].str() : std::string();
+    L->n = n;
+    L->k = k;
+    L->format_name = fmt;
+    if (fmt == "f32") {
+      if ((st = tensor(name, DType::F32, {n, k}, &tv)) != LB_OK) return st;
+      L->kind = Linear::F32;
+      L->w = static_cast<const float*>(tv.data);
+    } else if (fmt == "q8" || fmt == "q4" || fmt == "q4a" || fmt == "c4" || fmt == "t2") {
+      if (tv.dtype != DType::U8 || tv.shape.size() != 1)
+        return set_error(LB_ERR_FORMAT, "%s: packed linear '%s' must be a 1-D u8 tensor", path, name.c_str());
+      const Json& meta = *tv.meta;
+      if (meta["n"].i64() != n || meta["k"].i64() != k)
+        return set_error(LB_ERR_FORMAT, "%s: packed linear '%s' is [%lld, %lld], expected [%d, %d]", path,
+                         name.c_str(), (long long)meta["n"].i64(), (long long)meta["k"].i64(), n, k);
+      const lb_wfmt wf = fmt == "q8" ? LB_WFMT_Q8 : fmt == "q4" ? LB_WFMT_Q4 : fmt == "q4a" ? LB_WFMT_Q4A
+                         : fmt == "c4" ? LB_WFMT_C4 : LB_WFMT_T2;
+      st = packed_weight_init(wf, n, k, int32_t(meta["group"].i64()), tv.data, tv.nbytes, &L->pw);
+      if (st != LB_OK)
+        return set_error(st, "%s: packed linear '%s': %s", path, name.c_str(), lb_last_error());
+      L->kind = Linear::Quant;
+      L->packed_bytes = tv.nbytes;
+    } else {
+      return set_error(LB_ERR_UNSUPPORTED, "%s: tensor '%s' has linear format '%s', which this build cannot run",
+                       path, name.c_str(), fmt.c_str());
+    }
+    if (bias && (st = f32(name + ".bias", {n}, &L->bias)) != LB_OK) return st;
+    m->weight_bytes += L->bytes();
+    return LB_OK;
+  }
+};
+
+int geti(const Json& j, const char* key, int def = 0) { return j.has(key) ? int(j[key].i64(def)) : def; }
+
+}  // namespace
+
+lb_status load_model(const char* path, bool verify_full, std::unique_ptr<Model>* out) {
+  std::unique_ptr<Model> m(new (std::nothrow) Model());
+  if (!m) return set_error(LB_ERR_OUT_OF_MEMORY, "out of memory");
+  lb_status st = Package::open_file(path, verify_full ? Verify::Full : Verify::Lazy, &m->pkg);
+  if (st != LB_OK) return st;
+  const Json& man = m->pkg->manifest();
+  if (man["kind"].str() != "llm")
+    return set_error(LB_ERR_FORMAT, "%s: not an LLM package (manifest kind is '%s', expected 'llm'); "
+                     "use lb_model_load for graph models", path, man["kind"].str().c_str());
+  const Json& j = man["llm"];
+  if (!j.is_object()) return set_error(LB_ERR_FORMAT, "%s: manifest has no 'llm' object", path);
+  Config& c = m->cfg;
+  c.arch = j["arch"].str();
+  c.scheme = man["scheme"].str();
+  c.vocab = geti(j, "vocab_size");
+  c.hidden = geti(j, "hidden_size");
+  c.inter = geti(j, "intermediate_size");
+  c.layers = geti(j, "num_layers");
+  c.heads = geti(j, "num_heads");
+  c.kv_heads = geti(j, "num_kv_heads");
+  c.head_dim = geti(j, "head_dim");
+  c.context = geti(j, "context_length");
+  c.sliding_window = geti(j, "sliding_window");
+  c.eps = float(j["rms_norm_eps"].num(1e-6));
+  c.rope_scale = float(j["rope_attention_scale"].num(1.0));
+  c.qkv_bias = j["qkv_bias"].boolean();
+  c.o_bias = j["o_bias"].boolean();
+  c.bos = j["bos_token_id"].is_number() ? int(j["bos_token_id"].i64()) : -1;
+  for (const Json& e : j["eos_token_ids"].elems())
+    if (e.is_number()) c.eos.push_back(int(e.i64()));
+  if (c.vocab <= 0 || c.hidden <= 0 || c.inter <= 0 || c.layers <= 0 || c.heads <= 0 || c.kv_heads <= 0 ||
+      c.head_dim <= 0 || c.context <= 0 || c.heads % c.kv_heads || c.head_dim % 2 || c.head_dim > 1024)
+    return set_error(LB_ERR_FORMAT, "%s: invalid LLM config in the manifest (vocab %d, hidden %d, layers %d, "
+                     "heads %d/%d, head_dim %d, context %d)", path, c.vocab, c.hidden, c.layers, c.heads,
+                     c.kv_heads, c.head_dim, c.context);
+
+  Loader ld{m.get(), path};
+  const std::string emb_fmt = j["embed_format"].str();
+  TensorView tv;
+  if (emb_fmt == "f32") {
+    if ((st = ld.f32("embed", {c.vocab, c.hidden}, &m->embed.f32)) != LB_OK) return st;
+  } else if (emb_fmt == "i8") {
+    if ((st = ld.tensor("embed", DType::I8, {c.vocab, c.hidden}, &tv)) != LB_OK) return st;
+    m->embed.i8 = static_cast<const int8_t*>(tv.data);
+    if ((st = ld.f32("embed.scale", {c.vocab}, &m->embed.scale)) != LB_OK) return st;
+  } else {
+    return set_error(LB_ERR_UNSUPPORTED, "%s: embedding format '%s' is not supported", path, emb_fmt.c_str());
+  }
+  m->weight_bytes += int64_t(c.hidden) * (m->embed.f32 ? 4 : 1);
+  if ((st = ld.f32("norm", {c.hidden}, &m->norm)) != LB_OK) return st;
+  if ((st = ld.f32("rope.inv_freq", {c.head_dim / 2}, &m->inv_freq)) != LB_OK) return st;
+  m->layers.resize(c.layers);
+  for (int i = 0; i < c.layers; ++i) {
+    Layer& L = m->layers[i];
+    const std::string p = "layers." + std::to_string(i) + ".";
+    if ((st = ld.f32(p + "attn_norm", {c.hidden}, &L.attn_norm)) != LB_OK) return st;
+    if ((st = ld.f32(p + "ffn_norm", {c.hidden}, &L.ffn_norm)) != LB_OK) return st;
+    if ((st = ld.linear(p + "qkv", c.q_dim() + 2 * c.kv_dim(), c.hidden, c.qkv_bias, &L.qkv)) != LB_OK) return st;
+    if ((st = ld.linear(p + "o", c.hidden, c.q_dim(), c.o_bias, &L.o)) != LB_OK) return st;
+    if ((st = ld.linear(p + "gate_up", 2 * c.inter, c.hidden, false, &L.gate_up)) != LB_OK) return st;
+    if ((st = ld.linear(p + "down", c.hidden, c.inter, false, &L.down)) != LB_OK) return st;
+  }
+  if (j["head_tied"].boolean()) {
+    if (!m->embed.f32)
+      return set_error(LB_ERR_FORMAT, "%s: a tied output head needs float embeddings", path);
+    m->head.kind = Linear::F32;
+    m->head.n = c.vocab;
+    m->head.k = c.hidden;
+    m->head.w = m->embed.f32;
+    m->head.format_name = "f32";
+    m->weight_bytes += m->head.bytes();
+  } else if ((st = ld.linear("head", c.vocab, c.hidden, false, &m->head)) != LB_OK) {
+    return st;
+  }
+  *out = std::move(m);
+  return LB_OK;
+}
+
+}  // namespace llm
+}  // namespace lb

@@ -1,0 +1,73 @@
+// The decoder model as the runtime sees it: the resolved config and pointers to every weight
+// inside the mapped .lbpk (nothing is copied), loaded from a package with manifest kind "llm".
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "llm/llm_linear.h"
+#include "lowbit/lowbit.h"
+#include "package.h"
+
+namespace lb {
+namespace llm {
+
+/// Resolved model configuration (manifest "llm" object, written by lowbit.llm.export).
+struct Config {
+  std::string arch;             ///< "llama", "qwen2", "mistral"
+  std::string scheme;           ///< quantization scheme name
+  int vocab = 0;                ///< vocabulary size
+  int hidden = 0;               ///< model width
+  int inter = 0;                ///< SwiGLU width
+  int layers = 0;               ///< decoder blocks
+  int heads = 0;                ///< query heads
+  int kv_heads = 0;             ///< key/value heads (GQA)
+  int head_dim = 0;             ///< channels per head
+  int context = 0;              ///< longest sequence accepted
+  int sliding_window = 0;       ///< 0 = full attention
+  float eps = 1e-6f;            ///< RMSNorm epsilon
+  float rope_scale = 1.0f;      ///< multiplies cos/sin (YaRN attention factor)
+  bool qkv_bias = false;        ///< q/k/v projections carry a bias
+  bool o_bias = false;          ///< o projection carries a bias
+  int bos = -1;                 ///< BOS id or -1
+  std::vector<int> eos;         ///< EOS ids
+
+  int q_dim() const { return heads * head_dim; }
+  int kv_dim() const { return kv_heads * head_dim; }
+};
+
+/// Token embedding table: float32 rows, or int8 rows with one fp32 scale per row.
+struct Embedding {
+  const float* f32 = nullptr;   ///< [vocab, hidden] when float
+  const int8_t* i8 = nullptr;   ///< [vocab, hidden] when int8
+  const float* scale = nullptr; ///< [vocab] for int8
+  void row(int token, int hidden, float* out) const;
+};
+
+/// One decoder block. q/k/v and gate/up are fused at export into single matrices.
+struct Layer {
+  const float* attn_norm = nullptr;  ///< [hidden]
+  const float* ffn_norm = nullptr;   ///< [hidden]
+  Linear qkv;                        ///< [q_dim + 2 kv_dim, hidden] (+ bias for Qwen2)
+  Linear o;                          ///< [hidden, q_dim]
+  Linear gate_up;                    ///< [2 inter, hidden]: gate rows then up rows
+  Linear down;                       ///< [hidden, inter]
+};
+
+struct Model {
+  std::unique_ptr<Package> pkg;  ///< owns the mapping every pointer below points into
+  Config cfg;
+  Embedding embed;
+  std::vector<Layer> layers;
+  const float* norm = nullptr;      ///< [hidden] final RMSNorm
+  const float* inv_freq = nullptr;  ///< [head_dim / 2] RoPE frequencies, scaling applied at export
+  Linear head;                      ///< [vocab, hidden]
+  int64_t weight_bytes = 0;         ///< bytes streamed per decoded token (all linears + one embedding row)
+};
+
+/// Opens and validates a package; errors name the tensor or manifest field at fault.
+lb_status load_model(const char* path, bool verify_full, std::unique_ptr<Model>* out);
+
+}  // namespace llm
+}  // namespace lb

@@ -1,0 +1,238 @@
+// Vector primitives of the decoder (see llm_ops.h). The AVX2 variants are compiled with a
+// function target attribute so this core file needs no per-file ISA flags; they run only when
+// dispatch says the CPU has AVX2, FMA and F16C and LOWBIT_ISA does not force the scalar path.
+#include "llm/llm_ops.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "dispatch.h"
+#include "lowbit/lowbit.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define LB_LLM_X86 1
+#endif
+
+namespace lb {
+namespace llm {
+
+uint16_t f32_to_f16_scalar(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  const uint32_t absx = x & 0x7fffffffu;
+  if (absx >= 0x7f800000u) return uint16_t(sign | (absx > 0x7f800000u ? 0x7e00u : 0x7c00u));
+  if (absx >= 0x477ff000u) return uint16_t(sign | 0x7c00u);  // rounds to inf
+  if (absx < 0x38800000u) {                                  // subnormal half (or zero)
+    float af;
+    std::memcpy(&af, &absx, 4);
+    const float scaled = af * 16777216.0f;  // 2^24: half subnormal step is 2^-24
+    return uint16_t(sign | uint32_t(std::nearbyint(scaled)));
+  }
+  // normal: round mantissa to nearest even at bit 13
+  uint32_t mant = absx & 0x7fffffu;
+  uint32_t exp = (absx >> 23) - 112;
+  uint32_t h = (exp << 10) | (mant >> 13);
+  const uint32_t rem = mant & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;
+  return uint16_t(sign | h);
+}
+
+float f16_to_f32_scalar(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t mant = h & 0x3ffu;
+  uint32_t x;
+  if (exp == 0) {
+    if (mant == 0) {
+      x = sign;
+    } else {
+      float f = float(mant) * (1.0f / 16777216.0f);
+      std::memcpy(&x, &f, 4);
+      x |= sign;
+    }
+  } else if (exp == 31) {
+    x = sign | 0x7f800000u | (mant << 13);
+  } else {
+    x = sign | ((exp + 112) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &x, 4);
+  return f;
+}
+
+namespace {
+
+float dot_f32_ref(const float* a, const float* b, int n) {
+  float s[4] = {0, 0, 0, 0};
+  int i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int j = 0; j < 4; ++j) s[j] += a[i + j] * b[i + j];
+  float r = (s[0] + s[1]) + (s[2] + s[3]);
+  for (; i < n; ++i) r += a[i] * b[i];
+  return r;
+}
+float dot_f16_ref(const float* a, const uint16_t* b, int n) {
+  float r = 0;
+  for (int i = 0; i < n; ++i) r += a[i] * f16_to_f32_scalar(b[i]);
+  return r;
+}
+float dot_i8_ref(const float* a, const int8_t* b, int n) {
+  float r = 0;
+  for (int i = 0; i < n; ++i) r += a[i] * float(b[i]);
+  return r;
+}
+void axpy_f32_ref(float al, const float* x, float* y, int n) {
+  for (int i = 0; i < n; ++i) y[i] += al * x[i];
+}
+void axpy_f16_ref(float al, const uint16_t* x, float* y, int n) {
+  for (int i = 0; i < n; ++i) y[i] += al * f16_to_f32_scalar(x[i]);
+}
+void axpy_i8_ref(float al, const int8_t* x, float* y, int n) {
+  for (int i = 0; i < n; ++i) y[i] += al * float(x[i]);
+}
+void f32_to_f16_ref(const float* x, uint16_t* y, int n) {
+  for (int i = 0; i < n; ++i) y[i] = f32_to_f16_scalar(x[i]);
+}
+
+const VecOps kScalar = {"scalar", dot_f32_ref, dot_f16_ref, dot_i8_ref, axpy_f32_ref,
+                        axpy_f16_ref, axpy_i8_ref, f32_to_f16_ref};
+
+#if defined(LB_LLM_X86)
+#define LB_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+LB_AVX2 inline float hsum(__m256 v) {
+  __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+  lo = _mm_add_ps(lo, hi);
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+  return _mm_cvtss_f32(lo);
+}
+LB_AVX2 float dot_f32_avx2(const float* a, const float* b, int n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+  }
+  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+  float r = hsum(_mm256_add_ps(s0, s1));
+  for (; i < n; ++i) r += a[i] * b[i];
+  return r;
+}
+LB_AVX2 float dot_f16_avx2(const float* a, const uint16_t* b, int n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m256 b0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i)));
+    __m256 b1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i + 8)));
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), b0, s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), b1, s1);
+  }
+  for (; i + 8 <= n; i += 8) {
+    __m256 b0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i)));
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), b0, s0);
+  }
+  float r = hsum(_mm256_add_ps(s0, s1));
+  for (; i < n; ++i) r += a[i] * f16_to_f32_scalar(b[i]);
+  return r;
+}
+LB_AVX2 float dot_i8_avx2(const float* a, const int8_t* b, int n) {
+  __m256 s0 = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + i));
+    __m256 bf = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), bf, s0);
+  }
+  float r = hsum(s0);
+  for (; i < n; ++i) r += a[i] * float(b[i]);
+  return r;
+}
+LB_AVX2 void axpy_f32_avx2(float al, const float* x, float* y, int n) {
+  const __m256 va = _mm256_set1_ps(al);
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += al * x[i];
+}
+LB_AVX2 void axpy_f16_avx2(float al, const uint16_t* x, float* y, int n) {
+  const __m256 va = _mm256_set1_ps(al);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 xf = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, xf, _mm256_loadu_ps(y + i)));
+  }
+  for (; i < n; ++i) y[i] += al * f16_to_f32_scalar(x[i]);
+}
+LB_AVX2 void axpy_i8_avx2(float al, const int8_t* x, float* y, int n) {
+  const __m256 va = _mm256_set1_ps(al);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + i));
+    __m256 xf = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, xf, _mm256_loadu_ps(y + i)));
+  }
+  for (; i < n; ++i) y[i] += al * float(x[i]);
+}
+LB_AVX2 void f32_to_f16_avx2(const float* x, uint16_t* y, int n) {
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+  for (; i < n; ++i) y[i] = f32_to_f16_scalar(x[i]);
+}
+
+const VecOps kAvx2 = {"avx2", dot_f32_avx2, dot_f16_avx2, dot_i8_avx2, axpy_f32_avx2,
+                      axpy_f16_avx2, axpy_i8_avx2, f32_to_f16_avx2};
+#endif
+
+}  // namespace
+
+const VecOps& vec_ops_scalar() { return kScalar; }
+
+const VecOps& vec_ops() {
+#if defined(LB_LLM_X86)
+  const lb_isa isa = lb_isa_active();
+  const uint64_t f = lb_cpu_features();
+  const uint64_t need = LB_CPU_AVX2 | LB_CPU_FMA | LB_CPU_F16C;
+  if ((isa == LB_ISA_AVX2 || isa == LB_ISA_AVX512VNNI) && (f & need) == need) return kAvx2;
+#endif
+  return kScalar;
+}
+
+void rms_norm(const float* x, const float* w, float eps, int n, float* y) {
+  double ss = 0;
+  for (int i = 0; i < n; ++i) ss += double(x[i]) * x[i];
+  const float r = float(1.0 / std::sqrt(ss / n + eps));
+  for (int i = 0; i < n; ++i) y[i] = x[i] * r * w[i];
+}
+
+void rope_apply(float* x, int heads, int d, int pos, const float* inv_freq, float scale) {
+  const int half = d / 2;
+  float cs[512], sn[512];  // head_dim <= 1024 is checked at load
+  for (int i = 0; i < half; ++i) {
+    const float f = float(pos) * inv_freq[i];  // fp32 product, as transformers computes it
+    cs[i] = std::cos(f) * scale;
+    sn[i] = std::sin(f) * scale;
+  }
+  for (int h = 0; h < heads; ++h) {
+    float* v = x + size_t(h) * d;
+    for (int i = 0; i < half; ++i) {
+      const float a = v[i], b = v[i + half];
+      v[i] = a * cs[i] - b * sn[i];
+      v[i + half] = b * cs[i] + a * sn[i];
+    }
+  }
+}
+
+void swiglu(const float* gate, const float* up, int n, float* out) {
+  for (int i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+}  // namespace llm
+}  // namespace lb

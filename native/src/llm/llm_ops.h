@@ -1,0 +1,37 @@
+// Small float kernels of the decoder that are not matrix products: RMSNorm, RoPE, SwiGLU, and the
+// vector primitives of attention over fp32 / fp16 / int8 cache rows. Picked once per session: AVX2
+// (+FMA, F16C) when the active ISA path allows it, portable scalar otherwise.
+#pragma once
+#include <cstdint>
+
+namespace lb {
+namespace llm {
+
+struct VecOps {
+  const char* isa;  ///< "avx2" or "scalar"
+  float (*dot_f32)(const float* a, const float* b, int n);
+  float (*dot_f16)(const float* a, const uint16_t* b, int n);
+  float (*dot_i8)(const float* a, const int8_t* b, int n);
+  void (*axpy_f32)(float alpha, const float* x, float* y, int n);  ///< y += alpha x
+  void (*axpy_f16)(float alpha, const uint16_t* x, float* y, int n);
+  void (*axpy_i8)(float alpha, const int8_t* x, float* y, int n);
+  void (*f32_to_f16)(const float* x, uint16_t* y, int n);
+};
+
+/// The best VecOps for the active ISA path (lb_isa_active()).
+const VecOps& vec_ops();
+/// The portable scalar VecOps (tests compare the SIMD ones with it).
+const VecOps& vec_ops_scalar();
+
+uint16_t f32_to_f16_scalar(float f);
+float f16_to_f32_scalar(uint16_t h);
+
+/// y = x / rms(x) * w over n channels.
+void rms_norm(const float* x, const float* w, float eps, int n, float* y);
+/// Rotate-half RoPE in place on `heads` heads of `d` channels at position `pos`.
+void rope_apply(float* x, int heads, int d, int pos, const float* inv_freq, float scale);
+/// out[i] = silu(gate[i]) * up[i].
+void swiglu(const float* gate, const float* up, int n, float* out);
+
+}  // namespace llm
+}  // namespace lb

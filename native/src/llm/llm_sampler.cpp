@@ -1,0 +1,97 @@
+// Sampling (see llm_sampler.h). Order of operations follows transformers' logits processors:
+// repetition penalty, temperature, top-k, top-p, then one draw from the renormalized distribution.
+#include "llm/llm_sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "error.h"
+
+namespace lb {
+namespace llm {
+
+uint64_t Rng::next() {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+float Rng::uniform() { return float(next() >> 40) * (1.0f / 16777216.0f); }
+
+lb_status check_sampling(const lb_llm_sampling& s) {
+  if (!(s.temperature >= 0.f) || !std::isfinite(s.temperature))
+    return set_error(LB_ERR_INVALID_ARG, "sampling: temperature must be a finite number >= 0 (got %g)", s.temperature);
+  if (s.top_k < 0) return set_error(LB_ERR_INVALID_ARG, "sampling: top_k must be >= 0 (got %d)", s.top_k);
+  if (!(s.top_p > 0.f && s.top_p <= 1.f))
+    return set_error(LB_ERR_INVALID_ARG, "sampling: top_p must be in (0, 1] (got %g)", s.top_p);
+  if (!(s.repetition_penalty > 0.f) || !std::isfinite(s.repetition_penalty))
+    return set_error(LB_ERR_INVALID_ARG, "sampling: repetition_penalty must be > 0 (got %g)", s.repetition_penalty);
+  return LB_OK;
+}
+
+int32_t sample_token(const float* logits, int vocab, const lb_llm_sampling& s, const int32_t* history,
+                     int n_history, Rng& rng, std::vector<float>& work, std::vector<int32_t>& idx) {
+  work.assign(logits, logits + vocab);
+  if (s.repetition_penalty != 1.f && history) {
+    // Each distinct token once (transformers gathers, then scatters: duplicates are not compounded).
+    for (int i = 0; i < n_history; ++i) {
+      const int32_t t = history[i];
+      if (t < 0 || t >= vocab) continue;
+      const float orig = logits[t];
+      work[t] = orig > 0 ? orig / s.repetition_penalty : orig * s.repetition_penalty;
+    }
+  }
+  if (s.temperature == 0.f) {  // greedy: first maximum
+    int best = 0;
+    for (int i = 1; i < vocab; ++i)
+      if (work[i] > work[best]) best = i;
+    return best;
+  }
+  const float inv_t = 1.f / s.temperature;
+  idx.resize(vocab);
+  std::iota(idx.begin(), idx.end(), 0);
+  // Candidates by decreasing logit (ties: lower id first), limited to top_k.
+  auto cmp = [&](int32_t a, int32_t b) { return work[a] > work[b] || (work[a] == work[b] && a < b); };
+  int n = vocab;
+  if (s.top_k > 0 && s.top_k < vocab) {
+    n = s.top_k;
+    std::partial_sort(idx.begin(), idx.begin() + n, idx.end(), cmp);
+  } else if (s.top_p < 1.f) {
+    std::sort(idx.begin(), idx.end(), cmp);
+  }
+  const float m = *std::max_element(work.begin(), work.end());
+  double sum = 0;
+  std::vector<float> prob(n);
+  for (int i = 0; i < n; ++i) {
+    prob[i] = std::exp((work[idx[i]] - m) * inv_t);
+    sum += prob[i];
+  }
+  for (int i = 0; i < n; ++i) prob[i] = float(prob[i] / sum);
+  if (s.top_p < 1.f) {  // smallest prefix whose mass reaches top_p (at least one token)
+    double c = 0;
+    int keep = n;
+    for (int i = 0; i < n; ++i) {
+      c += prob[i];
+      if (c >= s.top_p) {
+        keep = i + 1;
+        break;
+      }
+    }
+    n = keep;
+    double s2 = 0;
+    for (int i = 0; i < n; ++i) s2 += prob[i];
+    for (int i = 0; i < n; ++i) prob[i] = float(prob[i] / s2);
+  }
+  const float u = rng.uniform();
+  double c = 0;
+  for (int i = 0; i < n; ++i) {
+    c += prob[i];
+    if (u < c) return idx[i];
+  }
+  return idx[n - 1];
+}
+
+}  // namespace llm
+}  // namespace lb

@@ -1,0 +1,174 @@
+// Native tests of the LLM runtime's pieces that need no package: vector ops (SIMD vs scalar),
+// fp16 conversion, fused attention over fp32/fp16/int8 caches against a naive computation, H2O
+// eviction, and the sampler.
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "llm/llm_kv.h"
+#include "llm/llm_ops.h"
+#include "llm/llm_sampler.h"
+#include "test.h"
+
+using namespace lb::llm;
+
+namespace {
+constexpr float kVecOpsRelErr = 1e-5f;     // SIMD vs scalar: summation order only
+constexpr float kAttnF16RelErr = 2e-3f;    // fp16 cache vs fp32 math
+constexpr float kAttnI8RelErr = 3e-2f;     // int8 (group 32) cache vs fp32 math
+
+std::vector<float> randv(size_t n, uint32_t seed, float scale = 1.f) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(0.f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+float max_rel(const std::vector<float>& a, const std::vector<float>& b) {
+  float m = 0, r = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    m = std::fmax(m, std::fabs(b[i]));
+    r = std::fmax(r, std::fabs(a[i] - b[i]));
+  }
+  return m > 0 ? r / m : r;
+}
+}  // namespace
+
+LB_TEST(llm_f16_roundtrip_and_rounding) {
+  LB_EXPECT(f32_to_f16_scalar(1.0f) == 0x3c00);
+  LB_EXPECT(f32_to_f16_scalar(-2.0f) == 0xc000);
+  LB_EXPECT(f32_to_f16_scalar(65504.f) == 0x7bff);
+  LB_EXPECT(f32_to_f16_scalar(1e6f) == 0x7c00);
+  LB_EXPECT(f32_to_f16_scalar(5.9604645e-8f) == 0x0001);  // smallest subnormal
+  LB_EXPECT(f32_to_f16_scalar(1.0f + 1.0f / 2048) == 0x3c00);  // tie -> even
+  for (uint32_t h = 0; h < 0x7c00; h += 7) LB_EXPECT(f32_to_f16_scalar(f16_to_f32_scalar(uint16_t(h))) == h);
+  const VecOps& ops = vec_ops();
+  auto x = randv(77, 1, 3.f);
+  std::vector<uint16_t> a(77), b(77);
+  ops.f32_to_f16(x.data(), a.data(), 77);
+  vec_ops_scalar().f32_to_f16(x.data(), b.data(), 77);
+  LB_EXPECT_MSG(a == b, std::string("f32->f16 differs on ") + ops.isa);
+}
+
+LB_TEST(llm_vec_ops_match_scalar) {
+  const VecOps& v = vec_ops();
+  const VecOps& s = vec_ops_scalar();
+  for (int n : {1, 7, 8, 16, 31, 64, 100}) {
+    auto a = randv(n, 10 + n), b = randv(n, 20 + n);
+    std::vector<uint16_t> h(n);
+    std::vector<int8_t> q(n);
+    for (int i = 0; i < n; ++i) {
+      h[i] = f32_to_f16_scalar(b[i]);
+      q[i] = int8_t(int(b[i] * 40) % 127);
+    }
+    auto close = [&](float x, float y) { return std::fabs(x - y) <= kVecOpsRelErr * (1 + std::fabs(y)) * n; };
+    LB_EXPECT_MSG(close(v.dot_f32(a.data(), b.data(), n), s.dot_f32(a.data(), b.data(), n)), "dot_f32 n=" + std::to_string(n));
+    LB_EXPECT_MSG(close(v.dot_f16(a.data(), h.data(), n), s.dot_f16(a.data(), h.data(), n)), "dot_f16 n=" + std::to_string(n));
+    LB_EXPECT_MSG(close(v.dot_i8(a.data(), q.data(), n), s.dot_i8(a.data(), q.data(), n)), "dot_i8 n=" + std::to_string(n));
+    std::vector<float> y1(n, 0.5f), y2(n, 0.5f);
+    v.axpy_f16(0.3f, h.data(), y1.data(), n);
+    s.axpy_f16(0.3f, h.data(), y2.data(), n);
+    LB_EXPECT_MSG(max_rel(y1, y2) <= kVecOpsRelErr, "axpy_f16 n=" + std::to_string(n));
+    v.axpy_i8(0.3f, q.data(), y1.data(), n);
+    s.axpy_i8(0.3f, q.data(), y2.data(), n);
+    LB_EXPECT_MSG(max_rel(y1, y2) <= kVecOpsRelErr, "axpy_i8 n=" + std::to_string(n));
+  }
+}
+
+// Naive attention of one query head over positions [lo, hi] of k/v rows [pos][d].
+static std::vector<float> naive_attn(const float* q, const std::vector<float>& k, const std::vector<float>& v, int d,
+                                     int kv_heads, int h, int lo, int hi) {
+  std::vector<float> s(hi - lo + 1), out(d, 0.f);
+  float m = -1e30f, sum = 0;
+  for (int j = lo; j <= hi; ++j) {
+    float acc = 0;
+    for (int i = 0; i < d; ++i) acc += q[i] * k[(size_t(j) * kv_heads + h) * d + i];
+    s[j - lo] = acc / std::sqrt(float(d));
+    m = std::fmax(m, s[j - lo]);
+  }
+  for (auto& x : s) sum += (x = std::exp(x - m));
+  for (int j = lo; j <= hi; ++j)
+    for (int i = 0; i < d; ++i) out[i] += s[j - lo] / sum * v[(size_t(j) * kv_heads + h) * d + i];
+  return out;
+}
+
+LB_TEST(llm_attention_matches_naive_for_each_cache_type) {
+  const int layers = 2, kvh = 2, d = 64, n = 40, g = 3;
+  auto k = randv(size_t(n) * kvh * d, 3), v = randv(size_t(n) * kvh * d, 4), q = randv(size_t(g) * d, 5);
+  for (lb_llm_kv_type t : {LB_LLM_KV_F32, LB_LLM_KV_F16, LB_LLM_KV_I8}) {
+    for (int window : {0, 9}) {
+      KvCache kv;
+      kv.init(layers, kvh, d, 64, t, 0, 0);
+      for (int p = 0; p < n; ++p) kv.append(1, p, &k[size_t(p) * kvh * d], &v[size_t(p) * kvh * d], vec_ops());
+      std::vector<float> scores(size_t(g) * 64), out(size_t(g) * d);
+      const int pos = 31;  // causal: rows after 31 are in the cache but must be ignored
+      kv.attend(1, 1, q.data(), g, pos, window, scores.data(), out.data(), vec_ops());
+      const float tol = t == LB_LLM_KV_F32 ? kVecOpsRelErr * 10 : t == LB_LLM_KV_F16 ? kAttnF16RelErr : kAttnI8RelErr;
+      for (int gi = 0; gi < g; ++gi) {
+        auto want = naive_attn(&q[size_t(gi) * d], k, v, d, kvh, 1, window ? pos - window + 1 : 0, pos);
+        std::vector<float> got(out.begin() + gi * d, out.begin() + (gi + 1) * d);
+        const float e = max_rel(got, want);
+        LB_EXPECT_MSG(e <= tol, "kv type " + std::to_string(t) + " window " + std::to_string(window) + " head " +
+                                    std::to_string(gi) + " rel err " + std::to_string(e));
+      }
+    }
+  }
+}
+
+LB_TEST(llm_h2o_evicts_light_slots_and_keeps_recent) {
+  const int kvh = 1, d = 32, budget = 8, recent = 3;
+  KvCache kv;
+  kv.init(1, kvh, d, budget, LB_LLM_KV_F32, budget, recent);
+  std::vector<float> q(d, 0.f), scores(budget), out(d);
+  q[0] = 10.f;
+  for (int p = 0; p < 20; ++p) {
+    std::vector<float> row(d, 0.f);
+    row[0] = (p == 2) ? 3.f : 0.f;  // position 2 is the heavy hitter
+    kv.make_room(1);
+    kv.append(0, p, row.data(), row.data(), vec_ops());
+    kv.attend(0, 0, q.data(), 1, p, 0, scores.data(), out.data(), vec_ops());
+    LB_EXPECT(kv.slots(0) <= budget);
+  }
+  LB_EXPECT(kv.slots(0) == budget);
+  // position 2 got almost all attention: it survived, and its value dominates the output
+  LB_EXPECT_MSG(out[0] > 2.5f, "heavy hitter evicted: out[0] = " + std::to_string(out[0]));
+}
+
+LB_TEST(llm_sampler_rules) {
+  std::vector<float> logits = {1.f, 3.f, 2.f, 3.f, -1.f};
+  std::vector<float> work;
+  std::vector<int32_t> idx;
+  Rng rng;
+  lb_llm_sampling s;
+  lb_llm_sampling_default(&s);
+  LB_EXPECT(sample_token(logits.data(), 5, s, nullptr, 0, rng, work, idx) == 1);  // first maximum
+  const int32_t hist[] = {1, 1};
+  s.repetition_penalty = 2.f;  // 3 -> 1.5: token 3 wins (token 1 penalized once, not twice)
+  LB_EXPECT(sample_token(logits.data(), 5, s, hist, 2, rng, work, idx) == 3);
+  s.repetition_penalty = 1.f;
+  s.temperature = 1.f;
+  s.top_k = 2;
+  int counts[5] = {0};
+  rng.seed(42);
+  for (int i = 0; i < 2000; ++i) counts[sample_token(logits.data(), 5, s, nullptr, 0, rng, work, idx)]++;
+  LB_EXPECT(counts[0] == 0 && counts[2] == 0 && counts[4] == 0);
+  LB_EXPECT(counts[1] > 800 && counts[3] > 800);
+  s.top_k = 0;
+  s.top_p = 0.5f;  // tokens 1 and 3 each hold ~0.40: the nucleus is both of them
+  for (int i = 0; i < 500; ++i) {
+    int t = sample_token(logits.data(), 5, s, nullptr, 0, rng, work, idx);
+    LB_EXPECT(t == 1 || t == 3);
+  }
+  Rng a, b;
+  a.seed(7);
+  b.seed(7);
+  for (int i = 0; i < 10; ++i) LB_EXPECT(a.next() == b.next());
+  s.top_p = 1.5f;
+  LB_EXPECT(check_sampling(s) == LB_ERR_INVALID_ARG);
+  s.top_p = 1.f;
+  s.temperature = NAN;
+  LB_EXPECT(check_sampling(s) == LB_ERR_INVALID_ARG);
+}

@@ -1,0 +1,106 @@
+"""Quantization of the decoder's linear weights for the LLM schemes, and writing them into a
+package in the byte layout the native qlinear kernels read (``lowbit.packing``).
+
+Round-to-nearest quantizers here produce :class:`lowbit.ir.QuantWeight`; GPTQ comes from
+``lowbit.quant`` when available.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+
+from lowbit import LowbitError
+from lowbit.ir import QuantWeight
+
+
+def scheme_params(scheme: str) -> Tuple[str, int]:
+    """(weight format, group size) of an LLM scheme."""
+    base = scheme[:-5] if scheme.endswith("-gptq") else scheme
+    if base.startswith("w4a8-g"):
+        return "int4", int(base.split("-g")[1])
+    if base == "w8a8d":
+        return "int8", 0  # per output channel
+    if base == "t2a8":
+        return "ternary", 64
+    raise LowbitError(f"scheme {scheme!r} has no quantized weight format")
+
+
+def quantize_int4(w: np.ndarray, group: int) -> QuantWeight:
+    """Symmetric int4, one scale per group of ``group`` along K; the largest-magnitude value of a
+    group maps to -8 (the full signed range, as llama.cpp's Q4_0 does)."""
+    n, k = w.shape
+    if k % group:
+        raise LowbitError(f"int4 group {group} does not divide K={k}")
+    g = w.reshape(n, k // group, group).astype(np.float32)
+    idx = np.argmax(np.abs(g), axis=-1)
+    mx = np.take_along_axis(g, idx[..., None], axis=-1)[..., 0]
+    d = (mx / -8.0).astype(np.float16).astype(np.float32)  # packed scales are fp16
+    inv = np.where(d != 0, 1.0 / np.where(d != 0, d, 1), 0.0)
+    q = np.clip(np.rint(g * inv[..., None]), -8, 7).astype(np.int8).reshape(n, k)
+    return QuantWeight(fmt="int4", q=q, scale=d.astype(np.float32), group_size=group, algo="rtn", float_ref=w)
+
+
+def quantize_int8_channel(w: np.ndarray) -> QuantWeight:
+    n, k = w.shape
+    amax = np.abs(w).max(axis=1)
+    s = (amax / 127.0).astype(np.float32)
+    inv = np.where(s > 0, 1.0 / np.where(s > 0, s, 1), 0.0)
+    q = np.clip(np.rint(w * inv[:, None]), -127, 127).astype(np.int8)
+    return QuantWeight(fmt="int8", q=q, scale=s[:, None], group_size=k, algo="rtn", float_ref=w)
+
+
+def quantize_ternary(w: np.ndarray, group: int) -> QuantWeight:
+    n, k = w.shape
+    if k % group:
+        raise LowbitError(f"ternary group {group} does not divide K={k}")
+    g = w.reshape(n, k // group, group)
+    s = np.abs(g).mean(axis=-1).astype(np.float16).astype(np.float32)  # packed scales are fp16
+    inv = np.where(s > 0, 1.0 / np.where(s > 0, s, 1), 0.0)
+    q = np.clip(np.rint(g * inv[..., None]), -1, 1).astype(np.int8).reshape(n, k)
+    return QuantWeight(fmt="ternary", q=q, scale=s, group_size=group, algo="absmean", float_ref=w)
+
+
+def quantize_rows_int8(e: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Embedding table -> (int8 rows, fp32 scale per row)."""
+    qw = quantize_int8_channel(e)
+    return qw.q, qw.scale[:, 0].copy()
+
+
+def quantize_linear(w: np.ndarray, scheme: str) -> QuantWeight:
+    fmt, group = scheme_params(scheme)
+    if fmt == "int4":
+        return quantize_int4(w, group)
+    if fmt == "int8":
+        return quantize_int8_channel(w)
+    return quantize_ternary(w, group)
+
+
+def write_linear(writer, name: str, w: np.ndarray, scheme: str, qweight: Optional[QuantWeight] = None) -> str:
+    """Adds one linear weight [N, K] to the package; returns its format name."""
+    if scheme == "fp32":
+        writer.add_tensor(name, np.ascontiguousarray(w, dtype=np.float32), linear="f32")
+        return "f32"
+    qw = qweight if qweight is not None else quantize_linear(w, scheme)
+    from lowbit import packing
+
+    blob, meta = packing.pack(qw)
+    writer.add_tensor(name, blob, linear=meta["format"], wfmt=int(meta["wfmt"]), n=int(meta["n"]),
+                      k=int(meta["k"]), group=int(meta["group"]))
+    return meta["format"]
+
+
+def dequantized(w: np.ndarray, scheme: str) -> np.ndarray:
+    """The float weight the quantized kernels compute with (for accuracy reports)."""
+    if scheme == "fp32":
+        return w
+    return quantize_linear(w, scheme).dequantize()
+
+
+class GptqContext:
+    """GPTQ for the ``-gptq`` schemes: runs the float model layer by layer on calibration tokens
+    to collect each linear's input Hessian, then calls ``lowbit.quant``'s GPTQ."""
+
+    def __init__(self, ck, calib):
+        raise LowbitError("w4a8-g32-gptq: GPTQ (lowbit.quant) is not available in this build yet; "
+                          "use w4a8-g32 (round-to-nearest)")
