@@ -176,3 +176,23 @@ def test_cli_export_npz_and_report(mlp_onnx, tmp_path):
     r = subprocess.run([sys.executable, "-m", "lowbit", "export", str(mlp_onnx), "-o", str(tmp_path / "x.onnx"),
                         "--format", "onnx", "--scheme", "w9a9"], capture_output=True, text=True)
     assert r.returncode == 1 and "unknown scheme" in r.stderr and not (tmp_path / "x.onnx").exists()
+
+
+def test_lbpk_export_fp32_runs_and_refusal_leaves_nothing(mlp_onnx, mlp_feeds, tmp_path):
+    pytest.importorskip("lowbit.exporters.lbpk")
+    out = lowbit.export(mlp_onnx, tmp_path / "m.lbpk", scheme="fp32", calib=mlp_feeds, format="lbpk",
+                        progress=False)
+    try:
+        sess = lowbit.load(out)
+    except LowbitError as exc:  # the native runtime is not built in this environment
+        pytest.skip(str(exc))
+    got = sess.run(mlp_feeds[0])["y"]
+    _, q, _, _ = prepare(mlp_onnx, scheme="fp32", calib=mlp_feeds, progress=False)
+    np.testing.assert_allclose(got, RefExecutor(q).run(mlp_feeds[0])["y"], rtol=1e-4, atol=1e-4)
+    # a scheme the runtime cannot run yet (or any op it lacks) is refused before a file exists
+    try:
+        lowbit.export(mlp_onnx, tmp_path / "q.lbpk", scheme="w8a8", calib=mlp_feeds, format="lbpk", progress=False)
+    except LowbitError as exc:
+        assert "--keep-float" in str(exc)
+        assert not (tmp_path / "q.lbpk").exists()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["m.lbpk"]
