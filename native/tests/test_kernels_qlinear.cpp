@@ -1,0 +1,132 @@
+// qlinear on the active ISA path (the suite runs once per path, under qemu and the sanitizers):
+// every format and activation mode against the scalar table within tolerance, outputs bitwise
+// identical for 1, 2 and 3 threads, and errors that name the problem.
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "check_util.h"
+#include "dispatch.h"
+#include "pack.h"
+#include "qlinear.h"
+#include "test.h"
+
+namespace {
+
+struct Packed {
+  std::vector<int8_t> q;
+  std::vector<float> scale, minimum, codebook;
+  std::vector<uint8_t> bytes;
+  lb::PackedWeight w;
+};
+
+bool make(Packed& p, lb_wfmt fmt, int64_t n, int64_t k, int32_t group, uint64_t seed) {
+  lb::check::Rng rng(seed);
+  const int32_t g = fmt == LB_WFMT_Q8 ? int32_t(k) : group;
+  p.q.resize(size_t(n * k));
+  p.scale.resize(size_t(n * (k / g)));
+  int lo = -8, hi = 7;
+  if (fmt == LB_WFMT_Q8) lo = -127, hi = 127;
+  if (fmt == LB_WFMT_Q4A || fmt == LB_WFMT_C4) lo = 0, hi = 15;
+  if (fmt == LB_WFMT_T2) lo = -1, hi = 1;
+  for (auto& v : p.q) v = rng.i8(lo, hi);
+  for (auto& v : p.scale) v = rng.f32(0.01f, 0.03f);
+  p.minimum.assign(p.scale.size(), -0.1f);
+  p.codebook.resize(16);
+  for (int i = 0; i < 16; ++i) p.codebook[size_t(i)] = float(i) / 7.5f - 1.f;
+  lb::QuantWeightView v;
+  v.fmt = fmt;
+  v.n = n;
+  v.k = k;
+  v.group = g;
+  v.q = p.q.data();
+  v.scale = p.scale.data();
+  v.minimum = p.minimum.data();
+  v.codebook = p.codebook.data();
+  p.bytes.resize(size_t(lb_wfmt_packed_bytes(fmt, n, k, g)));
+  return lb::pack_weight(v, p.bytes.data(), p.bytes.size()) == LB_OK &&
+         lb::packed_weight_init(fmt, n, k, g, p.bytes.data(), p.bytes.size(), &p.w) == LB_OK;
+}
+
+struct Case {
+  lb_wfmt fmt;
+  int32_t group;
+  lb::lb_act_mode act;
+};
+
+const Case kCases[] = {
+    {LB_WFMT_Q8, 0, lb::LB_ACT_DYNAMIC},  {LB_WFMT_Q8, 0, lb::LB_ACT_STATIC},
+    {LB_WFMT_Q4, 32, lb::LB_ACT_DYNAMIC}, {LB_WFMT_Q4, 128, lb::LB_ACT_DYNAMIC_ROW},
+    {LB_WFMT_Q4A, 64, lb::LB_ACT_DYNAMIC}, {LB_WFMT_C4, 32, lb::LB_ACT_DYNAMIC},
+    {LB_WFMT_T2, 64, lb::LB_ACT_DYNAMIC}, {LB_WFMT_Q4, 32, lb::LB_ACT_FLOAT},
+    {LB_WFMT_Q4A, 128, lb::LB_ACT_FLOAT},
+};
+
+}  // namespace
+
+LB_TEST(qlinear_all_formats_match_scalar_and_any_thread_count) {
+  const lb::KernelTable* scalar = lb::kernels_for(LB_ISA_SCALAR);
+  LB_EXPECT(scalar != nullptr);
+  if (lb::dispatch_status() != LB_OK || !scalar) return;
+  lb::ThreadPool pool2(2), pool3(3);
+  for (const Case& c : kCases)
+    for (int64_t m : {1, 5, 37}) {
+      const int64_t n = 45, k = c.fmt == LB_WFMT_Q8 ? 200 : 256;
+      Packed p;
+      LB_EXPECT_MSG(make(p, c.fmt, n, k, c.group, uint64_t(m) * 31 + uint64_t(c.fmt)), lb_last_error());
+      if (!p.w.data) continue;
+      lb::check::Rng rng(static_cast<uint64_t>(m) + 1);
+      std::vector<float> x(static_cast<size_t>(m * k)), bias(static_cast<size_t>(n));
+      for (auto& v : x) v = rng.f32(-1.f, 1.f);
+      for (auto& v : bias) v = rng.f32(-1.f, 1.f);
+      lb::QLinearOpts o;
+      o.act = c.act;
+      o.act_scale = 0.01f;
+      o.act_zero = 3;
+      std::vector<uint8_t> scratch(lb::qlinear_scratch_bytes(p.w, m, o));
+      std::vector<float> y1(size_t(m * n)), y2(y1.size()), y3(y1.size()), yr(y1.size());
+      lb::QLinearInfo info;
+      LB_EXPECT(lb::qlinear(p.w, x.data(), m, bias.data(), y1.data(), o, nullptr, scratch.data(), scratch.size(), &info) == LB_OK);
+      LB_EXPECT(lb::qlinear(p.w, x.data(), m, bias.data(), y2.data(), o, &pool2, scratch.data(), scratch.size()) == LB_OK);
+      LB_EXPECT(lb::qlinear(p.w, x.data(), m, bias.data(), y3.data(), o, &pool3, scratch.data(), scratch.size()) == LB_OK);
+      LB_EXPECT(lb::qlinear_with(*scalar, p.w, x.data(), m, bias.data(), yr.data(), o, nullptr, scratch.data(),
+                                 scratch.size()) == LB_OK);
+      LB_EXPECT_MSG(std::memcmp(y1.data(), y2.data(), y1.size() * 4) == 0, std::string("2 threads differ: ") + info.kernel);
+      LB_EXPECT_MSG(std::memcmp(y1.data(), y3.data(), y1.size() * 4) == 0, std::string("3 threads differ: ") + info.kernel);
+      LB_EXPECT_MSG(std::strstr(info.kernel, m == 1 ? "gemv" : "gemm") != nullptr, info.kernel);
+      float worst = 0.f;
+      for (size_t i = 0; i < y1.size(); ++i) worst = std::fmax(worst, std::fabs(y1[i] - yr[i]));
+      LB_EXPECT_MSG(worst <= 1e-3f, std::string("vs scalar: ") + info.kernel + " max err " + std::to_string(worst));
+    }
+}
+
+LB_TEST(qlinear_rejects_bad_input) {
+  Packed p;
+  LB_EXPECT(make(p, LB_WFMT_Q4, 16, 64, 32, 1));
+  lb::PackedWeight w;
+  LB_EXPECT(lb::packed_weight_init(LB_WFMT_Q4, 16, 64, 32, p.bytes.data(), p.bytes.size() - 1, &w) == LB_ERR_FORMAT);
+  LB_EXPECT(lb::packed_weight_init(LB_WFMT_Q4, 16, 64, 48, p.bytes.data(), p.bytes.size(), &w) == LB_ERR_INVALID_ARG);
+  std::vector<float> x(64), y(16);
+  lb::QLinearOpts o;
+  std::vector<uint8_t> scratch(lb::qlinear_scratch_bytes(p.w, 1, o));
+  LB_EXPECT(lb::qlinear(p.w, x.data(), 1, nullptr, y.data(), o, nullptr, scratch.data(), 8) == LB_ERR_INVALID_ARG);
+  LB_EXPECT(std::strstr(lb_last_error(), "scratch") != nullptr);
+  o.act = lb::LB_ACT_STATIC;
+  o.act_scale = 1.f;
+  LB_EXPECT(lb::qlinear(p.w, x.data(), 1, nullptr, y.data(), o, nullptr, scratch.data(), scratch.size()) == LB_ERR_UNSUPPORTED);
+}
+
+LB_TEST(threadpool_runs_every_task_once) {
+  for (int threads : {1, 2, 4}) {
+    lb::ThreadPool pool(threads);
+    LB_EXPECT(pool.size() == threads);
+    for (int rep = 0; rep < 50; ++rep) {
+      std::vector<int> hits(97, 0);
+      pool.parallel_for(97, [&](int64_t t, int th) {
+        LB_EXPECT(th >= 0 && th < threads);
+        ++hits[size_t(t)];
+      });
+      for (int h : hits) LB_EXPECT(h == 1);
+    }
+  }
+}
