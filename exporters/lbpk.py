@@ -322,8 +322,11 @@ def write_package(graph, out: Path, *, target: str, scheme: str, golden: Optiona
         if golden:
             g = {"inputs": {}, "outputs": {}, "rtol": float(golden.get("rtol", 1e-4)),
                  "atol": float(golden.get("atol", 1e-5))}
+            order = {"inputs": [t.name for t in graph.inputs], "outputs": [t.name for t in graph.outputs]}
             for kind in ("inputs", "outputs"):
-                for k, (name, arr) in enumerate(golden.get(kind, {}).items()):
+                given = golden.get(kind, {})
+                names = [n for n in order[kind] if n in given] + [n for n in given if n not in order[kind]]
+                for k, (name, arr) in enumerate((n, given[n]) for n in names):  # golden.in.K = K-th graph input
                     tname = f"golden.in.{k}" if kind == "inputs" else f"golden.out.{k}"
                     w.add_tensor(tname, np.asarray(arr))
                     g[kind][name] = tname

@@ -136,8 +136,8 @@ struct PySession {
 
 void bind(py::module_& m) {
   py::class_<PyModel, std::shared_ptr<PyModel>>(m, "GraphModel", "a loaded .lbpk package (lb_model)")
+      .def(py::init<py::bytes, bool>(), py::arg("data"), py::arg("lazy") = false)  // before str: bytes convert to str
       .def(py::init<const std::string&, bool>(), py::arg("path"), py::arg("lazy") = false)
-      .def(py::init<py::bytes, bool>(), py::arg("data"), py::arg("lazy") = false)
       .def_property_readonly("manifest_json", [](const PyModel& p) { return std::string(lb_model_manifest(p.m)); })
       .def_property_readonly("inputs", [](const PyModel& p) { return p.io(true); })
       .def_property_readonly("outputs", [](const PyModel& p) { return p.io(false); })

@@ -87,6 +87,24 @@ LB_API const char* lb_model_manifest(const lb_model* model) {
   return model ? model->impl->package().manifest_text().c_str() : "";
 }
 
+LB_API lb_status lb_model_tensor(const lb_model* model, const char* name, lb_tensor_info* info, const void** data) {
+  if (!model || !name || !info || !data) return lb::set_error(LB_ERR_INVALID_ARG, "lb_model_tensor: NULL argument");
+  return guarded("lb_model_tensor", [&] {
+    lb::TensorView tv;
+    const lb_status st = model->impl->package().tensor(name, &tv);
+    if (st != LB_OK) return st;
+    if (tv.shape.size() > LB_MAX_DIMS) return lb::set_error(LB_ERR_UNSUPPORTED, "tensor '%s' has too many dims", name);
+    const lb::Json& entries = model->impl->package().manifest()["tensors"];
+    for (const auto& kv : entries.items())
+      if (kv.first == name) info->name = kv.first.c_str();
+    info->dtype = static_cast<lb_dtype>(tv.dtype);
+    info->ndim = int(tv.shape.size());
+    for (size_t d = 0; d < tv.shape.size(); ++d) info->shape[d] = tv.shape[d];
+    *data = tv.data;
+    return LB_OK;
+  });
+}
+
 LB_API int lb_model_num_inputs(const lb_model* model) { return model ? int(model->impl->inputs().size()) : 0; }
 LB_API int lb_model_num_outputs(const lb_model* model) { return model ? int(model->impl->outputs().size()) : 0; }
 

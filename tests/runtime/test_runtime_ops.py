@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import lowbit
-from conftest import ort_run
+from runtime_helpers import ort_run
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402

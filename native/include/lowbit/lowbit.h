@@ -154,6 +154,9 @@ LB_API void lb_model_free(lb_model* model);
 LB_API lb_status lb_model_verify(lb_model* model);
 /// The manifest (JSON text), valid while the model lives.
 LB_API const char* lb_model_manifest(const lb_model* model);
+/// A tensor stored in the package (weights, golden vectors), used in place: `*data` is valid
+/// while the model lives. NOT_FOUND for an unknown name; CHECKSUM for a bad section (lazy mode).
+LB_API lb_status lb_model_tensor(const lb_model* model, const char* name, lb_tensor_info* info, const void** data);
 LB_API int lb_model_num_inputs(const lb_model* model);
 LB_API int lb_model_num_outputs(const lb_model* model);
 LB_API lb_status lb_model_input(const lb_model* model, int index, lb_tensor_info* info);

@@ -1,0 +1,104 @@
+"""Runtime test helpers and fixtures (imported by tests/runtime and tests/samples conftests): real
+models exported once per test session to ONNX and to .lbpk packages (fp32), with ONNX Runtime's
+outputs on the same inputs as the reference. Also re-exports the root conftest's `run`.
+(A uniquely named module: pytest imports every conftest.py as the module `conftest`.)"""
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+_spec = importlib.util.spec_from_file_location("_lowbit_root_conftest_rt", Path(__file__).resolve().parents[1] / "conftest.py")
+_root = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_root)
+run = _root.run
+ROOT = _root.ROOT
+
+
+def _export_onnx(module, args, names, path: Path, output_names=None) -> Path:
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        buf = io.BytesIO()
+        with torch.no_grad():
+            torch.onnx.export(module, args, buf, dynamo=False, input_names=names, output_names=output_names,
+                              opset_version=17)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def ort_run(onnx_path, feeds, threads=1):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    s = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+    names = [o.name for o in s.get_outputs()]
+    return dict(zip(names, s.run(None, feeds)))
+
+
+class Built:
+    """One real model: its ONNX file, fp32 package, example feeds and ONNX Runtime outputs."""
+
+    def __init__(self, onnx_path, lbpk_path, feeds, ref):
+        self.onnx = onnx_path
+        self.lbpk = lbpk_path
+        self.feeds = feeds
+        self.ref = ref
+
+
+def build_package(onnx_path: Path, feeds, out: Path, input_shapes=None) -> Built:
+    from lowbit.exporters.lbpk import write_package
+    from lowbit.importers.onnx_import import import_onnx
+
+    ref = ort_run(onnx_path, feeds)
+    g = import_onnx(str(onnx_path), input_shapes or {k: v.shape for k, v in feeds.items()})
+    write_package(g, out, target="x86-64-avx2", scheme="fp32",
+                  golden={"inputs": feeds, "outputs": ref, "rtol": 1e-3, "atol": 1e-4})
+    return Built(onnx_path, out, feeds, ref)
+
+
+@pytest.fixture(scope="session")
+def rt_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("runtime_models")
+
+
+@pytest.fixture(scope="session")
+def effnet(rt_dir) -> Built:
+    import torch
+    from lowbit import zoo
+
+    m = zoo.efficientnet_lite0()
+    x = zoo.preprocess_lite(zoo.natural_images(1))
+    onnx_path = _export_onnx(m, (torch.from_numpy(x),), ["input"], rt_dir / "effnet.onnx", ["logits"])
+    return build_package(onnx_path, {"input": x}, rt_dir / "effnet.lbpk")
+
+
+@pytest.fixture(scope="session")
+def minilm(rt_dir) -> Built:
+    import torch
+    from lowbit import zoo
+
+    enc = zoo.MiniLMEncoder()
+    feeds = zoo.minilm_feeds(zoo.sentences(1), seq_len=32)[0]
+    args = (torch.from_numpy(feeds["input_ids"]), torch.from_numpy(feeds["attention_mask"]))
+    onnx_path = _export_onnx(enc, args, ["input_ids", "attention_mask"], rt_dir / "minilm.onnx", ["embedding"])
+    return build_package(onnx_path, feeds, rt_dir / "minilm.lbpk")
+
+
+@pytest.fixture(scope="session")
+def ppocr_det(rt_dir) -> Built:
+    from lowbit import zoo
+
+    from skimage import data
+    from skimage.transform import resize
+
+    page = resize(data.page(), (160, 320), order=1, anti_aliasing=True)  # a scanned page of text
+    x = np.repeat(((page.astype(np.float32) - 0.5) / 0.5)[None, None], 3, axis=1).copy()
+    return build_package(zoo.ppocr_paths()["det"], {"x": x}, rt_dir / "det.lbpk")
