@@ -135,9 +135,13 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--models", default=None, help="comma-separated: efficientnet-lite0,all-minilm-l6-v2")
+    ap.add_argument("--schemes", default=None, help="comma-separated schemes")
     args = ap.parse_args(argv)
     models = ["efficientnet-lite0"] if args.quick else ["efficientnet-lite0", "all-minilm-l6-v2"]
     schemes = ["fp32", "w4a8-g32"] if args.quick else ["fp32", "w4a16-g128", "w4a8-g32", "w8a8d"]
+    models = args.models.split(",") if args.models else models
+    schemes = args.schemes.split(",") if args.schemes else schemes
     runs = 5 if args.quick else args.runs
     from lowbit import targets
 
