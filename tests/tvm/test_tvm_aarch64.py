@@ -66,3 +66,21 @@ def test_avx512vnni_profile_compiles_with_zmm_code(tvm_artifact):
     asm2 = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(path2 / "model.so")],
                           capture_output=True, text=True, check=True).stdout
     assert "zmm" not in asm2 and "ymm" in asm2, "the avx2 build must use 256-bit and never 512-bit registers"
+
+
+@pytest.mark.qemu
+def test_arm_runner_handles_bool_and_float_ops(tmp_path):
+    need_tool("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu")
+    need_tool("qemu-aarch64", "qemu-user")
+    from lowbit.exporters import tvm_cross
+    from lowbit.ir import Graph, Node, TensorInfo
+
+    g = Graph("mask", [Node("Greater", "gt", ["x", "zero"], ["m"]), Node("Where", "wh", ["m", "x", "neg"], ["w"]),
+                       Node("Softmax", "sm", ["w"], ["y"], {"axis": -1})],
+              [TensorInfo("x", "float32", (4, 8))], [TensorInfo("y", "float32", (4, 8))],
+              {"zero": np.zeros((), np.float32), "neg": np.full((), -1.0, np.float32)})
+    folder = tvm_cross.build_runner(g, "arm64-cortex-a76", tmp_path / "mask")
+    x = np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32)
+    w = np.where(x > 0, x, np.float32(-1.0))
+    e = np.exp(w - w.max(-1, keepdims=True))
+    np.testing.assert_allclose(tvm_cross.run(folder, {"x": x})["y"], e / e.sum(-1, keepdims=True), rtol=1e-5, atol=1e-6)
