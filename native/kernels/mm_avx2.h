@@ -90,68 +90,75 @@ struct UFmt {
   static constexpr bool kAsym = Asym;
 };
 
-/// Int32 dot products of NP panels with 32 activations (one 32-k sub-block): 8 vpmaddubsw per
-/// panel summed in int16 (no overflow: 8 * 2 * 15 * 127 < 2^15), then one vpmaddwd.
-template <class F, int NP>
-inline void usub_dot(const uint8_t* const c[NP], const int8_t* x, __m256i dot[NP], __m256i ones) {
-  constexpr int kChunks = 8 / F::Unpack::kQuads;
-  __m256i s16[NP];
-  for (int p = 0; p < NP; ++p) s16[p] = _mm256_setzero_si256();
-  // Kept as a loop: fully unrolled, GCC reassociates the int16 sums into a tree and spills.
-#pragma GCC unroll 1
-  for (int ch = 0; ch < kChunks; ++ch) {
-    __m256i bx[F::Unpack::kQuads];
-    for (int i = 0; i < F::Unpack::kQuads; ++i) bx[i] = bcast4(x + 4 * (ch * F::Unpack::kQuads + i));
-    for (int p = 0; p < NP; ++p)
-      F::Unpack::each(load32(c[p] + 32 * ch), [&](int i, __m256i q) {
-        s16[p] = _mm256_add_epi16(s16[p], _mm256_maddubs_epi16(q, bx[i]));
-      });
-  }
-  for (int p = 0; p < NP; ++p) dot[p] = _mm256_add_epi32(dot[p], _mm256_madd_epi16(s16[p], ones));
+/// Pins N accumulators to registers at this point: without it GCC reorders the int16 sums of a
+/// tile into trees and spills them (a 4x16 tile then runs at less than half speed).
+template <int N>
+inline void keep(__m256i* v) {
+  if constexpr (N == 1) __asm__("" : "+x"(v[0]));
+  if constexpr (N == 2) __asm__("" : "+x"(v[0]), "+x"(v[1]));
+  if constexpr (N == 4) __asm__("" : "+x"(v[0]), "+x"(v[1]), "+x"(v[2]), "+x"(v[3]));
+  if constexpr (N == 3) __asm__("" : "+x"(v[0]), "+x"(v[1]), "+x"(v[2]));
+  if constexpr (N == 5) __asm__("" : "+x"(v[0]), "+x"(v[1]), "+x"(v[2]), "+x"(v[3]), "+x"(v[4]));
+  if constexpr (N == 6) __asm__("" : "+x"(v[0]), "+x"(v[1]), "+x"(v[2]), "+x"(v[3]), "+x"(v[4]), "+x"(v[5]));
+  if constexpr (N == 8)
+    __asm__("" : "+x"(v[0]), "+x"(v[1]), "+x"(v[2]), "+x"(v[3]), "+x"(v[4]), "+x"(v[5]), "+x"(v[6]), "+x"(v[7]));
 }
 
 /// GEMV over NP panels starting at panel p0 for activation row m: acc[p] = 8 outputs each.
-/// G (group size) is a template parameter so the sub-block loop unrolls.
+/// Per 32-k sub-block: 8 vpmaddubsw per panel summed in int16 (8 * 2 * 15 * 127 < 2^15), one
+/// vpmaddwd; the activation broadcasts are shared by the NP panels. G (group size) is a template
+/// parameter so everything inside a group unrolls.
 template <class F, int NP, int G>
 inline void ugemv_panels(const lb_mm_args* a, int64_t m, int64_t p0, __m256 acc[NP]) {
   constexpr int kSubs = G / 32;
-  constexpr int kSubBytes = 32 * (8 / F::Unpack::kQuads);
+  constexpr int kQ = F::Unpack::kQuads;
+  constexpr int kChunks = 8 / kQ;  // chunks per sub-block
   const int64_t ng = a->k / G;
   const size_t bb = lb_wfmt_block_bytes(static_cast<lb_wfmt>(a->fmt), G);
+  const size_t pstride = size_t(ng) * bb;
   const int hb = layout::header_bytes(a->fmt);
   const int8_t* x = a->xq + m * a->kp;
   const lb_q8_meta* xm = a->xm + m * ng;
-  const uint8_t* blk[NP];
-  for (int p = 0; p < NP; ++p) {
-    blk[p] = layout::block(a->w, a->fmt, a->k, G, p0 + p, 0);
-    acc[p] = _mm256_setzero_ps();
-  }
+  const uint8_t* blk = layout::block(a->w, a->fmt, a->k, G, p0, 0);
+  for (int p = 0; p < NP; ++p) acc[p] = _mm256_setzero_ps();
   const __m256i ones = _mm256_set1_epi16(1);
-  for (int64_t g = 0; g < ng; ++g, x += G) {
+  for (int64_t g = 0; g < ng; ++g, x += G, blk += bb) {
+    for (int p = 0; p < NP; ++p) _mm_prefetch(reinterpret_cast<const char*>(blk + p * pstride) + 1536, _MM_HINT_T0);
     __m256i dot[NP];
-    const uint8_t* c[NP];
-    for (int p = 0; p < NP; ++p) {
-      dot[p] = _mm256_setzero_si256();
-      c[p] = blk[p] + hb;
-      _mm_prefetch(reinterpret_cast<const char*>(blk[p]) + 2048, _MM_HINT_T0);
-    }
     for (int sb = 0; sb < kSubs; ++sb) {
-      usub_dot<F, NP>(c, x + 32 * sb, dot, ones);
-      for (int p = 0; p < NP; ++p) c[p] += kSubBytes;
+      __m256i s16[NP];
+      for (int p = 0; p < NP; ++p) s16[p] = _mm256_setzero_si256();
+      for (int ch = 0; ch < kChunks; ++ch) {
+        const int8_t* xs = x + 32 * sb + 4 * kQ * ch;
+        const uint8_t* c = blk + hb + 32 * (kChunks * sb + ch);
+        __m256i v[NP];
+        for (int p = 0; p < NP; ++p) v[p] = load32(c + p * pstride);
+        for (int i = 0; i < kQ; ++i) {
+          const __m256i bx = bcast4(xs + 4 * i);
+          for (int p = 0; p < NP; ++p)
+            s16[p] = _mm256_add_epi16(s16[p], _mm256_maddubs_epi16(F::Unpack::extract(v[p], i), bx));
+        }
+        keep<NP>(s16);
+      }
+      for (int p = 0; p < NP; ++p) {
+        const __m256i d32 = _mm256_madd_epi16(s16[p], ones);
+        dot[p] = sb ? _mm256_add_epi32(dot[p], d32) : d32;
+      }
     }
     const __m256 dx = _mm256_set1_ps(xm[g].d);
     if (F::kAsym) {
       const __m256 sx = _mm256_set1_ps(float(xm[g].s));
       for (int p = 0; p < NP; ++p) {
-        const __m256 t = _mm256_fmadd_ps(load_fp16x8(blk[p]), _mm256_cvtepi32_ps(dot[p]), _mm256_mul_ps(load_fp16x8(blk[p] + 16), sx));
+        const uint8_t* h = blk + p * pstride;
+        const __m256 t = _mm256_fmadd_ps(load_fp16x8(h), _mm256_cvtepi32_ps(dot[p]), _mm256_mul_ps(load_fp16x8(h + 16), sx));
         acc[p] = _mm256_fmadd_ps(t, dx, acc[p]);
       }
     } else {
       const __m256i off = _mm256_set1_epi32(F::kOff * xm[g].s);
       for (int p = 0; p < NP; ++p)
-        acc[p] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(dot[p], off)), _mm256_mul_ps(load_fp16x8(blk[p]), dx), acc[p]);
+        acc[p] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(dot[p], off)),
+                                 _mm256_mul_ps(load_fp16x8(blk + p * pstride), dx), acc[p]);
     }
-    for (int p = 0; p < NP; ++p) blk[p] += bb;
   }
 }
 
@@ -160,7 +167,12 @@ void ugemv_g(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1
   for (int64_t m = m0; m < m1; ++m) {
     float* y = a->y + m * a->ldy;
     int64_t n = n0;
-    for (; n + 8 < n1; n += 16) {  // two panels while the second one has a valid row
+    for (; n + 24 < n1; n += 32) {  // four panels while the fourth has a valid row
+      __m256 acc[4];
+      ugemv_panels<F, 4, G>(a, m, n / 8, acc);
+      for (int p = 0; p < 4; ++p) store_rows(y, a->bias, n + 8 * p, n1, acc[p]);
+    }
+    for (; n + 8 < n1; n += 16) {
       __m256 acc[2];
       ugemv_panels<F, 2, G>(a, m, n / 8, acc);
       store_rows(y, a->bias, n, n1, acc[0]);
@@ -183,20 +195,6 @@ void ugemv(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
   }
 }
 
-/// Pins N accumulators to registers at this point: without it GCC reorders the int16 sums of a
-/// tile into trees and spills them (a 4x16 tile then runs at less than half speed).
-template <int N>
-inline void keep(__m256i* v) {
-  if constexpr (N == 1) __asm__("" : "+x"(v[0]));
-  if constexpr (N == 2) __asm__("" : "+x"(v[0]), "+x"(v[1]));
-  if constexpr (N == 4) __asm__("" : "+x"(v[0]), "+x"(v[1]), "+x"(v[2]), "+x"(v[3]));
-  if constexpr (N == 3) __asm__("" : "+x"(v[0]), "+x"(v[1]), "+x"(v[2]));
-  if constexpr (N == 5) __asm__("" : "+x"(v[0]), "+x"(v[1]), "+x"(v[2]), "+x"(v[3]), "+x"(v[4]));
-  if constexpr (N == 6) __asm__("" : "+x"(v[0]), "+x"(v[1]), "+x"(v[2]), "+x"(v[3]), "+x"(v[4]), "+x"(v[5]));
-  if constexpr (N == 8)
-    __asm__("" : "+x"(v[0]), "+x"(v[1]), "+x"(v[2]), "+x"(v[3]), "+x"(v[4]), "+x"(v[5]), "+x"(v[6]), "+x"(v[7]));
-}
-
 /// GEMM register tile: MR activation rows x NP panels. The MR*NP int16 sums of a 32-k
 /// sub-block live in registers (pinned by keep<>); per sub-block they become int32 (vpmaddwd),
 /// kept in a small L1 array when a group has several sub-blocks; per group the code offset is
@@ -214,7 +212,7 @@ inline void ugemm_tile(const lb_mm_args* a, int64_t m, int64_t p0, int mr, float
   const uint8_t* blk = layout::block(a->w, a->fmt, a->k, G, p0, 0);
   const size_t pstride = size_t(ng) * bb;  // bytes from one panel to the next
   alignas(32) float facc[kAcc * 8];
-  alignas(32) int32_t dacc[kAcc * 8];
+  alignas(32) int32_t dacc[kAcc * 8] = {};  // int32 sums of the sub-blocks of a group (G > 32)
   for (int i = 0; i < kAcc * 8; ++i) facc[i] = 0.f;
   const __m256i ones = _mm256_set1_epi16(1);
   const int8_t* x0 = a->xq + m * kp;  // rows m .. m+MR-1 (rows past m1 repeat row m, never stored)

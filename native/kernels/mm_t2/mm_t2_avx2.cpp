@@ -8,7 +8,7 @@
 using lb::avx2::Ter;
 using lb::avx2::UFmt;
 
-void lb_gemv_f32_q8d_t2g_16x32__avx2(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+void lb_gemv_f32_q8d_t2g_32x32__avx2(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   lb::avx2::ugemv<UFmt<Ter, 1, false>>(a, m0, m1, n0, n1);
 }
 
