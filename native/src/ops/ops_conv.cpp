@@ -5,6 +5,9 @@
 #include <cstring>
 
 #include "../executor_workers.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include "ops.h"
 
 namespace lb {
@@ -78,6 +81,8 @@ lb_status conv_geometry(OpCtx& c, bool transpose) {
   return LB_OK;
 }
 
+size_t dw_scratch_floats(const OpParams& p);
+
 lb_status conv_infer(OpCtx& c) {
   lb_status s = conv_geometry(c, false);
   if (s != LB_OK) return s;
@@ -90,53 +95,105 @@ lb_status conv_infer(OpCtx& c) {
   const int64_t kdim = cg * p.i[kKh] * p.i[kKw];
   p.i[kCol] = p.i[kMode] == 2 ? (kdim * p.i[kOH] * p.i[kOW] * 4 + 63) / 64 * 64 : 0;
   c.scratch_bytes = size_t(p.i[kCol]) + gemm_scratch_per_thread() * kMaxThreads;
+  if (p.i[kMode] == 1) c.scratch_bytes = (dw_scratch_floats(p) * sizeof(float) + 63) / 64 * 64 * kMaxThreads;
   c.flops = uint64_t(2) * p.i[kN] * p.i[kO] * p.i[kOH] * p.i[kOW] * kdim;
   return LB_OK;
 }
 
-inline __attribute__((always_inline)) void dw_channel(const OpParams& p, const float* in, const float* w, float bias,
-                                                       float* out) {
-  const int64_t H = p.i[kH], W = p.i[kW], OH = p.i[kOH], OW = p.i[kOW], kh = p.i[kKh], kw = p.i[kKw];
-  const int64_t sh = p.i[kSh], sw = p.i[kSw], dh = p.i[kDh], dw = p.i[kDw], pt = p.i[kPt], pl = p.i[kPl];
-  for (int64_t oy = 0; oy < OH; ++oy) {
-    float* o = out + oy * OW;
-    for (int64_t ox = 0; ox < OW; ++ox) o[ox] = bias;
-    for (int64_t ky = 0; ky < kh; ++ky) {
-      const int64_t iy = oy * sh - pt + ky * dh;
-      if (iy < 0 || iy >= H) continue;
-      const float* row = in + iy * W;
-      for (int64_t kx = 0; kx < kw; ++kx) {
-        const float wv = w[ky * kw + kx];
-        const int64_t off = kx * dw - pl;  // ix = ox*sw + off
-        int64_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
-        int64_t hi = (W - 1 - off) >= 0 ? (W - 1 - off) / sw + 1 : 0;
-        if (hi > OW) hi = OW;
-        if (sw == 1) {
-          const float* r = row + off;
-          for (int64_t ox = lo; ox < hi; ++ox) o[ox] += wv * r[ox];
-        } else {
-          for (int64_t ox = lo; ox < hi; ++ox) o[ox] += wv * row[ox * sw + off];
-        }
+// Depthwise: each channel is copied once into a zero-padded buffer split into `sw` column phases,
+// so every tap of every output row reads a contiguous run (stride 1 and 2 alike), then a register
+// tile of 8 outputs accumulates all kh*kw taps before one store.
+struct DwGeom {
+  int64_t PH, PWp, OWp, phases;  // padded rows, padded row length per phase, OW rounded to 8, sw
+};
+
+DwGeom dw_geom(const OpParams& p) {
+  DwGeom g;
+  g.phases = p.i[kSw];
+  g.PH = p.i[kH] + p.i[kPt] + p.i[kPb];
+  const int64_t pw = p.i[kW] + p.i[kPl] + p.i[kPr];
+  g.OWp = (p.i[kOW] + 7) / 8 * 8;
+  g.PWp = (pw + g.phases - 1) / g.phases + g.OWp - p.i[kOW] + 16;
+  return g;
+}
+
+size_t dw_scratch_floats(const OpParams& p) {
+  const DwGeom g = dw_geom(p);
+  return size_t(g.phases * g.PH * g.PWp + g.OWp + 16);
+}
+
+inline __attribute__((always_inline)) void dw_fill(const OpParams& p, const DwGeom& g, const float* in, float* buf) {
+  const int64_t H = p.i[kH], W = p.i[kW], pt = p.i[kPt], pl = p.i[kPl], sw = g.phases;
+  std::memset(buf, 0, size_t(g.phases * g.PH * g.PWp) * sizeof(float));
+  for (int64_t y = 0; y < H; ++y) {
+    const float* src = in + y * W;
+    if (sw == 1) {
+      std::memcpy(buf + (y + pt) * g.PWp + pl, src, size_t(W) * sizeof(float));
+    } else {
+      for (int64_t x = 0; x < W; ++x) {
+        const int64_t xp = x + pl;
+        buf[((xp % sw) * g.PH + y + pt) * g.PWp + xp / sw] = src[x];
       }
     }
-    apply_act(o, OW, p.i[kAct], p.f[0], p.f[1]);
   }
 }
 
-void dw_range_portable(const OpParams& p, const float* x, const float* w, const float* b, float* y, int64_t c0, int64_t c1) {
-  const int64_t C = p.i[kC], HW = p.i[kH] * p.i[kW], OHW = p.i[kOH] * p.i[kOW], kk = p.i[kKh] * p.i[kKw];
+void dw_range_portable(const OpParams& p, const float* x, const float* w, const float* b, float* y, int64_t c0,
+                       int64_t c1, float* buf) {
+  const DwGeom g = dw_geom(p);
+  const int64_t C = p.i[kC], HW = p.i[kH] * p.i[kW], OH = p.i[kOH], OW = p.i[kOW], kh = p.i[kKh], kw = p.i[kKw];
+  const int64_t sh = p.i[kSh], sw = p.i[kSw], dh = p.i[kDh], dw = p.i[kDw];
+  float* acc = buf + g.phases * g.PH * g.PWp;
   for (int64_t nc = c0; nc < c1; ++nc) {
     const int64_t ch = nc % C;
-    dw_channel(p, x + nc * HW, w + ch * kk, b ? b[ch] : 0.f, y + nc * OHW);
+    dw_fill(p, g, x + nc * HW, buf);
+    const float* wc = w + ch * kh * kw;
+    const float bias = b ? b[ch] : 0.f;
+    for (int64_t oy = 0; oy < OH; ++oy) {
+      for (int64_t ox = 0; ox < g.OWp; ++ox) acc[ox] = bias;
+      for (int64_t ky = 0; ky < kh; ++ky)
+        for (int64_t kx = 0; kx < kw; ++kx) {
+          const int64_t off = kx * dw;
+          const float* src = buf + ((off % sw) * g.PH + oy * sh + ky * dh) * g.PWp + off / sw;
+          const float wv = wc[ky * kw + kx];
+          for (int64_t ox = 0; ox < g.OWp; ++ox) acc[ox] += wv * src[ox];
+        }
+      float* o = y + nc * OH * OW + oy * OW;
+      std::memcpy(o, acc, size_t(OW) * sizeof(float));
+      apply_act(o, OW, p.i[kAct], p.f[0], p.f[1]);
+    }
   }
 }
+
 #if defined(__x86_64__)
-__attribute__((target("avx2,fma"))) void dw_range_avx2(const OpParams& p, const float* x, const float* w, const float* b,
-                                                        float* y, int64_t c0, int64_t c1) {
-  const int64_t C = p.i[kC], HW = p.i[kH] * p.i[kW], OHW = p.i[kOH] * p.i[kOW], kk = p.i[kKh] * p.i[kKw];
+__attribute__((target("avx2,fma"))) void dw_range_avx2(const OpParams& p, const float* x, const float* w,
+                                                        const float* b, float* y, int64_t c0, int64_t c1, float* buf) {
+  const DwGeom g = dw_geom(p);
+  const int64_t C = p.i[kC], HW = p.i[kH] * p.i[kW], OH = p.i[kOH], OW = p.i[kOW], kh = p.i[kKh], kw = p.i[kKw];
+  const int64_t sh = p.i[kSh], sw = p.i[kSw], dh = p.i[kDh], dw = p.i[kDw];
+  float* acc = buf + g.phases * g.PH * g.PWp;
   for (int64_t nc = c0; nc < c1; ++nc) {
     const int64_t ch = nc % C;
-    dw_channel(p, x + nc * HW, w + ch * kk, b ? b[ch] : 0.f, y + nc * OHW);
+    dw_fill(p, g, x + nc * HW, buf);
+    const float* wc = w + ch * kh * kw;
+    const __m256 bias = _mm256_set1_ps(b ? b[ch] : 0.f);
+    for (int64_t oy = 0; oy < OH; ++oy) {
+      for (int64_t ox = 0; ox < g.OWp; ox += 8) {
+        __m256 a = bias;
+        for (int64_t ky = 0; ky < kh; ++ky) {
+          const int64_t row = oy * sh + ky * dh;
+          for (int64_t kx = 0; kx < kw; ++kx) {
+            const int64_t off = kx * dw;
+            const float* src = buf + ((off % sw) * g.PH + row) * g.PWp + off / sw + ox;
+            a = _mm256_fmadd_ps(_mm256_set1_ps(wc[ky * kw + kx]), _mm256_loadu_ps(src), a);
+          }
+        }
+        _mm256_storeu_ps(acc + ox, a);
+      }
+      float* o = y + nc * OH * OW + oy * OW;
+      std::memcpy(o, acc, size_t(OW) * sizeof(float));
+      apply_act(o, OW, p.i[kAct], p.f[0], p.f[1]);
+    }
   }
 }
 #endif
@@ -180,7 +237,11 @@ void conv_run(OpCtx& c) {
       c.isa = "avx2";
     }
 #endif
-    c.workers->parallel_for(N * C, [&](int, int64_t c0, int64_t c1) { fn(p, x, w, b, y, c0, c1); });
+    const size_t per = (dw_scratch_floats(p) * sizeof(float) + 63) / 64 * 64;
+    char* base = static_cast<char*>(c.scratch);
+    c.workers->parallel_for(N * C, [&](int tid, int64_t c0, int64_t c1) {
+      fn(p, x, w, b, y, c0, c1, reinterpret_cast<float*>(base + size_t(tid) * per));
+    });
     return;
   }
   const int64_t cg = C / G, og = O / G, kdim = cg * p.i[kKh] * p.i[kKw];
