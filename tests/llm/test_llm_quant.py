@@ -105,3 +105,23 @@ def test_llm_export_refuses_graph_only_options(model_dir, tmp_path):
     with pytest.raises(LowbitError, match="w8a8d"):
         export_hf(d, tmp_path / "y.lbpk", scheme="w8a8")
     export_hf(d, tmp_path / "y.lbpk", scheme="fp32", smooth=False, keep_float=[], budget_bits=None)
+
+
+def test_llm_gptq_beats_round_to_nearest(model_dir, tmp_path):
+    d, model = model_dir
+    rng = np.random.default_rng(0)
+    calib = rng.integers(0, 256, (8, 64))
+    want = torch_logits(model, IDS)
+
+    def rms_err(pkg):
+        got = LlmSession(pkg).logits(IDS)
+        return np.sqrt(np.mean((got - want) ** 2) / np.mean(want ** 2))
+
+    rtn = rms_err(export_hf(d, tmp_path / "rtn.lbpk", scheme="w4a8-g32", head="f32", embed="f32"))
+    gptq_pkg = export_hf(d, tmp_path / "gptq.lbpk", scheme="w4a8-g32-gptq", calib=calib, head="f32", embed="f32")
+    assert read_manifest(gptq_pkg)["linears"]["layers.0.qkv"] == "q4"
+    assert rms_err(gptq_pkg) < rtn
+    with pytest.raises(LowbitError, match="calibration"):
+        export_hf(d, tmp_path / "g2.lbpk", scheme="w4a8-g32-gptq")
+    with pytest.raises(LowbitError, match="token ids"):
+        export_hf(d, tmp_path / "g2.lbpk", scheme="w4a8-g32-gptq", calib=[[1, 2, 999]])

@@ -68,7 +68,7 @@ def export_hf(model_dir, out, *, scheme: str = "w4a8-g32", calib=None, embed: st
             raise LowbitError(f"{k} must be 'f32' or 'int8', got {v!r}")
     gptq = None
     if scheme.endswith("-gptq"):
-        gptq = Q.GptqContext(ck, calib)
+        gptq = Q.GptqContext(ck, calib, scheme)
 
     from lowbit.exporters.lbpk_container import PackageWriter
 
@@ -98,7 +98,7 @@ def export_hf(model_dir, out, *, scheme: str = "w4a8-g32", calib=None, embed: st
             for name, mat in mats.items():
                 if gptq is not None:
                     qw = gptq.quantize(i, name, mat)
-                    linear_info[p + name] = Q.write_linear(w, p + name, mat, layer_scheme, qweight=qw)
+                    linear_info[p + name] = Q.write_linear(w, p + name, mat, layer_scheme[:-5], qweight=qw)
                 else:
                     linear_info[p + name] = Q.write_linear(w, p + name, mat, layer_scheme)
             if cfg.qkv_bias:

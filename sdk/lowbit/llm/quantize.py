@@ -98,9 +98,60 @@ def dequantized(w: np.ndarray, scheme: str) -> np.ndarray:
 
 
 class GptqContext:
-    """GPTQ for the ``-gptq`` schemes: runs the float model layer by layer on calibration tokens
-    to collect each linear's input Hessian, then calls ``lowbit.quant``'s GPTQ."""
+    """GPTQ for the ``-gptq`` schemes: runs the float model (numpy reference decoder) on the
+    calibration tokens once, collecting each fused linear's input Hessian X^T X, then quantizes
+    each matrix with ``lowbit.quant``'s GPTQ. (Hessians come from the float model, not from the
+    already-quantized earlier layers: one pass, a common simplification.)
 
-    def __init__(self, ck, calib):
-        raise LowbitError("w4a8-g32-gptq: GPTQ (lowbit.quant) is not available in this build yet; "
-                          "use w4a8-g32 (round-to-nearest)")
+    calib: token ids ([n_seq, seq_len] array or list of lists), or a list of strings when the
+    model directory has a tokenizer.json.
+    """
+
+    def __init__(self, ck, calib, scheme: str = "w4a8-g32-gptq"):
+        from lowbit.llm.reference import ReferenceDecoder
+
+        if calib is None:
+            raise LowbitError(f"{scheme} needs calibration data: calib=[token id lists] or a list of texts")
+        seqs = self._sequences(ck, calib)
+        self.fmt, self.group = scheme_params(scheme)
+        self.hess = {}
+        counts = {}
+
+        def capture(layer, name, x):
+            x = np.asarray(x, np.float64)
+            key = (layer, name)
+            self.hess[key] = self.hess.get(key, 0.0) + x.T @ x
+            counts[key] = counts.get(key, 0) + x.shape[0]
+
+        ref = ReferenceDecoder(ck.cfg, ck.load_all())
+        for seq in seqs:
+            ref.reset()
+            ref.forward(seq[: ck.cfg.context_length], capture=capture)
+        for key in self.hess:
+            self.hess[key] *= 2.0 / max(1, counts[key])
+
+    @staticmethod
+    def _sequences(ck, calib):
+        if isinstance(calib, (list, tuple)) and calib and all(isinstance(c, str) for c in calib):
+            tok_path = ck.dir / "tokenizer.json"
+            if not tok_path.is_file():
+                raise LowbitError("text calibration needs tokenizer.json in the model directory; pass token ids")
+            from tokenizers import Tokenizer
+
+            tok = Tokenizer.from_file(str(tok_path))
+            return [np.asarray(tok.encode(t).ids, np.int64) for t in calib]
+        seqs = [np.asarray(s, np.int64).reshape(-1) for s in (calib if np.ndim(calib[0]) else [calib])]
+        v = ck.cfg.vocab_size
+        for s in seqs:
+            if s.size == 0 or s.min() < 0 or s.max() >= v:
+                raise LowbitError(f"calibration token ids must be non-empty and within [0, {v})")
+        return seqs
+
+    def quantize(self, layer: int, name: str, w: np.ndarray) -> QuantWeight:
+        from lowbit.quant.gptq import gptq_quantize
+
+        qw = gptq_quantize(w, self.hess[(layer, name)], self.fmt, self.group)
+        if qw.outliers is not None:
+            raise LowbitError("GPTQ returned sparse outliers, which LLM packages do not store")
+        qw.layout = "nk"
+        return qw

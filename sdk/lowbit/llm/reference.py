@@ -42,8 +42,10 @@ class ReferenceDecoder:
         self.v_cache = [np.zeros((0, c.num_kv_heads, c.head_dim), np.float32) for _ in range(c.num_layers)]
         self.pos = 0
 
-    def forward(self, tokens) -> np.ndarray:
-        """Appends ``tokens`` to the sequence; returns logits [T, vocab] for each of them."""
+    def forward(self, tokens, capture=None) -> np.ndarray:
+        """Appends ``tokens`` to the sequence; returns logits [T, vocab] for each of them.
+        ``capture(layer, name, x)``, if given, sees the input of each fused linear
+        ("qkv", "o", "gate_up", "down") — GPTQ collects its Hessians this way."""
         c, w = self.cfg, self.w
         tokens = np.asarray(tokens, dtype=np.int64).reshape(-1)
         t = len(tokens)
@@ -55,6 +57,8 @@ class ReferenceDecoder:
         for i in range(c.num_layers):
             p = f"layers.{i}."
             h = rms_norm(x, w[p + "attn_norm"], c.rms_norm_eps)
+            if capture:
+                capture(i, "qkv", h)
             q = h @ w[p + "wq"].T
             k = h @ w[p + "wk"].T
             v = h @ w[p + "wv"].T
@@ -79,6 +83,8 @@ class ReferenceDecoder:
                 s = np.exp(s - s.max(axis=-1, keepdims=True))
                 s /= s.sum(axis=-1, keepdims=True)
                 out[:, hq, :] = s @ vv[:, hk, :]
+            if capture:
+                capture(i, "o", out.reshape(t, -1))
             o = out.reshape(t, -1) @ w[p + "wo"].T
             if c.o_bias:
                 o = o + w[p + "bo"]
@@ -86,7 +92,11 @@ class ReferenceDecoder:
             h = rms_norm(x, w[p + "ffn_norm"], c.rms_norm_eps)
             g = h @ w[p + "w_gate"].T
             u = h @ w[p + "w_up"].T
-            x = x + ((g / (1 + np.exp(-g))) * u) @ w[p + "w_down"].T
+            act = (g / (1 + np.exp(-g))) * u
+            if capture:
+                capture(i, "gate_up", h)
+                capture(i, "down", act)
+            x = x + act @ w[p + "w_down"].T
         self.pos += t
         x = rms_norm(x, w["norm"], c.rms_norm_eps)
         head = w["embed"] if c.tie_word_embeddings else w["lm_head"]
