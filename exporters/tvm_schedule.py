@@ -78,7 +78,7 @@ def schedule_func(func, cfg=None):
     for bi in infos:
         block = bi.block_rv
         writes = sch.get(block).writes
-        if any(str(w.buffer.dtype) == "bool" for w in writes):
+        if any(str((w.source if hasattr(w, "source") else w.buffer).dtype) == "bool" for w in writes):
             continue  # TVM's LLVM codegen cannot store bool vectors
         loops = sch.get_loops(block)
         kinds = bi.dom_kind()
