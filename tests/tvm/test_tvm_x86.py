@@ -126,3 +126,20 @@ def test_gpu_artifact_refuses_to_load_on_cpu(tvm_artifact):
     _, path = tvm_artifact("int4-int8", GRAPHS["int4-int8"], "android-mali")
     with pytest.raises(LowbitError, match="cannot run on this"):
         tvm_writer.load_tvm(path)
+
+
+def test_cpu_schedule_vectorises_the_quantized_matmul():
+    """The CPU rule must really apply (it once failed silently and TVM ran 30x slower): the fused
+    decode-matmul has its init split off, a vectorised output loop and a parallel outer loop."""
+    from tvm import tirx
+
+    from lowbit import targets
+    from lowbit.exporters.tvm_lower import lower
+
+    graph = mlp_graph(("int4", "int8"), m=16, k=64, hidden=32, out=16)
+    mod, _ = lower(graph)
+    lmod = tvm_writer.legalize(mod, tvm_writer.tvm_target(targets.load(PROFILE)), gpu=False)
+    text = {gv.name_hint: f.script() for gv, f in lmod.functions.items() if isinstance(f, tirx.PrimFunc)}
+    q = [t for name, t in text.items() if "qint4_matmul" in name]
+    assert q, list(text)
+    assert "T.vectorized" in q[0] and "_init" in q[0] and "T.parallel" in q[0]
