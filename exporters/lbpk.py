@@ -37,6 +37,7 @@ KERNELS: Dict[str, str] = {
     "Expand": "expand", "ConstantOfShape": "constant_of_shape", "Split": "split", "Pad": "pad",
     "Resize": "resize_f32",
 }
+# MatMul/Gemm with a lowbit.ir.QuantWeight become "qlinear_f32" (packed with lowbit.packing).
 # Ops that are dropped (their output is their first input).
 ALIASES = {"Identity", "Dropout"}
 # Activations that fold into the Conv / MatMul before them (attrs "act", "act_*").
@@ -94,6 +95,7 @@ class _Lowering:
         self.ops: List[Dict[str, Any]] = []
         self.alias: Dict[str, str] = {}
         self.problems: List[str] = []
+        self.packed_meta: Dict[str, Dict[str, Any]] = {}
 
     def name(self, v: str) -> str:
         while v in self.alias:
@@ -108,10 +110,10 @@ class _Lowering:
     def run(self) -> None:
         from lowbit.ir import QuantWeight  # noqa: PLC0415
 
+        self.quant: Dict[str, Any] = {}
         for k, v in self.g.initializers.items():
             if isinstance(v, QuantWeight):
-                self.problems.append(f"weight {k!r} is quantized ({v.fmt}, group {v.group_size}): quantized kernels "
-                                     "(qlinear) are not in this runtime yet; export with --keep-float / scheme fp32")
+                self.quant[k] = v
                 continue
             arr = np.asarray(v)
             if arr.dtype == np.float64:
@@ -153,6 +155,14 @@ class _Lowering:
                 if prod["op"] in ("Conv", "ConvTranspose") and self._fuse(prod, n, ins):
                     self.alias[n.outputs[0]] = prod["outputs"][0]
                     continue
+            qins = [i for i in n.inputs if i in self.quant]
+            if qins:
+                op = self._qlinear(n, ins, qins)
+                if op is not None:
+                    self.ops.append(op)
+                    for o in n.outputs:
+                        producer_op[o] = op
+                continue
             kernel = KERNELS.get(n.op)
             if n.op == "Gelu" and n.attrs.get("approximate", "none") == "tanh":
                 kernel = "gelu_tanh_f32"
@@ -188,6 +198,39 @@ class _Lowering:
             self.ops.append(op)
             for o in n.outputs:
                 producer_op[o] = op
+
+    def _qlinear(self, n, ins: List[str], qins: List[str]) -> Optional[Dict[str, Any]]:
+        """MatMul/Gemm with a quantized weight -> one qlinear op on the packed bytes (lowbit.packing)."""
+        from lowbit import packing  # noqa: PLC0415
+
+        qw = self.quant[qins[0]]
+        ok = (n.op == "MatMul" and len(n.inputs) == 2 and n.inputs[1] == qins[0]) or \
+             (n.op == "Gemm" and n.inputs[1] == qins[0] and int(n.attrs.get("transA", 0)) == 0
+              and float(n.attrs.get("alpha", 1.0)) == 1.0 and float(n.attrs.get("beta", 1.0)) == 1.0)
+        if not ok or getattr(qw, "layout", "nk") != "nk":
+            self.problems.append(f"{n.op} in node {n.name!r} with a quantized weight ({qw.fmt}): the runtime has "
+                                 "quantized kernels for MatMul/Gemm only (quantized Conv: not yet)")
+            return None
+        try:
+            blob, meta = packing.pack(qw)
+        except ValueError as exc:
+            self.problems.append(f"{n.op} in node {n.name!r}: cannot pack weight {qins[0]!r}: {exc}")
+            return None
+        wname = self.name(qins[0])
+        self.consts[wname] = blob
+        self.packed_meta[wname] = {k: v for k, v in meta.items() if k in ("format", "wfmt", "n", "k", "group")}
+        attrs: Dict[str, Any] = {"wfmt": int(meta["wfmt"]), "n": int(meta["n"]), "k": int(meta["k"]),
+                                 "group": int(meta["group"]), "format": meta["format"], "wfmt_ir": qw.fmt}
+        aq = n.attrs.get("act_quant")
+        if aq is None:
+            attrs["act"] = "float" if meta["format"] in ("q4", "q4a") else "dynamic"
+        elif aq.mode == "static":
+            attrs.update({"act": "static", "act_scale": float(aq.scale), "act_zero": int(aq.zero_point)})
+        else:
+            attrs["act"] = "dynamic_row" if aq.granularity == "row" else "dynamic"
+        inputs = [ins[0], wname] + ([ins[2]] if n.op == "Gemm" and len(ins) > 2 and ins[2] else [])
+        return {"name": n.name, "op": n.op, "kernel": "qlinear_f32", "inputs": inputs, "outputs": list(n.outputs),
+                "attrs": attrs}
 
     def _fuse(self, prod: Dict[str, Any], act, ins: List[str]) -> bool:
         a = prod["attrs"]
@@ -305,7 +348,7 @@ def write_package(graph, out: Path, *, target: str, scheme: str, golden: Optiona
     with PackageWriter(out) as w:
         for name, arr in low.consts.items():
             if name in used or any(name == o["name"] for o in outputs):
-                w.add_tensor(name, arr)
+                w.add_tensor(name, arr, **({"packed": low.packed_meta[name]} if name in low.packed_meta else {}))
         man = w.manifest
         man["kind"] = "graph"
         man["model"] = graph.name

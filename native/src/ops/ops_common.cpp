@@ -13,6 +13,7 @@ std::vector<OpDef> build_registry() {
   register_ops_elementwise(r);
   register_ops_nn(r);
   register_ops_shape(r);
+  register_ops_qlinear(r);
   return r;
 }
 const std::vector<OpDef>& registry() {
