@@ -1,7 +1,7 @@
 """Quantized weights for the TVM writer: packing (numpy) and the TE kernels that decode the packed
 codes *inside* the matmul / convolution reduction (no dequantized weight is ever materialised).
 
-Storage per format (packed along K, low bits first, the way the decode expression reads them):
+Storage per format (packed along K, low bits first, K-major so that N is contiguous):
   int4       two codes per byte, nibble = code + 8           value = nibble - 8
   int4_asym  two codes per byte, nibble = code (0..15)        value = nibble
   nf4/fp4/cb4 two indices per byte                            value = codebook[nibble]
@@ -32,10 +32,10 @@ class PackedWeight:
     k: int
     group: int
     per_byte: int                       # codes per stored element (2, 4 or 1)
-    data: np.ndarray                    # uint8 [N, ceil(K / per_byte)] or int8 [N, K]
-    scale: np.ndarray                   # float32 [N, K / G]
-    zero: Optional[np.ndarray] = None   # float32 [N, K / G]
-    minimum: Optional[np.ndarray] = None  # float32 [N, K / G]
+    data: np.ndarray                    # uint8 [ceil(K / per_byte), N] or int8 [K, N] (K-major)
+    scale: np.ndarray                   # float32 [K / G, N]
+    zero: Optional[np.ndarray] = None   # float32 [K / G, N]
+    minimum: Optional[np.ndarray] = None  # float32 [K / G, N]
     codebook: Optional[np.ndarray] = None  # float32 [16]
     out_idx: Optional[np.ndarray] = None   # int32 [N, R]: K index of each outlier in row n
     out_delta: Optional[np.ndarray] = None  # float32 [N, R]: outlier value - decoded value (0 = padding)
@@ -77,12 +77,14 @@ def pack(w: QuantWeight) -> PackedWeight:
         for j in range(per_byte):
             data |= padded[:, j::per_byte] << (bits * j)
         data = data.astype(np.uint8)
-    pw = PackedWeight(fmt=w.fmt, n=n, k=k, group=w.group_size, per_byte=per_byte, data=np.ascontiguousarray(data),
-                      scale=np.ascontiguousarray(w.scale, dtype=np.float32).reshape(n, k // w.group_size))
+    # Stored K-major ([K / per_byte, N], scales [K / G, N]): consecutive output channels are
+    # consecutive bytes, so a kernel vectorised over N loads its codes and scales contiguously.
+    pw = PackedWeight(fmt=w.fmt, n=n, k=k, group=w.group_size, per_byte=per_byte, data=np.ascontiguousarray(data.T),
+                      scale=np.ascontiguousarray(np.asarray(w.scale, np.float32).reshape(n, k // w.group_size).T))
     if w.zero is not None:
-        pw.zero = np.ascontiguousarray(w.zero, dtype=np.float32).reshape(n, -1)
+        pw.zero = np.ascontiguousarray(np.asarray(w.zero, np.float32).reshape(n, -1).T)
     if w.minimum is not None:
-        pw.minimum = np.ascontiguousarray(w.minimum, dtype=np.float32).reshape(n, -1)
+        pw.minimum = np.ascontiguousarray(np.asarray(w.minimum, np.float32).reshape(n, -1).T)
     if w.fmt in ("nf4", "fp4", "cb4"):
         if w.codebook is None:
             raise ValueError(f"a {w.fmt} weight needs a codebook")
@@ -124,10 +126,10 @@ def decode_fn(pw: PackedWeight, tensors: List) -> Callable:
 
     def deq(n, k):
         if pw.fmt == "int8":
-            val = data[n, k].astype("float32")
+            val = data[k, n].astype("float32")
         else:
             bits = 8 // pw.per_byte
-            byte = data[n, k // pw.per_byte]
+            byte = data[k // pw.per_byte, n]
             shift = ((k % pw.per_byte) * bits).astype("uint8")
             code = (byte >> shift) & tir.const((1 << bits) - 1, "uint8")
             if codebook is not None:
@@ -138,11 +140,11 @@ def decode_fn(pw: PackedWeight, tensors: List) -> Callable:
                 val = code.astype("float32") - tir.const(1.0, "float32")
             else:
                 val = code.astype("float32")
-        s = scale[n, k // g]
+        s = scale[k // g, n]
         if minimum is not None:
-            return val * s + minimum[n, k // g]
+            return val * s + minimum[k // g, n]
         if zero is not None:
-            return (val - zero[n, k // g]) * s
+            return (val - zero[k // g, n]) * s
         return val * s
 
     return deq

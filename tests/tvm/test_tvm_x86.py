@@ -79,7 +79,7 @@ def test_weights_are_decoded_inside_the_matmul_kernel(fmt):
         if f"q{fmt}_matmul" in gv.name_hint:
             fused.append(gv.name_hint)
             per_byte = {"int4": 2, "nf4": 2, "ternary": 4}[fmt]
-            assert (n, k // per_byte) in shapes, f"{gv.name_hint} params {shapes} lack the packed codes"
+            assert (k // per_byte, n) in shapes, f"{gv.name_hint} params {shapes} lack the packed codes"
             assert all(s not in weight_shapes for s in shapes), f"{gv.name_hint} takes a float weight {shapes}"
             assert any(str(p.dtype) == "uint8" for p in func.params)
     assert fused, f"no q{fmt}_matmul kernel in {[gv.name_hint for gv in lmod.functions]}"
@@ -99,11 +99,12 @@ def test_packing_round_trips_every_format():
     for fmt in FORMATS:
         w = quant_weight(rng, 5, 64, fmt)
         pw = pack(w)
+        data = pw.data.T  # stored K-major
         if fmt == "int8":
-            codes = pw.data.astype(np.int16)
+            codes = data.astype(np.int16)
         else:
             bits = 8 // pw.per_byte
-            codes = np.stack([(pw.data >> (bits * j)) & ((1 << bits) - 1) for j in range(pw.per_byte)], -1)
+            codes = np.stack([(data >> (bits * j)) & ((1 << bits) - 1) for j in range(pw.per_byte)], -1)
             codes = codes.reshape(5, -1)[:, :64].astype(np.int16)
             codes -= {"int4": 8, "ternary": 1}.get(fmt, 0)
         assert np.array_equal(codes, w.q.astype(np.int16)), fmt
