@@ -7,6 +7,7 @@ package on the device.
 """
 from __future__ import annotations
 
+import dataclasses
 import platform
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -207,12 +208,13 @@ class _Lowering:
         ok = (n.op == "MatMul" and len(n.inputs) == 2 and n.inputs[1] == qins[0]) or \
              (n.op == "Gemm" and n.inputs[1] == qins[0] and int(n.attrs.get("transA", 0)) == 0
               and float(n.attrs.get("alpha", 1.0)) == 1.0 and float(n.attrs.get("beta", 1.0)) == 1.0)
-        if not ok or getattr(qw, "layout", "nk") != "nk":
+        if not ok:
             self.problems.append(f"{n.op} in node {n.name!r} with a quantized weight ({qw.fmt}): the runtime has "
                                  "quantized kernels for MatMul/Gemm only (quantized Conv: not yet)")
             return None
         try:
-            blob, meta = packing.pack(qw)
+            # q is [N, K] in every layout ("kn" only records that the source MatMul stored W as [K, N])
+            blob, meta = packing.pack(dataclasses.replace(qw, layout="nk"))
         except ValueError as exc:
             self.problems.append(f"{n.op} in node {n.name!r}: cannot pack weight {qins[0]!r}: {exc}")
             return None
