@@ -18,6 +18,8 @@ from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
+from lowbit.fsutil import publish
+
 MAGIC = b"LBPK\x00\r\n\x1a"
 FORMAT_MAJOR = 1
 FORMAT_MINOR = 0
@@ -167,7 +169,7 @@ class PackageWriter:
             self._f.flush()
             os.fsync(self._f.fileno())
             self._f.close()
-            os.replace(self._tmp, self.path)
+            publish(self._tmp, self.path)
         except BaseException:
             self.abort()
             raise

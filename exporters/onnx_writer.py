@@ -24,6 +24,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from lowbit import LowbitError
+from lowbit.fsutil import publish
 from lowbit.ir import ActQuant, Graph, Node, QuantWeight
 
 OPSET = 17
@@ -271,7 +272,7 @@ def write_onnx(graph: Graph, out, *, check: bool = True, metadata: Optional[Dict
         data = model.SerializeToString()
         with open(tmp, "wb") as f:
             f.write(data)
-        os.replace(tmp, out)
+        publish(tmp, out)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

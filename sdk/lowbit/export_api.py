@@ -159,14 +159,21 @@ def _pct(v) -> float:
     return f
 
 
-def export(model, out, *, example_inputs=None, target="auto", scheme="w8a8", calib=None, format="lbpk",
+DEFAULT_SCHEME = "w8a8"
+DEFAULT_LLM_SCHEME = "w4a8-g32"
+
+
+def export(model, out, *, example_inputs=None, target="auto", scheme=None, calib=None, format="lbpk",
            **options) -> Path:
-    """Quantize ``model`` with ``scheme`` and write it to ``out`` as ``format`` (lbpk, onnx, tvm)."""
+    """Quantize ``model`` with ``scheme`` and write it to ``out`` as ``format`` (lbpk, onnx, tvm).
+
+    ``scheme`` defaults to ``w8a8`` for ONNX files and torch modules, and to ``w4a8-g32`` (the
+    decoder fast path) for a Hugging Face model folder."""
     return export_with_report(model, out, example_inputs=example_inputs, target=target, scheme=scheme,
                               calib=calib, format=format, **options)[0]
 
 
-def export_with_report(model, out, *, example_inputs=None, target="auto", scheme="w8a8", calib=None,
+def export_with_report(model, out, *, example_inputs=None, target="auto", scheme=None, calib=None,
                        format="lbpk", **options):
     """Like :func:`export`, returning ``(path, accuracy report dict or None)``."""
     out = Path(out)
@@ -174,6 +181,8 @@ def export_with_report(model, out, *, example_inputs=None, target="auto", scheme
         raise LowbitError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
     from lowbit.quant.schemes import parse_scheme  # noqa: PLC0415
 
+    if scheme is None:
+        scheme = DEFAULT_LLM_SCHEME if _is_hf_dir(model) else DEFAULT_SCHEME
     if _is_hf_dir(model):
         try:
             from lowbit.llm.export import export_hf  # noqa: PLC0415

@@ -11,9 +11,9 @@ def register(sub) -> None:
     p.add_argument("model", help="an .onnx file (or a Hugging Face model folder for LLMs)")
     p.add_argument("-o", "--out", required=True, help="output path")
     p.add_argument("--target", default="auto", help="target profile name, a profile .toml, or auto (this host)")
-    p.add_argument("--scheme", default="w8a8",
+    p.add_argument("--scheme", default=None,
                    help="fp32, w8a8, w8a8d, w4a8-g32|g64|g128, w4a16-g128, nf4a8-g64, fp4a8-g32, cb4a8-g64, "
-                        "t2a8; add -gptq for GPTQ (default: w8a8)")
+                        "t2a8; add -gptq for GPTQ (default: w8a8; w4a8-g32 for a Hugging Face model folder)")
     p.add_argument("--calib", help="calibration data: an .npz or a folder of .npy files keyed by input name")
     p.add_argument("--format", default="lbpk", choices=["lbpk", "onnx", "tvm"], help="output format (default lbpk)")
     p.add_argument("--smooth", action="store_true",
