@@ -15,12 +15,13 @@
 static int usage() {
   std::fprintf(stderr,
                "usage: lowbit-run --version | --info | --selfcheck\n"
-               "       lowbit-run run PKG [--input NAME=FILE.npy]... [--threads N] [--repeat N] [--lazy]\n"
+               "       lowbit-run run PKG [--input NAME=FILE.npy]... [--threads N] [--repeat N] [--lazy] [--output DIR]\n"
                "       lowbit-run verify PKG [--threads N]\n"
                "  --version    print the library version\n"
                "  --info       print build info, CPU features and the active ISA path (JSON)\n"
                "  --selfcheck  check every SIMD kernel against its scalar reference\n"
-               "  run          run a .lbpk on .npy inputs (default: its golden inputs); print outputs and latency\n"
+               "  run          run a .lbpk on .npy inputs (default: its golden inputs); print outputs and latency;\n"
+               "               --output DIR writes each output as DIR/NAME.npy\n"
                "  verify       check every section's SHA-256 and the golden vectors on this device\n");
   return 2;
 }
@@ -103,6 +104,28 @@ bool read_npy(const char* path, Array* a, std::string* err) {
   return ok;
 }
 
+// Minimal .npy (version 1) writer: little-endian, C order; the inverse of read_npy.
+bool write_npy(const std::string& path, const lb_tensor_info& info, const void* data) {
+  std::string shape = "(";
+  size_t count = 1;
+  for (int d = 0; d < info.ndim; ++d) {
+    shape += std::to_string(info.shape[d]) + (info.ndim == 1 ? "," : (d + 1 < info.ndim ? ", " : ""));
+    count *= size_t(info.shape[d]);
+  }
+  shape += ")";
+  std::string header = std::string("{'descr': '") + kDescr[info.dtype] + "', 'fortran_order': False, 'shape': " + shape + ", }";
+  while ((10 + header.size() + 1) % 64) header += ' ';
+  header += '\n';
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) return false;
+  const unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(header.size() & 0xff),
+                                 (unsigned char)(header.size() >> 8)};
+  bool ok = std::fwrite(pre, 1, 10, f) == 10 && std::fwrite(header.data(), 1, header.size(), f) == header.size();
+  const size_t bytes = count * kSize[info.dtype];
+  ok = ok && std::fwrite(data, 1, bytes, f) == bytes;
+  return std::fclose(f) == 0 && ok;
+}
+
 int fail(const char* what) {
   std::fprintf(stderr, "lowbit-run: %s: %s (%s)\n", what, lb_last_error(), "see lb_status");
   return 1;
@@ -159,10 +182,12 @@ int cmd_run_verify(int argc, char** argv, bool verify) {
   int threads = 0, repeat = 1;
   uint32_t flags = 0;
   std::vector<std::pair<std::string, std::string>> inputs;
+  std::string out_dir;
   for (int i = 3; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--repeat") && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--lazy")) flags |= LB_LOAD_LAZY;
+    else if (!std::strcmp(argv[i], "--output") && i + 1 < argc) out_dir = argv[++i];
     else if (!std::strcmp(argv[i], "--input") && i + 1 < argc) {
       const std::string spec = argv[++i];
       const size_t eq = spec.find('=');
@@ -236,6 +261,10 @@ int cmd_run_verify(int argc, char** argv, bool verify) {
         std::printf("%s: %s [", info.name, shape_text(info).c_str());
         for (size_t k = 0; k < n && k < 6; ++k) std::printf("%s%.5g", k ? ", " : "", as_double(data, info.dtype, k));
         std::printf("%s]  argmax %zu\n", n > 6 ? ", ..." : "", best);
+        if (!out_dir.empty() && !write_npy(out_dir + "/" + info.name + ".npy", info, data)) {
+          std::fprintf(stderr, "lowbit-run: cannot write %s/%s.npy\n", out_dir.c_str(), info.name);
+          rc = 1;
+        }
       }
       std::sort(times.begin(), times.end());
       size_t arena = 0;
