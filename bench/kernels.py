@@ -214,6 +214,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=0, help="timed rounds per row (default 15, quick 7)")
     ap.add_argument("--json", default=str(ROOT / "build" / "bench" / "kernels.json"), help="JSON output path")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch peers")
+    ap.add_argument("--m", default="", help="only these M values, e.g. 1 or 1,128")
+    ap.add_argument("--shapes", default="", help="only these KxN shapes, e.g. 4096x11008")
     args = ap.parse_args(argv)
 
     import torch
@@ -222,6 +224,10 @@ def main(argv=None) -> int:
     threads_list = [int(t) for t in args.threads.split(",")]
     shapes = [(4096, 11008)] if args.quick else SHAPES
     ms = [1, 128] if args.quick else MS
+    if args.shapes:
+        shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
+    if args.m:
+        ms = [int(v) for v in args.m.split(",")]
     rounds = args.rounds or (7 if args.quick else 15)
     isa = nat.isa_active()
 

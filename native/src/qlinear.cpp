@@ -182,8 +182,8 @@ lb_status qlinear_with(const KernelTable& t, const PackedWeight& w, const float*
   // element is computed whole by one kernel call, so the split never changes a result bit.
   const int64_t panels = ceil_div(w.n, LB_PANEL_ROWS);
   int64_t m_tasks = 1;
-  if (m > 1 && threads > 1 && panels < 4 * threads) m_tasks = ceil_div(m, kGemmRowsPerTask);
-  const int64_t want_n_tasks = threads == 1 ? 1 : std::max<int64_t>(1, (4 * threads + m_tasks - 1) / m_tasks);
+  if (m > 1 && threads > 1 && panels < 8 * threads) m_tasks = ceil_div(m, kGemmRowsPerTask);
+  const int64_t want_n_tasks = threads == 1 ? 1 : std::max<int64_t>(1, (8 * threads + m_tasks - 1) / m_tasks);
   const int64_t n_tasks = std::min(panels, want_n_tasks);
   const int64_t panels_per_task = ceil_div(panels, n_tasks);
   const int64_t n_chunks = ceil_div(panels, panels_per_task);

@@ -19,7 +19,7 @@ struct PackedWeight {
   lb_wfmt fmt = LB_WFMT_Q8;        ///< format of the bytes
   int64_t n = 0;                   ///< output channels
   int64_t k = 0;                   ///< reduction length
-  int32_t group = 0;               ///< group size along K (Q8: k)
+  int32_t group = 0;               ///< group size along K (Q8: k; packed_weight_init sets kp)
   const uint8_t* data = nullptr;   ///< lb_wfmt_packed_bytes(fmt, n, k, group) bytes
   // Derived by packed_weight_init (do not set by hand):
   int64_t kp = 0;                  ///< K of the packed codes (Q8: k rounded up to 32)

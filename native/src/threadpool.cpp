@@ -22,7 +22,7 @@ ThreadPool::ThreadPool(int threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lk(mu_);
-    stop_.store(true, std::memory_order_relaxed);
+    stop_.store(true, std::memory_order_release);
     generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
@@ -30,11 +30,11 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::drain(int thread) {
+  const int64_t tasks = tasks_.load(std::memory_order_acquire);
   for (;;) {
     const int64_t t = next_.fetch_add(1, std::memory_order_relaxed);
-    if (t >= tasks_) break;
+    if (t >= tasks) break;
     fn_(ctx_, t, thread);
-    finished_.fetch_add(1, std::memory_order_acq_rel);
   }
 }
 
@@ -49,19 +49,18 @@ void ThreadPool::run(int64_t tasks, TaskFn fn, void* ctx) {
     std::lock_guard<std::mutex> lk(mu_);
     fn_ = fn;
     ctx_ = ctx;
-    tasks_ = tasks;
+    tasks_.store(tasks, std::memory_order_relaxed);
     next_.store(0, std::memory_order_relaxed);
-    finished_.store(0, std::memory_order_relaxed);
-    acked_.store(0, std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_release);
+    open_.store(true, std::memory_order_seq_cst);
+    generation_.fetch_add(1, std::memory_order_seq_cst);
   }
   wake_.notify_all();
   drain(0);
-  // Wait until every task is finished and every worker has let go of this job's state (so the
-  // next job can overwrite it without a race).
-  const int nworkers = int(workers_.size());
-  for (int spin = 0; finished_.load(std::memory_order_acquire) < tasks ||
-                     acked_.load(std::memory_order_acquire) < nworkers; ++spin) {
+  // Every task is handed out: close the job, then wait for the workers that joined it (their
+  // last tasks may still run). Dekker-style: close (seq_cst) before reading active_, and
+  // workers raise active_ (seq_cst) before reading open_.
+  open_.store(false, std::memory_order_seq_cst);
+  for (int spin = 0; active_.load(std::memory_order_seq_cst) != 0; ++spin) {
     if (spin < kSpinIters) {
       cpu_relax();
     } else {
@@ -86,9 +85,10 @@ void ThreadPool::worker(int index) {
       gen = generation_.load(std::memory_order_acquire);
     }
     seen = gen;
-    if (stop_.load(std::memory_order_relaxed)) return;
-    drain(index);
-    acked_.fetch_add(1, std::memory_order_acq_rel);
+    if (stop_.load(std::memory_order_acquire)) return;
+    active_.fetch_add(1, std::memory_order_seq_cst);
+    if (open_.load(std::memory_order_seq_cst)) drain(index);  // else: the job is over, do not touch it
+    active_.fetch_sub(1, std::memory_order_seq_cst);
     done_cv_.notify_one();
   }
 }

@@ -43,14 +43,17 @@ class ThreadPool {
   std::mutex mu_;
   std::condition_variable wake_;
   std::condition_variable done_cv_;
-  // The current job (written under mu_ before the generation is bumped).
+  // The current job (written under mu_ before it is opened and the generation bumped). A worker
+  // joins a job only while it is open; the caller closes it when every task is handed out and
+  // then waits for the workers that joined, never for one that has not run yet (on a loaded
+  // machine a worker can stay descheduled for a whole time slice).
   TaskFn fn_ = nullptr;
   void* ctx_ = nullptr;
-  int64_t tasks_ = 0;
+  std::atomic<int64_t> tasks_{0};
   std::atomic<int64_t> next_{0};       // next task index to hand out
-  std::atomic<int64_t> finished_{0};   // tasks completed
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> acked_{0};          // workers done with the current job (never touch it again)
+  std::atomic<bool> open_{false};      // workers may join the current job
+  std::atomic<int> active_{0};         // workers inside the current job
   std::atomic<bool> in_job_{false};
   std::atomic<bool> stop_{false};
 };
