@@ -30,6 +30,14 @@ inline __m256 load_fp16x8(const uint8_t* p) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
+/// Software prefetch of every cache line of [p, p + bytes), kPrefetchAhead bytes ahead. GEMV
+/// streams several panels at once; prefetching only one line per group (or none) left this
+/// machine at 9-11 GB/s where every line ahead reaches 14-18 GB/s.
+constexpr int kPrefetchAhead = 2048;
+inline void prefetch_ahead(const uint8_t* p, size_t bytes) {
+  for (size_t l = 0; l < bytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchAhead + l, _MM_HINT_T0);
+}
+
 /// Stores the 8 lanes of `v` (+ bias) as outputs n .. n+7, only those below n1.
 inline void store_rows(float* y, const float* bias, int64_t n, int64_t n1, __m256 v) {
   if (bias) {
@@ -123,7 +131,7 @@ inline void ugemv_panels(const lb_mm_args* a, int64_t m, int64_t p0, __m256 acc[
   for (int p = 0; p < NP; ++p) acc[p] = _mm256_setzero_ps();
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t g = 0; g < ng; ++g, x += G, blk += bb) {
-    for (int p = 0; p < NP; ++p) _mm_prefetch(reinterpret_cast<const char*>(blk + p * pstride) + 1536, _MM_HINT_T0);
+    for (int p = 0; p < NP; ++p) prefetch_ahead(blk + p * pstride, bb);
     __m256i dot[NP];
     for (int sb = 0; sb < kSubs; ++sb) {
       __m256i s16[NP];

@@ -39,7 +39,7 @@ inline void gemv_panels(const lb_mm_args* a, const Luts& L, int64_t m, int64_t n
     __m256i dot[NP];
     for (int p = 0; p < NP; ++p) {
       dot[p] = _mm256_setzero_si256();
-      _mm_prefetch(reinterpret_cast<const char*>(blk[p]) + 2048, _MM_HINT_T0);
+      prefetch_ahead(blk[p], kBB);
     }
     for (int c = 0; c < G / 8; ++c) {
       const __m256i b0 = bcast4(x + 8 * c), b1 = bcast4(x + 8 * c + 4);

@@ -31,7 +31,7 @@ inline void tile(const lb_mm_args* a, int64_t m, int mr, int64_t n, int64_t n1) 
   __m256 acc[MR];
   for (int r = 0; r < MR; ++r) acc[r] = _mm256_setzero_ps();
   for (int64_t g = 0; g < ng; ++g, blk += bb) {
-    _mm_prefetch(reinterpret_cast<const char*>(blk) + 1024, _MM_HINT_T0);
+    prefetch_ahead(blk, bb);
     __m256 dot[MR];
     for (int r = 0; r < MR; ++r) dot[r] = _mm256_setzero_ps();
     for (int c = 0; c < G / 8; ++c) {

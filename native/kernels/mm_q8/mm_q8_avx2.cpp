@@ -34,8 +34,8 @@ inline void gemv_panels(const lb_mm_args* a, int64_t m, int64_t n, int64_t n1) {
   for (int p = 0; p < NP; ++p) acc[p] = _mm256_setzero_si256();
   for (int64_t k = 0; k < kp; k += 4) {
     const __m256i bx = bcast4(x + k), ax = _mm256_abs_epi8(bx);
-    if ((k & 31) == 0)
-      for (int p = 0; p < NP; ++p) _mm_prefetch(reinterpret_cast<const char*>(w[p] + 8 * k) + 2048, _MM_HINT_T0);
+    if ((k & 7) == 0)  // every 64 bytes of each panel
+      for (int p = 0; p < NP; ++p) prefetch_ahead(w[p] + 8 * k, 64);
     for (int p = 0; p < NP; ++p) acc[p] = dot4(acc[p], ax, bx, load32(w[p] + 8 * k), ones);
   }
   for (int p = 0; p < NP; ++p) finish(a, m, n + 8 * p, n1, acc[p]);
