@@ -36,7 +36,7 @@ demo: dev
 	$(VPY) -m lowbit.demo
 
 test: system-deps dev
-	LOWBIT_REQUIRE_ALL=1 $(VPY) -m pytest -q $(PYTEST_ARGS)
+	LOWBIT_REQUIRE_ALL=1 $(VPY) -m pytest -q -rs --durations=15 $(PYTEST_ARGS)
 
 native:
 	cmake -S native -B build/native -DCMAKE_BUILD_TYPE=Release
