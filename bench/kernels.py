@@ -234,13 +234,18 @@ def main(argv=None) -> int:
     machine = {"cpu": nat.cpu_model(), "isa": isa, "python": platform.python_version(),
                "onnxruntime": __import__("onnxruntime").__version__, "torch": torch.__version__,
                "bandwidth_gbps": {}, "int8_peak_gops": {}}
-    for t in threads_list:
-        machine["bandwidth_gbps"][t] = nat.measure_bandwidth(0, t, 5)
-        machine["int8_peak_gops"][t] = nat.measure_int8_peak(isa, t, 5)
+    def measure_machine():
+        # Best seen so far: on a shared machine a single measurement can land in a busy moment,
+        # and a low roofline would flatter every engine. Re-measured after every shape.
+        for t in threads_list:
+            bw = nat.measure_bandwidth(0, t, 5)
+            pk = nat.measure_int8_peak(isa, t, 5)
+            machine["bandwidth_gbps"][t] = max(bw, machine["bandwidth_gbps"].get(t, 0.0))
+            machine["int8_peak_gops"][t] = max(pk, machine["int8_peak_gops"].get(t, 0.0))
+
+    measure_machine()
     print(f"# {machine['cpu']}, ISA path {isa}; onnxruntime {machine['onnxruntime']}, torch {machine['torch']}")
-    for t in threads_list:
-        print(f"# {t} thread(s): read bandwidth {machine['bandwidth_gbps'][t]:.1f} GB/s, "
-              f"int8 peak {machine['int8_peak_gops'][t]:.0f} GOPS ({isa} vpmaddubsw+vpmaddwd)")
+    print("# rooflines use the best read bandwidth / int8 peak measured during the run (printed at the end)")
 
     rows = []
     for (k, n) in shapes:
@@ -263,19 +268,21 @@ def main(argv=None) -> int:
                 if not args.no_torch:
                     engines += torch_engines(wts["float"], m, cold)
                 med = measure_row(engines, x, rounds)
-                bw = machine["bandwidth_gbps"][t]
-                peak = machine["int8_peak_gops"][t]
                 for e in engines:
                     tm = med[e.name]
-                    r = {"k": k, "n": n, "m": m, "threads": t, "engine": e.name, "median_ms": tm * 1e3,
-                         "weight_bytes": e.nbytes, "gbps": e.nbytes / tm / 1e9, "gops": 2.0 * m * n * k / tm / 1e9,
-                         "kernel": e.info.get("kernel", "")}
-                    r["roofline"] = r["gbps"] / bw if m == 1 else r["gops"] / peak
-                    rows.append(r)
+                    rows.append({"k": k, "n": n, "m": m, "threads": t, "engine": e.name, "median_ms": tm * 1e3,
+                                 "weight_bytes": e.nbytes, "gbps": e.nbytes / tm / 1e9,
+                                 "gops": 2.0 * m * n * k / tm / 1e9, "kernel": e.info.get("kernel", "")})
                 del engines
+                _set_rooflines(rows, machine)
                 _print_block(rows, k, n, m, t)
                 sys.stdout.flush()
+        measure_machine()
 
+    _set_rooflines(rows, machine)
+    for t in threads_list:
+        print(f"\n# {t} thread(s): read bandwidth {machine['bandwidth_gbps'][t]:.1f} GB/s, "
+              f"int8 peak {machine['int8_peak_gops'][t]:.0f} GOPS ({isa} dot-product chains), best of the run")
     summary = _summary(rows)
     print("\n## Targets")
     for line in summary["lines"]:
@@ -285,6 +292,13 @@ def main(argv=None) -> int:
     out.write_text(json.dumps({"machine": machine, "rows": rows, "summary": summary["checks"]}, indent=1))
     print(f"\nJSON: {out}")
     return 0
+
+
+def _set_rooflines(rows, machine):
+    for r in rows:
+        t = r["threads"]
+        r["roofline"] = (r["gbps"] / machine["bandwidth_gbps"][t] if r["m"] == 1
+                         else r["gops"] / machine["int8_peak_gops"][t])
 
 
 def _find(rows, k, n, m, t, name):

@@ -67,26 +67,12 @@ struct Nib {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     return _mm256_and_si256(i ? _mm256_srli_epi16(v, 4) : v, m4);
   }
-  template <class Fn>
-  static inline void each(__m256i v, Fn&& fn) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    fn(0, _mm256_and_si256(v, m4));
-    fn(1, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
-  }
 };
 struct Ter {
   static constexpr int kQuads = 4;
   static inline __m256i extract(__m256i v, int i) {
     const __m256i m2 = _mm256_set1_epi8(0x03);
     return _mm256_and_si256(i ? _mm256_srli_epi16(v, 2 * i) : v, m2);
-  }
-  template <class Fn>
-  static inline void each(__m256i v, Fn&& fn) {
-    const __m256i m2 = _mm256_set1_epi8(0x03);
-    fn(0, _mm256_and_si256(v, m2));
-    fn(1, _mm256_and_si256(_mm256_srli_epi16(v, 2), m2));
-    fn(2, _mm256_and_si256(_mm256_srli_epi16(v, 4), m2));
-    fn(3, _mm256_and_si256(_mm256_srli_epi16(v, 6), m2));
   }
 };
 
@@ -102,11 +88,11 @@ struct UFmt {
 /// tile into trees and spills them (a 4x16 tile then runs at less than half speed).
 template <int N>
 inline void keep(__m256i* v) {
+  static_assert(N == 1 || N == 2 || N == 3 || N == 4 || N == 6 || N == 8, "keep<N>: add the case");
   if constexpr (N == 1) __asm__("" : "+x"(v[0]));
   if constexpr (N == 2) __asm__("" : "+x"(v[0]), "+x"(v[1]));
   if constexpr (N == 4) __asm__("" : "+x"(v[0]), "+x"(v[1]), "+x"(v[2]), "+x"(v[3]));
   if constexpr (N == 3) __asm__("" : "+x"(v[0]), "+x"(v[1]), "+x"(v[2]));
-  if constexpr (N == 5) __asm__("" : "+x"(v[0]), "+x"(v[1]), "+x"(v[2]), "+x"(v[3]), "+x"(v[4]));
   if constexpr (N == 6) __asm__("" : "+x"(v[0]), "+x"(v[1]), "+x"(v[2]), "+x"(v[3]), "+x"(v[4]), "+x"(v[5]));
   if constexpr (N == 8)
     __asm__("" : "+x"(v[0]), "+x"(v[1]), "+x"(v[2]), "+x"(v[3]), "+x"(v[4]), "+x"(v[5]), "+x"(v[6]), "+x"(v[7]));
