@@ -11,6 +11,7 @@ command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 || need+=(g++-aarch64-linux-gnu
 command -v qemu-aarch64 >/dev/null 2>&1 || need+=(qemu-user)
 [ -e /etc/OpenCL/vendors/pocl.icd ] || need+=(pocl-opencl-icd)
 [ -e /usr/include/CL/cl.h ] || need+=(ocl-icd-opencl-dev)
+[ -e /usr/include/simde/x86/avx512.h ] || need+=(libsimde-dev)   # AVX-512 kernels checked through SIMDe on CPUs without AVX-512
 command -v chromium >/dev/null 2>&1 || need+=(chromium)   # profiler HTML report test (headless)
 for extra in ${LOWBIT_EXTRA_APT:-}; do
   dpkg -s "$extra" >/dev/null 2>&1 || need+=("$extra")

@@ -15,7 +15,10 @@ SIMDE = Path("/usr/include/simde/x86/avx512.h")
 
 def test_avx512vnni_kernels_emulated(native_host, tmp_path):
     if not SIMDE.exists() or not shutil.which("g++"):
-        pytest.skip("SIMDe headers not found: apt-get install libsimde-dev")
+        msg = "SIMDe headers not found: apt-get install libsimde-dev (or run `make system-deps`)"
+        if REQUIRE_ALL:
+            pytest.fail(msg)
+        pytest.skip(msg)
     inc = ["-I", str(ROOT / "tests/kernels/avx512_emu"), "-I", str(ROOT / "native/kernels"),
            "-I", str(ROOT / "native/include"), "-I", str(ROOT / "native/src")]
     objs = []
