@@ -98,7 +98,8 @@ py::tuple quantize_act(carray<float> x, int block, bool per_row, const std::stri
   return py::make_tuple(q, d, s);
 }
 
-/// A packed weight ready to run: keeps the bytes alive and owns its scratch.
+/// A packed weight ready to run: keeps the bytes alive and owns its scratch (so one QLinear is
+/// not meant to be called from two Python threads at once).
 struct PyQLinear {
   carray<uint8_t> blob;
   lb::PackedWeight w;
@@ -125,6 +126,7 @@ struct PyQLinear {
     if (out.is_none()) {
       y = py::array_t<float>({m, w.n});
     } else {
+      if (!py::isinstance<py::array_t<float>>(out)) throw py::value_error("qlinear: out must be a float32 array");
       y = out.cast<py::array_t<float>>();
       if (y.ndim() != 2 || y.shape(0) != m || y.shape(1) != w.n || !(y.flags() & py::array::c_style))
         throw py::value_error("qlinear: out must be a C-contiguous float32 [M, N] array");
