@@ -2,7 +2,7 @@
 its ISA suffix matches the dispatch level it is registered at, and the file it lives in exists."""
 import re
 
-from conftest import ROOT
+from lowbit_testutil import ROOT
 
 GRAMMAR = re.compile(
     r"^lb_(?:(?P<mm>gemv|gemm)_(?:f32|s32)_(?:q8d|q8|f32)_(?:q8c|q4g|c4g|t2g)|quant_q8d_f32)"
