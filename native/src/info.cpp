@@ -18,9 +18,9 @@ extern "C" LB_API const char* lb_build_info(void) {
     char buf[1024];
     std::snprintf(buf, sizeof buf,
                   "{\"version\": \"%s\", \"compiler\": \"%s\", \"build_type\": \"%s\", \"arch\": \"%s\", "
-                  "\"isa_files\": \"%s\", \"sanitize\": %s, \"native_arch\": %s, \"cplusplus\": %ld}",
+                  "\"isa_files\": \"%s\", \"sanitize\": %s, \"cplusplus\": %ld}",
                   LB_VERSION_STRING, LB_BUILD_COMPILER, LB_BUILD_TYPE, LB_BUILD_ARCH, LB_BUILD_ISA_FILES,
-                  LOWBIT_SANITIZE ? "true" : "false", LOWBIT_NATIVE_ARCH ? "true" : "false", (long)__cplusplus);
+                  LOWBIT_SANITIZE ? "true" : "false", (long)__cplusplus);
     return std::string(buf);
   }();
   return info.c_str();
