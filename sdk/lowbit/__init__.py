@@ -5,7 +5,7 @@ public functions below are loaded on first use.
 """
 from __future__ import annotations
 
-import importlib
+from lowbit._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -38,11 +38,4 @@ _LAZY = {
 __all__ = ["__version__", "native", "LowbitError", *_LAZY]
 
 
-def __getattr__(name: str):
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'lowbit' has no attribute {name!r}")
-    mod_name, attr = target.split(":")
-    value = getattr(importlib.import_module(mod_name), attr)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

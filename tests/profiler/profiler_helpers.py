@@ -93,3 +93,18 @@ class FakeSession:
         return {k: {"h": h, "y": y}[k] for k in self.outputs}
 
 
+def save_tiny_onnx(path):
+    """The float ONNX twin of the tiny package (MatMul W1, Relu, MatMul W2), saved at `path`."""
+    import onnx  # noqa: PLC0415
+    from onnx import TensorProto, helper, numpy_helper  # noqa: PLC0415
+
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w1"], ["a"]), helper.make_node("Relu", ["a"], ["h"]),
+         helper.make_node("MatMul", ["h", "w2"], ["y"])], "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [numpy_helper.from_array(W1, "w1"), numpy_helper.from_array(W2, "w2")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(path))
+    return path

@@ -81,20 +81,10 @@ def test_cli_profile_and_render(fake_runtime, tiny_package, tmp_path, capsys):
 
 def test_compare_with_onnxruntime(fake_runtime, tiny_package, tmp_path):
     """An exported ONNX beside the package is timed in ONNX Runtime and checked against golden."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
+    pytest.importorskip("onnx")
+    from profiler_helpers import save_tiny_onnx
 
-    from profiler_helpers import W1, W2
-
-    g = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w1"], ["a"]), helper.make_node("Relu", ["a"], ["h"]),
-         helper.make_node("MatMul", ["h", "w2"], ["y"])], "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
-        [numpy_helper.from_array(W1, "w1"), numpy_helper.from_array(W2, "w2")])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    onnx.save(m, str(tiny_package.with_suffix(".onnx")))
+    save_tiny_onnx(tiny_package.with_suffix(".onnx"))
     rep = lowbit.profile(tiny_package, runs=3, warmup=1, compare=["ort"])
     row = next(c for c in rep.data["compare"] if c["engine"] == "onnxruntime")
     assert row["median_ms"] > 0
@@ -125,21 +115,10 @@ def test_all_values_package(tiny_package, tmp_path):
 
 def test_reference_from_onnx_gives_layer_gaps(fake_runtime, tiny_package, tmp_path):
     """--reference model.onnx: float values per layer from ONNX Runtime, matched by value name."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
+    pytest.importorskip("onnx")
+    from profiler_helpers import save_tiny_onnx
 
-    from profiler_helpers import W1, W2
-
-    g = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w1"], ["a"]), helper.make_node("Relu", ["a"], ["h"]),
-         helper.make_node("MatMul", ["h", "w2"], ["y"])], "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
-        [numpy_helper.from_array(W1, "w1"), numpy_helper.from_array(W2, "w2")])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    ref = tmp_path / "float.onnx"
-    onnx.save(m, str(ref))
+    ref = save_tiny_onnx(tmp_path / "float.onnx")
     x = np.random.default_rng(9).standard_normal((1, 16)).astype(np.float32)
     rep = lowbit.profile(tiny_package, runs=1, warmup=0, inputs={"x": x}, reference=ref)
     ops = {o["name"]: o for o in rep.ops}

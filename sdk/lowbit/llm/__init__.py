@@ -5,7 +5,7 @@ Token ids in, token ids out; text handling lives in the application (see ``sampl
 """
 from __future__ import annotations
 
-import importlib
+from lowbit._lazy import lazy_getattr
 
 _LAZY = {
     "LlmConfig": "lowbit.llm.config:LlmConfig",
@@ -20,11 +20,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str):
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'lowbit.llm' has no attribute {name!r}")
-    mod_name, attr = target.split(":")
-    value = getattr(importlib.import_module(mod_name), attr)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
