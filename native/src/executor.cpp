@@ -159,7 +159,7 @@ lb_status Model::create(std::unique_ptr<Package> pkg, std::unique_ptr<Model>* ou
 }
 
 // ---------------------------------------------------------------------------------------
-Session::Session(const Model* m, int threads) : model_(m), workers_(threads) {}
+Session::Session(const Model* m, int threads) : model_(m), pool_(threads > 1 ? new ThreadPool(threads) : nullptr) {}
 
 Session::~Session() { std::free(arena_); }
 
@@ -190,7 +190,7 @@ lb_status Session::create(const Model* model, int threads, std::unique_ptr<Sessi
     OpCtx& c = s->ctx_[k];
     c.attrs = d.attrs;
     c.p = &s->params_[k];
-    c.workers = &s->workers_;
+    c.pool = s->pool_.get();
     for (int id : d.in) c.in.push_back(id >= 0 ? &s->tensors_[size_t(id)] : nullptr);
     for (int id : d.out) c.out.push_back(&s->tensors_[size_t(id)]);
   }
@@ -252,7 +252,6 @@ lb_status Session::plan() {
     tensors_[size_t(id)].data = nullptr;
   }
   plan_buffers_.clear();
-  Workers single(1);
   std::vector<char> known(vals.size(), 0);
   for (size_t i = 0; i < vals.size(); ++i) known[i] = vals[i].is_const;
   scratch_bytes_ = 0;
@@ -287,9 +286,9 @@ lb_status Session::plan() {
         c.out[j]->data = plan_buffers_.back().data();
         known[size_t(d.out[j])] = 1;
       }
-      c.workers = &single;
+      c.pool = nullptr;  // folded on the planning thread
       d.def->run(c);
-      c.workers = &workers_;
+      c.pool = pool_.get();
     } else if (c.scratch_bytes > scratch_bytes_) {
       scratch_bytes_ = c.scratch_bytes;
     }

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "executor_workers.h"
+#include "threadpool.h"
 #include "ops/ops.h"
 #include "package.h"
 
@@ -68,7 +68,7 @@ class Session {
   lb_status output(const std::string& name, const Tensor** out) const;
 
   size_t arena_bytes() const { return arena_size_; }
-  int threads() const { return workers_.threads(); }
+  int threads() const { return pool_ ? pool_->size() : 1; }
   void enable_profiling(bool on) { profiling_ = on; }
   const std::vector<ProfileEvent>& events() const { return events_; }
   const Model& model() const { return *model_; }
@@ -78,7 +78,7 @@ class Session {
   lb_status plan();
 
   const Model* model_;
-  Workers workers_;
+  std::unique_ptr<ThreadPool> pool_;         // null for one thread
   std::vector<Tensor> tensors_;              // one per value
   std::vector<OpParams> params_;             // one per op
   std::vector<OpCtx> ctx_;                   // one per op

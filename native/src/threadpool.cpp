@@ -1,11 +1,13 @@
-// ThreadPool: workers spin briefly on the job generation (GEMV calls are short, and waking a
-// sleeping thread costs tens of microseconds), then sleep on a condition variable.
+// ThreadPool (see threadpool.h): bounded spin, then block; the caller never waits for a worker
+// that has not joined the job.
 #include "threadpool.h"
+
+#include <chrono>
+#include <cstdlib>
 
 namespace lb {
 
 namespace {
-constexpr int kSpinIters = 20000;
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -13,9 +15,32 @@ inline void cpu_relax() {
   __asm__ __volatile__("yield");
 #endif
 }
+inline int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+// Spins until pred() or `budget_ns` passed (the clock is read every 32 pauses); returns pred().
+template <class P>
+bool spin_until(P pred, int64_t budget_ns) {
+  if (pred()) return true;
+  if (budget_ns <= 0) return false;
+  const int64_t end = now_ns() + budget_ns;
+  for (;;) {
+    for (int i = 0; i < 32; ++i) {
+      cpu_relax();
+      if (pred()) return true;
+    }
+    if (now_ns() >= end) return pred();
+  }
+}
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) {
+  if (const char* s = std::getenv("LOWBIT_SPIN_US")) {
+    char* end = nullptr;
+    const long v = std::strtol(s, &end, 10);
+    if (end != s && v >= 0 && v <= 100000) spin_ns_ = int64_t(v) * 1000;
+  }
   for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker(i); });
 }
 
@@ -54,19 +79,22 @@ void ThreadPool::run(int64_t tasks, TaskFn fn, void* ctx) {
     open_.store(true, std::memory_order_seq_cst);
     generation_.fetch_add(1, std::memory_order_seq_cst);
   }
-  wake_.notify_all();
+  // A sleeper raised sleepers_ under mu_ before it checked the generation, so it is counted here
+  // (no lost wake-up); spinning workers need no system call.
+  if (sleepers_.load(std::memory_order_seq_cst) > 0) wake_.notify_all();
   drain(0);
   // Every task is handed out: close the job, then wait for the workers that joined it (their
   // last tasks may still run). Dekker-style: close (seq_cst) before reading active_, and
   // workers raise active_ (seq_cst) before reading open_.
   open_.store(false, std::memory_order_seq_cst);
-  for (int spin = 0; active_.load(std::memory_order_seq_cst) != 0; ++spin) {
-    if (spin < kSpinIters) {
-      cpu_relax();
-    } else {
-      std::unique_lock<std::mutex> lk(mu_);
-      done_cv_.wait_for(lk, std::chrono::microseconds(200));
-    }
+  auto idle = [this] { return active_.load(std::memory_order_seq_cst) == 0; };
+  if (!spin_until(idle, spin_ns_ < 20000 ? spin_ns_ : 20000)) {
+    // A joined worker is still in a task (or was preempted inside one): block until the last
+    // one leaves. It sees caller_waiting_ (or we see active_ == 0): Dekker again.
+    std::unique_lock<std::mutex> lk(mu_);
+    caller_waiting_.store(true, std::memory_order_seq_cst);
+    done_cv_.wait(lk, idle);
+    caller_waiting_.store(false, std::memory_order_relaxed);
   }
   in_job_.store(false, std::memory_order_release);
 }
@@ -74,22 +102,21 @@ void ThreadPool::run(int64_t tasks, TaskFn fn, void* ctx) {
 void ThreadPool::worker(int index) {
   uint64_t seen = 0;
   for (;;) {
-    uint64_t gen = generation_.load(std::memory_order_acquire);
-    for (int spin = 0; gen == seen && spin < kSpinIters; ++spin) {
-      cpu_relax();
-      gen = generation_.load(std::memory_order_acquire);
-    }
-    if (gen == seen) {
+    auto fresh = [&] { return generation_.load(std::memory_order_acquire) != seen; };
+    if (!spin_until(fresh, spin_ns_)) {
       std::unique_lock<std::mutex> lk(mu_);
-      wake_.wait(lk, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-      gen = generation_.load(std::memory_order_acquire);
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      wake_.wait(lk, fresh);
+      sleepers_.fetch_sub(1, std::memory_order_relaxed);
     }
-    seen = gen;
+    seen = generation_.load(std::memory_order_acquire);
     if (stop_.load(std::memory_order_acquire)) return;
     active_.fetch_add(1, std::memory_order_seq_cst);
     if (open_.load(std::memory_order_seq_cst)) drain(index);  // else: the job is over, do not touch it
-    active_.fetch_sub(1, std::memory_order_seq_cst);
-    done_cv_.notify_one();
+    if (active_.fetch_sub(1, std::memory_order_seq_cst) == 1 && caller_waiting_.load(std::memory_order_seq_cst)) {
+      std::lock_guard<std::mutex> lk(mu_);  // the caller is inside wait() or before its predicate check
+      done_cv_.notify_one();
+    }
   }
 }
 

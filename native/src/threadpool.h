@@ -1,6 +1,13 @@
 // A persistent thread pool owned by the runtime (kernels never start threads). parallel_for hands
 // out task indices; a task's result must not depend on which thread runs it, so the outputs of
 // lowbit's ops are bitwise identical for any thread count.
+//
+// Behaviour on a loaded machine (a shared 2-core box is the test case): a worker spins for a
+// bounded time (LOWBIT_SPIN_US, default 50 us) after a job, then sleeps on a condition
+// variable; the caller wakes sleepers only when there are any. The caller runs tasks itself and
+// never waits for a worker that has not joined the job: once every task is handed out the job is
+// closed, so a descheduled worker costs nothing. The caller waits (spin, then block) only for
+// workers that are inside the job, whose tasks it cannot take over.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -43,6 +50,7 @@ class ThreadPool {
   std::mutex mu_;
   std::condition_variable wake_;
   std::condition_variable done_cv_;
+  int64_t spin_ns_ = 50000;            // bounded spin before blocking (LOWBIT_SPIN_US)
   // The current job (written under mu_ before it is opened and the generation bumped). A worker
   // joins a job only while it is open; the caller closes it when every task is handed out and
   // then waits for the workers that joined, never for one that has not run yet (on a loaded
@@ -54,6 +62,8 @@ class ThreadPool {
   std::atomic<uint64_t> generation_{0};
   std::atomic<bool> open_{false};      // workers may join the current job
   std::atomic<int> active_{0};         // workers inside the current job
+  std::atomic<int> sleepers_{0};       // workers blocked on wake_ (changed under mu_)
+  std::atomic<bool> caller_waiting_{false};  // the caller blocks on done_cv_
   std::atomic<bool> in_job_{false};
   std::atomic<bool> stop_{false};
 };
@@ -66,6 +76,21 @@ void parallel_for(ThreadPool* pool, int64_t tasks, F&& fn) {
   } else {
     pool->parallel_for(tasks, fn);
   }
+}
+
+/// Range split for the graph ops: [0, n) is cut into chunks of at least `grain` items (at most
+/// `max_chunks` of them) and fn(thread, begin, end) runs once per chunk. The cut depends only on
+/// n, grain and max_chunks, never on the thread count, so a result that depended on where a
+/// chunk starts would still be the same for 1 or 16 threads.
+template <class F>
+void parallel_ranges(ThreadPool* pool, int64_t n, int64_t grain, F&& fn, int64_t max_chunks = 64) {
+  if (n <= 0) return;
+  if (grain < 1) grain = 1;
+  int64_t chunks = (n + grain - 1) / grain;
+  if (chunks > max_chunks) chunks = max_chunks;
+  if (chunks < 1) chunks = 1;
+  auto body = [&](int64_t c, int thread) { fn(thread, n * c / chunks, n * (c + 1) / chunks); };
+  parallel_for(pool, chunks, body);
 }
 
 }  // namespace lb

@@ -8,11 +8,10 @@
 
 #include "../package.h"
 #include "../package_json.h"
+#include "../threadpool.h"
 #include "lowbit/lowbit.h"
 
 namespace lb {
-
-class Workers;
 
 /// Most threads a session runs (ops size their per-thread scratch for this many).
 constexpr int kMaxThreads = 16;
@@ -48,7 +47,7 @@ struct OpCtx {
   void* scratch = nullptr;            ///< run: per-op scratch (size requested at plan)
   size_t scratch_bytes = 0;           ///< plan: set by the op (bytes of scratch it needs)
   uint64_t flops = 0;                 ///< plan: operations count for the profiler
-  Workers* workers = nullptr;         ///< run: thread pool of the session
+  ThreadPool* pool = nullptr;         ///< run: thread pool of the session (null: one thread)
   const char* isa = "scalar";         ///< run: the code path that ran (set by the op)
   std::string err;                    ///< plan: what is wrong (with LB_ERR_SHAPE/UNSUPPORTED)
 };
@@ -77,6 +76,7 @@ void register_ops_elementwise(std::vector<OpDef>& r);
 void register_ops_nn(std::vector<OpDef>& r);
 void register_ops_shape(std::vector<OpDef>& r);
 void register_ops_qlinear(std::vector<OpDef>& r);
+void register_ops_qconv(std::vector<OpDef>& r);
 
 // ---- shared helpers -----------------------------------------------------------------
 bool attr_ints(const Json& attrs, const char* key, std::vector<int64_t>* out);
@@ -96,7 +96,7 @@ void apply_act(float* x, int64_t n, int64_t code, float lo, float hi);
 
 /// Single-precision GEMM on row-major matrices: C[M,N] = A[M,K]*B[K,N] (+bias) then activation.
 /// bias_mode 0: none, 1: per row (length M), 2: per column (length N). ldc = row stride of C.
-/// Splits N (or M) over the workers; every output element is reduced in a fixed order.
+/// Splits N (or M) over the pool; every output element is reduced in a fixed order.
 struct GemmArgs {
   int64_t M, N, K;
   const float* A; int64_t lda;   ///< A[m*lda + k]
@@ -108,6 +108,16 @@ struct GemmArgs {
 };
 /// Scratch bytes gemm() needs per worker thread.
 size_t gemm_scratch_per_thread();
-const char* gemm(const GemmArgs& g, Workers* w, void* scratch, size_t scratch_bytes);
+const char* gemm(const GemmArgs& g, ThreadPool* pool, void* scratch, size_t scratch_bytes);
+
+/// Runs fn(thread, begin, end) over [0, n) on the op's pool, in chunks of at least ~16K
+/// elementary steps (`item_cost` steps per item); one chunk when the op is small. The cut does
+/// not depend on the thread count (see parallel_ranges), `thread` indexes per-thread scratch.
+constexpr int64_t kChunkWork = 1 << 14;
+template <class F>
+void for_ranges(const OpCtx& c, int64_t n, int64_t item_cost, F&& fn) {
+  const int64_t grain = item_cost >= kChunkWork ? 1 : kChunkWork / (item_cost < 1 ? 1 : item_cost);
+  parallel_ranges(c.pool, n, grain, fn);
+}
 
 }  // namespace lb

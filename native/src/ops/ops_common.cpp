@@ -14,6 +14,7 @@ std::vector<OpDef> build_registry() {
   register_ops_nn(r);
   register_ops_shape(r);
   register_ops_qlinear(r);
+  register_ops_qconv(r);
   return r;
 }
 const std::vector<OpDef>& registry() {

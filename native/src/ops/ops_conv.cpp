@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "../executor_workers.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -239,7 +238,7 @@ void conv_run(OpCtx& c) {
 #endif
     const size_t per = (dw_scratch_floats(p) * sizeof(float) + 63) / 64 * 64;
     char* base = static_cast<char*>(c.scratch);
-    c.workers->parallel_for(N * C, [&](int tid, int64_t c0, int64_t c1) {
+    for_ranges(c, N * C, OHW * p.i[kKh] * p.i[kKw], [&](int tid, int64_t c0, int64_t c1) {
       fn(p, x, w, b, y, c0, c1, reinterpret_cast<float*>(base + size_t(tid) * per));
     });
     return;
@@ -257,7 +256,7 @@ void conv_run(OpCtx& c) {
       }
       GemmArgs a{og, OHW, kdim, w + g * og * kdim, kdim, B, OHW, false, y + (n * O + g * og) * OHW, OHW,
                  b ? b + g * og : nullptr, b ? 1 : 0, p.i[kAct], p.f[0], p.f[1]};
-      c.isa = gemm(a, c.workers, gemm_scratch, gemm_bytes);
+      c.isa = gemm(a, c.pool, gemm_scratch, gemm_bytes);
     }
 }
 
@@ -294,7 +293,7 @@ void convt_run(OpCtx& c) {
       for (int64_t ci = 0; ci < cg; ++ci)
         for (int64_t j = 0; j < m; ++j) wt[j * cg + ci] = wg[ci * m + j];
       GemmArgs a{m, HW, cg, wt, cg, x + (n * C + g * cg) * HW, HW, false, col, HW};
-      c.isa = gemm(a, c.workers, gs, gbytes);
+      c.isa = gemm(a, c.pool, gs, gbytes);
       for (int64_t o = 0; o < og; ++o) {
         float* out = y + (n * O + g * og + o) * OH * OW;
         const float bv = b ? b[g * og + o] : 0.f;

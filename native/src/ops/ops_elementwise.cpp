@@ -5,13 +5,11 @@
 #include <cmath>
 #include <cstring>
 
-#include "../executor_workers.h"
 #include "ops.h"
 
 namespace lb {
 namespace {
 
-constexpr int64_t kParallelMin = 1 << 15;  // elements below which an op runs on one thread
 
 // ---- unary ---------------------------------------------------------------------------
 enum Unary { U_RELU, U_CLIP, U_SIGMOID, U_HSIG, U_HSWISH, U_TANH, U_ERF, U_GELU, U_GELU_TANH, U_SQRT, U_EXP, U_NEG,
@@ -92,8 +90,7 @@ void unary_run(OpCtx& c) {
   auto body = [&](int, int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) o[i] = unary_f<U>(a[i], p);
   };
-  if (n >= kParallelMin && c.workers) c.workers->parallel_for(n, body);
-  else body(0, 0, n);
+  for_ranges(c, n, 1, body);
 }
 
 // ---- Cast ----------------------------------------------------------------------------
@@ -271,16 +268,14 @@ void binary_typed(OpCtx& c) {
     auto body = [&](int, int64_t s, int64_t e) {
       for (int64_t i = s; i < e; ++i) o[i] = O(bin_f<B, T>(a[i], b[i]));
     };
-    if (n >= kParallelMin && c.workers) c.workers->parallel_for(n, body);
-    else body(0, 0, n);
+    for_ranges(c, n, 1, body);
     return;
   }
   const int64_t r = p.v[0];
   const int64_t L = r ? p.v[r] : 1;
   const int64_t rows = L ? n / L : 0;
   auto body = [&](int, int64_t s, int64_t e) { binary_rows<B, T, O>(p, a, b, o, s, e); };
-  if (n >= kParallelMin && c.workers) c.workers->parallel_for(rows, body);
-  else body(0, 0, rows);
+  for_ranges(c, rows, L, body);
 }
 
 template <int B>

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "../executor_workers.h"
 #include "ops.h"
 
 #if defined(__x86_64__)
@@ -113,7 +112,7 @@ TileFn pick_tile(const char** isa) {
 
 size_t gemm_scratch_per_thread() { return size_t(KC * NR + MR * NR) * sizeof(float) + 64; }
 
-const char* gemm(const GemmArgs& g, Workers* w, void* scratch, size_t scratch_bytes) {
+const char* gemm(const GemmArgs& g, ThreadPool* pool, void* scratch, size_t scratch_bytes) {
   const char* isa = "scalar";
   const TileFn tile = pick_tile(&isa);
   const int64_t npanels = (g.N + NR - 1) / NR;
@@ -150,11 +149,8 @@ const char* gemm(const GemmArgs& g, Workers* w, void* scratch, size_t scratch_by
       }
     }
   };
-  if (scratch_bytes < per * size_t(w ? w->threads() : 1) || !w) {
-    body(0, 0, npanels);  // (plan always gives enough; this keeps a misuse safe)
-  } else {
-    w->parallel_for(npanels, body);
-  }
+  if (scratch_bytes < per * size_t(pool ? pool->size() : 1)) pool = nullptr;  // (plan always gives enough)
+  parallel_ranges(pool, npanels, std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, g.M * g.K * NR)), body);
   return isa;
 }
 

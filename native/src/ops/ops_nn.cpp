@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstring>
 
-#include "../executor_workers.h"
 #include "ops.h"
 
 namespace lb {
@@ -76,13 +75,13 @@ void matmul_run(OpCtx& c) {
   float* C = c.out[0]->f32();
   if (p.i[7] && !p.i[4]) {
     GemmArgs g{batch * M, N, K, A, K, B, N, false, C, N, bias, bias ? 2 : 0, p.i[6], p.f[0], p.f[1]};
-    c.isa = gemm(g, c.workers, c.scratch, c.scratch_bytes);
+    c.isa = gemm(g, c.pool, c.scratch, c.scratch_bytes);
     return;
   }
   for (int64_t bi = 0; bi < batch; ++bi) {
     GemmArgs g{M, N, K, A + (p.i[4] ? 0 : bi * M * K), K, B + (p.i[5] ? 0 : bi * K * N), N, false, C + bi * M * N, N,
                bias, bias ? 2 : 0, p.i[6], p.f[0], p.f[1]};
-    c.isa = gemm(g, c.workers, c.scratch, c.scratch_bytes);
+    c.isa = gemm(g, c.pool, c.scratch, c.scratch_bytes);
   }
 }
 
@@ -140,7 +139,7 @@ void gemm_run(OpCtx& c) {
   float* Y = c.out[0]->f32();
   GemmArgs g{M, N, K, c.in[0]->f32(), K, c.in[1]->f32(), p.i[4] ? K : N, p.i[4] != 0, Y, N,
              p.i[5] == 2 ? c.in[2]->f32() : nullptr, p.i[5] == 2 ? 2 : 0, general ? ACT_NONE : p.i[6], p.f[0], p.f[1]};
-  c.isa = gemm(g, c.workers, c.scratch, c.scratch_bytes);
+  c.isa = gemm(g, c.pool, c.scratch, c.scratch_bytes);
   if (general) {
     const float alpha = p.f[2], beta = p.f[3];
     const Tensor* bt = p.i[5] == 3 ? c.in[2] : nullptr;
@@ -183,7 +182,7 @@ void gap_run(OpCtx& c) {
   for (size_t d = 2; d < s.size(); ++d) hw *= s[d];
   const float* x = c.in[0]->f32();
   float* y = c.out[0]->f32();
-  c.workers->parallel_for(nc, [&](int, int64_t b, int64_t e) {
+  for_ranges(c, nc, hw, [&](int, int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const float* r = x + i * hw;
       float acc = 0.f;
@@ -238,7 +237,7 @@ void pool_run(OpCtx& c) {
   const int64_t H = p.i[2], W = p.i[3], OH = p.i[10], OW = p.i[11];
   const float* x = c.in[0]->f32();
   float* y = c.out[0]->f32();
-  c.workers->parallel_for(p.i[0] * p.i[1], [&](int, int64_t b, int64_t e) {
+  for_ranges(c, p.i[0] * p.i[1], OH * OW * 4, [&](int, int64_t b, int64_t e) {
     for (int64_t ch = b; ch < e; ++ch) {
       const float* in = x + ch * H * W;
       float* out = y + ch * OH * OW;
@@ -323,7 +322,7 @@ void reduce_run(OpCtx& c) {
   const int64_t outer = p.i[0], red = p.i[1], inner = p.i[2];
   const float* x = c.in[0]->f32();
   float* y = c.out[0]->f32();
-  c.workers->parallel_for(outer, [&](int, int64_t b, int64_t e) {
+  for_ranges(c, outer, red * inner, [&](int, int64_t b, int64_t e) {
     for (int64_t o = b; o < e; ++o) {
       float* dst = y + o * inner;
       for (int64_t i = 0; i < inner; ++i) dst[i] = KIND == 2 ? -INFINITY : 0.f;
@@ -375,7 +374,7 @@ void softmax_run(OpCtx& c) {
   const int64_t rows = p.i[0], L = p.i[1], inner = p.i[2];
   const float* x = c.in[0]->f32();
   float* y = c.out[0]->f32();
-  c.workers->parallel_for(rows * inner, [&](int, int64_t b, int64_t e) {
+  for_ranges(c, rows * inner, L * 3, [&](int, int64_t b, int64_t e) {
     for (int64_t ri = b; ri < e; ++ri) {
       const int64_t r = ri / inner, in = ri % inner;
       const float* src = x + r * L * inner + in;
@@ -428,7 +427,7 @@ void layernorm_run(OpCtx& c) {
   const float* g = c.in[1]->f32();
   const float* bb = c.in.size() > 2 && c.in[2] ? c.in[2]->f32() : nullptr;
   float* y = c.out[0]->f32();
-  c.workers->parallel_for(rows, [&](int, int64_t b, int64_t e) {
+  for_ranges(c, rows, L * 3, [&](int, int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const float* src = x + r * L;
       float* dst = y + r * L;
@@ -472,7 +471,7 @@ void bn_run(OpCtx& c) {
   const float eps = c.p->f[0];
   const float *x = c.in[0]->f32(), *sc = c.in[1]->f32(), *bi = c.in[2]->f32(), *mu = c.in[3]->f32(), *va = c.in[4]->f32();
   float* y = c.out[0]->f32();
-  c.workers->parallel_for(s[0] * C, [&](int, int64_t b, int64_t e) {
+  for_ranges(c, s[0] * C, inner, [&](int, int64_t b, int64_t e) {
     for (int64_t nc = b; nc < e; ++nc) {
       const int64_t ch = nc % C;
       const float k = sc[ch] / std::sqrt(va[ch] + eps), o = bi[ch] - mu[ch] * k;

@@ -69,8 +69,7 @@ void qlinear_run(OpCtx& c) {
   const OpParams& p = *c.p;
   QLinearInfo info;
   const float* bias = c.in.size() > 2 && c.in[2] ? c.in[2]->f32() : nullptr;
-  // TODO(#5): pass the session's ThreadPool once sessions use threadpool.h (one thread here).
-  qlinear(packed(p), c.in[0]->f32(), p.i[0], bias, c.out[0]->f32(), opts_of(p), nullptr, c.scratch, c.scratch_bytes,
+  qlinear(packed(p), c.in[0]->f32(), p.i[0], bias, c.out[0]->f32(), opts_of(p), c.pool, c.scratch, c.scratch_bytes,
           &info);
   c.isa = lb_isa_name(info.isa);
 }

@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstring>
 
-#include "../executor_workers.h"
 #include "ops.h"
 
 namespace lb {
@@ -145,7 +144,7 @@ lb_status transpose_infer(OpCtx& c) {
 }
 
 template <class T>
-void transpose_typed(const Tensor& x, Tensor& y, const std::vector<int64_t>& perm, Workers* w) {
+void transpose_typed(const Tensor& x, Tensor& y, const std::vector<int64_t>& perm, ThreadPool* pool) {
   const int64_t r = int64_t(perm.size());
   std::vector<int64_t> in_strides(size_t(r), 1);
   for (int64_t d = r - 2; d >= 0; --d) in_strides[size_t(d)] = in_strides[size_t(d + 1)] * x.shape[size_t(d + 1)];
@@ -169,18 +168,17 @@ void transpose_typed(const Tensor& x, Tensor& y, const std::vector<int64_t>& per
       for (int64_t i = 0; i < L; ++i) o[i] = src[off + i * ls];
     }
   };
-  if (y.numel() >= (1 << 15) && w) w->parallel_for(rows, body);
-  else body(0, 0, rows);
+  parallel_ranges(pool, rows, L >= (1 << 15) ? 1 : (1 << 15) / (L ? L : 1), body);
 }
 
 void transpose_run(OpCtx& c) {
   const size_t es = dtype_size(c.in[0]->dtype);
   if (c.p->v.size() > 8) return;
   switch (es) {
-    case 1: transpose_typed<uint8_t>(*c.in[0], *c.out[0], c.p->v, c.workers); break;
-    case 2: transpose_typed<uint16_t>(*c.in[0], *c.out[0], c.p->v, c.workers); break;
-    case 4: transpose_typed<uint32_t>(*c.in[0], *c.out[0], c.p->v, c.workers); break;
-    default: transpose_typed<uint64_t>(*c.in[0], *c.out[0], c.p->v, c.workers); break;
+    case 1: transpose_typed<uint8_t>(*c.in[0], *c.out[0], c.p->v, c.pool); break;
+    case 2: transpose_typed<uint16_t>(*c.in[0], *c.out[0], c.p->v, c.pool); break;
+    case 4: transpose_typed<uint32_t>(*c.in[0], *c.out[0], c.p->v, c.pool); break;
+    default: transpose_typed<uint64_t>(*c.in[0], *c.out[0], c.p->v, c.pool); break;
   }
 }
 
@@ -597,7 +595,7 @@ void resize_run(OpCtx& c) {
   const int64_t H = s[2], W = s[3], OH = o[2], OW = o[3];
   const float* x = c.in[0]->f32();
   float* y = c.out[0]->f32();
-  c.workers->parallel_for(s[0] * s[1], [&](int, int64_t b, int64_t e) {
+  for_ranges(c, s[0] * s[1], OH * OW * 4, [&](int, int64_t b, int64_t e) {
     for (int64_t ch = b; ch < e; ++ch) {
       const float* in = x + ch * H * W;
       float* out = y + ch * OH * OW;
