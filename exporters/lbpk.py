@@ -38,7 +38,8 @@ KERNELS: Dict[str, str] = {
     "Expand": "expand", "ConstantOfShape": "constant_of_shape", "Split": "split", "Pad": "pad",
     "Resize": "resize_f32",
 }
-# MatMul/Gemm with a lowbit.ir.QuantWeight become "qlinear_f32" (packed with lowbit.packing).
+# MatMul/Gemm with a lowbit.ir.QuantWeight become "qlinear_f32" (packed with lowbit.packing); Conv with
+# one becomes "qconv2d_f32" (group 1 / depthwise) or "qdq_f32" + the float op (see _Lowering._qconv).
 # Ops that are dropped (their output is their first input).
 ALIASES = {"Identity", "Dropout"}
 # Activations that fold into the Conv / MatMul before them (attrs "act", "act_*").
@@ -158,11 +159,15 @@ class _Lowering:
                     continue
             qins = [i for i in n.inputs if i in self.quant]
             if qins:
-                op = self._qlinear(n, ins, qins)
-                if op is not None:
-                    self.ops.append(op)
+                if n.op in ("Conv", "ConvTranspose"):
+                    ops = self._qconv(n, ins, qins, pad_into_conv.get(n.inputs[0]))
+                else:
+                    op = self._qlinear(n, ins, qins)
+                    ops = [op] if op is not None else []
+                self.ops.extend(ops)
+                if ops:
                     for o in n.outputs:
-                        producer_op[o] = op
+                        producer_op[o] = ops[-1]
                 continue
             kernel = KERNELS.get(n.op)
             if n.op == "Gelu" and n.attrs.get("approximate", "none") == "tanh":
@@ -186,12 +191,7 @@ class _Lowering:
                 attrs["value"] = float(val.reshape(-1)[0]) if val.size else 0.0
                 attrs["dtype"] = DTYPES.get(val.dtype.name, "f32")
             if n.op == "Conv" and n.inputs[0] in pad_into_conv:
-                extra = pad_into_conv[n.inputs[0]]
-                if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
-                    self.problems.append(f"Conv {n.name!r} with auto_pad after a Pad")
-                base = attrs.get("pads", [0, 0, 0, 0])
-                attrs["pads"] = [int(a) + int(b) for a, b in zip(base, extra)]
-                attrs["auto_pad"] = "NOTSET"
+                self._merge_pads(n, attrs, pad_into_conv[n.inputs[0]])
             if n.op == "Softmax" and int(self.g.metadata.get("opset", 13)) < 13:
                 attrs["legacy_2d"] = 1
             op = {"name": n.name, "op": n.op, "kernel": kernel, "inputs": ins, "outputs": list(n.outputs),
@@ -233,6 +233,114 @@ class _Lowering:
         inputs = [ins[0], wname] + ([ins[2]] if n.op == "Gemm" and len(ins) > 2 and ins[2] else [])
         return {"name": n.name, "op": n.op, "kernel": "qlinear_f32", "inputs": inputs, "outputs": list(n.outputs),
                 "attrs": attrs}
+
+    def _merge_pads(self, n, attrs: Dict[str, Any], extra: List[int]) -> None:
+        if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+            self.problems.append(f"Conv {n.name!r} with auto_pad after a Pad")
+        base = attrs.get("pads", [0, 0, 0, 0])
+        attrs["pads"] = [int(a) + int(b) for a, b in zip(base, extra)]
+        attrs["auto_pad"] = "NOTSET"
+
+    def _qconv(self, n, ins: List[str], qins: List[str], extra_pads: Optional[List[int]]) -> List[Dict[str, Any]]:
+        """Conv/ConvTranspose with a quantized weight (see docs/package-format.md, "Quantized Conv").
+
+        * group-1 Conv -> ``qconv2d_f32`` mode "gemm": the [O, C*kh*kw] weight packed with
+          lowbit.packing (the bytes qlinear reads), im2col rows [OH*OW, K] through lb::qlinear;
+        * depthwise Conv (group == C == O, per-channel int8) -> ``qconv2d_f32`` mode "depthwise":
+          int8 codes [O, kh*kw] + f32 scales [O], a direct int8 kernel;
+        * anything else (other grouped convs, ConvTranspose, float activations with int8
+          weights) -> ``qdq_f32`` (the activation quantized and dequantized exactly as the kernels
+          do) + the float op on the dequantized weight: slower, same numbers as ONNX Runtime's QDQ.
+        """
+        from lowbit import packing  # noqa: PLC0415
+
+        qw = self.quant[qins[0]]
+        if len(n.inputs) < 2 or n.inputs[1] != qins[0] or len(qw.orig_shape) != 4:
+            self.problems.append(f"{n.op} in node {n.name!r}: the quantized weight {qins[0]!r} must be its 4-D "
+                                 "second input")
+            return []
+        attrs: Dict[str, Any] = {}
+        for k, v in n.attrs.items():
+            jv = _json_attr(v) if k != "act_quant" else None
+            if jv is not None:
+                attrs[k] = jv
+        if extra_pads and n.op == "Conv":
+            self._merge_pads(n, attrs, extra_pads)
+        o_ch, cin_g, kh, kw = (int(d) for d in qw.orig_shape)
+        attrs["kernel_shape"] = [kh, kw]
+        grp = int(attrs.get("group", 1))
+        aq = n.attrs.get("act_quant")
+        if aq is not None and (aq.bits != 8 or aq.mode not in ("static", "dynamic")):
+            self.problems.append(f"{n.op} in node {n.name!r}: activation quantization {aq.mode}/{aq.bits} bits "
+                                 "(the runtime has int8 static or dynamic)")
+            return []
+        wname = self.name(qins[0])
+        bias = ins[2] if len(ins) > 2 and ins[2] else ""
+        plain_int8 = (qw.fmt == "int8" and qw.group_size == qw.q.shape[1] and qw.zero is None
+                      and qw.minimum is None and qw.codebook is None and qw.outliers is None)
+        pfmt = packing.IR_FORMATS.get(qw.fmt)
+        smooth = None if aq is None else aq.smooth
+        aq_attrs: Dict[str, Any] = {}
+        if aq is not None and aq.mode == "static":
+            aq_attrs = {"aq": "static", "aq_scale": float(aq.scale), "aq_zero": int(aq.zero_point)}
+        elif aq is not None:
+            aq_attrs = {"aq": "dynamic_tensor"}
+        base = {"name": n.name, "op": n.op, "kernel": "qconv2d_f32", "outputs": list(n.outputs)}
+
+        def act_mul(reps: int) -> str:
+            if smooth is None:
+                return ""
+            name = f"{n.name}.act_mul"
+            self.consts[name] = np.repeat(np.float32(1.0) / np.asarray(smooth, np.float32), reps).astype(np.float32)
+            return name
+
+        def trim(inputs: List[str]) -> List[str]:
+            while inputs and not inputs[-1]:
+                inputs.pop()
+            return inputs
+
+        if n.op == "Conv" and grp == 1 and pfmt is not None and qw.outliers is None and \
+                (aq is not None and (aq.mode == "dynamic" or pfmt == "q8") or aq is None and pfmt in ("q4", "q4a")):
+            try:
+                blob, meta = packing.pack(dataclasses.replace(qw, layout="nk"))
+            except ValueError as exc:
+                self.problems.append(f"Conv in node {n.name!r}: cannot pack weight {qins[0]!r}: {exc}")
+                return []
+            self.consts[wname] = blob
+            self.packed_meta[wname] = {k: v for k, v in meta.items() if k in ("format", "wfmt", "n", "k", "group")}
+            attrs.update({"mode": "gemm", "wfmt": int(meta["wfmt"]), "n": int(meta["n"]), "k": int(meta["k"]),
+                          "group_k": int(meta["group"]), "format": meta["format"], "wfmt_ir": qw.fmt})
+            attrs.update(aq_attrs)
+            if aq is None:
+                attrs["aq"] = "float"
+            elif aq.mode == "dynamic" and pfmt != "q8":
+                attrs["aq"] = "dynamic_block"  # the kernels' per-(row, group) scales; see docs
+            return [dict(base, inputs=trim([ins[0], wname, bias, "", act_mul(kh * kw)]), attrs=attrs)]
+        if n.op == "Conv" and grp == o_ch and cin_g == 1 and plain_int8 and aq is not None:
+            codes = f"{wname}.dw_codes"
+            scales = f"{wname}.dw_scale"
+            self.consts[codes] = np.ascontiguousarray(qw.q.reshape(o_ch, kh * kw).astype(np.int8))
+            self.consts[scales] = np.ascontiguousarray(qw.scale.reshape(o_ch).astype(np.float32))
+            attrs.update({"mode": "depthwise"})
+            attrs.update(aq_attrs)
+            return [dict(base, inputs=trim([ins[0], codes, bias, scales, act_mul(1)]), attrs=attrs)]
+        # fallback: fake-quantized activation + float op on the dequantized weight
+        ops: List[Dict[str, Any]] = []
+        x = ins[0]
+        if aq is not None:
+            qx = f"{n.name}.qdq"
+            sm = ""
+            if smooth is not None:
+                sm = f"{n.name}.act_smooth"
+                self.consts[sm] = np.asarray(smooth, np.float32).reshape(-1)
+            ops.append({"name": qx, "op": "QuantizeDequantize", "kernel": "qdq_f32", "inputs": trim([x, sm]),
+                        "outputs": [qx], "attrs": dict(aq_attrs, axis=1)})
+            x = qx
+        dq = f"{wname}.dequant"
+        self.consts[dq] = qw.dequantize().reshape(qw.orig_shape).astype(np.float32)
+        attrs.pop("kernel_shape", None) if "kernel_shape" not in n.attrs else None
+        ops.append(dict(base, kernel=KERNELS[n.op], inputs=[x, dq] + ([bias] if bias else []), attrs=attrs))
+        return ops
 
     def _fuse(self, prod: Dict[str, Any], act, ins: List[str]) -> bool:
         a = prod["attrs"]

@@ -45,10 +45,12 @@ def test_runtime_qlinear_matmul(tmp_path, fmt, group, act):
     assert s.profile_events()[0]["isa"] in ("avx2", "scalar")
 
 
-def test_runtime_quantized_conv_is_refused_at_export(tmp_path):
+def test_runtime_quantized_conv_with_float_weight_input_is_refused(tmp_path):
+    """A quantized Conv lowers to qconv2d_f32 (tests/runtime/test_qconv_ops.py); a QuantWeight that is
+    not the Conv's weight input is refused at export, naming the node."""
     rng = np.random.default_rng(0)
     qw = _qw("int8", rng.standard_normal((4, 18)).astype(np.float32), 18)
-    g = Graph("c", [Node("Conv", "conv", ["x", "w"], ["y"], {"kernel_shape": [3, 3]})],
-              [TensorInfo("x", "float32", (1, 2, 5, 5))], [TensorInfo("y", "float32", (1, 4, 3, 3))], {"w": qw})
+    g = Graph("c", [Node("Conv", "conv", ["w", "x"], ["y"], {"kernel_shape": [3, 3]})],
+              [TensorInfo("x", "float32", (4, 2, 3, 3))], [TensorInfo("y", "float32", (1, 4, 3, 3))], {"w": qw})
     with pytest.raises(lowbit.LowbitError, match="node 'conv'.*quantized"):
         write_package(g, tmp_path / "c.lbpk", target="x86-64-avx2", scheme="w8a8")
