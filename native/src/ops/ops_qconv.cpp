@@ -318,34 +318,9 @@ float tensor_amax(const OpCtx& c, const float* x, int64_t N, int64_t C, int64_t 
 
 // ---- gemm (group 1) -----------------------------------------------------------------------
 
-// Rows [OH*OW, K] of one image (K order: c, ky, kx, as the [O, C, kh, kw] weight flattens).
-void im2row(const OpParams& p, const float* x, float* rows, int64_t r0, int64_t r1) {
-  const int64_t C = p.i[kC], H = p.i[kH], W = p.i[kW], OW = p.i[kOW], kh = p.i[kKh], kw = p.i[kKw], K = p.i[kK];
-  const int64_t sh = p.i[kSh], sw = p.i[kSw], dh = p.i[kDh], dw = p.i[kDw], pt = p.i[kPt], pl = p.i[kPl];
-  for (int64_t r = r0; r < r1; ++r) {
-    const int64_t oy = r / OW, ox = r % OW;
-    float* d = rows + r * K;
-    for (int64_t ci = 0; ci < C; ++ci) {
-      const float* src = x + ci * H * W;
-      for (int64_t ky = 0; ky < kh; ++ky) {
-        const int64_t iy = oy * sh - pt + ky * dh;
-        if (iy < 0 || iy >= H) {
-          for (int64_t kx = 0; kx < kw; ++kx) *d++ = 0.f;
-          continue;
-        }
-        const float* srow = src + iy * W;
-        for (int64_t kx = 0; kx < kw; ++kx) {
-          const int64_t ix = ox * sw - pl + kx * dw;
-          *d++ = (ix >= 0 && ix < W) ? srow[ix] : 0.f;
-        }
-      }
-    }
-  }
-}
-
-// dst[c, r] = src[r, c] for rows [r0, r1) (src: R x Cn with row stride lds; dst: Cn x R).
-inline void transpose_block(const float* src, int64_t lds, float* dst, int64_t ldd, int64_t r0, int64_t r1,
-                            int64_t c0, int64_t c1) {
+// dst[c * ldd + r] = src[r * lds + c] for r in [r0, r1), c in [c0, c1) (cache-blocked, scalar).
+void transpose_scalar(const float* src, int64_t lds, float* dst, int64_t ldd, int64_t r0, int64_t r1, int64_t c0,
+                      int64_t c1) {
   constexpr int64_t B = 16;
   for (int64_t rb = r0; rb < r1; rb += B)
     for (int64_t cb = c0; cb < c1; cb += B) {
@@ -353,6 +328,78 @@ inline void transpose_block(const float* src, int64_t lds, float* dst, int64_t l
       for (int64_t c = cb; c < ce; ++c)
         for (int64_t r = rb; r < re; ++r) dst[c * ldd + r] = src[r * lds + c];
     }
+}
+
+#if defined(__x86_64__)
+// The same with 8x8 register transposes (unpack / shuffle / 128-bit permutes); edges in scalar.
+__attribute__((target("avx2,fma"))) void transpose_avx2(const float* src, int64_t lds, float* dst, int64_t ldd,
+                                                         int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+  const int64_t r8 = r0 + (r1 - r0) / 8 * 8, c8 = c0 + (c1 - c0) / 8 * 8;
+  for (int64_t rb = r0; rb < r8; rb += 8)
+    for (int64_t cb = c0; cb < c8; cb += 8) {
+      const float* s0 = src + rb * lds + cb;
+      __m256 a0 = _mm256_loadu_ps(s0), a1 = _mm256_loadu_ps(s0 + lds), a2 = _mm256_loadu_ps(s0 + 2 * lds),
+             a3 = _mm256_loadu_ps(s0 + 3 * lds), a4 = _mm256_loadu_ps(s0 + 4 * lds), a5 = _mm256_loadu_ps(s0 + 5 * lds),
+             a6 = _mm256_loadu_ps(s0 + 6 * lds), a7 = _mm256_loadu_ps(s0 + 7 * lds);
+      __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1), t2 = _mm256_unpacklo_ps(a2, a3),
+             t3 = _mm256_unpackhi_ps(a2, a3), t4 = _mm256_unpacklo_ps(a4, a5), t5 = _mm256_unpackhi_ps(a4, a5),
+             t6 = _mm256_unpacklo_ps(a6, a7), t7 = _mm256_unpackhi_ps(a6, a7);
+      a0 = _mm256_shuffle_ps(t0, t2, 0x44); a1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+      a2 = _mm256_shuffle_ps(t1, t3, 0x44); a3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      a4 = _mm256_shuffle_ps(t4, t6, 0x44); a5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+      a6 = _mm256_shuffle_ps(t5, t7, 0x44); a7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      float* d0 = dst + cb * ldd + rb;
+      _mm256_storeu_ps(d0, _mm256_permute2f128_ps(a0, a4, 0x20));
+      _mm256_storeu_ps(d0 + ldd, _mm256_permute2f128_ps(a1, a5, 0x20));
+      _mm256_storeu_ps(d0 + 2 * ldd, _mm256_permute2f128_ps(a2, a6, 0x20));
+      _mm256_storeu_ps(d0 + 3 * ldd, _mm256_permute2f128_ps(a3, a7, 0x20));
+      _mm256_storeu_ps(d0 + 4 * ldd, _mm256_permute2f128_ps(a0, a4, 0x31));
+      _mm256_storeu_ps(d0 + 5 * ldd, _mm256_permute2f128_ps(a1, a5, 0x31));
+      _mm256_storeu_ps(d0 + 6 * ldd, _mm256_permute2f128_ps(a2, a6, 0x31));
+      _mm256_storeu_ps(d0 + 7 * ldd, _mm256_permute2f128_ps(a3, a7, 0x31));
+    }
+  if (c8 < c1) transpose_scalar(src, lds, dst, ldd, r0, r8, c8, c1);
+  if (r8 < r1) transpose_scalar(src, lds, dst, ldd, r8, r1, c0, c1);
+}
+#endif
+
+using TransposeFn = void (*)(const float*, int64_t, float*, int64_t, int64_t, int64_t, int64_t, int64_t);
+TransposeFn transpose_fn() {
+#if defined(__x86_64__)
+  if ((lb_cpu_features() & LB_CPU_AVX2) && lb_isa_active() != LB_ISA_SCALAR) return transpose_avx2;
+#endif
+  return transpose_scalar;
+}
+
+// im2col [K, OH*OW] of one image (K order: c, ky, kx, as the [O, C, kh, kw] weight flattens), for
+// K rows [k0, k1); it is then transposed into the rows qlinear reads.
+void im2col_rows(const OpParams& p, const float* x, float* col, int64_t k0, int64_t k1) {
+  const int64_t H = p.i[kH], W = p.i[kW], OH = p.i[kOH], OW = p.i[kOW], kh = p.i[kKh], kw = p.i[kKw];
+  const int64_t sh = p.i[kSh], sw = p.i[kSw], dh = p.i[kDh], dw = p.i[kDw], pt = p.i[kPt], pl = p.i[kPl];
+  for (int64_t kk = k0; kk < k1; ++kk) {
+    const int64_t ci = kk / (kh * kw), ky = (kk / kw) % kh, kx = kk % kw;
+    float* dst = col + kk * OH * OW;
+    const float* src = x + ci * H * W;
+    // ox range whose input column is inside the image
+    const int64_t xoff = kx * dw - pl;
+    int64_t ox0 = xoff >= 0 ? 0 : (-xoff + sw - 1) / sw;
+    int64_t ox1 = W - 1 - xoff < 0 ? 0 : std::min(OW, (W - 1 - xoff) / sw + 1);
+    if (ox0 > ox1) ox0 = ox1;
+    for (int64_t oy = 0; oy < OH; ++oy) {
+      const int64_t iy = oy * sh - pt + ky * dh;
+      float* d = dst + oy * OW;
+      if (iy < 0 || iy >= H) {
+        std::memset(d, 0, size_t(OW) * 4);
+        continue;
+      }
+      const float* srow = src + iy * W + xoff;
+      for (int64_t ox = 0; ox < ox0; ++ox) d[ox] = 0.f;
+      if (sw == 1) std::memcpy(d + ox0, srow + ox0, size_t(ox1 - ox0) * 4);
+      else
+        for (int64_t ox = ox0; ox < ox1; ++ox) d[ox] = srow[ox * sw];
+      for (int64_t ox = ox1; ox < OW; ++ox) d[ox] = 0.f;
+    }
+  }
 }
 
 lb_status qconv_infer(OpCtx& c) {
@@ -403,7 +450,9 @@ lb_status qconv_infer(OpCtx& c) {
     QLinearOpts o;
     o.act = p.i[kAq] == AQ_FLOAT ? LB_ACT_FLOAT : p.i[kAq] == AQ_DYNAMIC_BLOCK ? LB_ACT_DYNAMIC : LB_ACT_STATIC;
     o.act_scale = 1.f;
-    p.i[kRows] = int64_t(al64(size_t(ohw * k) * 4));
+    const bool pointwise = p.i[kKh] == 1 && p.i[kKw] == 1 && p.i[kSh] == 1 && p.i[kSw] == 1 && !p.i[kPt] &&
+                           !p.i[kPl] && !p.i[kPb] && !p.i[kPr];
+    p.i[kRows] = int64_t(al64(size_t(ohw * k) * 4)) * (pointwise ? 1 : 2);  // rows (+ im2col)
     p.i[kYtmp] = int64_t(al64(size_t(ohw * n) * 4));
     p.i[kQs] = int64_t(al64(qlinear_scratch_bytes(pw, ohw, o)));
     c.scratch_bytes = size_t(p.i[kRows] + p.i[kYtmp] + p.i[kQs]);
@@ -491,15 +540,18 @@ void qconv_run(OpCtx& c) {
   o.act_scale = sx;
   o.act_zero = zero;
   o.act_mul = mul;
+  const TransposeFn tr = transpose_fn();
+  float* col = rows + al64(size_t(OHW * K) * 4) / 4;
   for (int64_t n = 0; n < N; ++n) {
     const float* xn = x + n * C * HW;
-    if (pointwise) {
-      for_ranges(c, (OHW + 63) / 64, 64 * C, [&](int, int64_t b0, int64_t b1) {
-        transpose_block(xn, HW, rows, C, 0, C, std::min(OHW, b0 * 64), std::min(OHW, b1 * 64));
-      });
-    } else {
-      for_ranges(c, OHW, K, [&](int, int64_t r0, int64_t r1) { im2row(p, xn, rows, r0, r1); });
+    const float* src = xn;
+    if (!pointwise) {  // im2col [K, OHW], then the same transposition as a 1x1 conv
+      for_ranges(c, K, OHW, [&](int, int64_t k0, int64_t k1) { im2col_rows(p, xn, col, k0, k1); });
+      src = col;
     }
+    for_ranges(c, (OHW + 63) / 64, 64 * K, [&](int, int64_t b0, int64_t b1) {
+      tr(src, OHW, rows, K, 0, K, std::min(OHW, b0 * 64), std::min(OHW, b1 * 64));
+    });
     QLinearInfo info;
     const lb_status st = qlinear(packed(p), rows, OHW, b, ytmp, o, c.pool, qs, size_t(p.i[kQs]), &info);
     if (st != LB_OK) {
@@ -509,8 +561,9 @@ void qconv_run(OpCtx& c) {
     }
     c.isa = lb_isa_name(info.isa);
     float* yn = y + n * O * OHW;
-    for_ranges(c, O, OHW, [&](int, int64_t o0, int64_t o1) {
-      transpose_block(ytmp, O, yn, OHW, 0, OHW, o0, o1);
+    for_ranges(c, (O + 7) / 8, 8 * OHW, [&](int, int64_t b0, int64_t b1) {
+      const int64_t o0 = std::min(O, b0 * 8), o1 = std::min(O, b1 * 8);
+      tr(ytmp, O, yn, OHW, 0, OHW, o0, o1);
       for (int64_t oc = o0; oc < o1; ++oc) apply_act(yn + oc * OHW, OHW, p.i[kAct], p.f[0], p.f[1]);
     });
   }
