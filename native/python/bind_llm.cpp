@@ -144,6 +144,27 @@ class LlmRuntime {
     d["decode_seconds"] = s.decode_seconds;
     return d;
   }
+  void profile_enable(bool on) { lbpy::check(lb_llm_profile_enable(h_, on ? 1 : 0)); }
+  py::list profile() const {
+    int32_t n = 0;
+    lbpy::check(lb_llm_profile_get(h_, nullptr, 0, &n));
+    std::vector<lb_llm_prof_entry> e(size_t(n) + 1);
+    lbpy::check(lb_llm_profile_get(h_, e.data(), n, &n));
+    py::list out;
+    for (int32_t i = 0; i < n; ++i) {
+      py::dict d;
+      d["phase"] = e[i].phase == 0 ? "prefill" : "decode";
+      d["layer"] = e[i].layer;
+      d["op"] = e[i].op;
+      d["kernel"] = e[i].kernel;
+      d["isa"] = e[i].isa;
+      d["calls"] = e[i].calls;
+      d["ns"] = e[i].ns;
+      d["weight_bytes"] = e[i].weight_bytes;
+      out.append(d);
+    }
+    return out;
+  }
 
  private:
   lb_llm_t h_ = nullptr;
@@ -168,7 +189,9 @@ void bind_llm(py::module_& m) {
            py::arg("temperature") = 0.f, py::arg("top_k") = 0, py::arg("top_p") = 1.f,
            py::arg("repetition_penalty") = 1.f, py::arg("seed") = 0, py::arg("stop") = std::vector<int32_t>(),
            py::arg("callback") = py::none())
-      .def("stats", &LlmRuntime::stats);
+      .def("stats", &LlmRuntime::stats)
+      .def("profile_enable", &LlmRuntime::profile_enable, py::arg("on"))
+      .def("profile", &LlmRuntime::profile);
 }
 
 }  // namespace

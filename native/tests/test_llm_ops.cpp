@@ -96,25 +96,51 @@ static std::vector<float> naive_attn(const float* q, const std::vector<float>& k
 }
 
 LB_TEST(llm_attention_matches_naive_for_each_cache_type) {
-  const int layers = 2, kvh = 2, d = 64, n = 40, g = 3;
-  auto k = randv(size_t(n) * kvh * d, 3), v = randv(size_t(n) * kvh * d, 4), q = randv(size_t(g) * d, 5);
-  for (lb_llm_kv_type t : {LB_LLM_KV_F32, LB_LLM_KV_F16, LB_LLM_KV_I8}) {
-    for (int window : {0, 9}) {
-      KvCache kv;
-      kv.init(layers, kvh, d, 64, t, 0, 0);
-      for (int p = 0; p < n; ++p) kv.append(1, p, &k[size_t(p) * kvh * d], &v[size_t(p) * kvh * d], vec_ops());
-      std::vector<float> scores(size_t(g) * 64), out(size_t(g) * d);
-      const int pos = 31;  // causal: rows after 31 are in the cache but must be ignored
-      kv.attend(1, 1, q.data(), g, pos, window, scores.data(), out.data(), vec_ops());
-      const float tol = t == LB_LLM_KV_F32 ? kVecOpsRelErr * 10 : t == LB_LLM_KV_F16 ? kAttnF16RelErr : kAttnI8RelErr;
-      for (int gi = 0; gi < g; ++gi) {
-        auto want = naive_attn(&q[size_t(gi) * d], k, v, d, kvh, 1, window ? pos - window + 1 : 0, pos);
-        std::vector<float> got(out.begin() + gi * d, out.begin() + (gi + 1) * d);
-        const float e = max_rel(got, want);
-        LB_EXPECT_MSG(e <= tol, "kv type " + std::to_string(t) + " window " + std::to_string(window) + " head " +
-                                    std::to_string(gi) + " rel err " + std::to_string(e));
+  // g = 3 and 11 exercise the partial head blocks of the SIMD path, 8 the full one.
+  const int layers = 2, kvh = 2, d = 64, n = 40;
+  for (int g : {3, 8, 11}) {
+    auto k = randv(size_t(n) * kvh * d, 3), v = randv(size_t(n) * kvh * d, 4), q = randv(size_t(g) * d, 5 + g);
+    for (lb_llm_kv_type t : {LB_LLM_KV_F32, LB_LLM_KV_F16, LB_LLM_KV_I8}) {
+      for (int window : {0, 9}) {
+        KvCache kv;
+        kv.init(layers, kvh, d, 64, t, 0, 0);
+        for (int p = 0; p < n; ++p) kv.append(1, p, &k[size_t(p) * kvh * d], &v[size_t(p) * kvh * d], vec_ops());
+        std::vector<float> scores(size_t(g) * 64), out(size_t(g) * d);
+        const int pos = 31;  // causal: rows after 31 are in the cache but must be ignored
+        kv.attend(1, 1, q.data(), g, pos, window, scores.data(), out.data(), vec_ops());
+        const float tol = t == LB_LLM_KV_F32 ? kVecOpsRelErr * 10 : t == LB_LLM_KV_F16 ? kAttnF16RelErr : kAttnI8RelErr;
+        for (int gi = 0; gi < g; ++gi) {
+          auto want = naive_attn(&q[size_t(gi) * d], k, v, d, kvh, 1, window ? pos - window + 1 : 0, pos);
+          std::vector<float> got(out.begin() + gi * d, out.begin() + (gi + 1) * d);
+          const float e = max_rel(got, want);
+          LB_EXPECT_MSG(e <= tol, "g " + std::to_string(g) + " kv type " + std::to_string(t) + " window " +
+                                      std::to_string(window) + " head " + std::to_string(gi) + " rel err " +
+                                      std::to_string(e));
+        }
       }
     }
+  }
+}
+
+LB_TEST(llm_swiglu_and_softmax_match_scalar) {
+  const VecOps& v = vec_ops();
+  const VecOps& s = vec_ops_scalar();
+  for (int n : {1, 8, 13, 64, 301}) {
+    auto gate = randv(n, 30 + n, 4.f), up = randv(n, 40 + n);
+    gate[0] = -95.f;  // exp overflow side: silu -> -0
+    std::vector<float> a(n), b(n);
+    v.swiglu(gate.data(), up.data(), n, a.data());
+    s.swiglu(gate.data(), up.data(), n, b.data());
+    LB_EXPECT_MSG(max_rel(a, b) <= kVecOpsRelErr, "swiglu n=" + std::to_string(n));
+  }
+  for (int g : {1, 8, 16}) {
+    const int cnt = 37;
+    auto x = randv(size_t(cnt) * g, 50 + g, 5.f), y = x;
+    std::vector<float> sa(g), sb(g);
+    v.softmax_cols(x.data(), cnt, g, sa.data());
+    s.softmax_cols(y.data(), cnt, g, sb.data());
+    LB_EXPECT_MSG(max_rel(x, y) <= kVecOpsRelErr && max_rel(sa, sb) <= kVecOpsRelErr,
+                  "softmax_cols g=" + std::to_string(g));
   }
 }
 

@@ -107,6 +107,28 @@ LB_API lb_status lb_llm_generate(lb_llm_t llm, const int32_t* prompt, int32_t n_
 
 LB_API lb_status lb_llm_get_stats(lb_llm_t llm, lb_llm_stats* out);
 
+/// Per-op profile: time spent in each op of each layer, per phase, summed over calls.
+/// Prefill passes and decode steps are kept apart; the ops of a pass add up to the whole pass.
+typedef struct lb_llm_prof_entry {
+  int32_t phase;        ///< 0 prefill (and lb_llm_eval_all), 1 decode (and sampling)
+  int32_t layer;        ///< decoder block, or -1 for embed / final_norm / lm_head / sampling
+  const char* op;       ///< "embed", "attn_norm", "qkv", "rope", "kv_store", "attention", "o_proj",
+                        ///< "residual", "ffn_norm", "gate_up", "swiglu", "down", "final_norm",
+                        ///< "lm_head", "sampling"
+  const char* kernel;   ///< what ran, e.g. "lb_gemv_f32_q8d_q4g_8x32__avx2" (static string)
+  const char* isa;      ///< the ISA it ran on ("avx2", "scalar", ...)
+  int64_t calls;        ///< times the op ran
+  int64_t ns;           ///< total nanoseconds
+  int64_t weight_bytes; ///< weight bytes one call reads (linears; 0 for other ops)
+} lb_llm_prof_entry;
+
+/// Turns per-op profiling on (1) or off (0); either way the counters are cleared. Off (the
+/// default) costs one branch per op and reads no clock.
+LB_API lb_status lb_llm_profile_enable(lb_llm_t llm, int32_t on);
+/// Copies up to cap entries (ops that ran at least once, by phase, layer, op) into out
+/// (may be NULL when cap is 0); *n receives how many there are in all.
+LB_API lb_status lb_llm_profile_get(lb_llm_t llm, lb_llm_prof_entry* out, int32_t cap, int32_t* n);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif

@@ -142,4 +142,39 @@ LB_API lb_status lb_llm_get_stats(lb_llm_t llm, lb_llm_stats* out) {
   return LB_OK;
 }
 
+LB_API lb_status lb_llm_profile_enable(lb_llm_t llm, int32_t on) {
+  LB_LLM_CHECK(llm, "lb_llm_profile_enable");
+  llm->s->profiler().enable(on != 0);
+  return LB_OK;
+}
+
+LB_API lb_status lb_llm_profile_get(lb_llm_t llm, lb_llm_prof_entry* out, int32_t cap, int32_t* n) {
+  LB_LLM_CHECK(llm, "lb_llm_profile_get");
+  if (!n || cap < 0 || (cap > 0 && !out))
+    return set_error(LB_ERR_INVALID_ARG, "lb_llm_profile_get: NULL count, or NULL output with cap > 0");
+  using lb::llm::Phase;
+  const lb::llm::Profiler& p = llm->s->profiler();
+  int32_t k = 0;
+  for (int ph = 0; ph < 2; ++ph)
+    for (int layer = -1; layer < p.layers(); ++layer)
+      for (int op = 0; op < lb::llm::kOpCount; ++op) {
+        const auto& sl = p.slot(Phase(ph), layer, op);
+        if (!sl.calls) continue;
+        if (k < cap) {
+          lb_llm_prof_entry& e = out[k];
+          e.phase = ph;
+          e.layer = layer;
+          e.op = lb::llm::prof_op_name(op);
+          e.kernel = sl.kernel;
+          e.isa = sl.isa;
+          e.calls = sl.calls;
+          e.ns = sl.ns;
+          e.weight_bytes = sl.bytes;
+        }
+        ++k;
+      }
+  *n = k;
+  return LB_OK;
+}
+
 }  // extern "C"

@@ -9,6 +9,13 @@
 namespace lb {
 namespace llm {
 
+const char* kv_store_name(lb_llm_kv_type t) {
+  return t == LB_LLM_KV_F32 ? "kv_store_f32" : t == LB_LLM_KV_F16 ? "kv_store_f16" : "kv_store_i8";
+}
+const char* kv_attend_name(lb_llm_kv_type t) {
+  return t == LB_LLM_KV_F32 ? "attend_f32" : t == LB_LLM_KV_F16 ? "attend_f16" : "attend_i8";
+}
+
 void KvCache::init(int layers, int kv_heads, int head_dim, int cap, lb_llm_kv_type type, int h2o_budget,
                    int h2o_recent) {
   layers_ = layers;
@@ -123,6 +130,10 @@ void KvCache::make_room(int incoming) {
     while (n_[l] > 0 && n_[l] + incoming > cap_) evict_one(l);
 }
 
+namespace {
+constexpr int kMaxGroup = 64;  // query heads per KV head on the fast path (stack array of sums)
+}  // namespace
+
 void KvCache::attend(int layer, int kvh, const float* q, int g, int pos, int window, float* scores, float* out,
                      const VecOps& ops) {
   const int n = n_[layer];
@@ -136,6 +147,28 @@ void KvCache::attend(int layer, int kvh, const float* q, int g, int pos, int win
   const float inv_sqrt = 1.0f / std::sqrt(float(d_));
   const float ninf = -std::numeric_limits<float>::infinity();
   const size_t r0 = row(layer, kvh, 0);
+
+  if (!h2o() && type_ != LB_LLM_KV_I8 && cnt > 0) {
+    // Contiguous rows, no mask: scores for all g heads per row, column softmax, weighted sum
+    // (1/sum folded into the output). scores is [cnt][g].
+    float sums[kMaxGroup];
+    if (g <= kMaxGroup) {
+      if (type_ == LB_LLM_KV_F32) {
+        const float* kb = reinterpret_cast<const float*>(k_.data()) + (r0 + lo) * d_;
+        ops.scores_f32(q, g, kb, cnt, d_, inv_sqrt, scores);
+      } else {
+        const uint16_t* kb = reinterpret_cast<const uint16_t*>(k_.data()) + (r0 + lo) * d_;
+        ops.scores_f16(q, g, kb, cnt, d_, inv_sqrt, scores);
+      }
+      ops.softmax_cols(scores, cnt, g, sums);
+      for (int gi = 0; gi < g; ++gi) sums[gi] = sums[gi] > 0 ? 1.f / sums[gi] : 0.f;
+      if (type_ == LB_LLM_KV_F32)
+        ops.wsum_f32(scores, g, reinterpret_cast<const float*>(v_.data()) + (r0 + lo) * d_, cnt, d_, sums, out);
+      else
+        ops.wsum_f16(scores, g, reinterpret_cast<const uint16_t*>(v_.data()) + (r0 + lo) * d_, cnt, d_, sums, out);
+      return;
+    }
+  }
 
   // 1. scores[gi][j] = q_gi . k_j / sqrt(d)
   for (int j = 0; j < cnt; ++j) {

@@ -12,6 +12,10 @@
 namespace lb {
 namespace llm {
 
+/// Names of the cache's store and attention routines for the profiler, per element type.
+const char* kv_store_name(lb_llm_kv_type t);
+const char* kv_attend_name(lb_llm_kv_type t);
+
 class KvCache {
  public:
   /// cap: slots per layer. h2o_budget > 0 enables eviction (cap == budget then).

@@ -3,6 +3,7 @@
 // dispatch says the CPU has AVX2, FMA and F16C and LOWBIT_ISA does not force the scalar path.
 #include "llm/llm_ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -96,8 +97,51 @@ void f32_to_f16_ref(const float* x, uint16_t* y, int n) {
   for (int i = 0; i < n; ++i) y[i] = f32_to_f16_scalar(x[i]);
 }
 
-const VecOps kScalar = {"scalar", dot_f32_ref, dot_f16_ref, dot_i8_ref, axpy_f32_ref,
-                        axpy_f16_ref, axpy_i8_ref, f32_to_f16_ref};
+void scores_f32_ref(const float* q, int g, const float* k, int cnt, int d, float scale, float* s) {
+  for (int j = 0; j < cnt; ++j)
+    for (int gi = 0; gi < g; ++gi) s[size_t(j) * g + gi] = scale * dot_f32_ref(q + size_t(gi) * d, k + size_t(j) * d, d);
+}
+void scores_f16_ref(const float* q, int g, const uint16_t* k, int cnt, int d, float scale, float* s) {
+  for (int j = 0; j < cnt; ++j)
+    for (int gi = 0; gi < g; ++gi) s[size_t(j) * g + gi] = scale * dot_f16_ref(q + size_t(gi) * d, k + size_t(j) * d, d);
+}
+void softmax_cols_ref(float* s, int cnt, int g, float* sum) {
+  for (int gi = 0; gi < g; ++gi) {
+    float m = s[gi];
+    for (int j = 1; j < cnt; ++j) m = std::fmax(m, s[size_t(j) * g + gi]);
+    float t = 0;
+    for (int j = 0; j < cnt; ++j) {
+      float& x = s[size_t(j) * g + gi];
+      x = std::exp(x - m);
+      t += x;
+    }
+    sum[gi] = t;
+  }
+}
+template <class T, class Axpy>
+void wsum_ref(const float* p, int g, const T* v, int cnt, int d, const float* inv_sum, float* out, Axpy axpy) {
+  std::memset(out, 0, size_t(g) * d * sizeof(float));
+  for (int j = 0; j < cnt; ++j)
+    for (int gi = 0; gi < g; ++gi) axpy(p[size_t(j) * g + gi], v + size_t(j) * d, out + size_t(gi) * d, d);
+  for (int gi = 0; gi < g; ++gi)
+    for (int i = 0; i < d; ++i) out[size_t(gi) * d + i] *= inv_sum[gi];
+}
+void wsum_f32_ref(const float* p, int g, const float* v, int cnt, int d, const float* inv_sum, float* out) {
+  wsum_ref(p, g, v, cnt, d, inv_sum, out, axpy_f32_ref);
+}
+void wsum_f16_ref(const float* p, int g, const uint16_t* v, int cnt, int d, const float* inv_sum, float* out) {
+  wsum_ref(p, g, v, cnt, d, inv_sum, out, axpy_f16_ref);
+}
+void swiglu_ref(const float* gate, const float* up, int n, float* out) {
+  for (int i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+const VecOps kScalar = {"scalar",       dot_f32_ref,    dot_f16_ref,      dot_i8_ref,   axpy_f32_ref,
+                        axpy_f16_ref,   axpy_i8_ref,    f32_to_f16_ref,   scores_f32_ref, scores_f16_ref,
+                        softmax_cols_ref, wsum_f32_ref, wsum_f16_ref,     swiglu_ref};
 
 #if defined(LB_LLM_X86)
 #define LB_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -184,8 +228,134 @@ LB_AVX2 void f32_to_f16_avx2(const float* x, uint16_t* y, int n) {
   for (; i < n; ++i) y[i] = f32_to_f16_scalar(x[i]);
 }
 
-const VecOps kAvx2 = {"avx2", dot_f32_avx2, dot_f16_avx2, dot_i8_avx2, axpy_f32_avx2,
-                      axpy_f16_avx2, axpy_i8_avx2, f32_to_f16_avx2};
+// Loads 8 cache elements as floats.
+LB_AVX2 inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+LB_AVX2 inline __m256 load8(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+// exp(x) for x in [-87.3, 88.3] (clamped outside): Cephes' expf polynomial, ~2 ulp.
+LB_AVX2 inline __m256 exp8(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3365f)), _mm256_set1_ps(88.3762f));
+  const __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+  x = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  x = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), x);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+// Sums each of a[0..7] across its lanes: lane i of the result = hsum(a[i]).
+LB_AVX2 inline __m256 hsum8x8(const __m256* a) {
+  const __m256 h01 = _mm256_hadd_ps(a[0], a[1]), h23 = _mm256_hadd_ps(a[2], a[3]);
+  const __m256 h45 = _mm256_hadd_ps(a[4], a[5]), h67 = _mm256_hadd_ps(a[6], a[7]);
+  const __m256 h0123 = _mm256_hadd_ps(h01, h23), h4567 = _mm256_hadd_ps(h45, h67);
+  return _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20), _mm256_permute2f128_ps(h0123, h4567, 0x31));
+}
+
+// Scores for up to 8 heads at a time: each cache row is converted once and dotted with every
+// head of the block; the 8 sums are reduced together (d % 8 == 0).
+template <class T>
+LB_AVX2 void scores_avx2(const float* q, int g, const T* k, int cnt, int d, float scale, float* s) {
+  const __m256 vs = _mm256_set1_ps(scale);
+  for (int g0 = 0; g0 < g; g0 += 8) {
+    const int gb = std::min(8, g - g0);
+    const float* qh[8];
+    for (int i = 0; i < 8; ++i) qh[i] = q + size_t(g0 + (i < gb ? i : 0)) * d;
+    for (int j = 0; j < cnt; ++j) {
+      const T* kr = k + size_t(j) * d;
+      __m256 acc[8];
+      for (int i = 0; i < 8; ++i) acc[i] = _mm256_setzero_ps();
+      for (int c = 0; c < d; c += 8) {
+        const __m256 kc = load8(kr + c);
+        for (int i = 0; i < 8; ++i) acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(qh[i] + c), kc, acc[i]);
+      }
+      const __m256 r = _mm256_mul_ps(hsum8x8(acc), vs);
+      float* out = s + size_t(j) * g + g0;
+      if (gb == 8) {
+        _mm256_storeu_ps(out, r);
+      } else {
+        alignas(32) float tmp[8];
+        _mm256_store_ps(tmp, r);
+        for (int i = 0; i < gb; ++i) out[i] = tmp[i];
+      }
+    }
+  }
+}
+LB_AVX2 void scores_f32_avx2(const float* q, int g, const float* k, int cnt, int d, float scale, float* s) {
+  if (d % 8) return scores_f32_ref(q, g, k, cnt, d, scale, s);
+  scores_avx2(q, g, k, cnt, d, scale, s);
+}
+LB_AVX2 void scores_f16_avx2(const float* q, int g, const uint16_t* k, int cnt, int d, float scale, float* s) {
+  if (d % 8) return scores_f16_ref(q, g, k, cnt, d, scale, s);
+  scores_avx2(q, g, k, cnt, d, scale, s);
+}
+
+LB_AVX2 void softmax_cols_avx2(float* s, int cnt, int g, float* sum) {
+  if (g % 8) return softmax_cols_ref(s, cnt, g, sum);
+  for (int g0 = 0; g0 < g; g0 += 8) {
+    __m256 m = _mm256_loadu_ps(s + g0);
+    for (int j = 1; j < cnt; ++j) m = _mm256_max_ps(m, _mm256_loadu_ps(s + size_t(j) * g + g0));
+    __m256 t = _mm256_setzero_ps();
+    for (int j = 0; j < cnt; ++j) {
+      float* p = s + size_t(j) * g + g0;
+      const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p), m));
+      _mm256_storeu_ps(p, e);
+      t = _mm256_add_ps(t, e);
+    }
+    _mm256_storeu_ps(sum + g0, t);
+  }
+}
+
+// out[gi] = inv_sum[gi] * sum_j p[j][gi] v_j: 8 output channels of up to 8 heads per pass, each
+// cache row converted once per pass.
+template <class T>
+LB_AVX2 void wsum_avx2(const float* p, int g, const T* v, int cnt, int d, const float* inv_sum, float* out) {
+  for (int g0 = 0; g0 < g; g0 += 8) {
+    const int gb = std::min(8, g - g0);
+    for (int c = 0; c < d; c += 8) {
+      __m256 acc[8];
+      for (int i = 0; i < 8; ++i) acc[i] = _mm256_setzero_ps();
+      for (int j = 0; j < cnt; ++j) {
+        const __m256 vc = load8(v + size_t(j) * d + c);
+        const float* pj = p + size_t(j) * g + g0;
+        for (int i = 0; i < 8; ++i)
+          if (i < gb) acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(pj + i), vc, acc[i]);
+      }
+      for (int i = 0; i < gb; ++i)
+        _mm256_storeu_ps(out + size_t(g0 + i) * d + c, _mm256_mul_ps(acc[i], _mm256_set1_ps(inv_sum[g0 + i])));
+    }
+  }
+}
+LB_AVX2 void wsum_f32_avx2(const float* p, int g, const float* v, int cnt, int d, const float* inv_sum, float* out) {
+  if (d % 8) return wsum_f32_ref(p, g, v, cnt, d, inv_sum, out);
+  wsum_avx2(p, g, v, cnt, d, inv_sum, out);
+}
+LB_AVX2 void wsum_f16_avx2(const float* p, int g, const uint16_t* v, int cnt, int d, const float* inv_sum, float* out) {
+  if (d % 8) return wsum_f16_ref(p, g, v, cnt, d, inv_sum, out);
+  wsum_avx2(p, g, v, cnt, d, inv_sum, out);
+}
+
+LB_AVX2 void swiglu_avx2(const float* gate, const float* up, int n, float* out) {
+  const __m256 one = _mm256_set1_ps(1.f);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 gv = _mm256_loadu_ps(gate + i);
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), gv));
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(gv, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+  }
+  if (i < n) swiglu_ref(gate + i, up + i, n - i, out + i);
+}
+
+const VecOps kAvx2 = {"avx2",          dot_f32_avx2,   dot_f16_avx2,      dot_i8_avx2,     axpy_f32_avx2,
+                      axpy_f16_avx2,   axpy_i8_avx2,   f32_to_f16_avx2,   scores_f32_avx2, scores_f16_avx2,
+                      softmax_cols_avx2, wsum_f32_avx2, wsum_f16_avx2,    swiglu_avx2};
 #endif
 
 }  // namespace
@@ -227,12 +397,7 @@ void rope_apply(float* x, int heads, int d, int pos, const float* inv_freq, floa
   }
 }
 
-void swiglu(const float* gate, const float* up, int n, float* out) {
-  for (int i = 0; i < n; ++i) {
-    const float g = gate[i];
-    out[i] = g / (1.0f + std::exp(-g)) * up[i];
-  }
-}
+void swiglu(const float* gate, const float* up, int n, float* out) { vec_ops().swiglu(gate, up, n, out); }
 
 }  // namespace llm
 }  // namespace lb

@@ -16,6 +16,17 @@ struct VecOps {
   void (*axpy_f16)(float alpha, const uint16_t* x, float* y, int n);
   void (*axpy_i8)(float alpha, const int8_t* x, float* y, int n);
   void (*f32_to_f16)(const float* x, uint16_t* y, int n);
+  // Attention over `cnt` consecutive cache rows (stride d) for g query heads sharing one KV head.
+  /// s[j * g + gi] = scale * (q_gi . k_j), q [g][d].
+  void (*scores_f32)(const float* q, int g, const float* k, int cnt, int d, float scale, float* s);
+  void (*scores_f16)(const float* q, int g, const uint16_t* k, int cnt, int d, float scale, float* s);
+  /// Per head gi: s[j * g + gi] = exp(s[j * g + gi] - max_j s[. * g + gi]); sum[gi] = their sum.
+  void (*softmax_cols)(float* s, int cnt, int g, float* sum);
+  /// out[gi][:] = inv_sum[gi] * sum_j p[j * g + gi] v_j (overwrites out [g][d]).
+  void (*wsum_f32)(const float* p, int g, const float* v, int cnt, int d, const float* inv_sum, float* out);
+  void (*wsum_f16)(const float* p, int g, const uint16_t* v, int cnt, int d, const float* inv_sum, float* out);
+  /// out[i] = silu(gate[i]) * up[i].
+  void (*swiglu)(const float* gate, const float* up, int n, float* out);
 };
 
 /// The best VecOps for the active ISA path (lb_isa_active()).

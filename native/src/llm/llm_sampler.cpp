@@ -31,9 +31,17 @@ lb_status check_sampling(const lb_llm_sampling& s) {
   return LB_OK;
 }
 
+const char* sampler_name(const lb_llm_sampling& s) {
+  if (s.temperature == 0.f) return "greedy";
+  if (s.top_k > 0) return "top_k";
+  if (s.top_p < 1.f) return "top_p";
+  return "temperature";
+}
+
 int32_t sample_token(const float* logits, int vocab, const lb_llm_sampling& s, const int32_t* history,
                      int n_history, Rng& rng, std::vector<float>& work, std::vector<int32_t>& idx) {
-  work.assign(logits, logits + vocab);
+  work.resize(size_t(2) * vocab);  // [0, vocab): penalised logits; [vocab, 2 vocab): probabilities
+  std::copy(logits, logits + vocab, work.begin());
   if (s.repetition_penalty != 1.f && history) {
     // Each distinct token once (transformers gathers, then scatters: duplicates are not compounded).
     for (int i = 0; i < n_history; ++i) {
@@ -61,9 +69,9 @@ int32_t sample_token(const float* logits, int vocab, const lb_llm_sampling& s, c
   } else if (s.top_p < 1.f) {
     std::sort(idx.begin(), idx.end(), cmp);
   }
-  const float m = *std::max_element(work.begin(), work.end());
+  const float m = *std::max_element(work.begin(), work.begin() + vocab);
   double sum = 0;
-  std::vector<float> prob(n);
+  float* prob = work.data() + vocab;
   for (int i = 0; i < n; ++i) {
     prob[i] = std::exp((work[idx[i]] - m) * inv_t);
     sum += prob[i];

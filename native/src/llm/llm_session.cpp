@@ -62,13 +62,14 @@ lb_status Session::open(const char* path, const lb_llm_options& opt, std::unique
         lin = std::max({lin, linear_scratch_bytes(*li, s->chunk_), linear_scratch_bytes(*li, 1)});
     lin = std::max({lin, linear_scratch_bytes(s->model_->head, s->chunk_), linear_scratch_bytes(s->model_->head, 1)});
     s->lin_.buf.resize(lin + 64);
-    s->work_.reserve(c.vocab);
+    s->work_.reserve(size_t(2) * c.vocab);
     s->idx_.reserve(c.vocab);
     s->hist_.reserve(cap);
   } catch (const std::bad_alloc&) {
     return set_error(LB_ERR_OUT_OF_MEMORY, "lb_llm_open: out of memory for a KV cache of %d tokens", cap);
   }
   s->ops_ = &vec_ops();
+  s->prof_.init(c.layers);
   *out = std::move(s);
   return LB_OK;
 }
@@ -136,19 +137,38 @@ lb_status Session::forward_chunk(const int32_t* tokens, int t, float* logits, bo
   const int g = c.heads / c.kv_heads;
   Parallel& par = *par_;
   const VecOps& ops = *ops_;
+  Profiler& pf = prof_;
+  const Phase ph = t == 1 && !all ? Phase::Decode : Phase::Prefill;
+  const char* visa = ops.isa;
+  pf.start();
   for (int r = 0; r < t; ++r) m.embed.row(tokens[r], H, &x_[size_t(r) * H]);
   kv_.make_room(t);
+  pf.mark(ph, -1, kOpEmbed, m.embed.i8 ? "embed_i8" : "embed_f32", "scalar");
+  auto lin = [&](const Linear& L, const float* in, float* out, int rows, int layer, int op) {
+    lb_status st = linear_forward(L, in, rows, out, lin_, par);
+    if (pf.on()) {
+      const bool q = L.kind == Linear::Quant;
+      pf.mark(ph, layer, op, q ? lin_.last.kernel : "linear_f32", q ? lb_isa_name(lin_.last.isa) : visa, L.bytes());
+    }
+    return st;
+  };
   for (int l = 0; l < c.layers; ++l) {
     const Layer& L = m.layers[l];
     for (int r = 0; r < t; ++r) rms_norm(&x_[size_t(r) * H], L.attn_norm, c.eps, H, &h_[size_t(r) * H]);
+    pf.mark(ph, l, kOpAttnNorm, "rms_norm", "scalar");
     lb_status st;
-    if ((st = linear_forward(L.qkv, h_.data(), t, qkv_.data(), lin_, par)) != LB_OK) return st;
+    if ((st = lin(L.qkv, h_.data(), qkv_.data(), t, l, kOpQkv)) != LB_OK) return st;
     for (int r = 0; r < t; ++r) {
       float* row = &qkv_[size_t(r) * QKV];
       rope_apply(row, c.heads, d, pos_ + r, m.inv_freq, c.rope_scale);
       rope_apply(row + Q, c.kv_heads, d, pos_ + r, m.inv_freq, c.rope_scale);
+    }
+    pf.mark(ph, l, kOpRope, "rope", "scalar");
+    for (int r = 0; r < t; ++r) {
+      const float* row = &qkv_[size_t(r) * QKV];
       kv_.append(l, pos_ + r, row + Q, row + Q + KV, ops);
     }
+    pf.mark(ph, l, kOpKvStore, kv_store_name(kv_.type()), visa);
     const int cap = kv_.capacity();
     par.run(t * c.kv_heads, [&](int task, int thread) {
       const int r = task / c.kv_heads, kvh = task % c.kv_heads;
@@ -156,24 +176,31 @@ lb_status Session::forward_chunk(const int32_t* tokens, int t, float* logits, bo
       float* out = &attn_[size_t(r) * Q + size_t(kvh) * g * d];
       kv_.attend(l, kvh, q, g, pos_ + r, c.sliding_window, &scores_[size_t(thread) * g * cap], out, ops);
     });
-    if ((st = linear_forward(L.o, attn_.data(), t, tmp_.data(), lin_, par)) != LB_OK) return st;
+    pf.mark(ph, l, kOpAttention, kv_attend_name(kv_.type()), visa);
+    if ((st = lin(L.o, attn_.data(), tmp_.data(), t, l, kOpOProj)) != LB_OK) return st;
     for (size_t i = 0; i < size_t(t) * H; ++i) x_[i] += tmp_[i];
+    pf.mark(ph, l, kOpResidual, "add", "scalar");
     for (int r = 0; r < t; ++r) rms_norm(&x_[size_t(r) * H], L.ffn_norm, c.eps, H, &h_[size_t(r) * H]);
-    if ((st = linear_forward(L.gate_up, h_.data(), t, gu_.data(), lin_, par)) != LB_OK) return st;
+    pf.mark(ph, l, kOpFfnNorm, "rms_norm", "scalar");
+    if ((st = lin(L.gate_up, h_.data(), gu_.data(), t, l, kOpGateUp)) != LB_OK) return st;
     for (int r = 0; r < t; ++r)
-      swiglu(&gu_[size_t(r) * 2 * I], &gu_[size_t(r) * 2 * I + I], I, &act_[size_t(r) * I]);
-    if ((st = linear_forward(L.down, act_.data(), t, tmp_.data(), lin_, par)) != LB_OK) return st;
+      ops.swiglu(&gu_[size_t(r) * 2 * I], &gu_[size_t(r) * 2 * I + I], I, &act_[size_t(r) * I]);
+    pf.mark(ph, l, kOpSwiglu, "swiglu", visa);
+    if ((st = lin(L.down, act_.data(), tmp_.data(), t, l, kOpDown)) != LB_OK) return st;
     for (size_t i = 0; i < size_t(t) * H; ++i) x_[i] += tmp_[i];
+    pf.mark(ph, l, kOpResidual, "add", "scalar");
   }
   pos_ += t;
   if (!logits) return LB_OK;
   if (all) {
     for (int r = 0; r < t; ++r) rms_norm(&x_[size_t(r) * H], m.norm, c.eps, H, &h_[size_t(r) * H]);
+    pf.mark(ph, -1, kOpFinalNorm, "rms_norm", "scalar");
     // the head in row blocks of the chunk, straight into the caller's buffer
-    return linear_forward(m.head, h_.data(), t, logits, lin_, par);
+    return lin(m.head, h_.data(), logits, t, -1, kOpLmHead);
   }
   rms_norm(&x_[size_t(t - 1) * H], m.norm, c.eps, H, h_.data());
-  return linear_forward(m.head, h_.data(), 1, logits, lin_, par);
+  pf.mark(ph, -1, kOpFinalNorm, "rms_norm", "scalar");
+  return lin(m.head, h_.data(), logits, 1, -1, kOpLmHead);
 }
 
 lb_status Session::sample(const float* logits, const lb_llm_sampling& s, const int32_t* history, int n_history,
@@ -181,7 +208,9 @@ lb_status Session::sample(const float* logits, const lb_llm_sampling& s, const i
   lb_status st = check_sampling(s);
   if (st != LB_OK) return st;
   if (!logits || !token || n_history < 0) return set_error(LB_ERR_INVALID_ARG, "lb_llm_sample: NULL argument");
+  prof_.start();
   *token = sample_token(logits, model_->cfg.vocab, s, history, n_history, rng_, work_, idx_);
+  prof_.mark(Phase::Decode, -1, kOpSampling, sampler_name(s), "scalar");
   return LB_OK;
 }
 
@@ -208,8 +237,10 @@ lb_status Session::generate(const int32_t* prompt, int n_prompt, int max_new, co
   if ((st = eval(prompt, n_prompt, logits_.data(), false)) != LB_OK) return st;
   hist_.assign(prompt, prompt + n_prompt);
   for (int i = 0; i < max_new; ++i) {
+    prof_.start();
     const int32_t tok = sample_token(logits_.data(), model_->cfg.vocab, s, hist_.data(), int(hist_.size()), rng_,
                                      work_, idx_);
+    prof_.mark(Phase::Decode, -1, kOpSampling, sampler_name(s), "scalar");
     out[i] = tok;
     *n_out = i + 1;
     hist_.push_back(tok);

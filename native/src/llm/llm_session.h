@@ -7,6 +7,7 @@
 #include "llm/llm_kv.h"
 #include "llm/llm_model.h"
 #include "llm/llm_parallel.h"
+#include "llm/llm_profile.h"
 #include "llm/llm_sampler.h"
 #include "lowbit/lowbit_llm.h"
 
@@ -22,6 +23,8 @@ class Session {
   int position() const { return pos_; }
   const lb_llm_stats& stats() const { return stats_; }
   void reset();
+  Profiler& profiler() { return prof_; }
+  const Profiler& profiler() const { return prof_; }
 
   /// Appends tokens; logits: nullptr, the last token's [vocab] (all=false) or every token's
   /// [n * vocab] (all=true). Checks ids and the context first: on error nothing changed.
@@ -45,6 +48,7 @@ class Session {
   int chunk_ = 128;
   Rng rng_;
   lb_llm_stats stats_{};
+  Profiler prof_;
   // scratch, sized for one chunk
   std::vector<float> x_, h_, qkv_, attn_, tmp_, gu_, act_, scores_;
   LinearScratch lin_;
