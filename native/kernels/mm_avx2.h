@@ -88,7 +88,7 @@ struct UFmt {
 /// tile into trees and spills them (a 4x16 tile then runs at less than half speed).
 template <int N>
 inline void keep(__m256i* v) {
-  static_assert(N == 1 || N == 2 || N == 3 || N == 4 || N == 6 || N == 8, "keep<N>: add the case");
+  static_assert(N == 1 || N == 2 || N == 3 || N == 4 || N == 6 || N == 8 || N == 12, "keep<N>: add the case");
   if constexpr (N == 1) __asm__("" : "+x"(v[0]));
   if constexpr (N == 2) __asm__("" : "+x"(v[0]), "+x"(v[1]));
   if constexpr (N == 4) __asm__("" : "+x"(v[0]), "+x"(v[1]), "+x"(v[2]), "+x"(v[3]));
@@ -96,6 +96,9 @@ inline void keep(__m256i* v) {
   if constexpr (N == 6) __asm__("" : "+x"(v[0]), "+x"(v[1]), "+x"(v[2]), "+x"(v[3]), "+x"(v[4]), "+x"(v[5]));
   if constexpr (N == 8)
     __asm__("" : "+x"(v[0]), "+x"(v[1]), "+x"(v[2]), "+x"(v[3]), "+x"(v[4]), "+x"(v[5]), "+x"(v[6]), "+x"(v[7]));
+  if constexpr (N == 12)
+    __asm__("" : "+x"(v[0]), "+x"(v[1]), "+x"(v[2]), "+x"(v[3]), "+x"(v[4]), "+x"(v[5]), "+x"(v[6]), "+x"(v[7]),
+            "+x"(v[8]), "+x"(v[9]), "+x"(v[10]), "+x"(v[11]));
 }
 
 /// GEMV over NP panels starting at panel p0 for activation row m: acc[p] = 8 outputs each.

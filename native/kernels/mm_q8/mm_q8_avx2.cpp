@@ -41,29 +41,45 @@ inline void gemv_panels(const lb_mm_args* a, int64_t m, int64_t n, int64_t n1) {
   for (int p = 0; p < NP; ++p) finish(a, m, n + 8 * p, n1, acc[p]);
 }
 
-template <int MR, int NP>
-inline void gemm_tile(const lb_mm_args* a, int64_t m, int mr, int64_t n, int64_t n1) {
-  const int64_t kp = a->kp;
-  const int8_t* x[MR];
-  for (int r = 0; r < MR; ++r) x[r] = a->xq + (m + (r < mr ? r : 0)) * kp;
-  const uint8_t* w[NP];
-  for (int p = 0; p < NP; ++p) w[p] = a->w + (n / 8 + p) * 8 * kp;
-  const __m256i ones = _mm256_set1_epi16(1);
-  __m256i acc[MR][NP];
-  for (int r = 0; r < MR; ++r)
-    for (int p = 0; p < NP; ++p) acc[r][p] = _mm256_setzero_si256();
-#pragma GCC unroll 2
-  for (int64_t k = 0; k < kp; k += 4) {
-    __m256i wv[NP];
-    for (int p = 0; p < NP; ++p) wv[p] = load32(w[p] + 8 * k);
-    for (int r = 0; r < MR; ++r) {
-      const __m256i bx = bcast4(x[r] + k), ax = _mm256_abs_epi8(bx);
-      for (int p = 0; p < NP; ++p) acc[r][p] = dot4(acc[r][p], ax, bx, wv[p], ones);
+/// GEMM, exact int8 x int8 without the sign trick: codes widened to int16 and multiplied with
+/// vpmaddwd (int16 pairs -> int32, no saturation for any int8 operands), one multiply-port
+/// instruction per 16 multiply-adds, as many as vpmaddubsw + vpmaddwd spend on 32, but with no
+/// vpsignb/vpabsb beside them. A quad of 8 rows x 4 k widens to two ymm (rows 0-3, rows 4-7);
+/// each 32-bit lane holds one row and one k pair, folded once at the end (vphaddd).
+///
+/// Blocking: a block of panels (about 192 KiB of codes, kept in L2) is swept by tiles of kMR
+/// activation rows; per tile, kKC k at a time, the rows are widened into a small L1 buffer and
+/// every panel of the block runs its 6 x 8 register tile (12 int32 accumulators) over them.
+/// Integer sums are exact in any order, so blocking changes no bit.
+constexpr int kMR = 6;
+constexpr int64_t kKC = 512;
+
+inline __m256i bcast_pair2(const int16_t* p) {  // 4 int16 (k .. k+3) in every 64-bit lane
+  int64_t v;
+  std::memcpy(&v, p, 8);
+  return _mm256_set1_epi64x(v);
+}
+
+/// acc[r][h] += widened quads of one panel over kc k (k multiple of 4) times rows xa[r][0..kc).
+inline void q8_micro(const uint8_t* wq, const int16_t* xa, int64_t kc, int32_t* acc_mem) {
+  __m256i acc[kMR * 2];
+  for (int i = 0; i < kMR * 2; ++i) acc[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(acc_mem) + i);
+  for (int64_t k = 0; k < kc; k += 4, wq += 32) {
+    const __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wq)));
+    const __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wq + 16)));
+    for (int r = 0; r < kMR; ++r) {
+      const __m256i bx = bcast_pair2(xa + r * kKC + k);
+      acc[2 * r] = _mm256_add_epi32(acc[2 * r], _mm256_madd_epi16(w0, bx));
+      acc[2 * r + 1] = _mm256_add_epi32(acc[2 * r + 1], _mm256_madd_epi16(w1, bx));
     }
-    keep<MR * NP>(&acc[0][0]);
+    keep<kMR * 2>(acc);
   }
-  for (int r = 0; r < mr; ++r)
-    for (int p = 0; p < NP; ++p) finish(a, m + r, n + 8 * p, n1, acc[r][p]);
+  for (int i = 0; i < kMR * 2; ++i) _mm256_store_si256(reinterpret_cast<__m256i*>(acc_mem) + i, acc[i]);
+}
+
+/// Rows 0-3 / 4-7 lanes (row, k pair) -> 8 per-row int32 sums in row order.
+inline __m256i fold_rows(__m256i lo, __m256i hi) {
+  return _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo, hi), 0xD8);  // [r0 r1 r4 r5 | r2 r3 r6 r7] -> r0..r7
 }
 
 }  // namespace
@@ -76,11 +92,34 @@ void lb_gemv_f32_q8d_q8c_16x4__avx2(const lb_mm_args* a, int64_t m0, int64_t m1,
   }
 }
 
-void lb_gemm_f32_q8d_q8c_4x16__avx2(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  for (int64_t n = n0; n < n1; n += 16)
-    for (int64_t m = m0; m < m1; m += 4) {
-      const int mr = int(m1 - m < 4 ? m1 - m : 4);
-      if (n + 8 < n1) gemm_tile<4, 2>(a, m, mr, n, n1);
-      else gemm_tile<4, 1>(a, m, mr, n, n1);
+void lb_gemm_f32_q8d_q8c_6x8__avx2(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const int64_t kp = a->kp;
+  const int64_t p0 = n0 / 8, p1 = (n1 + 7) / 8;
+  int64_t block = (192 * 1024) / (8 * kp);  // panels per L2 block
+  block = block < 1 ? 1 : block > 32 ? 32 : block;
+  alignas(32) int16_t xa[kMR * kKC];
+  alignas(32) int32_t accs[32 * kMR * 2 * 8];  // [panel of the block][row][half][8]
+  for (int64_t pb = p0; pb < p1; pb += block) {
+    const int64_t pe = pb + block < p1 ? pb + block : p1;
+    for (int64_t m = m0; m < m1; m += kMR) {
+      const int mr = int(m1 - m < kMR ? m1 - m : kMR);
+      std::memset(accs, 0, sizeof(int32_t) * size_t(pe - pb) * kMR * 16);
+      for (int64_t k0 = 0; k0 < kp; k0 += kKC) {
+        const int64_t kc = kp - k0 < kKC ? kp - k0 : kKC;
+        for (int r = 0; r < kMR; ++r) {  // rows past m1 repeat row m (computed, never stored)
+          const int8_t* xr = a->xq + (m + (r < mr ? r : 0)) * kp + k0;
+          for (int64_t k = 0; k < kc; k += 16)
+            _mm256_store_si256(reinterpret_cast<__m256i*>(xa + r * kKC + k),
+                               _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xr + k))));
+        }
+        for (int64_t p = pb; p < pe; ++p)
+          q8_micro(a->w + p * 8 * kp + 8 * k0, xa, kc, accs + (p - pb) * kMR * 16);
+      }
+      for (int64_t p = pb; p < pe; ++p)
+        for (int r = 0; r < mr; ++r) {
+          const __m256i* v = reinterpret_cast<const __m256i*>(accs + ((p - pb) * kMR + r) * 16);
+          finish(a, m + r, p * 8, n1, fold_rows(_mm256_load_si256(v), _mm256_load_si256(v + 1)));
+        }
     }
+  }
 }

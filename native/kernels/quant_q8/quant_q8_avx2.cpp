@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "kernel_types.h"
+#include "quant_q8_blocks.h"
 
 namespace {
 
@@ -61,36 +62,18 @@ inline int32_t quant32(const float* x, const float* mul, int64_t lo, int64_t k, 
   return hsum(s);
 }
 
+struct Isa {
+  using V = __m256;
+  static V splat(float v) { return _mm256_set1_ps(v); }
+  static float amax_range(const float* x, const float* mul, int64_t lo, int64_t hi, int64_t k) {
+    return ::amax_range(x, mul, lo, hi, k);
+  }
+  static int32_t quant32(const float* x, const float* mul, int64_t lo, int64_t k, V inv, V zero, V qmin, V qmax,
+                         int8_t* q) {
+    return ::quant32(x, mul, lo, k, inv, zero, qmin, qmax, q);
+  }
+};
+
 }  // namespace
 
-void lb_quant_q8d_f32_32__avx2(const lb_quant_args* a, int8_t* q, lb_q8_meta* meta) {
-  const int64_t k = a->k, kp = a->kp, blk = a->block;
-  const float* x = a->x;
-  const float* mul = a->mul;
-  if (a->is_static) {
-    const __m256 inv = _mm256_set1_ps(1.0f / a->static_scale), zero = _mm256_set1_ps(float(a->static_zero));
-    const __m256 lo = _mm256_set1_ps(-128.f), hi = _mm256_set1_ps(127.f);
-    for (int64_t b = 0; b < kp / blk; ++b) {
-      int32_t s = 0;
-      for (int64_t i = b * blk; i < (b + 1) * blk; i += 32) {
-        s += quant32(x, mul, i, k, inv, zero, lo, hi, q + i);
-        if (i + 32 > k) {  // padding codes are 0, not the zero point
-          for (int64_t j = (i > k ? i : k); j < i + 32; ++j) s -= q[j], q[j] = 0;
-        }
-      }
-      meta[b] = lb_q8_meta{a->static_scale, s};
-    }
-    return;
-  }
-  const __m256 zero = _mm256_setzero_ps(), lo = _mm256_set1_ps(-127.f), hi = _mm256_set1_ps(127.f);
-  const float row_amax = a->per_row ? amax_range(x, mul, 0, k, k) : 0.f;
-  for (int64_t b = 0; b < kp / blk; ++b) {
-    const int64_t b0 = b * blk;
-    const float amax = a->per_row ? row_amax : amax_range(x, mul, b0, b0 + blk, k);
-    const float invs = amax > 0.f ? 127.0f / amax : 0.f;
-    const __m256 inv = _mm256_set1_ps(invs);
-    int32_t s = 0;
-    for (int64_t i = b0; i < b0 + blk; i += 32) s += quant32(x, mul, i, k, inv, zero, lo, hi, q + i);
-    meta[b] = lb_q8_meta{amax / 127.0f, s};
-  }
-}
+void lb_quant_q8d_f32_32__avx2(const lb_quant_args* a, int8_t* q, lb_q8_meta* meta) { lb::quant_q8_blocks<Isa>(a, q, meta); }

@@ -6,6 +6,7 @@
 #include <arm_neon.h>
 
 #include "kernel_types.h"
+#include "quant_q8_blocks.h"
 
 namespace {
 
@@ -44,34 +45,18 @@ inline int32_t quant32(const float* x, const float* mul, int64_t lo, int64_t k, 
   return vaddvq_s32(s);
 }
 
+struct Isa {
+  using V = float32x4_t;
+  static V splat(float v) { return vdupq_n_f32(v); }
+  static float amax_range(const float* x, const float* mul, int64_t lo, int64_t hi, int64_t k) {
+    return ::amax_range(x, mul, lo, hi, k);
+  }
+  static int32_t quant32(const float* x, const float* mul, int64_t lo, int64_t k, V inv, V zero, V qmin, V qmax,
+                         int8_t* q) {
+    return ::quant32(x, mul, lo, k, inv, zero, qmin, qmax, q);
+  }
+};
+
 }  // namespace
 
-void lb_quant_q8d_f32_32__neon(const lb_quant_args* a, int8_t* q, lb_q8_meta* meta) {
-  const int64_t k = a->k, kp = a->kp, blk = a->block;
-  const float* x = a->x;
-  const float* mul = a->mul;
-  if (a->is_static) {
-    const float32x4_t inv = vdupq_n_f32(1.0f / a->static_scale), zero = vdupq_n_f32(float(a->static_zero));
-    const float32x4_t lo = vdupq_n_f32(-128.f), hi = vdupq_n_f32(127.f);
-    for (int64_t b = 0; b < kp / blk; ++b) {
-      int32_t s = 0;
-      for (int64_t i = b * blk; i < (b + 1) * blk; i += 32) {
-        s += quant32(x, mul, i, k, inv, zero, lo, hi, q + i);
-        if (i + 32 > k)  // padding codes are 0, not the zero point
-          for (int64_t j = (i > k ? i : k); j < i + 32; ++j) s -= q[j], q[j] = 0;
-      }
-      meta[b] = lb_q8_meta{a->static_scale, s};
-    }
-    return;
-  }
-  const float32x4_t zero = vdupq_n_f32(0.f), lo = vdupq_n_f32(-127.f), hi = vdupq_n_f32(127.f);
-  const float row_amax = a->per_row ? amax_range(x, mul, 0, k, k) : 0.f;
-  for (int64_t b = 0; b < kp / blk; ++b) {
-    const int64_t b0 = b * blk;
-    const float amax = a->per_row ? row_amax : amax_range(x, mul, b0, b0 + blk, k);
-    const float32x4_t inv = vdupq_n_f32(amax > 0.f ? 127.0f / amax : 0.f);
-    int32_t s = 0;
-    for (int64_t i = b0; i < b0 + blk; i += 32) s += quant32(x, mul, i, k, inv, zero, lo, hi, q + i);
-    meta[b] = lb_q8_meta{amax / 127.0f, s};
-  }
-}
+void lb_quant_q8d_f32_32__neon(const lb_quant_args* a, int8_t* q, lb_q8_meta* meta) { lb::quant_q8_blocks<Isa>(a, q, meta); }
