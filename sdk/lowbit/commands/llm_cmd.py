@@ -47,8 +47,12 @@ def _generate(args) -> int:
     return 0
 
 
-def bench(package, *, prompt_tokens=128, gen_tokens=64, threads=1, kv_cache="f16", repeat=1, seed=0) -> dict:
-    """Prefill `prompt_tokens` random ids, then decode `gen_tokens` greedily; medians over `repeat`."""
+def bench(package, *, prompt_tokens=128, gen_tokens=64, threads=1, kv_cache="f16", repeat=1, seed=0,
+          profile=False) -> dict:
+    """Prefill `prompt_tokens` random ids, then decode `gen_tokens` greedily; medians over `repeat`.
+
+    profile: also run one more (untimed) pass with per-op profiling on and return its breakdown
+    under "profile" ({"prefill": rows, "decode": rows}, see lowbit.llm.profile.summarize)."""
     import numpy as np
 
     from lowbit.llm.session import LlmSession
@@ -68,21 +72,42 @@ def bench(package, *, prompt_tokens=128, gen_tokens=64, threads=1, kv_cache="f16
         t2 = time.perf_counter()
         pre.append(prompt_tokens / (t1 - t0))
         dec.append(gen_tokens / (t2 - t1) if gen_tokens else 0.0)
-    return {
+    res = {
         "package": str(package), "scheme": s.manifest.get("scheme"), "threads": threads,
         "prompt_tokens": prompt_tokens, "gen_tokens": gen_tokens, "kv_cache": kv_cache,
         "prefill_tok_s": float(np.median(pre)), "decode_tok_s": float(np.median(dec)),
         "weight_bytes_per_token": s.info["weight_bytes"],
     }
+    if profile:
+        from lowbit.llm.profile import summarize
+
+        s.reset()
+        s.profile(True)
+        logits = s.prefill(prompt)
+        tok = int(np.argmax(logits))
+        for _ in range(gen_tokens):
+            tok = int(np.argmax(s.decode(tok)))
+        ev = s.profile_events()
+        s.profile(False)
+        res["profile"] = {"prefill": summarize(ev, "prefill", prompt_tokens)}
+        if gen_tokens:
+            res["profile"]["decode"] = summarize(ev, "decode", gen_tokens)
+    return res
 
 
 def _bench(args) -> int:
     res = bench(args.package, prompt_tokens=args.prompt_tokens, gen_tokens=args.gen_tokens, threads=args.threads,
-                kv_cache=args.kv_cache, repeat=args.repeat)
+                kv_cache=args.kv_cache, repeat=args.repeat, profile=args.profile)
     print(f"{res['package']}  scheme {res['scheme']}  threads {res['threads']}")
     print(f"  prefill {res['prompt_tokens']:5d} tokens: {res['prefill_tok_s']:9.1f} tokens/s")
     print(f"  decode  {res['gen_tokens']:5d} tokens: {res['decode_tok_s']:9.1f} tokens/s"
           f"  ({res['weight_bytes_per_token'] / 1e6:.1f} MB of weights per token)")
+    if args.profile:
+        from lowbit.llm.profile import format_table
+
+        for phase, rows in res["profile"].items():
+            n = res["prompt_tokens"] if phase == "prefill" else res["gen_tokens"]
+            print(format_table(rows, f"{phase} per-op profile (per token, summed over layers, {n} tokens):"))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=2)
@@ -117,5 +142,7 @@ def register(sub) -> None:
     b.add_argument("--prompt-tokens", type=int, default=128)
     b.add_argument("--gen-tokens", type=int, default=64)
     b.add_argument("--repeat", type=int, default=1)
+    b.add_argument("--profile", action="store_true",
+                   help="one more pass with per-op profiling: time per op (summed over layers), kernel and ISA")
     b.add_argument("--json", default=None, metavar="OUT", help="also write the results to this JSON file")
     b.set_defaults(func=_bench)

@@ -108,6 +108,17 @@ class LlmSession:
     def stats(self) -> Dict[str, float]:
         return self._rt.stats()
 
+    # -- profiling ---------------------------------------------------------------------
+    def profile(self, enable: bool = True) -> None:
+        """Turns per-op profiling on or off; either way the counters are cleared."""
+        self._rt.profile_enable(bool(enable))
+
+    def profile_events(self) -> List[Dict]:
+        """Per-op totals since profiling was turned on: one dict per (phase, layer, op) with
+        ``phase`` ("prefill"/"decode"), ``layer`` (-1 outside the blocks), ``op``, ``kernel``,
+        ``isa``, ``calls``, ``ns`` and ``weight_bytes`` (read by one call; 0 for non-linears)."""
+        return self._rt.profile()
+
     # -- generation --------------------------------------------------------------------
     def generate(self, input_ids, max_new_tokens: int = 32, *, temperature: float = 0.0, top_k: int = 0,
                  top_p: float = 1.0, repetition_penalty: float = 1.0, seed: int = 0,
