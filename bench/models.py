@@ -2,11 +2,13 @@
 
     .venv/bin/python bench/models.py [--models effnet,minilm,det] [--threads 1,2] [--runs 20] [--out bench.json]
 
-For each model: latency (median, p95) of lowbit fp32 and ONNX Runtime float at each thread count,
-PyTorch fp32 where the model comes from PyTorch, ONNX Runtime int8 (dynamic quantization of the same
-ONNX) for the quantized comparison, package load time (verified and lazy) and peak memory of a
-process that loads and runs the package. Prints a table and writes JSON. This machine is shared and
-noisy: compare ratios measured in the same run, not absolute times.
+For each model: latency (median, p95) of lowbit fp32, w8a8 and w4a8-g32 packages, ONNX Runtime float,
+PyTorch fp32 where the model comes from PyTorch, and ONNX Runtime's int8 models: its dynamic
+quantization of the float ONNX, its static QOperator int8 model (QLinearConv; conv nets, same
+calibration feeds) and the QDQ ONNX lowbit exports from the same quantized graph as the package
+(ort_qdq_*). All of one thread count are timed interleaved, round by round. Also package load time
+(verified and lazy) and peak memory of a process that loads and runs each package. Prints a table
+and writes JSON. This machine is shared and noisy: compare ratios measured in the same run.
 """
 from __future__ import annotations
 
@@ -55,21 +57,24 @@ def models(names, work: Path):
     out = {}
     if "effnet" in names:
         m = zoo.efficientnet_lite0()
-        feeds = {"input": zoo.preprocess_lite(zoo.natural_images(1))}
+        imgs = zoo.preprocess_lite(zoo.natural_images(9))
+        feeds = {"input": imgs[:1]}
         args = _export(m, feeds, work / "effnet.onnx", ["logits"])
-        out["efficientnet_lite0"] = (work / "effnet.onnx", feeds, (m, args))
+        out["efficientnet_lite0"] = (work / "effnet.onnx", feeds, (m, args), [{"input": imgs[i:i + 1]} for i in range(1, 9)])
     if "minilm" in names:
         enc = zoo.MiniLMEncoder()
         feeds = zoo.minilm_feeds(zoo.sentences(1), seq_len=128)[0]
         args = _export(enc, feeds, work / "minilm.onnx", ["embedding"])
-        out["all-MiniLM-L6-v2 (seq 128)"] = (work / "minilm.onnx", feeds, (enc, args))
+        calib = zoo.minilm_feeds(zoo.sentences(8), seq_len=128)
+        out["all-MiniLM-L6-v2 (seq 128)"] = (work / "minilm.onnx", feeds, (enc, args), calib)
     if "det" in names:
         from skimage import data
         from skimage.transform import resize
 
         page = resize(data.page(), (320, 640), order=1, anti_aliasing=True)
         x = np.repeat(((page.astype(np.float32) - 0.5) / 0.5)[None, None], 3, axis=1).copy()
-        out["PP-OCRv5 det (320x640)"] = (zoo.ppocr_paths()["det"], {"x": x}, None)
+        calib = [{"x": v[None]} for v in zoo.text_images(4, (320, 640))]
+        out["PP-OCRv5 det (320x640)"] = (zoo.ppocr_paths()["det"], {"x": x}, None, calib)
     return out
 
 
@@ -82,65 +87,142 @@ s.run(feeds)
 print(f"{(t1 - t0) * 1e3:.3f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss} {s.arena_bytes}")
 """
 
+SCHEMES = ("w8a8", "w4a8-g32")
 
-def bench_model(name, onnx_path, feeds, torch_model, threads, runs, work: Path):
-    import onnxruntime as ort
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    import lowbit
-    from lowbit.exporters.lbpk import write_package
-    from lowbit.importers.onnx_import import import_onnx
+def _interleaved(fns, runs):
+    """Times every callable once per round, round after round (so load changes hit all alike)."""
+    for fn in fns.values():
+        fn()
+    ts = {k: [] for k in fns}
+    for _ in range(runs):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            ts[k].append((time.perf_counter() - t0) * 1e3)
+    return {k: {"median_ms": float(np.median(v)), "p95_ms": float(np.percentile(v, 95))} for k, v in ts.items()}
 
-    pkg = work / (Path(onnx_path).stem + ".fp32.lbpk")
-    g = import_onnx(str(onnx_path), {k: v.shape for k, v in feeds.items()})
-    write_package(g, pkg, target="auto", scheme="fp32")
-    q_onnx = work / (Path(onnx_path).stem + ".int8.onnx")
-    try:
-        quantize_dynamic(str(onnx_path), str(q_onnx), weight_type=QuantType.QInt8)
-    except Exception as exc:  # noqa: BLE001
-        q_onnx = None
-        print(f"  (ORT int8 quantization failed: {exc})", file=sys.stderr)
-    res = {"model": name, "package_mb": pkg.stat().st_size / 2**20, "threads": {}}
-    np.savez(work / "feeds.npz", **feeds)
-    base_rss = None
+
+def _load_stats(pkg, work: Path, repeats: int):
+    out = {}
     for lazy in ("0", "1"):
         loads = []
-        for _ in range(5):
+        for _ in range(repeats):
             r = subprocess.run([sys.executable, "-c", _CHILD, str(pkg), "1", lazy, str(work / "feeds.npz")],
                                capture_output=True, text=True)
             if r.returncode:
                 raise RuntimeError(r.stderr)
             ms, rss, arena = r.stdout.split()
             loads.append(float(ms))
-        res["load_ms_" + ("lazy" if lazy == "1" else "verified")] = float(np.median(loads))
+        out["load_ms_" + ("lazy" if lazy == "1" else "verified")] = float(np.median(loads))
         if lazy == "0":
-            res["peak_rss_mb"] = int(rss) / 1024
-            res["arena_mb"] = int(arena) / 2**20
+            out["peak_rss_mb"] = int(rss) / 1024
+            out["arena_mb"] = int(arena) / 2**20
+    out["package_mb"] = Path(pkg).stat().st_size / 2**20
+    return out
+
+
+def _ort_static_int8(onnx_path, feeds_list, out: Path):
+    """ONNX Runtime's own static int8 model (QOperator: QLinearConv/QLinearMatMul, u8 activations,
+    per-channel s8 weights) calibrated on the same feeds: ORT's fastest int8 path on x86."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(feeds_list)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    quantize_static(str(onnx_path), str(out), _Reader(), quant_format=QuantFormat.QOperator, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return out
+
+
+def bench_model(name, onnx_path, feeds, torch_model, threads, runs, work: Path, calib=None, schemes=SCHEMES):
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    import lowbit
+    from lowbit.export_api import prepare
+    from lowbit.exporters.lbpk import write_package
+    from lowbit.exporters.onnx_writer import write_onnx
+    from lowbit.importers.onnx_import import import_onnx
+
+    calib = calib or [feeds]
+    stem = Path(onnx_path).stem
+    pkg = work / (stem + ".fp32.lbpk")
+    g = import_onnx(str(onnx_path), {k: v.shape for k, v in feeds.items()})
+    write_package(g, pkg, target="auto", scheme="fp32")
+    pkgs = {"fp32": pkg}
+    qdq = {}
+    for scheme in schemes:  # lowbit's quantized package and the same quantized graph as QDQ ONNX
+        try:
+            _, qg, _, _ = prepare(str(onnx_path), scheme=scheme, calib=calib, progress=False,
+                                  input_shapes={k: v.shape for k, v in feeds.items()})
+            pkgs[scheme] = write_package(qg, work / f"{stem}.{scheme}.lbpk", target="auto", scheme=scheme)
+            qdq[scheme] = write_onnx(qg, work / f"{stem}.{scheme}.qdq.onnx")
+        except Exception as exc:  # noqa: BLE001
+            print(f"  ({scheme} export failed: {exc})", file=sys.stderr)
+    q_onnx = work / (stem + ".int8.onnx")
+    try:
+        quantize_dynamic(str(onnx_path), str(q_onnx), weight_type=QuantType.QInt8)
+    except Exception as exc:  # noqa: BLE001
+        q_onnx = None
+        print(f"  (ORT int8 quantization failed: {exc})", file=sys.stderr)
+    s_onnx = None
+    if any(len(v.shape) == 4 for v in feeds.values()):  # conv nets: ORT's static int8 (QLinearConv)
+        try:
+            s_onnx = _ort_static_int8(onnx_path, calib, work / (stem + ".int8s.onnx"))
+        except Exception as exc:  # noqa: BLE001
+            print(f"  (ORT static int8 quantization failed: {exc})", file=sys.stderr)
+    res = {"model": name, "packages": {}, "threads": {}}
+    np.savez(work / "feeds.npz", **feeds)
+    for k, p in pkgs.items():
+        res["packages"][k] = _load_stats(p, work, 5 if k == "fp32" else 3)
+    res.update({k: v for k, v in res["packages"]["fp32"].items()})  # fp32 fields at top level (older readers)
     r = subprocess.run([sys.executable, "-c", "import resource, numpy, lowbit, lowbit.runtime; lowbit.native(); "
                         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"], capture_output=True, text=True)
-    base_rss = int(r.stdout.strip()) / 1024 if r.returncode == 0 else 0.0
-    res["baseline_rss_mb"] = base_rss  # python + numpy + lowbit imported, nothing loaded
+    res["baseline_rss_mb"] = int(r.stdout.strip()) / 1024 if r.returncode == 0 else 0.0
     for t in threads:
-        row = {}
-        s = lowbit.load(pkg, threads=t)
-        row["lowbit_fp32"] = _timeit(lambda: s.run(feeds), runs)
         so = ort.SessionOptions()
         so.intra_op_num_threads = t
         so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        fns = {}
+        for k, p in pkgs.items():
+            s = lowbit.load(p, threads=t)
+            fns["lowbit_" + k.replace("-", "_")] = (lambda s=s: s.run(feeds))
         o = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
-        row["ort_fp32"] = _timeit(lambda: o.run(None, feeds), runs)
+        fns["ort_fp32"] = lambda o=o: o.run(None, feeds)
         if q_onnx is not None:
             oq = ort.InferenceSession(str(q_onnx), so, providers=["CPUExecutionProvider"])
-            row["ort_int8_dynamic"] = _timeit(lambda: oq.run(None, feeds), runs)
+            fns["ort_int8_dynamic"] = lambda oq=oq: oq.run(None, feeds)
+        if s_onnx is not None:
+            os_ = ort.InferenceSession(str(s_onnx), so, providers=["CPUExecutionProvider"])
+            fns["ort_int8_static"] = lambda os_=os_: os_.run(None, feeds)
+        for k, p in qdq.items():  # the same quantized tensors as lowbit's package (ORT's own optimisation)
+            oo = ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"])
+            fns["ort_qdq_" + k.replace("-", "_")] = (lambda oo=oo: oo.run(None, feeds))
         if torch_model is not None:
             import torch
 
             torch.set_num_threads(t)
             m, args = torch_model
-            with torch.no_grad():
-                row["torch_fp32"] = _timeit(lambda: m(*args), runs)
-        row["lowbit_w8a8"] = row["lowbit_w4a8_g32"] = None  # TODO(#5): quantized ops through qlinear
-        row["ratio_ort_fp32_over_lowbit_fp32"] = row["ort_fp32"]["median_ms"] / row["lowbit_fp32"]["median_ms"]
+
+            def _torch(m=m, args=args):
+                with torch.no_grad():
+                    m(*args)
+
+            fns["torch_fp32"] = _torch
+        row = _interleaved(fns, runs)
+        lb = row["lowbit_fp32"]["median_ms"]
+        row["ratio_ort_fp32_over_lowbit_fp32"] = row["ort_fp32"]["median_ms"] / lb
+        if "lowbit_w8a8" in row:
+            w8 = row["lowbit_w8a8"]["median_ms"]
+            for peer in ("ort_int8_static", "ort_int8_dynamic", "ort_qdq_w8a8"):
+                if peer in row:
+                    row[f"ratio_{peer}_over_lowbit_w8a8"] = row[peer]["median_ms"] / w8
         res["threads"][str(t)] = row
     return res
 
@@ -150,22 +232,26 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default="effnet,minilm,det")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--schemes", default=",".join(SCHEMES), help="lowbit quantized packages to add (comma list)")
     ap.add_argument("--out", default="bench-models.json")
     args = ap.parse_args(argv)
     threads = [int(t) for t in args.threads.split(",")]
     work = Path(tempfile.mkdtemp(prefix="lowbit-bench-"))
     results = []
-    for name, (onnx_path, feeds, tm) in models(args.models.split(","), work).items():
+    schemes = tuple(x for x in args.schemes.split(",") if x)
+    for name, (onnx_path, feeds, tm, calib) in models(args.models.split(","), work).items():
         print(f"== {name}", flush=True)
-        r = bench_model(name, onnx_path, feeds, tm, threads, args.runs, work)
+        r = bench_model(name, onnx_path, feeds, tm, threads, args.runs, work, calib=calib, schemes=schemes)
         results.append(r)
-        print(f"  package {r['package_mb']:.1f} MB, load {r['load_ms_verified']:.1f} ms verified / "
-              f"{r['load_ms_lazy']:.1f} ms lazy (python process), peak RSS {r['peak_rss_mb']:.0f} MB "
-              f"(baseline {r['baseline_rss_mb']:.0f} MB, arena {r['arena_mb']:.1f} MB)")
+        for k, ps in r["packages"].items():
+            print(f"  {k}: package {ps['package_mb']:.1f} MB, load {ps['load_ms_verified']:.1f} ms verified / "
+                  f"{ps['load_ms_lazy']:.1f} ms lazy (python process), peak RSS {ps['peak_rss_mb']:.0f} MB "
+                  f"(baseline {r['baseline_rss_mb']:.0f} MB, arena {ps['arena_mb']:.1f} MB)")
         for t, row in r["threads"].items():
             cells = "  ".join(f"{k} {v['median_ms']:.1f}/{v['p95_ms']:.1f}" for k, v in row.items()
                               if isinstance(v, dict))
-            print(f"  {t} thr (median/p95 ms): {cells}  ort/lowbit fp32 {row['ratio_ort_fp32_over_lowbit_fp32']:.2f}x")
+            ratios = "  ".join(f"{k[6:]} {v:.2f}x" for k, v in row.items() if k.startswith("ratio_"))
+            print(f"  {t} thr (median/p95 ms): {cells}\n    {ratios}", flush=True)
     info = {"cpu": __import__("lowbit").native().cpu_model(), "cores": os.cpu_count(),
             "load_avg": os.getloadavg(), "results": results}
     Path(args.out).write_text(json.dumps(info, indent=2))
