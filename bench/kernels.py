@@ -214,6 +214,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=0, help="timed rounds per row (default 15, quick 7)")
     ap.add_argument("--json", default=str(ROOT / "build" / "bench" / "kernels.json"), help="JSON output path")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch peers")
+    ap.add_argument("--no-w4a16", action="store_true", help="skip lowbit w4a16 (int4 weights, float activations)")
     ap.add_argument("--m", default="", help="only these M values, e.g. 1 or 1,128")
     ap.add_argument("--shapes", default="", help="only these KxN shapes, e.g. 4096x11008")
     args = ap.parse_args(argv)
@@ -261,6 +262,8 @@ def main(argv=None) -> int:
                     lowbit_engine(nat, pool, wts["int8"], "lowbit w8a8", m, cold),
                     lowbit_engine(nat, pool, wts["ternary"], "lowbit t2a8-g128", m, cold),
                 ]
+                if not args.no_w4a16:
+                    engines.append(lowbit_engine(nat, pool, wts["int4"], "lowbit w4a16-g32", m, cold, act="float"))
                 if cold:
                     engines.append(lowbit_engine(nat, pool, wts["int4"], "lowbit w4a8-g32 hugepages", m, cold, huge=True))
                 engines += [ort_engine("ort MatMulNBits b32 acc4", ort_nbits_model, wts["int4"], m, t, cold),
