@@ -318,22 +318,32 @@ float tensor_amax(const OpCtx& c, const float* x, int64_t N, int64_t C, int64_t 
 
 // ---- gemm (group 1) -----------------------------------------------------------------------
 
-// dst[c * ldd + r] = src[r * lds + c] for r in [r0, r1), c in [c0, c1) (cache-blocked, scalar).
+// dst[c * ldd + r] = src[r * lds + c] for r in [r0, r1), c in [c0, c1) (cache-blocked, scalar),
+// clamped to [lo, hi] when `clamp` (a fused Relu / Clip).
+struct Clamp {
+  bool on = false;
+  float lo = 0.f, hi = 0.f;
+};
+inline float clampv(float v, const Clamp& k) {
+  v = v > k.lo ? v : k.lo;  // like vmaxps(v, lo)
+  return v < k.hi ? v : k.hi;
+}
 void transpose_scalar(const float* src, int64_t lds, float* dst, int64_t ldd, int64_t r0, int64_t r1, int64_t c0,
-                      int64_t c1) {
+                      int64_t c1, Clamp k) {
   constexpr int64_t B = 16;
   for (int64_t rb = r0; rb < r1; rb += B)
     for (int64_t cb = c0; cb < c1; cb += B) {
       const int64_t re = std::min(r1, rb + B), ce = std::min(c1, cb + B);
       for (int64_t c = cb; c < ce; ++c)
-        for (int64_t r = rb; r < re; ++r) dst[c * ldd + r] = src[r * lds + c];
+        for (int64_t r = rb; r < re; ++r) dst[c * ldd + r] = k.on ? clampv(src[r * lds + c], k) : src[r * lds + c];
     }
 }
 
 #if defined(__x86_64__)
 // The same with 8x8 register transposes (unpack / shuffle / 128-bit permutes); edges in scalar.
 __attribute__((target("avx2,fma"))) void transpose_avx2(const float* src, int64_t lds, float* dst, int64_t ldd,
-                                                         int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+                                                         int64_t r0, int64_t r1, int64_t c0, int64_t c1, Clamp k) {
+  const __m256 vlo = _mm256_set1_ps(k.lo), vhi = _mm256_set1_ps(k.hi);
   const int64_t r8 = r0 + (r1 - r0) / 8 * 8, c8 = c0 + (c1 - c0) / 8 * 8;
   for (int64_t rb = r0; rb < r8; rb += 8)
     for (int64_t cb = c0; cb < c8; cb += 8) {
@@ -348,6 +358,12 @@ __attribute__((target("avx2,fma"))) void transpose_avx2(const float* src, int64_
       a2 = _mm256_shuffle_ps(t1, t3, 0x44); a3 = _mm256_shuffle_ps(t1, t3, 0xEE);
       a4 = _mm256_shuffle_ps(t4, t6, 0x44); a5 = _mm256_shuffle_ps(t4, t6, 0xEE);
       a6 = _mm256_shuffle_ps(t5, t7, 0x44); a7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      if (k.on) {
+        a0 = _mm256_min_ps(_mm256_max_ps(a0, vlo), vhi); a1 = _mm256_min_ps(_mm256_max_ps(a1, vlo), vhi);
+        a2 = _mm256_min_ps(_mm256_max_ps(a2, vlo), vhi); a3 = _mm256_min_ps(_mm256_max_ps(a3, vlo), vhi);
+        a4 = _mm256_min_ps(_mm256_max_ps(a4, vlo), vhi); a5 = _mm256_min_ps(_mm256_max_ps(a5, vlo), vhi);
+        a6 = _mm256_min_ps(_mm256_max_ps(a6, vlo), vhi); a7 = _mm256_min_ps(_mm256_max_ps(a7, vlo), vhi);
+      }
       float* d0 = dst + cb * ldd + rb;
       _mm256_storeu_ps(d0, _mm256_permute2f128_ps(a0, a4, 0x20));
       _mm256_storeu_ps(d0 + ldd, _mm256_permute2f128_ps(a1, a5, 0x20));
@@ -358,12 +374,12 @@ __attribute__((target("avx2,fma"))) void transpose_avx2(const float* src, int64_
       _mm256_storeu_ps(d0 + 6 * ldd, _mm256_permute2f128_ps(a2, a6, 0x31));
       _mm256_storeu_ps(d0 + 7 * ldd, _mm256_permute2f128_ps(a3, a7, 0x31));
     }
-  if (c8 < c1) transpose_scalar(src, lds, dst, ldd, r0, r8, c8, c1);
-  if (r8 < r1) transpose_scalar(src, lds, dst, ldd, r8, r1, c0, c1);
+  if (c8 < c1) transpose_scalar(src, lds, dst, ldd, r0, r8, c8, c1, k);
+  if (r8 < r1) transpose_scalar(src, lds, dst, ldd, r8, r1, c0, c1, k);
 }
 #endif
 
-using TransposeFn = void (*)(const float*, int64_t, float*, int64_t, int64_t, int64_t, int64_t, int64_t);
+using TransposeFn = void (*)(const float*, int64_t, float*, int64_t, int64_t, int64_t, int64_t, int64_t, Clamp);
 TransposeFn transpose_fn() {
 #if defined(__x86_64__)
   if ((lb_cpu_features() & LB_CPU_AVX2) && lb_isa_active() != LB_ISA_SCALAR) return transpose_avx2;
@@ -541,6 +557,10 @@ void qconv_run(OpCtx& c) {
   o.act_zero = zero;
   o.act_mul = mul;
   const TransposeFn tr = transpose_fn();
+  Clamp clamp;  // Relu / Clip ride on the output transposition; other activations run after it
+  if (p.i[kAct] == ACT_RELU) clamp = Clamp{true, 0.f, INFINITY};
+  if (p.i[kAct] == ACT_CLIP) clamp = Clamp{true, p.f[0], p.f[1]};
+  if (p.i[kAct] == ACT_NONE) clamp = Clamp{false, 0.f, 0.f};
   float* col = rows + al64(size_t(OHW * K) * 4) / 4;
   for (int64_t n = 0; n < N; ++n) {
     const float* xn = x + n * C * HW;
@@ -550,7 +570,7 @@ void qconv_run(OpCtx& c) {
       src = col;
     }
     for_ranges(c, (OHW + 63) / 64, 64 * K, [&](int, int64_t b0, int64_t b1) {
-      tr(src, OHW, rows, K, 0, K, std::min(OHW, b0 * 64), std::min(OHW, b1 * 64));
+      tr(src, OHW, rows, K, 0, K, std::min(OHW, b0 * 64), std::min(OHW, b1 * 64), Clamp());
     });
     QLinearInfo info;
     const lb_status st = qlinear(packed(p), rows, OHW, b, ytmp, o, c.pool, qs, size_t(p.i[kQs]), &info);
@@ -563,8 +583,9 @@ void qconv_run(OpCtx& c) {
     float* yn = y + n * O * OHW;
     for_ranges(c, (O + 7) / 8, 8 * OHW, [&](int, int64_t b0, int64_t b1) {
       const int64_t o0 = std::min(O, b0 * 8), o1 = std::min(O, b1 * 8);
-      tr(ytmp, O, yn, OHW, 0, OHW, o0, o1);
-      for (int64_t oc = o0; oc < o1; ++oc) apply_act(yn + oc * OHW, OHW, p.i[kAct], p.f[0], p.f[1]);
+      tr(ytmp, O, yn, OHW, 0, OHW, o0, o1, clamp);
+      if (!clamp.on)
+        for (int64_t oc = o0; oc < o1; ++oc) apply_act(yn + oc * OHW, OHW, p.i[kAct], p.f[0], p.f[1]);
     });
   }
 }
