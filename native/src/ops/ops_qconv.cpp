@@ -1,7 +1,7 @@
 // Quantized 2-D convolution "qconv2d_f32" (NCHW float in and out, like conv2d_f32, so the rest of
 // the graph is unchanged) and the fake-quantization op "qdq_f32" of the exporter's fallback path.
-// See docs/package-format.md ("Quantized Conv") for the manifest side and docs/runtime.md for the
-// numerics.
+// See docs/package-format.md (section 6) for the manifest side and docs/kernels.md ("Quantized
+// Conv") for the numerics.
 //
 // mode "gemm" (group 1): the weight is packed by lowbit.packing as an [O, C*kh*kw] matrix; each
 //   image becomes im2col rows [OH*OW, K] (for 1x1 stride-1 convs: the transposed input), which go
