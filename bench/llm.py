@@ -6,7 +6,11 @@ A TinyLlama-1.1B-shaped model (hidden 2048, intermediate 5632, 32 heads, 4 KV he
 (safetensors). lowbit exports it (w4a8-g32, w8a8d); the same float weights are written as GGUF
 with the `gguf` package (Q4_0, Q8_0; q/k permuted the way llama.cpp's converter does, the output
 head Q8_0 in both files, as lowbit's head is int8). Each engine prefills --prompt-tokens random
-ids and then decodes --gen-tokens greedily, on 1 and 2 threads; medians of --repeat runs.
+ids and then decodes --gen-tokens greedily, on 1 and 2 threads; the two engines run in alternating
+rounds (--repeat each, order flipped every round) and the medians are compared. The cosine of the
+two engines' first-token logits is printed as a check that they run the same model (the
+quantizers differ: lowbit int8 embeddings / head per row, llama.cpp Q4_0 / Q8_0 per 32).
+Without llama-cpp-python (the `bench` extra) it measures lowbit alone and says so.
 
 Decode's fraction of the bandwidth roofline = bytes of weights read per token x tokens/s /
 measured read bandwidth (lowbit's read-bandwidth microbenchmark with the same thread count).
@@ -139,29 +143,75 @@ def gguf_bytes_per_token(path: Path) -> int:
     return total
 
 
-def bench_llama_cpp(path: Path, threads: int, prompt_tokens: int, gen_tokens: int, repeat: int, seed: int = 0):
-    from llama_cpp import Llama
+class LlamaCppEngine:
+    """llama.cpp through llama-cpp-python: prefill the prompt in one batch, then greedy decode."""
 
-    llm = Llama(model_path=str(path), n_ctx=prompt_tokens + gen_tokens + 8, n_batch=prompt_tokens,
-                n_ubatch=prompt_tokens, n_threads=threads, n_threads_batch=threads, verbose=False)
-    rng = np.random.default_rng(seed)
-    prompt = [int(t) for t in rng.integers(3, llm.n_vocab(), prompt_tokens)]
-    pre, dec = [], []
-    for _ in range(repeat):
-        llm.reset()
-        llm._ctx.kv_cache_clear() if hasattr(llm._ctx, "kv_cache_clear") else None
+    name = "llama.cpp"
+
+    def __init__(self, path: Path, threads: int, prompt_tokens: int, gen_tokens: int):
+        from llama_cpp import Llama
+
+        self.llm = Llama(model_path=str(path), n_ctx=prompt_tokens + gen_tokens + 8, n_batch=prompt_tokens,
+                         n_ubatch=prompt_tokens, n_threads=threads, n_threads_batch=threads, verbose=False)
+        self.n_vocab = self.llm.n_vocab()
+
+    def last_logits(self) -> np.ndarray:  # logits_all=False keeps the last evaluated token's row only
+        return np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.n_vocab,))
+
+    def run(self, prompt, gen_tokens: int):
+        llm = self.llm
+        llm.reset()  # n_tokens = 0: the next eval drops the cached positions
         t0 = time.perf_counter()
         llm.eval(prompt)
         t1 = time.perf_counter()
-        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        first = self.last_logits().copy()
+        tok = int(np.argmax(first))
         for _ in range(gen_tokens):
             llm.eval([tok])
-            tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            tok = int(np.argmax(self.last_logits()))
         t2 = time.perf_counter()
-        pre.append(prompt_tokens / (t1 - t0))
-        dec.append(gen_tokens / (t2 - t1))
-    del llm
-    return float(np.median(pre)), float(np.median(dec))
+        return len(prompt) / (t1 - t0), gen_tokens / (t2 - t1), first
+
+
+class LowbitEngine:
+    """lowbit's LlmSession, driven the same way (numpy argmax on the returned logits)."""
+
+    name = "lowbit"
+
+    def __init__(self, pkg: Path, threads: int, prompt_tokens: int, gen_tokens: int):
+        from lowbit.llm.session import LlmSession
+
+        self.s = LlmSession(pkg, threads=threads, max_context=prompt_tokens + gen_tokens + 8)
+
+    def run(self, prompt, gen_tokens: int):
+        s = self.s
+        s.reset()
+        t0 = time.perf_counter()
+        first = s.prefill(np.asarray(prompt, np.int32))
+        t1 = time.perf_counter()
+        tok = int(np.argmax(first))
+        for _ in range(gen_tokens):
+            tok = int(np.argmax(s.decode(tok)))
+        t2 = time.perf_counter()
+        return len(prompt) / (t1 - t0), gen_tokens / (t2 - t1), first
+
+
+def interleaved(engines, prompt, gen_tokens: int, repeat: int):
+    """Runs the engines in alternating rounds (A B A B ..., the order flipped each round) and
+    returns per engine the median prefill and decode tokens/s and the first logits."""
+    res = {e.name: ([], [], None) for e in engines}
+    for i in range(repeat):
+        for e in (engines if i % 2 == 0 else engines[::-1]):
+            p, d, first = e.run(prompt, gen_tokens)
+            res[e.name][0].append(p)
+            res[e.name][1].append(d)
+            res[e.name] = (res[e.name][0], res[e.name][1], first)
+    return {k: (float(np.median(p)), float(np.median(d)), first) for k, (p, d, first) in res.items()}
+
+
+def cosine(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 def main(argv=None) -> int:
@@ -170,7 +220,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--prompt-tokens", type=int, default=128)
     ap.add_argument("--gen-tokens", type=int, default=64)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=3, help="rounds per engine (interleaved)")
     ap.add_argument("--pairs", default="w4a8-g32:Q4_0,w8a8d:Q8_0")
     ap.add_argument("--workdir", default="build/bench-llm")
     ap.add_argument("--no-llama-cpp", action="store_true", help="lowbit only")
@@ -178,23 +228,28 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import lowbit
-    from lowbit.commands.llm_cmd import bench as lowbit_bench
     from lowbit.llm.export import export_hf
 
     work = Path(args.workdir)
     model = make_model(work / f"tinyllama-{args.layers}l", args.layers)
     threads = [int(t) for t in args.threads.split(",")]
     nat = lowbit.native()
-    bw = {t: nat.measure_bandwidth(256 << 20, t, 5) for t in threads}  # GB/s
     have_llama = False
-    if not args.no_llama_cpp:
+    if args.no_llama_cpp:
+        print("llama.cpp: skipped (--no-llama-cpp): lowbit only, no ratios", file=sys.stderr)
+    else:
         try:
+            import gguf  # noqa: F401
             import llama_cpp  # noqa: F401
 
             have_llama = True
-        except ImportError:
-            print("llama-cpp-python is not installed (pip install '.[bench]'): lowbit only", file=sys.stderr)
+        except ImportError as exc:
+            print(f"llama.cpp: NOT MEASURED -- {exc.name} is not installed (pip install '.[bench]'); "
+                  "lowbit only, no ratios", file=sys.stderr)
+    rng = np.random.default_rng(0)
+    prompt = [int(t) for t in rng.integers(3, SHAPE["vocab_size"], args.prompt_tokens)]
     rows = []
+    print(f"load average before: {os.getloadavg()[0]:.1f} (2-core shared machine: compare ratios, not absolutes)")
     for pair in args.pairs.split(","):
         scheme, qtype = pair.split(":")
         pkg = work / f"tinyllama-{args.layers}l-{scheme}.lbpk"
@@ -204,34 +259,42 @@ def main(argv=None) -> int:
             print(f"exported {pkg.name} in {time.time() - t0:.0f} s", file=sys.stderr)
         gg = write_gguf(model, work / f"tinyllama-{args.layers}l-{qtype}.gguf", qtype) if have_llama else None
         for t in threads:
-            r = lowbit_bench(pkg, prompt_tokens=args.prompt_tokens, gen_tokens=args.gen_tokens, threads=t,
-                             repeat=args.repeat)
-            row = {"scheme": scheme, "threads": t, "read_gbps": bw[t],
-                   "lowbit_prefill": r["prefill_tok_s"], "lowbit_decode": r["decode_tok_s"],
-                   "lowbit_bytes_per_token": r["weight_bytes_per_token"]}
-            row["lowbit_roofline"] = row["lowbit_bytes_per_token"] * row["lowbit_decode"] / (bw[t] * 1e9)
+            bw = nat.measure_bandwidth(256 << 20, t, 5)  # GB/s, measured next to the runs it scales
+            engines = [LowbitEngine(pkg, t, args.prompt_tokens, args.gen_tokens)]
             if gg is not None:
-                p, d = bench_llama_cpp(gg, t, args.prompt_tokens, args.gen_tokens, args.repeat)
-                nb = gguf_bytes_per_token(gg)
-                row.update({"llama_cpp": qtype, "llama_prefill": p, "llama_decode": d, "llama_bytes_per_token": nb,
-                            "llama_roofline": nb * d / (bw[t] * 1e9),
-                            "prefill_ratio": row["lowbit_prefill"] / p, "decode_ratio": row["lowbit_decode"] / d})
+                engines.append(LlamaCppEngine(gg, t, args.prompt_tokens, args.gen_tokens))
+            res = interleaved(engines, prompt, args.gen_tokens, args.repeat)
+            lp, ld, lfirst = res["lowbit"]
+            nb = engines[0].s.info["weight_bytes"]
+            row = {"scheme": scheme, "threads": t, "read_gbps": bw, "load": os.getloadavg()[0],
+                   "lowbit_prefill": lp, "lowbit_decode": ld, "lowbit_bytes_per_token": nb,
+                   "lowbit_roofline": nb * ld / (bw * 1e9)}
+            if gg is not None:
+                p, d, first = res["llama.cpp"]
+                gb = gguf_bytes_per_token(gg)
+                row.update({"llama_cpp": qtype, "llama_prefill": p, "llama_decode": d, "llama_bytes_per_token": gb,
+                            "llama_roofline": gb * d / (bw * 1e9), "prefill_ratio": lp / p, "decode_ratio": ld / d,
+                            "first_logits_cosine": cosine(lfirst, first)})
+            del engines
             rows.append(row)
             _print_row(row)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"layers": args.layers, "shape": SHAPE, "rows": rows}, indent=2))
+        Path(args.json).write_text(json.dumps({"layers": args.layers, "shape": SHAPE, "llama_cpp": have_llama,
+                                               "rows": rows}, indent=2))
     return 0
 
 
 def _print_row(r) -> None:
-    s = (f"{r['scheme']:>9} t={r['threads']}  lowbit prefill {r['lowbit_prefill']:7.1f} tok/s  decode "
+    s = (f"{r['scheme']:>9} t={r['threads']}  (load {r['load']:.1f})  lowbit prefill {r['lowbit_prefill']:7.1f} tok/s  "
+         f"decode "
          f"{r['lowbit_decode']:6.1f} tok/s ({r['lowbit_bytes_per_token'] / 1e6:.0f} MB/token, "
          f"{100 * r['lowbit_roofline']:.0f}% of {r['read_gbps']:.1f} GB/s)")
     if "llama_cpp" in r:
         s += (f"\n{r['llama_cpp']:>9} t={r['threads']}  llama.cpp prefill {r['llama_prefill']:7.1f} tok/s  decode "
               f"{r['llama_decode']:6.1f} tok/s ({r['llama_bytes_per_token'] / 1e6:.0f} MB/token, "
-              f"{100 * r['llama_roofline']:.0f}%)   ratio prefill {r['prefill_ratio']:.2f}x decode {r['decode_ratio']:.2f}x")
+              f"{100 * r['llama_roofline']:.0f}%)   ratio prefill {r['prefill_ratio']:.2f}x decode {r['decode_ratio']:.2f}x"
+              f"  (first-token logits cosine {r['first_logits_cosine']:.3f})")
     print(s, flush=True)
 
 
