@@ -105,6 +105,10 @@ struct GemmArgs {
   float* C; int64_t ldc;
   const float* bias = nullptr; int bias_mode = 0;
   int64_t act = ACT_NONE; float lo = 0, hi = 0;
+  /// Optional: writes B[k0:k0+kc, n0:n0+nr] zero-padded to 16 columns into dst[kc][16] instead
+  /// of reading B (Conv gathers its im2col columns this way, panel by panel, with no col buffer).
+  void (*pack)(const void* ctx, int64_t k0, int64_t kc, int64_t n0, int64_t nr, float* dst) = nullptr;
+  const void* pack_ctx = nullptr;
 };
 /// Scratch bytes gemm() needs per worker thread.
 size_t gemm_scratch_per_thread();

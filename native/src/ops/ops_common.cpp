@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "vmath.h"
+
 #include "ops.h"
 
 namespace lb {
@@ -130,7 +132,7 @@ void apply_act(float* x, int64_t n, int64_t code, float lo, float hi) {
       for (int64_t i = 0; i < n; ++i) x[i] = std::min(std::max(lo * x[i] + hi, 0.f), 1.f);
       return;
     case ACT_SIGMOID:
-      for (int64_t i = 0; i < n; ++i) x[i] = 1.f / (1.f + std::exp(-x[i]));
+      vmath::map<vmath::SIGMOID>(x, x, n);
       return;
   }
 }

@@ -2,6 +2,7 @@
 // fused activation ("act" attribute, set by the exporter when it folds Relu/Clip/... into Conv).
 #pragma GCC optimize("O3")
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #if defined(__x86_64__)
@@ -92,7 +93,7 @@ lb_status conv_infer(OpCtx& c) {
   else if (pw && g == 1) p.i[kMode] = 0;
   else p.i[kMode] = 2;
   const int64_t kdim = cg * p.i[kKh] * p.i[kKw];
-  p.i[kCol] = p.i[kMode] == 2 ? (kdim * p.i[kOH] * p.i[kOW] * 4 + 63) / 64 * 64 : 0;
+  p.i[kCol] = 0;  // im2col is gathered panel by panel inside the GEMM (no column buffer)
   c.scratch_bytes = size_t(p.i[kCol]) + gemm_scratch_per_thread() * kMaxThreads;
   if (p.i[kMode] == 1) c.scratch_bytes = (dw_scratch_floats(p) * sizeof(float) + 63) / 64 * 64 * kMaxThreads;
   c.flops = uint64_t(2) * p.i[kN] * p.i[kO] * p.i[kOH] * p.i[kOW] * kdim;
@@ -129,95 +130,178 @@ inline __attribute__((always_inline)) void dw_fill(const OpParams& p, const DwGe
     if (sw == 1) {
       std::memcpy(buf + (y + pt) * g.PWp + pl, src, size_t(W) * sizeof(float));
     } else {
-      for (int64_t x = 0; x < W; ++x) {
-        const int64_t xp = x + pl;
-        buf[((xp % sw) * g.PH + y + pt) * g.PWp + xp / sw] = src[x];
+      for (int64_t ph = 0; ph < sw; ++ph) {  // padded column xp = x + pl lands in phase xp % sw
+        int64_t x = ((ph - pl) % sw + sw) % sw;
+        float* d = buf + (ph * g.PH + y + pt) * g.PWp + (x + pl) / sw;
+        for (; x < W; x += sw) *d++ = src[x];
       }
     }
   }
+}
+
+// The per-channel loop both depthwise paths share: fill the padded buffer, then rows(...) writes
+// output row oy of the channel from it.
+template <class RowFn>
+inline __attribute__((always_inline)) void dw_channels(const OpParams& p, const float* x, float* y, int64_t c0,
+                                                       int64_t c1, float* buf, RowFn rows) {
+  const DwGeom g = dw_geom(p);
+  const int64_t C = p.i[kC], HW = p.i[kH] * p.i[kW], OH = p.i[kOH], OW = p.i[kOW];
+  float* acc = buf + g.phases * g.PH * g.PWp;
+  for (int64_t nc = c0; nc < c1; ++nc) {
+    dw_fill(p, g, x + nc * HW, buf);
+    for (int64_t oy = 0; oy < OH; ++oy) rows(g, nc % C, oy, y + nc * OH * OW + oy * OW, acc);
+  }
+}
+
+// Start of the tap (ky, kx) of output row oy in the padded buffer.
+inline const float* dw_tap(const OpParams& p, const DwGeom& g, const float* buf, int64_t oy, int64_t ky, int64_t kx) {
+  const int64_t off = kx * p.i[kDw];
+  return buf + ((off % g.phases) * g.PH + oy * p.i[kSh] + ky * p.i[kDh]) * g.PWp + off / g.phases;
 }
 
 void dw_range_portable(const OpParams& p, const float* x, const float* w, const float* b, float* y, int64_t c0,
                        int64_t c1, float* buf) {
-  const DwGeom g = dw_geom(p);
-  const int64_t C = p.i[kC], HW = p.i[kH] * p.i[kW], OH = p.i[kOH], OW = p.i[kOW], kh = p.i[kKh], kw = p.i[kKw];
-  const int64_t sh = p.i[kSh], sw = p.i[kSw], dh = p.i[kDh], dw = p.i[kDw];
-  float* acc = buf + g.phases * g.PH * g.PWp;
-  for (int64_t nc = c0; nc < c1; ++nc) {
-    const int64_t ch = nc % C;
-    dw_fill(p, g, x + nc * HW, buf);
+  const int64_t OW = p.i[kOW], kh = p.i[kKh], kw = p.i[kKw];
+  dw_channels(p, x, y, c0, c1, buf, [&](const DwGeom& g, int64_t ch, int64_t oy, float* o, float* acc) {
     const float* wc = w + ch * kh * kw;
     const float bias = b ? b[ch] : 0.f;
-    for (int64_t oy = 0; oy < OH; ++oy) {
-      for (int64_t ox = 0; ox < g.OWp; ++ox) acc[ox] = bias;
-      for (int64_t ky = 0; ky < kh; ++ky)
-        for (int64_t kx = 0; kx < kw; ++kx) {
-          const int64_t off = kx * dw;
-          const float* src = buf + ((off % sw) * g.PH + oy * sh + ky * dh) * g.PWp + off / sw;
-          const float wv = wc[ky * kw + kx];
-          for (int64_t ox = 0; ox < g.OWp; ++ox) acc[ox] += wv * src[ox];
-        }
-      float* o = y + nc * OH * OW + oy * OW;
-      std::memcpy(o, acc, size_t(OW) * sizeof(float));
-      apply_act(o, OW, p.i[kAct], p.f[0], p.f[1]);
-    }
-  }
+    for (int64_t ox = 0; ox < g.OWp; ++ox) acc[ox] = bias;
+    for (int64_t ky = 0; ky < kh; ++ky)
+      for (int64_t kx = 0; kx < kw; ++kx) {
+        const float* src = dw_tap(p, g, buf, oy, ky, kx);
+        const float wv = wc[ky * kw + kx];
+        for (int64_t ox = 0; ox < g.OWp; ++ox) acc[ox] += wv * src[ox];
+      }
+    std::memcpy(o, acc, size_t(OW) * sizeof(float));
+    apply_act(o, OW, p.i[kAct], p.f[0], p.f[1]);
+  });
 }
 
 #if defined(__x86_64__)
+// AVX2: 4 vectors (32 outputs) per step, every tap's weight broadcast once per row, Relu/Clip
+// applied in registers; the same per-output sum order as the portable path (taps in order).
 __attribute__((target("avx2,fma"))) void dw_range_avx2(const OpParams& p, const float* x, const float* w,
                                                         const float* b, float* y, int64_t c0, int64_t c1, float* buf) {
-  const DwGeom g = dw_geom(p);
-  const int64_t C = p.i[kC], HW = p.i[kH] * p.i[kW], OH = p.i[kOH], OW = p.i[kOW], kh = p.i[kKh], kw = p.i[kKw];
-  const int64_t sh = p.i[kSh], sw = p.i[kSw], dh = p.i[kDh], dw = p.i[kDw];
-  float* acc = buf + g.phases * g.PH * g.PWp;
-  for (int64_t nc = c0; nc < c1; ++nc) {
-    const int64_t ch = nc % C;
-    dw_fill(p, g, x + nc * HW, buf);
+  const int64_t OW = p.i[kOW], kh = p.i[kKh], kw = p.i[kKw], taps = kh * kw;
+  const int64_t act = p.i[kAct];
+  const bool in_reg = act == ACT_NONE || act == ACT_RELU || act == ACT_CLIP, clamp = act != ACT_NONE;
+  const __m256 lo = _mm256_set1_ps(act == ACT_RELU ? 0.f : act == ACT_CLIP ? p.f[0] : -HUGE_VALF);
+  const __m256 hi = _mm256_set1_ps(act == ACT_CLIP ? p.f[1] : HUGE_VALF);
+  const float* tap[64];
+  __m256 wv[64];
+  const bool small = taps <= 64;
+  auto row = [&](const DwGeom& g, int64_t ch, int64_t oy, float* o, float* acc) __attribute__((target("avx2,fma"))) {
     const float* wc = w + ch * kh * kw;
     const __m256 bias = _mm256_set1_ps(b ? b[ch] : 0.f);
-    for (int64_t oy = 0; oy < OH; ++oy) {
-      for (int64_t ox = 0; ox < g.OWp; ox += 8) {
-        __m256 a = bias;
-        for (int64_t ky = 0; ky < kh; ++ky) {
-          const int64_t row = oy * sh + ky * dh;
-          for (int64_t kx = 0; kx < kw; ++kx) {
-            const int64_t off = kx * dw;
-            const float* src = buf + ((off % sw) * g.PH + row) * g.PWp + off / sw + ox;
-            a = _mm256_fmadd_ps(_mm256_set1_ps(wc[ky * kw + kx]), _mm256_loadu_ps(src), a);
-          }
-        }
-        _mm256_storeu_ps(acc + ox, a);
-      }
-      float* o = y + nc * OH * OW + oy * OW;
-      std::memcpy(o, acc, size_t(OW) * sizeof(float));
-      apply_act(o, OW, p.i[kAct], p.f[0], p.f[1]);
+    if (small) {
+      for (int64_t ky = 0; ky < kh; ++ky)
+        for (int64_t kx = 0; kx < kw; ++kx) tap[ky * kw + kx] = dw_tap(p, g, buf, oy, ky, kx);
+      for (int64_t t = 0; t < taps; ++t) wv[t] = _mm256_set1_ps(wc[t]);
     }
-  }
+    float* dst = in_reg ? o : acc;
+    int64_t ox = 0;
+    if (small) {
+      for (; ox + 32 <= OW; ox += 32) {
+        __m256 a0 = bias, a1 = bias, a2 = bias, a3 = bias;
+        for (int64_t t = 0; t < taps; ++t) {
+          const float* s = tap[t] + ox;
+          a0 = _mm256_fmadd_ps(wv[t], _mm256_loadu_ps(s), a0);
+          a1 = _mm256_fmadd_ps(wv[t], _mm256_loadu_ps(s + 8), a1);
+          a2 = _mm256_fmadd_ps(wv[t], _mm256_loadu_ps(s + 16), a2);
+          a3 = _mm256_fmadd_ps(wv[t], _mm256_loadu_ps(s + 24), a3);
+        }
+        if (clamp && in_reg) {
+          a0 = _mm256_min_ps(_mm256_max_ps(a0, lo), hi); a1 = _mm256_min_ps(_mm256_max_ps(a1, lo), hi);
+          a2 = _mm256_min_ps(_mm256_max_ps(a2, lo), hi); a3 = _mm256_min_ps(_mm256_max_ps(a3, lo), hi);
+        }
+        _mm256_storeu_ps(dst + ox, a0); _mm256_storeu_ps(dst + ox + 8, a1);
+        _mm256_storeu_ps(dst + ox + 16, a2); _mm256_storeu_ps(dst + ox + 24, a3);
+      }
+    }
+    for (; ox < g.OWp; ox += 8) {
+      __m256 a = bias;
+      if (small) {
+        for (int64_t t = 0; t < taps; ++t) a = _mm256_fmadd_ps(wv[t], _mm256_loadu_ps(tap[t] + ox), a);
+      } else {
+        for (int64_t ky = 0; ky < kh; ++ky)
+          for (int64_t kx = 0; kx < kw; ++kx)
+            a = _mm256_fmadd_ps(_mm256_set1_ps(wc[ky * kw + kx]), _mm256_loadu_ps(dw_tap(p, g, buf, oy, ky, kx) + ox), a);
+      }
+      if (clamp && in_reg) a = _mm256_min_ps(_mm256_max_ps(a, lo), hi);
+      if (ox + 8 <= OW) {
+        _mm256_storeu_ps(dst + ox, a);
+      } else {
+        _mm256_storeu_ps(acc + ox, a);
+        if (dst != acc) std::memcpy(dst + ox, acc + ox, size_t(OW - ox) * sizeof(float));
+      }
+    }
+    if (!in_reg) {
+      std::memcpy(o, acc, size_t(OW) * sizeof(float));
+      apply_act(o, OW, act, p.f[0], p.f[1]);
+    }
+  };
+  dw_channels(p, x, y, c0, c1, buf, row);
 }
 #endif
 
-void im2col(const OpParams& p, const float* x, int64_t cg, float* col) {
-  const int64_t H = p.i[kH], W = p.i[kW], OH = p.i[kOH], OW = p.i[kOW], kh = p.i[kKh], kw = p.i[kKw];
+// im2col, one GEMM panel at a time: B[k][n] = x[ci][oy*sh - pt + ky*dh][ox*sw - pl + kx*dw] with
+// k = (ci*kh + ky)*kw + kx and n = oy*OW + ox, gathered straight into the packed [kc][16] panel.
+struct Im2col {
+  const OpParams* p;
+  const float* x;  // the group's first input channel
+};
+
+void im2col_pack(const void* vctx, int64_t k0, int64_t kc, int64_t n0, int64_t nr, float* dst) {
+  const Im2col& c = *static_cast<const Im2col*>(vctx);
+  const OpParams& p = *c.p;
+  const int64_t H = p.i[kH], W = p.i[kW], OW = p.i[kOW], kh = p.i[kKh], kw = p.i[kKw];
   const int64_t sh = p.i[kSh], sw = p.i[kSw], dh = p.i[kDh], dw = p.i[kDw], pt = p.i[kPt], pl = p.i[kPl];
-  for (int64_t ci = 0; ci < cg; ++ci)
-    for (int64_t ky = 0; ky < kh; ++ky)
-      for (int64_t kx = 0; kx < kw; ++kx) {
-        float* dst = col + ((ci * kh + ky) * kw + kx) * OH * OW;
-        const float* src = x + ci * H * W;
-        for (int64_t oy = 0; oy < OH; ++oy) {
-          const int64_t iy = oy * sh - pt + ky * dh;
-          float* d = dst + oy * OW;
-          if (iy < 0 || iy >= H) {
-            std::memset(d, 0, size_t(OW) * 4);
-            continue;
-          }
-          for (int64_t ox = 0; ox < OW; ++ox) {
-            const int64_t ix = ox * sw - pl + kx * dw;
-            d[ox] = (ix >= 0 && ix < W) ? src[iy * W + ix] : 0.f;
-          }
+  const int64_t oy0 = n0 / OW, ox0 = n0 % OW;
+  const bool one_row = ox0 + nr <= OW;
+  int64_t ci = k0 / (kh * kw), ky = (k0 % (kh * kw)) / kw, kx = k0 % kw;  // then stepped, no divisions
+  for (int64_t k = k0; k < k0 + kc; ++k, ++kx) {
+    if (kx == kw) {
+      kx = 0;
+      if (++ky == kh) {
+        ky = 0;
+        ++ci;
+      }
+    }
+    const float* src = c.x + ci * H * W;
+    float* d = dst + (k - k0) * 16;
+    if (one_row) {
+      const int64_t iy = oy0 * sh - pt + ky * dh, ix0 = ox0 * sw - pl + kx * dw;
+      if (iy < 0 || iy >= H) {
+        std::memset(d, 0, 16 * sizeof(float));
+        continue;
+      }
+      const float* row = src + iy * W;
+      if (sw == 1 && ix0 >= 0 && ix0 + nr <= W) {
+        if (nr == 16) std::memcpy(d, row + ix0, 16 * sizeof(float));  // constant size: inlined
+        else std::memcpy(d, row + ix0, size_t(nr) * sizeof(float));
+      } else {
+        for (int64_t j = 0; j < nr; ++j) {
+          const int64_t ix = ix0 + j * sw;
+          d[j] = ix >= 0 && ix < W ? row[ix] : 0.f;
         }
       }
+      for (int64_t j = nr; j < 16; ++j) d[j] = 0.f;
+      continue;
+    }
+    int64_t oy = oy0, ox = ox0;
+    for (int64_t j = 0; j < 16; ++j) {
+      float v = 0.f;
+      if (j < nr) {
+        const int64_t iy = oy * sh - pt + ky * dh, ix = ox * sw - pl + kx * dw;
+        if (iy >= 0 && iy < H && ix >= 0 && ix < W) v = src[iy * W + ix];
+        if (++ox == OW) {
+          ox = 0;
+          ++oy;
+        }
+      }
+      d[j] = v;
+    }
+  }
 }
 
 void conv_run(OpCtx& c) {
@@ -249,13 +333,13 @@ void conv_run(OpCtx& c) {
   for (int64_t n = 0; n < N; ++n)
     for (int64_t g = 0; g < G; ++g) {
       const float* xin = x + (n * C + g * cg) * HW;
-      const float* B = xin;
-      if (p.i[kMode] == 2) {
-        im2col(p, xin, cg, static_cast<float*>(c.scratch));
-        B = static_cast<const float*>(c.scratch);
-      }
-      GemmArgs a{og, OHW, kdim, w + g * og * kdim, kdim, B, OHW, false, y + (n * O + g * og) * OHW, OHW,
+      const Im2col gather{&p, xin};
+      GemmArgs a{og, OHW, kdim, w + g * og * kdim, kdim, xin, OHW, false, y + (n * O + g * og) * OHW, OHW,
                  b ? b + g * og : nullptr, b ? 1 : 0, p.i[kAct], p.f[0], p.f[1]};
+      if (p.i[kMode] == 2) {
+        a.pack = im2col_pack;
+        a.pack_ctx = &gather;
+      }
       c.isa = gemm(a, c.pool, gemm_scratch, gemm_bytes);
     }
 }

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "ops.h"
+#include "vmath.h"
 
 namespace lb {
 namespace {
@@ -87,6 +88,13 @@ void unary_run(OpCtx& c) {
   const float* a = x->f32();
   float* o = y->f32();
   const OpParams& p = *c.p;
+  constexpr int vfn = U == U_EXP ? vmath::EXP : U == U_ERF ? vmath::ERF : U == U_GELU ? vmath::GELU
+                    : U == U_SIGMOID ? vmath::SIGMOID : -1;
+  if (vfn >= 0) {
+    c.isa = vmath::use_avx2() ? "avx2" : "scalar";
+    for_ranges(c, n, 8, [&](int, int64_t b, int64_t e) { vmath::map<vfn < 0 ? 0 : vfn>(a + b, o + b, e - b); });
+    return;
+  }
   auto body = [&](int, int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) o[i] = unary_f<U>(a[i], p);
   };

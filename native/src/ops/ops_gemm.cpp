@@ -1,6 +1,7 @@
 // Single-precision GEMM for Conv (im2col / 1x1), MatMul and Gemm: B is packed per thread into
 // K x 16 panels, and a 6x16 register tile (AVX2+FMA, or a portable version) runs over all rows.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "ops.h"
@@ -18,7 +19,11 @@ constexpr int64_t KC = 256;  // K block (packed panel: KC x 16 floats = 16 KiB, 
 
 // Packs B[k0:k0+kc, n0:n0+nr] (zero-padded to 16 columns) into dst[kc][16].
 void pack_b(const GemmArgs& g, int64_t k0, int64_t kc, int64_t n0, int64_t nr, float* dst) {
-  if (!g.b_trans) {
+  if (g.pack) {
+    g.pack(g.pack_ctx, k0, kc, n0, nr, dst);
+  } else if (!g.b_trans && nr == NR) {
+    for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * NR, g.B + (k0 + k) * g.ldb + n0, NR * sizeof(float));
+  } else if (!g.b_trans) {
     for (int64_t k = 0; k < kc; ++k) {
       const float* src = g.B + (k0 + k) * g.ldb + n0;
       float* d = dst + k * NR;
@@ -91,6 +96,166 @@ __attribute__((target("avx2,fma"))) void tile_avx2(const float* A, int64_t lda, 
     _mm256_storeu_ps(acc + r * NR + 8, c1);
   }
 }
+// Register-tiled R x 16 block of C = A[R, kc] . panel[kc, 16]: accumulators stay in registers;
+// the first K block starts from the bias, later ones from C; the last one applies Relu/Clip/
+// HardSigmoid/HardSwish in registers (Sigmoid after the store). C is written directly (through
+// a small buffer for a partial panel).
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 act8(__m256 v, int64_t act, float lo, float hi) {
+  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.f);
+  switch (act) {
+    case ACT_RELU: return _mm256_max_ps(v, zero);
+    case ACT_CLIP: return _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(lo)), _mm256_set1_ps(hi));
+    case ACT_HARDSIGMOID:
+      return _mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(_mm256_set1_ps(lo), v, _mm256_set1_ps(hi)), zero), one);
+    case ACT_HARDSWISH: {
+      const __m256 t = _mm256_add_ps(_mm256_div_ps(v, _mm256_set1_ps(6.f)), _mm256_set1_ps(0.5f));
+      return _mm256_mul_ps(v, _mm256_min_ps(_mm256_max_ps(t, zero), one));
+    }
+    default: return v;
+  }
+}
+
+template <int R>
+__attribute__((target("avx2,fma"))) void kern_avx2(const GemmArgs& g, const float* A, const float* panel, int64_t kc,
+                                                   int64_t m0, int64_t n0, int64_t nr, bool first, bool last,
+                                                   const float* colbias) {
+  __m256 c0[R], c1[R];
+  alignas(32) float tmp[16];
+  const bool full = nr == NR;
+  if (first) {
+    const __m256 z = _mm256_setzero_ps();
+    const __m256 cb0 = g.bias_mode == 2 ? _mm256_loadu_ps(colbias) : z;
+    const __m256 cb1 = g.bias_mode == 2 ? _mm256_loadu_ps(colbias + 8) : z;
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      if (g.bias_mode == 1) {
+        c0[r] = c1[r] = _mm256_set1_ps(g.bias[m0 + r]);
+      } else {
+        c0[r] = cb0;
+        c1[r] = cb1;
+      }
+    }
+  } else {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const float* cr = g.C + (m0 + r) * g.ldc + n0;
+      if (full) {
+        c0[r] = _mm256_loadu_ps(cr);
+        c1[r] = _mm256_loadu_ps(cr + 8);
+      } else {
+        for (int j = 0; j < 16; ++j) tmp[j] = j < nr ? cr[j] : 0.f;
+        c0[r] = _mm256_load_ps(tmp);
+        c1[r] = _mm256_load_ps(tmp + 8);
+      }
+    }
+  }
+  const int64_t lda = g.lda;
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_loadu_ps(panel + k * NR), b1 = _mm256_loadu_ps(panel + k * NR + 8);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m256 a = _mm256_broadcast_ss(A + r * lda + k);
+      c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
+      c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
+    }
+  }
+  const bool act_in_reg = last && g.act != ACT_NONE && g.act != ACT_SIGMOID;
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    __m256 v0 = c0[r], v1 = c1[r];
+    if (act_in_reg) {
+      v0 = act8(v0, g.act, g.lo, g.hi);
+      v1 = act8(v1, g.act, g.lo, g.hi);
+    }
+    float* cr = g.C + (m0 + r) * g.ldc + n0;
+    if (full) {
+      _mm256_storeu_ps(cr, v0);
+      _mm256_storeu_ps(cr + 8, v1);
+    } else {
+      _mm256_store_ps(tmp, v0);
+      _mm256_store_ps(tmp + 8, v1);
+      std::memcpy(cr, tmp, size_t(nr) * sizeof(float));
+    }
+  }
+  if (last && g.act == ACT_SIGMOID)
+    for (int r = 0; r < R; ++r) apply_act(g.C + (m0 + r) * g.ldc + n0, nr, g.act, g.lo, g.hi);
+}
+
+using KernFn = void (*)(const GemmArgs&, const float*, const float*, int64_t, int64_t, int64_t, int64_t, bool, bool,
+                        const float*);
+const KernFn kKernAvx2[MR + 1] = {nullptr, kern_avx2<1>, kern_avx2<2>, kern_avx2<3>, kern_avx2<4>, kern_avx2<5>, kern_avx2<6>};
+
+// Panels [p0, p1) of the blocked GEMM (B packed per K block into `panel`).
+__attribute__((target("avx2,fma"))) void panels_avx2(const GemmArgs& g, int64_t p0, int64_t p1, float* panel) {
+  alignas(32) float colbias[16];
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t n0 = p * NR, nr = std::min(NR, g.N - n0);
+    if (g.bias_mode == 2)
+      for (int64_t j = 0; j < NR; ++j) colbias[j] = j < nr ? g.bias[n0 + j] : 0.f;
+    for (int64_t k0 = 0; k0 < g.K || k0 == 0; k0 += KC) {
+      const int64_t kc = std::max<int64_t>(0, std::min(KC, g.K - k0));
+      if (kc > 0) pack_b(g, k0, kc, n0, nr, panel);
+      const bool first = k0 == 0, last = k0 + KC >= g.K;
+      for (int64_t m0 = 0; m0 < g.M; m0 += MR) {
+        const int64_t mr = std::min(MR, g.M - m0);
+        kKernAvx2[mr](g, g.A + m0 * g.lda + k0, panel, kc, m0, n0, nr, first, last, colbias);
+      }
+      if (kc <= 0) break;
+    }
+  }
+}
+
+// Few rows (M <= 4): no packing; B is streamed once. Row-major B: 64 columns (8 accumulators)
+// per step, k in order. Transposed B: one dot product per output (8 lanes, fixed order).
+__attribute__((target("avx2,fma"))) void small_m_avx2(const GemmArgs& g, int64_t c0, int64_t c1) {
+  for (int64_t m = 0; m < g.M; ++m) {
+    const float* a = g.A + m * g.lda;
+    float* cr = g.C + m * g.ldc;
+    if (!g.b_trans) {
+      int64_t n = c0;
+      for (; n + 64 <= c1; n += 64) {
+        __m256 acc[8];
+        for (int j = 0; j < 8; ++j) acc[j] = _mm256_setzero_ps();
+        for (int64_t k = 0; k < g.K; ++k) {
+          const __m256 av = _mm256_broadcast_ss(a + k);
+          const float* b = g.B + k * g.ldb + n;
+#pragma GCC unroll 8
+          for (int j = 0; j < 8; ++j) acc[j] = _mm256_fmadd_ps(av, _mm256_loadu_ps(b + 8 * j), acc[j]);
+        }
+        for (int j = 0; j < 8; ++j) _mm256_storeu_ps(cr + n + 8 * j, acc[j]);
+      }
+      for (; n + 8 <= c1; n += 8) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t k = 0; k < g.K; ++k) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(a + k), _mm256_loadu_ps(g.B + k * g.ldb + n), acc);
+        _mm256_storeu_ps(cr + n, acc);
+      }
+      for (; n < c1; ++n) {
+        float acc = 0.f;
+        for (int64_t k = 0; k < g.K; ++k) acc = std::fma(a[k], g.B[k * g.ldb + n], acc);
+        cr[n] = acc;
+      }
+    } else {
+      for (int64_t n = c0; n < c1; ++n) {
+        const float* b = g.B + n * g.ldb;
+        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+        int64_t k = 0;
+        for (; k + 16 <= g.K; k += 16) {
+          s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), s0);
+          s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 8), _mm256_loadu_ps(b + k + 8), s1);
+        }
+        alignas(32) float t[8];
+        _mm256_store_ps(t, _mm256_add_ps(s0, s1));
+        float acc = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+        for (; k < g.K; ++k) acc = std::fma(a[k], b[k], acc);
+        cr[n] = acc;
+      }
+    }
+    for (int64_t n = c0; n < c1; ++n)
+      cr[n] += g.bias_mode == 1 ? g.bias[m] : g.bias_mode == 2 ? g.bias[n] : 0.f;
+    apply_act(cr + c0, c1 - c0, g.act, g.lo, g.hi);
+  }
+}
+
 bool have_avx2() { return (lb_cpu_features() & (LB_CPU_AVX2 | LB_CPU_FMA)) == (LB_CPU_AVX2 | LB_CPU_FMA); }
 #endif
 
@@ -117,6 +282,23 @@ const char* gemm(const GemmArgs& g, ThreadPool* pool, void* scratch, size_t scra
   const TileFn tile = pick_tile(&isa);
   const int64_t npanels = (g.N + NR - 1) / NR;
   const size_t per = gemm_scratch_per_thread();
+#if defined(__x86_64__)
+  if (tile == tile_avx2) {
+    if (g.M <= 4 && !g.pack) {  // column ranges of 64: whole 64-column blocks whatever the thread count
+      const int64_t blocks = (g.N + 63) / 64;
+      parallel_ranges(pool, blocks, std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, g.M * g.K * 64)),
+                      [&](int, int64_t b0, int64_t b1) { small_m_avx2(g, b0 * 64, std::min(g.N, b1 * 64)); });
+      return isa;
+    }
+    if (scratch_bytes < per * size_t(pool ? pool->size() : 1)) pool = nullptr;
+    parallel_ranges(pool, npanels, std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, g.M * g.K * NR)),
+                    [&](int tid, int64_t p0, int64_t p1) {
+                      float* panel = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + tid * per + 63) & ~uintptr_t(63));
+                      panels_avx2(g, p0, p1, panel);
+                    });
+    return isa;
+  }
+#endif
   auto body = [&](int tid, int64_t p0, int64_t p1) {
     float* panel = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + tid * per + 63) & ~uintptr_t(63));
     float* acc = panel + KC * NR;

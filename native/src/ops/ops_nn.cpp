@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "ops.h"
+#include "vmath.h"
 
 namespace lb {
 namespace {
@@ -374,6 +375,28 @@ void softmax_run(OpCtx& c) {
   const int64_t rows = p.i[0], L = p.i[1], inner = p.i[2];
   const float* x = c.in[0]->f32();
   float* y = c.out[0]->f32();
+  if (inner == 1) {  // rows are contiguous: vector exp, sums in a fixed order
+    c.isa = vmath::use_avx2() ? "avx2" : "scalar";
+    for_ranges(c, rows, L * 3, [&](int, int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const float* src = x + r * L;
+        float* dst = y + r * L;
+        float mx = -INFINITY;
+        for (int64_t i = 0; i < L; ++i) mx = std::max(mx, src[i]);
+        for (int64_t i = 0; i < L; ++i) dst[i] = src[i] - mx;
+        vmath::map<vmath::EXP>(dst, dst, L);
+        float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int64_t i = 0;
+        for (; i + 8 <= L; i += 8)
+          for (int j = 0; j < 8; ++j) part[j] += dst[i + j];
+        float sum = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+        for (; i < L; ++i) sum += dst[i];
+        const float inv = 1.f / sum;
+        for (i = 0; i < L; ++i) dst[i] *= inv;
+      }
+    });
+    return;
+  }
   for_ranges(c, rows * inner, L * 3, [&](int, int64_t b, int64_t e) {
     for (int64_t ri = b; ri < e; ++ri) {
       const int64_t r = ri / inner, in = ri % inner;

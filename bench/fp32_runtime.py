@@ -1,0 +1,90 @@
+"""lowbit fp32 runtime vs ONNX Runtime float on the three real models, interleaved (one lowbit
+run, one ORT run, repeated), medians and the ratio ORT/lowbit; optional per-op-type profile.
+
+    .venv/bin/python bench/fp32_runtime.py [--models effnet,minilm,det] [--threads 1,2] [--runs 15] [--profile]
+
+Packages and ONNX files are cached under build/bench-rt (delete it after changing the exporter).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+def prepare(names, work: Path):
+    from models import models  # bench/models.py: the same models and inputs
+    from lowbit.exporters.lbpk import write_package
+    from lowbit.importers.onnx_import import import_onnx
+
+    out = {}
+    for name, (onnx_path, feeds, _tm) in models(names, work).items():
+        pkg = work / (Path(onnx_path).stem + ".fp32.lbpk")
+        if not pkg.exists():
+            g = import_onnx(str(onnx_path), {k: v.shape for k, v in feeds.items()})
+            write_package(g, pkg, target="auto", scheme="fp32")
+        out[name] = (onnx_path, pkg, feeds)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="effnet,minilm,det")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--profile", action="store_true", help="per-op-type time of lowbit (1 thread)")
+    args = ap.parse_args(argv)
+    import onnxruntime as ort
+
+    import lowbit
+
+    work = ROOT / "build" / "bench-rt"
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"load average {os.getloadavg()}")
+    for name, (onnx_path, pkg, feeds) in prepare(args.models.split(","), work).items():
+        for t in [int(x) for x in args.threads.split(",")]:
+            s = lowbit.load(pkg, threads=t)
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = t
+            so.inter_op_num_threads = 1
+            o = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+            a = s.run(feeds)
+            b = o.run(None, feeds)
+            ka = list(a)[0]
+            err = float(np.max(np.abs(a[ka] - b[0])) / (np.max(np.abs(b[0])) + 1e-30))
+            lt, ot = [], []
+            for _ in range(args.runs):
+                t0 = time.perf_counter(); s.run(feeds); t1 = time.perf_counter()
+                o.run(None, feeds); t2 = time.perf_counter()
+                lt.append((t1 - t0) * 1e3); ot.append((t2 - t1) * 1e3)
+            lm, om = float(np.median(lt)), float(np.median(ot))
+            print(f"{name:32s} {t} thr  lowbit {lm:8.2f} ms  ort {om:8.2f} ms  ort/lowbit {om / lm:5.2f}x  "
+                  f"maxrel {err:.1e}", flush=True)
+            if args.profile and t == int(args.threads.split(",")[0]):
+                s.enable_profiling(True)
+                acc = defaultdict(list)
+                for _ in range(5):
+                    s.run(feeds)
+                    per = defaultdict(float)
+                    for e in s.profile_events():
+                        per[(e["op_type"], e["kernel"], e["isa"])] += (e["end_ns"] - e["start_ns"]) / 1e6
+                    for k, v in per.items():
+                        acc[k].append(v)
+                s.enable_profiling(False)
+                rows = sorted(((float(np.median(v)), k) for k, v in acc.items()), reverse=True)
+                for ms, k in rows[:12]:
+                    print(f"    {ms:7.2f} ms  {k[0]:18s} {k[1]:22s} {k[2]}")
+    print(f"load average {os.getloadavg()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
