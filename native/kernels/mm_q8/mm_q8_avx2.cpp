@@ -60,21 +60,23 @@ inline __m256i bcast_pair2(const int16_t* p) {  // 4 int16 (k .. k+3) in every 6
   return _mm256_set1_epi64x(v);
 }
 
-/// acc[r][h] += widened quads of one panel over kc k (k multiple of 4) times rows xa[r][0..kc).
+/// acc[r][h] += widened quads of one panel over kc k (k multiple of 4) times rows xa[r][0..kc),
+/// for MR = 6 rows (12 accumulators), or 4 / 2 for the last rows of a call.
+template <int MR>
 inline void q8_micro(const uint8_t* wq, const int16_t* xa, int64_t kc, int32_t* acc_mem) {
-  __m256i acc[kMR * 2];
-  for (int i = 0; i < kMR * 2; ++i) acc[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(acc_mem) + i);
+  __m256i acc[MR * 2];
+  for (int i = 0; i < MR * 2; ++i) acc[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(acc_mem) + i);
   for (int64_t k = 0; k < kc; k += 4, wq += 32) {
     const __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wq)));
     const __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wq + 16)));
-    for (int r = 0; r < kMR; ++r) {
+    for (int r = 0; r < MR; ++r) {
       const __m256i bx = bcast_pair2(xa + r * kKC + k);
       acc[2 * r] = _mm256_add_epi32(acc[2 * r], _mm256_madd_epi16(w0, bx));
       acc[2 * r + 1] = _mm256_add_epi32(acc[2 * r + 1], _mm256_madd_epi16(w1, bx));
     }
-    keep<kMR * 2>(acc);
+    keep<MR * 2>(acc);
   }
-  for (int i = 0; i < kMR * 2; ++i) _mm256_store_si256(reinterpret_cast<__m256i*>(acc_mem) + i, acc[i]);
+  for (int i = 0; i < MR * 2; ++i) _mm256_store_si256(reinterpret_cast<__m256i*>(acc_mem) + i, acc[i]);
 }
 
 /// Rows 0-3 / 4-7 lanes (row, k pair) -> 8 per-row int32 sums in row order.
@@ -101,25 +103,32 @@ void lb_gemm_f32_q8d_q8c_6x8__avx2(const lb_mm_args* a, int64_t m0, int64_t m1, 
   alignas(32) int32_t accs[32 * kMR * 2 * 8];  // [panel of the block][row][half][8]
   for (int64_t pb = p0; pb < p1; pb += block) {
     const int64_t pe = pb + block < p1 ? pb + block : p1;
-    for (int64_t m = m0; m < m1; m += kMR) {
-      const int mr = int(m1 - m < kMR ? m1 - m : kMR);
-      std::memset(accs, 0, sizeof(int32_t) * size_t(pe - pb) * kMR * 16);
+    for (int64_t m = m0; m < m1;) {
+      const int left = int(m1 - m < kMR ? m1 - m : kMR);
+      const int mr = left > 4 ? kMR : left > 2 ? 4 : 2;  // tile height: 6, or 4 / 2 for the last rows
+      std::memset(accs, 0, sizeof(accs[0]) * size_t(pe - pb) * kMR * 16);
       for (int64_t k0 = 0; k0 < kp; k0 += kKC) {
         const int64_t kc = kp - k0 < kKC ? kp - k0 : kKC;
-        for (int r = 0; r < kMR; ++r) {  // rows past m1 repeat row m (computed, never stored)
-          const int8_t* xr = a->xq + (m + (r < mr ? r : 0)) * kp + k0;
+        for (int r = 0; r < mr; ++r) {  // rows past m1 repeat row m (computed, never stored)
+          const int8_t* xr = a->xq + (m + (r < left ? r : 0)) * kp + k0;
           for (int64_t k = 0; k < kc; k += 16)
             _mm256_store_si256(reinterpret_cast<__m256i*>(xa + r * kKC + k),
                                _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xr + k))));
         }
-        for (int64_t p = pb; p < pe; ++p)
-          q8_micro(a->w + p * 8 * kp + 8 * k0, xa, kc, accs + (p - pb) * kMR * 16);
+        for (int64_t p = pb; p < pe; ++p) {
+          const uint8_t* wq = a->w + p * 8 * kp + 8 * k0;
+          int32_t* acc = accs + (p - pb) * kMR * 16;
+          if (mr == kMR) q8_micro<kMR>(wq, xa, kc, acc);
+          else if (mr == 4) q8_micro<4>(wq, xa, kc, acc);
+          else q8_micro<2>(wq, xa, kc, acc);
+        }
       }
       for (int64_t p = pb; p < pe; ++p)
-        for (int r = 0; r < mr; ++r) {
+        for (int r = 0; r < left; ++r) {
           const __m256i* v = reinterpret_cast<const __m256i*>(accs + ((p - pb) * kMR + r) * 16);
           finish(a, m + r, p * 8, n1, fold_rows(_mm256_load_si256(v), _mm256_load_si256(v + 1)));
         }
+      m += left;
     }
   }
 }
