@@ -293,4 +293,12 @@ def ort_session(graph_or_model, threads: int = 1, extra_outputs: Optional[List[s
     # ORT_ENABLE_ALL would rewrite our dynamic-quantization pattern + DequantizeLinear/MatMul into its
     # own MatMulIntegerToFloat with different rounding (so does EXTENDED); BASIC keeps lowbit's exact arithmetic.
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    # Even at BASIC, ORT (>= 1.20) runs WeightBiasQuantization: a float bias of a Conv/Gemm whose input
+    # and weight come from DequantizeLinear is rounded to int32 at scale x_scale * w_scale (and a float
+    # weight behind a quantized input is quantized per tensor). lowbit's arithmetic (refexec, the native
+    # kernels) keeps the bias in float, so lowbit's own sessions turn that rewrite off.
+    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"],
+                                disabled_optimizers=ORT_DISABLED_OPTIMIZERS)
+
+
+ORT_DISABLED_OPTIMIZERS = ["WeightBiasQuantization"]

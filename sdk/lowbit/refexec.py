@@ -487,7 +487,9 @@ def _gemm(node, a, b, c=None):
     return y.astype(np.float32)
 
 
-def _conv_params(node, x_shape, w_shape):
+def conv_params(node, x_shape, w_shape):
+    """(kernel, strides, dilations, pads) of a Conv/ConvTranspose/pool node on an input of ``x_shape``
+    with a weight of ``w_shape`` ([O, I, *kernel]), auto_pad resolved. The TVM lowering uses it too."""
     nd = len(x_shape) - 2
     k = list(w_shape[2:])
     strides = list(node.attrs.get("strides", [1] * nd))
@@ -508,6 +510,9 @@ def _conv_params(node, x_shape, w_shape):
     return k, strides, dil, pads
 
 
+_conv_params = conv_params  # the old private name
+
+
 def _im2col(x, k, strides, dil, pads):
     """x [N, C, H, W] -> cols [N, C, kh, kw, OH, OW] (a strided view over the padded input)."""
     n, c, h, w = x.shape
@@ -526,7 +531,7 @@ def _conv(node, x, w, b=None):
     w = _f(w)
     if x.ndim != 4:
         raise LowbitError(f"only 2-D Conv is in the reference executor (node {node.name!r})")
-    k, strides, dil, pads = _conv_params(node, x.shape, w.shape)
+    k, strides, dil, pads = conv_params(node, x.shape, w.shape)
     group = node.attrs.get("group", 1)
     cols = _im2col(x.astype(np.float32), k, strides, dil, pads)
     n, c = x.shape[:2]
@@ -554,7 +559,7 @@ def _pool(node, x, fn, pad_val):
     nd = len(k)
     strides = list(node.attrs.get("strides", [1] * nd))
     pads = list(node.attrs.get("pads", [0] * (2 * nd)))
-    _, strides, _, pads = _conv_params(node, x.shape, (0, 0, *k))
+    _, strides, _, pads = conv_params(node, x.shape, (0, 0, *k))
     xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])), constant_values=pad_val)
     if node.attrs.get("ceil_mode", 0):
         extra = [(-(x.shape[2 + i] + pads[i] + pads[i + 2] - k2[i]) % strides[i]) for i in range(2)]

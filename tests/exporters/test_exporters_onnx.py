@@ -97,3 +97,32 @@ def test_write_is_atomic_on_failure(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         write_onnx(g, tmp_path / "x.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("quant_weight", [True, False])
+def test_conv_bias_and_float_weight_behind_qdq_match_reference(quant_weight):
+    """ONNX Runtime (>= 1.20) rewrites a Conv whose input is DequantizeLinear even at BASIC level
+    (WeightBiasQuantization): it rounds the bias to int32 at x_scale * w_scale, which overflows for a
+    dead channel of a BatchNorm-folded conv, and quantizes a float weight per tensor. lowbit's
+    sessions must run lowbit's arithmetic (float bias, the weight as given), as refexec does."""
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((8, 4, 3, 3)).astype(np.float32)
+    w[2] *= 1e-9  # a dead channel: weights ~0, a large bias (BatchNorm folding does this)
+    w[5] *= 40.0  # a channel with a large gain: one per-tensor scale would wipe out the others
+    b = rng.standard_normal(8).astype(np.float32)
+    b[2] = 7.0
+    wv = w
+    if quant_weight:
+        wv = wq.quantize_rtn(w.reshape(8, -1), "int8", 0)
+        wv.layout, wv.orig_shape = "nk", w.shape
+    # the rewrite needs a QDQ node unit: DequantizeLinear -> Conv -> QuantizeLinear (the next layer's input)
+    nodes = [Node("Conv", "c", ["x", "w", "b"], ["h"], {"pads": [1, 1, 1, 1], "act_quant": ActQuant("static", 8, 0.02, 0)}),
+             Node("Conv", "c2", ["h", "w2"], ["y"], {"act_quant": ActQuant("static", 8, 0.1, 0)})]
+    w2 = np.ones((3, 8, 1, 1), np.float32)
+    g = Graph("c", nodes, [TensorInfo("x", "float32", (1, 4, 6, 6))], [TensorInfo("y", "float32", (1, 3, 6, 6))],
+              {"w": wv, "b": b, "w2": w2}, {}, {"opset": 17})
+    x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    want = RefExecutor(g).run({"x": x}, keep=["h"])
+    got = ort_session(g, extra_outputs=["h"]).run(None, {"x": x})
+    np.testing.assert_allclose(got[1], want["h"], rtol=1e-5, atol=1e-5 * np.abs(want["h"]).max())
+    np.testing.assert_allclose(got[0], want["y"], rtol=1e-4, atol=1e-4 * np.abs(want["y"]).max())

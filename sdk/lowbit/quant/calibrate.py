@@ -63,7 +63,7 @@ def _rows(x: np.ndarray, node: Node, graph: Graph) -> np.ndarray:
 
         w = graph.initializers[node.inputs[1]]
         wshape = getattr(w, "orig_shape", None) or w.shape
-        k, strides, dil, pads = refexec._conv_params(node, x.shape, wshape)
+        k, strides, dil, pads = refexec.conv_params(node, x.shape, wshape)
         cols = refexec._im2col(x, k, strides, dil, pads)  # [N, C, kh, kw, OH, OW]
         n, c, kh, kw, oh, ow = cols.shape
         return np.ascontiguousarray(cols.transpose(0, 4, 5, 1, 2, 3)).reshape(-1, c * kh * kw)
