@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from lowbit import LowbitError
+from lowbit import LowbitError, refexec
 from lowbit.ir import ActQuant, Graph, Node, QuantWeight
 
 from . import tvm_quant
@@ -261,22 +261,8 @@ def _gemm(lw, node, a, b, c=None):
 
 
 def _conv_params(node, x_shape, k):
-    nd = len(x_shape) - 2
-    strides = list(node.attrs.get("strides", [1] * nd))
-    dil = list(node.attrs.get("dilations", [1] * nd))
-    pads = list(node.attrs.get("pads", [0] * (2 * nd)))
-    auto = node.attrs.get("auto_pad", "NOTSET")
-    if isinstance(auto, bytes):
-        auto = auto.decode()
-    if auto in ("SAME_UPPER", "SAME_LOWER"):
-        pads = [0] * (2 * nd)
-        for i in range(nd):
-            out = -(-x_shape[2 + i] // strides[i])
-            total = max(0, (out - 1) * strides[i] + (k[i] - 1) * dil[i] + 1 - x_shape[2 + i])
-            lo = total // 2 if auto == "SAME_UPPER" else total - total // 2
-            pads[i], pads[i + nd] = lo, total - lo
-    elif auto == "VALID":
-        pads = [0] * (2 * nd)
+    """(strides, dilations, pads) with auto_pad resolved: the reference executor's rule, so both agree."""
+    _, strides, dil, pads = refexec.conv_params(node, x_shape, (0, 0, *k))
     return strides, dil, pads
 
 
