@@ -196,7 +196,8 @@ __attribute__((target("avx2,fma"))) void quant_row_avx2(const float* src, int64_
 using QuantRowFn = void (*)(const float*, int64_t, float, bool, float, float, int16_t*);
 // One output row: acc[ox] = float(sum_t xs[off[t] + ox] * w[t]) * comb + bias for ox < OWp (AVX2) / OW.
 using DwRowFn = void (*)(const int16_t* base, const int64_t* off, const int32_t* wp, const int8_t* wc, int64_t taps,
-                         int64_t pairs, int64_t OW, int64_t OWp, float comb, float bias, float* acc);
+                         int64_t pairs, int64_t OW, int64_t OWp, float comb, float bias, float lo, float hi,
+                         float* acc);
 
 // Fills the zero-padded, phase-split int16 buffer of one channel.
 inline void dw_fill(const OpParams& p, const DwGeom& g, const float* in, float m, bool use_m, float inv, float zf,
@@ -207,9 +208,10 @@ inline void dw_fill(const OpParams& p, const DwGeom& g, const float* in, float m
     int16_t* dst = sw == 1 ? buf + (yy + pt) * g.PWp + pl : row;
     quant_row(in + yy * W, W, m, use_m, inv, zf, dst);
     if (sw != 1)
-      for (int64_t xx = 0; xx < W; ++xx) {
-        const int64_t xp = xx + pl;
-        buf[((xp % sw) * g.PH + yy + pt) * g.PWp + xp / sw] = row[xx];
+      for (int64_t ph = 0; ph < sw; ++ph) {  // input column xx goes to phase (xx + pl) % sw, slot (xx + pl) / sw
+        int16_t* d = buf + (ph * g.PH + yy + pt) * g.PWp;
+        const int64_t x0 = ((ph - pl) % sw + sw) % sw;
+        for (int64_t xx = x0, j = (x0 + pl) / sw; xx < W; xx += sw, ++j) d[j] = row[xx];
       }
   }
 }
@@ -230,12 +232,15 @@ inline void dw_taps(const OpParams& p, const DwGeom& g, const int8_t* wc, int64_
 }
 
 // Scalar reference of the row kernel: int32 sums in tap order, then one fused multiply-add.
+// A fused Relu / Clip is the clamp to [lo, hi] (-inf / +inf when there is none).
 void dw_row_scalar(const int16_t* base, const int64_t* off, const int32_t*, const int8_t* wc, int64_t taps, int64_t,
-                   int64_t OW, int64_t, float comb, float bias, float* acc) {
+                   int64_t OW, int64_t, float comb, float bias, float lo, float hi, float* acc) {
   for (int64_t ox = 0; ox < OW; ++ox) {
     int32_t s32 = 0;
     for (int64_t t = 0; t < taps; ++t) s32 += int32_t(base[off[t] + ox]) * int32_t(wc[t]);
-    acc[ox] = std::fma(float(s32), comb, bias);  // one rounding, like the AVX2 vfmadd
+    float v = std::fma(float(s32), comb, bias);  // one rounding, like the AVX2 vfmadd
+    v = v > lo ? v : lo;                         // like vmaxps / vminps
+    acc[ox] = v < hi ? v : hi;
   }
 }
 
@@ -244,8 +249,8 @@ void dw_row_scalar(const int16_t* base, const int64_t* off, const int32_t*, cons
 // them by the (w[2j], w[2j+1]) pair and adds the two products into int32 lanes.
 __attribute__((target("avx2,fma"))) void dw_row_avx2(const int16_t* base, const int64_t* off, const int32_t* wp,
                                                       const int8_t*, int64_t, int64_t pairs, int64_t, int64_t OWp,
-                                                      float comb, float bias, float* acc) {
-  const __m256 vc = _mm256_set1_ps(comb), vb = _mm256_set1_ps(bias);
+                                                      float comb, float bias, float lo, float hi, float* acc) {
+  const __m256 vc = _mm256_set1_ps(comb), vb = _mm256_set1_ps(bias), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
   for (int64_t ox = 0; ox < OWp; ox += 16) {
     __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
     for (int64_t j = 0; j < pairs; ++j) {
@@ -257,8 +262,9 @@ __attribute__((target("avx2,fma"))) void dw_row_avx2(const int16_t* base, const 
     }
     // lo holds outputs [0..3 | 8..11], hi [4..7 | 12..15]
     const __m256i r0 = _mm256_permute2x128_si256(lo, hi, 0x20), r1 = _mm256_permute2x128_si256(lo, hi, 0x31);
-    _mm256_storeu_ps(acc + ox, _mm256_fmadd_ps(_mm256_cvtepi32_ps(r0), vc, vb));
-    _mm256_storeu_ps(acc + ox + 8, _mm256_fmadd_ps(_mm256_cvtepi32_ps(r1), vc, vb));
+    const __m256 f0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(r0), vc, vb), f1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(r1), vc, vb);
+    _mm256_storeu_ps(acc + ox, _mm256_min_ps(_mm256_max_ps(f0, vlo), vhi));
+    _mm256_storeu_ps(acc + ox + 8, _mm256_min_ps(_mm256_max_ps(f1, vlo), vhi));
   }
 }
 #endif
@@ -285,11 +291,15 @@ void dw_range(const OpParams& p, const DwArgs& A, int64_t c0, int64_t c1, char* 
     dw_taps(p, g, wc, off, wp);
     const float comb = A.sx * A.wscale[ch];
     const float bias = A.bias ? A.bias[ch] : 0.f;
+    const int64_t act = p.i[kAct];
+    const bool clamp = act == ACT_RELU || act == ACT_CLIP;
+    const float lo = act == ACT_RELU ? 0.f : act == ACT_CLIP ? p.f[0] : -INFINITY;
+    const float hi = act == ACT_CLIP ? p.f[1] : INFINITY;
     for (int64_t oy = 0; oy < OH; ++oy) {
-      row_fn(buf + oy * sh * g.PWp, off, wp, wc, g.taps, g.pairs, OW, g.OWp, comb, bias, acc);
+      row_fn(buf + oy * sh * g.PWp, off, wp, wc, g.taps, g.pairs, OW, g.OWp, comb, bias, lo, hi, acc);
       float* o = A.y + nc * OH * OW + oy * OW;
       std::memcpy(o, acc, size_t(OW) * sizeof(float));
-      apply_act(o, OW, p.i[kAct], p.f[0], p.f[1]);
+      if (!clamp) apply_act(o, OW, act, p.f[0], p.f[1]);
     }
   }
 }
