@@ -26,7 +26,7 @@ def prepare(names, work: Path):
     from lowbit.importers.onnx_import import import_onnx
 
     out = {}
-    for name, (onnx_path, feeds, _tm) in models(names, work).items():
+    for name, (onnx_path, feeds, *_rest) in models(names, work).items():
         pkg = work / (Path(onnx_path).stem + ".fp32.lbpk")
         if not pkg.exists():
             g = import_onnx(str(onnx_path), {k: v.shape for k, v in feeds.items()})

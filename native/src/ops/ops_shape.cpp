@@ -588,6 +588,31 @@ inline float src_coord(int64_t coord, int mode, float scale, int64_t in, int64_t
   }
 }
 
+// Source index (nearest) or index pair and weight (linear) of one output coordinate; the
+// tables are built once per run, so each output pixel is a gather (and a lerp).
+struct ResizeTap {
+  int64_t i0, i1;
+  float d;
+};
+
+ResizeTap resize_tap(const OpParams& p, int64_t coord, float scale, int64_t in, int64_t out) {
+  const float f = src_coord(coord, int(p.i[1]), scale, in, out);
+  if (p.i[0] == 0) {
+    int64_t i;
+    switch (p.i[2]) {
+      case 1: i = int64_t(std::floor(f)); break;
+      case 2: i = int64_t(std::ceil(f)); break;
+      case 3: i = int64_t(std::floor(f + 0.5f)); break;
+      default: i = (f - std::floor(f) == 0.5f) ? int64_t(std::floor(f)) : int64_t(std::round(f)); break;
+    }
+    i = std::min(std::max<int64_t>(i, 0), in - 1);
+    return {i, i, 0.f};
+  }
+  const float cf = std::min(std::max(f, 0.f), float(in - 1));
+  const int64_t i0 = int64_t(cf);
+  return {i0, std::min(i0 + 1, in - 1), cf - float(i0)};
+}
+
 void resize_run(OpCtx& c) {
   const OpParams& p = *c.p;
   const auto& s = c.in[0]->shape;
@@ -595,35 +620,32 @@ void resize_run(OpCtx& c) {
   const int64_t H = s[2], W = s[3], OH = o[2], OW = o[3];
   const float* x = c.in[0]->f32();
   float* y = c.out[0]->f32();
+  std::vector<ResizeTap> ty(static_cast<size_t>(OH)), tx(static_cast<size_t>(OW));
+  for (int64_t oy = 0; oy < OH; ++oy) ty[size_t(oy)] = resize_tap(p, oy, p.f[0], H, OH);
+  for (int64_t ox = 0; ox < OW; ++ox) tx[size_t(ox)] = resize_tap(p, ox, p.f[1], W, OW);
+  const bool nearest = p.i[0] == 0;
   for_ranges(c, s[0] * s[1], OH * OW * 4, [&](int, int64_t b, int64_t e) {
     for (int64_t ch = b; ch < e; ++ch) {
       const float* in = x + ch * H * W;
       float* out = y + ch * OH * OW;
       for (int64_t oy = 0; oy < OH; ++oy) {
-        const float fy = src_coord(oy, int(p.i[1]), p.f[0], H, OH);
+        const ResizeTap& t = ty[size_t(oy)];
+        float* orow = out + oy * OW;
+        if (oy > 0 && nearest && t.i0 == ty[size_t(oy - 1)].i0) {  // same source row: copy
+          std::memcpy(orow, orow - OW, size_t(OW) * sizeof(float));
+          continue;
+        }
+        const float* r0 = in + t.i0 * W;
+        if (nearest) {
+          for (int64_t ox = 0; ox < OW; ++ox) orow[ox] = r0[tx[size_t(ox)].i0];
+          continue;
+        }
+        const float* r1 = in + t.i1 * W;
+        const float dy = t.d;
         for (int64_t ox = 0; ox < OW; ++ox) {
-          const float fx = src_coord(ox, int(p.i[1]), p.f[1], W, OW);
-          if (p.i[0] == 0) {
-            auto pick = [&](float f, int64_t n) {
-              int64_t i;
-              switch (p.i[2]) {
-                case 1: i = int64_t(std::floor(f)); break;
-                case 2: i = int64_t(std::ceil(f)); break;
-                case 3: i = int64_t(std::floor(f + 0.5f)); break;
-                default: i = (f - std::floor(f) == 0.5f) ? int64_t(std::floor(f)) : int64_t(std::round(f)); break;
-              }
-              return std::min(std::max<int64_t>(i, 0), n - 1);
-            };
-            out[oy * OW + ox] = in[pick(fy, H) * W + pick(fx, W)];
-          } else {
-            const float cy = std::min(std::max(fy, 0.f), float(H - 1)), cx = std::min(std::max(fx, 0.f), float(W - 1));
-            const int64_t y0 = int64_t(cy), x0 = int64_t(cx);
-            const int64_t y1 = std::min(y0 + 1, H - 1), x1 = std::min(x0 + 1, W - 1);
-            const float dy = cy - float(y0), dx = cx - float(x0);
-            const float v = (in[y0 * W + x0] * (1 - dx) + in[y0 * W + x1] * dx) * (1 - dy) +
-                            (in[y1 * W + x0] * (1 - dx) + in[y1 * W + x1] * dx) * dy;
-            out[oy * OW + ox] = v;
-          }
+          const ResizeTap& u = tx[size_t(ox)];
+          const float dx = u.d;
+          orow[ox] = (r0[u.i0] * (1 - dx) + r0[u.i1] * dx) * (1 - dy) + (r1[u.i0] * (1 - dx) + r1[u.i1] * dx) * dy;
         }
       }
     }
