@@ -45,6 +45,9 @@ def _graph(C, O, H, W, k, stride=1, pad=0, dil=1, group=1, fmt="int8", g=0, aq="
     if act == "relu":
         nodes.append(Node("Relu", "relu", ["y0"], ["y"]))
         out = "y"
+    elif act == "hardswish":
+        nodes.append(Node("HardSwish", "hs", ["y0"], ["y"]))
+        out = "y"
     elif act == "clip":
         nodes.append(Node("Clip", "clip", ["y0", "lo", "hi"], ["y"]))
         out = "y"
@@ -61,6 +64,9 @@ CASES = {  # id: (args, kwargs, expected mode)
     "1x3_kernel": ((8, 16, 6, 9, 1, 1, 0), {"kw": 3}, "gemm"),
     "3x3_dynamic_tensor": ((32, 24, 9, 11, 3, 1, 1), {"aq": "dyn"}, "gemm"),
     "pointwise_smooth_relu": ((16, 24, 9, 11, 1), {"smooth": True, "act": "relu"}, "gemm"),
+    "pointwise_tiled_hardswish": ((16, 24, 48, 50, 1), {"act": "hardswish"}, "gemm"),
+    "3x3_tiled_tail_clip": ((16, 24, 21, 23, 3, 1, 1), {"act": "clip"}, "gemm"),
+    "5x5_stride2_tiled_dyn": ((8, 16, 61, 67, 5, 2, 2), {"aq": "dyn"}, "gemm"),
     "dw3_stride1": ((16, 16, 9, 37, 3, 1, 1), {"group": 16}, "depthwise"),
     "dw3_stride2_clip": ((24, 24, 9, 37, 3, 2, 1), {"group": 24, "act": "clip"}, "depthwise"),
     "dw5_stride2_dyn": ((16, 16, 20, 21, 5, 2, 2), {"group": 16, "aq": "dyn"}, "depthwise"),
@@ -96,8 +102,9 @@ def test_qconv_matches_reference(tmp_path, case):
     assert np.array_equal(y, y1), "1 and 2 threads must agree bitwise"
 
 
-def test_qconv_int4_group_dynamic_block(tmp_path):
-    gr, x, out = _graph(64, 24, 9, 11, 1, fmt="int4", g=32, aq="dyn")
+@pytest.mark.parametrize("hw", [(9, 11), (40, 41)])  # whole image / tiles
+def test_qconv_int4_group_dynamic_block(tmp_path, hw):
+    gr, x, out = _graph(64, 24, *hw, 1, fmt="int4", g=32, aq="dyn")
     s, y = _run(gr, x, out, tmp_path, threads=2)
     assert s.manifest["ops"][0]["attrs"]["aq"] == "dynamic_block"
     assert s.manifest["tensors"]["w"]["dtype"] == "u8"
@@ -119,7 +126,7 @@ print(s.profile_events()[0]["isa"])
 """
 
 
-@pytest.mark.parametrize("case", ["dw3_stride2_clip", "dw5_smooth_relu", "3x3_stride2_pad"])
+@pytest.mark.parametrize("case", ["dw3_stride2_clip", "dw5_smooth_relu", "3x3_stride2_pad", "3x3_tiled_tail_clip"])
 def test_qconv_scalar_path_bitwise_equal(tmp_path, case):
     """The scalar reference of the depthwise kernel (LOWBIT_ISA=scalar) and the AVX2 path agree bitwise."""
     args, kw, _ = CASES[case]

@@ -14,6 +14,7 @@
 //   vpmaddwd on pairs of taps, 16 outputs per step; scalar reference below, bitwise identical).
 #pragma GCC optimize("O3")
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <new>
@@ -33,7 +34,7 @@ namespace {
 // i[24] qlinear scratch bytes; f[0], f[1] act bounds, f[2] static scale.
 // PackedWeight (gemm) in i[kPw..].
 enum { kN, kC, kH, kW, kO, kKh, kKw, kSh, kSw, kDh, kDw, kPt, kPl, kPb, kPr, kMode, kOH, kOW, kAct, kAq, kAz,
-       kK, kRows, kYtmp, kQs, kPw = 26 };
+       kK, kRows, kYtmp, kQs, kTile, kPw = 26 };
 enum AqMode : int64_t { AQ_STATIC = 0, AQ_DYNAMIC_TENSOR, AQ_DYNAMIC_BLOCK, AQ_FLOAT };
 static_assert(sizeof(PackedWeight) <= sizeof(int64_t) * (48 - kPw), "PackedWeight must fit in OpParams");
 
@@ -428,6 +429,39 @@ void im2col_rows(const OpParams& p, const float* x, float* col, int64_t k0, int6
   }
 }
 
+// im2col of the output pixels [p0, p1) only: col[kk * (p1 - p0) + (pixel - p0)].
+void im2col_tile(const OpParams& p, const float* x, float* col, int64_t p0, int64_t p1) {
+  const int64_t H = p.i[kH], W = p.i[kW], OW = p.i[kOW], kh = p.i[kKh], kw = p.i[kKw], K = p.i[kK];
+  const int64_t sh = p.i[kSh], sw = p.i[kSw], dh = p.i[kDh], dw = p.i[kDw], pt = p.i[kPt], pl = p.i[kPl];
+  const int64_t T = p1 - p0;
+  for (int64_t kk = 0; kk < K; ++kk) {
+    const int64_t ci = kk / (kh * kw), ky = (kk / kw) % kh, kx = kk % kw;
+    float* dst = col + kk * T;
+    const float* src = x + ci * H * W;
+    const int64_t xoff = kx * dw - pl;
+    int64_t vx0 = xoff >= 0 ? 0 : (-xoff + sw - 1) / sw;  // ox with an input column inside the image
+    const int64_t vx1 = W - 1 - xoff < 0 ? 0 : std::min(OW, (W - 1 - xoff) / sw + 1);
+    if (vx0 > vx1) vx0 = vx1;
+    for (int64_t pix = p0; pix < p1;) {
+      const int64_t oy = pix / OW, oxa = pix % OW, oxb = std::min(OW, oxa + (p1 - pix));
+      float* d = dst + (pix - p0) - oxa;  // d[ox] for ox in [oxa, oxb)
+      const int64_t iy = oy * sh - pt + ky * dh;
+      if (iy < 0 || iy >= H) {
+        for (int64_t ox = oxa; ox < oxb; ++ox) d[ox] = 0.f;
+      } else {
+        const float* srow = src + iy * W + xoff;
+        const int64_t a = std::max(oxa, vx0), b = std::max(a, std::min(oxb, vx1));
+        for (int64_t ox = oxa; ox < a; ++ox) d[ox] = 0.f;
+        if (sw == 1) std::memcpy(d + a, srow + a, size_t(b - a) * 4);
+        else
+          for (int64_t ox = a; ox < b; ++ox) d[ox] = srow[ox * sw];
+        for (int64_t ox = b; ox < oxb; ++ox) d[ox] = 0.f;
+      }
+      pix += oxb - oxa;
+    }
+  }
+}
+
 lb_status qconv_infer(OpCtx& c) {
   lb_status st = qconv_geometry(c);
   if (st != LB_OK) return st;
@@ -478,10 +512,16 @@ lb_status qconv_infer(OpCtx& c) {
     o.act_scale = 1.f;
     const bool pointwise = p.i[kKh] == 1 && p.i[kKw] == 1 && p.i[kSh] == 1 && p.i[kSw] == 1 && !p.i[kPt] &&
                            !p.i[kPl] && !p.i[kPb] && !p.i[kPr];
-    p.i[kRows] = int64_t(al64(size_t(ohw * k) * 4)) * (pointwise ? 1 : 2);  // rows (+ im2col)
-    p.i[kYtmp] = int64_t(al64(size_t(ohw * n) * 4));
-    p.i[kQs] = int64_t(al64(qlinear_scratch_bytes(pw, ohw, o)));
-    c.scratch_bytes = size_t(p.i[kRows] + p.i[kYtmp] + p.i[kQs]);
+    // Tiles of T output pixels, each done whole by one thread (im2col, transposition, a one-thread
+    // qlinear, transposition back) while its pieces stay in cache; images with fewer than 4 tiles
+    // go whole through qlinear on the session's pool instead.
+    const int64_t T = std::min<int64_t>(512, std::max<int64_t>(32, (16384 / k) / 16 * 16));
+    const int64_t rows = (ohw + T - 1) / T >= 4 ? T : ohw;
+    p.i[kTile] = rows < ohw ? T : 0;
+    p.i[kRows] = int64_t(al64(size_t(rows * k) * 4)) * (pointwise ? 1 : 2);  // rows (+ im2col)
+    p.i[kYtmp] = int64_t(al64(size_t(rows * n) * 4));
+    p.i[kQs] = int64_t(al64(qlinear_scratch_bytes(pw, rows, o)));
+    c.scratch_bytes = size_t(p.i[kRows] + p.i[kYtmp] + p.i[kQs]) * (p.i[kTile] ? kMaxThreads : 1);
     c.flops = uint64_t(2) * p.i[kN] * n * ohw * k;
   } else if (mode == "depthwise") {
     p.i[kMode] = 1;
@@ -572,6 +612,50 @@ void qconv_run(OpCtx& c) {
   if (p.i[kAct] == ACT_CLIP) clamp = Clamp{true, p.f[0], p.f[1]};
   if (p.i[kAct] == ACT_NONE) clamp = Clamp{false, 0.f, 0.f};
   float* col = rows + al64(size_t(OHW * K) * 4) / 4;
+  if (p.i[kTile]) {
+    const int64_t T = p.i[kTile], tiles = (OHW + T - 1) / T;
+    const size_t per = size_t(p.i[kRows] + p.i[kYtmp] + p.i[kQs]);
+    QLinearInfo infos[kMaxThreads];
+    std::atomic<int> failed{0};
+    for (int64_t n = 0; n < N; ++n) {
+      const float* xn = x + n * C * HW;
+      float* yn = y + n * O * OHW;
+      for_ranges(c, tiles, T * K * O / 8, [&](int tid, int64_t t0, int64_t t1) {
+        char* base = static_cast<char*>(c.scratch) + size_t(tid) * per;
+        float* trow = reinterpret_cast<float*>(base);
+        float* tcol = trow + al64(size_t(T * K) * 4) / 4;
+        float* ty = reinterpret_cast<float*>(base + p.i[kRows]);
+        void* tq = base + p.i[kRows] + p.i[kYtmp];
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t p0 = t * T, p1 = std::min(OHW, p0 + T), m = p1 - p0;
+          if (pointwise) {
+            tr(xn + p0, HW, trow, K, 0, K, 0, m, Clamp());
+          } else {
+            im2col_tile(p, xn, tcol, p0, p1);
+            tr(tcol, m, trow, K, 0, K, 0, m, Clamp());
+          }
+          if (qlinear(packed(p), trow, m, b, ty, o, nullptr, tq, size_t(p.i[kQs]), &infos[tid]) != LB_OK) {
+            failed.store(1);
+            return;
+          }
+          tr(ty, O, yn + p0, OHW, 0, m, 0, O, clamp);
+          if (!clamp.on)
+            for (int64_t oc = 0; oc < O; ++oc) apply_act(yn + oc * OHW + p0, m, p.i[kAct], p.f[0], p.f[1]);
+        }
+      });
+    }
+    if (failed.load()) {
+      std::memset(y, 0, c.out[0]->nbytes());
+      c.isa = "error";
+      return;
+    }
+    for (const QLinearInfo& in : infos)
+      if (in.kernel && in.kernel[0]) {
+        c.isa = lb_isa_name(in.isa);
+        break;
+      }
+    return;
+  }
   for (int64_t n = 0; n < N; ++n) {
     const float* xn = x + n * C * HW;
     const float* src = xn;
