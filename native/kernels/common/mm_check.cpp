@@ -207,6 +207,8 @@ void check_mm_family(const char* name, lb_mm_t* fn, lb_mm_t* ref_fn, lb_quant_q8
           const int64_t m = gemm ? kGemmM[(k + n) % 7] : 1;
           run_case(name, fn, ref_fn, quant, fmt, float_act, Case{m, n, k, 0, exact, 0}, rng, rep);
         }
+      // several K chunks and L2 panel blocks of the AVX2 int16 GEMM (kp 1120 > 2 x 512, 25 panels)
+      run_case(name, fn, ref_fn, quant, fmt, float_act, Case{gemm ? 11 : 1, 200, 1100, 0, exact, 0}, rng, rep);
       if (gemm) run_case(name, fn, ref_fn, quant, fmt, float_act, Case{13, 37, 96, 0, exact, 16}, rng, rep);
       else run_case(name, fn, ref_fn, quant, fmt, float_act, Case{1, 37, 96, 0, exact, 16}, rng, rep);
       for (int64_t n : {5, 24}) {  // static activations, with codes clamped at -128 and 127
