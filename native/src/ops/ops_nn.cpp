@@ -343,17 +343,26 @@ void reduce_run(OpCtx& c) {
 }
 
 // ---- Softmax / LayerNormalization: rows of the last axes --------------------------------
+// The "axis" attribute (default -1) of input 0, made non-negative; false (with ctx.err) if out of range.
+bool row_axis(OpCtx& c, int64_t* axis) {
+  const auto& s = c.in[0]->shape;
+  const int64_t r = int64_t(s.size());
+  *axis = attr_int(*c.attrs, "axis", -1);
+  if (*axis < 0) *axis += r;
+  if (*axis < 0 || *axis >= r) {
+    c.err = "axis " + std::to_string(attr_int(*c.attrs, "axis", -1)) + " is out of range for input " + shape_str(s);
+    return false;
+  }
+  return true;
+}
+
 // i[0] rows, i[1] row length (axis..end for legacy/2-D coercion or axis-last), i[2] inner (axis not last)
 lb_status softmax_infer(OpCtx& c) {
   if (!need_f32(c, 1)) return LB_ERR_DTYPE;
   const auto& s = c.in[0]->shape;
   const int64_t r = int64_t(s.size());
-  int64_t axis = attr_int(*c.attrs, "axis", -1);
-  if (axis < 0) axis += r;
-  if (axis < 0 || axis >= r) {
-    c.err = "axis out of range for " + shape_str(s);
-    return LB_ERR_SHAPE;
-  }
+  int64_t axis;
+  if (!row_axis(c, &axis)) return LB_ERR_SHAPE;
   const bool legacy = attr_int(*c.attrs, "legacy_2d", 0) != 0;  // opset < 13: flatten from axis
   OpParams& p = *c.p;
   p.i[0] = 1;
@@ -420,12 +429,8 @@ lb_status layernorm_infer(OpCtx& c) {
   if (!need_f32(c, 3)) return LB_ERR_DTYPE;
   const auto& s = c.in[0]->shape;
   const int64_t r = int64_t(s.size());
-  int64_t axis = attr_int(*c.attrs, "axis", -1);
-  if (axis < 0) axis += r;
-  if (axis < 0 || axis >= r) {
-    c.err = "axis out of range for " + shape_str(s);
-    return LB_ERR_SHAPE;
-  }
+  int64_t axis;
+  if (!row_axis(c, &axis)) return LB_ERR_SHAPE;
   OpParams& p = *c.p;
   p.i[0] = 1;
   p.i[1] = 1;
