@@ -196,11 +196,14 @@ class LowbitEngine:
         return len(prompt) / (t1 - t0), gen_tokens / (t2 - t1), first
 
 
-def interleaved(engines, prompt, gen_tokens: int, repeat: int):
+def interleaved(engines, prompt, gen_tokens: int, repeat: int, between=None):
     """Runs the engines in alternating rounds (A B A B ..., the order flipped each round) and
-    returns per engine the median prefill and decode tokens/s and the first logits."""
+    returns per engine the median prefill and decode tokens/s and the first logits. between()
+    runs after every round (the bandwidth probe)."""
     res = {e.name: ([], [], None) for e in engines}
     for i in range(repeat):
+        if between:
+            between()
         for e in (engines if i % 2 == 0 else engines[::-1]):
             p, d, first = e.run(prompt, gen_tokens)
             res[e.name][0].append(p)
@@ -259,11 +262,15 @@ def main(argv=None) -> int:
             print(f"exported {pkg.name} in {time.time() - t0:.0f} s", file=sys.stderr)
         gg = write_gguf(model, work / f"tinyllama-{args.layers}l-{qtype}.gguf", qtype) if have_llama else None
         for t in threads:
-            bw = nat.measure_bandwidth(256 << 20, t, 5)  # GB/s, measured next to the runs it scales
+            # Read bandwidth (GB/s) probed before every round; the best probe is the roofline (on a
+            # shared machine a probe that lands on a busy moment only underestimates it).
+            bws = []
             engines = [LowbitEngine(pkg, t, args.prompt_tokens, args.gen_tokens)]
             if gg is not None:
                 engines.append(LlamaCppEngine(gg, t, args.prompt_tokens, args.gen_tokens))
-            res = interleaved(engines, prompt, args.gen_tokens, args.repeat)
+            res = interleaved(engines, prompt, args.gen_tokens, args.repeat,
+                              between=lambda: bws.append(nat.measure_bandwidth(256 << 20, t, 5)))
+            bw = max(bws)
             lp, ld, lfirst = res["lowbit"]
             nb = engines[0].s.info["weight_bytes"]
             row = {"scheme": scheme, "threads": t, "read_gbps": bw, "load": os.getloadavg()[0],

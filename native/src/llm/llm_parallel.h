@@ -1,7 +1,6 @@
 // How the LLM runtime splits work across threads: the runtime's persistent lb::ThreadPool (the
 // same pool the quantized linears run on), behind a small interface.
 #pragma once
-#include <functional>
 #include <memory>
 
 #include "threadpool.h"
@@ -16,8 +15,10 @@ class Parallel {
   /// The pool for qlinear (null = run on the caller).
   ThreadPool* pool() { return pool_.get(); }
   /// Runs fn(task, thread) for every task; a task's result must not depend on its thread.
-  void run(int n_tasks, const std::function<void(int task, int thread)>& fn) {
-    parallel_for(pool_.get(), n_tasks, [&](int64_t t, int th) { fn(int(t), th); });
+  /// A template (no std::function): the pool calls fn through one trampoline per region.
+  template <class F>
+  void run(int n_tasks, F&& fn) {
+    parallel_for(pool_.get(), n_tasks, [&fn](int64_t t, int th) { fn(int(t), th); });
   }
 
  private:
