@@ -79,8 +79,9 @@ def _reduce_max(b: _Builder, x: str, axes: Optional[List[int]], base: str) -> st
 def emit_act_quant(b: _Builder, x: str, aq: ActQuant, channel_axis: int, rank: int, base: str) -> str:
     """Nodes that fake-quantize activation ``x`` as ``refexec.quantize_activation`` does."""
     if aq.smooth is not None:
-        shape = [1] * rank
-        shape[channel_axis] = -1
+        # [C] followed by ones for the axes after the channel axis: broadcasts without raising the rank
+        # of x, even where the writer does not know that rank (channel_axis = rank - 1 for MatMul)
+        shape = [-1] + [1] * (rank - 1 - channel_axis)
         s = b.const(base + "_smooth", aq.smooth.astype(np.float32).reshape(shape))
         x = b.node("Div", [x, s], base + "_smoothed")[0]
     qmax = float(2 ** (aq.bits - 1) - 1)

@@ -106,7 +106,8 @@ def prepare(model, *, example_inputs=None, scheme="w8a8", calib=None, **options)
     if sch.is_float is False and sch.act_mode == "static" and not feeds:
         raise LowbitError(f"scheme {sch.name} calibrates activation ranges: give calibration data "
                           "(calib=... / --calib PATH), or use a dynamic scheme such as w8a8d")
-    qopts = QuantOptions(smooth=bool(options.get("smooth", False)),
+    smooth = options.get("smooth")
+    qopts = QuantOptions(smooth="auto" if smooth is None else smooth,
                          smooth_alpha=None if options.get("smooth_alpha") is None else float(options["smooth_alpha"]),
                          sparse_outliers=_pct(options.get("sparse_outliers", 0.0)),
                          keep_float=_keep_float_list(options.get("keep_float")),

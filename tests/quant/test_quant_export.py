@@ -72,12 +72,26 @@ def test_conv_model_all_schemes(convnet_onnx, convnet_feeds):
 
 
 def test_smooth_improves_outlier_layer(mlp_onnx, mlp_feeds):
-    _, _, _, plain = prepare(mlp_onnx, scheme="w8a8", calib=mlp_feeds, progress=False)
+    _, q0, _, plain = prepare(mlp_onnx, scheme="w8a8", calib=mlp_feeds, progress=False, smooth=False)
     _, q, _, smooth = prepare(mlp_onnx, scheme="w8a8", calib=mlp_feeds, progress=False, smooth=True)
     snr = lambda r: {l["node"]: l["snr_db"] for l in r["layers"]}["fc1"]  # noqa: E731
     assert snr(smooth) > snr(plain) + 1.0
     fc1 = next(n for n in q.nodes if n.name == "fc1")
     assert fc1.attrs["act_quant"].smooth is not None
+    assert next(n for n in q0.nodes if n.name == "fc1").attrs["act_quant"].smooth is None
+
+
+def test_smooth_default_is_matmul_inputs_of_static_schemes(mlp_onnx, mlp_feeds, convnet_onnx, convnet_feeds):
+    # default: w8a8 (static per-tensor activations) smooths MatMul inputs with outlier channels ...
+    _, q, _, rep = prepare(mlp_onnx, scheme="w8a8", calib=mlp_feeds, progress=False)
+    assert {r["node"]: r["smooth"] for r in rep["layers"]}["fc1"]  # fc1: outlier channel 3
+    # ... but not Conv inputs, and not the dynamic-activation schemes (their GPTQ/RTN results stay as they were)
+    _, q, _, _ = prepare(convnet_onnx, scheme="w8a8", calib=convnet_feeds, progress=False)
+    assert all(n.attrs["act_quant"].smooth is None for n in q.nodes if n.op == "Conv")
+    _, q, _, _ = prepare(mlp_onnx, scheme="w8a8d", calib=mlp_feeds, progress=False)
+    assert all(n.attrs["act_quant"].smooth is None for n in q.nodes if "act_quant" in n.attrs)
+    with pytest.raises(LowbitError, match="smooth="):
+        prepare(mlp_onnx, scheme="w8a8", calib=mlp_feeds, progress=False, smooth="sometimes")
 
 
 def test_keep_float_and_budget(mlp_onnx, mlp_feeds):

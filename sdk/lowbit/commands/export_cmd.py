@@ -16,8 +16,10 @@ def register(sub) -> None:
                         "t2a8; add -gptq for GPTQ (default: w8a8; w4a8-g32 for a Hugging Face model folder)")
     p.add_argument("--calib", help="calibration data: an .npz or a folder of .npy files keyed by input name")
     p.add_argument("--format", default="lbpk", choices=["lbpk", "onnx", "tvm"], help="output format (default lbpk)")
-    p.add_argument("--smooth", action="store_true",
-                   help="migrate per-channel activation scales into the weights (OutlierTune/SmoothQuant)")
+    p.add_argument("--smooth", action="store_true", default=None,
+                   help="migrate per-channel activation scales into the weights of every layer (OutlierTune/"
+                        "SmoothQuant); the default smooths the MatMul inputs of static int8 schemes (w8a8)")
+    p.add_argument("--no-smooth", dest="smooth", action="store_false", help="no smoothing at all")
     p.add_argument("--sparse-outliers", metavar="PCT", default=None,
                    help="keep the largest PCT%% of each weight in fp16 in a sparse side table (e.g. 0.5%%)")
     p.add_argument("--keep-float", metavar="PATTERN", action="append",

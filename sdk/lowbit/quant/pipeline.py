@@ -12,7 +12,7 @@ import copy
 import fnmatch
 import logging
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Union
 
 import numpy as np
 
@@ -25,11 +25,18 @@ from lowbit.quant.schemes import Scheme, parse_scheme
 
 log = logging.getLogger("lowbit.quant")
 QUANT_OPS = ("MatMul", "Conv", "ConvTranspose")
+# smooth="auto" smooths a MatMul input only when it has outlier channels (max over channels of |x|max
+# / median): elsewhere smoothing gains little and, by flattening the channel ranges, makes inputs
+# beyond the calibrated range clip sooner.
+AUTO_SMOOTH_MIN_RATIO = 8.0
 
 
 @dataclass
 class QuantOptions:
-    smooth: bool = False
+    # "auto" (default): smooth the inputs of MatMul layers when activations are static per-tensor int8
+    # (w8a8), where transformer outlier channels cost the most and smoothing costs nothing at run time;
+    # True / "all": every layer's input (Convs too, --smooth); False / "off": none.
+    smooth: Union[bool, str] = "auto"
     smooth_alpha: Optional[float] = None  # None: 0.8 for int8 weights, 0.5 below 8 bits
     sparse_outliers: float = 0.0  # percent
     keep_float: List[str] = field(default_factory=list)
@@ -119,22 +126,29 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
     shared: Dict[str, List[Node]] = {}
     for n in layers:
         shared.setdefault(n.inputs[0], []).append(n)
-    need_stats = scheme.act_mode == "static" or scheme.algo in ("gptq", "kmeans") or opts.smooth \
+    need_stats = scheme.act_mode == "static" or scheme.algo in ("gptq", "kmeans") or smooth_mode(opts.smooth) == "all" \
         or opts.budget_bits is not None or (opts.bias_correction and bool(feeds))
     need_hessian = scheme.algo in ("gptq", "kmeans") or opts.budget_bits is not None
     if need_stats and not feeds:
-        raise LowbitError(f"scheme {scheme.name}" + (" with --smooth" if opts.smooth else "") +
+        raise LowbitError(f"scheme {scheme.name}" + (" with --smooth" if smooth_mode(opts.smooth) == "all" else "") +
                           " needs calibration data (calib=... / --calib PATH)")
 
     # 1. smoothing factors from the per-channel activation maxima (one pass), folded into the weights
     smooth: Dict[str, np.ndarray] = {}
     st0: Dict[str, cal.TensorStats] = {}
-    if opts.smooth and scheme.act_mode is None:
+    smode = smooth_mode(opts.smooth)
+    if smode == "auto":
+        smode = "matmul" if scheme.act_mode == "static" and any(n.op == "MatMul" for n in layers) else "off"
+    elif smode == "all" and scheme.act_mode is None:
         log.warning("--smooth only helps with quantized activations; ignored for %s", scheme.name)
-    if opts.smooth and layers and scheme.act_mode is not None:
+        smode = "off"
+    if smode != "off" and layers:
         st0 = cal.collect(graph, feeds, layers, want_chanmax=True, show_progress=opts.progress)
         for tensor, nodes in shared.items():
             if nodes[0].op == "ConvTranspose" or any(n.op != nodes[0].op for n in nodes):
+                continue
+            if smode == "matmul" and (nodes[0].op != "MatMul" or
+                                      (_outlier_ratio(st0.get(tensor)) or 0) < AUTO_SMOOTH_MIN_RATIO):
                 continue
             wmax = None
             for n in nodes:
@@ -173,7 +187,7 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
         stats = cal.collect(graph, feeds, layers, want_hessian=hess, transforms=smooth, show_progress=opts.progress)
 
     # raw (unsmoothed) per-channel maxima: how bad the activation outliers of each layer are
-    st0_all = st0 if opts.smooth and st0 else stats
+    st0_all = st0 if st0 else stats
 
     # 3. mixed precision for a bits budget
     bits_of: Dict[str, int] = {}
@@ -255,6 +269,17 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
         q.metadata["budget_bits"] = {"budget": opts.budget_bits, "bits": bits_of,
                                      "average": average_bits(q)}
     return q
+
+
+def smooth_mode(v) -> str:
+    """QuantOptions.smooth -> "auto", "all" or "off"."""
+    if v is None or (isinstance(v, str) and v.lower() == "auto"):
+        return "auto"
+    if v is True or (isinstance(v, str) and v.lower() in ("all", "on", "true")):
+        return "all"
+    if v is False or (isinstance(v, str) and v.lower() in ("off", "none", "false")):
+        return "off"
+    raise LowbitError(f"smooth={v!r}: use True (every layer), False (none) or 'auto' (MatMul inputs of w8a8)")
 
 
 def _outlier_ratio(st) -> Optional[float]:
