@@ -1,6 +1,7 @@
 // Graph executor (see executor.h): manifest -> ops, plan (shapes, folding, arena), run.
 #include "executor.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -169,6 +170,19 @@ lb_status Session::create(const Model* model, int threads, std::unique_ptr<Sessi
   std::unique_ptr<Session> s(new Session(model, threads));
   const auto& vals = model->values();
   s->tensors_.resize(vals.size());
+  // Lazy packages: hash the data sections this graph uses now, one section per task on the
+  // session's pool (tensor() below then finds them checked).
+  if (model->package().mode() == Verify::Lazy) {
+    std::vector<const Package::Section*> todo;
+    const Json& tensors = model->package().manifest()["tensors"];
+    for (const ValueDecl& v : vals) {
+      if (!v.is_const) continue;
+      const Package::Section* sec = model->package().section(tensors[v.name]["section"].str());
+      if (sec && sec->state.load() == 0 && std::find(todo.begin(), todo.end(), sec) == todo.end()) todo.push_back(sec);
+    }
+    parallel_for(s->pool_.get(), int64_t(todo.size()),
+                 [&](int64_t i, int) { model->package().verify_section(*todo[size_t(i)]); });  // errors: tensor() reports
+  }
   for (size_t i = 0; i < vals.size(); ++i) {
     if (!vals[i].is_const) continue;
     TensorView tv;
