@@ -129,6 +129,18 @@ inline __attribute__((always_inline)) void dw_fill(const OpParams& p, const DwGe
     const float* src = in + y * W;
     if (sw == 1) {
       std::memcpy(buf + (y + pt) * g.PWp + pl, src, size_t(W) * sizeof(float));
+    } else if (sw == 2) {  // even columns to one phase, odd to the other (4 + 4 per step)
+      float* de = buf + ((pl % 2) * g.PH + y + pt) * g.PWp + pl / 2;
+      float* dd = buf + (((pl + 1) % 2) * g.PH + y + pt) * g.PWp + (pl + 1) / 2;
+      int64_t x = 0;
+#if defined(__x86_64__)
+      for (; x + 8 <= W; x += 8) {
+        const __m128 a = _mm_loadu_ps(src + x), b = _mm_loadu_ps(src + x + 4);
+        _mm_storeu_ps(de + x / 2, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+        _mm_storeu_ps(dd + x / 2, _mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+      }
+#endif
+      for (; x < W; ++x) (x % 2 ? dd : de)[x / 2] = src[x];
     } else {
       for (int64_t ph = 0; ph < sw; ++ph) {  // padded column xp = x + pl lands in phase xp % sw
         int64_t x = ((ph - pl) % sw + sw) % sw;
@@ -188,15 +200,25 @@ __attribute__((target("avx2,fma"))) void dw_range_avx2(const OpParams& p, const 
   const __m256 lo = _mm256_set1_ps(act == ACT_RELU ? 0.f : act == ACT_CLIP ? p.f[0] : -HUGE_VALF);
   const __m256 hi = _mm256_set1_ps(act == ACT_CLIP ? p.f[1] : HUGE_VALF);
   const float* tap[64];
+  int64_t tap_off[64];  // tap start relative to the output row's first padded row (same for every row)
   __m256 wv[64];
   const bool small = taps <= 64;
+  int64_t wch = -1;  // channel whose weights are in wv
+  if (small) {
+    const DwGeom g0 = dw_geom(p);
+    for (int64_t ky = 0; ky < kh; ++ky)
+      for (int64_t kx = 0; kx < kw; ++kx) tap_off[ky * kw + kx] = dw_tap(p, g0, buf, 0, ky, kx) - buf;
+  }
   auto row = [&](const DwGeom& g, int64_t ch, int64_t oy, float* o, float* acc) __attribute__((target("avx2,fma"))) {
     const float* wc = w + ch * kh * kw;
     const __m256 bias = _mm256_set1_ps(b ? b[ch] : 0.f);
     if (small) {
-      for (int64_t ky = 0; ky < kh; ++ky)
-        for (int64_t kx = 0; kx < kw; ++kx) tap[ky * kw + kx] = dw_tap(p, g, buf, oy, ky, kx);
-      for (int64_t t = 0; t < taps; ++t) wv[t] = _mm256_set1_ps(wc[t]);
+      const float* base = buf + oy * p.i[kSh] * g.PWp;
+      for (int64_t t = 0; t < taps; ++t) tap[t] = base + tap_off[t];
+      if (ch != wch) {
+        for (int64_t t = 0; t < taps; ++t) wv[t] = _mm256_set1_ps(wc[t]);
+        wch = ch;
+      }
     }
     float* dst = in_reg ? o : acc;
     int64_t ox = 0;
