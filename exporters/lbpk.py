@@ -231,6 +231,10 @@ class _Lowering:
         else:
             attrs["act"] = "dynamic_row" if aq.granularity == "row" else "dynamic"
         inputs = [ins[0], wname] + ([ins[2]] if n.op == "Gemm" and len(ins) > 2 and ins[2] else [])
+        if aq is not None and aq.smooth is not None:  # --smooth: x * (1 / smooth[k]) before quantizing
+            mul = f"{n.name}.act_mul"
+            self.consts[mul] = (np.float32(1.0) / np.asarray(aq.smooth, np.float32).reshape(-1)).astype(np.float32)
+            inputs = inputs + [""] * (3 - len(inputs)) + [mul]
         return {"name": n.name, "op": n.op, "kernel": "qlinear_f32", "inputs": inputs, "outputs": list(n.outputs),
                 "attrs": attrs}
 

@@ -1,6 +1,7 @@
 // Quantized linear (MatMul/Gemm with a packed int8/int4/codebook/ternary weight) through the
 // kernels' op-level entry point lb::qlinear (qlinear.h): x[..., K] -> y[..., N].
-// Inputs: x (f32), the packed weight (u8 bytes, manifest attrs wfmt/n/k/group), optional bias [N].
+// Inputs: x (f32), the packed weight (u8 bytes, manifest attrs wfmt/n/k/group), optional bias [N],
+// optional act_mul [K] (1 / smoothing divisors, applied to x before it is quantized).
 #include <cstring>
 #include <new>
 
@@ -53,6 +54,11 @@ lb_status qlinear_infer(OpCtx& c) {
   p.f[0] = attr_float(a, "act_scale", 0.f);
   p.i[2] = attr_int(a, "act_zero", 0);
   p.i[0] = x->numel() / k;
+  const Tensor* mul = c.in.size() > 3 ? c.in[3] : nullptr;  // optional [K] multipliers (1 / --smooth divisors)
+  if (mul && (mul->dtype != DType::F32 || mul->numel() != k || p.i[1] == LB_ACT_FLOAT)) {
+    c.err = "act_mul (input 3) must be K=" + std::to_string(k) + " f32 values, with int8 activations";
+    return LB_ERR_SHAPE;
+  }
   if (c.in.size() > 2 && c.in[2] && c.in[2]->numel() != n) {
     c.err = "bias must have N=" + std::to_string(n) + " values";
     return LB_ERR_SHAPE;
@@ -69,8 +75,9 @@ void qlinear_run(OpCtx& c) {
   const OpParams& p = *c.p;
   QLinearInfo info;
   const float* bias = c.in.size() > 2 && c.in[2] ? c.in[2]->f32() : nullptr;
-  qlinear(packed(p), c.in[0]->f32(), p.i[0], bias, c.out[0]->f32(), opts_of(p), c.pool, c.scratch, c.scratch_bytes,
-          &info);
+  QLinearOpts o = opts_of(p);
+  o.act_mul = c.in.size() > 3 && c.in[3] ? c.in[3]->f32() : nullptr;
+  qlinear(packed(p), c.in[0]->f32(), p.i[0], bias, c.out[0]->f32(), o, c.pool, c.scratch, c.scratch_bytes, &info);
   c.isa = lb_isa_name(info.isa);
 }
 
