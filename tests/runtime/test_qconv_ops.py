@@ -1,7 +1,7 @@
 """Quantized Conv (qconv2d_f32 / qdq_f32) on small synthetic convs against the numpy reference
 executor (lowbit.refexec: fake-quantized activation, conv on the dequantized weight).
 
-Tolerances (docs/kernels.md, "Quantized Conv"): with int8 activations quantized the same way
+Tolerances (docs/runtime.md, "Quantized Conv"): with int8 activations quantized the same way
 (static scale/zero point, or one dynamic scale for the tensor), the native op differs from the
 reference only by float summation order: QCONV_RTOL relative to the output's largest magnitude.
 4-bit group-1 convs quantize activations per (row, group) in the kernels instead of per tensor:

@@ -1,7 +1,7 @@
 """Real quantized models run natively (qconv2d_f32 / qlinear_f32) and match ONNX Runtime on the
 exported QDQ ONNX of the same quantized graph (the same QuantWeight / ActQuant objects).
 
-Tolerance (docs/kernels.md, "Quantized Conv"): each quantized conv matches to float rounding, but
+Tolerance (docs/runtime.md, "Quantized Conv"): each quantized conv matches to float rounding, but
 a rounding difference before an int8 quantization step moves a value by one step, and over ~60
 layers that adds up. lowbit's own numpy reference executor is off ONNX Runtime by the same amount
 (measured: EfficientNet-Lite0 w8a8 2.5 % relative L2, PP-OCRv5 det 12 %), so the bound is relative

@@ -1,6 +1,6 @@
 // Quantized 2-D convolution "qconv2d_f32" (NCHW float in and out, like conv2d_f32, so the rest of
 // the graph is unchanged) and the fake-quantization op "qdq_f32" of the exporter's fallback path.
-// See docs/package-format.md (section 6) for the manifest side and docs/kernels.md ("Quantized
+// See docs/package-format.md (section 6) for the manifest side and docs/runtime.md ("Quantized
 // Conv") for the numerics.
 //
 // mode "gemm" (group 1): the weight is packed by lowbit.packing as an [O, C*kh*kw] matrix; each
