@@ -33,6 +33,9 @@ def _cases():
         [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
          helper.make_node("HardSigmoid", ["c"], ["y"])],
         [("x", [1, 8, 33, 35])], {"w": _w(7, 8, 3, 3)})
+    c["conv3x3_stride2_wide_rows"] = (  # 16 output columns inside one row: the stride-2 gather fast path
+        [helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])],
+        [("x", [1, 3, 20, 130])], {"w": _w(32, 3, 3, 3), "b": _w(32, seed=8)})
     c["depthwise5x5_stride2_clip"] = (
         [helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[5, 5], strides=[2, 2], pads=[2, 2, 2, 2],
                           group=24),
@@ -123,7 +126,7 @@ np.savez(sys.argv[3], **out)
 def test_threads_fp32_ops_portable_path(tmp_path):
     """LOWBIT_ISA=scalar: the portable GEMM/im2col/depthwise/vector-math fallbacks (the paths a
     non-x86 build runs) on the same graphs, against ONNX Runtime."""
-    for name in ("conv3x3_stride2_hardsigmoid", "depthwise5x5_stride2_clip", "matmul_m3_bias", "erf_gelu_chain",
+    for name in ("conv3x3_stride2_hardsigmoid", "conv3x3_stride2_wide_rows", "depthwise5x5_stride2_clip", "matmul_m3_bias", "erf_gelu_chain",
                  "softmax_exp", "gemm_transb_m2"):
         pkg, feeds, ref, outs = _build(tmp_path, name)
         np.savez(tmp_path / "feeds.npz", **feeds)

@@ -301,6 +301,13 @@ void im2col_pack(const void* vctx, int64_t k0, int64_t kc, int64_t n0, int64_t n
       if (sw == 1 && ix0 >= 0 && ix0 + nr <= W) {
         if (nr == 16) std::memcpy(d, row + ix0, 16 * sizeof(float));  // constant size: inlined
         else std::memcpy(d, row + ix0, size_t(nr) * sizeof(float));
+#if defined(__x86_64__)
+      } else if (sw == 2 && nr == 16 && ix0 >= 0 && ix0 + 32 <= W) {  // every other column: even lanes
+        for (int q = 0; q < 4; ++q) {
+          const __m128 a = _mm_loadu_ps(row + ix0 + 8 * q), b = _mm_loadu_ps(row + ix0 + 8 * q + 4);
+          _mm_storeu_ps(d + 4 * q, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+        }
+#endif
       } else {
         for (int64_t j = 0; j < nr; ++j) {
           const int64_t ix = ix0 + j * sw;

@@ -187,18 +187,28 @@ const KernFn kKernAvx2[MR + 1] = {nullptr, kern_avx2<1>, kern_avx2<2>, kern_avx2
 
 // Panels [p0, p1) of the blocked GEMM (B packed per K block into `panel`).
 __attribute__((target("avx2,fma"))) void panels_avx2(const GemmArgs& g, int64_t p0, int64_t p1, float* panel) {
-  alignas(32) float colbias[16];
-  for (int64_t p = p0; p < p1; ++p) {
-    const int64_t n0 = p * NR, nr = std::min(NR, g.N - n0);
-    if (g.bias_mode == 2)
-      for (int64_t j = 0; j < NR; ++j) colbias[j] = j < nr ? g.bias[n0 + j] : 0.f;
+  alignas(32) float colbias[4][16];
+  // Short K (one K block of <= KC/2): pack up to 4 neighbouring panels into the buffer and run
+  // each row tile over all of them, so a tile of A is reused from L1 and each row of C is written
+  // in 128-256 contiguous bytes instead of 64 (1x1 convs with few input channels on large maps).
+  const int64_t group = g.K <= KC / 4 ? 4 : g.K <= KC / 2 ? 2 : 1;
+  for (int64_t pg = p0; pg < p1; pg += group) {
+    const int64_t np = std::min(group, p1 - pg);
     for (int64_t k0 = 0; k0 < g.K || k0 == 0; k0 += KC) {
       const int64_t kc = std::max<int64_t>(0, std::min(KC, g.K - k0));
-      if (kc > 0) pack_b(g, k0, kc, n0, nr, panel);
+      for (int64_t q = 0; q < np; ++q) {
+        const int64_t n0 = (pg + q) * NR, nr = std::min(NR, g.N - n0);
+        if (kc > 0) pack_b(g, k0, kc, n0, nr, panel + q * kc * NR);
+        if (k0 == 0 && g.bias_mode == 2)
+          for (int64_t j = 0; j < NR; ++j) colbias[q][j] = j < nr ? g.bias[n0 + j] : 0.f;
+      }
       const bool first = k0 == 0, last = k0 + KC >= g.K;
       for (int64_t m0 = 0; m0 < g.M; m0 += MR) {
         const int64_t mr = std::min(MR, g.M - m0);
-        kKernAvx2[mr](g, g.A + m0 * g.lda + k0, panel, kc, m0, n0, nr, first, last, colbias);
+        for (int64_t q = 0; q < np; ++q) {
+          const int64_t n0 = (pg + q) * NR, nr = std::min(NR, g.N - n0);
+          kKernAvx2[mr](g, g.A + m0 * g.lda + k0, panel + q * kc * NR, kc, m0, n0, nr, first, last, colbias[q]);
+        }
       }
       if (kc <= 0) break;
     }
