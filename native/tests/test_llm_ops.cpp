@@ -96,8 +96,10 @@ static std::vector<float> naive_attn(const float* q, const std::vector<float>& k
 }
 
 LB_TEST(llm_attention_matches_naive_for_each_cache_type) {
-  // g = 3 and 11 exercise the partial head blocks of the SIMD path, 8 the full one.
-  const int layers = 2, kvh = 2, d = 64, n = 40;
+  // g = 3 and 11 exercise the partial head blocks of the SIMD path, 8 the full one; d = 48 makes
+  // the int8 cache's group the whole head (48 channels) instead of 32.
+  const int layers = 2, kvh = 2, n = 40;
+  for (int d : {64, 48})
   for (int g : {3, 8, 11}) {
     auto k = randv(size_t(n) * kvh * d, 3), v = randv(size_t(n) * kvh * d, 4), q = randv(size_t(g) * d, 5 + g);
     for (lb_llm_kv_type t : {LB_LLM_KV_F32, LB_LLM_KV_F16, LB_LLM_KV_I8}) {
@@ -113,7 +115,7 @@ LB_TEST(llm_attention_matches_naive_for_each_cache_type) {
           auto want = naive_attn(&q[size_t(gi) * d], k, v, d, kvh, 1, window ? pos - window + 1 : 0, pos);
           std::vector<float> got(out.begin() + gi * d, out.begin() + (gi + 1) * d);
           const float e = max_rel(got, want);
-          LB_EXPECT_MSG(e <= tol, "g " + std::to_string(g) + " kv type " + std::to_string(t) + " window " +
+          LB_EXPECT_MSG(e <= tol, "d " + std::to_string(d) + " g " + std::to_string(g) + " kv type " + std::to_string(t) + " window " +
                                       std::to_string(window) + " head " + std::to_string(gi) + " rel err " +
                                       std::to_string(e));
         }

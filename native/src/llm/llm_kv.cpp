@@ -148,26 +148,38 @@ void KvCache::attend(int layer, int kvh, const float* q, int g, int pos, int win
   const float ninf = -std::numeric_limits<float>::infinity();
   const size_t r0 = row(layer, kvh, 0);
 
-  if (!h2o() && type_ != LB_LLM_KV_I8 && cnt > 0) {
+  if (!h2o() && cnt > 0 && g <= kMaxGroup) {
     // Contiguous rows, no mask: scores for all g heads per row, column softmax, weighted sum
     // (1/sum folded into the output). scores is [cnt][g].
     float sums[kMaxGroup];
-    if (g <= kMaxGroup) {
-      if (type_ == LB_LLM_KV_F32) {
-        const float* kb = reinterpret_cast<const float*>(k_.data()) + (r0 + lo) * d_;
-        ops.scores_f32(q, g, kb, cnt, d_, inv_sqrt, scores);
-      } else {
-        const uint16_t* kb = reinterpret_cast<const uint16_t*>(k_.data()) + (r0 + lo) * d_;
-        ops.scores_f16(q, g, kb, cnt, d_, inv_sqrt, scores);
-      }
-      ops.softmax_cols(scores, cnt, g, sums);
-      for (int gi = 0; gi < g; ++gi) sums[gi] = sums[gi] > 0 ? 1.f / sums[gi] : 0.f;
-      if (type_ == LB_LLM_KV_F32)
-        ops.wsum_f32(scores, g, reinterpret_cast<const float*>(v_.data()) + (r0 + lo) * d_, cnt, d_, sums, out);
-      else
-        ops.wsum_f16(scores, g, reinterpret_cast<const uint16_t*>(v_.data()) + (r0 + lo) * d_, cnt, d_, sums, out);
-      return;
+    const size_t e0 = (r0 + lo) * d_;
+    switch (type_) {
+      case LB_LLM_KV_F32:
+        ops.scores_f32(q, g, reinterpret_cast<const float*>(k_.data()) + e0, cnt, d_, inv_sqrt, scores);
+        break;
+      case LB_LLM_KV_F16:
+        ops.scores_f16(q, g, reinterpret_cast<const uint16_t*>(k_.data()) + e0, cnt, d_, inv_sqrt, scores);
+        break;
+      case LB_LLM_KV_I8:
+        ops.scores_i8(q, g, reinterpret_cast<const int8_t*>(k_.data()) + e0, &ks_[(r0 + lo) * ngroups_], group_, cnt,
+                      d_, inv_sqrt, scores);
+        break;
     }
+    ops.softmax_cols(scores, cnt, g, sums);
+    for (int gi = 0; gi < g; ++gi) sums[gi] = sums[gi] > 0 ? 1.f / sums[gi] : 0.f;
+    switch (type_) {
+      case LB_LLM_KV_F32:
+        ops.wsum_f32(scores, g, reinterpret_cast<const float*>(v_.data()) + e0, cnt, d_, sums, out);
+        break;
+      case LB_LLM_KV_F16:
+        ops.wsum_f16(scores, g, reinterpret_cast<const uint16_t*>(v_.data()) + e0, cnt, d_, sums, out);
+        break;
+      case LB_LLM_KV_I8:
+        ops.wsum_i8(scores, g, reinterpret_cast<const int8_t*>(v_.data()) + e0, &vs_[(r0 + lo) * ngroups_], group_,
+                    cnt, d_, sums, out);
+        break;
+    }
+    return;
   }
 
   // 1. scores[gi][j] = q_gi . k_j / sqrt(d)

@@ -105,6 +105,17 @@ void scores_f16_ref(const float* q, int g, const uint16_t* k, int cnt, int d, fl
   for (int j = 0; j < cnt; ++j)
     for (int gi = 0; gi < g; ++gi) s[size_t(j) * g + gi] = scale * dot_f16_ref(q + size_t(gi) * d, k + size_t(j) * d, d);
 }
+void scores_i8_ref(const float* q, int g, const int8_t* k, const float* ksc, int group, int cnt, int d, float scale,
+                   float* s) {
+  const int ng = d / group;
+  for (int j = 0; j < cnt; ++j)
+    for (int gi = 0; gi < g; ++gi) {
+      float acc = 0;
+      for (int gr = 0; gr < ng; ++gr)
+        acc += ksc[size_t(j) * ng + gr] * dot_i8_ref(q + size_t(gi) * d + gr * group, k + size_t(j) * d + gr * group, group);
+      s[size_t(j) * g + gi] = scale * acc;
+    }
+}
 void softmax_cols_ref(float* s, int cnt, int g, float* sum) {
   for (int gi = 0; gi < g; ++gi) {
     float m = s[gi];
@@ -132,6 +143,18 @@ void wsum_f32_ref(const float* p, int g, const float* v, int cnt, int d, const f
 void wsum_f16_ref(const float* p, int g, const uint16_t* v, int cnt, int d, const float* inv_sum, float* out) {
   wsum_ref(p, g, v, cnt, d, inv_sum, out, axpy_f16_ref);
 }
+void wsum_i8_ref(const float* p, int g, const int8_t* v, const float* vsc, int group, int cnt, int d,
+                 const float* inv_sum, float* out) {
+  const int ng = d / group;
+  std::memset(out, 0, size_t(g) * d * sizeof(float));
+  for (int j = 0; j < cnt; ++j)
+    for (int gi = 0; gi < g; ++gi)
+      for (int gr = 0; gr < ng; ++gr)
+        axpy_i8_ref(p[size_t(j) * g + gi] * vsc[size_t(j) * ng + gr], v + size_t(j) * d + gr * group,
+                    out + size_t(gi) * d + gr * group, group);
+  for (int gi = 0; gi < g; ++gi)
+    for (int i = 0; i < d; ++i) out[size_t(gi) * d + i] *= inv_sum[gi];
+}
 void swiglu_ref(const float* gate, const float* up, int n, float* out) {
   for (int i = 0; i < n; ++i) {
     const float g = gate[i];
@@ -139,9 +162,10 @@ void swiglu_ref(const float* gate, const float* up, int n, float* out) {
   }
 }
 
-const VecOps kScalar = {"scalar",       dot_f32_ref,    dot_f16_ref,      dot_i8_ref,   axpy_f32_ref,
-                        axpy_f16_ref,   axpy_i8_ref,    f32_to_f16_ref,   scores_f32_ref, scores_f16_ref,
-                        softmax_cols_ref, wsum_f32_ref, wsum_f16_ref,     swiglu_ref};
+const VecOps kScalar = {"scalar",         dot_f32_ref,      dot_f16_ref,    dot_i8_ref,     axpy_f32_ref,
+                        axpy_f16_ref,     axpy_i8_ref,      f32_to_f16_ref, scores_f32_ref, scores_f16_ref,
+                        scores_i8_ref,    softmax_cols_ref, wsum_f32_ref,   wsum_f16_ref,   wsum_i8_ref,
+                        swiglu_ref};
 
 #if defined(LB_LLM_X86)
 #define LB_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -228,11 +252,28 @@ LB_AVX2 void f32_to_f16_avx2(const float* x, uint16_t* y, int n) {
   for (; i < n; ++i) y[i] = f32_to_f16_scalar(x[i]);
 }
 
-// Loads 8 cache elements as floats.
-LB_AVX2 inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
-LB_AVX2 inline __m256 load8(const uint16_t* p) {
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
+// Cache rows [cnt][d] as seen by the attention kernels: load(j, c) = channels c..c+7 of row j as floats.
+struct RowsF32 {
+  const float* p;
+  int d;
+  LB_AVX2 __m256 load(int j, int c) const { return _mm256_loadu_ps(p + size_t(j) * d + c); }
+};
+struct RowsF16 {
+  const uint16_t* p;
+  int d;
+  LB_AVX2 __m256 load(int j, int c) const {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + size_t(j) * d + c)));
+  }
+};
+struct RowsI8 {  // codes times the row's group scale
+  const int8_t* p;
+  const float* sc;
+  int d, group, ng;
+  LB_AVX2 __m256 load(int j, int c) const {
+    const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + size_t(j) * d + c));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), _mm256_set1_ps(sc[size_t(j) * ng + c / group]));
+  }
+};
 
 // exp(x) for x in [-87.3, 88.3] (clamped outside): Cephes' expf polynomial, ~2 ulp.
 LB_AVX2 inline __m256 exp8(__m256 x) {
@@ -261,19 +302,18 @@ LB_AVX2 inline __m256 hsum8x8(const __m256* a) {
 
 // Scores for up to 8 heads at a time: each cache row is converted once and dotted with every
 // head of the block; the 8 sums are reduced together (d % 8 == 0).
-template <class T>
-LB_AVX2 void scores_avx2(const float* q, int g, const T* k, int cnt, int d, float scale, float* s) {
+template <class Rows>
+LB_AVX2 void scores_avx2(const float* q, int g, const Rows& k, int cnt, int d, float scale, float* s) {
   const __m256 vs = _mm256_set1_ps(scale);
   for (int g0 = 0; g0 < g; g0 += 8) {
     const int gb = std::min(8, g - g0);
     const float* qh[8];
     for (int i = 0; i < 8; ++i) qh[i] = q + size_t(g0 + (i < gb ? i : 0)) * d;
     for (int j = 0; j < cnt; ++j) {
-      const T* kr = k + size_t(j) * d;
       __m256 acc[8];
       for (int i = 0; i < 8; ++i) acc[i] = _mm256_setzero_ps();
       for (int c = 0; c < d; c += 8) {
-        const __m256 kc = load8(kr + c);
+        const __m256 kc = k.load(j, c);
         for (int i = 0; i < 8; ++i) acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(qh[i] + c), kc, acc[i]);
       }
       const __m256 r = _mm256_mul_ps(hsum8x8(acc), vs);
@@ -290,11 +330,16 @@ LB_AVX2 void scores_avx2(const float* q, int g, const T* k, int cnt, int d, floa
 }
 LB_AVX2 void scores_f32_avx2(const float* q, int g, const float* k, int cnt, int d, float scale, float* s) {
   if (d % 8) return scores_f32_ref(q, g, k, cnt, d, scale, s);
-  scores_avx2(q, g, k, cnt, d, scale, s);
+  scores_avx2(q, g, RowsF32{k, d}, cnt, d, scale, s);
 }
 LB_AVX2 void scores_f16_avx2(const float* q, int g, const uint16_t* k, int cnt, int d, float scale, float* s) {
   if (d % 8) return scores_f16_ref(q, g, k, cnt, d, scale, s);
-  scores_avx2(q, g, k, cnt, d, scale, s);
+  scores_avx2(q, g, RowsF16{k, d}, cnt, d, scale, s);
+}
+LB_AVX2 void scores_i8_avx2(const float* q, int g, const int8_t* k, const float* ksc, int group, int cnt, int d,
+                            float scale, float* s) {
+  if (d % 8 || group % 8) return scores_i8_ref(q, g, k, ksc, group, cnt, d, scale, s);
+  scores_avx2(q, g, RowsI8{k, ksc, d, group, d / group}, cnt, d, scale, s);
 }
 
 LB_AVX2 void softmax_cols_avx2(float* s, int cnt, int g, float* sum) {
@@ -315,15 +360,15 @@ LB_AVX2 void softmax_cols_avx2(float* s, int cnt, int g, float* sum) {
 
 // out[gi] = inv_sum[gi] * sum_j p[j][gi] v_j: 8 output channels of up to 8 heads per pass, each
 // cache row converted once per pass.
-template <class T>
-LB_AVX2 void wsum_avx2(const float* p, int g, const T* v, int cnt, int d, const float* inv_sum, float* out) {
+template <class Rows>
+LB_AVX2 void wsum_avx2(const float* p, int g, const Rows& v, int cnt, int d, const float* inv_sum, float* out) {
   for (int g0 = 0; g0 < g; g0 += 8) {
     const int gb = std::min(8, g - g0);
     for (int c = 0; c < d; c += 8) {
       __m256 acc[8];
       for (int i = 0; i < 8; ++i) acc[i] = _mm256_setzero_ps();
       for (int j = 0; j < cnt; ++j) {
-        const __m256 vc = load8(v + size_t(j) * d + c);
+        const __m256 vc = v.load(j, c);
         const float* pj = p + size_t(j) * g + g0;
         for (int i = 0; i < 8; ++i)
           if (i < gb) acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(pj + i), vc, acc[i]);
@@ -335,11 +380,16 @@ LB_AVX2 void wsum_avx2(const float* p, int g, const T* v, int cnt, int d, const 
 }
 LB_AVX2 void wsum_f32_avx2(const float* p, int g, const float* v, int cnt, int d, const float* inv_sum, float* out) {
   if (d % 8) return wsum_f32_ref(p, g, v, cnt, d, inv_sum, out);
-  wsum_avx2(p, g, v, cnt, d, inv_sum, out);
+  wsum_avx2(p, g, RowsF32{v, d}, cnt, d, inv_sum, out);
 }
 LB_AVX2 void wsum_f16_avx2(const float* p, int g, const uint16_t* v, int cnt, int d, const float* inv_sum, float* out) {
   if (d % 8) return wsum_f16_ref(p, g, v, cnt, d, inv_sum, out);
-  wsum_avx2(p, g, v, cnt, d, inv_sum, out);
+  wsum_avx2(p, g, RowsF16{v, d}, cnt, d, inv_sum, out);
+}
+LB_AVX2 void wsum_i8_avx2(const float* p, int g, const int8_t* v, const float* vsc, int group, int cnt, int d,
+                          const float* inv_sum, float* out) {
+  if (d % 8 || group % 8) return wsum_i8_ref(p, g, v, vsc, group, cnt, d, inv_sum, out);
+  wsum_avx2(p, g, RowsI8{v, vsc, d, group, d / group}, cnt, d, inv_sum, out);
 }
 
 LB_AVX2 void swiglu_avx2(const float* gate, const float* up, int n, float* out) {
@@ -353,9 +403,10 @@ LB_AVX2 void swiglu_avx2(const float* gate, const float* up, int n, float* out) 
   if (i < n) swiglu_ref(gate + i, up + i, n - i, out + i);
 }
 
-const VecOps kAvx2 = {"avx2",          dot_f32_avx2,   dot_f16_avx2,      dot_i8_avx2,     axpy_f32_avx2,
-                      axpy_f16_avx2,   axpy_i8_avx2,   f32_to_f16_avx2,   scores_f32_avx2, scores_f16_avx2,
-                      softmax_cols_avx2, wsum_f32_avx2, wsum_f16_avx2,    swiglu_avx2};
+const VecOps kAvx2 = {"avx2",          dot_f32_avx2,      dot_f16_avx2,    dot_i8_avx2,     axpy_f32_avx2,
+                      axpy_f16_avx2,   axpy_i8_avx2,      f32_to_f16_avx2, scores_f32_avx2, scores_f16_avx2,
+                      scores_i8_avx2,  softmax_cols_avx2, wsum_f32_avx2,   wsum_f16_avx2,   wsum_i8_avx2,
+                      swiglu_avx2};
 #endif
 
 }  // namespace

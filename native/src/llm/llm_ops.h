@@ -20,11 +20,16 @@ struct VecOps {
   /// s[j * g + gi] = scale * (q_gi . k_j), q [g][d].
   void (*scores_f32)(const float* q, int g, const float* k, int cnt, int d, float scale, float* s);
   void (*scores_f16)(const float* q, int g, const uint16_t* k, int cnt, int d, float scale, float* s);
+  /// int8 rows with one scale per row and group of `group` channels: ksc [cnt][d / group].
+  void (*scores_i8)(const float* q, int g, const int8_t* k, const float* ksc, int group, int cnt, int d, float scale,
+                    float* s);
   /// Per head gi: s[j * g + gi] = exp(s[j * g + gi] - max_j s[. * g + gi]); sum[gi] = their sum.
   void (*softmax_cols)(float* s, int cnt, int g, float* sum);
   /// out[gi][:] = inv_sum[gi] * sum_j p[j * g + gi] v_j (overwrites out [g][d]).
   void (*wsum_f32)(const float* p, int g, const float* v, int cnt, int d, const float* inv_sum, float* out);
   void (*wsum_f16)(const float* p, int g, const uint16_t* v, int cnt, int d, const float* inv_sum, float* out);
+  void (*wsum_i8)(const float* p, int g, const int8_t* v, const float* vsc, int group, int cnt, int d,
+                  const float* inv_sum, float* out);
   /// out[i] = silu(gate[i]) * up[i].
   void (*swiglu)(const float* gate, const float* up, int n, float* out);
 };
