@@ -362,21 +362,26 @@ LB_AVX2 void softmax_cols_avx2(float* s, int cnt, int g, float* sum) {
 // cache row converted once per pass.
 template <class Rows>
 LB_AVX2 void wsum_avx2(const float* p, int g, const Rows& v, int cnt, int d, const float* inv_sum, float* out) {
-  for (int g0 = 0; g0 < g; g0 += 8) {
-    const int gb = std::min(8, g - g0);
+  int g0 = 0;
+  for (; g0 + 8 <= g; g0 += 8) {  // full blocks: 8 accumulators stay in registers
     for (int c = 0; c < d; c += 8) {
       __m256 acc[8];
       for (int i = 0; i < 8; ++i) acc[i] = _mm256_setzero_ps();
       for (int j = 0; j < cnt; ++j) {
         const __m256 vc = v.load(j, c);
         const float* pj = p + size_t(j) * g + g0;
-        for (int i = 0; i < 8; ++i)
-          if (i < gb) acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(pj + i), vc, acc[i]);
+        for (int i = 0; i < 8; ++i) acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(pj + i), vc, acc[i]);
       }
-      for (int i = 0; i < gb; ++i)
+      for (int i = 0; i < 8; ++i)
         _mm256_storeu_ps(out + size_t(g0 + i) * d + c, _mm256_mul_ps(acc[i], _mm256_set1_ps(inv_sum[g0 + i])));
     }
   }
+  for (; g0 < g; ++g0)  // the remaining heads one at a time
+    for (int c = 0; c < d; c += 8) {
+      __m256 acc = _mm256_setzero_ps();
+      for (int j = 0; j < cnt; ++j) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(p + size_t(j) * g + g0), v.load(j, c), acc);
+      _mm256_storeu_ps(out + size_t(g0) * d + c, _mm256_mul_ps(acc, _mm256_set1_ps(inv_sum[g0])));
+    }
 }
 LB_AVX2 void wsum_f32_avx2(const float* p, int g, const float* v, int cnt, int d, const float* inv_sum, float* out) {
   if (d % 8) return wsum_f32_ref(p, g, v, cnt, d, inv_sum, out);
