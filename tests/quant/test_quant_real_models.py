@@ -56,17 +56,18 @@ def _mean_cos(fg, qg, feeds):
 def test_minilm_w8a8_and_smooth(minilm_onnx, minilm_data):
     calib, test = minilm_data
     calib = calib[:64]
-    fg, qg, _, rep = prepare(minilm_onnx, scheme="w8a8", calib=calib, progress=False)
-    plain = _mean_cos(fg, qg, test)
-    _, qs, _, rep_s = prepare(minilm_onnx, scheme="w8a8", calib=calib, progress=False, smooth=True)
-    smooth = _mean_cos(fg, qs, test)
+    fg, qp, _, rep = prepare(minilm_onnx, scheme="w8a8", calib=calib, progress=False, smooth=False)
+    plain = _mean_cos(fg, qp, test)
+    # the default smooths the MatMul inputs whose channel ranges have outliers (smooth="auto")
+    _, qs, _, rep_s = prepare(minilm_onnx, scheme="w8a8", calib=calib, progress=False)
+    default = _mean_cos(fg, qs, test)
     # the layer whose input has the worst activation outliers (max channel range / median channel range)
     worst = max(rep["layers"], key=lambda r: r["act_outlier_ratio"] or 0)
     smoothed = {r["node"]: r for r in rep_s["layers"]}[worst["node"]]
-    print(f"\nMiniLM w8a8 cosine {plain:.5f}, --smooth {smooth:.5f}; worst-outlier layer {worst['node']} "
-          f"(ratio {worst['act_outlier_ratio']}): SNR {worst['snr_db']} -> {smoothed['snr_db']} dB")
-    assert plain >= 0.99  # measured 0.9935: the 0.995 needs --smooth (docs/quantization.md)
-    assert smooth >= 0.995
+    print(f"\nMiniLM w8a8 cosine {default:.5f} (no smoothing {plain:.5f}); worst-outlier layer {worst['node']} "
+          f"(ratio {worst['act_outlier_ratio']}): SNR {worst['snr_db']} -> {smoothed['snr_db']} dB smoothed")
+    assert plain >= 0.99  # measured 0.9931 (docs/quantization.md)
+    assert default >= 0.996  # measured 0.9972; the target is 0.995
     assert worst["act_outlier_ratio"] > 10
     assert smoothed["smooth"] and smoothed["snr_db"] > worst["snr_db"] + 1.0, (worst, smoothed)
 
