@@ -515,7 +515,8 @@ lb_status qconv_infer(OpCtx& c) {
     // Tiles of T output pixels, each done whole by one thread (im2col, transposition, a one-thread
     // qlinear, transposition back) while its pieces stay in cache; images with fewer than 4 tiles
     // go whole through qlinear on the session's pool instead.
-    const int64_t T = std::min<int64_t>(512, std::max<int64_t>(32, (16384 / k) / 16 * 16));
+    // T: a multiple of 48 (every GEMM kernel's row tile divides it), about 64 KiB of float rows.
+    const int64_t T = std::min<int64_t>(528, std::max<int64_t>(48, (16384 / k) / 48 * 48));
     const int64_t rows = (ohw + T - 1) / T >= 4 ? T : ohw;
     p.i[kTile] = rows < ohw ? T : 0;
     p.i[kRows] = int64_t(al64(size_t(rows * k) * 4)) * (pointwise ? 1 : 2);  // rows (+ im2col)
