@@ -1,6 +1,7 @@
 // Native tests of the LLM runtime's pieces that need no package: vector ops (SIMD vs scalar),
 // fp16 conversion, fused attention over fp32/fp16/int8 caches against a naive computation, H2O
 // eviction, and the sampler.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -168,7 +169,7 @@ LB_TEST(llm_h2o_evicts_light_slots_and_keeps_recent) {
 LB_TEST(llm_sampler_rules) {
   std::vector<float> logits = {1.f, 3.f, 2.f, 3.f, -1.f};
   std::vector<float> work;
-  std::vector<int32_t> idx;
+  std::vector<uint64_t> idx;
   Rng rng;
   lb_llm_sampling s;
   lb_llm_sampling_default(&s);
@@ -199,4 +200,60 @@ LB_TEST(llm_sampler_rules) {
   s.top_p = 1.f;
   s.temperature = NAN;
   LB_EXPECT(check_sampling(s) == LB_ERR_INVALID_ARG);
+}
+
+// The top-p sampler sorts only a growing prefix of the vocabulary; it must pick exactly what a
+// full sort picks (this reference is the full-sort version).
+static int32_t top_p_full_sort(const std::vector<float>& logits, float temp, float top_p, Rng& rng) {
+  const int vocab = int(logits.size());
+  std::vector<int32_t> idx(vocab);
+  for (int i = 0; i < vocab; ++i) idx[i] = i;
+  std::sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
+  const float m = logits[idx[0]], inv_t = 1.f / temp;
+  double sum = 0;
+  for (int i = 0; i < vocab; ++i) sum += std::exp((logits[i] - m) * inv_t);
+  std::vector<float> prob(vocab);
+  for (int i = 0; i < vocab; ++i) prob[i] = float(std::exp((logits[idx[i]] - m) * inv_t) / sum);
+  double c = 0;
+  int n = vocab;
+  for (int i = 0; i < vocab; ++i) {
+    c += prob[i];
+    if (c >= top_p) {
+      n = i + 1;
+      break;
+    }
+  }
+  double s2 = 0;
+  for (int i = 0; i < n; ++i) s2 += prob[i];
+  const float u = rng.uniform();
+  c = 0;
+  for (int i = 0; i < n; ++i) {
+    c += float(prob[i] / s2);
+    if (u < c) return idx[i];
+  }
+  return idx[n - 1];
+}
+
+LB_TEST(llm_top_p_prefix_sort_matches_full_sort) {
+  const int vocab = 3000;
+  auto logits = randv(vocab, 77, 2.f);
+  std::vector<float> work;
+  std::vector<uint64_t> idx;
+  for (float temp : {0.5f, 1.0f, 3.0f})
+    for (float top_p : {0.3f, 0.9f, 0.999f}) {  // 3.0 / 0.999 needs most of the vocabulary
+      lb_llm_sampling s;
+      lb_llm_sampling_default(&s);
+      s.temperature = temp;
+      s.top_p = top_p;
+      Rng a, b;
+      a.seed(11);
+      b.seed(11);
+      int same = 0;
+      for (int i = 0; i < 200; ++i) same += sample_token(logits.data(), vocab, s, nullptr, 0, a, work, idx) ==
+                                            top_p_full_sort(logits, temp, top_p, b);
+      LB_EXPECT_MSG(same == 200, "temperature " + std::to_string(temp) + " top_p " + std::to_string(top_p) + ": " +
+                                     std::to_string(same) + "/200 equal");
+    }
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 
 #include "error.h"
@@ -38,8 +39,20 @@ const char* sampler_name(const lb_llm_sampling& s) {
   return "temperature";
 }
 
+namespace {
+// Sort key of candidate i: ascending keys = decreasing logit, ties by lower id (one integer
+// compare, no indirection).
+inline uint64_t cand_key(float logit, int32_t i) {
+  if (logit == 0.f) logit = 0.f;  // -0 ties with +0, as in a float compare
+  uint32_t b;
+  std::memcpy(&b, &logit, 4);
+  const uint32_t up = (b & 0x80000000u) ? ~b : (b | 0x80000000u);  // increasing with the float
+  return (uint64_t(~up) << 32) | uint32_t(i);
+}
+}  // namespace
+
 int32_t sample_token(const float* logits, int vocab, const lb_llm_sampling& s, const int32_t* history,
-                     int n_history, Rng& rng, std::vector<float>& work, std::vector<int32_t>& idx) {
+                     int n_history, Rng& rng, std::vector<float>& work, std::vector<uint64_t>& keys) {
   work.resize(size_t(2) * vocab);  // [0, vocab): penalised logits; [vocab, 2 vocab): probabilities
   std::copy(logits, logits + vocab, work.begin());
   if (s.repetition_penalty != 1.f && history) {
@@ -58,23 +71,44 @@ int32_t sample_token(const float* logits, int vocab, const lb_llm_sampling& s, c
     return best;
   }
   const float inv_t = 1.f / s.temperature;
-  idx.resize(vocab);
-  std::iota(idx.begin(), idx.end(), 0);
   // Candidates by decreasing logit (ties: lower id first), limited to top_k.
-  auto cmp = [&](int32_t a, int32_t b) { return work[a] > work[b] || (work[a] == work[b] && a < b); };
+  keys.resize(vocab);
+  for (int i = 0; i < vocab; ++i) keys[i] = cand_key(work[i], i);
+  auto idx = [&](int i) { return int32_t(uint32_t(keys[i])); };
+  const float m = *std::max_element(work.begin(), work.begin() + vocab);
+  float* prob = work.data() + vocab;
+  double sum = 0;
   int n = vocab;
   if (s.top_k > 0 && s.top_k < vocab) {
     n = s.top_k;
-    std::partial_sort(idx.begin(), idx.begin() + n, idx.end(), cmp);
-  } else if (s.top_p < 1.f) {
-    std::sort(idx.begin(), idx.end(), cmp);
-  }
-  const float m = *std::max_element(work.begin(), work.begin() + vocab);
-  double sum = 0;
-  float* prob = work.data() + vocab;
-  for (int i = 0; i < n; ++i) {
-    prob[i] = std::exp((work[idx[i]] - m) * inv_t);
-    sum += prob[i];
+    std::nth_element(keys.begin(), keys.begin() + n, keys.end());
+    std::sort(keys.begin(), keys.begin() + n);
+    for (int i = 0; i < n; ++i) {
+      prob[i] = std::exp((work[idx(i)] - m) * inv_t);
+      sum += prob[i];
+    }
+  } else {
+    for (int i = 0; i < vocab; ++i) sum += std::exp((work[i] - m) * inv_t);
+    if (s.top_p < 1.f) {
+      // Only the prefix that reaches top_p needs to be in order: sort a growing prefix until its
+      // mass (computed exactly as below) reaches top_p, instead of sorting the whole vocabulary.
+      // (A flat distribution, whose nucleus is most of the vocabulary, ends in one full sort.)
+      int k = std::min(vocab, 256);
+      for (;;) {
+        if (k < vocab) std::nth_element(keys.begin(), keys.begin() + k, keys.end());
+        std::sort(keys.begin(), keys.begin() + k);
+        double c = 0;
+        int i = 0;
+        for (; i < k; ++i) {
+          c += float(std::exp((work[idx(i)] - m) * inv_t) / sum);
+          if (c >= s.top_p) break;
+        }
+        if (i < k || k == vocab) break;
+        k = 8 * k >= vocab / 2 ? vocab : 8 * k;
+      }
+      n = k;
+    }
+    for (int i = 0; i < n; ++i) prob[i] = std::exp((work[idx(i)] - m) * inv_t);
   }
   for (int i = 0; i < n; ++i) prob[i] = float(prob[i] / sum);
   if (s.top_p < 1.f) {  // smallest prefix whose mass reaches top_p (at least one token)
@@ -96,9 +130,9 @@ int32_t sample_token(const float* logits, int vocab, const lb_llm_sampling& s, c
   double c = 0;
   for (int i = 0; i < n; ++i) {
     c += prob[i];
-    if (u < c) return idx[i];
+    if (u < c) return idx(i);
   }
-  return idx[n - 1];
+  return idx(n - 1);
 }
 
 }  // namespace llm

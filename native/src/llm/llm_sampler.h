@@ -20,10 +20,10 @@ struct Rng {
 /// LB_ERR_INVALID_ARG with a message naming the bad parameter, else LB_OK.
 lb_status check_sampling(const lb_llm_sampling& s);
 
-/// Picks a token from logits[vocab]. history may be null. work and idx are reused scratch
+/// Picks a token from logits[vocab]. history may be null. work and keys are reused scratch
 /// (grown once to vocab entries; no allocation per token after that).
 int32_t sample_token(const float* logits, int vocab, const lb_llm_sampling& s, const int32_t* history,
-                     int n_history, Rng& rng, std::vector<float>& work, std::vector<int32_t>& idx);
+                     int n_history, Rng& rng, std::vector<float>& work, std::vector<uint64_t>& keys);
 
 /// The profiler's name for the sampler a parameter set runs ("greedy", "top_k", "top_p", "temperature").
 const char* sampler_name(const lb_llm_sampling& s);

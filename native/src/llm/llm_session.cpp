@@ -63,7 +63,7 @@ lb_status Session::open(const char* path, const lb_llm_options& opt, std::unique
     lin = std::max({lin, linear_scratch_bytes(s->model_->head, s->chunk_), linear_scratch_bytes(s->model_->head, 1)});
     s->lin_.buf.resize(lin + 64);
     s->work_.reserve(size_t(2) * c.vocab);
-    s->idx_.reserve(c.vocab);
+    s->keys_.reserve(c.vocab);
     s->hist_.reserve(cap);
   } catch (const std::bad_alloc&) {
     return set_error(LB_ERR_OUT_OF_MEMORY, "lb_llm_open: out of memory for a KV cache of %d tokens", cap);
@@ -209,7 +209,7 @@ lb_status Session::sample(const float* logits, const lb_llm_sampling& s, const i
   if (st != LB_OK) return st;
   if (!logits || !token || n_history < 0) return set_error(LB_ERR_INVALID_ARG, "lb_llm_sample: NULL argument");
   prof_.start();
-  *token = sample_token(logits, model_->cfg.vocab, s, history, n_history, rng_, work_, idx_);
+  *token = sample_token(logits, model_->cfg.vocab, s, history, n_history, rng_, work_, keys_);
   prof_.mark(Phase::Decode, -1, kOpSampling, sampler_name(s), "scalar");
   return LB_OK;
 }
@@ -239,7 +239,7 @@ lb_status Session::generate(const int32_t* prompt, int n_prompt, int max_new, co
   for (int i = 0; i < max_new; ++i) {
     prof_.start();
     const int32_t tok = sample_token(logits_.data(), model_->cfg.vocab, s, hist_.data(), int(hist_.size()), rng_,
-                                     work_, idx_);
+                                     work_, keys_);
     prof_.mark(Phase::Decode, -1, kOpSampling, sampler_name(s), "scalar");
     out[i] = tok;
     *n_out = i + 1;

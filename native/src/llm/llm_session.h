@@ -53,7 +53,8 @@ class Session {
   std::vector<float> x_, h_, qkv_, attn_, tmp_, gu_, act_, scores_;
   LinearScratch lin_;
   std::vector<float> work_;
-  std::vector<int32_t> idx_, hist_;
+  std::vector<uint64_t> keys_;  // sampler candidates
+  std::vector<int32_t> hist_;
   std::vector<float> logits_;
 };
 
