@@ -15,7 +15,7 @@ namespace {
 
 constexpr int64_t NR = 16;   // panel width (columns of C per tile)
 constexpr int64_t MR = 6;    // rows of C per tile
-constexpr int64_t KC = 256;  // K block (packed panel: KC x 16 floats = 16 KiB, stays in L1)
+constexpr int64_t KC = 384;  // K block (packed panel: KC x 16 floats = 24 KiB, stays in L1)
 
 // Packs B[k0:k0+kc, n0:n0+nr] (zero-padded to 16 columns) into dst[kc][16].
 void pack_b(const GemmArgs& g, int64_t k0, int64_t kc, int64_t n0, int64_t nr, float* dst) {
