@@ -110,6 +110,7 @@ def test_keep_float_and_budget(mlp_onnx, mlp_feeds):
 
 def test_torch_module_export(tmp_path):
     torch = pytest.importorskip("torch")
+    torch.manual_seed(0)  # unseeded, a test input beyond the 8 calibration batches' range made it flaky
     m = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8)).eval()
     x = torch.randn(4, 32)
     calib = [(torch.randn(4, 32),) for _ in range(8)]
