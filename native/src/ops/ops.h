@@ -52,6 +52,9 @@ struct OpCtx {
   std::string err;                    ///< plan: what is wrong (with LB_ERR_SHAPE/UNSUPPORTED)
 };
 
+/// Threads the op's pool runs (1 without a pool): per-thread scratch is sized for this many.
+inline int op_threads(const OpCtx& c) { return c.pool ? c.pool->size() : 1; }
+
 /// Infers output dtypes/shapes (and decodes params); may read the data of inputs that are
 /// known at plan time (constants, shape arithmetic). Returns LB_OK or a status with ctx.err.
 using InferFn = lb_status (*)(OpCtx& ctx);

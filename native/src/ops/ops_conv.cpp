@@ -94,8 +94,8 @@ lb_status conv_infer(OpCtx& c) {
   else p.i[kMode] = 2;
   const int64_t kdim = cg * p.i[kKh] * p.i[kKw];
   p.i[kCol] = 0;  // im2col is gathered panel by panel inside the GEMM (no column buffer)
-  c.scratch_bytes = size_t(p.i[kCol]) + gemm_scratch_per_thread() * kMaxThreads;
-  if (p.i[kMode] == 1) c.scratch_bytes = (dw_scratch_floats(p) * sizeof(float) + 63) / 64 * 64 * kMaxThreads;
+  c.scratch_bytes = size_t(p.i[kCol]) + gemm_scratch_per_thread() * op_threads(c);
+  if (p.i[kMode] == 1) c.scratch_bytes = (dw_scratch_floats(p) * sizeof(float) + 63) / 64 * 64 * op_threads(c);
   c.flops = uint64_t(2) * p.i[kN] * p.i[kO] * p.i[kOH] * p.i[kOW] * kdim;
   return LB_OK;
 }
@@ -381,7 +381,7 @@ lb_status convt_infer(OpCtx& c) {
   const int64_t g = p.i[kG], og = p.i[kO] / g, cg = p.i[kC] / g;
   const int64_t m = og * p.i[kKh] * p.i[kKw];
   p.i[kCol] = (m * p.i[kH] * p.i[kW] * 4 + 63) / 64 * 64 + (m * cg * 4 + 63) / 64 * 64;
-  c.scratch_bytes = size_t(p.i[kCol]) + gemm_scratch_per_thread() * kMaxThreads;
+  c.scratch_bytes = size_t(p.i[kCol]) + gemm_scratch_per_thread() * op_threads(c);
   c.flops = uint64_t(2) * p.i[kN] * p.i[kC] * p.i[kH] * p.i[kW] * og * p.i[kKh] * p.i[kKw];
   return LB_OK;
 }

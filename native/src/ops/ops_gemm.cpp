@@ -15,6 +15,7 @@ namespace {
 
 constexpr int64_t NR = 16;   // panel width (columns of C per tile)
 constexpr int64_t MR = 6;    // rows of C per tile
+constexpr int64_t kGroup = 8;  // AVX2 path: B panels packed per group (8 x KC x 16 floats = 192 KiB, in L2)
 constexpr int64_t KC = 384;  // K block (packed panel: KC x 16 floats = 24 KiB, stays in L1)
 
 // Packs B[k0:k0+kc, n0:n0+nr] (zero-padded to 16 columns) into dst[kc][16].
@@ -187,11 +188,11 @@ const KernFn kKernAvx2[MR + 1] = {nullptr, kern_avx2<1>, kern_avx2<2>, kern_avx2
 
 // Panels [p0, p1) of the blocked GEMM (B packed per K block into `panel`).
 __attribute__((target("avx2,fma"))) void panels_avx2(const GemmArgs& g, int64_t p0, int64_t p1, float* panel) {
-  alignas(32) float colbias[4][16];
-  // Short K (one K block of <= KC/2): pack up to 4 neighbouring panels into the buffer and run
-  // each row tile over all of them, so a tile of A is reused from L1 and each row of C is written
-  // in 128-256 contiguous bytes instead of 64 (1x1 convs with few input channels on large maps).
-  const int64_t group = g.K <= KC / 4 ? 4 : g.K <= KC / 2 ? 2 : 1;
+  alignas(32) float colbias[kGroup][16];
+  // Pack up to kGroup neighbouring panels of the K block (in L2) and run each 6-row tile of A over
+  // all of them: the A tile stays in L1, the B panels stream sequentially from L2, and each row of
+  // C is written in up to 8 x 64 contiguous bytes.
+  const int64_t group = kGroup;
   for (int64_t pg = p0; pg < p1; pg += group) {
     const int64_t np = std::min(group, p1 - pg);
     for (int64_t k0 = 0; k0 < g.K || k0 == 0; k0 += KC) {
@@ -285,7 +286,7 @@ TileFn pick_tile(const char** isa) {
 
 }  // namespace
 
-size_t gemm_scratch_per_thread() { return size_t(KC * NR + MR * NR) * sizeof(float) + 64; }
+size_t gemm_scratch_per_thread() { return size_t(kGroup * KC * NR + MR * NR) * sizeof(float) + 64; }
 
 const char* gemm(const GemmArgs& g, ThreadPool* pool, void* scratch, size_t scratch_bytes) {
   const char* isa = "scalar";

@@ -62,7 +62,7 @@ lb_status matmul_infer(OpCtx& c) {
   if (!b1) out.push_back(N);
   c.out[0]->dtype = DType::F32;
   c.out[0]->shape = out;
-  c.scratch_bytes = gemm_scratch_per_thread() * kMaxThreads;
+  c.scratch_bytes = gemm_scratch_per_thread() * op_threads(c);
   c.flops = uint64_t(2) * batch * M * N * K;
   return LB_OK;
 }
@@ -128,7 +128,7 @@ lb_status gemm_infer(OpCtx& c) {
   }
   c.out[0]->dtype = DType::F32;
   c.out[0]->shape = {M, N};
-  c.scratch_bytes = gemm_scratch_per_thread() * kMaxThreads;
+  c.scratch_bytes = gemm_scratch_per_thread() * op_threads(c);
   c.flops = uint64_t(2) * M * N * K;
   return LB_OK;
 }
