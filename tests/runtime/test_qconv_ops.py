@@ -26,7 +26,7 @@ INT4_BLOCK_RTOL = 3e-2
 
 
 def _graph(C, O, H, W, k, stride=1, pad=0, dil=1, group=1, fmt="int8", g=0, aq="static", act=None, seed=0,
-           smooth=False, kw=None):
+           smooth=False, kw=None, auto_pad=None):
     rng = np.random.default_rng(seed)
     kw = kw or k
     w = rng.standard_normal((O, C // group, k, kw)).astype(np.float32)
@@ -38,6 +38,9 @@ def _graph(C, O, H, W, k, stride=1, pad=0, dil=1, group=1, fmt="int8", g=0, aq="
          "dyn": ActQuant("dynamic", 8, None, 0, "tensor", smooth=sm), None: None}[aq]
     attrs = {"kernel_shape": [k, kw], "strides": [stride, stride], "pads": [pad] * 4, "dilations": [dil, dil],
              "group": group}
+    if auto_pad is not None:  # the runtime derives the pads (docs: ONNX auto_pad)
+        del attrs["pads"]
+        attrs["auto_pad"] = auto_pad
     if a is not None:
         attrs["act_quant"] = a
     nodes = [Node("Conv", "conv", ["x", "w", "b"], ["y0"], attrs)]
@@ -72,6 +75,9 @@ CASES = {  # id: (args, kwargs, expected mode)
     "dw5_stride2_dyn": ((16, 16, 20, 21, 5, 2, 2), {"group": 16, "aq": "dyn"}, "depthwise"),
     "dw5_smooth_relu": ((8, 8, 20, 35, 5, 1, 2), {"group": 8, "smooth": True, "act": "relu"}, "depthwise"),
     "dw3_dilation2": ((8, 8, 12, 17, 3, 1, 2, 2), {"group": 8}, "depthwise"),
+    "4x4_stride2_same_upper": ((8, 16, 13, 18, 4, 2), {"auto_pad": "SAME_UPPER"}, "gemm"),
+    "4x4_stride2_same_lower": ((8, 16, 13, 18, 4, 2), {"auto_pad": "SAME_LOWER"}, "gemm"),
+    "dw4_stride2_same_lower": ((8, 8, 13, 18, 4, 2), {"group": 8, "auto_pad": "SAME_LOWER"}, "depthwise"),
     "grouped_fallback": ((16, 8, 9, 11, 3, 1, 1), {"group": 4}, None),
 }
 

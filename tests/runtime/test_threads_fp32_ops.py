@@ -45,6 +45,10 @@ def _cases():
     c["depthwise3x3_long_rows"] = (
         [helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=16)],
         [("x", [1, 16, 30, 75])], {"w": _w(16, 1, 3, 3)})
+    for ap in ("SAME_UPPER", "SAME_LOWER"):  # odd total padding: the two modes put the extra row apart
+        c[f"conv4x4_stride2_{ap.lower()}"] = (
+            [helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[4, 4], strides=[2, 2], auto_pad=ap)],
+            [("x", [1, 6, 21, 26])], {"w": _w(9, 6, 4, 4), "b": _w(9, seed=9)})
     c["pointwise_sigmoid"] = (
         [helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[1, 1]),
          helper.make_node("Sigmoid", ["c"], ["y"])],

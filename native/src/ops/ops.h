@@ -95,6 +95,11 @@ bool broadcast_shapes(const std::vector<int64_t>& a, const std::vector<int64_t>&
 /// Fused activation codes (Conv/Gemm/MatMul "act" attribute).
 enum Act : int64_t { ACT_NONE = 0, ACT_RELU, ACT_CLIP, ACT_HARDSWISH, ACT_HARDSIGMOID, ACT_SIGMOID };
 bool parse_act(const Json& attrs, OpParams* p, int slot_code, int slot_f);
+/// ONNX auto_pad "SAME_UPPER" / "SAME_LOWER" for a 2-D window: sets pads[0..3] (top, left, bottom,
+/// right) so that the output is ceil(in / stride) per dimension, given in[2], stride[2] and the
+/// dilated kernel extents eff_kernel[2]; any other auto_pad value leaves the pads as they are.
+void apply_same_pads(const std::string& auto_pad, const int64_t* in, const int64_t* stride, const int64_t* eff_kernel,
+                     int64_t* pads);
 void apply_act(float* x, int64_t n, int64_t code, float lo, float hi);
 
 /// Single-precision GEMM on row-major matrices: C[M,N] = A[M,K]*B[K,N] (+bias) then activation.

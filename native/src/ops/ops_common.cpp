@@ -137,4 +137,16 @@ void apply_act(float* x, int64_t n, int64_t code, float lo, float hi) {
   }
 }
 
+void apply_same_pads(const std::string& auto_pad, const int64_t* in, const int64_t* stride, const int64_t* eff_kernel,
+                     int64_t* pads) {
+  if (auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER") return;
+  for (int d = 0; d < 2; ++d) {
+    const int64_t out = (in[d] + stride[d] - 1) / stride[d];
+    const int64_t tot = std::max<int64_t>(0, (out - 1) * stride[d] + eff_kernel[d] - in[d]);
+    const int64_t lo = auto_pad == "SAME_UPPER" ? tot / 2 : tot - tot / 2;
+    pads[d] = lo;
+    pads[d + 2] = tot - lo;
+  }
+}
+
 }  // namespace lb

@@ -99,15 +99,8 @@ lb_status qconv_geometry(OpCtx& c) {
     }
   const int64_t ekh = (p.i[kKh] - 1) * p.i[kDh] + 1, ekw = (p.i[kKw] - 1) * p.i[kDw] + 1;
   const std::string ap = attr_str(a, "auto_pad", "NOTSET");
-  if (ap == "SAME_UPPER" || ap == "SAME_LOWER") {
-    for (int d = 0; d < 2; ++d) {
-      const int64_t in = p.i[kH + d], s = p.i[kSh + d], ek = d ? ekw : ekh;
-      const int64_t out = (in + s - 1) / s;
-      const int64_t tot = std::max<int64_t>(0, (out - 1) * s + ek - in);
-      const int64_t lo = ap == "SAME_UPPER" ? tot / 2 : tot - tot / 2;
-      p.i[kPt + d] = lo; p.i[kPb + d] = tot - lo;
-    }
-  }
+  const int64_t ek[2] = {ekh, ekw};
+  apply_same_pads(ap, &p.i[kH], &p.i[kSh], ek, &p.i[kPt]);
   p.i[kOH] = (p.i[kH] + p.i[kPt] + p.i[kPb] - ekh) / p.i[kSh] + 1;
   p.i[kOW] = (p.i[kW] + p.i[kPl] + p.i[kPr] - ekw) / p.i[kSw] + 1;
   if (p.i[kH] + p.i[kPt] + p.i[kPb] < ekh || p.i[kW] + p.i[kPl] + p.i[kPr] < ekw || p.i[kOH] <= 0 || p.i[kOW] <= 0) {
