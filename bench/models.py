@@ -27,16 +27,6 @@ from pathlib import Path
 import numpy as np
 
 
-def _timeit(fn, runs):
-    fn()
-    ts = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        ts.append((time.perf_counter() - t0) * 1e3)
-    return {"median_ms": float(np.median(ts)), "p95_ms": float(np.percentile(ts, 95))}
-
-
 def _export(module, feeds, path, output_names):
     import torch
 

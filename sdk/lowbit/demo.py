@@ -18,13 +18,9 @@ import numpy as np
 
 
 def _median_ms(fn, runs=10):
-    fn()
-    ts = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        ts.append((time.perf_counter() - t0) * 1e3)
-    return float(np.median(ts))
+    from lowbit.profiler.stats import time_ms  # noqa: PLC0415
+
+    return float(np.median(time_ms(fn, runs)))
 
 
 def _w8a8(model, x, work: Path, name: str, fp32_logits, fp32_ms: float, labels) -> None:

@@ -3,7 +3,6 @@ exported beside the package) and TVM (when the package comes with that artifact)
 same inputs and threads, side by side with lowbit."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -27,17 +26,6 @@ def _artifact(path: Path, manifest: dict, kind: str, suffixes) -> Optional[Path]
     return None
 
 
-def _timed(fn, runs: int, warmup: int) -> list:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(runs):
-        t0 = time.perf_counter_ns()
-        fn()
-        out.append((time.perf_counter_ns() - t0) / 1e6)
-    return out
-
-
 def _row(engine, times_ms, note="", gap=None):
     s = stats.summarize(times_ms)
     return {"engine": engine, "median_ms": s["median"], "p95_ms": s["p95"], "min_ms": s["min"], "runs": s["n"],
@@ -59,7 +47,7 @@ def run_ort(onnx_path: Path, feed: dict, golden: dict, runs: int, warmup: int, t
     so.inter_op_num_threads = 1
     sess = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
     f = _feed_for([i.name for i in sess.get_inputs()], feed)
-    times = _timed(lambda: sess.run(None, f), runs, warmup)
+    times = stats.time_ms(lambda: sess.run(None, f), runs, warmup)
     gap = None
     if golden:
         outs = sess.run(None, f)
@@ -76,7 +64,7 @@ def run_tvm(artifact: Path, feed: dict, golden: dict, runs: int, warmup: int) ->
 
     m = TvmModel(artifact)
     f = _feed_for([t["name"] for t in m.inputs], feed)
-    times = _timed(lambda: m.run(f), runs, warmup)
+    times = stats.time_ms(lambda: m.run(f), runs, warmup)
     gap = None
     if golden:
         outs = m.run(f)

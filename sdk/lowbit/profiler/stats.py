@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Optional, Sequence
+import time
+from typing import Callable, Optional, Sequence
 
 import numpy as np
+
+
+def time_ms(fn: Callable[[], object], runs: int, warmup: int = 1) -> list:
+    """Calls fn `warmup` times untimed, then `runs` times; returns each timed call in ms."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter_ns()
+        fn()
+        out.append((time.perf_counter_ns() - t0) / 1e6)
+    return out
 
 
 def summarize(values_ms: Sequence[float]) -> dict:
