@@ -1,30 +1,11 @@
 """Fixtures of the profiler tests: a synthetic profile with known times, a tiny .lbpk with golden
-vectors. This file is imported as the module `conftest` (pytest's rootdir import), which hides
-tests/conftest.py from `from conftest import ...` in folders collected later; so it re-exports
-the root conftest's helpers (ROOT, run, ...), and the profiler's own helpers live in
-profiler_helpers.py."""
+vectors. The profiler's own helpers live in profiler_helpers.py, shared ones in lowbit_testutil.py."""
 from __future__ import annotations
-
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from profiler_helpers import ISA_BEST, W1, W2, float_forward, make_events  # noqa: F401
-
-
-def _reexport_root_conftest() -> None:
-    spec = importlib.util.spec_from_file_location("_lowbit_tests_root_conftest", Path(__file__).resolve().parents[1] / "conftest.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    for name, value in vars(mod).items():
-        fixture_like = hasattr(value, "_pytestfixturefunction") or "Fixture" in type(value).__name__
-        if not name.startswith("__") and name not in globals() and not fixture_like:
-            globals()[name] = value
-
-
-_reexport_root_conftest()
 
 
 @pytest.fixture
