@@ -98,6 +98,7 @@ class _Lowering:
         self.alias: Dict[str, str] = {}
         self.problems: List[str] = []
         self.packed_meta: Dict[str, Dict[str, Any]] = {}
+        self.qconv_weights: Dict[str, Any] = {}  # gemm-mode qconv op name -> its QuantWeight (NHWC repacking)
 
     def name(self, v: str) -> str:
         while v in self.alias:
@@ -199,6 +200,146 @@ class _Lowering:
             self.ops.append(op)
             for o in n.outputs:
                 producer_op[o] = op
+
+    def int8_nhwc(self) -> None:
+        """Rewrites chains of quantized convs with static int8 activations into int8 NHWC ops.
+
+        A ``qconv2d_f32`` (static ``aq``, no ``act_mul``; gemm mode with int8 weights, or depthwise)
+        that reads the output of another such conv, or whose output another one reads, becomes a
+        ``qconv2d_nhwc_q8``: int8 NHWC in; out, per attr ``outs``, the int8 NHWC input of the next
+        convs (requantized in the epilogue to their ``aq_scale``/``aq_zero``), f32 NHWC for a residual
+        Add folded into a later conv, and/or the original f32 NCHW value for every other reader. An
+        ``add`` of such a conv's output (read by nothing else) and another chain conv's output is
+        folded into the first conv (input 4). A chain whose input comes from elsewhere starts with a
+        ``quantize_nhwc_q8``. Values keep their names; the int8 copy is ``<v>.q8``, the f32 NHWC copy
+        ``<v>.nhwc``. Every element gets the same float operations as the unchained ops, so the
+        results are unchanged (docs/package-format.md, section 6).
+        """
+        from lowbit import packing  # noqa: PLC0415
+
+        ops = self.ops
+        outs = {self.name(t.name) for t in self.g.outputs}
+
+        def is_cand(op) -> bool:
+            a = op["attrs"]
+            if op["kernel"] != "qconv2d_f32" or a.get("aq") != "static" or (len(op["inputs"]) > 4 and op["inputs"][4]):
+                return False
+            if a.get("mode") == "depthwise":
+                return True
+            return a.get("mode") == "gemm" and a.get("wfmt_ir") == "int8" and a.get("format") == "q8" \
+                and op["name"] in self.qconv_weights
+
+        def out_ch(op) -> int:
+            if op["attrs"].get("mode") == "depthwise":
+                return int(np.asarray(self.consts[op["inputs"][1]]).shape[0])
+            return int(op["attrs"]["n"])
+
+        cand = {i for i, op in enumerate(ops) if is_cand(op)}
+        if not cand:
+            return
+        prod: Dict[str, int] = {}
+        users: Dict[str, List[int]] = {}
+        for i, op in enumerate(ops):
+            for v in op["inputs"]:
+                if v:
+                    users.setdefault(v, []).append(i)
+        residual: Dict[int, str] = {}  # conv index -> residual value (f32 NHWC) added in its epilogue
+        removed = set()
+        for i, op in enumerate(ops):
+            if op["kernel"] == "add" and len(op["inputs"]) == 2 and not op["attrs"]:
+                for a, b in (op["inputs"], op["inputs"][::-1]):
+                    pa, pb = prod.get(a), prod.get(b)
+                    if pa in cand and pb in cand and pa != pb and pa not in residual and users.get(a) == [i] \
+                            and a not in outs and out_ch(ops[pa]) == out_ch(ops[pb]):
+                        residual[pa] = b
+                        ops[pa]["outputs"] = list(op["outputs"])
+                        removed.add(i)
+                        for o in op["outputs"]:
+                            prod[o] = pa
+                        break
+                if i in removed:
+                    continue
+            for o in op["outputs"]:
+                prod[o] = i
+        chained = set()
+        for i in cand:
+            p = prod.get(ops[i]["inputs"][0])
+            if p in cand:
+                chained |= {i, p}
+        for i, b in residual.items():
+            chained |= {i, prod[b]}
+        if not chained:
+            return
+        users = {}
+        for i, op in enumerate(ops):
+            if i not in removed:
+                for j, v in enumerate(op["inputs"]):
+                    if v:
+                        users.setdefault(v, []).append((i, j))
+        qparams: Dict[int, Tuple[float, int]] = {}  # conv -> (scale, zero) of its int8 output
+        for i in sorted(chained):
+            x = ops[i]["inputs"][0]
+            p = prod.get(x)
+            if p in chained:
+                qparams.setdefault(p, (float(ops[i]["attrs"]["aq_scale"]), int(ops[i]["attrs"]["aq_zero"])))
+        res_values = set(residual.values())
+        new_ops: List[Dict[str, Any]] = []
+        quantized: Dict[Tuple[str, float, int], str] = {}
+        for i, op in enumerate(ops):
+            if i in removed:
+                continue
+            if i not in chained:
+                new_ops.append(op)
+                continue
+            a = dict(op["attrs"])
+            x = op["inputs"][0]
+            p = prod.get(x)
+            mine = (float(a["aq_scale"]), int(a["aq_zero"]))
+            if p in chained and qparams.get(p) == mine:
+                xq = f"{x}.q8"
+            else:
+                key = (x, mine[0], mine[1])
+                if key not in quantized:
+                    qn = f"{x}.q8" if p not in chained else f"{x}.q8_{len(quantized)}"
+                    quantized[key] = qn
+                    new_ops.append({"name": f"{qn}.quantize", "op": "QuantizeLinear", "kernel": "quantize_nhwc_q8",
+                                    "inputs": [x], "outputs": [qn], "attrs": {"scale": mine[0], "zero": mine[1]}})
+                xq = quantized[key]
+            v = op["outputs"][0]
+            kinds, names = [], []
+            if i in qparams:
+                kinds.append("q8")
+                names.append(f"{v}.q8")
+                a["oq_scale"], a["oq_zero"] = qparams[i]
+            if v in res_values:
+                kinds.append("f32_nhwc")
+                names.append(f"{v}.nhwc")
+            other = v in outs or any(
+                not (k in chained and j == 0 and qparams.get(i) == (float(ops[k]["attrs"]["aq_scale"]),
+                                                                    int(ops[k]["attrs"]["aq_zero"])))
+                and not (j == 4 and k in residual)
+                for k, j in users.get(v, []))
+            if other or not kinds:
+                kinds.append("f32")
+                names.append(v)
+            a["outs"] = kinds
+            w = op["inputs"][1]
+            kh, kw = (int(d) for d in a["kernel_shape"])
+            if a["mode"] == "gemm" and kh * kw > 1:  # K order (ky, kx, c): the order of an NHWC im2col row
+                qw = self.qconv_weights[op["name"]]
+                o_ch, cin = int(qw.orig_shape[0]), int(qw.orig_shape[1])
+                q2 = np.ascontiguousarray(np.asarray(qw.q).reshape(o_ch, cin, kh, kw).transpose(0, 2, 3, 1)
+                                          .reshape(o_ch, cin * kh * kw))
+                blob, meta = packing.pack(dataclasses.replace(qw, q=q2, layout="nk", float_ref=None))
+                w = f"{w}.nhwc"
+                self.consts[w] = blob
+                self.packed_meta[w] = {k: v2 for k, v2 in meta.items() if k in ("format", "wfmt", "n", "k", "group")}
+            ins = [xq, w, op["inputs"][2] if len(op["inputs"]) > 2 else "",
+                   op["inputs"][3] if len(op["inputs"]) > 3 else "", f"{residual[i]}.nhwc" if i in residual else ""]
+            while ins and not ins[-1]:
+                ins.pop()
+            new_ops.append(dict(op, kernel="qconv2d_nhwc_q8", inputs=ins, outputs=names, attrs=a))
+        self.ops = new_ops
 
     def _qlinear(self, n, ins: List[str], qins: List[str]) -> Optional[Dict[str, Any]]:
         """MatMul/Gemm with a quantized weight -> one qlinear op on the packed bytes (lowbit.packing)."""
@@ -312,6 +453,7 @@ class _Lowering:
                 return []
             self.consts[wname] = blob
             self.packed_meta[wname] = {k: v for k, v in meta.items() if k in ("format", "wfmt", "n", "k", "group")}
+            self.qconv_weights[n.name] = qw
             attrs.update({"mode": "gemm", "wfmt": int(meta["wfmt"]), "n": int(meta["n"]), "k": int(meta["k"]),
                           "group_k": int(meta["group"]), "format": meta["format"], "wfmt_ir": qw.fmt})
             attrs.update(aq_attrs)
@@ -408,11 +550,13 @@ class _Lowering:
         raise _lowbit_error(f"Constant node {n.name!r} has no supported value attribute")
 
 
-def runtime_ops(graph) -> List[Dict[str, Any]]:
+def runtime_ops(graph, *, int8_nhwc: bool = True) -> List[Dict[str, Any]]:
     """The lowered op list (for tests and `lowbit inspect` of IR graphs); raises like write_package."""
     low = _Lowering(graph)
     low.run()
     _raise_problems(low.problems)
+    if int8_nhwc:
+        low.int8_nhwc()
     return low.ops
 
 
@@ -425,7 +569,7 @@ def _raise_problems(problems: List[str]) -> None:
 
 
 def write_package(graph, out: Path, *, target: str, scheme: str, golden: Optional[dict] = None,
-                  report: Optional[dict] = None) -> Path:
+                  report: Optional[dict] = None, int8_nhwc: bool = True) -> Path:
     """Lowers ``graph`` and writes a verified .lbpk at ``out`` (atomically: temp file + rename).
 
     ``golden``: ``{"inputs": {name: array}, "outputs": {name: array}, "rtol": float, "atol": float}``,
@@ -437,6 +581,8 @@ def write_package(graph, out: Path, *, target: str, scheme: str, golden: Optiona
     low = _Lowering(graph)
     low.run()
     _raise_problems(low.problems)
+    if int8_nhwc:  # chains of static-int8 convs stay int8 NHWC (docs/package-format.md, section 6)
+        low.int8_nhwc()
     used = {i for op in low.ops for i in op["inputs"] if i}
     used |= {t.name for t in graph.outputs}
     value_info = getattr(graph, "value_info", {}) or {}

@@ -34,7 +34,8 @@ def test_qconv_bitwise_on_aarch64(native_host, native_aarch64, tmp_path, scheme)
     pkg = lowbit.export(_QConvNet().eval(), tmp_path / f"{scheme}.lbpk", example_inputs=(torch.from_numpy(x[:1]),),
                         scheme=scheme, calib=calib)
     man = PackageReader(pkg).manifest
-    modes = {(o["attrs"].get("mode"), o["attrs"].get("aq")) for o in man["ops"] if o["kernel"] == "qconv2d_f32"}
+    modes = {(o["attrs"].get("mode"), o["attrs"].get("aq")) for o in man["ops"]
+             if o["kernel"] in ("qconv2d_f32", "qconv2d_nhwc_q8")}  # w8a8: an int8 NHWC chain
     assert ("depthwise", "static" if scheme == "w8a8" else "dynamic_tensor") in modes, modes
     if scheme == "w4a8-g32":
         assert ("gemm", "dynamic_block") in modes, modes

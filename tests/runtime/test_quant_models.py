@@ -37,7 +37,7 @@ def _check_against_ort(qg, pkg, qs, feeds):
 
     s2, s1 = lowbit.load(pkg, threads=2), lowbit.load(pkg, threads=1)
     kernels = [o["kernel"] for o in s2.manifest["ops"]]
-    assert "qconv2d_f32" in kernels and "conv2d_f32" not in kernels
+    assert ("qconv2d_f32" in kernels or "qconv2d_nhwc_q8" in kernels) and "conv2d_f32" not in kernels
     outs, dists = [], []
     for f in feeds:
         y = list(s2.run(f).values())[0]
@@ -50,7 +50,7 @@ def _check_against_ort(qg, pkg, qs, feeds):
     assert np.median(dists) <= REF_FACTOR * ref_dist + REF_SLACK, (dists, ref_dist)
     s2.enable_profiling(True)
     s2.run(feeds[0])
-    isas = {e["isa"] for e in s2.profile_events() if e["kernel"] == "qconv2d_f32"}
+    isas = {e["isa"] for e in s2.profile_events() if e["kernel"] in ("qconv2d_f32", "qconv2d_nhwc_q8")}
     assert isas and isas <= {"avx2", "avx512vnni", "scalar"}
     return outs, dists, ref_dist
 

@@ -80,6 +80,7 @@ void register_ops_nn(std::vector<OpDef>& r);
 void register_ops_shape(std::vector<OpDef>& r);
 void register_ops_qlinear(std::vector<OpDef>& r);
 void register_ops_qconv(std::vector<OpDef>& r);
+void register_ops_qnhwc(std::vector<OpDef>& r);
 
 // ---- shared helpers -----------------------------------------------------------------
 bool attr_ints(const Json& attrs, const char* key, std::vector<int64_t>* out);

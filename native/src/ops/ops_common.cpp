@@ -17,6 +17,7 @@ std::vector<OpDef> build_registry() {
   register_ops_shape(r);
   register_ops_qlinear(r);
   register_ops_qconv(r);
+  register_ops_qnhwc(r);
   return r;
 }
 const std::vector<OpDef>& registry() {

@@ -1,0 +1,587 @@
+// int8 NHWC pipeline of quantized CNNs (docs/runtime.md, "Quantized Conv: int8 NHWC chains";
+// manifest side: docs/package-format.md, section 6).
+//
+// Between two quantized convs the activation stays int8 and channels-last: the producer's
+// epilogue requantizes its float result straight to the consumer's static scale / zero point, so
+// there is no transposition and no float tensor in between. An int8 NHWC tensor is i8
+// [N, H, W, Cs] with Cs = nhwc_cstride(C) (C rounded up to 32 for C >= 16, so a row of a 1x1
+// conv's input is exactly the K-padded row the w8a8 GEMM kernel reads; padding channels are 0).
+//
+// ops:
+//   quantize_nhwc_q8: f32 NCHW -> i8 NHWC (chain entry), q = clamp(rint(x * (1/s)) + z, -128, 127).
+//   qconv2d_nhwc_q8:  i8 NHWC in; mode "gemm" (group 1: 1x1 stride-1 convs read the input rows in
+//     place, others gather an int8 im2col tile in (ky, kx, c) order) through the gemm_q8 kernel of
+//     the dispatch table, or mode "depthwise" (int16 vpmaddwd over channels). Each tile of output
+//     pixels ends in one epilogue: fused activation, optional residual add (f32 NHWC input 4,
+//     the folded ONNX Add), then any of three outputs (attr "outs"): "q8" i8 NHWC requantized to
+//     (oq_scale, oq_zero), "f32_nhwc" (a later residual), "f32" NCHW (chain exit).
+// The float value of every output element is computed with the same float operations as
+// qconv2d_f32 + the following op's quantizer, so a chain gives the same bits as the unchained ops.
+#pragma GCC optimize("O3")
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <new>
+
+#include "../dispatch.h"
+#include "../qlinear.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+#include "ops.h"
+
+namespace lb {
+namespace {
+
+inline int64_t nhwc_cstride(int64_t C) { return C < 16 ? C : (C + 31) / 32 * 32; }
+inline size_t al64(size_t v) { return (v + 63) / 64 * 64; }
+
+bool use_avx2() {
+#if defined(__x86_64__)
+  return (lb_cpu_features() & LB_CPU_AVX2) && lb_isa_active() != LB_ISA_SCALAR;
+#else
+  return false;
+#endif
+}
+
+// ---- requantization of one float row (shared by the entry op and the conv epilogue) --------
+// q[i] = clamp(rint(v[i] * inv) + z, -128, 127) for i < n, 0 for n <= i < ns: the float
+// operations of the kernels' static activation quantizer (lb_quant_q8d_f32__ref).
+void requant_row_scalar(const float* v, int64_t n, int64_t ns, float inv, float zf, int8_t* q) {
+  for (int64_t i = 0; i < n; ++i) {
+    float r = std::nearbyint(v[i] * inv) + zf;
+    r = r > -128.f ? r : -128.f;  // NaN -> -128, like vmaxps
+    r = r < 127.f ? r : 127.f;
+    q[i] = int8_t(int(r));
+  }
+  for (int64_t i = n; i < ns; ++i) q[i] = 0;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) void requant_row_avx2(const float* v, int64_t n, int64_t ns, float inv, float zf,
+                                                           int8_t* q) {
+  const __m256 vinv = _mm256_set1_ps(inv), vz = _mm256_set1_ps(zf);
+  const __m256 lo = _mm256_set1_ps(-128.f), hi = _mm256_set1_ps(127.f);
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256i r[4];
+    for (int j = 0; j < 4; ++j) {
+      __m256 a = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(v + i + 8 * j), vinv),
+                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      a = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(a, vz), lo), hi);
+      r[j] = _mm256_cvtps_epi32(a);
+    }
+    const __m256i p01 = _mm256_packs_epi32(r[0], r[1]), p23 = _mm256_packs_epi32(r[2], r[3]);
+    const __m256i b = _mm256_packs_epi16(p01, p23);  // lanes: [0-3 8-11 16-19 24-27 | 4-7 12-15 20-23 28-31]
+    const __m256i o = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), o);
+  }
+  requant_row_scalar(v + i, n - i, ns - i, inv, zf, q + i);
+}
+#endif
+using RequantFn = void (*)(const float*, int64_t, int64_t, float, float, int8_t*);
+
+// ---- quantize_nhwc_q8: f32 NCHW -> i8 NHWC ---------------------------------------------------
+// params: i[0..3] N C H W, i[4] Cs, i[5] zero; f[0] scale
+constexpr int64_t kQBlock = 64;  // pixels per block
+
+lb_status quant_infer(OpCtx& c) {
+  const Tensor* x = c.in[0];
+  OpParams& p = *c.p;
+  if (x->dtype != DType::F32 || x->shape.size() != 4) {
+    c.err = "expects a 4-D f32 NCHW input, got " + shape_str(x->shape);
+    return LB_ERR_SHAPE;
+  }
+  for (int d = 0; d < 4; ++d) p.i[d] = x->shape[size_t(d)];
+  p.i[4] = nhwc_cstride(p.i[1]);
+  p.f[0] = attr_float(*c.attrs, "scale", 0.f);
+  p.i[5] = attr_int(*c.attrs, "zero", 0);
+  if (!(p.f[0] > 0.f) || !std::isfinite(p.f[0]) || p.i[5] < -128 || p.i[5] > 127) {
+    c.err = "needs scale > 0 and zero in [-128, 127]";
+    return LB_ERR_UNSUPPORTED;
+  }
+  c.out[0]->dtype = DType::I8;
+  c.out[0]->shape = {p.i[0], p.i[2], p.i[3], p.i[4]};
+  c.scratch_bytes = al64(size_t(p.i[1] * kQBlock + kQBlock)) * size_t(op_threads(c));
+  c.flops = uint64_t(x->numel()) * 3;
+  return LB_OK;
+}
+
+void quant_run(OpCtx& c) {
+  const OpParams& p = *c.p;
+  const int64_t N = p.i[0], C = p.i[1], HW = p.i[2] * p.i[3], Cs = p.i[4];
+  const float inv = 1.0f / p.f[0], zf = float(p.i[5]);
+  const float* x = c.in[0]->f32();
+  int8_t* y = static_cast<int8_t*>(c.out[0]->data);
+  RequantFn rq = requant_row_scalar;
+#if defined(__x86_64__)
+  if (use_avx2()) rq = requant_row_avx2;
+#endif
+  c.isa = rq == requant_row_scalar ? "scalar" : "avx2";
+  const int64_t blocks = (HW + kQBlock - 1) / kQBlock;
+  const size_t per = al64(size_t(C * kQBlock + kQBlock));
+  char* base = static_cast<char*>(c.scratch);
+  for_ranges(c, N * blocks, C * kQBlock * 2, [&](int tid, int64_t b0, int64_t b1) {
+    int8_t* tmp = reinterpret_cast<int8_t*>(base + size_t(tid) * per);  // [C][kQBlock]
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t n = b / blocks, p0 = (b % blocks) * kQBlock, np = std::min(kQBlock, HW - p0);
+      for (int64_t ch = 0; ch < C; ++ch) rq(x + (n * C + ch) * HW + p0, np, np, inv, zf, tmp + ch * kQBlock);
+      for (int64_t i = 0; i < np; ++i) {
+        int8_t* d = y + (n * HW + p0 + i) * Cs;
+        for (int64_t ch = 0; ch < C; ++ch) d[ch] = tmp[ch * kQBlock + i];
+        for (int64_t ch = C; ch < Cs; ++ch) d[ch] = 0;
+      }
+    }
+  });
+}
+
+// ---- qconv2d_nhwc_q8 -------------------------------------------------------------------------
+enum { kN, kC, kH, kW, kCs, kO, kOs, kKh, kKw, kSh, kSw, kDh, kDw, kPt, kPl, kPb, kPr, kOH, kOW, kMode, kAct,
+       kZin, kZout, kK, kKp, kT, kDirect, kOutQ, kOutF, kOutN, kRes, kPer, kTaps, kPairs, kPw = 36 };
+static_assert(sizeof(PackedWeight) <= sizeof(int64_t) * (48 - kPw), "PackedWeight must fit in OpParams");
+PackedWeight& packed(OpParams& p) { return *reinterpret_cast<PackedWeight*>(&p.i[kPw]); }
+const PackedWeight& packed(const OpParams& p) { return *reinterpret_cast<const PackedWeight*>(&p.i[kPw]); }
+
+// Depthwise weights, interleaved at plan time for the AVX2 kernel (kept in OpParams::v):
+// per block of 16 channels and pair of taps j, 32 int16: the `lo` vector holds (w[c][2j],
+// w[c][2j+1]) for channels 0-3 and 8-11 of the block, `hi` for 4-7 and 12-15 (the order of
+// vpunpck{l,h}wd on the inputs), then the per-channel float factors comb[c] = s_x * s_w[c].
+inline int dw_lane_channel(int i, bool hi) { return (i < 4 ? i : i + 4) + (hi ? 4 : 0); }
+
+struct DwView {
+  const int16_t* wi;  // [blocks][pairs][2][16]
+  const float* comb;  // [Cb]
+};
+DwView dw_view(const OpParams& p) {
+  const int64_t Cb = (p.i[kC] + 15) / 16 * 16;
+  const int16_t* wi = reinterpret_cast<const int16_t*>(p.v.data());
+  return DwView{wi, reinterpret_cast<const float*>(wi + (Cb / 16) * p.i[kPairs] * 32)};
+}
+
+lb_status conv_infer(OpCtx& c) {
+  const Tensor* x = c.in[0];
+  OpParams& p = *c.p;
+  const Json& a = *c.attrs;
+  const std::string mode = attr_str(a, "mode", "");
+  const Tensor* w = c.in.size() > 1 ? c.in[1] : nullptr;
+  const Tensor* b = c.in.size() > 2 ? c.in[2] : nullptr;
+  const Tensor* ws = c.in.size() > 3 ? c.in[3] : nullptr;
+  const Tensor* res = c.in.size() > 4 ? c.in[4] : nullptr;
+  if (x->dtype != DType::I8 || x->shape.size() != 4) {
+    c.err = "expects an i8 NHWC input [N, H, W, Cs] (from quantize_nhwc_q8 or another qconv2d_nhwc_q8), got " +
+            std::string(dtype_name(x->dtype)) + " " + shape_str(x->shape);
+    return LB_ERR_SHAPE;
+  }
+  if (!w || !w->data) {
+    c.err = "needs a constant weight";
+    return LB_ERR_UNSUPPORTED;
+  }
+  std::vector<int64_t> v;
+  p.i[kN] = x->shape[0]; p.i[kH] = x->shape[1]; p.i[kW] = x->shape[2]; p.i[kCs] = x->shape[3];
+  if (!attr_ints(a, "kernel_shape", &v) || v.size() != 2 || v[0] <= 0 || v[1] <= 0) {
+    c.err = "needs kernel_shape [kh, kw]";
+    return LB_ERR_UNSUPPORTED;
+  }
+  p.i[kKh] = v[0]; p.i[kKw] = v[1];
+  p.i[kSh] = p.i[kSw] = 1;
+  if (attr_ints(a, "strides", &v) && v.size() == 2) { p.i[kSh] = v[0]; p.i[kSw] = v[1]; }
+  p.i[kDh] = p.i[kDw] = 1;
+  if (attr_ints(a, "dilations", &v) && v.size() == 2) { p.i[kDh] = v[0]; p.i[kDw] = v[1]; }
+  p.i[kPt] = p.i[kPl] = p.i[kPb] = p.i[kPr] = 0;
+  if (attr_ints(a, "pads", &v) && v.size() == 4) { p.i[kPt] = v[0]; p.i[kPl] = v[1]; p.i[kPb] = v[2]; p.i[kPr] = v[3]; }
+  for (int j = kSh; j <= kDw; ++j)
+    if (p.i[j] <= 0) {
+      c.err = "strides and dilations must be positive";
+      return LB_ERR_SHAPE;
+    }
+  for (int j = kPt; j <= kPr; ++j)
+    if (p.i[j] < 0) {
+      c.err = "pads must not be negative";
+      return LB_ERR_SHAPE;
+    }
+  const int64_t ekh = (p.i[kKh] - 1) * p.i[kDh] + 1, ekw = (p.i[kKw] - 1) * p.i[kDw] + 1;
+  const int64_t ek[2] = {ekh, ekw};
+  apply_same_pads(attr_str(a, "auto_pad", "NOTSET"), &p.i[kH], &p.i[kSh], ek, &p.i[kPt]);
+  p.i[kOH] = (p.i[kH] + p.i[kPt] + p.i[kPb] - ekh) / p.i[kSh] + 1;
+  p.i[kOW] = (p.i[kW] + p.i[kPl] + p.i[kPr] - ekw) / p.i[kSw] + 1;
+  if (p.i[kH] + p.i[kPt] + p.i[kPb] < ekh || p.i[kW] + p.i[kPl] + p.i[kPr] < ekw) {
+    c.err = "output would be empty for input " + shape_str(x->shape);
+    return LB_ERR_SHAPE;
+  }
+  if (!parse_act(a, &p, kAct, 0)) {
+    c.err = "unknown fused activation '" + attr_str(a, "act", "") + "'";
+    return LB_ERR_UNSUPPORTED;
+  }
+  if (attr_str(a, "aq", "") != "static") {
+    c.err = "int8 NHWC convs need static activation quantization (aq 'static')";
+    return LB_ERR_UNSUPPORTED;
+  }
+  p.f[2] = attr_float(a, "aq_scale", 0.f);
+  p.i[kZin] = attr_int(a, "aq_zero", 0);
+  if (!(p.f[2] > 0.f) || !std::isfinite(p.f[2]) || p.i[kZin] < -128 || p.i[kZin] > 127) {
+    c.err = "needs aq_scale > 0 and aq_zero in [-128, 127]";
+    return LB_ERR_UNSUPPORTED;
+  }
+  const int64_t group = attr_int(a, "group", 1);
+  const int64_t taps = p.i[kKh] * p.i[kKw];
+  if (mode == "gemm") {
+    p.i[kMode] = 0;
+    const int64_t n = attr_int(a, "n", 0), k = attr_int(a, "k", 0);
+    if (w->dtype != DType::U8 || attr_int(a, "wfmt", -1) != LB_WFMT_Q8) {
+      c.err = "gemm mode needs the packed u8 int8 (Q8) weight";
+      return LB_ERR_UNSUPPORTED;
+    }
+    PackedWeight pw;
+    const lb_status st = packed_weight_init(LB_WFMT_Q8, n, k, int32_t(k), w->data, w->nbytes(), &pw);
+    if (st != LB_OK) {
+      c.err = std::string("packed weight does not match its format: ") + lb_last_error();
+      return st;
+    }
+    new (&packed(p)) PackedWeight(pw);
+    if (group != 1 || k % taps != 0) {
+      c.err = "gemm mode needs group 1 and k = C * kh * kw (k=" + std::to_string(k) + ")";
+      return LB_ERR_SHAPE;
+    }
+    p.i[kC] = k / taps;
+    p.i[kO] = n;
+    p.i[kK] = k;
+    p.i[kKp] = pw.kp;
+    p.i[kDirect] = taps == 1 && p.i[kSh] == 1 && p.i[kSw] == 1 && !p.i[kPt] && !p.i[kPl] && !p.i[kPb] && !p.i[kPr] &&
+                   nhwc_cstride(p.i[kC]) == pw.kp;
+  } else if (mode == "depthwise") {
+    p.i[kMode] = 1;
+    if (w->dtype != DType::I8 || w->shape.size() != 2 || w->shape[1] != taps || group != w->shape[0]) {
+      c.err = "depthwise weight must be i8 [C, kh*kw] with group == C, got " + shape_str(w->shape);
+      return LB_ERR_SHAPE;
+    }
+    p.i[kC] = p.i[kO] = w->shape[0];
+    if (!ws || !ws->data || ws->dtype != DType::F32 || ws->numel() != p.i[kC]) {
+      c.err = "depthwise needs constant f32 per-channel weight scales [C] as input 3";
+      return LB_ERR_SHAPE;
+    }
+    p.i[kTaps] = taps;
+    p.i[kPairs] = (taps + 1) / 2;
+    const int64_t Cb = (p.i[kC] + 15) / 16 * 16, C = p.i[kC];
+    const size_t wbytes = size_t(Cb / 16 * p.i[kPairs] * 32) * 2, fbytes = size_t(Cb) * 4;
+    p.v.assign((wbytes + fbytes + 7) / 8, 0);
+    int16_t* wi = reinterpret_cast<int16_t*>(p.v.data());
+    float* comb = reinterpret_cast<float*>(wi + Cb / 16 * p.i[kPairs] * 32);
+    const int8_t* codes = static_cast<const int8_t*>(w->data);
+    const float* sc = ws->f32();
+    for (int64_t blk = 0; blk < Cb / 16; ++blk)
+      for (int64_t j = 0; j < p.i[kPairs]; ++j)
+        for (int h = 0; h < 2; ++h)
+          for (int i = 0; i < 8; ++i)
+            for (int s = 0; s < 2; ++s) {
+              const int64_t ch = blk * 16 + dw_lane_channel(i, h == 1), t = 2 * j + s;
+              wi[((blk * p.i[kPairs] + j) * 2 + h) * 16 + 2 * i + s] =
+                  int16_t(ch < C && t < taps ? codes[ch * taps + t] : 0);
+            }
+    for (int64_t ch = 0; ch < Cb; ++ch) comb[ch] = ch < C ? p.f[2] * sc[ch] : 0.f;
+  } else {
+    c.err = "unknown mode '" + mode + "' (gemm or depthwise)";
+    return LB_ERR_UNSUPPORTED;
+  }
+  if (p.i[kCs] != nhwc_cstride(p.i[kC])) {
+    c.err = "input channel stride " + std::to_string(p.i[kCs]) + " does not match " + std::to_string(p.i[kC]) +
+            " channels (expected " + std::to_string(nhwc_cstride(p.i[kC])) + ")";
+    return LB_ERR_SHAPE;
+  }
+  const int64_t O = p.i[kO];
+  p.i[kOs] = nhwc_cstride(O);
+  if (b && (!b->data || b->dtype != DType::F32 || b->numel() != O)) {
+    c.err = "bias must be " + std::to_string(O) + " constant f32 values";
+    return LB_ERR_SHAPE;
+  }
+  // outputs
+  std::vector<std::string> outs;
+  const Json& jo = a["outs"];
+  if (jo.is_array())
+    for (const Json& e : jo.elems()) outs.push_back(e.is_string() ? e.str() : std::string("?"));
+  if (outs.size() != c.out.size() || outs.empty()) {
+    c.err = "attr 'outs' must name one kind per output (q8, f32_nhwc, f32)";
+    return LB_ERR_FORMAT;
+  }
+  p.i[kOutQ] = p.i[kOutF] = p.i[kOutN] = -1;
+  const int64_t N = p.i[kN], OH = p.i[kOH], OW = p.i[kOW];
+  for (size_t j = 0; j < outs.size(); ++j) {
+    Tensor* t = c.out[j];
+    int64_t* slot = outs[j] == "q8" ? &p.i[kOutQ] : outs[j] == "f32_nhwc" ? &p.i[kOutF] : outs[j] == "f32" ? &p.i[kOutN] : nullptr;
+    if (!slot || *slot >= 0) {
+      c.err = "attr 'outs': unknown or repeated kind '" + outs[j] + "' (q8, f32_nhwc, f32)";
+      return LB_ERR_FORMAT;
+    }
+    *slot = int64_t(j);
+    if (outs[j] == "q8") {
+      t->dtype = DType::I8;
+      t->shape = {N, OH, OW, p.i[kOs]};
+    } else if (outs[j] == "f32_nhwc") {
+      t->dtype = DType::F32;
+      t->shape = {N, OH, OW, O};
+    } else {
+      t->dtype = DType::F32;
+      t->shape = {N, O, OH, OW};
+    }
+  }
+  if (p.i[kOutQ] >= 0) {
+    p.f[3] = attr_float(a, "oq_scale", 0.f);
+    p.i[kZout] = attr_int(a, "oq_zero", 0);
+    if (!(p.f[3] > 0.f) || !std::isfinite(p.f[3]) || p.i[kZout] < -128 || p.i[kZout] > 127) {
+      c.err = "a q8 output needs oq_scale > 0 and oq_zero in [-128, 127]";
+      return LB_ERR_UNSUPPORTED;
+    }
+  }
+  p.i[kRes] = res != nullptr;
+  if (res && (res->dtype != DType::F32 || res->shape != std::vector<int64_t>{N, OH, OW, O})) {
+    c.err = "residual input 4 must be f32 NHWC " + shape_str({N, OH, OW, O}) + ", got " + shape_str(res->shape);
+    return LB_ERR_SHAPE;
+  }
+  // tiles of output pixels (over N * OH * OW), each done whole by one thread
+  const int64_t P = N * OH * OW;
+  int64_t T;
+  if (p.i[kMode] == 0) {
+    T = std::min<int64_t>(240, std::max<int64_t>(48, 32768 / std::max<int64_t>(O, 1) / 6 * 6));
+    const int64_t quarter = ((P + 3) / 4 + 5) / 6 * 6;  // at least ~4 tiles (2 threads) on small maps
+    if (P >= 24) T = std::min(T, quarter);
+  } else {
+    T = std::min<int64_t>(256, std::max<int64_t>(4, 8192 / std::max<int64_t>(O, 1)));
+  }
+  T = std::max<int64_t>(1, std::min(T, P));
+  p.i[kT] = T;
+  size_t per = al64(size_t(T * O) * 4);                              // float tile
+  if (p.i[kMode] == 0) {
+    per += al64(size_t(T) * sizeof(lb_q8_meta));                     // row metadata
+    if (!p.i[kDirect]) per += al64(size_t(T * p.i[kKp]));             // im2col rows
+  } else {
+    per += al64(size_t(p.i[kCs] + 64)) + al64(size_t(2 * p.i[kPairs] + 2) * sizeof(void*));  // pad row, tap pointers
+  }
+  p.i[kPer] = int64_t(per);
+  c.scratch_bytes = per * size_t(op_threads(c));
+  c.flops = uint64_t(2) * uint64_t(P) * uint64_t(O) * uint64_t(p.i[kMode] == 0 ? p.i[kK] : taps);
+  return LB_OK;
+}
+
+// ---- depthwise rows ----------------------------------------------------------------------------
+// acc[c] = float(sum_t (x_t[c] - z) * w[c][t]) * comb[c] + bias[c] for c < C (a pixel), where x_t
+// points at the tap's input pixel or at a row of z (padding).
+void dw_pixel_scalar(const OpParams& p, const int8_t* const* xt, const int8_t* codes, const float* comb,
+                     const float* bias, float* acc) {
+  const int64_t C = p.i[kC], taps = p.i[kTaps];
+  const int32_t z = int32_t(p.i[kZin]);
+  for (int64_t ch = 0; ch < C; ++ch) {
+    int32_t s = 0;
+    for (int64_t t = 0; t < taps; ++t) s += (int32_t(xt[t][ch]) - z) * int32_t(codes[ch * taps + t]);
+    acc[ch] = std::fma(float(s), comb[ch], bias ? bias[ch] : 0.f);
+  }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) void dw_pixel_avx2(const OpParams& p, const int8_t* const* xt,
+                                                        const int8_t* codes, const float* comb, const float* bias,
+                                                        float* acc) {
+  const int64_t C = p.i[kC], Cs = p.i[kCs], pairs = p.i[kPairs], taps = p.i[kTaps];
+  const DwView dv = dw_view(p);
+  const __m256i vz = _mm256_set1_epi16(int16_t(p.i[kZin]));
+  int64_t c0 = 0;
+  for (; c0 + 16 <= Cs && c0 < C; c0 += 16) {
+    const __m256i* wv = reinterpret_cast<const __m256i*>(dv.wi + (c0 / 16) * pairs * 32);
+    __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+    for (int64_t j = 0; j < pairs; ++j) {
+      const __m256i a = _mm256_sub_epi16(
+          _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xt[2 * j] + c0))), vz);
+      const __m256i b = _mm256_sub_epi16(
+          _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xt[2 * j + 1] + c0))), vz);
+      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), _mm256_loadu_si256(wv + 2 * j)));
+      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), _mm256_loadu_si256(wv + 2 * j + 1)));
+    }
+    const __m256i r0 = _mm256_permute2x128_si256(lo, hi, 0x20), r1 = _mm256_permute2x128_si256(lo, hi, 0x31);
+    const __m256 b0 = bias ? _mm256_loadu_ps(bias + c0) : _mm256_setzero_ps();
+    const __m256 f0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(r0), _mm256_loadu_ps(dv.comb + c0), b0);
+    if (c0 + 16 <= C) {
+      const __m256 b1 = bias ? _mm256_loadu_ps(bias + c0 + 8) : _mm256_setzero_ps();
+      _mm256_storeu_ps(acc + c0, f0);
+      _mm256_storeu_ps(acc + c0 + 8, _mm256_fmadd_ps(_mm256_cvtepi32_ps(r1), _mm256_loadu_ps(dv.comb + c0 + 8), b1));
+    } else {  // the last block of C (bias has only C values)
+      alignas(32) float t[16];
+      alignas(32) int32_t s[16];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(s), r0);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(s + 8), r1);
+      for (int64_t ch = c0; ch < C; ++ch) t[ch - c0] = std::fma(float(s[ch - c0]), dv.comb[ch], bias ? bias[ch] : 0.f);
+      std::memcpy(acc + c0, t, size_t(C - c0) * 4);
+    }
+  }
+  if (c0 < C) {  // channels past the last full vector of the stride (only when Cs < 16)
+    const int32_t z = int32_t(p.i[kZin]);
+    for (int64_t ch = c0; ch < C; ++ch) {
+      int32_t s = 0;
+      for (int64_t t = 0; t < taps; ++t) s += (int32_t(xt[t][ch]) - z) * int32_t(codes[ch * taps + t]);
+      acc[ch] = std::fma(float(s), dv.comb[ch], bias ? bias[ch] : 0.f);
+    }
+  }
+}
+#endif
+
+// ---- epilogue ---------------------------------------------------------------------------------
+struct Outs {
+  int8_t* q = nullptr;
+  float* f = nullptr;  // f32 NHWC
+  float* n = nullptr;  // f32 NCHW
+  const float* res = nullptr;
+};
+
+void epilogue(const OpParams& p, const Outs& o, float* yt, int64_t P0, int64_t m, RequantFn rq) {
+  const int64_t O = p.i[kO], Os = p.i[kOs], act = p.i[kAct], OHW = p.i[kOH] * p.i[kOW];
+  const bool clamp = act == ACT_RELU || act == ACT_CLIP;
+  const float lo = act == ACT_RELU ? 0.f : act == ACT_CLIP ? p.f[0] : -INFINITY;
+  const float hi = act == ACT_CLIP ? p.f[1] : INFINITY;
+  const float inv = p.i[kOutQ] >= 0 ? 1.0f / p.f[3] : 0.f, zf = float(p.i[kZout]);
+  for (int64_t i = 0; i < m; ++i) {
+    float* y = yt + i * O;
+    const int64_t P = P0 + i;
+    if (clamp) {
+      for (int64_t j = 0; j < O; ++j) {
+        float v = y[j] > lo ? y[j] : lo;
+        y[j] = v < hi ? v : hi;
+      }
+    } else if (act != ACT_NONE) {
+      apply_act(y, O, act, p.f[0], p.f[1]);
+    }
+    if (o.res) {
+      const float* r = o.res + P * O;
+      for (int64_t j = 0; j < O; ++j) y[j] = y[j] + r[j];
+    }
+    if (o.f) std::memcpy(o.f + P * O, y, size_t(O) * 4);
+    if (o.q) rq(y, O, Os, inv, zf, o.q + P * Os);
+    if (o.n) {
+      const int64_t n = P / OHW, pix = P % OHW;
+      float* d = o.n + n * O * OHW + pix;
+      for (int64_t j = 0; j < O; ++j) d[j * OHW] = y[j];
+    }
+  }
+}
+
+void conv_run(OpCtx& c) {
+  const OpParams& p = *c.p;
+  const int8_t* x = static_cast<const int8_t*>(c.in[0]->data);
+  const float* bias = c.in.size() > 2 && c.in[2] ? c.in[2]->f32() : nullptr;
+  Outs o;
+  if (p.i[kOutQ] >= 0) o.q = static_cast<int8_t*>(c.out[size_t(p.i[kOutQ])]->data);
+  if (p.i[kOutF] >= 0) o.f = c.out[size_t(p.i[kOutF])]->f32();
+  if (p.i[kOutN] >= 0) o.n = c.out[size_t(p.i[kOutN])]->f32();
+  if (p.i[kRes]) o.res = c.in[4]->f32();
+  const bool avx2 = use_avx2();
+  RequantFn rq = requant_row_scalar;
+#if defined(__x86_64__)
+  if (avx2) rq = requant_row_avx2;
+#endif
+  const int64_t N = p.i[kN], H = p.i[kH], W = p.i[kW], Cs = p.i[kCs], C = p.i[kC], O = p.i[kO];
+  const int64_t OH = p.i[kOH], OW = p.i[kOW], OHW = OH * OW, P = N * OHW, T = p.i[kT];
+  const int64_t kh = p.i[kKh], kw = p.i[kKw], sh = p.i[kSh], sw = p.i[kSw], dh = p.i[kDh], dwl = p.i[kDw];
+  const int64_t pt = p.i[kPt], pl = p.i[kPl];
+  const int8_t zin = int8_t(p.i[kZin]);
+  const int64_t tiles = (P + T - 1) / T;
+  const size_t per = size_t(p.i[kPer]);
+  char* sbase = static_cast<char*>(c.scratch);
+  if (p.i[kMode] == 1) {
+    c.isa = avx2 ? "avx2" : "scalar";
+    const int8_t* codes = static_cast<const int8_t*>(c.in[1]->data);
+    const DwView dv = dw_view(p);
+    const int64_t taps = p.i[kTaps], pairs = p.i[kPairs];
+    for_ranges(c, tiles, T * C * taps, [&](int tid, int64_t t0, int64_t t1) {
+      char* s = sbase + size_t(tid) * per;
+      float* yt = reinterpret_cast<float*>(s);
+      int8_t* pad = reinterpret_cast<int8_t*>(s + al64(size_t(T * O) * 4));
+      const int8_t** xt = reinterpret_cast<const int8_t**>(s + al64(size_t(T * O) * 4) + al64(size_t(Cs + 64)));
+      std::memset(pad, zin, size_t(Cs + 64));
+      for (int64_t t = 2 * pairs - 1; t >= taps; --t) xt[t] = pad;  // the odd tap pair's partner
+      for (int64_t tile = t0; tile < t1; ++tile) {
+        const int64_t P0 = tile * T, m = std::min(T, P - P0);
+        for (int64_t i = 0; i < m; ++i) {
+          const int64_t Pi = P0 + i, n = Pi / OHW, oy = (Pi % OHW) / OW, ox = Pi % OW;
+          for (int64_t ky = 0; ky < kh; ++ky) {
+            const int64_t iy = oy * sh - pt + ky * dh;
+            for (int64_t kx = 0; kx < kw; ++kx) {
+              const int64_t ix = ox * sw - pl + kx * dwl;
+              xt[ky * kw + kx] = iy >= 0 && iy < H && ix >= 0 && ix < W ? x + ((n * H + iy) * W + ix) * Cs : pad;
+            }
+          }
+#if defined(__x86_64__)
+          if (avx2) dw_pixel_avx2(p, xt, codes, dv.comb, bias, yt + i * O);
+          else
+#endif
+            dw_pixel_scalar(p, xt, codes, dv.comb, bias, yt + i * O);
+        }
+        epilogue(p, o, yt, P0, m, rq);
+      }
+    });
+    return;
+  }
+  // gemm
+  if (dispatch_status() != LB_OK) {
+    c.isa = "error";
+    for (Tensor* t : c.out) std::memset(t->data, 0, t->nbytes());
+    return;
+  }
+  const KernelRef<lb_mm_t>& kern = kernels().gemm_q8;
+  c.isa = lb_isa_name(kern.isa);
+  const PackedWeight& pw = packed(p);
+  const int64_t kp = p.i[kKp], K = p.i[kK];
+  const bool direct = p.i[kDirect] != 0;
+  lb_mm_args base{};
+  base.w = pw.data;
+  base.fmt = pw.fmt;
+  base.group = pw.group;
+  base.n = pw.n;
+  base.k = pw.k;
+  base.kp = pw.kp;
+  base.row_scale = pw.row_scale;
+  base.row_sum = pw.row_sum;
+  base.act_zero = int32_t(p.i[kZin]);
+  base.bias = bias;
+  base.ldy = O;
+  const float sx = p.f[2];
+  for_ranges(c, tiles, T * kp * O / 8, [&](int tid, int64_t t0, int64_t t1) {
+    char* s = sbase + size_t(tid) * per;
+    float* yt = reinterpret_cast<float*>(s);
+    s += al64(size_t(T * O) * 4);
+    lb_q8_meta* meta = reinterpret_cast<lb_q8_meta*>(s);
+    s += al64(size_t(T) * sizeof(lb_q8_meta));
+    int8_t* rows = reinterpret_cast<int8_t*>(s);
+    for (int64_t i = 0; i < T; ++i) meta[i] = lb_q8_meta{sx, 0};
+    lb_mm_args a = base;
+    a.xm = meta;
+    a.y = yt;
+    for (int64_t tile = t0; tile < t1; ++tile) {
+      const int64_t P0 = tile * T, m = std::min(T, P - P0);
+      if (direct) {
+        a.xq = x + P0 * Cs;
+      } else {
+        for (int64_t i = 0; i < m; ++i) {
+          const int64_t Pi = P0 + i, n = Pi / OHW, oy = (Pi % OHW) / OW, ox = Pi % OW;
+          int8_t* d = rows + i * kp;
+          for (int64_t ky = 0; ky < kh; ++ky) {
+            const int64_t iy = oy * sh - pt + ky * dh;
+            for (int64_t kx = 0; kx < kw; ++kx, d += C) {
+              const int64_t ix = ox * sw - pl + kx * dwl;
+              if (iy >= 0 && iy < H && ix >= 0 && ix < W) std::memcpy(d, x + ((n * H + iy) * W + ix) * Cs, size_t(C));
+              else std::memset(d, zin, size_t(C));
+            }
+          }
+          std::memset(rows + i * kp + K, 0, size_t(kp - K));
+        }
+        a.xq = rows;
+      }
+      kern.fn(&a, 0, m, 0, O);
+      epilogue(p, o, yt, P0, m, rq);
+    }
+  });
+}
+
+}  // namespace
+
+void register_ops_qnhwc(std::vector<OpDef>& r) {
+  r.push_back(OpDef{"quantize_nhwc_q8", quant_infer, quant_run, false});
+  r.push_back(OpDef{"qconv2d_nhwc_q8", conv_infer, conv_run, false});
+}
+
+}  // namespace lb

@@ -1,0 +1,175 @@
+"""int8 NHWC chains of quantized convs (quantize_nhwc_q8 / qconv2d_nhwc_q8, docs/runtime.md
+"Quantized Conv: int8 NHWC chains").
+
+The exporter rewrites chains of static-int8 convs so activations stay int8 NHWC between them; the
+epilogue of each conv computes the same float value as qconv2d_f32 and requantizes it exactly as
+the next conv's quantizer does, so a chained package must give bitwise the same outputs as the
+unchained one (int8_nhwc=False), for 1 and 2 threads, and the scalar references (LOWBIT_ISA=scalar)
+bitwise the same as the AVX2 kernels. The graphs cover: a 3-channel stem (im2col, channel stride
+3), depthwise 3x3/5x5 at strides 1/2 with asymmetric pads and dilation, 1x1 convs read in place
+(C = 16, 20, 40: padded channel stride) and through the im2col path (C = 8), odd channel counts
+(20, 37), odd spatial sizes, fused Relu/Clip/HardSwish, residual Adds folded into the conv, a value
+read by convs with different scales, and a chain value that is also a graph output.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import lowbit
+from lowbit.exporters.lbpk import runtime_ops, write_package
+from lowbit.ir import ActQuant, Graph, Node, QuantWeight, TensorInfo  # noqa: F401
+from lowbit.quant import weights as wq
+
+
+class _Builder:
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+        self.nodes, self.inits, self.k = [], {}, 0
+
+    def conv(self, x, C, O, k, stride=1, pad=None, dil=1, dw=False, act=None, scale=None, zero=None):
+        r = self.rng
+        self.k += 1
+        n = f"c{self.k}"
+        cin = 1 if dw else C
+        w = (r.standard_normal((O, cin, k, k)) / np.sqrt(cin * k * k)).astype(np.float32)
+        qw = wq.quantize_rtn(w.reshape(O, -1), "int8", 0)
+        qw.orig_shape = w.shape
+        pads = pad if isinstance(pad, list) else [k // 2 * dil] * 4 if pad is None else [pad] * 4
+        aq = ActQuant("static", 8, float(np.float32(scale or r.uniform(0.02, 0.06))),
+                      int(zero if zero is not None else r.integers(-20, 21)))
+        self.inits[f"{n}.w"] = qw
+        self.inits[f"{n}.b"] = (0.1 * r.standard_normal(O)).astype(np.float32)
+        self.nodes.append(Node("Conv", n, [x, f"{n}.w", f"{n}.b"], [f"{n}.y"],
+                               {"kernel_shape": [k, k], "strides": [stride, stride], "pads": pads,
+                                "dilations": [dil, dil], "group": C if dw else 1, "act_quant": aq}))
+        y = f"{n}.y"
+        if act == "relu":
+            self.nodes.append(Node("Relu", f"{n}.relu", [y], [f"{n}.a"]))
+            y = f"{n}.a"
+        elif act == "clip":
+            self.inits.setdefault("zero6", np.array(0, np.float32))
+            self.inits.setdefault("six", np.array(6, np.float32))
+            self.nodes.append(Node("Clip", f"{n}.clip", [y, "zero6", "six"], [f"{n}.a"]))
+            y = f"{n}.a"
+        elif act == "hardswish":
+            self.nodes.append(Node("HardSwish", f"{n}.hs", [y], [f"{n}.a"]))
+            y = f"{n}.a"
+        return y
+
+    def add(self, a, b):
+        self.k += 1
+        self.nodes.append(Node("Add", f"add{self.k}", [a, b], [f"add{self.k}.y"]))
+        return f"add{self.k}.y"
+
+    def graph(self, x_shape, outs):
+        return Graph("chain", self.nodes, [TensorInfo("x", "float32", x_shape)],
+                     [TensorInfo(o, "float32", None) for o in outs], self.inits)
+
+
+def _mobile_chain(H=23, W=19, seed=0):
+    b = _Builder(seed)
+    y = b.conv("x", 3, 24, 3, stride=2, pad=[0, 0, 1, 1], act="clip")        # stem, channel stride 3
+    y = b.conv(y, 24, 24, 3, dw=True, act="clip")                            # dw 3x3 s1
+    r0 = b.conv(y, 24, 16, 1)                                                # 1x1, padded stride in place
+    y = b.conv(r0, 16, 48, 1, act="clip")
+    y = b.conv(y, 48, 48, 3, dw=True, act="clip")
+    y = b.add(b.conv(y, 48, 16, 1), r0)                                      # residual
+    y2 = b.add(b.conv(b.conv(b.conv(y, 16, 40, 1, act="hardswish"), 40, 40, 5, dw=True, act="relu"), 40, 16, 1), y)
+    y = b.conv(y2, 16, 20, 1, act="relu")                                    # odd channels (stride 32)
+    y = b.conv(y, 20, 20, 3, stride=2, pad=[1, 0, 1, 1], dw=True, act="clip")  # asymmetric pads, s2
+    y = b.conv(y, 20, 8, 1)                                                  # C = 8: channel stride 8
+    y = b.conv(y, 8, 8, 3, dil=2, dw=True)                                   # dilation 2, narrow dw
+    y = b.conv(y, 8, 37, 1, act="clip")                                      # 1x1 through im2col
+    y = b.conv(y, 37, 37, 5, stride=2, dw=True, act="relu")
+    z = b.conv(y, 37, 24, 3, stride=1, act="hardswish")                      # 3x3 gemm on NHWC im2col
+    w = b.conv(y, 37, 12, 1, scale=0.11, zero=3)                             # same input, other scale
+    return b.graph(("N", 3, "H", "W"), [z, w, y2]), (1, 3, H, W)
+
+
+def _packages(gr, tmp_path):
+    new = write_package(gr, tmp_path / "chain.lbpk", target="x86-64-avx2", scheme="w8a8")
+    old = write_package(gr, tmp_path / "plain.lbpk", target="x86-64-avx2", scheme="w8a8", int8_nhwc=False)
+    return new, old
+
+
+@pytest.mark.parametrize("hw", [(23, 19), (64, 70)])  # small maps / several tiles per conv
+def test_chain_bitwise_equal_to_unchained(tmp_path, hw):
+    gr, shape = _mobile_chain(*hw)
+    new, old = _packages(gr, tmp_path)
+    kernels = [o["kernel"] for o in lowbit.load(new).manifest["ops"]]
+    assert kernels.count("qconv2d_nhwc_q8") == 17 and "qconv2d_f32" not in kernels, kernels
+    assert kernels.count("quantize_nhwc_q8") == 2  # the stem's input and the 12-channel conv's other scale
+    assert "add" not in kernels  # both residual Adds folded into their convs
+    x = np.random.default_rng(1).standard_normal((2,) + shape[1:]).astype(np.float32)  # batch 2
+    ref = lowbit.load(old, threads=1).run({"x": x})
+    for threads in (1, 2):
+        got = lowbit.load(new, threads=threads).run({"x": x})
+        assert got.keys() == ref.keys()
+        for k in ref:
+            assert got[k].shape == ref[k].shape
+            assert np.array_equal(got[k], ref[k]), (k, threads, np.max(np.abs(got[k] - ref[k])))
+    assert max(np.abs(v).max() for v in ref.values()) > 0.5  # the chain did not saturate to nothing
+
+
+def test_chain_outputs_and_folding(tmp_path):
+    gr, _ = _mobile_chain()
+    ops = runtime_ops(gr)
+    by_out = {o: op for op in ops for o in op["outputs"]}
+    # a residual value is kept as f32 NHWC for the Add folded into a later conv, plus int8 for the next conv
+    r0 = by_out["c3.y.q8"]
+    assert r0["attrs"]["outs"] == ["q8", "f32_nhwc"]
+    # the graph output read by a later conv: int8 for the conv, f32 NCHW under its own name
+    assert by_out["add11.y"]["attrs"]["outs"] == ["q8", "f32"]
+    folded = [op for op in ops if op["kernel"] == "qconv2d_nhwc_q8" and len(op["inputs"]) == 5]
+    assert len(folded) == 2 and all(op["inputs"][4].endswith(".nhwc") for op in folded)
+    # 3x3 gemm weights are repacked in (ky, kx, c) order under a new name
+    stem = [op for op in ops if op["name"] == "c1"][0]
+    assert stem["inputs"][1] == "c1.w.nhwc" and stem["inputs"][0] == "x.q8"
+    assert runtime_ops(gr, int8_nhwc=False)[0]["kernel"] == "qconv2d_f32"
+
+
+_CHILD = r"""
+import sys, numpy as np, lowbit
+s = lowbit.load(sys.argv[1], threads=int(sys.argv[4]))
+x = np.load(sys.argv[2])
+np.savez(sys.argv[3], **s.run({"x": x}))
+s.enable_profiling(True); s.run({"x": x})
+print(sorted({e["isa"] for e in s.profile_events() if "nhwc" in e["kernel"]}))
+"""
+
+
+def test_chain_scalar_path_bitwise_equal(tmp_path):
+    """The scalar references (LOWBIT_ISA=scalar: depthwise, requantization, quantize, GEMM) and the
+    AVX2 path give the same bits."""
+    gr, shape = _mobile_chain(41, 37, seed=3)
+    new, _ = _packages(gr, tmp_path)
+    x = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    res, isas = {}, {}
+    for isa in ("scalar", None):
+        env = dict(os.environ)
+        env.pop("LOWBIT_ISA", None)
+        if isa:
+            env["LOWBIT_ISA"] = isa
+        out = tmp_path / f"y_{isa}.npz"
+        r = subprocess.run([sys.executable, "-c", _CHILD, str(new), str(tmp_path / "x.npy"), str(out), "2"], env=env,
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        isas[isa] = r.stdout.strip()
+        res[isa] = dict(np.load(out))
+    assert isas["scalar"] == "['scalar']", isas
+    for k in res[None]:
+        assert np.array_equal(res["scalar"][k], res[None][k]), k
+
+
+def test_chain_bad_input_fails_cleanly(tmp_path):
+    gr, shape = _mobile_chain()
+    new, _ = _packages(gr, tmp_path)
+    s = lowbit.load(new)
+    with pytest.raises(lowbit.LowbitError, match="input"):
+        s.run({"x": np.zeros((1, 3, 23), np.float32)})
+    with pytest.raises(lowbit.LowbitError, match="shape|empty"):  # too small for the stem's 3x3 window
+        s.run({"x": np.zeros((1, 3, 1, 1), np.float32)})
