@@ -21,7 +21,7 @@ using F32Array = py::array_t<float, py::array::c_style | py::array::forcecast>;
 class LlmRuntime {
  public:
   LlmRuntime(const std::string& path, int threads, int kv_type, int max_context, int prefill_chunk, int h2o_budget,
-             int h2o_recent, bool verify) {
+             int h2o_recent, bool verify, bool copy_weights) {
     lb_llm_options o;
     lb_llm_options_default(&o);
     o.threads = threads;
@@ -31,6 +31,7 @@ class LlmRuntime {
     o.h2o_budget = h2o_budget;
     o.h2o_recent = h2o_recent;
     o.verify = verify ? 1 : 0;
+    o.copy_weights = copy_weights ? 1 : 0;
     lb_status st;
     {
       py::gil_scoped_release rel;
@@ -55,6 +56,7 @@ class LlmRuntime {
     d["eos_token_ids"] = std::vector<int32_t>(info_.eos_token_ids, info_.eos_token_ids + info_.n_eos);
     d["weight_bytes"] = info_.weight_bytes;
     d["kv_bytes"] = info_.kv_bytes;
+    d["copied_bytes"] = info_.copied_bytes;
     return d;
   }
   std::string manifest() const { return lb_llm_manifest(h_); }
@@ -173,9 +175,10 @@ class LlmRuntime {
 
 void bind_llm(py::module_& m) {
   py::class_<LlmRuntime>(m, "LlmRuntime", "native decoder-LLM session (lb_llm_*)")
-      .def(py::init<const std::string&, int, int, int, int, int, int, bool>(), py::arg("path"),
+      .def(py::init<const std::string&, int, int, int, int, int, int, bool, bool>(), py::arg("path"),
            py::arg("threads") = 0, py::arg("kv_type") = 0, py::arg("max_context") = 0, py::arg("prefill_chunk") = 0,
-           py::arg("h2o_budget") = 0, py::arg("h2o_recent") = 0, py::arg("verify") = true)
+           py::arg("h2o_budget") = 0, py::arg("h2o_recent") = 0, py::arg("verify") = true,
+           py::arg("copy_weights") = true)
       .def("info", &LlmRuntime::info)
       .def("manifest", &LlmRuntime::manifest)
       .def("reset", &LlmRuntime::reset)

@@ -31,6 +31,10 @@ typedef struct lb_llm_options {
                             ///< evicting the ones with the least accumulated attention (H2O)
   int32_t h2o_recent;       ///< with H2O: the most recent tokens are never evicted; 0 = budget/4
   int32_t verify;           ///< 1 = hash the whole package at open (default), 0 = lazily
+  int32_t copy_weights;     ///< 1 = copy the linears' weights at open into anonymous 2 MB-aligned
+                            ///< memory with transparent huge pages (default; Linux; faster decode,
+                            ///< same results, the package pages are released as they are copied),
+                            ///< 0 = read them from the package's file mapping
 } lb_llm_options;
 
 /// Sampling parameters. temperature 0 = greedy (argmax).
@@ -57,6 +61,7 @@ typedef struct lb_llm_info {
   int32_t eos_token_ids[8];
   int64_t weight_bytes;      ///< bytes of weights read per decoded token
   int64_t kv_bytes;          ///< bytes of the KV cache allocation
+  int64_t copied_bytes;      ///< bytes of weights copied into huge-page memory at open (0 = mapped)
 } lb_llm_info;
 
 /// Timing counters since open or the last reset.

@@ -35,6 +35,7 @@ LB_API void lb_llm_options_default(lb_llm_options* o) {
   std::memset(o, 0, sizeof(*o));
   o->kv_type = LB_LLM_KV_F16;
   o->verify = 1;
+  o->copy_weights = 1;
 }
 
 LB_API void lb_llm_sampling_default(lb_llm_sampling* s) {
@@ -82,6 +83,7 @@ LB_API lb_status lb_llm_get_info(lb_llm_t llm, lb_llm_info* out) {
   for (int i = 0; i < out->n_eos; ++i) out->eos_token_ids[i] = c.eos[i];
   out->weight_bytes = m.weight_bytes;
   out->kv_bytes = llm->s->kv().bytes();
+  out->copied_bytes = int64_t(m.arena.bytes);
   return LB_OK;
 }
 

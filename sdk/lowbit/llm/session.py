@@ -49,10 +49,14 @@ class LlmSession:
     threads: worker threads (default: lowbit's default). kv_cache: "f16" (default), "int8" or
     "f32". max_context: KV cache capacity (default: the model's context length). h2o_budget:
     keep at most this many cached tokens per layer (heavy-hitter eviction), 0 = off.
+    copy_weights: copy the linears' weights at open into anonymous huge-page memory (default;
+    Linux): faster decode (fewer TLB misses), same results, a slower open; False reads them from
+    the package's file mapping. info["copied_bytes"] says how many bytes were copied.
     """
 
     def __init__(self, path: Union[str, Path], *, threads: int = 0, kv_cache: str = "f16", max_context: int = 0,
-                 prefill_chunk: int = 0, h2o_budget: int = 0, h2o_recent: int = 0, verify: bool = True):
+                 prefill_chunk: int = 0, h2o_budget: int = 0, h2o_recent: int = 0, verify: bool = True,
+                 copy_weights: bool = True):
         if kv_cache not in KV_TYPES:
             raise LowbitError(f"kv_cache must be one of f16, int8, f32 (got {kv_cache!r})")
         self.path = Path(path)
@@ -60,7 +64,7 @@ class LlmSession:
             self._rt = lowbit.native().LlmRuntime(str(self.path), threads=int(threads), kv_type=KV_TYPES[kv_cache],
                                                   max_context=int(max_context), prefill_chunk=int(prefill_chunk),
                                                   h2o_budget=int(h2o_budget), h2o_recent=int(h2o_recent),
-                                                  verify=bool(verify))
+                                                  verify=bool(verify), copy_weights=bool(copy_weights))
         except RuntimeError as exc:
             raise LowbitError(f"cannot open LLM package {self.path}: {exc}") from None
         self.info: Dict = self._rt.info()
