@@ -9,13 +9,14 @@
 #include <immintrin.h>
 #endif
 #include "ops.h"
+#include "vmath.h"
 
 namespace lb {
 namespace {
 
 // params: i[0..3] N C H W, i[4] O, i[5] kh, i[6] kw, i[7] sh, i[8] sw, i[9] dh, i[10] dw,
 // i[11] pt, i[12] pl, i[13] pb, i[14] pr, i[15] group, i[16] OH, i[17] OW, i[18] act, i[19] mode
-// (0 gemm1x1, 1 depthwise, 2 im2col), i[20] col bytes; f[0], f[1] act bounds.
+// (0 gemm1x1, 1 depthwise, 2 im2col, 3 direct), i[20] col bytes; f[0], f[1] act bounds.
 enum { kN, kC, kH, kW, kO, kKh, kKw, kSh, kSw, kDh, kDw, kPt, kPl, kPb, kPr, kG, kOH, kOW, kAct, kMode, kCol };
 
 lb_status conv_geometry(OpCtx& c, bool transpose) {
@@ -75,6 +76,7 @@ lb_status conv_geometry(OpCtx& c, bool transpose) {
 }
 
 size_t dw_scratch_floats(const OpParams& p);
+size_t direct_scratch_bytes(const OpParams& p);
 
 lb_status conv_infer(OpCtx& c) {
   lb_status s = conv_geometry(c, false);
@@ -84,11 +86,13 @@ lb_status conv_infer(OpCtx& c) {
   const bool pw = p.i[kKh] == 1 && p.i[kKw] == 1 && p.i[kSh] == 1 && p.i[kSw] == 1 && !p.i[kPt] && !p.i[kPl] && !p.i[kPb] && !p.i[kPr];
   if (g == p.i[kC] && g == p.i[kO]) p.i[kMode] = 1;
   else if (pw && g == 1) p.i[kMode] = 0;
+  else if (direct_scratch_bytes(p) <= (size_t(64) << 20)) p.i[kMode] = 3;  // direct (padded input copy)
   else p.i[kMode] = 2;
   const int64_t kdim = cg * p.i[kKh] * p.i[kKw];
   p.i[kCol] = 0;  // im2col is gathered panel by panel inside the GEMM (no column buffer)
   c.scratch_bytes = size_t(p.i[kCol]) + gemm_scratch_per_thread() * op_threads(c);
   if (p.i[kMode] == 1) c.scratch_bytes = (dw_scratch_floats(p) * sizeof(float) + 63) / 64 * 64 * op_threads(c);
+  if (p.i[kMode] == 3) c.scratch_bytes = direct_scratch_bytes(p);
   c.flops = uint64_t(2) * p.i[kN] * p.i[kO] * p.i[kOH] * p.i[kOW] * kdim;
   return LB_OK;
 }
@@ -259,6 +263,183 @@ __attribute__((target("avx2,fma"))) void dw_range_avx2(const OpParams& p, const 
 }
 #endif
 
+// Direct convolution (group convs that are neither 1x1 stride-1 nor depthwise): the input is
+// copied once into a zero-padded buffer split into `sw` column phases (as for depthwise), so for
+// an output row oy and 16 neighbouring output columns, row k = (ci, ky, kx) of the im2col matrix
+// is 16 contiguous floats of that buffer at base(oy, ox0) + off[k]. The GEMM tile reads them in
+// place: no im2col gather, no packing. C[o, pixel] = bias[o] + sum_k W[o, k] * B[k, pixel], k in
+// order (the same sum as the im2col GEMM). Output tiles are (row, 16 columns) x all O; a row's
+// last tile may be partial (its extra lanes read the next row's data and are not stored).
+struct DirectGeom {
+  int64_t PH, PWp, phases, plane;  // padded rows, padded row length per phase, sw, floats per channel
+  int64_t tiles_x;                 // 16-column tiles per output row
+};
+
+DirectGeom direct_geom(const OpParams& p) {
+  DirectGeom g;
+  g.phases = p.i[kSw];
+  g.PH = p.i[kH] + p.i[kPt] + p.i[kPb];
+  g.PWp = (p.i[kW] + p.i[kPl] + p.i[kPr] + g.phases - 1) / g.phases;
+  g.plane = g.phases * g.PH * g.PWp;
+  g.tiles_x = (p.i[kOW] + 15) / 16;
+  return g;
+}
+
+// Scratch: padded input (C planes + 16 floats of slack for a partial tile's extra lanes) then
+// the K offsets.
+size_t direct_scratch_bytes(const OpParams& p) {
+  const DirectGeom g = direct_geom(p);
+  const int64_t K = p.i[kC] / p.i[kG] * p.i[kKh] * p.i[kKw];
+  return (size_t(p.i[kC] * g.plane + 32) * sizeof(float) + 63) / 64 * 64 + size_t(K) * sizeof(int64_t) + 64;
+}
+
+// Fills channel planes [c0, c1) of the padded, phase-split buffer from x.
+void direct_fill(const OpParams& p, const DirectGeom& g, const float* x, float* buf, int64_t c0, int64_t c1) {
+  DwGeom dg;
+  dg.phases = g.phases;
+  dg.PH = g.PH;
+  dg.PWp = g.PWp;
+  dg.OWp = 0;
+  const int64_t HW = p.i[kH] * p.i[kW];
+  for (int64_t ci = c0; ci < c1; ++ci) dw_fill(p, dg, x + ci * HW, buf + ci * g.plane);
+}
+
+// Rows [0, R) of one tile over k in [0, kc) (A and off already offset to the K chunk; A's row
+// stride is lda): the first chunk starts from the bias, later ones from C; the last applies the
+// activation. Portable version: the same per-element order (bias, then k in order).
+void direct_tile_portable(const float* A, int64_t lda, const float* base, const int64_t* off, int64_t kc, int64_t R,
+                          const float* bias, float* C, int64_t ldc, int64_t nr, bool first, bool last, int64_t act,
+                          float lo, float hi) {
+  float acc[16];
+  for (int64_t r = 0; r < R; ++r) {
+    const float bv = bias ? bias[r] : 0.f;
+    for (int j = 0; j < 16; ++j) acc[j] = first ? bv : j < nr ? C[r * ldc + j] : 0.f;
+    const float* a = A + r * lda;
+    for (int64_t k = 0; k < kc; ++k) {
+      const float av = a[k];
+      const float* b = base + off[k];
+      for (int j = 0; j < 16; ++j) acc[j] += av * b[j];
+    }
+    if (last) apply_act(acc, nr, act, lo, hi);
+    std::memcpy(C + r * ldc, acc, size_t(nr) * sizeof(float));
+  }
+}
+
+#if defined(__x86_64__)
+template <int R>
+__attribute__((target("avx2,fma"))) void direct_tile_avx2(const float* A, int64_t lda, const float* base,
+                                                           const int64_t* off, int64_t kc, const float* bias, float* C,
+                                                           int64_t ldc, int64_t nr, bool first, bool last, int64_t act,
+                                                           float lo, float hi) {
+  __m256 c0[R], c1[R];
+  alignas(32) float tmp[16];
+  const bool full = nr == 16;
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    if (first) {
+      c0[r] = c1[r] = _mm256_set1_ps(bias ? bias[r] : 0.f);
+    } else if (full) {
+      c0[r] = _mm256_loadu_ps(C + r * ldc);
+      c1[r] = _mm256_loadu_ps(C + r * ldc + 8);
+    } else {
+      for (int j = 0; j < 16; ++j) tmp[j] = j < nr ? C[r * ldc + j] : 0.f;
+      c0[r] = _mm256_load_ps(tmp);
+      c1[r] = _mm256_load_ps(tmp + 8);
+    }
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* b = base + off[k];
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m256 a = _mm256_broadcast_ss(A + r * lda + k);
+      c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
+      c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
+    }
+  }
+  const bool in_reg = last && act != ACT_NONE && act != ACT_SIGMOID;
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    __m256 v0 = c0[r], v1 = c1[r];
+    if (in_reg) {
+      v0 = vmath::act8(v0, act, lo, hi);
+      v1 = vmath::act8(v1, act, lo, hi);
+    }
+    float* cr = C + r * ldc;
+    if (full) {
+      _mm256_storeu_ps(cr, v0);
+      _mm256_storeu_ps(cr + 8, v1);
+    } else {
+      _mm256_store_ps(tmp, v0);
+      _mm256_store_ps(tmp + 8, v1);
+      std::memcpy(cr, tmp, size_t(nr) * sizeof(float));
+    }
+    if (last && act == ACT_SIGMOID) apply_act(cr, nr, act, lo, hi);
+  }
+}
+using DirectFn = void (*)(const float*, int64_t, const float*, const int64_t*, int64_t, const float*, float*, int64_t,
+                          int64_t, bool, bool, int64_t, float, float);
+const DirectFn kDirectAvx2[7] = {nullptr, direct_tile_avx2<1>, direct_tile_avx2<2>, direct_tile_avx2<3>,
+                                 direct_tile_avx2<4>, direct_tile_avx2<5>, direct_tile_avx2<6>};
+#endif
+
+void conv_direct_run(OpCtx& c, const float* x, const float* w, const float* b, float* y) {
+  const OpParams& p = *c.p;
+  const DirectGeom g = direct_geom(p);
+  const int64_t N = p.i[kN], C = p.i[kC], O = p.i[kO], G = p.i[kG], OH = p.i[kOH], OW = p.i[kOW];
+  const int64_t kh = p.i[kKh], kw = p.i[kKw], sh = p.i[kSh], sw = p.i[kSw], dh = p.i[kDh], dw = p.i[kDw];
+  const int64_t cg = C / G, og = O / G, K = cg * kh * kw, HW = p.i[kH] * p.i[kW], OHW = OH * OW;
+  float* buf = static_cast<float*>(c.scratch);
+  int64_t* off = reinterpret_cast<int64_t*>(static_cast<char*>(c.scratch) +
+                                            (size_t(C * g.plane + 32) * sizeof(float) + 63) / 64 * 64);
+  for (int64_t ci = 0, k = 0; ci < cg; ++ci)
+    for (int64_t ky = 0; ky < kh; ++ky)
+      for (int64_t kx = 0; kx < kw; ++kx, ++k)
+        off[k] = ci * g.plane + ((kx * dw) % sw) * g.PH * g.PWp + ky * dh * g.PWp + (kx * dw) / sw;
+  std::memset(buf + C * g.plane, 0, 32 * sizeof(float));
+  bool avx2 = false;
+#if defined(__x86_64__)
+  avx2 = (lb_cpu_features() & (LB_CPU_AVX2 | LB_CPU_FMA)) == (LB_CPU_AVX2 | LB_CPU_FMA) && lb_isa_active() != LB_ISA_SCALAR;
+#endif
+  c.isa = avx2 ? "avx2" : "scalar";
+  const int64_t act = p.i[kAct];
+  const float lo = p.f[0], hi = p.f[1];
+  const int64_t kchunk = std::max<int64_t>(1, 256 / (kh * kw)) * kh * kw;
+  for (int64_t n = 0; n < N; ++n) {
+    for_ranges(c, C, HW * 2, [&](int, int64_t c0, int64_t c1) { direct_fill(p, g, x + n * C * HW, buf, c0, c1); });
+    const int64_t items = G * OH * g.tiles_x;  // (group, output row, 16-column tile)
+    for_ranges(c, items, og * K * 16, [&](int, int64_t i0, int64_t i1) {
+      for (int64_t it = i0; it < i1; ++it) {
+        const int64_t gi = it / (OH * g.tiles_x), rem = it % (OH * g.tiles_x);
+        const int64_t oy = rem / g.tiles_x, ox0 = (rem % g.tiles_x) * 16, nr = std::min<int64_t>(16, OW - ox0);
+        const float* base = buf + gi * cg * g.plane + oy * sh * g.PWp + ox0;
+        const float* wg = w + gi * og * K;
+        float* yg = y + (n * O + gi * og) * OHW + oy * OW + ox0;
+        const float* bg = b ? b + gi * og : nullptr;
+        // K in chunks of whole input channels (~256 taps): the chunk's rows of B (a few KB per
+        // channel) stay in L1 while every 6-row tile of the weights runs over them.
+        for (int64_t k0 = 0; k0 < K; k0 += kchunk) {
+          const int64_t kc = std::min(kchunk, K - k0);
+          const bool first = k0 == 0, last = k0 + kc >= K;
+          for (int64_t m0 = 0; m0 < og; m0 += 6) {
+            const int64_t R = std::min<int64_t>(6, og - m0);
+            const float* bias = bg && first ? bg + m0 : nullptr;
+#if defined(__x86_64__)
+            if (avx2) {
+              kDirectAvx2[R](wg + m0 * K + k0, K, base, off + k0, kc, bias, yg + m0 * OHW, OHW, nr, first, last, act, lo,
+                             hi);
+              continue;
+            }
+#endif
+            direct_tile_portable(wg + m0 * K + k0, K, base, off + k0, kc, R, bias, yg + m0 * OHW, OHW, nr, first, last,
+                                 act, lo, hi);
+          }
+        }
+      }
+    });
+  }
+}
+
 // im2col, one GEMM panel at a time: B[k][n] = x[ci][oy*sh - pt + ky*dh][ox*sw - pl + kx*dw] with
 // k = (ci*kh + ky)*kw + kx and n = oy*OW + ox, gathered straight into the packed [kc][16] panel.
 struct Im2col {
@@ -347,6 +528,10 @@ void conv_run(OpCtx& c) {
     for_ranges(c, N * C, OHW * p.i[kKh] * p.i[kKw], [&](int tid, int64_t c0, int64_t c1) {
       fn(p, x, w, b, y, c0, c1, reinterpret_cast<float*>(base + size_t(tid) * per));
     });
+    return;
+  }
+  if (p.i[kMode] == 3) {
+    conv_direct_run(c, x, w, b, y);
     return;
   }
   const int64_t cg = C / G, og = O / G, kdim = cg * p.i[kKh] * p.i[kKw];

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "ops.h"
+#include "vmath.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -101,21 +102,6 @@ __attribute__((target("avx2,fma"))) void tile_avx2(const float* A, int64_t lda, 
 // the first K block starts from the bias, later ones from C; the last one applies Relu/Clip/
 // HardSigmoid/HardSwish in registers (Sigmoid after the store). C is written directly (through
 // a small buffer for a partial panel).
-__attribute__((target("avx2,fma"), always_inline)) inline __m256 act8(__m256 v, int64_t act, float lo, float hi) {
-  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.f);
-  switch (act) {
-    case ACT_RELU: return _mm256_max_ps(v, zero);
-    case ACT_CLIP: return _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(lo)), _mm256_set1_ps(hi));
-    case ACT_HARDSIGMOID:
-      return _mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(_mm256_set1_ps(lo), v, _mm256_set1_ps(hi)), zero), one);
-    case ACT_HARDSWISH: {
-      const __m256 t = _mm256_add_ps(_mm256_div_ps(v, _mm256_set1_ps(6.f)), _mm256_set1_ps(0.5f));
-      return _mm256_mul_ps(v, _mm256_min_ps(_mm256_max_ps(t, zero), one));
-    }
-    default: return v;
-  }
-}
-
 template <int R>
 __attribute__((target("avx2,fma"))) void kern_avx2(const GemmArgs& g, const float* A, const float* panel, int64_t kc,
                                                    int64_t m0, int64_t n0, int64_t nr, bool first, bool last,
@@ -165,8 +151,8 @@ __attribute__((target("avx2,fma"))) void kern_avx2(const GemmArgs& g, const floa
   for (int r = 0; r < R; ++r) {
     __m256 v0 = c0[r], v1 = c1[r];
     if (act_in_reg) {
-      v0 = act8(v0, g.act, g.lo, g.hi);
-      v1 = act8(v1, g.act, g.lo, g.hi);
+      v0 = vmath::act8(v0, g.act, g.lo, g.hi);
+      v1 = vmath::act8(v1, g.act, g.lo, g.hi);
     }
     float* cr = g.C + (m0 + r) * g.ldc + n0;
     if (full) {

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "lowbit/lowbit.h"
+#include "ops.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -32,6 +33,23 @@ inline float ref(int fn, float v) {
 
 #if defined(__x86_64__)
 #define LB_VM_T __attribute__((target("avx2,fma"), always_inline)) inline
+
+// A fused activation (lb::Act: Relu/Clip/HardSigmoid/HardSwish; others pass through) on 8 lanes,
+// the same float operations as apply_act.
+LB_VM_T __m256 act8(__m256 v, int64_t act, float lo, float hi) {
+  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.f);
+  switch (act) {
+    case ACT_RELU: return _mm256_max_ps(v, zero);
+    case ACT_CLIP: return _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(lo)), _mm256_set1_ps(hi));
+    case ACT_HARDSIGMOID:
+      return _mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(_mm256_set1_ps(lo), v, _mm256_set1_ps(hi)), zero), one);
+    case ACT_HARDSWISH: {
+      const __m256 t = _mm256_add_ps(_mm256_div_ps(v, _mm256_set1_ps(6.f)), _mm256_set1_ps(0.5f));
+      return _mm256_mul_ps(v, _mm256_min_ps(_mm256_max_ps(t, zero), one));
+    }
+    default: return v;
+  }
+}
 
 LB_VM_T __m256 exp8(__m256 x) {
   x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));

@@ -1,0 +1,118 @@
+"""fp32 convolutions of the session-3 runtime: the direct convolution (padded, column-phase-split
+input read in place by the GEMM tile: every Conv that is neither 1x1 stride-1 nor depthwise) and
+the channel-blocked depthwise kernel. Each case runs on the AVX2 path with 1, 2 and 3 threads
+(bitwise identical), against ONNX Runtime (1e-4 relative), and on the portable path
+(LOWBIT_ISA=scalar) against ONNX Runtime. Shapes hit partial 16-column tiles, partial 6-row weight
+tiles, several K chunks, strides 2 and 3, dilation, groups, asymmetric pads and every fused
+activation."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import lowbit
+from runtime_helpers import ort_run
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+RTOL = 1e-4
+
+
+def _w(*shape, seed=1, scale=0.2):
+    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
+
+
+def _conv(x_shape, w_shape, act=None, bias=True, **attrs):
+    nodes = [helper.make_node("Conv", ["x", "w", "b"] if bias else ["x", "w"], ["c" if act else "y"],
+                              kernel_shape=list(w_shape[2:]), **attrs)]
+    inits = {"w": _w(*w_shape)}
+    if bias:
+        inits["b"] = _w(w_shape[0], seed=2)
+    if act == "Clip":
+        nodes.append(helper.make_node("Clip", ["c", "lo", "hi"], ["y"]))
+        inits["lo"], inits["hi"] = np.array(0, np.float32), np.array(6, np.float32)
+    elif act == "HardSwish":
+        nodes.append(helper.make_node("HardSwish", ["c"], ["y"]))
+    elif act:
+        nodes.append(helper.make_node(act, ["c"], ["y"]))
+    return nodes, [("x", x_shape)], inits
+
+
+CASES = {
+    # direct convolution
+    "direct3x3_k_chunks_relu": _conv([1, 40, 11, 37], [13, 40, 3, 3], "Relu", pads=[1, 1, 1, 1]),  # K=360: 2 chunks
+    "direct3x3_s2_sigmoid": _conv([1, 5, 19, 50], [8, 5, 3, 3], "Sigmoid", strides=[2, 2], pads=[1, 1, 1, 1]),
+    "direct5x5_s3_hardswish": _conv([1, 3, 23, 61], [7, 3, 5, 5], "HardSwish", strides=[3, 3], pads=[2, 1, 2, 3]),
+    "direct3x3_dilation2_clip": _conv([1, 6, 17, 40], [9, 6, 3, 3], "Clip", dilations=[2, 2], pads=[2, 2, 2, 2]),
+    "direct_grouped_nobias": _conv([1, 12, 15, 18], [9, 4, 3, 3], None, bias=False, group=3, pads=[1, 1, 1, 1]),
+    "direct1x7_7x1_pads": _conv([1, 8, 9, 33], [6, 8, 1, 7], "HardSigmoid", pads=[0, 3, 0, 3]),
+    "direct2x2_s2_nopad": _conv([1, 16, 14, 14], [20, 16, 2, 2], None, strides=[2, 2]),
+    # channel-blocked depthwise (partial channel blocks, small and wide maps, strides 1/2)
+    "dw3x3_7x7_c20_relu": _conv([1, 20, 7, 7], [20, 1, 3, 3], "Relu", group=20, pads=[1, 1, 1, 1]),
+    "dw5x5_14x14_c13_clip": _conv([1, 13, 14, 14], [13, 1, 5, 5], "Clip", group=13, pads=[2, 2, 2, 2]),
+    "dw5x5_s2_15x15_c9": _conv([1, 9, 15, 15], [9, 1, 5, 5], None, group=9, strides=[2, 2], pads=[2, 2, 2, 2]),
+    "dw3x3_s2_odd_hardswish": _conv([1, 11, 21, 29], [11, 1, 3, 3], "HardSwish", group=11, strides=[2, 2],
+                                    pads=[0, 1, 1, 0]),
+    "dw3x3_dilation2_nobias": _conv([1, 8, 12, 12], [8, 1, 3, 3], None, bias=False, group=8, dilations=[2, 2],
+                                    pads=[2, 2, 2, 2]),
+}
+
+
+def _build(tmp_path, name):
+    from lowbit.exporters.lbpk import write_package
+    from lowbit.importers.onnx_import import import_onnx
+
+    nodes, inputs, inits = CASES[name]
+    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    onnx_path = tmp_path / f"{name}.onnx"
+    onnx_path.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    rng = np.random.default_rng(7)
+    feeds = {n: rng.standard_normal(s).astype(np.float32) for n, s in inputs}
+    pkg = tmp_path / f"{name}.lbpk"
+    write_package(import_onnx(str(onnx_path), {n: s for n, s in inputs}), pkg, target="x86-64-avx2", scheme="fp32")
+    return pkg, feeds, ort_run(onnx_path, feeds)["y"]
+
+
+def _close(got, ref, what):
+    assert got.shape == ref.shape, what
+    err = np.max(np.abs(got - ref)) / max(float(np.max(np.abs(ref))), 1e-9)
+    assert err < RTOL, f"{what}: relative error {err:.2e}"
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_fp32_conv_matches_ort_bitwise_threads(tmp_path, name):
+    pkg, feeds, ref = _build(tmp_path, name)
+    runs = {t: lowbit.load(pkg, threads=t).run(feeds)["y"] for t in (1, 2, 3)}
+    _close(runs[1], ref, name)
+    for t in (2, 3):
+        assert np.array_equal(runs[1], runs[t]), f"{name}: {t} threads differ from 1 thread"
+
+
+_SCALAR_CHILD = r"""
+import sys, numpy as np, lowbit
+feeds = dict(np.load(sys.argv[2]))
+s = lowbit.load(sys.argv[1], threads=2)
+s.enable_profiling(True)
+out = s.run(feeds)
+isas = sorted({e["isa"] for e in s.profile_events()})
+np.savez(sys.argv[3], y=out["y"], isa=np.array(",".join(isas)))
+"""
+
+
+def test_fp32_conv_portable_path(tmp_path):
+    """LOWBIT_ISA=scalar runs the portable direct/depthwise code (what a non-x86 build runs)."""
+    for name in sorted(CASES):
+        pkg, feeds, ref = _build(tmp_path, name)
+        np.savez(tmp_path / "feeds.npz", **feeds)
+        env = dict(os.environ, LOWBIT_ISA="scalar")
+        r = subprocess.run([sys.executable, "-c", _SCALAR_CHILD, str(pkg), str(tmp_path / "feeds.npz"),
+                            str(tmp_path / "out.npz")], env=env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        got = np.load(tmp_path / "out.npz")
+        assert "avx2" not in str(got["isa"]), f"{name}: the scalar run reported {got['isa']}"
+        _close(got["y"], ref, f"scalar {name}")
