@@ -13,7 +13,13 @@ quantizers differ: lowbit int8 embeddings / head per row, llama.cpp Q4_0 / Q8_0 
 Without llama-cpp-python (the `bench` extra) it measures lowbit alone and says so.
 
 Decode's fraction of the bandwidth roofline = bytes of weights read per token x tokens/s /
-measured read bandwidth (lowbit's read-bandwidth microbenchmark with the same thread count).
+measured read bandwidth. Two probes run before every round, with the same thread count, and the
+best of all of them is the roofline (a probe that lands on a busy moment only underestimates
+it): lowbit's generic read microbenchmark (256 MB, fresh 4 KB pages), and a timed read of
+exactly the bytes lowbit's decode streams per token, in place (`LlmSession.read_bandwidth`:
+same pages, huge pages when the session copied its weights, same order). --mapped-too adds a
+third engine, lowbit reading its weights from the package mapping (copy_weights=False), to
+measure what the huge-page copy is worth in the same run.
 
     .venv/bin/python bench/llm.py --layers 16 --json build/bench-llm.json
 """
@@ -178,10 +184,14 @@ class LowbitEngine:
 
     name = "lowbit"
 
-    def __init__(self, pkg: Path, threads: int, prompt_tokens: int, gen_tokens: int):
+    def __init__(self, pkg: Path, threads: int, prompt_tokens: int, gen_tokens: int, copy_weights: bool = True):
         from lowbit.llm.session import LlmSession
 
-        self.s = LlmSession(pkg, threads=threads, max_context=prompt_tokens + gen_tokens + 8)
+        if not copy_weights:
+            self.name = "lowbit-mapped"
+        t0 = time.perf_counter()
+        self.s = LlmSession(pkg, threads=threads, max_context=prompt_tokens + gen_tokens + 8, copy_weights=copy_weights)
+        self.open_s = time.perf_counter() - t0
 
     def run(self, prompt, gen_tokens: int):
         s = self.s
@@ -227,6 +237,8 @@ def main(argv=None) -> int:
     ap.add_argument("--pairs", default="w4a8-g32:Q4_0,w8a8d:Q8_0")
     ap.add_argument("--workdir", default="build/bench-llm")
     ap.add_argument("--no-llama-cpp", action="store_true", help="lowbit only")
+    ap.add_argument("--mapped-too", action="store_true",
+                    help="also run lowbit with copy_weights=False (weights read from the file mapping)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
 
@@ -264,18 +276,32 @@ def main(argv=None) -> int:
         for t in threads:
             # Read bandwidth (GB/s) probed before every round; the best probe is the roofline (on a
             # shared machine a probe that lands on a busy moment only underestimates it).
-            bws = []
+            bws, wbws = [], []
             engines = [LowbitEngine(pkg, t, args.prompt_tokens, args.gen_tokens)]
+            if args.mapped_too:
+                engines.append(LowbitEngine(pkg, t, args.prompt_tokens, args.gen_tokens, copy_weights=False))
             if gg is not None:
                 engines.append(LlamaCppEngine(gg, t, args.prompt_tokens, args.gen_tokens))
+
+            def probe():
+                bws.append(nat.measure_bandwidth(256 << 20, t, 5))
+                wbws.append(engines[0].s.read_bandwidth(3))
+
+            loads = []
             res = interleaved(engines, prompt, args.gen_tokens, args.repeat,
-                              between=lambda: bws.append(nat.measure_bandwidth(256 << 20, t, 5)))
-            bw = max(bws)
+                              between=lambda: (probe(), loads.append(os.getloadavg()[0])))
+            bw = max(bws + wbws)
             lp, ld, lfirst = res["lowbit"]
             nb = engines[0].s.info["weight_bytes"]
-            row = {"scheme": scheme, "threads": t, "read_gbps": bw, "load": os.getloadavg()[0],
+            row = {"scheme": scheme, "threads": t, "read_gbps": bw, "probe_generic_gbps": max(bws),
+                   "probe_weights_gbps": max(wbws), "load": float(np.median(loads + [os.getloadavg()[0]])),
                    "lowbit_prefill": lp, "lowbit_decode": ld, "lowbit_bytes_per_token": nb,
-                   "lowbit_roofline": nb * ld / (bw * 1e9)}
+                   "lowbit_roofline": nb * ld / (bw * 1e9), "lowbit_open_s": engines[0].open_s,
+                   "lowbit_copied_bytes": engines[0].s.info["copied_bytes"]}
+            if args.mapped_too:
+                mp, md, _ = res["lowbit-mapped"]
+                row.update({"mapped_prefill": mp, "mapped_decode": md, "mapped_roofline": nb * md / (bw * 1e9),
+                            "mapped_open_s": engines[1].open_s, "copy_decode_ratio": ld / md})
             if gg is not None:
                 p, d, first = res["llama.cpp"]
                 gb = gguf_bytes_per_token(gg)
@@ -296,7 +322,12 @@ def _print_row(r) -> None:
     s = (f"{r['scheme']:>9} t={r['threads']}  (load {r['load']:.1f})  lowbit prefill {r['lowbit_prefill']:7.1f} tok/s  "
          f"decode "
          f"{r['lowbit_decode']:6.1f} tok/s ({r['lowbit_bytes_per_token'] / 1e6:.0f} MB/token, "
-         f"{100 * r['lowbit_roofline']:.0f}% of {r['read_gbps']:.1f} GB/s)")
+         f"{100 * r['lowbit_roofline']:.0f}% of {r['read_gbps']:.1f} GB/s; probes: generic "
+         f"{r['probe_generic_gbps']:.1f}, decode's weights {r['probe_weights_gbps']:.1f})")
+    if "mapped_decode" in r:
+        s += (f"\n{'':>9} t={r['threads']}  lowbit-mapped prefill {r['mapped_prefill']:7.1f} tok/s  decode "
+              f"{r['mapped_decode']:6.1f} tok/s ({100 * r['mapped_roofline']:.0f}%)   huge-page copy: decode "
+              f"{r['copy_decode_ratio']:.2f}x, open {r['lowbit_open_s']:.2f} s vs {r['mapped_open_s']:.2f} s")
     if "llama_cpp" in r:
         s += (f"\n{r['llama_cpp']:>9} t={r['threads']}  llama.cpp prefill {r['llama_prefill']:7.1f} tok/s  decode "
               f"{r['llama_decode']:6.1f} tok/s ({r['llama_bytes_per_token'] / 1e6:.0f} MB/token, "

@@ -147,6 +147,16 @@ class LlmRuntime {
     return d;
   }
   void profile_enable(bool on) { lbpy::check(lb_llm_profile_enable(h_, on ? 1 : 0)); }
+  double measure_read(int repeats) {
+    double g = 0.0;
+    lb_status st;
+    {
+      py::gil_scoped_release rel;
+      st = lb_llm_measure_read(h_, repeats, &g);
+    }
+    lbpy::check(st);
+    return g;
+  }
   py::list profile() const {
     int32_t n = 0;
     lbpy::check(lb_llm_profile_get(h_, nullptr, 0, &n));
@@ -194,6 +204,7 @@ void bind_llm(py::module_& m) {
            py::arg("callback") = py::none())
       .def("stats", &LlmRuntime::stats)
       .def("profile_enable", &LlmRuntime::profile_enable, py::arg("on"))
+      .def("measure_read", &LlmRuntime::measure_read, py::arg("repeats") = 5)
       .def("profile", &LlmRuntime::profile);
 }
 

@@ -46,3 +46,16 @@ def test_copied_weights_give_the_same_bits(tmp_path, scheme, inter):
             assert info["copied_bytes"] >= info["weight_bytes"] - 4 * info["hidden_size"]
         else:
             assert info["copied_bytes"] == 0
+
+
+def test_read_bandwidth_probe(tiny_llama, tmp_path):
+    from lowbit import LowbitError
+
+    d, _ = tiny_llama
+    pkg = export_hf(d, tmp_path / "q.lbpk", scheme="w4a8-g32")
+    for copy in (True, False):
+        s = LlmSession(pkg, threads=2, copy_weights=copy)
+        g = s.read_bandwidth(2)
+        assert np.isfinite(g) and g > 0
+    with pytest.raises(LowbitError, match="negative repeats"):
+        s.read_bandwidth(-1)

@@ -112,6 +112,11 @@ LB_API lb_status lb_llm_generate(lb_llm_t llm, const int32_t* prompt, int32_t n_
 
 LB_API lb_status lb_llm_get_stats(lb_llm_t llm, lb_llm_stats* out);
 
+/// Decode's roofline for this session: the best of `repeats` (0 = 5) timed reads of exactly the
+/// weight bytes a decoded token streams (every linear, in place: same pages, same order), on the
+/// session's threads, in GB/s.
+LB_API lb_status lb_llm_measure_read(lb_llm_t llm, int32_t repeats, double* gbps);
+
 /// Per-op profile: time spent in each op of each layer, per phase, summed over calls.
 /// Prefill passes and decode steps are kept apart; the ops of a pass add up to the whole pass.
 typedef struct lb_llm_prof_entry {

@@ -144,6 +144,11 @@ LB_API lb_status lb_llm_get_stats(lb_llm_t llm, lb_llm_stats* out) {
   return LB_OK;
 }
 
+LB_API lb_status lb_llm_measure_read(lb_llm_t llm, int32_t repeats, double* gbps) {
+  LB_LLM_CHECK(llm, "lb_llm_measure_read");
+  return guarded("lb_llm_measure_read", [&] { return llm->s->measure_weight_read(repeats, gbps); });
+}
+
 LB_API lb_status lb_llm_profile_enable(lb_llm_t llm, int32_t on) {
   LB_LLM_CHECK(llm, "lb_llm_profile_enable");
   llm->s->profiler().enable(on != 0);

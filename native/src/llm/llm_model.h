@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "llm/llm_linear.h"
@@ -89,6 +90,14 @@ lb_status load_model(const char* path, bool verify_full, std::unique_ptr<Model>*
 /// weights. Linux only; elsewhere (or if the region cannot be mapped) the weights stay mapped
 /// and *copied is false. Results are bitwise the same either way.
 lb_status copy_weights_huge(Model* m, bool* copied);
+
+/// The byte ranges decode streams once per token, in decode order: every linear's weight
+/// (not the embedding table, of which decode reads one row).
+std::vector<std::pair<const uint8_t*, size_t>> linear_weight_ranges(const Model& m);
+
+/// Reads bytes [b0, b1) of the concatenation of `ranges` with wide loads (the sum only defeats
+/// dead-code removal). The decode roofline probe: the same bytes, pages and order decode reads.
+uint64_t read_ranges(const std::vector<std::pair<const uint8_t*, size_t>>& ranges, size_t b0, size_t b1);
 
 }  // namespace llm
 }  // namespace lb

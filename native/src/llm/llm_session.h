@@ -33,6 +33,9 @@ class Session {
                    int32_t* token);
   lb_status generate(const int32_t* prompt, int n_prompt, int max_new, const lb_llm_sampling& s,
                      const int32_t* stop, int n_stop, lb_llm_token_cb cb, void* user, int32_t* out, int* n_out);
+  /// Best of `repeats` timed reads of the bytes decode streams per token, on the session's
+  /// threads (each reads a contiguous share): GB/s, the decode roofline of this session.
+  lb_status measure_weight_read(int repeats, double* gbps);
 
  private:
   lb_status check_tokens(const int32_t* tokens, int n, const char* what) const;

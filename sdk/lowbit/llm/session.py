@@ -112,6 +112,11 @@ class LlmSession:
     def stats(self) -> Dict[str, float]:
         return self._rt.stats()
 
+    def read_bandwidth(self, repeats: int = 5) -> float:
+        """Decode's roofline for this session, GB/s: the best of `repeats` timed reads of exactly
+        the weight bytes one decoded token streams (same pages, same order, the session's threads)."""
+        return float(self._call(self._rt.measure_read, int(repeats)))
+
     # -- profiling ---------------------------------------------------------------------
     def profile(self, enable: bool = True) -> None:
         """Turns per-op profiling on or off; either way the counters are cleared."""
