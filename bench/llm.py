@@ -222,6 +222,36 @@ def interleaved(engines, prompt, gen_tokens: int, repeat: int, between=None):
     return {k: (float(np.median(p)), float(np.median(d)), first) for k, (p, d, first) in res.items()}
 
 
+def gemv_efficiency(engine, prompt, gen_tokens: int, rounds: int = 3) -> dict:
+    """Profiled decodes alternating with the weight-read probe (each profile right after its
+    probe, so both see about the same machine): per linear op, the median over rounds of its
+    weight-read GB/s inside decode and of that divided by the probe."""
+    from lowbit.llm.profile import summarize
+
+    s = engine.s
+    per_op = {}
+    for _ in range(rounds):
+        probe = s.read_bandwidth(3)
+        s.reset()
+        tok = int(np.argmax(s.prefill(np.asarray(prompt, np.int32))))
+        s.profile(True)
+        for _ in range(gen_tokens):
+            tok = int(np.argmax(s.decode(tok)))
+        rows = summarize(s.profile_events(), "decode", gen_tokens)
+        s.profile(False)
+        lin = [r for r in rows if r["gbps"]]
+        nbytes = sum(r["gbps"] * r["ms_per_token"] * 1e6 for r in lin)  # bytes per token of the linears
+        ms = sum(r["ms_per_token"] for r in lin)
+        share = ms / (sum(r["ms_per_token"] for r in rows) or 1)
+        for r in lin + [{"op": "all linears", "gbps": nbytes / (ms * 1e6), "share": share}]:
+            d = per_op.setdefault(r["op"], {"gbps": [], "of_probe": [], "probe": [], "share": []})
+            d["gbps"].append(r["gbps"])
+            d["of_probe"].append(r["gbps"] / probe)
+            d["probe"].append(probe)
+            d["share"].append(r["share"])
+    return {op: {k: float(np.median(v)) for k, v in d.items()} for op, d in per_op.items()}
+
+
 def cosine(a, b) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
@@ -237,6 +267,9 @@ def main(argv=None) -> int:
     ap.add_argument("--pairs", default="w4a8-g32:Q4_0,w8a8d:Q8_0")
     ap.add_argument("--workdir", default="build/bench-llm")
     ap.add_argument("--no-llama-cpp", action="store_true", help="lowbit only")
+    ap.add_argument("--profile", action="store_true",
+                    help="after the rounds: profiled lowbit decodes alternating with the weight-read probe; prints "
+                         "each linear's GB/s as a fraction of the probe (kernel efficiency apart from the runtime)")
     ap.add_argument("--mapped-too", action="store_true",
                     help="also run lowbit with copy_weights=False (weights read from the file mapping)")
     ap.add_argument("--json", default=None)
@@ -308,6 +341,8 @@ def main(argv=None) -> int:
                 row.update({"llama_cpp": qtype, "llama_prefill": p, "llama_decode": d, "llama_bytes_per_token": gb,
                             "llama_roofline": gb * d / (bw * 1e9), "prefill_ratio": lp / p, "decode_ratio": ld / d,
                             "first_logits_cosine": cosine(lfirst, first)})
+            if args.profile:
+                row["gemv"] = gemv_efficiency(engines[0], prompt, args.gen_tokens, rounds=args.repeat)
             del engines
             rows.append(row)
             _print_row(row)
@@ -333,6 +368,9 @@ def _print_row(r) -> None:
               f"{r['llama_decode']:6.1f} tok/s ({r['llama_bytes_per_token'] / 1e6:.0f} MB/token, "
               f"{100 * r['llama_roofline']:.0f}%)   ratio prefill {r['prefill_ratio']:.2f}x decode {r['decode_ratio']:.2f}x"
               f"  (first-token logits cosine {r['first_logits_cosine']:.3f})")
+    if "gemv" in r:
+        s += "\n" + "  ".join(f"{op} {g['gbps']:.1f} GB/s ({100 * g['of_probe']:.0f}%)" for op, g in r["gemv"].items())
+        s += f"  [decode linears in-process vs the weight-read probe; linears {100 * r['gemv']['all linears']['share']:.0f}% of decode]"
     print(s, flush=True)
 
 
