@@ -201,7 +201,7 @@ class _Lowering:
             for o in n.outputs:
                 producer_op[o] = op
 
-    def int8_nhwc(self) -> None:
+    def int8_nhwc(self, only_chains: bool = False) -> None:
         """Rewrites chains of quantized convs with static int8 activations into int8 NHWC ops.
 
         A ``qconv2d_f32`` (static ``aq``, no ``act_mul``; gemm mode with int8 weights, or depthwise)
@@ -212,7 +212,9 @@ class _Lowering:
         ``add`` of such a conv's output (read by nothing else) and another chain conv's output is
         folded into the first conv (input 4). A chain whose input comes from elsewhere starts with a
         ``quantize_nhwc_q8``. Values keep their names; the int8 copy is ``<v>.q8``, the f32 NHWC copy
-        ``<v>.nhwc``. Every element gets the same float operations as the unchained ops, so the
+        ``<v>.nhwc``. With ``only_chains=False`` (the default) a KxK group-1 conv that chains with no
+        other one is rewritten too (entry quantization + f32 NCHW output; lone 1x1 and depthwise convs
+        are as fast in qconv2d_f32). Every element gets the same float operations as the unchained ops, so the
         results are unchanged (docs/package-format.md, section 6).
         """
         from lowbit import packing  # noqa: PLC0415
@@ -268,6 +270,9 @@ class _Lowering:
                 chained |= {i, p}
         for i, b in residual.items():
             chained |= {i, prod[b]}
+        if not only_chains:  # a lone KxK group-1 conv too: an int8 NHWC im2col is far cheaper than the float one
+            chained |= {i for i in cand if ops[i]["attrs"]["mode"] == "gemm"
+                        and int(np.prod(ops[i]["attrs"]["kernel_shape"])) > 1}
         if not chained:
             return
         users = {}

@@ -82,8 +82,8 @@ CASES = {  # id: (args, kwargs, expected mode)
 }
 
 
-def _run(gr, x, out, tmp_path, threads=1, name="c"):
-    p = write_package(gr, tmp_path / f"{name}.lbpk", target="x86-64-avx2", scheme="w8a8")
+def _run(gr, x, out, tmp_path, threads=1, name="c", nhwc=False):  # qconv2d_f32 (int8 NHWC: test_qnhwc_chain.py)
+    p = write_package(gr, tmp_path / f"{name}.lbpk", target="x86-64-avx2", scheme="w8a8", int8_nhwc=nhwc)
     s = lowbit.load(p, threads=threads)
     return s, s.run({"x": x})[out]
 
@@ -137,7 +137,7 @@ def test_qconv_scalar_path_bitwise_equal(tmp_path, case):
     """The scalar reference of the depthwise kernel (LOWBIT_ISA=scalar) and the AVX2 path agree bitwise."""
     args, kw, _ = CASES[case]
     gr, x, out = _graph(*args, **kw)
-    p = write_package(gr, tmp_path / "c.lbpk", target="x86-64-avx2", scheme="w8a8")
+    p = write_package(gr, tmp_path / "c.lbpk", target="x86-64-avx2", scheme="w8a8", int8_nhwc=False)
     np.save(tmp_path / "x.npy", x)
     isas = {}
     for isa in ("scalar", None):

@@ -173,3 +173,29 @@ def test_chain_bad_input_fails_cleanly(tmp_path):
         s.run({"x": np.zeros((1, 3, 23), np.float32)})
     with pytest.raises(lowbit.LowbitError, match="shape|empty"):  # too small for the stem's 3x3 window
         s.run({"x": np.zeros((1, 3, 1, 1), np.float32)})
+
+
+@pytest.mark.parametrize("case", [dict(C=13, O=21, k=3, stride=2, pad=[1, 0, 1, 1]), dict(C=32, O=24, k=3, dil=2),
+                                  dict(C=8, O=16, k=5, stride=2, pad=2, act="clip")])
+def test_lone_kxk_conv_goes_nhwc(tmp_path, case):
+    """A KxK group-1 conv with no chain neighbour is rewritten too (quantize_nhwc_q8 + int8 im2col):
+    same bits as qconv2d_f32, which matches the numpy reference (tests/runtime/test_qconv_ops.py)."""
+    from lowbit.refexec import RefExecutor
+
+    b = _Builder(7)
+    y = b.conv("x", **case)
+    gr = b.graph(("N", case["C"], 29, 31), [y])
+    assert [o["kernel"] for o in runtime_ops(gr)] == ["quantize_nhwc_q8", "qconv2d_nhwc_q8"]
+    new, old = _packages(gr, tmp_path)
+    x = np.random.default_rng(2).standard_normal((1, case["C"], 29, 31)).astype(np.float32)
+    got, ref = lowbit.load(new, threads=2).run({"x": x})[y], lowbit.load(old).run({"x": x})[y]
+    assert np.array_equal(got, ref)
+    r = RefExecutor(gr).run({"x": x})[y]
+    assert np.max(np.abs(got - r)) <= 2e-6 * np.max(np.abs(r))
+    # a lone 1x1 or depthwise conv stays qconv2d_f32
+    b = _Builder(8)
+    gr = b.graph(("N", 8, 9, 9), [b.conv(b.conv("x", 8, 8, 3, dw=True), 8, 16, 1, scale=0.3)])
+    assert "qconv2d_nhwc_q8" in [o["kernel"] for o in runtime_ops(gr)]  # ... unless they chain
+    b = _Builder(9)
+    gr = b.graph(("N", 8, 9, 9), [b.conv("x", 8, 8, 3, dw=True)])
+    assert [o["kernel"] for o in runtime_ops(gr)] == ["qconv2d_f32"]

@@ -128,8 +128,15 @@ void quant_run(OpCtx& c) {
       for (int64_t ch = 0; ch < C; ++ch) rq(x + (n * C + ch) * HW + p0, np, np, inv, zf, tmp + ch * kQBlock);
       for (int64_t i = 0; i < np; ++i) {
         int8_t* d = y + (n * HW + p0 + i) * Cs;
-        for (int64_t ch = 0; ch < C; ++ch) d[ch] = tmp[ch * kQBlock + i];
-        for (int64_t ch = C; ch < Cs; ++ch) d[ch] = 0;
+        int64_t ch = 0;
+        for (; ch + 4 <= C; ch += 4) {  // 4 channels per store
+          const uint32_t v = uint32_t(uint8_t(tmp[ch * kQBlock + i])) | uint32_t(uint8_t(tmp[(ch + 1) * kQBlock + i])) << 8 |
+                             uint32_t(uint8_t(tmp[(ch + 2) * kQBlock + i])) << 16 |
+                             uint32_t(uint8_t(tmp[(ch + 3) * kQBlock + i])) << 24;
+          std::memcpy(d + ch, &v, 4);
+        }
+        for (; ch < C; ++ch) d[ch] = tmp[ch * kQBlock + i];
+        for (ch = C; ch < Cs; ++ch) d[ch] = 0;
       }
     }
   });
@@ -430,34 +437,39 @@ struct Outs {
 };
 
 void epilogue(const OpParams& p, const Outs& o, float* yt, int64_t P0, int64_t m, RequantFn rq) {
-  const int64_t O = p.i[kO], Os = p.i[kOs], act = p.i[kAct], OHW = p.i[kOH] * p.i[kOW];
-  const bool clamp = act == ACT_RELU || act == ACT_CLIP;
-  const float lo = act == ACT_RELU ? 0.f : act == ACT_CLIP ? p.f[0] : -INFINITY;
-  const float hi = act == ACT_CLIP ? p.f[1] : INFINITY;
-  const float inv = p.i[kOutQ] >= 0 ? 1.0f / p.f[3] : 0.f, zf = float(p.i[kZout]);
-  for (int64_t i = 0; i < m; ++i) {
-    float* y = yt + i * O;
-    const int64_t P = P0 + i;
-    if (clamp) {
-      for (int64_t j = 0; j < O; ++j) {
-        float v = y[j] > lo ? y[j] : lo;
-        y[j] = v < hi ? v : hi;
-      }
-    } else if (act != ACT_NONE) {
-      apply_act(y, O, act, p.f[0], p.f[1]);
+  const int64_t O = p.i[kO], Os = p.i[kOs], act = p.i[kAct], OHW = p.i[kOH] * p.i[kOW], n = m * O;
+  // The tile is m contiguous rows of O floats: elementwise steps run over it as one array.
+  if (act == ACT_RELU || act == ACT_CLIP) {
+    const float lo = act == ACT_RELU ? 0.f : p.f[0], hi = act == ACT_CLIP ? p.f[1] : INFINITY;
+    for (int64_t j = 0; j < n; ++j) {
+      const float v = yt[j] > lo ? yt[j] : lo;  // like vmaxps / vminps (NaN -> lo)
+      yt[j] = v < hi ? v : hi;
     }
-    if (o.res) {
-      const float* r = o.res + P * O;
-      for (int64_t j = 0; j < O; ++j) y[j] = y[j] + r[j];
-    }
-    if (o.f) std::memcpy(o.f + P * O, y, size_t(O) * 4);
-    if (o.q) rq(y, O, Os, inv, zf, o.q + P * Os);
-    if (o.n) {
-      const int64_t n = P / OHW, pix = P % OHW;
-      float* d = o.n + n * O * OHW + pix;
-      for (int64_t j = 0; j < O; ++j) d[j * OHW] = y[j];
-    }
+  } else if (act != ACT_NONE) {
+    apply_act(yt, n, act, p.f[0], p.f[1]);
   }
+  if (o.res) {
+    const float* r = o.res + P0 * O;
+    for (int64_t j = 0; j < n; ++j) yt[j] = yt[j] + r[j];
+  }
+  if (o.f) std::memcpy(o.f + P0 * O, yt, size_t(n) * 4);
+  if (o.q) {
+    const float inv = 1.0f / p.f[3], zf = float(p.i[kZout]);
+    if (O == Os) rq(yt, n, n, inv, zf, o.q + P0 * Os);
+    else
+      for (int64_t i = 0; i < m; ++i) rq(yt + i * O, O, Os, inv, zf, o.q + (P0 + i) * Os);
+  }
+  if (o.n)  // NCHW: per channel, one contiguous run per image the tile touches (strided reads in cache)
+    for (int64_t i0 = 0; i0 < m;) {
+      const int64_t P = P0 + i0, img = P / OHW, pix = P % OHW, len = std::min(m - i0, OHW - pix);
+      float* d = o.n + img * O * OHW + pix;
+      const float* y = yt + i0 * O;
+      for (int64_t j = 0; j < O; ++j) {
+        float* dj = d + j * OHW;
+        for (int64_t i = 0; i < len; ++i) dj[i] = y[i * O + j];
+      }
+      i0 += len;
+    }
 }
 
 void conv_run(OpCtx& c) {
@@ -487,6 +499,7 @@ void conv_run(OpCtx& c) {
     const int8_t* codes = static_cast<const int8_t*>(c.in[1]->data);
     const DwView dv = dw_view(p);
     const int64_t taps = p.i[kTaps], pairs = p.i[kPairs];
+    const int64_t ekh = (kh - 1) * dh + 1, ekw = (kw - 1) * dwl + 1;
     for_ranges(c, tiles, T * C * taps, [&](int tid, int64_t t0, int64_t t1) {
       char* s = sbase + size_t(tid) * per;
       float* yt = reinterpret_cast<float*>(s);
@@ -494,15 +507,23 @@ void conv_run(OpCtx& c) {
       const int8_t** xt = reinterpret_cast<const int8_t**>(s + al64(size_t(T * O) * 4) + al64(size_t(Cs + 64)));
       std::memset(pad, zin, size_t(Cs + 64));
       for (int64_t t = 2 * pairs - 1; t >= taps; --t) xt[t] = pad;  // the odd tap pair's partner
+      int64_t toff[64];
+      for (int64_t t = 0; t < taps && t < 64; ++t) toff[t] = ((t / kw) * dh * W + (t % kw) * dwl) * Cs;
       for (int64_t tile = t0; tile < t1; ++tile) {
         const int64_t P0 = tile * T, m = std::min(T, P - P0);
         for (int64_t i = 0; i < m; ++i) {
           const int64_t Pi = P0 + i, n = Pi / OHW, oy = (Pi % OHW) / OW, ox = Pi % OW;
-          for (int64_t ky = 0; ky < kh; ++ky) {
-            const int64_t iy = oy * sh - pt + ky * dh;
-            for (int64_t kx = 0; kx < kw; ++kx) {
-              const int64_t ix = ox * sw - pl + kx * dwl;
-              xt[ky * kw + kx] = iy >= 0 && iy < H && ix >= 0 && ix < W ? x + ((n * H + iy) * W + ix) * Cs : pad;
+          const int64_t iy0 = oy * sh - pt, ix0 = ox * sw - pl;
+          if (taps <= 64 && iy0 >= 0 && iy0 + ekh <= H && ix0 >= 0 && ix0 + ekw <= W) {  // every tap inside
+            const int8_t* px = x + ((n * H + iy0) * W + ix0) * Cs;
+            for (int64_t t = 0; t < taps; ++t) xt[t] = px + toff[t];
+          } else {
+            for (int64_t ky = 0; ky < kh; ++ky) {
+              const int64_t iy = iy0 + ky * dh;
+              for (int64_t kx = 0; kx < kw; ++kx) {
+                const int64_t ix = ix0 + kx * dwl;
+                xt[ky * kw + kx] = iy >= 0 && iy < H && ix >= 0 && ix < W ? x + ((n * H + iy) * W + ix) * Cs : pad;
+              }
             }
           }
 #if defined(__x86_64__)
@@ -559,6 +580,11 @@ void conv_run(OpCtx& c) {
         for (int64_t i = 0; i < m; ++i) {
           const int64_t Pi = P0 + i, n = Pi / OHW, oy = (Pi % OHW) / OW, ox = Pi % OW;
           int8_t* d = rows + i * kp;
+          const int64_t iy0 = oy * sh - pt, ix0 = ox * sw - pl;
+          if (dwl == 1 && Cs == C && ix0 >= 0 && ix0 + kw <= W && iy0 >= 0 && iy0 + (kh - 1) * dh < H) {
+            for (int64_t ky = 0; ky < kh; ++ky, d += kw * C)  // a window row is kw * C contiguous bytes
+              std::memcpy(d, x + ((n * H + iy0 + ky * dh) * W + ix0) * Cs, size_t(kw * C));
+          } else
           for (int64_t ky = 0; ky < kh; ++ky) {
             const int64_t iy = oy * sh - pt + ky * dh;
             for (int64_t kx = 0; kx < kw; ++kx, d += C) {
@@ -571,8 +597,9 @@ void conv_run(OpCtx& c) {
         }
         a.xq = rows;
       }
-      kern.fn(&a, 0, m, 0, O);
-      epilogue(p, o, yt, P0, m, rq);
+      static const int dbg = getenv("LB_DBG") ? atoi(getenv("LB_DBG")) : 0;
+      if (!(dbg & 1)) kern.fn(&a, 0, m, 0, O);
+      if (!(dbg & 2)) epilogue(p, o, yt, P0, m, rq);
     }
   });
 }
