@@ -245,9 +245,66 @@ class _Lowering:
             for v in op["inputs"]:
                 if v:
                     users.setdefault(v, []).append(i)
-        residual: Dict[int, str] = {}  # conv index -> residual value (f32 NHWC) added in its epilogue
+        # elementwise ops after a conv that run on its output alone fold into its epilogue ("post"):
+        # Add/Mul with a scalar or per-channel constant, HardSigmoid + Mul (x * hardsigmoid(x)), Relu
+        post: Dict[int, Tuple[List[Any], List[str]]] = {}
+        absorbed: Dict[int, List[int]] = {}
+        orig_out: Dict[int, List[str]] = {}
         removed = set()
+        for i in sorted(cand):
+            v, o_ch = ops[i]["outputs"][0], out_ch(ops[i])
+            steps: List[Any] = []
+            pins: List[str] = []
+            mine: List[int] = []
+            while v not in outs:
+                us = users.get(v, [])
+                u = ops[us[0]] if len(us) == 1 else None
+                if u is not None and u["kernel"] in ("add", "mul") and len(u["inputs"]) == 2 and not u["attrs"]:
+                    other = [x for x in u["inputs"] if x != v]
+                    c = self.const(other[0]) if len(other) == 1 else None
+                    if c is None or c.dtype != np.float32 or c.ndim > 4:
+                        break
+                    kind = "add" if u["kernel"] == "add" else "mul"
+                    if c.size == 1:
+                        steps.append([kind + "_s", float(c.reshape(-1)[0])])
+                    elif c.size == o_ch and c.ndim >= 3 and c.shape[-3] == o_ch:  # [(1,) O, 1, 1]
+                        cname = f"{other[0]}.chan"
+                        self.consts[cname] = np.ascontiguousarray(c.reshape(-1))
+                        steps.append([kind + "_c", 5 + len(pins)])
+                        pins.append(cname)
+                    else:
+                        break
+                    mine.append(us[0])
+                    v = u["outputs"][0]
+                    continue
+                if u is not None and u["kernel"] in ("relu_f32", "hardsigmoid_f32") and len(u["outputs"]) == 1:
+                    a = u["attrs"]
+                    steps.append(["relu"] if u["kernel"] == "relu_f32" else
+                                 ["hsig", float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))])
+                    mine.append(us[0])
+                    v = u["outputs"][0]
+                    continue
+                if len(us) == 2 and sorted(ops[k]["kernel"] for k in us) == ["hardsigmoid_f32", "mul"]:
+                    h = next(k for k in us if ops[k]["kernel"] == "hardsigmoid_f32")
+                    mm = next(k for k in us if k != h)
+                    hs = ops[h]["outputs"][0]
+                    if sorted(ops[mm]["inputs"]) == sorted([v, hs]) and users.get(hs) == [mm] and hs not in outs:
+                        a = ops[h]["attrs"]
+                        steps.append(["hswish", float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))])
+                        mine += [h, mm]
+                        v = ops[mm]["outputs"][0]
+                        continue
+                break
+            if steps:
+                post[i] = (steps, pins)
+                absorbed[i] = mine
+                orig_out[i] = ops[i]["outputs"]
+                ops[i]["outputs"] = [v]
+                removed |= set(mine)
+        residual: Dict[int, str] = {}  # conv index -> residual value (f32 NHWC) added in its epilogue
         for i, op in enumerate(ops):
+            if i in removed:
+                continue
             if op["kernel"] == "add" and len(op["inputs"]) == 2 and not op["attrs"]:
                 for a, b in (op["inputs"], op["inputs"][::-1]):
                     pa, pb = prod.get(a), prod.get(b)
@@ -273,6 +330,10 @@ class _Lowering:
         if not only_chains:  # a lone KxK group-1 conv too: an int8 NHWC im2col is far cheaper than the float one
             chained |= {i for i in cand if ops[i]["attrs"]["mode"] == "gemm"
                         and int(np.prod(ops[i]["attrs"]["kernel_shape"])) > 1}
+        for i in set(post) - chained:  # a lone conv keeps qconv2d_f32 and its elementwise ops
+            ops[i]["outputs"] = orig_out[i]
+            removed -= set(absorbed[i])
+            del post[i]
         if not chained:
             return
         users = {}
@@ -341,6 +402,9 @@ class _Lowering:
                 self.packed_meta[w] = {k: v2 for k, v2 in meta.items() if k in ("format", "wfmt", "n", "k", "group")}
             ins = [xq, w, op["inputs"][2] if len(op["inputs"]) > 2 else "",
                    op["inputs"][3] if len(op["inputs"]) > 3 else "", f"{residual[i]}.nhwc" if i in residual else ""]
+            if i in post:  # inputs 5...: the per-channel constants of the folded elementwise ops
+                a["post"] = post[i][0]
+                ins += post[i][1]
             while ins and not ins[-1]:
                 ins.pop()
             new_ops.append(dict(op, kernel="qconv2d_nhwc_q8", inputs=ins, outputs=names, attrs=a))

@@ -33,6 +33,8 @@
 namespace lb {
 namespace {
 
+enum PostKind : int64_t { POST_ADD_S = 0, POST_MUL_S, POST_ADD_C, POST_MUL_C, POST_HSWISH, POST_HSIG, POST_RELU };
+
 inline int64_t nhwc_cstride(int64_t C) { return C < 16 ? C : (C + 31) / 32 * 32; }
 inline size_t al64(size_t v) { return (v + 63) / 64 * 64; }
 
@@ -144,7 +146,7 @@ void quant_run(OpCtx& c) {
 
 // ---- qconv2d_nhwc_q8 -------------------------------------------------------------------------
 enum { kN, kC, kH, kW, kCs, kO, kOs, kKh, kKw, kSh, kSw, kDh, kDw, kPt, kPl, kPb, kPr, kOH, kOW, kMode, kAct,
-       kZin, kZout, kK, kKp, kT, kDirect, kOutQ, kOutF, kOutN, kRes, kPer, kTaps, kPairs, kPw = 36 };
+       kZin, kZout, kK, kKp, kT, kDirect, kOutQ, kOutF, kOutN, kRes, kPer, kTaps, kPairs, kNPost, kPostOff, kPw = 36 };
 static_assert(sizeof(PackedWeight) <= sizeof(int64_t) * (48 - kPw), "PackedWeight must fit in OpParams");
 PackedWeight& packed(OpParams& p) { return *reinterpret_cast<PackedWeight*>(&p.i[kPw]); }
 const PackedWeight& packed(const OpParams& p) { return *reinterpret_cast<const PackedWeight*>(&p.i[kPw]); }
@@ -173,7 +175,7 @@ lb_status conv_infer(OpCtx& c) {
   const Tensor* w = c.in.size() > 1 ? c.in[1] : nullptr;
   const Tensor* b = c.in.size() > 2 ? c.in[2] : nullptr;
   const Tensor* ws = c.in.size() > 3 ? c.in[3] : nullptr;
-  const Tensor* res = c.in.size() > 4 ? c.in[4] : nullptr;
+  const Tensor* res = c.in.size() > 4 ? c.in[4] : nullptr;  // inputs 5...: post-step constants
   if (x->dtype != DType::I8 || x->shape.size() != 4) {
     c.err = "expects an i8 NHWC input [N, H, W, Cs] (from quantize_nhwc_q8 or another qconv2d_nhwc_q8), got " +
             std::string(dtype_name(x->dtype)) + " " + shape_str(x->shape);
@@ -184,6 +186,7 @@ lb_status conv_infer(OpCtx& c) {
     return LB_ERR_UNSUPPORTED;
   }
   std::vector<int64_t> v;
+  p.v.clear();  // (re-planned on new shapes: rebuilt below)
   p.i[kN] = x->shape[0]; p.i[kH] = x->shape[1]; p.i[kW] = x->shape[2]; p.i[kCs] = x->shape[3];
   if (!attr_ints(a, "kernel_shape", &v) || v.size() != 2 || v[0] <= 0 || v[1] <= 0) {
     c.err = "needs kernel_shape [kh, kw]";
@@ -343,6 +346,49 @@ lb_status conv_infer(OpCtx& c) {
     c.err = "residual input 4 must be f32 NHWC " + shape_str({N, OH, OW, O}) + ", got " + shape_str(res->shape);
     return LB_ERR_SHAPE;
   }
+  // elementwise steps folded after the activation (attr "post"), kept at the end of OpParams::v as
+  // 4 int64 each: kind, input index, two float parameters (bit patterns)
+  p.i[kNPost] = 0;
+  p.i[kPostOff] = int64_t(p.v.size());
+  const Json& jp = a["post"];
+  if (jp.is_array()) {
+    for (const Json& js : jp.elems()) {
+      const std::string kind = js.is_array() && js.size() >= 1 && js.at(0).is_string() ? js.at(0).str() : "";
+      int64_t code = -1, idx = 0;
+      float f0 = 0.f, f1 = 0.f;
+      if (kind == "add_s" || kind == "mul_s") {
+        code = kind == "add_s" ? POST_ADD_S : POST_MUL_S;
+        if (js.size() != 2 || !js.at(1).is_number()) code = -1;
+        else f0 = float(js.at(1).num());
+      } else if (kind == "add_c" || kind == "mul_c") {
+        code = kind == "add_c" ? POST_ADD_C : POST_MUL_C;
+        idx = js.size() == 2 && js.at(1).is_number() ? js.at(1).i64() : -1;
+        const Tensor* t = idx >= 5 && size_t(idx) < c.in.size() ? c.in[size_t(idx)] : nullptr;
+        if (!t || !t->data || t->dtype != DType::F32 || t->numel() != O) {
+          c.err = "post step '" + kind + "' needs a constant f32 input of " + std::to_string(O) + " values";
+          return LB_ERR_SHAPE;
+        }
+      } else if (kind == "hswish" || kind == "hsig") {
+        code = kind == "hswish" ? POST_HSWISH : POST_HSIG;
+        if (js.size() != 3 || !js.at(1).is_number() || !js.at(2).is_number()) code = -1;
+        else f0 = float(js.at(1).num()), f1 = float(js.at(2).num());
+      } else if (kind == "relu") {
+        code = POST_RELU;
+      }
+      if (code < 0) {
+        c.err = "unknown post step '" + kind + "' (add_s, mul_s, add_c, mul_c, hswish, hsig, relu with their arguments)";
+        return LB_ERR_FORMAT;
+      }
+      int64_t fb[2];
+      uint32_t u0, u1;
+      std::memcpy(&u0, &f0, 4);
+      std::memcpy(&u1, &f1, 4);
+      fb[0] = u0;
+      fb[1] = u1;
+      p.v.insert(p.v.end(), {code, idx, fb[0], fb[1]});
+      ++p.i[kNPost];
+    }
+  }
   // tiles of output pixels (over N * OH * OW), each done whole by one thread
   const int64_t P = N * OH * OW;
   int64_t T;
@@ -430,6 +476,7 @@ __attribute__((target("avx2,fma"))) void dw_pixel_avx2(const OpParams& p, const 
 
 // ---- epilogue ---------------------------------------------------------------------------------
 struct Outs {
+  const std::vector<Tensor*>* in = nullptr;  // the op's inputs (post-step constants)
   int8_t* q = nullptr;
   float* f = nullptr;  // f32 NHWC
   float* n = nullptr;  // f32 NCHW
@@ -447,6 +494,45 @@ void epilogue(const OpParams& p, const Outs& o, float* yt, int64_t P0, int64_t m
     }
   } else if (act != ACT_NONE) {
     apply_act(yt, n, act, p.f[0], p.f[1]);
+  }
+  // folded elementwise ops, each with the float operations of its own kernel (add, mul,
+  // hardsigmoid_f32 then mul, relu_f32): a + b, a * b, min(max(alpha * v + beta, 0), 1)
+  const int64_t* st = p.v.data() + p.i[kPostOff];
+  for (int64_t k = 0; k < p.i[kNPost]; ++k, st += 4) {
+    float f0, f1;
+    const uint32_t u0 = uint32_t(st[2]), u1 = uint32_t(st[3]);
+    std::memcpy(&f0, &u0, 4);
+    std::memcpy(&f1, &u1, 4);
+    switch (st[0]) {
+      case POST_ADD_S:
+        for (int64_t j = 0; j < n; ++j) yt[j] = yt[j] + f0;
+        break;
+      case POST_MUL_S:
+        for (int64_t j = 0; j < n; ++j) yt[j] = f0 * yt[j];
+        break;
+      case POST_ADD_C:
+      case POST_MUL_C: {
+        const float* cv = (*o.in)[size_t(st[1])]->f32();
+        for (int64_t i = 0; i < m; ++i) {
+          float* y = yt + i * O;
+          if (st[0] == POST_ADD_C)
+            for (int64_t j = 0; j < O; ++j) y[j] = y[j] + cv[j];
+          else
+            for (int64_t j = 0; j < O; ++j) y[j] = y[j] * cv[j];
+        }
+        break;
+      }
+      case POST_HSWISH:
+        for (int64_t j = 0; j < n; ++j) yt[j] = std::min(std::max(f0 * yt[j] + f1, 0.f), 1.f) * yt[j];
+        break;
+      case POST_HSIG:
+        for (int64_t j = 0; j < n; ++j) yt[j] = std::min(std::max(f0 * yt[j] + f1, 0.f), 1.f);
+        break;
+      case POST_RELU:
+        for (int64_t j = 0; j < n; ++j) yt[j] = yt[j] > 0.f ? yt[j] : 0.f;
+        break;
+      default: break;
+    }
   }
   if (o.res) {
     const float* r = o.res + P0 * O;
@@ -477,6 +563,7 @@ void conv_run(OpCtx& c) {
   const int8_t* x = static_cast<const int8_t*>(c.in[0]->data);
   const float* bias = c.in.size() > 2 && c.in[2] ? c.in[2]->f32() : nullptr;
   Outs o;
+  o.in = &c.in;
   if (p.i[kOutQ] >= 0) o.q = static_cast<int8_t*>(c.out[size_t(p.i[kOutQ])]->data);
   if (p.i[kOutF] >= 0) o.f = c.out[size_t(p.i[kOutF])]->f32();
   if (p.i[kOutN] >= 0) o.n = c.out[size_t(p.i[kOutN])]->f32();
@@ -597,9 +684,8 @@ void conv_run(OpCtx& c) {
         }
         a.xq = rows;
       }
-      static const int dbg = getenv("LB_DBG") ? atoi(getenv("LB_DBG")) : 0;
-      if (!(dbg & 1)) kern.fn(&a, 0, m, 0, O);
-      if (!(dbg & 2)) epilogue(p, o, yt, P0, m, rq);
+      kern.fn(&a, 0, m, 0, O);
+      epilogue(p, o, yt, P0, m, rq);
     }
   });
 }
