@@ -37,6 +37,7 @@ struct lb_mm_args {
 using lb_mm_t = void(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
 using lb_gemv_q8_t = lb_mm_t;   ///< w8a8 GEMV (m1 - m0 == 1): Q8 weights, int8 activations
 using lb_gemm_q8_t = lb_mm_t;   ///< w8a8 GEMM (register tiles over m)
+using lb_gemm_q7_t = lb_mm_t;   ///< w8a8 GEMM for 7-bit Q8 weights (codes in [-LB_Q8_W7_MAX, LB_Q8_W7_MAX])
 using lb_gemv_q4_t = lb_mm_t;   ///< w4a8 GEMV: Q4 / Q4A weights
 using lb_gemm_q4_t = lb_mm_t;   ///< w4a8 GEMM
 using lb_gemv_c4_t = lb_mm_t;   ///< codebook (NF4 / FP4 / learned) GEMV, int8 activations

@@ -38,6 +38,20 @@ constexpr int64_t kQuantRowsPerTask = 8;
 /// GEMM: rows per task when m is split (a multiple of every kernel's row tile).
 constexpr int64_t kGemmRowsPerTask = 48;
 
+/// True when every Q8 code lies in [-LB_Q8_W7_MAX, LB_Q8_W7_MAX] (the 7-bit property). Checks
+/// 4 KiB at a time and stops at the first chunk with a larger code: an 8-bit weight (each row's
+/// largest code is +-127) costs a few rows, a 7-bit one one read of its codes.
+bool q8_codes_fit_7bit(const uint8_t* codes, size_t bytes) {
+  constexpr size_t kChunk = 4096;
+  for (size_t i = 0; i < bytes; i += kChunk) {
+    const size_t e = std::min(bytes, i + kChunk);
+    uint8_t bad = 0;
+    for (size_t j = i; j < e; ++j) bad |= uint8_t(uint8_t(codes[j] + LB_Q8_W7_MAX) > 2 * LB_Q8_W7_MAX);
+    if (bad) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 lb_status packed_weight_init(lb_wfmt fmt, int64_t n, int64_t k, int32_t group, const void* data, size_t bytes,
@@ -68,6 +82,7 @@ lb_status packed_weight_init(lb_wfmt fmt, int64_t n, int64_t k, int32_t group, c
       return set_error(LB_ERR_INVALID_ARG, "packed weight: int8 weights must be 4-byte aligned");
     w.row_scale = reinterpret_cast<const float*>(w.data + npad * w.kp);
     w.row_sum = reinterpret_cast<const int32_t*>(w.data + npad * w.kp + npad * 4);
+    w.code_bits = q8_codes_fit_7bit(w.data, size_t(npad * w.kp)) ? 7 : 8;
   } else if (fmt == LB_WFMT_C4) {
     w.lut = reinterpret_cast<const int8_t*>(w.data + bytes - sizeof(lb_c4_lut));
   }
@@ -99,7 +114,7 @@ lb_status qlinear_with(const KernelTable& t, const PackedWeight& w, const float*
   const bool float_act = o.act == LB_ACT_FLOAT;
   switch (w.fmt) {
     case LB_WFMT_Q8:
-      if (!float_act) gemv = &t.gemv_q8, gemm = &t.gemm_q8;
+      if (!float_act) gemv = &t.gemv_q8, gemm = w.code_bits == 7 ? &t.gemm_q7 : &t.gemm_q8;
       break;
     case LB_WFMT_Q4:
     case LB_WFMT_Q4A:

@@ -20,6 +20,8 @@ struct PackedWeight {
   int64_t n = 0;                   ///< output channels
   int64_t k = 0;                   ///< reduction length
   int32_t group = 0;               ///< group size along K (Q8: k; packed_weight_init sets kp)
+  int32_t code_bits = 8;           ///< derived: 7 for a 7-bit Q8 weight (every code within
+                                   ///< +-LB_Q8_W7_MAX: gemm_q7 kernels), else 8
   const uint8_t* data = nullptr;   ///< lb_wfmt_packed_bytes(fmt, n, k, group) bytes
   // Derived by packed_weight_init (do not set by hand):
   int64_t kp = 0;                  ///< K of the packed codes (Q8: k rounded up to 32)
@@ -30,7 +32,9 @@ struct PackedWeight {
 
 /// Fills `out` for packed bytes `data` of `bytes` bytes; fails with LB_ERR_FORMAT when the size
 /// does not match the format and shape, LB_ERR_INVALID_ARG for a bad format, shape or group.
-/// `data` should be 4-byte aligned (Q8 scales are read as float); 64 is best.
+/// `data` should be 4-byte aligned (Q8 scales are read as float); 64 is best. For Q8 it scans the
+/// codes (stopping at the first one outside +-LB_Q8_W7_MAX, i.e. within the first rows of an
+/// 8-bit weight) and sets code_bits = 7 when they all fit.
 lb_status packed_weight_init(lb_wfmt fmt, int64_t n, int64_t k, int32_t group, const void* data, size_t bytes,
                              PackedWeight* out);
 

@@ -5,7 +5,7 @@ import re
 from lowbit_testutil import ROOT
 
 GRAMMAR = re.compile(
-    r"^lb_(?:(?P<mm>gemv|gemm)_(?:f32|s32)_(?:q8d|q8|f32)_(?:q8c|q4g|c4g|t2g)|quant_q8d_f32)"
+    r"^lb_(?:(?P<mm>gemv|gemm)_(?:f32|s32)_(?:q8d|q8|f32)_(?:q8c|q7c|q4g|c4g|t2g)|quant_q8d_f32)"
     r"(?:_(?P<tile>\d+x\d+|\d+))?__(?P<isa>ref|avx2|avx512vnni|neon|neon_dotprod|neon_i8mm)$")
 LEVEL = {"LB_ISA_SCALAR": "ref", "LB_ISA_AVX2": "avx2", "LB_ISA_AVX512VNNI": "avx512vnni", "LB_ISA_NEON": "neon",
          "LB_ISA_DOTPROD": "neon_dotprod", "LB_ISA_I8MM": "neon_i8mm"}

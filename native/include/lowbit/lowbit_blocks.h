@@ -59,6 +59,16 @@ typedef struct lb_q8_quad {
 } lb_q8_quad;
 LB_STATIC_ASSERT(sizeof(lb_q8_quad) == 32, "lb_q8_quad is 32 bytes");
 
+/// 7-bit Q8: a Q8 weight whose codes all lie in [-LB_Q8_W7_MAX, LB_Q8_W7_MAX]. Same bytes, same
+/// results; a property of the codes, not a separate format (an older reader runs it as Q8). The
+/// quantizer writes it for targets without int8 dot-product instructions (x86 without VNNI,
+/// ARM without dotprod): there activations can enter vpmaddubsw unsigned (x + 128 <= 255) and
+/// no int16 pair sum 2 * 255 * 64 = 32640 saturates, so the AVX2 GEMM is exact at the u8 x s8
+/// rate. The runtime recognises it when a weight is loaded (lb::packed_weight_init scans the
+/// codes) and then runs the gemm_q7 kernel family.
+#define LB_Q8_W7_MAX 64
+LB_STATIC_ASSERT(2 * 255 * LB_Q8_W7_MAX <= 32767, "7-bit Q8 pair sums of vpmaddubsw must fit int16");
+
 /// 4-bit chunk: 8 k of 8 rows, two codes per byte (see the geometry above).
 typedef struct lb_nib_chunk {
   uint8_t qs[32];  ///< low nibble: quad 2c, high nibble: quad 2c+1

@@ -24,13 +24,14 @@ const float kNf4[16] = {-1.0f, -0.6961928f, -0.52507305f, -0.3949175f, -0.284441
                         0.0795803f, 0.1609302f, 0.2461123f, 0.33791524f, 0.44070983f, 0.562617f, 0.72295684f, 1.0f};
 const float kFp4[16] = {0.f, 0.5f, 1.f, 1.5f, 2.f, 3.f, 4.f, 6.f, -0.f, -0.5f, -1.f, -1.5f, -2.f, -3.f, -4.f, -6.f};
 
-bool make_weight(Weight& w, lb_wfmt fmt, int64_t n, int64_t k, int32_t group, bool exact, Rng& rng, Report& rep) {
+bool make_weight(Weight& w, lb_wfmt fmt, int64_t n, int64_t k, int32_t group, bool exact, int q8_max, Rng& rng,
+                 Report& rep) {
   const int64_t ng = k / group;
   w.q.resize(size_t(n * k));
   w.scale.resize(size_t(n * ng));
   int lo = 0, hi = 0;
   switch (fmt) {
-    case LB_WFMT_Q8: lo = -127, hi = 127; break;
+    case LB_WFMT_Q8: lo = -q8_max, hi = q8_max; break;
     case LB_WFMT_Q4: lo = -8, hi = 7; break;
     case LB_WFMT_Q4A: case LB_WFMT_C4: lo = 0, hi = 15; break;
     case LB_WFMT_T2: lo = -1, hi = 1; break;
@@ -92,10 +93,10 @@ struct Case {
 };
 
 void run_case(const char* name, lb_mm_t* fn, lb_mm_t* ref_fn, lb_quant_q8_t* quant, lb_wfmt fmt, bool float_act,
-              const Case& c, Rng& rng, Report& rep) {
+              int q8_max, const Case& c, Rng& rng, Report& rep) {
   Weight w;
   const int32_t group = fmt == LB_WFMT_Q8 ? int32_t(c.k) : c.group;
-  if (!make_weight(w, fmt, c.n, c.k, group, c.exact, rng, rep)) return;
+  if (!make_weight(w, fmt, c.n, c.k, group, c.exact, q8_max, rng, rep)) return;
   const int64_t kp = fmt == LB_WFMT_Q8 ? layout::round_up(c.k, LB_KBLOCK) : c.k;
   const int32_t ablock = fmt == LB_WFMT_Q8 ? int32_t(kp) : group;
   const int64_t nb = kp / ablock, npad = layout::panels(c.n) * layout::kRows;
@@ -194,8 +195,8 @@ void run_case(const char* name, lb_mm_t* fn, lb_mm_t* ref_fn, lb_quant_q8_t* qua
 }  // namespace
 
 void check_mm_family(const char* name, lb_mm_t* fn, lb_mm_t* ref_fn, lb_quant_q8_t* quant, lb_wfmt fmt, bool gemm,
-                     bool float_act, Report& rep) {
-  Rng rng(uint64_t(fmt) * 1000 + (gemm ? 7 : 3) + (float_act ? 11 : 0));
+                     bool float_act, Report& rep, int q8_max) {
+  Rng rng(uint64_t(fmt) * 1000 + (gemm ? 7 : 3) + (float_act ? 11 : 0) + uint64_t(q8_max) * 100000);
   static const int64_t kGemvN[] = {1, 7, 8, 13, 40};
   static const int64_t kGemmM[] = {2, 3, 4, 5, 7, 8, 13};
   const int32_t groups[] = {32, 64, 128};
@@ -205,16 +206,16 @@ void check_mm_family(const char* name, lb_mm_t* fn, lb_mm_t* ref_fn, lb_quant_q8
       for (int64_t k : kK)
         for (int64_t n : kGemvN) {
           const int64_t m = gemm ? kGemmM[(k + n) % 7] : 1;
-          run_case(name, fn, ref_fn, quant, fmt, float_act, Case{m, n, k, 0, exact, 0}, rng, rep);
+          run_case(name, fn, ref_fn, quant, fmt, float_act, q8_max, Case{m, n, k, 0, exact, 0}, rng, rep);
         }
       // several K chunks and L2 panel blocks of the AVX2 int16 GEMM (kp 1120 > 2 x 512, 25 panels)
-      run_case(name, fn, ref_fn, quant, fmt, float_act, Case{gemm ? 11 : 1, 200, 1100, 0, exact, 0}, rng, rep);
-      if (gemm) run_case(name, fn, ref_fn, quant, fmt, float_act, Case{13, 37, 96, 0, exact, 16}, rng, rep);
-      else run_case(name, fn, ref_fn, quant, fmt, float_act, Case{1, 37, 96, 0, exact, 16}, rng, rep);
+      run_case(name, fn, ref_fn, quant, fmt, float_act, q8_max, Case{gemm ? 11 : 1, 200, 1100, 0, exact, 0}, rng, rep);
+      if (gemm) run_case(name, fn, ref_fn, quant, fmt, float_act, q8_max, Case{13, 37, 96, 0, exact, 16}, rng, rep);
+      else run_case(name, fn, ref_fn, quant, fmt, float_act, q8_max, Case{1, 37, 96, 0, exact, 16}, rng, rep);
       for (int64_t n : {5, 24}) {  // static activations, with codes clamped at -128 and 127
         Case st{gemm ? 6 : 1, n, 200, 0, exact, 0};
         st.static_act = true;
-        run_case(name, fn, ref_fn, quant, fmt, float_act, st, rng, rep);
+        run_case(name, fn, ref_fn, quant, fmt, float_act, q8_max, st, rng, rep);
       }
       continue;
     }
@@ -223,11 +224,11 @@ void check_mm_family(const char* name, lb_mm_t* fn, lb_mm_t* ref_fn, lb_quant_q8
         const int64_t k = g * mult;
         for (int64_t n : kGemvN) {
           const int64_t m = gemm ? kGemmM[(mult * 3 + n) % 7] : 1;
-          run_case(name, fn, ref_fn, quant, fmt, float_act, Case{m, n, k, g, exact, 0}, rng, rep);
+          run_case(name, fn, ref_fn, quant, fmt, float_act, q8_max, Case{m, n, k, g, exact, 0}, rng, rep);
         }
       }
-    run_case(name, fn, ref_fn, quant, fmt, float_act, Case{gemm ? 13 : 1, 37, 256, 64, exact, 16}, rng, rep);
-    run_case(name, fn, ref_fn, quant, fmt, float_act, Case{gemm ? 9 : 1, 24, 2048, 128, exact, 8}, rng, rep);
+    run_case(name, fn, ref_fn, quant, fmt, float_act, q8_max, Case{gemm ? 13 : 1, 37, 256, 64, exact, 16}, rng, rep);
+    run_case(name, fn, ref_fn, quant, fmt, float_act, q8_max, Case{gemm ? 9 : 1, 24, 2048, 128, exact, 8}, rng, rep);
   }
 }
 

@@ -23,6 +23,11 @@ _E2M1 = np.array([0, 0.5, 1, 1.5, 2, 3, 4, 6], np.float32) / 6.0
 FP4 = np.concatenate([_E2M1, -_E2M1]).astype(np.float32)  # index 8 is -0 (kept for a 16-entry table)
 
 QMAX = {"int8": 127, "int4": 7, "ternary": 1}
+# 7-bit int8 weights (codes in [-63, 63]): the packed bytes are ordinary int8 (Q8), but the AVX2
+# GEMM can feed them to vpmaddubsw with unsigned activations exactly (lowbit_blocks.h LB_Q8_W7_MAX,
+# docs/block-formats.md). Worth it on CPUs without int8 dot products (x86 without VNNI, ARM
+# without dotprod): see weight_bits7_for().
+QMAX_INT8_7BIT = 63
 CLIP_RATIOS_4BIT = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75)
 
 
@@ -47,9 +52,10 @@ def codebook_codes(w_g: np.ndarray, scale: np.ndarray, codebook: np.ndarray) -> 
 
 
 def group_scales(w: np.ndarray, fmt: str, g: int, hdiag: Optional[np.ndarray] = None,
-                 codebook: Optional[np.ndarray] = None) -> np.ndarray:
+                 codebook: Optional[np.ndarray] = None, qmax: Optional[int] = None) -> np.ndarray:
     """Per-group scales [N, K/g]: absmax-based, with a clipping search for 4-bit formats
-    (the ratio that minimises the (Hessian-diagonal weighted) squared error per group)."""
+    (the ratio that minimises the (Hessian-diagonal weighted) squared error per group). ``qmax``
+    overrides the int8 code range (QMAX_INT8_7BIT for 7-bit weights)."""
     wg = _groups(w, g)
     amax = np.abs(wg).max(axis=-1)
     amax = np.where(amax == 0, 1.0, amax).astype(np.float32)
@@ -57,7 +63,7 @@ def group_scales(w: np.ndarray, fmt: str, g: int, hdiag: Optional[np.ndarray] = 
         mean = np.abs(wg).mean(axis=-1)
         return np.where(mean == 0, 1.0, mean).astype(np.float32)
     if fmt == "int8":
-        return (amax / 127.0).astype(np.float32)
+        return (amax / float(qmax or QMAX["int8"])).astype(np.float32)
     weight = None if hdiag is None else _groups(np.broadcast_to(hdiag[None, :], w.shape), g)
     best, best_err = None, None
     for r in CLIP_RATIOS_4BIT:
@@ -114,8 +120,10 @@ def split_outliers(w: np.ndarray, pct: float) -> Tuple[np.ndarray, Optional[Tupl
 
 
 def quantize_rtn(w: np.ndarray, fmt: str, group: int, *, hdiag: Optional[np.ndarray] = None,
-                 sparse_pct: float = 0.0, codebook: Optional[np.ndarray] = None) -> QuantWeight:
-    """Round-to-nearest (or nearest codebook entry) quantization of a float [N, K] matrix."""
+                 sparse_pct: float = 0.0, codebook: Optional[np.ndarray] = None,
+                 int8_qmax: Optional[int] = None) -> QuantWeight:
+    """Round-to-nearest (or nearest codebook entry) quantization of a float [N, K] matrix.
+    ``int8_qmax``: int8 code range (None: 127; QMAX_INT8_7BIT for 7-bit weights)."""
     w = np.asarray(w, np.float32)
     n, k = w.shape
     g = group or k
@@ -130,9 +138,23 @@ def quantize_rtn(w: np.ndarray, fmt: str, group: int, *, hdiag: Optional[np.ndar
         q = codebook_codes(_groups(dense, g), scale, cb).reshape(n, k)
         qw = QuantWeight(fmt, q.astype(np.int8), scale, g, codebook=cb.astype(np.float32), algo=algo)
     else:
-        scale = group_scales(dense, fmt, g, hdiag)
-        q = int_codes(_groups(dense, g), scale, QMAX[fmt]).reshape(n, k)
+        qmax = (int8_qmax or QMAX[fmt]) if fmt == "int8" else QMAX[fmt]
+        scale = group_scales(dense, fmt, g, hdiag, qmax=qmax)
+        q = int_codes(_groups(dense, g), scale, qmax).reshape(n, k)
         qw = QuantWeight(fmt, q.astype(np.int8), scale, g, algo=algo)
     qw.outliers = outliers
     qw.float_ref = w
     return qw
+
+
+def weight_bits7_for(profile) -> bool:
+    """Whether int8 weights should be 7-bit for a target profile (lowbit.targets): yes on x86 CPUs
+    without int8 dot-product instructions (no AVX-512 VNNI / AVX-VNNI), where the 7-bit AVX2 GEMM
+    is the fast exact one; no elsewhere (VNNI, ARM, GPUs, or no profile)."""
+    if profile is None or getattr(profile, "device", "cpu") not in ("cpu", None):
+        return False
+    feats = {str(f).lower() for f in (getattr(profile, "features", None) or [])}
+    arch = str(getattr(profile, "arch", "") or "").lower()
+    if arch in ("x86_64", "amd64", "x86"):
+        return not ({"avx512vnni", "avxvnni"} & feats)
+    return False  # ARM: no 7-bit kernel (NEON without dotprod runs the int8 one either way)
