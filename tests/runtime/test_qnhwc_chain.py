@@ -199,3 +199,58 @@ def test_lone_kxk_conv_goes_nhwc(tmp_path, case):
     b = _Builder(9)
     gr = b.graph(("N", 8, 9, 9), [b.conv("x", 8, 8, 3, dw=True)])
     assert [o["kernel"] for o in runtime_ops(gr)] == ["qconv2d_f32"]
+
+
+def _affine_chain(seed=5):
+    """PP-OCR style: each conv is followed by float ops that fold into its epilogue."""
+    b = _Builder(seed)
+    r = b.rng
+
+    def tail(y, C, k):
+        b.inits[f"bias{k}"] = (0.3 * r.standard_normal((1, C, 1, 1))).astype(np.float32)
+        b.inits[f"s{k}"] = np.array([r.uniform(0.5, 2)], np.float32)
+        b.inits[f"t{k}"] = np.array([r.uniform(-0.5, 0.5)], np.float32)
+        b.inits[f"cm{k}"] = r.uniform(0.5, 1.5, (C, 1, 1)).astype(np.float32)
+        b.nodes += [Node("Add", f"ab{k}", [y, f"bias{k}"], [f"ab{k}.y"]),
+                    Node("Mul", f"ms{k}", [f"s{k}", f"ab{k}.y"], [f"ms{k}.y"]),
+                    Node("Add", f"at{k}", [f"ms{k}.y", f"t{k}"], [f"at{k}.y"]),
+                    Node("HardSigmoid", f"hs{k}", [f"at{k}.y"], [f"hs{k}.y"], {"alpha": 1 / 6, "beta": 0.5}),
+                    Node("Mul", f"sw{k}", [f"hs{k}.y", f"at{k}.y"], [f"sw{k}.y"]),
+                    Node("Mul", f"cm{k}", [f"sw{k}.y", f"cm{k}"], [f"cm{k}.y"])]
+        return f"cm{k}.y"
+
+    y = tail(b.conv("x", 3, 16, 3, stride=2), 16, 1)
+    y = tail(b.conv(y, 16, 16, 3, dw=True), 16, 2)
+    y = b.conv(y, 16, 40, 1)
+    b.inits["bias4"] = (0.3 * r.standard_normal((1, 40, 1, 1))).astype(np.float32)
+    b.nodes.append(Node("Add", "ab4", ["bias4", y], ["ab4.y"]))
+    b.nodes.append(Node("Relu", "relu", ["ab4.y"], ["relu.y"]))
+    b.nodes.append(Node("HardSigmoid", "gate", ["relu.y"], ["gate.y"], {"alpha": 0.2, "beta": 0.5}))
+    y = tail(b.conv("gate.y", 40, 24, 1), 24, 3)
+    return b.graph(("N", 3, "H", "W"), [y]), y
+
+
+def test_folded_elementwise_ops_bitwise(tmp_path):
+    """Add/Mul by scalar and per-channel constants, x * HardSigmoid(x), Relu, HardSigmoid fold into
+    the conv epilogues (no float op left) and give the unchained package's bits, AVX2 and scalar."""
+    gr, y = _affine_chain()
+    ops = runtime_ops(gr)
+    assert [o["kernel"] for o in ops] == ["quantize_nhwc_q8"] + ["qconv2d_nhwc_q8"] * 4, [o["kernel"] for o in ops]
+    assert ops[1]["attrs"]["post"][0] == ["add_c", 5] and ops[1]["attrs"]["post"][3][0] == "hswish"
+    assert [s[0] for s in ops[3]["attrs"]["post"]] == ["add_c", "relu", "hsig"]
+    new, old = _packages(gr, tmp_path)
+    x = np.random.default_rng(6).standard_normal((1, 3, 30, 27)).astype(np.float32)
+    ref = lowbit.load(old).run({"x": x})[y]
+    np.save(tmp_path / "x.npy", x)
+    for isa in ("scalar", None):
+        env = dict(os.environ)
+        env.pop("LOWBIT_ISA", None)
+        if isa:
+            env["LOWBIT_ISA"] = isa
+        out = tmp_path / f"y_{isa}.npz"
+        r = subprocess.run([sys.executable, "-c", _CHILD, str(new), str(tmp_path / "x.npy"), str(out), "1"], env=env,
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        got = np.load(out)[y]
+        assert np.array_equal(got, ref), (isa, np.max(np.abs(got - ref)))
+    assert np.abs(ref).max() > 0.1

@@ -475,6 +475,52 @@ __attribute__((target("avx2,fma"))) void dw_pixel_avx2(const OpParams& p, const 
 #endif
 
 // ---- epilogue ---------------------------------------------------------------------------------
+// Flat elementwise steps over a tile, scalar and AVX2 (separate multiply and add, never an FMA, and
+// the operand order of vmaxps / vminps that gives std::max / std::min's result for NaN and -0: the
+// same bits as the scalar loops and as the float ops they replace).
+enum FlatKind { F_CLAMP, F_ADD_S, F_MUL_S, F_HSWISH, F_HSIG, F_RELU };
+void flat_scalar(float* y, int64_t n, int kind, float a, float b) {
+  switch (kind) {
+    case F_CLAMP:
+      for (int64_t j = 0; j < n; ++j) {
+        const float v = y[j] > a ? y[j] : a;
+        y[j] = v < b ? v : b;
+      }
+      break;
+    case F_ADD_S: for (int64_t j = 0; j < n; ++j) y[j] = y[j] + a; break;
+    case F_MUL_S: for (int64_t j = 0; j < n; ++j) y[j] = a * y[j]; break;
+    case F_HSWISH: for (int64_t j = 0; j < n; ++j) y[j] = std::min(std::max(a * y[j] + b, 0.f), 1.f) * y[j]; break;
+    case F_HSIG: for (int64_t j = 0; j < n; ++j) y[j] = std::min(std::max(a * y[j] + b, 0.f), 1.f); break;
+    case F_RELU: for (int64_t j = 0; j < n; ++j) y[j] = y[j] > 0.f ? y[j] : 0.f; break;
+    default: break;
+  }
+}
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) void flat_avx2(float* y, int64_t n, int kind, float a, float b) {
+  const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b), z = _mm256_setzero_ps(), one = _mm256_set1_ps(1.f);
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 v = _mm256_loadu_ps(y + j);
+    __m256 r;
+    switch (kind) {
+      case F_CLAMP: r = _mm256_min_ps(_mm256_max_ps(v, va), vb); break;  // v > a ? v : a, then r < b ? r : b
+      case F_ADD_S: r = _mm256_add_ps(v, va); break;
+      case F_MUL_S: r = _mm256_mul_ps(va, v); break;
+      case F_HSWISH:
+      case F_HSIG: {
+        const __m256 t = _mm256_add_ps(_mm256_mul_ps(va, v), vb);
+        const __m256 h = _mm256_min_ps(one, _mm256_max_ps(z, t));  // std::min(std::max(t, 0), 1)
+        r = kind == F_HSIG ? h : _mm256_mul_ps(h, v);
+        break;
+      }
+      default: r = _mm256_max_ps(v, z); break;  // v > 0 ? v : 0
+    }
+    _mm256_storeu_ps(y + j, r);
+  }
+  flat_scalar(y + j, n - j, kind, a, b);
+}
+#endif
+using FlatFn = void (*)(float*, int64_t, int, float, float);
 struct Outs {
   const std::vector<Tensor*>* in = nullptr;  // the op's inputs (post-step constants)
   int8_t* q = nullptr;
@@ -483,15 +529,11 @@ struct Outs {
   const float* res = nullptr;
 };
 
-void epilogue(const OpParams& p, const Outs& o, float* yt, int64_t P0, int64_t m, RequantFn rq) {
+void epilogue(const OpParams& p, const Outs& o, float* yt, int64_t P0, int64_t m, RequantFn rq, FlatFn flat) {
   const int64_t O = p.i[kO], Os = p.i[kOs], act = p.i[kAct], OHW = p.i[kOH] * p.i[kOW], n = m * O;
   // The tile is m contiguous rows of O floats: elementwise steps run over it as one array.
   if (act == ACT_RELU || act == ACT_CLIP) {
-    const float lo = act == ACT_RELU ? 0.f : p.f[0], hi = act == ACT_CLIP ? p.f[1] : INFINITY;
-    for (int64_t j = 0; j < n; ++j) {
-      const float v = yt[j] > lo ? yt[j] : lo;  // like vmaxps / vminps (NaN -> lo)
-      yt[j] = v < hi ? v : hi;
-    }
+    flat(yt, n, F_CLAMP, act == ACT_RELU ? 0.f : p.f[0], act == ACT_CLIP ? p.f[1] : INFINITY);
   } else if (act != ACT_NONE) {
     apply_act(yt, n, act, p.f[0], p.f[1]);
   }
@@ -504,12 +546,8 @@ void epilogue(const OpParams& p, const Outs& o, float* yt, int64_t P0, int64_t m
     std::memcpy(&f0, &u0, 4);
     std::memcpy(&f1, &u1, 4);
     switch (st[0]) {
-      case POST_ADD_S:
-        for (int64_t j = 0; j < n; ++j) yt[j] = yt[j] + f0;
-        break;
-      case POST_MUL_S:
-        for (int64_t j = 0; j < n; ++j) yt[j] = f0 * yt[j];
-        break;
+      case POST_ADD_S: flat(yt, n, F_ADD_S, f0, f1); break;
+      case POST_MUL_S: flat(yt, n, F_MUL_S, f0, f1); break;
       case POST_ADD_C:
       case POST_MUL_C: {
         const float* cv = (*o.in)[size_t(st[1])]->f32();
@@ -522,15 +560,9 @@ void epilogue(const OpParams& p, const Outs& o, float* yt, int64_t P0, int64_t m
         }
         break;
       }
-      case POST_HSWISH:
-        for (int64_t j = 0; j < n; ++j) yt[j] = std::min(std::max(f0 * yt[j] + f1, 0.f), 1.f) * yt[j];
-        break;
-      case POST_HSIG:
-        for (int64_t j = 0; j < n; ++j) yt[j] = std::min(std::max(f0 * yt[j] + f1, 0.f), 1.f);
-        break;
-      case POST_RELU:
-        for (int64_t j = 0; j < n; ++j) yt[j] = yt[j] > 0.f ? yt[j] : 0.f;
-        break;
+      case POST_HSWISH: flat(yt, n, F_HSWISH, f0, f1); break;
+      case POST_HSIG: flat(yt, n, F_HSIG, f0, f1); break;
+      case POST_RELU: flat(yt, n, F_RELU, f0, f1); break;
       default: break;
     }
   }
@@ -570,8 +602,9 @@ void conv_run(OpCtx& c) {
   if (p.i[kRes]) o.res = c.in[4]->f32();
   const bool avx2 = use_avx2();
   RequantFn rq = requant_row_scalar;
+  FlatFn flat = flat_scalar;
 #if defined(__x86_64__)
-  if (avx2) rq = requant_row_avx2;
+  if (avx2) rq = requant_row_avx2, flat = flat_avx2;
 #endif
   const int64_t N = p.i[kN], H = p.i[kH], W = p.i[kW], Cs = p.i[kCs], C = p.i[kC], O = p.i[kO];
   const int64_t OH = p.i[kOH], OW = p.i[kOW], OHW = OH * OW, P = N * OHW, T = p.i[kT];
@@ -619,7 +652,7 @@ void conv_run(OpCtx& c) {
 #endif
             dw_pixel_scalar(p, xt, codes, dv.comb, bias, yt + i * O);
         }
-        epilogue(p, o, yt, P0, m, rq);
+        epilogue(p, o, yt, P0, m, rq, flat);
       }
     });
     return;
@@ -685,7 +718,7 @@ void conv_run(OpCtx& c) {
         a.xq = rows;
       }
       kern.fn(&a, 0, m, 0, O);
-      epilogue(p, o, yt, P0, m, rq);
+      epilogue(p, o, yt, P0, m, rq, flat);
     }
   });
 }
