@@ -4,6 +4,7 @@ For each (K, N) shape, M (1 = decode GEMV, 32/128 = prefill GEMM) and thread cou
 runs the same y = x @ W^T, engines interleaved round by round so machine noise hits them alike:
 
 * lowbit: w4a8-g32 (int4, block 32, dynamic int8 activations), w8a8 (int8 per channel, dynamic),
+  at M>=2 also w8a8 with 7-bit weights (codes in [-63, 63]: the exact u8 x s8 AVX2 GEMM, gemm_q7),
   t2a8 (ternary, group 128), and at M=1 w4a8-g32 with the weights on huge pages.
 * ONNX Runtime: MatMulNBits (4 bits, block 32, accuracy_level=4: int8 activations) and
   DynamicQuantizeMatMul (int8 weights per column, dynamic uint8 activations).
@@ -56,12 +57,15 @@ def make_weights(k: int, n: int, seed: int = 0):
     q4 = np.clip(np.rint(g / s4[:, :, None]), -8, 7).astype(np.int8).reshape(n, k)
     s8 = np.abs(w).max(axis=1, keepdims=True) / 127
     q8 = np.clip(np.rint(w / s8), -127, 127).astype(np.int8)
+    s7 = np.abs(w).max(axis=1, keepdims=True) / 63
+    q7 = np.clip(np.rint(w / s7), -63, 63).astype(np.int8)
     g128 = w.reshape(n, k // 128, 128)
     st = np.abs(g128).mean(axis=2) + 1e-12
     qt = np.clip(np.rint(g128 / st[:, :, None]), -1, 1).astype(np.int8).reshape(n, k)
     return {
         "int4": QuantWeight(fmt="int4", q=q4, scale=s4.astype(np.float32), group_size=32),
         "int8": QuantWeight(fmt="int8", q=q8, scale=s8.astype(np.float32), group_size=k),
+        "int8w7": QuantWeight(fmt="int8", q=q7, scale=s7.astype(np.float32), group_size=k),
         "ternary": QuantWeight(fmt="ternary", q=qt, scale=st.astype(np.float32), group_size=128),
         "float": w,
     }
@@ -262,6 +266,8 @@ def main(argv=None) -> int:
                     lowbit_engine(nat, pool, wts["int8"], "lowbit w8a8", m, cold),
                     lowbit_engine(nat, pool, wts["ternary"], "lowbit t2a8-g128", m, cold),
                 ]
+                if m > 1:
+                    engines.append(lowbit_engine(nat, pool, wts["int8w7"], "lowbit w8a8 7-bit w", m, cold))
                 if not args.no_w4a16:
                     engines.append(lowbit_engine(nat, pool, wts["int4"], "lowbit w4a16-g32", m, cold, act="float"))
                 if cold:
@@ -335,6 +341,7 @@ def _summary(rows):
         q4 = _find(rows, k, n, m, t, "lowbit w4a8-g32")
         q4h = _find(rows, k, n, m, t, "lowbit w4a8-g32 hugepages")
         q8 = _find(rows, k, n, m, t, "lowbit w8a8")
+        q7 = _find(rows, k, n, m, t, "lowbit w8a8 7-bit w")
         t2 = _find(rows, k, n, m, t, "lowbit t2a8-g128")
         nb = _find(rows, k, n, m, t, "ort MatMulNBits b32 acc4")
         dq = _find(rows, k, n, m, t, "ort DynamicQuantizeMatMul")
@@ -360,6 +367,12 @@ def _summary(rows):
                     dq["median_ms"] / q8["median_ms"] >= 1.1)
             if q8:
                 add(f"{tag} w8a8 fraction of int8 peak", q8["roofline"], ">= 0.85", q8["roofline"] >= 0.85)
+            if q7 and dq:
+                add(f"{tag} w8a8 7-bit weights speed-up over DynamicQuantizeMatMul", dq["median_ms"] / q7["median_ms"],
+                    ">= 1.1", dq["median_ms"] / q7["median_ms"] >= 1.1)
+            if q7:
+                add(f"{tag} w8a8 7-bit weights fraction of int8 peak", q7["roofline"], ">= 0.85",
+                    q7["roofline"] >= 0.85)
     return {"lines": lines, "checks": checks}
 
 
