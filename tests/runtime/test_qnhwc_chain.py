@@ -25,8 +25,9 @@ from lowbit.quant import weights as wq
 
 
 class _Builder:
-    def __init__(self, seed):
+    def __init__(self, seed, qmax=None):
         self.rng = np.random.default_rng(seed)
+        self.qmax = qmax  # 63: 7-bit weight codes (the gemm_q7 kernels)
         self.nodes, self.inits, self.k = [], {}, 0
 
     def conv(self, x, C, O, k, stride=1, pad=None, dil=1, dw=False, act=None, scale=None, zero=None):
@@ -35,7 +36,7 @@ class _Builder:
         n = f"c{self.k}"
         cin = 1 if dw else C
         w = (r.standard_normal((O, cin, k, k)) / np.sqrt(cin * k * k)).astype(np.float32)
-        qw = wq.quantize_rtn(w.reshape(O, -1), "int8", 0)
+        qw = wq.quantize_rtn(w.reshape(O, -1), "int8", 0, int8_qmax=self.qmax)
         qw.orig_shape = w.shape
         pads = pad if isinstance(pad, list) else [k // 2 * dil] * 4 if pad is None else [pad] * 4
         aq = ActQuant("static", 8, float(np.float32(scale or r.uniform(0.02, 0.06))),
@@ -69,8 +70,8 @@ class _Builder:
                      [TensorInfo(o, "float32", None) for o in outs], self.inits)
 
 
-def _mobile_chain(H=23, W=19, seed=0):
-    b = _Builder(seed)
+def _mobile_chain(H=23, W=19, seed=0, qmax=None):
+    b = _Builder(seed, qmax)
     y = b.conv("x", 3, 24, 3, stride=2, pad=[0, 0, 1, 1], act="clip")        # stem, channel stride 3
     y = b.conv(y, 24, 24, 3, dw=True, act="clip")                            # dw 3x3 s1
     r0 = b.conv(y, 24, 16, 1)                                                # 1x1, padded stride in place
@@ -95,7 +96,7 @@ def _packages(gr, tmp_path):
     return new, old
 
 
-@pytest.mark.parametrize("hw", [(23, 19), (64, 70)])  # small maps / several tiles per conv
+@pytest.mark.parametrize("hw", [(23, 19, None), (64, 70, 63)])  # small maps / several tiles, 7-bit weights
 def test_chain_bitwise_equal_to_unchained(tmp_path, hw):
     gr, shape = _mobile_chain(*hw)
     new, old = _packages(gr, tmp_path)
@@ -144,7 +145,7 @@ print(sorted({e["isa"] for e in s.profile_events() if "nhwc" in e["kernel"]}))
 def test_chain_scalar_path_bitwise_equal(tmp_path):
     """The scalar references (LOWBIT_ISA=scalar: depthwise, requantization, quantize, GEMM) and the
     AVX2 path give the same bits."""
-    gr, shape = _mobile_chain(41, 37, seed=3)
+    gr, shape = _mobile_chain(41, 37, seed=3, qmax=63)
     new, _ = _packages(gr, tmp_path)
     x = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
     np.save(tmp_path / "x.npy", x)

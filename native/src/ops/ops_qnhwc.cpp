@@ -663,9 +663,10 @@ void conv_run(OpCtx& c) {
     for (Tensor* t : c.out) std::memset(t->data, 0, t->nbytes());
     return;
   }
-  const KernelRef<lb_mm_t>& kern = kernels().gemm_q8;
-  c.isa = lb_isa_name(kern.isa);
   const PackedWeight& pw = packed(p);
+  // the GEMM lb::qlinear would pick: the 7-bit kernel when every weight code fits (packed_weight_init)
+  const KernelRef<lb_mm_t>& kern = pw.code_bits == 7 ? kernels().gemm_q7 : kernels().gemm_q8;
+  c.isa = lb_isa_name(kern.isa);
   const int64_t kp = p.i[kKp], K = p.i[kK];
   const bool direct = p.i[kDirect] != 0;
   lb_mm_args base{};
