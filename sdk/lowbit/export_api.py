@@ -62,6 +62,18 @@ def _input_infos(model_proto):
     return g.inputs
 
 
+def _weight_bits7(value, profile=None) -> bool:
+    """The weight_bits7 option: True / False, or "auto" = the target profile (this host's when none is
+    given) lacks int8 dot products (lowbit.quant.weights.weight_bits7_for)."""
+    if isinstance(value, str) and value.lower() == "auto":
+        from lowbit.quant.weights import weight_bits7_for  # noqa: PLC0415
+
+        return weight_bits7_for(profile if profile is not None else _resolve_target("auto"))
+    if value not in (True, False, None, 0, 1):
+        raise LowbitError(f"weight_bits7 must be True, False or 'auto', not {value!r}")
+    return bool(value)
+
+
 def prepare(model, *, example_inputs=None, scheme="w8a8", calib=None, **options):
     """Import + quantize + measure, without writing anything. Returns (float graph, quantized graph,
     calibration feeds, accuracy report)."""
@@ -72,7 +84,7 @@ def prepare(model, *, example_inputs=None, scheme="w8a8", calib=None, **options)
     sch = parse_scheme(scheme)
     unknown = set(options) - {"smooth", "smooth_alpha", "sparse_outliers", "keep_float", "budget_bits",
                               "calib_method", "input_shapes", "progress", "max_calib", "gptq_damp",
-                              "act_order", "report_samples", "verbose"}
+                              "act_order", "report_samples", "verbose", "weight_bits7"}
     if unknown:
         raise LowbitError(f"unknown export options {sorted(unknown)}")
     max_calib = int(options.get("max_calib", 128))
@@ -115,6 +127,7 @@ def prepare(model, *, example_inputs=None, scheme="w8a8", calib=None, **options)
                          calib_method=options.get("calib_method", "minmax"),
                          gptq_damp=float(options.get("gptq_damp", 0.01)),
                          act_order=bool(options.get("act_order", True)),
+                         weight_bits7=_weight_bits7(options.get("weight_bits7", False)),
                          progress=bool(options.get("progress", sys.stderr.isatty())))
     qgraph = quantize_graph(graph, sch, feeds, qopts)
     report = None
@@ -193,6 +206,8 @@ def export_with_report(model, out, *, example_inputs=None, target="auto", scheme
                               **options)), None
     parse_scheme(scheme)  # an unknown scheme fails before anything else
     profile = _resolve_target(target)
+    if options.get("weight_bits7") is not None:  # "auto" follows the target profile
+        options["weight_bits7"] = _weight_bits7(options["weight_bits7"], profile)
     writer = _writer(format)  # a missing writer fails before the (slow) quantization
     _, qgraph, feeds, report = prepare(model, example_inputs=example_inputs, scheme=scheme, calib=calib, **options)
     qgraph.metadata["target"] = getattr(profile, "name", None)

@@ -126,3 +126,35 @@ def test_quantizer_writes_7bit_codes_and_profiles_choose_them(nat):
     assert not wq.weight_bits7_for(targets.load("x86-64-avx512vnni"))
     assert not wq.weight_bits7_for(targets.load("arm64-cortex-a76"))
     assert not wq.weight_bits7_for(None)
+
+
+def test_export_option_weight_bits7(tmp_path):
+    """prepare(..., weight_bits7=True) writes int8 weights within +-63 (default: the full +-127);
+    "auto" follows the host's target profile; a bad value is refused by name."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from lowbit import LowbitError
+    from lowbit.export_api import prepare
+
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((64, 48)).astype(np.float32)
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "mm",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 64])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 48])],
+                          initializer=[numpy_helper.from_array(w, "w")])
+    path = tmp_path / "mm.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    calib = [{"x": rng.standard_normal((2, 64)).astype(np.float32)} for _ in range(4)]
+
+    def codes(**kw):
+        _, qg, _, _ = prepare(str(path), scheme="w8a8", calib=calib, progress=False, **kw)
+        qws = [v for v in qg.initializers.values() if isinstance(v, QuantWeight)]
+        assert len(qws) == 1
+        return int(np.abs(qws[0].q).max())
+
+    assert codes() == 127
+    assert codes(weight_bits7=True) == 63
+    assert codes(weight_bits7="auto") in (63, 127)
+    with pytest.raises(LowbitError, match="weight_bits7"):
+        codes(weight_bits7="yes")

@@ -42,6 +42,10 @@ class QuantOptions:
     keep_float: List[str] = field(default_factory=list)
     budget_bits: Optional[float] = None
     calib_method: str = "minmax"
+    # int8 weights in [-63, 63] (lowbit.quant.weights.QMAX_INT8_7BIT): the exact u8 x s8 AVX2 GEMM
+    # (fewer instructions per multiply-add than the int16 one) for x86 without VNNI; RTN only; costs
+    # accuracy (MiniLM w8a8 cosine 0.9972 -> 0.9953, EfficientNet top-1 82.5% -> 75.5%: docs/kernels.md)
+    weight_bits7: bool = False
     gptq_damp: float = 0.01
     act_order: bool = True
     gptq_block: int = 128
@@ -218,7 +222,8 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
                                block=opts.gptq_block, sparse_pct=opts.sparse_outliers)
         else:
             hdiag = np.diag(H).astype(np.float32) if H is not None else None
-            qw = wq.quantize_rtn(wnk, fmt, g, hdiag=hdiag, sparse_pct=opts.sparse_outliers)
+            qw = wq.quantize_rtn(wnk, fmt, g, hdiag=hdiag, sparse_pct=opts.sparse_outliers,
+                                 int8_qmax=wq.QMAX_INT8_7BIT if opts.weight_bits7 else None)
         qw.layout, qw.orig_shape = layout, orig
         qw.float_ref = graph.initializers[wname] if isinstance(graph.initializers.get(wname), np.ndarray) else None
         q.initializers[wname] = qw
