@@ -77,6 +77,7 @@ lb_status conv_geometry(OpCtx& c, bool transpose) {
 
 size_t dw_scratch_floats(const OpParams& p);
 size_t direct_scratch_bytes(const OpParams& p);
+size_t dwb_scratch_floats(const OpParams& p);
 
 lb_status conv_infer(OpCtx& c) {
   lb_status s = conv_geometry(c, false);
@@ -91,7 +92,8 @@ lb_status conv_infer(OpCtx& c) {
   const int64_t kdim = cg * p.i[kKh] * p.i[kKw];
   p.i[kCol] = 0;  // im2col is gathered panel by panel inside the GEMM (no column buffer)
   c.scratch_bytes = size_t(p.i[kCol]) + gemm_scratch_per_thread() * op_threads(c);
-  if (p.i[kMode] == 1) c.scratch_bytes = (dw_scratch_floats(p) * sizeof(float) + 63) / 64 * 64 * op_threads(c);
+  if (p.i[kMode] == 1)
+    c.scratch_bytes = (std::max(dw_scratch_floats(p), dwb_scratch_floats(p)) * sizeof(float) + 63) / 64 * 64 * op_threads(c);
   if (p.i[kMode] == 3) c.scratch_bytes = direct_scratch_bytes(p);
   c.flops = uint64_t(2) * p.i[kN] * p.i[kO] * p.i[kOH] * p.i[kOW] * kdim;
   return LB_OK;
@@ -263,6 +265,139 @@ __attribute__((target("avx2,fma"))) void dw_range_avx2(const OpParams& p, const 
 }
 #endif
 
+#if defined(__x86_64__)
+// Channel-blocked depthwise (AVX2): 8 channels per vector. Each block of 8 channels is copied
+// (8x8 transposes) into a zero-padded buffer of 8-float pixels, P[PH][PW][8]; an output row is
+// computed J <= 8 pixels at a time, all taps accumulated in registers (each tap's 8 channel
+// weights loaded once per J pixels), then the J x 8 tile is transposed back into the 8 NCHW
+// planes. Same per-output order as the other paths (bias, then the taps in order), so it is
+// bitwise equal to dw_range_avx2. Used when the padded block fits in L2 (small maps: 56x56 and
+// below), where vectorizing over W wastes lanes and per-channel overheads dominate.
+struct DwBlockGeom {
+  int64_t PH, PW;
+};
+DwBlockGeom dwb_geom(const OpParams& p) {
+  return {p.i[kH] + p.i[kPt] + p.i[kPb], p.i[kW] + p.i[kPl] + p.i[kPr]};
+}
+size_t dwb_scratch_floats(const OpParams& p) {
+  const DwBlockGeom g = dwb_geom(p);
+  return size_t(g.PH * g.PW * 8 + p.i[kKh] * p.i[kKw] * 8 + 8 + 64);
+}
+bool dwb_fits(const OpParams& p) { return dwb_scratch_floats(p) * sizeof(float) <= (size_t(160) << 10) && p.i[kKh] * p.i[kKw] <= 64; }
+
+__attribute__((target("avx2,fma"), always_inline)) inline void transpose8(__m256& r0, __m256& r1, __m256& r2,
+                                                                          __m256& r3, __m256& r4, __m256& r5,
+                                                                          __m256& r6, __m256& r7) {
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  r0 = _mm256_permute2f128_ps(s0, s4, 0x20); r1 = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r2 = _mm256_permute2f128_ps(s2, s6, 0x20); r3 = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r4 = _mm256_permute2f128_ps(s0, s4, 0x31); r5 = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r6 = _mm256_permute2f128_ps(s2, s6, 0x31); r7 = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// J output pixels (ox0 .. ox0+J-1) of row oy for one channel block; writes nc <= 8 channel planes.
+template <int J>
+__attribute__((target("avx2,fma"))) void dwb_pixels(const OpParams& p, const DwBlockGeom& g, const float* P,
+                                                    const float* wb, __m256 bias, int64_t oy, int64_t ox0, float* y,
+                                                    int64_t nc, int64_t OHW) {
+  const int64_t kh = p.i[kKh], kw = p.i[kKw], sh = p.i[kSh], sw = p.i[kSw], dh = p.i[kDh], dw = p.i[kDw];
+  const int64_t act = p.i[kAct];
+  __m256 acc[8];
+#pragma GCC unroll 8
+  for (int j = 0; j < J; ++j) acc[j] = bias;
+  for (int64_t ky = 0; ky < kh; ++ky) {
+    const float* row = P + ((oy * sh + ky * dh) * g.PW + ox0 * sw) * 8;
+    for (int64_t kx = 0; kx < kw; ++kx) {
+      const __m256 wv = _mm256_loadu_ps(wb + (ky * kw + kx) * 8);
+      const float* s = row + kx * dw * 8;
+#pragma GCC unroll 8
+      for (int j = 0; j < J; ++j) acc[j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s + j * sw * 8), acc[j]);
+    }
+  }
+  if (act != ACT_NONE && act != ACT_SIGMOID)
+#pragma GCC unroll 8
+    for (int j = 0; j < J; ++j) acc[j] = vmath::act8(acc[j], act, p.f[0], p.f[1]);
+#pragma GCC unroll 8
+  for (int j = J; j < 8; ++j) acc[j] = _mm256_setzero_ps();
+  transpose8(acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7]);  // acc[c] = channel c, 8 pixels
+  float* o = y + oy * p.i[kOW] + ox0;
+  for (int64_t c = 0; c < nc; ++c) {
+    if (J == 8) {
+      _mm256_storeu_ps(o + c * OHW, acc[c]);
+    } else {
+      alignas(32) float tmp[8];
+      _mm256_store_ps(tmp, acc[c]);
+      std::memcpy(o + c * OHW, tmp, J * sizeof(float));
+    }
+    if (act == ACT_SIGMOID) apply_act(o + c * OHW, J, act, p.f[0], p.f[1]);
+  }
+}
+using DwbFn = void (*)(const OpParams&, const DwBlockGeom&, const float*, const float*, __m256, int64_t, int64_t,
+                       float*, int64_t, int64_t);
+
+// Channel blocks [b0, b1) (block = (n, 8 channels)).
+__attribute__((target("avx2,fma"))) void dwb_range_avx2(const OpParams& p, const float* x, const float* w,
+                                                         const float* b, float* y, int64_t b0, int64_t b1, float* buf) {
+  static const DwbFn kFns[9] = {nullptr, dwb_pixels<1>, dwb_pixels<2>, dwb_pixels<3>, dwb_pixels<4>,
+                                dwb_pixels<5>, dwb_pixels<6>, dwb_pixels<7>, dwb_pixels<8>};
+  const DwBlockGeom g = dwb_geom(p);
+  const int64_t C = p.i[kC], H = p.i[kH], W = p.i[kW], OH = p.i[kOH], OW = p.i[kOW], taps = p.i[kKh] * p.i[kKw];
+  const int64_t pt = p.i[kPt], pl = p.i[kPl], HW = H * W, OHW = OH * OW, blocks = (C + 7) / 8;
+  float* P = buf;
+  float* wb = buf + g.PH * g.PW * 8;
+  alignas(32) float bias8[8];
+  for (int64_t blk = b0; blk < b1; ++blk) {
+    const int64_t n = blk / blocks, c0 = (blk % blocks) * 8, nc = std::min<int64_t>(8, C - c0);
+    const float* xin = x + (n * C + c0) * HW;
+    // weights [taps][8] and bias of the block (missing channels: 0)
+    for (int64_t t = 0; t < taps; ++t)
+      for (int64_t c = 0; c < 8; ++c) wb[t * 8 + c] = c < nc ? w[(c0 + c) * taps + t] : 0.f;
+    for (int64_t c = 0; c < 8; ++c) bias8[c] = b && c < nc ? b[c0 + c] : 0.f;
+    // padded, interleaved input: border rows/columns zero, inner pixels by 8x8 transposes
+    std::memset(P, 0, size_t(pt * g.PW * 8) * sizeof(float));
+    std::memset(P + (pt + H) * g.PW * 8, 0, size_t((g.PH - pt - H) * g.PW * 8) * sizeof(float));
+    for (int64_t yy = 0; yy < H; ++yy) {
+      float* prow = P + (yy + pt) * g.PW * 8;
+      std::memset(prow, 0, size_t(pl * 8) * sizeof(float));
+      std::memset(prow + (pl + W) * 8, 0, size_t((g.PW - pl - W) * 8) * sizeof(float));
+      const float* src = xin + yy * W;
+      int64_t xx = 0;
+      if (nc == 8 && W >= 8) {
+        for (int64_t xs = 0; xs < W; xs += 8) {  // the last step overlaps the previous one (same values)
+          xx = std::min(xs, W - 8);
+          __m256 r0 = _mm256_loadu_ps(src + xx), r1 = _mm256_loadu_ps(src + HW + xx);
+          __m256 r2 = _mm256_loadu_ps(src + 2 * HW + xx), r3 = _mm256_loadu_ps(src + 3 * HW + xx);
+          __m256 r4 = _mm256_loadu_ps(src + 4 * HW + xx), r5 = _mm256_loadu_ps(src + 5 * HW + xx);
+          __m256 r6 = _mm256_loadu_ps(src + 6 * HW + xx), r7 = _mm256_loadu_ps(src + 7 * HW + xx);
+          transpose8(r0, r1, r2, r3, r4, r5, r6, r7);
+          float* d = prow + (pl + xx) * 8;
+          _mm256_storeu_ps(d, r0); _mm256_storeu_ps(d + 8, r1); _mm256_storeu_ps(d + 16, r2); _mm256_storeu_ps(d + 24, r3);
+          _mm256_storeu_ps(d + 32, r4); _mm256_storeu_ps(d + 40, r5); _mm256_storeu_ps(d + 48, r6); _mm256_storeu_ps(d + 56, r7);
+        }
+        xx = W;
+      }
+      for (; xx < W; ++xx)
+        for (int64_t c = 0; c < 8; ++c) prow[(pl + xx) * 8 + c] = c < nc ? src[c * HW + xx] : 0.f;
+    }
+    const __m256 bias = _mm256_load_ps(bias8);
+    float* yout = y + (n * C + c0) * OHW;
+    for (int64_t oy = 0; oy < OH; ++oy) {
+      int64_t ox = 0;
+      for (; ox + 8 <= OW; ox += 8) dwb_pixels<8>(p, g, P, wb, bias, oy, ox, yout, nc, OHW);
+      if (ox < OW && OW >= 8) dwb_pixels<8>(p, g, P, wb, bias, oy, OW - 8, yout, nc, OHW);  // overlaps: same values
+      else if (ox < OW) kFns[OW - ox](p, g, P, wb, bias, oy, ox, yout, nc, OHW);
+    }
+  }
+}
+#endif
+
 // Direct convolution (group convs that are neither 1x1 stride-1 nor depthwise): the input is
 // copied once into a zero-padded buffer split into `sw` column phases (as for depthwise), so for
 // an output row oy and 16 neighbouring output columns, row k = (ci, ky, kx) of the im2col matrix
@@ -349,6 +484,10 @@ __attribute__((target("avx2,fma"))) void direct_tile_avx2(const float* A, int64_
   }
   for (int64_t k = 0; k < kc; ++k) {
     const float* b = base + off[k];
+    // the rows 12 taps ahead (scattered over channel planes: the hardware prefetcher misses them)
+    const float* q = base + off[k + 12 < kc ? k + 12 : k];
+    _mm_prefetch(reinterpret_cast<const char*>(q), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(q + 15), _MM_HINT_T0);
     const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
@@ -523,8 +662,17 @@ void conv_run(OpCtx& c) {
       c.isa = "avx2";
     }
 #endif
-    const size_t per = (dw_scratch_floats(p) * sizeof(float) + 63) / 64 * 64;
+    const size_t per = (std::max(dw_scratch_floats(p), dwb_scratch_floats(p)) * sizeof(float) + 63) / 64 * 64;
     char* base = static_cast<char*>(c.scratch);
+#if defined(__x86_64__)
+    if (fn == dw_range_avx2 && dwb_fits(p)) {
+      const int64_t blocks = N * ((C + 7) / 8);
+      for_ranges(c, blocks, 8 * OHW * p.i[kKh] * p.i[kKw], [&](int tid, int64_t b0, int64_t b1) {
+        dwb_range_avx2(p, x, w, b, y, b0, b1, reinterpret_cast<float*>(base + size_t(tid) * per));
+      });
+      return;
+    }
+#endif
     for_ranges(c, N * C, OHW * p.i[kKh] * p.i[kKw], [&](int tid, int64_t c0, int64_t c1) {
       fn(p, x, w, b, y, c0, c1, reinterpret_cast<float*>(base + size_t(tid) * per));
     });
