@@ -3,6 +3,7 @@
 #include "llm/llm_model.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -238,9 +239,25 @@ WeightArena::~WeightArena() {
 #endif
 }
 
-lb_status copy_weights_huge(Model* m, bool* copied) {
+#if defined(__linux__)
+namespace {
+// Transparent huge pages usable with madvise ("always" or "madvise" in sysfs, not "never")?
+bool thp_available() {
+  FILE* f = std::fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+  if (!f) return false;
+  char buf[128] = {0};
+  const size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+  std::fclose(f);
+  buf[n] = 0;
+  return std::strstr(buf, "[never]") == nullptr && (std::strstr(buf, "[always]") || std::strstr(buf, "[madvise]"));
+}
+}  // namespace
+#endif
+
+lb_status copy_weights_huge(Model* m, ThreadPool* pool, bool* copied) {
   *copied = false;
 #if defined(__linux__)
+  if (!thp_available()) return LB_OK;  // nothing to gain: keep reading the mapping
   std::vector<Linear*> lins;
   for (Layer& L : m->layers)
     for (Linear* li : {&L.qkv, &L.o, &L.gate_up, &L.down}) lins.push_back(li);
@@ -249,51 +266,59 @@ lb_status copy_weights_huge(Model* m, bool* copied) {
   auto src_of = [](const Linear* L) -> const uint8_t* {
     return L->kind == Linear::Quant ? L->pw.data : reinterpret_cast<const uint8_t*>(L->w);
   };
+  std::vector<size_t> offs;
   size_t total = 0;
-  for (const Linear* L : lins) total = (total + kAlign - 1) / kAlign * kAlign + size_t(L->bytes());
+  for (const Linear* L : lins) {
+    total = (total + kAlign - 1) / kAlign * kAlign;
+    offs.push_back(total);
+    total += size_t(L->bytes());
+  }
   if (total == 0) return LB_OK;
   const size_t len = (total + kHuge - 1) / kHuge * kHuge + kHuge;  // room to align the start to 2 MB
   void* base = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (base == MAP_FAILED) return LB_OK;  // keep the mapping: slower, not wrong
+  m->arena.base = base;  // owned by the model from here on
+  m->arena.len = len;
   uint8_t* dst = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(base) + kHuge - 1) & ~uintptr_t(kHuge - 1));
   madvise(dst, len - size_t(dst - static_cast<uint8_t*>(base)), MADV_HUGEPAGE);  // advisory: failure is fine
   const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE) > 0 ? sysconf(_SC_PAGESIZE) : 4096);
-  // Drops the whole pages of [p, p + n) of the read-only file mapping from this process (the
-  // page cache keeps them; touching them again would fault them back in from the file).
-  auto drop = [page](const uint8_t* p, size_t n) {
-    const uintptr_t a = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);
-    const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + n) & ~(page - 1);
+  // Copy, then drop the source, 8 MB at a time (chunks run on the pool): peak RSS grows by
+  // threads x 8 MB, not by the weights. Dropping the whole pages of a chunk of the read-only
+  // file mapping releases them from this process (the page cache keeps them; touching them
+  // again would fault them back in from the file).
+  constexpr size_t kChunk = size_t(8) << 20;
+  struct Piece { const uint8_t* src; uint8_t* dst; size_t n; };
+  std::vector<Piece> pieces;
+  for (size_t i = 0; i < lins.size(); ++i) {
+    const uint8_t* src = src_of(lins[i]);
+    const size_t n = size_t(lins[i]->bytes());
+    for (size_t c = 0; c < n; c += kChunk) pieces.push_back({src + c, dst + offs[i] + c, std::min(kChunk, n - c)});
+  }
+  parallel_for(pool, int64_t(pieces.size()), [&](int64_t t, int) {
+    const Piece& p = pieces[size_t(t)];
+    std::memcpy(p.dst, p.src, p.n);
+    const uintptr_t a = (reinterpret_cast<uintptr_t>(p.src) + page - 1) & ~(page - 1);
+    const uintptr_t b = (reinterpret_cast<uintptr_t>(p.src) + p.n) & ~(page - 1);
     if (b > a) madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
-  };
-  m->arena.base = base;  // owned by the model from here on
-  m->arena.len = len;
-  constexpr size_t kChunk = size_t(8) << 20;  // copy, then drop, 8 MB at a time: peak RSS + 8 MB
-  size_t off = 0;
-  for (Linear* L : lins) {
-    off = (off + kAlign - 1) / kAlign * kAlign;
-    const uint8_t* src = src_of(L);
-    const size_t n = size_t(L->bytes());
-    uint8_t* d = dst + off;
-    for (size_t c = 0; c < n; c += kChunk) {
-      const size_t cn = std::min(kChunk, n - c);
-      std::memcpy(d + c, src + c, cn);
-      drop(src + c, cn);
-    }
+  });
+  for (size_t i = 0; i < lins.size(); ++i) {
+    Linear* L = lins[i];
+    uint8_t* d = dst + offs[i];
     if (L->kind == Linear::Quant) {
       // Re-derived from the copy (init turns an int8 weight's group k into kp; pass k back).
       const PackedWeight pw = L->pw;
       const int32_t group = pw.fmt == LB_WFMT_Q8 ? int32_t(pw.k) : pw.group;
-      const lb_status st = packed_weight_init(pw.fmt, pw.n, pw.k, group, d, n, &L->pw);
+      const lb_status st = packed_weight_init(pw.fmt, pw.n, pw.k, group, d, size_t(L->bytes()), &L->pw);
       if (st != LB_OK) return st;  // cannot happen (same bytes and shape); the arena is freed with the model
     } else {
       L->w = reinterpret_cast<const float*>(d);
     }
-    off += n;
   }
   m->arena.bytes = total;
   *copied = true;
 #else
   (void)m;
+  (void)pool;
 #endif
   return LB_OK;
 }

@@ -10,6 +10,7 @@
 #include "llm/llm_linear.h"
 #include "lowbit/lowbit.h"
 #include "package.h"
+#include "threadpool.h"
 
 namespace lb {
 namespace llm {
@@ -87,9 +88,10 @@ lb_status load_model(const char* path, bool verify_full, std::unique_ptr<Model>*
 /// A file mapping cannot use transparent huge pages, and with 4 KB pages a decode streaming
 /// hundreds of MB per token pays a TLB miss every 4 KB. The source pages are dropped from this
 /// process (MADV_DONTNEED) as they are copied, so peak RSS grows by one copy chunk, not by the
-/// weights. Linux only; elsewhere (or if the region cannot be mapped) the weights stay mapped
-/// and *copied is false. Results are bitwise the same either way.
-lb_status copy_weights_huge(Model* m, bool* copied);
+/// weights (copy chunks run on `pool`, null = the caller). Linux with transparent huge pages
+/// only; elsewhere (THP "never", or the region cannot be mapped) the weights stay mapped and
+/// *copied is false. Results are bitwise the same either way.
+lb_status copy_weights_huge(Model* m, ThreadPool* pool, bool* copied);
 
 /// The byte ranges decode streams once per token, in decode order: every linear's weight
 /// (not the embedding table, of which decode reads one row).

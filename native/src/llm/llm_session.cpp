@@ -29,10 +29,7 @@ lb_status Session::open(const char* path, const lb_llm_options& opt, std::unique
   if (!s) return set_error(LB_ERR_OUT_OF_MEMORY, "out of memory");
   lb_status st = load_model(path, opt.verify != 0, &s->model_);
   if (st != LB_OK) return st;
-  if (opt.copy_weights) {
-    bool copied = false;
-    if ((st = copy_weights_huge(s->model_.get(), &copied)) != LB_OK) return st;
-  }
+
   const Config& c = s->model_->cfg;
   s->opt_ = opt;
   int cap = opt.max_context > 0 ? std::min(opt.max_context, c.context) : c.context;
@@ -71,6 +68,10 @@ lb_status Session::open(const char* path, const lb_llm_options& opt, std::unique
     s->hist_.reserve(cap);
   } catch (const std::bad_alloc&) {
     return set_error(LB_ERR_OUT_OF_MEMORY, "lb_llm_open: out of memory for a KV cache of %d tokens", cap);
+  }
+  if (opt.copy_weights) {
+    bool copied = false;
+    if ((st = copy_weights_huge(s->model_.get(), s->par_->pool(), &copied)) != LB_OK) return st;
   }
   s->ops_ = &vec_ops();
   s->prof_.init(c.layers);
