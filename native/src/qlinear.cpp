@@ -200,7 +200,8 @@ lb_status qlinear_with(const KernelTable& t, const PackedWeight& w, const float*
   if (m > 1 && threads > 1 && panels < 8 * threads) m_tasks = ceil_div(m, kGemmRowsPerTask);
   const int64_t want_n_tasks = threads == 1 ? 1 : std::max<int64_t>(1, (8 * threads + m_tasks - 1) / m_tasks);
   const int64_t n_tasks = std::min(panels, want_n_tasks);
-  const int64_t panels_per_task = ceil_div(panels, n_tasks);
+  int64_t panels_per_task = ceil_div(panels, n_tasks);
+  if (m > 1 && n_tasks > 1) panels_per_task += panels_per_task & 1;  // GEMM tiles are 16 columns wide
   const int64_t n_chunks = ceil_div(panels, panels_per_task);
   const int64_t rows_per_task = ceil_div(m, m_tasks);
   lb_mm_t* fn = kern.fn;

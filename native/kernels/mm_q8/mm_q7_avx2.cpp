@@ -69,7 +69,7 @@ void lb_gemm_f32_q8d_q7c_4x16__avx2(const lb_mm_args* a, int64_t m0, int64_t m1,
   const int64_t kp = a->kp;
   const int64_t p0 = n0 / 8, p1 = (n1 + 7) / 8;
   int64_t block = kL2Bytes / (8 * kp);  // panels per L2 block
-  block = block < 2 ? 2 : block > kMaxBlock ? kMaxBlock : block;
+  block = block < 2 ? 2 : block > kMaxBlock ? kMaxBlock : block & ~int64_t(1);  // even: whole 16-column tiles
   alignas(32) uint8_t xa[kMR * kKC];
   // [panel of the block][row][8]; a pair of panels reads rows r*2+p, so the pair's 2 x kMR
   // accumulators are laid out [row][panel] inside the pair: index (pair base) + r * NP + p.
