@@ -160,11 +160,13 @@ inline int dw_lane_channel(int i, bool hi) { return (i < 4 ? i : i + 4) + (hi ? 
 struct DwView {
   const int16_t* wi;  // [blocks][pairs][2][16]
   const float* comb;  // [Cb]
+  const int32_t* zc;  // [Cb] zero point * sum of the channel's codes
 };
 DwView dw_view(const OpParams& p) {
   const int64_t Cb = (p.i[kC] + 15) / 16 * 16;
   const int16_t* wi = reinterpret_cast<const int16_t*>(p.v.data());
-  return DwView{wi, reinterpret_cast<const float*>(wi + (Cb / 16) * p.i[kPairs] * 32)};
+  const float* comb = reinterpret_cast<const float*>(wi + (Cb / 16) * p.i[kPairs] * 32);
+  return DwView{wi, comb, reinterpret_cast<const int32_t*>(comb + Cb)};
 }
 
 lb_status conv_infer(OpCtx& c) {
@@ -272,7 +274,7 @@ lb_status conv_infer(OpCtx& c) {
     p.i[kTaps] = taps;
     p.i[kPairs] = (taps + 1) / 2;
     const int64_t Cb = (p.i[kC] + 15) / 16 * 16, C = p.i[kC];
-    const size_t wbytes = size_t(Cb / 16 * p.i[kPairs] * 32) * 2, fbytes = size_t(Cb) * 4;
+    const size_t wbytes = size_t(Cb / 16 * p.i[kPairs] * 32) * 2, fbytes = size_t(Cb) * 4 * 2;
     p.v.assign((wbytes + fbytes + 7) / 8, 0);
     int16_t* wi = reinterpret_cast<int16_t*>(p.v.data());
     float* comb = reinterpret_cast<float*>(wi + Cb / 16 * p.i[kPairs] * 32);
@@ -288,6 +290,12 @@ lb_status conv_infer(OpCtx& c) {
                   int16_t(ch < C && t < taps ? codes[ch * taps + t] : 0);
             }
     for (int64_t ch = 0; ch < Cb; ++ch) comb[ch] = ch < C ? p.f[2] * sc[ch] : 0.f;
+    int32_t* zc = reinterpret_cast<int32_t*>(comb + Cb);  // z * sum of the channel's weight codes
+    for (int64_t ch = 0; ch < Cb; ++ch) {
+      int32_t sw = 0;
+      for (int64_t t = 0; ch < C && t < taps; ++t) sw += codes[ch * taps + t];
+      zc[ch] = int32_t(p.i[kZin]) * sw;
+    }
   } else {
     c.err = "unknown mode '" + mode + "' (gemm or depthwise)";
     return LB_ERR_UNSUPPORTED;
@@ -434,20 +442,21 @@ __attribute__((target("avx2,fma"))) void dw_pixel_avx2(const OpParams& p, const 
                                                         float* acc) {
   const int64_t C = p.i[kC], Cs = p.i[kCs], pairs = p.i[kPairs], taps = p.i[kTaps];
   const DwView dv = dw_view(p);
-  const __m256i vz = _mm256_set1_epi16(int16_t(p.i[kZin]));
   int64_t c0 = 0;
   for (; c0 + 16 <= Cs && c0 < C; c0 += 16) {
+    // sum_t (q_t - z) w_t = sum_t q_t w_t - z * sum_t w_t (padding taps read z): exact int32
     const __m256i* wv = reinterpret_cast<const __m256i*>(dv.wi + (c0 / 16) * pairs * 32);
     __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
     for (int64_t j = 0; j < pairs; ++j) {
-      const __m256i a = _mm256_sub_epi16(
-          _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xt[2 * j] + c0))), vz);
-      const __m256i b = _mm256_sub_epi16(
-          _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xt[2 * j + 1] + c0))), vz);
+      const __m256i a = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xt[2 * j] + c0)));
+      const __m256i b = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xt[2 * j + 1] + c0)));
       lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), _mm256_loadu_si256(wv + 2 * j)));
       hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), _mm256_loadu_si256(wv + 2 * j + 1)));
     }
-    const __m256i r0 = _mm256_permute2x128_si256(lo, hi, 0x20), r1 = _mm256_permute2x128_si256(lo, hi, 0x31);
+    const __m256i r0 = _mm256_sub_epi32(_mm256_permute2x128_si256(lo, hi, 0x20),
+                                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(dv.zc + c0)));
+    const __m256i r1 = _mm256_sub_epi32(_mm256_permute2x128_si256(lo, hi, 0x31),
+                                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(dv.zc + c0 + 8)));
     const __m256 b0 = bias ? _mm256_loadu_ps(bias + c0) : _mm256_setzero_ps();
     const __m256 f0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(r0), _mm256_loadu_ps(dv.comb + c0), b0);
     if (c0 + 16 <= C) {
