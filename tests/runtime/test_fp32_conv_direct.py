@@ -1,6 +1,7 @@
 """fp32 convolutions of the session-3 runtime: the direct convolution (padded, column-phase-split
-input read in place by the GEMM tile: every Conv that is neither 1x1 stride-1 nor depthwise) and
-the channel-blocked depthwise kernel. Each case runs on the AVX2 path with 1, 2 and 3 threads
+input read in place by the GEMM tile: every Conv that is neither 1x1 stride-1 nor depthwise),
+the channel-blocked depthwise kernel, the GEMM's row blocks for few-panel shapes, ConvTranspose's
+parallel col2im and batched MatMul split by whole GEMMs. Each case runs on the AVX2 path with 1, 2 and 3 threads
 (bitwise identical), against ONNX Runtime (1e-4 relative), and on the portable path
 (LOWBIT_ISA=scalar) against ONNX Runtime. Shapes hit partial 16-column tiles, partial 6-row weight
 tiles, several K chunks, strides 2 and 3, dilation, groups, asymmetric pads and every fused
@@ -59,6 +60,18 @@ CASES = {
     "dw3x3_large_map_row_path": _conv([1, 3, 100, 120], [3, 1, 3, 3], "Relu", group=3, pads=[1, 1, 1, 1]),
     "dw3x3_dilation2_nobias": _conv([1, 8, 12, 12], [8, 1, 3, 3], None, bias=False, group=8, dilations=[2, 2],
                                     pads=[2, 2, 2, 2]),
+    # GEMM row blocks (few panels: 7x7 map, 100 rows = 48 + 48 + 4, K = 400: two K blocks), Relu fused
+    "pointwise_7x7_row_blocks": _conv([1, 400, 7, 7], [100, 400, 1, 1], "Relu"),
+    # ConvTranspose: col2im split over output channels
+    "convtranspose2x2_s2": ([helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], kernel_shape=[2, 2],
+                                              strides=[2, 2])],
+                            [("x", [1, 12, 9, 13])], {"w": _w(12, 10, 2, 2), "b": _w(10, seed=2)}),
+    "convtranspose3x3_s2_pads": ([helper.make_node("ConvTranspose", ["x", "w"], ["y"], kernel_shape=[3, 3],
+                                                   strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1])],
+                                 [("x", [1, 6, 8, 11])], {"w": _w(6, 7, 3, 3)}),
+    # batched MatMul (attention scores): whole GEMMs per thread
+    "matmul_batched_heads": ([helper.make_node("MatMul", ["x", "k"], ["y"])],
+                             [("x", [1, 5, 33, 24])], {"k": _w(1, 5, 24, 40)}),
 }
 
 

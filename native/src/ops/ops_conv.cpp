@@ -265,7 +265,6 @@ __attribute__((target("avx2,fma"))) void dw_range_avx2(const OpParams& p, const 
 }
 #endif
 
-#if defined(__x86_64__)
 // Channel-blocked depthwise (AVX2): 8 channels per vector. Each block of 8 channels is copied
 // (8x8 transposes) into a zero-padded buffer of 8-float pixels, P[PH][PW][8]; an output row is
 // computed J <= 8 pixels at a time, all taps accumulated in registers (each tap's 8 channel
@@ -283,8 +282,9 @@ size_t dwb_scratch_floats(const OpParams& p) {
   const DwBlockGeom g = dwb_geom(p);
   return size_t(g.PH * g.PW * 8 + p.i[kKh] * p.i[kKw] * 8 + 8 + 64);
 }
-bool dwb_fits(const OpParams& p) { return dwb_scratch_floats(p) * sizeof(float) <= (size_t(160) << 10) && p.i[kKh] * p.i[kKw] <= 64; }
+[[maybe_unused]] bool dwb_fits(const OpParams& p) { return dwb_scratch_floats(p) * sizeof(float) <= (size_t(160) << 10) && p.i[kKh] * p.i[kKw] <= 64; }
 
+#if defined(__x86_64__)
 __attribute__((target("avx2,fma"), always_inline)) inline void transpose8(__m256& r0, __m256& r1, __m256& r2,
                                                                           __m256& r3, __m256& r4, __m256& r5,
                                                                           __m256& r6, __m256& r7) {
@@ -733,7 +733,9 @@ void convt_run(OpCtx& c) {
         for (int64_t j = 0; j < m; ++j) wt[j * cg + ci] = wg[ci * m + j];
       GemmArgs a{m, HW, cg, wt, cg, x + (n * C + g * cg) * HW, HW, false, col, HW};
       c.isa = gemm(a, c.pool, gs, gbytes);
-      for (int64_t o = 0; o < og; ++o) {
+      // col2im, output channels split over the pool (each channel summed by one thread, taps in order)
+      for_ranges(c, og, OH * OW + kh * kw * HW, [&](int, int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; ++o) {
         float* out = y + (n * O + g * og + o) * OH * OW;
         const float bv = b ? b[g * og + o] : 0.f;
         for (int64_t i = 0; i < OH * OW; ++i) out[i] = bv;
@@ -751,6 +753,7 @@ void convt_run(OpCtx& c) {
           }
         apply_act(out, OH * OW, p.i[kAct], p.f[0], p.f[1]);
       }
+      });
     }
 }
 

@@ -47,12 +47,12 @@ lb_status unary_infer(OpCtx& c) {
 }
 
 template <int U>
-inline float unary_f(float v, const OpParams& p) {
+inline float unary_f(float v, float f0, float f1) {
   switch (U) {
     case U_RELU: return v > 0.f ? v : 0.f;
-    case U_CLIP: return std::min(std::max(v, p.f[0]), p.f[1]);
+    case U_CLIP: return std::min(std::max(v, f0), f1);
     case U_SIGMOID: return 1.f / (1.f + std::exp(-v));
-    case U_HSIG: return std::min(std::max(p.f[0] * v + p.f[1], 0.f), 1.f);
+    case U_HSIG: return std::min(std::max(f0 * v + f1, 0.f), 1.f);
     case U_HSWISH: return v * std::min(std::max(v * (1.f / 6.f) + 0.5f, 0.f), 1.f);
     case U_TANH: return std::tanh(v);
     case U_ERF: return std::erf(v);
@@ -95,8 +95,9 @@ void unary_run(OpCtx& c) {
     for_ranges(c, n, 8, [&](int, int64_t b, int64_t e) { vmath::map<vfn < 0 ? 0 : vfn>(a + b, o + b, e - b); });
     return;
   }
+  const float f0 = p.f[0], f1 = p.f[1];  // locals: stores to o cannot alias them (the loop vectorizes)
   auto body = [&](int, int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) o[i] = unary_f<U>(a[i], p);
+    for (int64_t i = b; i < e; ++i) o[i] = unary_f<U>(a[i], f0, f1);
   };
   for_ranges(c, n, 1, body);
 }

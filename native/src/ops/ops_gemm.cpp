@@ -173,7 +173,8 @@ using KernFn = void (*)(const GemmArgs&, const float*, const float*, int64_t, in
 const KernFn kKernAvx2[MR + 1] = {nullptr, kern_avx2<1>, kern_avx2<2>, kern_avx2<3>, kern_avx2<4>, kern_avx2<5>, kern_avx2<6>};
 
 // Panels [p0, p1) of the blocked GEMM (B packed per K block into `panel`).
-__attribute__((target("avx2,fma"))) void panels_avx2(const GemmArgs& g, int64_t p0, int64_t p1, float* panel) {
+__attribute__((target("avx2,fma"))) void panels_avx2(const GemmArgs& g, int64_t p0, int64_t p1, int64_t mb, int64_t me,
+                                                     float* panel) {
   alignas(32) float colbias[kGroup][16];
   // Pack up to kGroup neighbouring panels of the K block (in L2) and run each 6-row tile of A over
   // all of them: the A tile stays in L1, the B panels stream sequentially from L2, and each row of
@@ -190,8 +191,8 @@ __attribute__((target("avx2,fma"))) void panels_avx2(const GemmArgs& g, int64_t 
           for (int64_t j = 0; j < NR; ++j) colbias[q][j] = j < nr ? g.bias[n0 + j] : 0.f;
       }
       const bool first = k0 == 0, last = k0 + KC >= g.K;
-      for (int64_t m0 = 0; m0 < g.M; m0 += MR) {
-        const int64_t mr = std::min(MR, g.M - m0);
+      for (int64_t m0 = mb; m0 < me; m0 += MR) {
+        const int64_t mr = std::min(MR, me - m0);
         for (int64_t q = 0; q < np; ++q) {
           const int64_t n0 = (pg + q) * NR, nr = std::min(NR, g.N - n0);
           kKernAvx2[mr](g, g.A + m0 * g.lda + k0, panel + q * kc * NR, kc, m0, n0, nr, first, last, colbias[q]);
@@ -288,10 +289,22 @@ const char* gemm(const GemmArgs& g, ThreadPool* pool, void* scratch, size_t scra
       return isa;
     }
     if (scratch_bytes < per * size_t(pool ? pool->size() : 1)) pool = nullptr;
-    parallel_ranges(pool, npanels, std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, g.M * g.K * NR)),
-                    [&](int tid, int64_t p0, int64_t p1) {
+    // Few panels (small maps: N = 49 is 4 panels) and many rows: items are (row block of kRowBlock,
+    // panel), so the work still splits evenly; each row block packs its own copy of the panel
+    // (~1/kRowBlock of its compute). The split depends only on the shape.
+    constexpr int64_t kRowBlock = 48;
+    const int64_t mblocks = npanels < 16 && g.M >= 2 * kRowBlock ? (g.M + kRowBlock - 1) / kRowBlock : 1;
+    const int64_t mstep = mblocks == 1 ? g.M : kRowBlock;
+    parallel_ranges(pool, npanels * mblocks,
+                    std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, mstep * g.K * NR)),
+                    [&](int tid, int64_t i0, int64_t i1) {
                       float* panel = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + tid * per + 63) & ~uintptr_t(63));
-                      panels_avx2(g, p0, p1, panel);
+                      for (int64_t i = i0; i < i1;) {  // runs of items in one row block
+                        const int64_t blk = i / npanels, p0 = i % npanels;
+                        const int64_t p1 = std::min(npanels, p0 + (i1 - i));
+                        panels_avx2(g, p0, p1, blk * mstep, std::min(g.M, (blk + 1) * mstep), panel);
+                        i += p1 - p0;
+                      }
                     });
     return isa;
   }

@@ -79,11 +79,25 @@ void matmul_run(OpCtx& c) {
     c.isa = gemm(g, c.pool, c.scratch, c.scratch_bytes);
     return;
   }
-  for (int64_t bi = 0; bi < batch; ++bi) {
+  auto one = [&](int64_t bi, ThreadPool* pool, void* scratch, size_t bytes) {
     GemmArgs g{M, N, K, A + (p.i[4] ? 0 : bi * M * K), K, B + (p.i[5] ? 0 : bi * K * N), N, false, C + bi * M * N, N,
                bias, bias ? 2 : 0, p.i[6], p.f[0], p.f[1]};
-    c.isa = gemm(g, c.pool, c.scratch, c.scratch_bytes);
+    return gemm(g, pool, scratch, bytes);
+  };
+  const size_t per = gemm_scratch_per_thread();
+  if (c.pool && batch > 1 && c.scratch_bytes >= per * size_t(op_threads(c))) {
+    // Batched (attention): whole GEMMs per thread, one parallel job instead of one per batch entry
+    // (each GEMM alone has only N/16 panels to split). The same code runs each GEMM, so the
+    // result is the same for any thread count.
+    const char* isa[kMaxThreads] = {nullptr};
+    for_ranges(c, batch, M * N * K, [&](int tid, int64_t b0, int64_t b1) {
+      for (int64_t bi = b0; bi < b1; ++bi) isa[tid] = one(bi, nullptr, static_cast<char*>(c.scratch) + size_t(tid) * per, per);
+    });
+    for (const char* s : isa)
+      if (s) c.isa = s;
+    return;
   }
+  for (int64_t bi = 0; bi < batch; ++bi) c.isa = one(bi, c.pool, c.scratch, c.scratch_bytes);
 }
 
 // ---- Gemm: Y = alpha * A' B' + beta * C (A' = A or A^T, B' = B or B^T) --------------------
@@ -185,10 +199,17 @@ void gap_run(OpCtx& c) {
   float* y = c.out[0]->f32();
   for_ranges(c, nc, hw, [&](int, int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
+      // 32 independent partial sums (vectorizable; one serial chain was latency-bound), then a
+      // fixed pairwise reduction: the same order on every ISA and for any thread count
       const float* r = x + i * hw;
-      float acc = 0.f;
-      for (int64_t j = 0; j < hw; ++j) acc += r[j];
-      y[i] = acc / float(hw);
+      float part[32] = {0.f};
+      int64_t j = 0;
+      for (; j + 32 <= hw; j += 32)
+        for (int l = 0; l < 32; ++l) part[l] += r[j + l];
+      for (int l = 0; j < hw; ++j, ++l) part[l] += r[j];
+      for (int w = 16; w >= 1; w /= 2)
+        for (int l = 0; l < w; ++l) part[l] += part[l + w];
+      y[i] = part[0] / float(hw);
     }
   });
 }
