@@ -14,6 +14,7 @@ import lowbit
 from lowbit import LowbitError
 from lowbit.export_api import prepare
 from lowbit.exporters.onnx_writer import ort_session
+from lowbit.ir import QuantWeight
 from lowbit.refexec import RefExecutor
 
 SCHEMES = ["fp32", "w8a8", "w8a8d", "w4a8-g32", "w4a8-g64-gptq", "w4a16-g128", "nf4a8-g64", "fp4a8-g32",
@@ -85,9 +86,10 @@ def test_smooth_default_is_matmul_inputs_of_static_schemes(mlp_onnx, mlp_feeds, 
     # default: w8a8 (static per-tensor activations) smooths MatMul inputs with outlier channels ...
     _, q, _, rep = prepare(mlp_onnx, scheme="w8a8", calib=mlp_feeds, progress=False)
     assert {r["node"]: r["smooth"] for r in rep["layers"]}["fc1"]  # fc1: outlier channel 3
-    # ... but not Conv inputs, and not the dynamic-activation schemes (their GPTQ/RTN results stay as they were)
+    # ... but not Conv inputs behind a ReLU, and not the dynamic-activation schemes (their GPTQ/RTN results
+    # stay as they were)
     _, q, _, _ = prepare(convnet_onnx, scheme="w8a8", calib=convnet_feeds, progress=False)
-    assert all(n.attrs["act_quant"].smooth is None for n in q.nodes if n.op == "Conv")
+    assert all(n.attrs["act_quant"].smooth is None for n in q.nodes if n.op == "Conv" and "act_quant" in n.attrs)
     _, q, _, _ = prepare(mlp_onnx, scheme="w8a8d", calib=mlp_feeds, progress=False)
     assert all(n.attrs["act_quant"].smooth is None for n in q.nodes if "act_quant" in n.attrs)
     with pytest.raises(LowbitError, match="smooth="):
@@ -211,3 +213,49 @@ def test_lbpk_export_fp32_runs_and_refusal_leaves_nothing(mlp_onnx, mlp_feeds, t
         assert "--keep-float" in str(exc)
         assert not (tmp_path / "q.lbpk").exists()
         assert sorted(p.name for p in tmp_path.iterdir()) == ["m.lbpk"]
+
+
+def test_model_input_stays_float_unless_int8_holds_it(convnet_onnx, convnet_feeds):
+    # the convnet's input is Gaussian noise: int8 cannot hold it, so its first conv keeps a float input
+    _, q, _, rep = prepare(convnet_onnx, scheme="w8a8", calib=convnet_feeds, progress=False)
+    conv0 = next(n for n in q.nodes if n.name == "conv0")
+    assert "act_quant" not in conv0.attrs and isinstance(q.initializers["w0"], QuantWeight)
+    assert {r["node"]: r["act"] for r in rep["layers"]} == {"conv0": "float", "dw1": "static", "fc": "static"}
+    # 8-bit pixels mapped by a fixed affine map ((p - 127) / 128, as EfficientNet-Lite's preprocessing)
+    # are exactly on an int8 grid: then the input is quantized, losslessly
+    rng = np.random.default_rng(3)
+    pix = [{"x": ((rng.integers(0, 256, (1, 3, 16, 16)) - 127) / 128).astype(np.float32)} for _ in range(8)]
+    _, q, _, _ = prepare(convnet_onnx, scheme="w8a8", calib=pix, progress=False)
+    aq = next(n for n in q.nodes if n.name == "conv0").attrs["act_quant"]
+    from lowbit.refexec import quantize_activation
+    x = pix[0]["x"]
+    np.testing.assert_allclose(quantize_activation(x, aq, 1), x, atol=1e-7)
+
+
+def test_small_k_layers_get_hessian_rounding(convnet_onnx, convnet_feeds):
+    # w8a8 (round to nearest) still rounds the small-K layers (first conv K=27, depthwise K=9) with GPTQ
+    _, _, _, rep = prepare(convnet_onnx, scheme="w8a8", calib=convnet_feeds, progress=False)
+    algo = {r["node"]: r["algo"] for r in rep["layers"]}
+    assert algo["conv0"] == "gptq" and algo["dw1"] == "gptq" and algo["fc"] == "rtn"
+
+
+def test_gptq_per_row_is_gptq_with_each_rows_hessian():
+    from lowbit.quant.gptq import gptq_per_row, gptq_quantize
+    from lowbit.quant.weights import quantize_rtn
+
+    rng = np.random.default_rng(0)
+    n, k = 6, 9
+    w = rng.standard_normal((n, k)).astype(np.float32)
+    # strongly correlated inputs, like the pixels of a smooth image patch
+    x = rng.standard_normal((n, 400, 1)) + 0.1 * rng.standard_normal((n, 400, k))
+    h = 2 * np.matmul(x.transpose(0, 2, 1), x) / 400
+    h[2] = 0.0  # a dead channel: plain rounding
+    got = gptq_per_row(w, h)
+    rtn = quantize_rtn(w, "int8", 0)
+    np.testing.assert_array_equal(got.q[2], rtn.q[2])
+    err = lambda qw, i: (qw.dequantize()[i] - w[i]) @ h[i] @ (qw.dequantize()[i] - w[i])  # noqa: E731
+    for i in (0, 1, 3, 4, 5):
+        ref = gptq_quantize(w[i:i + 1], h[i], "int8", 0)
+        np.testing.assert_array_equal(got.q[i], ref.q[0])
+        np.testing.assert_allclose(got.scale[i], ref.scale[0])
+    assert sum(err(got, i) for i in range(n)) < 0.5 * sum(err(rtn, i) for i in range(n))

@@ -19,6 +19,7 @@ from lowbit.ir import ActQuant, Graph, Node
 SAMPLE_PER_BATCH = 4096
 SAMPLE_MAX = 1 << 17
 HESSIAN_ROWS_PER_BATCH = 4096
+DW_HESSIAN_POSITIONS = 1024  # per calibration batch: a depthwise channel's Hessian is only kh*kw square
 
 
 @dataclass
@@ -32,6 +33,9 @@ class TensorStats:
     hcount: int = 0
     chansum: Optional[np.ndarray] = None  # per-channel sum (for bias correction)
     chancount: int = 0
+    # depthwise convs: one Hessian per channel, [C, kh*kw, kh*kw] (sum of patch outer products)
+    dwh_sum: Optional[np.ndarray] = None
+    dwh_count: int = 0
 
     @property
     def chanmean(self) -> Optional[np.ndarray]:
@@ -45,6 +49,11 @@ class TensorStats:
     def hessian(self) -> Optional[np.ndarray]:
         return None if self.hsum is None else (2.0 * self.hsum / max(self.hcount, 1))
 
+    @property
+    def dw_hessian(self) -> Optional[np.ndarray]:
+        """Per-channel Hessians [C, kh*kw, kh*kw] of a depthwise conv's input (2 X_c^T X_c / n)."""
+        return None if self.dwh_sum is None else (2.0 * self.dwh_sum / max(self.dwh_count, 1))
+
 
 def progress(iterable, desc: str, total: Optional[int] = None, enabled: bool = True):
     if not enabled:
@@ -56,17 +65,46 @@ def progress(iterable, desc: str, total: Optional[int] = None, enabled: bool = T
     return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True)
 
 
-def _rows(x: np.ndarray, node: Node, graph: Graph) -> np.ndarray:
-    """The rows of the layer's reduction input: [M, K] for MatMul, im2col rows for a Conv."""
-    if node.op == "Conv":
-        from lowbit import refexec  # noqa: PLC0415
+def is_depthwise(node: Node, graph: Graph) -> bool:
+    """A Conv with one input channel per group and one output channel per group (weight [C, 1, kh, kw])."""
+    if node.op != "Conv":
+        return False
+    w = graph.initializers.get(node.inputs[1])
+    shape = getattr(w, "orig_shape", None) or getattr(w, "shape", ())
+    grp = node.attrs.get("group", 1)
+    return len(shape) == 4 and grp > 1 and shape[1] == 1 and shape[0] == grp
 
-        w = graph.initializers[node.inputs[1]]
-        wshape = getattr(w, "orig_shape", None) or w.shape
-        k, strides, dil, pads = refexec.conv_params(node, x.shape, wshape)
-        cols = refexec._im2col(x, k, strides, dil, pads)  # [N, C, kh, kw, OH, OW]
-        n, c, kh, kw, oh, ow = cols.shape
-        return np.ascontiguousarray(cols.transpose(0, 4, 5, 1, 2, 3)).reshape(-1, c * kh * kw)
+
+def _patches(x: np.ndarray, node: Node, graph: Graph, rng=None, limit: int = 0) -> np.ndarray:
+    """im2col of a Conv's input at (at most ``limit`` random) output positions: [N, P, C, kh*kw]."""
+    from lowbit import refexec  # noqa: PLC0415
+
+    w = graph.initializers[node.inputs[1]]
+    wshape = getattr(w, "orig_shape", None) or w.shape
+    k, strides, dil, pads = refexec.conv_params(node, x.shape, wshape)
+    n, c, h, wd = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
+    oh = (h + pads[0] + pads[2] - (k[0] - 1) * dil[0] - 1) // strides[0] + 1
+    ow = (wd + pads[1] + pads[3] - (k[1] - 1) * dil[1] - 1) // strides[1] + 1
+    pos = np.arange(oh * ow) if not limit or oh * ow <= limit else np.sort(rng.choice(oh * ow, limit, replace=False))
+    ys, xs = (pos // ow) * strides[0], (pos % ow) * strides[1]
+    taps = [xp[:, :, ys + i * dil[0], xs + j * dil[1]] for i in range(k[0]) for j in range(k[1])]  # [N, C, P] each
+    return np.stack(taps, axis=-1).transpose(0, 2, 1, 3)  # [N, P, C, kh*kw]
+
+
+def _dw_patches(x: np.ndarray, node: Node, graph: Graph, rng, limit: int) -> np.ndarray:
+    """Per-channel patches of a depthwise conv's input: [C, N*P, kh*kw]."""
+    p = _patches(x, node, graph, rng, limit)
+    n, npos, c, kk = p.shape
+    return np.ascontiguousarray(p.transpose(2, 0, 1, 3)).reshape(c, n * npos, kk)
+
+
+def _rows(x: np.ndarray, node: Node, graph: Graph, rng=None, limit: int = 0) -> np.ndarray:
+    """The rows of the layer's reduction input: [M, K] for MatMul, im2col rows for a Conv (at
+    most ``limit`` random output positions per image when ``limit``), K ordered (C, kh, kw)."""
+    if node.op == "Conv":
+        p = _patches(x, node, graph, rng, limit)
+        return np.ascontiguousarray(p).reshape(-1, p.shape[2] * p.shape[3])
     return x.reshape(-1, x.shape[-1])
 
 
@@ -89,9 +127,19 @@ def collect(graph: Graph, feeds: List[Dict[str, np.ndarray]], nodes: List[Node],
     if not feeds:
         raise LowbitError("this scheme needs calibration data (calib=... / --calib PATH)")
     sess = ort_session(graph, threads=2, extra_outputs=extra)
-    out_names = [o.name for o in sess.get_outputs()]
     rng = np.random.default_rng(seed)
     pending: Dict[str, List[np.ndarray]] = {}
+    from lowbit.quant.gptq import _one_blas_thread  # noqa: PLC0415
+
+    with _one_blas_thread():  # many small GEMMs: multi-threaded BLAS only spins on a shared machine
+        _collect_loop(sess, feeds, stats, by_tensor, graph, transforms, want_hessian, pending, rng, show_progress)
+        for t, rows in pending.items():
+            _flush(stats[t], rows)
+    return stats
+
+
+def _collect_loop(sess, feeds, stats, by_tensor, graph, transforms, want_hessian, pending, rng, show_progress):
+    out_names = [o.name for o in sess.get_outputs()]
     for feed in progress(feeds, "calibrating", len(feeds), show_progress):
         res = dict(zip(out_names, sess.run(None, feed)))
         res.update({k: v for k, v in feed.items() if k in stats})
@@ -117,16 +165,18 @@ def collect(graph: Graph, feeds: List[Dict[str, np.ndarray]], nodes: List[Node],
             cs = x.sum(axis=red, dtype=np.float64)
             st.chansum = cs if st.chansum is None else st.chansum + cs
             st.chancount += x.size // x.shape[ax]
-            if t in want_hessian:
-                rows = _rows(x, by_tensor[t], graph)
+            if t in want_hessian and is_depthwise(by_tensor[t], graph):
+                p = _dw_patches(x, by_tensor[t], graph, rng, DW_HESSIAN_POSITIONS // x.shape[0])
+                hs = np.matmul(p.transpose(0, 2, 1), p).astype(np.float64)  # float32 GEMMs, summed in float64
+                st.dwh_sum = hs if st.dwh_sum is None else st.dwh_sum + hs
+                st.dwh_count += p.shape[1]
+            elif t in want_hessian:
+                rows = _rows(x, by_tensor[t], graph, rng, HESSIAN_ROWS_PER_BATCH // x.shape[0])
                 if rows.shape[0] > HESSIAN_ROWS_PER_BATCH:
                     rows = rows[rng.choice(rows.shape[0], HESSIAN_ROWS_PER_BATCH, replace=False)]
                 pending.setdefault(t, []).append(rows)
                 if sum(r.shape[0] for r in pending[t]) >= HESSIAN_ROWS_PER_BATCH:
                     _flush(st, pending.pop(t))
-    for t, rows in pending.items():
-        _flush(stats[t], rows)
-    return stats
 
 
 def _flush(st: TensorStats, rows: List[np.ndarray]) -> None:
@@ -168,3 +218,13 @@ def static_act_quant(lo: float, hi: float, smooth: Optional[np.ndarray] = None) 
     scale = max((hi - lo) / 255.0, 1e-8)
     zp = int(np.clip(np.round(-128 - lo / scale), -128, 127))
     return ActQuant("static", 8, float(np.float32(scale)), zp, "tensor", 0, smooth)
+
+
+def on_grid(st: TensorStats, aq: ActQuant, tol: float = 1e-3) -> bool:
+    """Whether every sampled value of a tensor is exactly representable by the static quantizer
+    ``aq`` (e.g. 8-bit pixels mapped by a fixed affine preprocessing): then quantizing it is lossless."""
+    if aq.mode != "static" or aq.smooth is not None or not st.samples:
+        return False
+    v = st.sample().astype(np.float64) / aq.scale
+    return bool(np.all(np.abs(v - np.round(v)) <= tol) and
+                np.round(v).min() + aq.zero_point >= -128 and np.round(v).max() + aq.zero_point <= 127)

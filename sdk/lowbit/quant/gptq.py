@@ -113,3 +113,36 @@ def _gptq(w: np.ndarray, hessian: np.ndarray, fmt: str, group: int, *, damp: flo
     qw.outliers = outliers
     qw.float_ref = w
     return qw
+
+
+def gptq_per_row(w: np.ndarray, hessians: np.ndarray, *, damp: float = 0.01, act_order: bool = True,
+                 qmax: int = wq.QMAX["int8"]) -> QuantWeight:
+    """GPTQ for a layer whose output channels see different inputs (a depthwise conv: channel n
+    reads only input channel n), so each row has its own Hessian ``hessians[n]`` [K, K]. Symmetric
+    int8 per row (scale absmax / qmax), all rows at once: K is small (kh * kw)."""
+    w = np.asarray(w, np.float32)
+    n, k = w.shape
+    if hessians.shape != (n, k, k):
+        raise ValueError(f"per-row Hessians {hessians.shape} do not match the weight {w.shape}")
+    with _one_blas_thread():
+        scale = wq.group_scales(w, "int8", k, qmax=qmax).reshape(n).astype(np.float64)
+        H = np.array(hessians, np.float64, copy=True)
+        diag = np.einsum("nkk->nk", H)  # a view: writes go to H
+        diag[diag <= 0] = 1.0  # dead inputs (e.g. a channel that is always 0): plain rounding
+        diag += damp * diag.mean(axis=1, keepdims=True)
+        perm = np.argsort(-np.einsum("nkk->nk", H), axis=1, kind="stable") if act_order else \
+            np.broadcast_to(np.arange(k), (n, k))
+        Hp = np.take_along_axis(np.take_along_axis(H, perm[:, :, None], axis=1), perm[:, None, :], axis=2)
+        W = np.take_along_axis(w.astype(np.float64), perm, axis=1)
+        L = np.linalg.cholesky(Hp[:, ::-1, ::-1])
+        U = np.ascontiguousarray(np.linalg.inv(L)[:, ::-1, ::-1])  # H^-1 = U^T U, U upper
+        Q = np.zeros((n, k), np.float64)
+        for i in range(k):
+            Q[:, i] = np.clip(np.round(W[:, i] / scale), -qmax, qmax)
+            err = (W[:, i] - Q[:, i] * scale) / U[:, i, i]
+            W[:, i:] -= err[:, None] * U[:, i, i:]
+        codes = np.empty((n, k), np.int8)
+        np.put_along_axis(codes, perm, Q.astype(np.int8), axis=1)
+    qw = QuantWeight("int8", codes, scale.astype(np.float32).reshape(n, 1), k, algo="gptq")
+    qw.float_ref = w
+    return qw

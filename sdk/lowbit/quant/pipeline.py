@@ -20,7 +20,7 @@ from lowbit import LowbitError
 from lowbit.ir import ActQuant, Graph, Node, QuantWeight
 from lowbit.quant import calibrate as cal
 from lowbit.quant import weights as wq
-from lowbit.quant.gptq import gptq_quantize
+from lowbit.quant.gptq import gptq_per_row, gptq_quantize
 from lowbit.quant.schemes import Scheme, parse_scheme
 
 log = logging.getLogger("lowbit.quant")
@@ -51,6 +51,11 @@ class QuantOptions:
     gptq_block: int = 128
     progress: bool = True
     bias_correction: bool = True
+    # int8 layers with a reduction of at most this many inputs (depthwise convs, an image model's
+    # first conv) get GPTQ rounding even in RTN schemes when there is calibration data: it costs
+    # next to nothing there and those layers' errors are the ones a network amplifies (see
+    # docs/quantization.md, EfficientNet-Lite0). 0 turns it off.
+    gptq_max_k: int = 32
 
 
 def _weight_nk(node: Node, w: np.ndarray):
@@ -133,6 +138,7 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
     need_stats = scheme.act_mode == "static" or scheme.algo in ("gptq", "kmeans") or smooth_mode(opts.smooth) == "all" \
         or opts.budget_bits is not None or (opts.bias_correction and bool(feeds))
     need_hessian = scheme.algo in ("gptq", "kmeans") or opts.budget_bits is not None
+    small_k = {n.name for n in layers if _small_k_gptq(n, q, scheme, opts)} if feeds else set()
     if need_stats and not feeds:
         raise LowbitError(f"scheme {scheme.name}" + (" with --smooth" if smooth_mode(opts.smooth) == "all" else "") +
                           " needs calibration data (calib=... / --calib PATH)")
@@ -142,17 +148,18 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
     st0: Dict[str, cal.TensorStats] = {}
     smode = smooth_mode(opts.smooth)
     if smode == "auto":
-        smode = "matmul" if scheme.act_mode == "static" and any(n.op == "MatMul" for n in layers) else "off"
+        smode = "auto" if scheme.act_mode == "static" else "off"
     elif smode == "all" and scheme.act_mode is None:
         log.warning("--smooth only helps with quantized activations; ignored for %s", scheme.name)
         smode = "off"
     if smode != "off" and layers:
-        st0 = cal.collect(graph, feeds, layers, want_chanmax=True, show_progress=opts.progress)
+        cand = [n for n in layers if smode == "all" or n.op == "MatMul" or
+                (n.op == "Conv" and n.attrs.get("group", 1) == 1 and not _model_input(q, n.inputs[0]))]
+        st0 = cal.collect(graph, feeds, cand, want_chanmax=True, show_progress=opts.progress) if cand else {}
         for tensor, nodes in shared.items():
-            if nodes[0].op == "ConvTranspose" or any(n.op != nodes[0].op for n in nodes):
+            if tensor not in st0 or nodes[0].op == "ConvTranspose" or any(n.op != nodes[0].op for n in nodes):
                 continue
-            if smode == "matmul" and (nodes[0].op != "MatMul" or
-                                      (_outlier_ratio(st0.get(tensor)) or 0) < AUTO_SMOOTH_MIN_RATIO):
+            if smode == "auto" and not _auto_smooth(nodes[0], st0[tensor]):
                 continue
             wmax = None
             for n in nodes:
@@ -186,12 +193,13 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
     # 2. statistics (on the smoothed activations) + Hessians
     stats: Dict[str, cal.TensorStats] = {}
     if need_stats and layers:
-        hess = {n.inputs[0] for n in layers if n.op == "MatMul" or (n.op == "Conv" and n.attrs.get("group", 1) == 1)} \
-            if need_hessian else set()
+        hess = {n.inputs[0] for n in layers if n.op == "MatMul" or (n.op == "Conv" and n.attrs.get("group", 1) == 1)
+                or (scheme.algo == "gptq" and cal.is_depthwise(n, q))} if need_hessian else set()
+        hess |= {n.inputs[0] for n in layers if n.name in small_k}
         stats = cal.collect(graph, feeds, layers, want_hessian=hess, transforms=smooth, show_progress=opts.progress)
 
     # raw (unsmoothed) per-channel maxima: how bad the activation outliers of each layer are
-    st0_all = st0 if st0 else stats
+    st0_all = {**stats, **st0}
 
     # 3. mixed precision for a bits budget
     bits_of: Dict[str, int] = {}
@@ -217,7 +225,11 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
         H = st.hessian if st is not None else None
         if H is not None and H.shape[0] != wnk.shape[1]:
             H = None
-        if scheme.algo == "gptq" and H is not None:
+        Hdw = st.dw_hessian if st is not None and fmt == "int8" and cal.is_depthwise(n, q) else None
+        if Hdw is not None and Hdw.shape == (wnk.shape[0], wnk.shape[1], wnk.shape[1]) and opts.sparse_outliers <= 0 \
+                and (scheme.algo == "gptq" or n.name in small_k):
+            qw = gptq_per_row(wnk, Hdw, damp=opts.gptq_damp, act_order=opts.act_order)
+        elif H is not None and (scheme.algo == "gptq" or (n.name in small_k and fmt == "int8")):
             qw = gptq_quantize(wnk, H, fmt, g, damp=opts.gptq_damp, act_order=opts.act_order,
                                block=opts.gptq_block, sparse_pct=opts.sparse_outliers)
         else:
@@ -259,14 +271,24 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
             q.initializers[n.inputs[2]] = (bias - shift).astype(np.float32)
 
     # 6. activations
+    float_inputs = []
     for n in layers:
         s = smooth.get(n.inputs[0])
         if scheme.act_mode == "static":
             lo, hi = cal.act_range(stats[n.inputs[0]], opts.calib_method)
-            n.attrs["act_quant"] = cal.static_act_quant(lo, hi, s)
+            aq = cal.static_act_quant(lo, hi, s)
+            if _model_input(q, n.inputs[0]) and not cal.on_grid(stats[n.inputs[0]], aq):
+                # the model's own input (an image) that int8 cannot hold exactly stays float into
+                # its first layer (int8 weights, float activations): rounding it is the one error
+                # no later layer can undo, and first layers are small (see docs/quantization.md)
+                float_inputs.append(n.name)
+                continue
+            n.attrs["act_quant"] = aq
         elif scheme.act_mode == "dynamic":
             gran = "row" if n.op == "MatMul" else "tensor"
             n.attrs["act_quant"] = ActQuant("dynamic", 8, None, 0, gran, 0, s)
+    for r in report_layers:
+        r["act"] = "float" if r["node"] in float_inputs else (scheme.act_mode or "float")
     q.metadata["quantized_layers"] = report_layers
     q.metadata["kept_float"] = [n.name for n in graph.nodes if n.op in QUANT_OPS and
                                 n.name not in {r["node"] for r in report_layers}]
@@ -274,6 +296,32 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
         q.metadata["budget_bits"] = {"budget": opts.budget_bits, "bits": bits_of,
                                      "average": average_bits(q)}
     return q
+
+
+def _model_input(graph: Graph, tensor: str) -> bool:
+    """A graph input, or a graph input after a Pad (the padding of a first conv)."""
+    names = {t.name for t in graph.inputs}
+    if tensor in names:
+        return True
+    p = graph.producer(tensor)
+    return p is not None and p.op == "Pad" and bool(p.inputs) and p.inputs[0] in names
+
+
+def _auto_smooth(node: Node, st) -> bool:
+    """smooth="auto" (static int8 activations): MatMul inputs with outlier channels, and the inputs of
+    group-1 convs that take negative values (not behind a ReLU: the residual stream of a CNN, whose
+    per-channel ranges differ; measured on EfficientNet-Lite0, docs/quantization.md)."""
+    if node.op == "MatMul":
+        return (_outlier_ratio(st) or 0) >= AUTO_SMOOTH_MIN_RATIO
+    return node.op == "Conv" and st.lo < 0
+
+
+def _small_k_gptq(n: Node, graph: Graph, scheme: Scheme, opts: QuantOptions) -> bool:
+    """Whether an int8 layer of an RTN scheme gets GPTQ rounding for its small reduction size."""
+    if scheme.algo != "rtn" or scheme.wfmt != "int8" or not opts.gptq_max_k or n.op != "Conv":
+        return False
+    w = graph.initializers[n.inputs[1]]
+    return int(np.prod(w.shape[1:])) <= opts.gptq_max_k
 
 
 def smooth_mode(v) -> str:
