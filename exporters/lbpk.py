@@ -224,7 +224,7 @@ class _Lowering:
 
         def is_cand(op) -> bool:
             a = op["attrs"]
-            if op["kernel"] != "qconv2d_f32" or a.get("aq") != "static" or (len(op["inputs"]) > 4 and op["inputs"][4]):
+            if op["kernel"] != "qconv2d_f32" or a.get("aq") != "static":
                 return False
             if a.get("mode") == "depthwise":
                 return True
@@ -342,15 +342,28 @@ class _Lowering:
                 for j, v in enumerate(op["inputs"]):
                     if v:
                         users.setdefault(v, []).append((i, j))
-        qparams: Dict[int, Tuple[float, int]] = {}  # conv -> (scale, zero) of its int8 output
+        def qkey(k: int) -> Tuple[float, int, str]:
+            """How conv k quantizes its input: scale, zero point, per-channel smoothing multipliers
+            (its act_mul, 1 / smooth, as a [C] constant; "" for none)."""
+            a, ins = ops[k]["attrs"], ops[k]["inputs"]
+            mul = ""
+            if len(ins) > 4 and ins[4]:
+                mul = f"{ins[4]}.chan"
+                if mul not in self.consts:
+                    kk = int(np.prod(a["kernel_shape"])) if a["mode"] == "gemm" else 1
+                    self.consts[mul] = np.ascontiguousarray(np.asarray(self.consts[ins[4]], np.float32)
+                                                            .reshape(-1, kk)[:, 0])
+            return float(a["aq_scale"]), int(a["aq_zero"]), mul
+
+        qparams: Dict[int, Tuple[float, int, str]] = {}  # conv -> how its int8 output is quantized
         for i in sorted(chained):
             x = ops[i]["inputs"][0]
             p = prod.get(x)
             if p in chained:
-                qparams.setdefault(p, (float(ops[i]["attrs"]["aq_scale"]), int(ops[i]["attrs"]["aq_zero"])))
+                qparams.setdefault(p, qkey(i))
         res_values = set(residual.values())
         new_ops: List[Dict[str, Any]] = []
-        quantized: Dict[Tuple[str, float, int], str] = {}
+        quantized: Dict[Tuple[str, float, int, str], str] = {}
         for i, op in enumerate(ops):
             if i in removed:
                 continue
@@ -360,29 +373,29 @@ class _Lowering:
             a = dict(op["attrs"])
             x = op["inputs"][0]
             p = prod.get(x)
-            mine = (float(a["aq_scale"]), int(a["aq_zero"]))
+            mine = qkey(i)
             if p in chained and qparams.get(p) == mine:
                 xq = f"{x}.q8"
             else:
-                key = (x, mine[0], mine[1])
+                key = (x,) + mine
                 if key not in quantized:
                     qn = f"{x}.q8" if p not in chained else f"{x}.q8_{len(quantized)}"
                     quantized[key] = qn
                     new_ops.append({"name": f"{qn}.quantize", "op": "QuantizeLinear", "kernel": "quantize_nhwc_q8",
-                                    "inputs": [x], "outputs": [qn], "attrs": {"scale": mine[0], "zero": mine[1]}})
+                                    "inputs": [x] + ([mine[2]] if mine[2] else []), "outputs": [qn],
+                                    "attrs": {"scale": mine[0], "zero": mine[1]}})
                 xq = quantized[key]
             v = op["outputs"][0]
             kinds, names = [], []
             if i in qparams:
                 kinds.append("q8")
                 names.append(f"{v}.q8")
-                a["oq_scale"], a["oq_zero"] = qparams[i]
+                a["oq_scale"], a["oq_zero"] = qparams[i][:2]
             if v in res_values:
                 kinds.append("f32_nhwc")
                 names.append(f"{v}.nhwc")
             other = v in outs or any(
-                not (k in chained and j == 0 and qparams.get(i) == (float(ops[k]["attrs"]["aq_scale"]),
-                                                                    int(ops[k]["attrs"]["aq_zero"])))
+                not (k in chained and j == 0 and qparams.get(i) == qkey(k))
                 and not (j == 4 and k in residual)
                 for k, j in users.get(v, []))
             if other or not kinds:
@@ -405,6 +418,9 @@ class _Lowering:
             if i in post:  # inputs 5...: the per-channel constants of the folded elementwise ops
                 a["post"] = post[i][0]
                 ins += post[i][1]
+            if i in qparams and qparams[i][2]:  # the next convs' smoothing multipliers, before requantizing
+                a["oq_mul"] = len(ins) if len(ins) >= 5 else 5
+                ins += [""] * (5 - len(ins)) + [qparams[i][2]]
             while ins and not ins[-1]:
                 ins.pop()
             new_ops.append(dict(op, kernel="qconv2d_nhwc_q8", inputs=ins, outputs=names, attrs=a))

@@ -28,9 +28,10 @@ class _Builder:
     def __init__(self, seed, qmax=None):
         self.rng = np.random.default_rng(seed)
         self.qmax = qmax  # 63: 7-bit weight codes (the gemm_q7 kernels)
+        self.smooth = False  # convs marked smooth=True get --smooth divisors (act_mul) when set
         self.nodes, self.inits, self.k = [], {}, 0
 
-    def conv(self, x, C, O, k, stride=1, pad=None, dil=1, dw=False, act=None, scale=None, zero=None):
+    def conv(self, x, C, O, k, stride=1, pad=None, dil=1, dw=False, act=None, scale=None, zero=None, smooth=False):
         r = self.rng
         self.k += 1
         n = f"c{self.k}"
@@ -40,7 +41,8 @@ class _Builder:
         qw.orig_shape = w.shape
         pads = pad if isinstance(pad, list) else [k // 2 * dil] * 4 if pad is None else [pad] * 4
         aq = ActQuant("static", 8, float(np.float32(scale or r.uniform(0.02, 0.06))),
-                      int(zero if zero is not None else r.integers(-20, 21)))
+                      int(zero if zero is not None else r.integers(-20, 21)),
+                      smooth=r.uniform(0.5, 2.0, C).astype(np.float32) if smooth and self.smooth else None)
         self.inits[f"{n}.w"] = qw
         self.inits[f"{n}.b"] = (0.1 * r.standard_normal(O)).astype(np.float32)
         self.nodes.append(Node("Conv", n, [x, f"{n}.w", f"{n}.b"], [f"{n}.y"],
@@ -70,13 +72,14 @@ class _Builder:
                      [TensorInfo(o, "float32", None) for o in outs], self.inits)
 
 
-def _mobile_chain(H=23, W=19, seed=0, qmax=None):
+def _mobile_chain(H=23, W=19, seed=0, qmax=None, smooth=False):
     b = _Builder(seed, qmax)
-    y = b.conv("x", 3, 24, 3, stride=2, pad=[0, 0, 1, 1], act="clip")        # stem, channel stride 3
+    b.smooth = smooth  # act_mul on the stem, a 1x1, a depthwise, the 3x3 gemm and the other-scale conv
+    y = b.conv("x", 3, 24, 3, stride=2, pad=[0, 0, 1, 1], act="clip", smooth=True)  # stem, channel stride 3
     y = b.conv(y, 24, 24, 3, dw=True, act="clip")                            # dw 3x3 s1
     r0 = b.conv(y, 24, 16, 1)                                                # 1x1, padded stride in place
-    y = b.conv(r0, 16, 48, 1, act="clip")
-    y = b.conv(y, 48, 48, 3, dw=True, act="clip")
+    y = b.conv(r0, 16, 48, 1, act="clip", smooth=True)
+    y = b.conv(y, 48, 48, 3, dw=True, act="clip", smooth=True)
     y = b.add(b.conv(y, 48, 16, 1), r0)                                      # residual
     y2 = b.add(b.conv(b.conv(b.conv(y, 16, 40, 1, act="hardswish"), 40, 40, 5, dw=True, act="relu"), 40, 16, 1), y)
     y = b.conv(y2, 16, 20, 1, act="relu")                                    # odd channels (stride 32)
@@ -85,8 +88,8 @@ def _mobile_chain(H=23, W=19, seed=0, qmax=None):
     y = b.conv(y, 8, 8, 3, dil=2, dw=True)                                   # dilation 2, narrow dw
     y = b.conv(y, 8, 37, 1, act="clip")                                      # 1x1 through im2col
     y = b.conv(y, 37, 37, 5, stride=2, dw=True, act="relu")
-    z = b.conv(y, 37, 24, 3, stride=1, act="hardswish")                      # 3x3 gemm on NHWC im2col
-    w = b.conv(y, 37, 12, 1, scale=0.11, zero=3)                             # same input, other scale
+    z = b.conv(y, 37, 24, 3, stride=1, act="hardswish", smooth=True)         # 3x3 gemm on NHWC im2col
+    w = b.conv(y, 37, 12, 1, scale=0.11, zero=3, smooth=True)                # same input, other scale
     return b.graph(("N", 3, "H", "W"), [z, w, y2]), (1, 3, H, W)
 
 
@@ -96,9 +99,12 @@ def _packages(gr, tmp_path):
     return new, old
 
 
-@pytest.mark.parametrize("hw", [(23, 19, None), (64, 70, 63)])  # small maps / several tiles, 7-bit weights
+@pytest.mark.parametrize("hw", [(23, 19, None, False), (64, 70, 63, False), (31, 29, None, True)])  # 7-bit, smooth
 def test_chain_bitwise_equal_to_unchained(tmp_path, hw):
-    gr, shape = _mobile_chain(*hw)
+    gr, shape = _mobile_chain(hw[0], hw[1], qmax=hw[2], smooth=hw[3])
+    if hw[3]:  # --smooth multipliers: applied where the int8 input is made (producer epilogue / entry)
+        ops = runtime_ops(gr)
+        assert any("oq_mul" in o["attrs"] for o in ops) and len(ops[0]["inputs"]) == 2
     new, old = _packages(gr, tmp_path)
     kernels = [o["kernel"] for o in lowbit.load(new).manifest["ops"]]
     assert kernels.count("qconv2d_nhwc_q8") == 17 and "qconv2d_f32" not in kernels, kernels
@@ -145,7 +151,7 @@ print(sorted({e["isa"] for e in s.profile_events() if "nhwc" in e["kernel"]}))
 def test_chain_scalar_path_bitwise_equal(tmp_path):
     """The scalar references (LOWBIT_ISA=scalar: depthwise, requantization, quantize, GEMM) and the
     AVX2 path give the same bits."""
-    gr, shape = _mobile_chain(41, 37, seed=3, qmax=63)
+    gr, shape = _mobile_chain(41, 37, seed=3, qmax=63, smooth=True)
     new, _ = _packages(gr, tmp_path)
     x = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
     np.save(tmp_path / "x.npy", x)

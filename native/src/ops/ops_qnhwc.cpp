@@ -83,6 +83,43 @@ __attribute__((target("avx2,fma"))) void requant_row_avx2(const float* v, int64_
 #endif
 using RequantFn = void (*)(const float*, int64_t, int64_t, float, float, int8_t*);
 
+// The same with smoothing multipliers (the consumer's act_mul = 1 / smooth): q of v[i] * mv[i]
+// (mv per element) or of v[i] * ms (one multiplier), multiplied first, then by 1/s, as the
+// activation quantizer does with its `mul`.
+void requant_mul_scalar(const float* v, const float* mv, float ms, int64_t n, int64_t ns, float inv, float zf,
+                        int8_t* q) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = mv ? v[i] * mv[i] : v[i] * ms;
+    float r = std::nearbyint(x * inv) + zf;
+    r = r > -128.f ? r : -128.f;
+    r = r < 127.f ? r : 127.f;
+    q[i] = int8_t(int(r));
+  }
+  for (int64_t i = n; i < ns; ++i) q[i] = 0;
+}
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) void requant_mul_avx2(const float* v, const float* mv, float ms, int64_t n,
+                                                           int64_t ns, float inv, float zf, int8_t* q) {
+  const __m256 vinv = _mm256_set1_ps(inv), vz = _mm256_set1_ps(zf), vms = _mm256_set1_ps(ms);
+  const __m256 lo = _mm256_set1_ps(-128.f), hi = _mm256_set1_ps(127.f);
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256i r[4];
+    for (int j = 0; j < 4; ++j) {
+      const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(v + i + 8 * j), mv ? _mm256_loadu_ps(mv + i + 8 * j) : vms);
+      __m256 a = _mm256_round_ps(_mm256_mul_ps(x, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      a = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(a, vz), lo), hi);
+      r[j] = _mm256_cvtps_epi32(a);
+    }
+    const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i),
+                        _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  }
+  requant_mul_scalar(v + i, mv ? mv + i : nullptr, ms, n - i, ns - i, inv, zf, q + i);
+}
+#endif
+using RequantMulFn = void (*)(const float*, const float*, float, int64_t, int64_t, float, float, int8_t*);
+
 // ---- quantize_nhwc_q8: f32 NCHW -> i8 NHWC ---------------------------------------------------
 // params: i[0..3] N C H W, i[4] Cs, i[5] zero; f[0] scale
 constexpr int64_t kQBlock = 64;  // pixels per block
@@ -102,6 +139,11 @@ lb_status quant_infer(OpCtx& c) {
     c.err = "needs scale > 0 and zero in [-128, 127]";
     return LB_ERR_UNSUPPORTED;
   }
+  const Tensor* mul = c.in.size() > 1 ? c.in[1] : nullptr;
+  if (mul && (!mul->data || mul->dtype != DType::F32 || mul->numel() != p.i[1])) {
+    c.err = "input 1 (smoothing multipliers) must be " + std::to_string(p.i[1]) + " constant f32 values";
+    return LB_ERR_SHAPE;
+  }
   c.out[0]->dtype = DType::I8;
   c.out[0]->shape = {p.i[0], p.i[2], p.i[3], p.i[4]};
   c.scratch_bytes = al64(size_t(p.i[1] * kQBlock + kQBlock)) * size_t(op_threads(c));
@@ -116,10 +158,12 @@ void quant_run(OpCtx& c) {
   const float* x = c.in[0]->f32();
   int8_t* y = static_cast<int8_t*>(c.out[0]->data);
   RequantFn rq = requant_row_scalar;
+  RequantMulFn rqm = requant_mul_scalar;
 #if defined(__x86_64__)
-  if (use_avx2()) rq = requant_row_avx2;
+  if (use_avx2()) rq = requant_row_avx2, rqm = requant_mul_avx2;
 #endif
   c.isa = rq == requant_row_scalar ? "scalar" : "avx2";
+  const float* mul = c.in.size() > 1 && c.in[1] ? c.in[1]->f32() : nullptr;
   const int64_t blocks = (HW + kQBlock - 1) / kQBlock;
   const size_t per = al64(size_t(C * kQBlock + kQBlock));
   char* base = static_cast<char*>(c.scratch);
@@ -127,7 +171,10 @@ void quant_run(OpCtx& c) {
     int8_t* tmp = reinterpret_cast<int8_t*>(base + size_t(tid) * per);  // [C][kQBlock]
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t n = b / blocks, p0 = (b % blocks) * kQBlock, np = std::min(kQBlock, HW - p0);
-      for (int64_t ch = 0; ch < C; ++ch) rq(x + (n * C + ch) * HW + p0, np, np, inv, zf, tmp + ch * kQBlock);
+      for (int64_t ch = 0; ch < C; ++ch) {
+        if (mul) rqm(x + (n * C + ch) * HW + p0, nullptr, mul[ch], np, np, inv, zf, tmp + ch * kQBlock);
+        else rq(x + (n * C + ch) * HW + p0, np, np, inv, zf, tmp + ch * kQBlock);
+      }
       for (int64_t i = 0; i < np; ++i) {
         int8_t* d = y + (n * HW + p0 + i) * Cs;
         int64_t ch = 0;
@@ -340,6 +387,16 @@ lb_status conv_infer(OpCtx& c) {
       t->dtype = DType::F32;
       t->shape = {N, O, OH, OW};
     }
+  }
+  p.f[4] = 0.f;  // input index of the next convs' smoothing multipliers [O] (0: none)
+  if (p.i[kOutQ] >= 0 && attr_int(a, "oq_mul", 0) > 0) {
+    const int64_t k = attr_int(a, "oq_mul", 0);
+    const Tensor* t = k >= 5 && size_t(k) < c.in.size() ? c.in[size_t(k)] : nullptr;
+    if (!t || !t->data || t->dtype != DType::F32 || t->numel() != O || k > 64) {
+      c.err = "oq_mul must name a constant f32 input (index >= 5) of " + std::to_string(O) + " values";
+      return LB_ERR_SHAPE;
+    }
+    p.f[4] = float(k);
   }
   if (p.i[kOutQ] >= 0) {
     p.f[3] = attr_float(a, "oq_scale", 0.f);
@@ -580,6 +637,8 @@ __attribute__((target("avx2"))) void flat_avx2(float* y, int64_t n, int kind, fl
 using FlatFn = void (*)(float*, int64_t, int, float, float);
 struct Outs {
   const std::vector<Tensor*>* in = nullptr;  // the op's inputs (post-step constants)
+  const float* qmul = nullptr;               // smoothing multipliers of the q8 output, or null
+  RequantMulFn rqm = nullptr;
   int8_t* q = nullptr;
   float* f = nullptr;  // f32 NHWC
   float* n = nullptr;  // f32 NCHW
@@ -628,7 +687,10 @@ void epilogue(const OpParams& p, const Outs& o, float* yt, int64_t P0, int64_t m
     for (int64_t j = 0; j < n; ++j) yt[j] = yt[j] + r[j];
   }
   if (o.f) std::memcpy(o.f + P0 * O, yt, size_t(n) * 4);
-  if (o.q) {
+  if (o.q && o.qmul) {
+    const float inv = 1.0f / p.f[3], zf = float(p.i[kZout]);
+    for (int64_t i = 0; i < m; ++i) o.rqm(yt + i * O, o.qmul, 0.f, O, Os, inv, zf, o.q + (P0 + i) * Os);
+  } else if (o.q) {
     const float inv = 1.0f / p.f[3], zf = float(p.i[kZout]);
     if (O == Os) rq(yt, n, n, inv, zf, o.q + P0 * Os);
     else
@@ -660,9 +722,11 @@ void conv_run(OpCtx& c) {
   const bool avx2 = use_avx2();
   RequantFn rq = requant_row_scalar;
   FlatFn flat = flat_scalar;
+  o.rqm = requant_mul_scalar;
 #if defined(__x86_64__)
-  if (avx2) rq = requant_row_avx2, flat = flat_avx2;
+  if (avx2) rq = requant_row_avx2, flat = flat_avx2, o.rqm = requant_mul_avx2;
 #endif
+  if (p.f[4] > 0.f) o.qmul = c.in[size_t(p.f[4])]->f32();
   const int64_t N = p.i[kN], H = p.i[kH], W = p.i[kW], Cs = p.i[kCs], C = p.i[kC], O = p.i[kO];
   const int64_t OH = p.i[kOH], OW = p.i[kOW], OHW = OH * OW, P = N * OHW, T = p.i[kT];
   const int64_t kh = p.i[kKh], kw = p.i[kKw], sh = p.i[kSh], sw = p.i[kSw], dh = p.i[kDh], dwl = p.i[kDw];
