@@ -3,6 +3,11 @@ run, one ORT run, repeated), medians and the ratio ORT/lowbit; optional per-op-t
 
     .venv/bin/python bench/fp32_runtime.py [--models effnet,minilm,det] [--threads 1,2] [--runs 15] [--profile]
     .venv/bin/python bench/fp32_runtime.py --op-best [--runs 20]
+    .venv/bin/python bench/fp32_runtime.py --cpu-time [--models ...] [--runs 15]
+
+--cpu-time: 1 thread only; times each run by the calling thread's CPU time (time.thread_time)
+instead of wall time, so time spent descheduled by other processes does not count (cache and
+memory-bandwidth contention still do). Both engines run their 1-thread work on the calling thread.
 
 --op-best: on a shared, loaded machine end-to-end times are dominated by preemption; this sums,
 over the ops, each op's best time in interleaved runs (lowbit's profile events against ONNX
@@ -87,9 +92,13 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--profile", action="store_true", help="per-op-type time of lowbit (1 thread)")
     ap.add_argument("--op-best", action="store_true", help="sum of per-op best times, lowbit vs ORT (1 thread)")
+    ap.add_argument("--cpu-time", action="store_true", help="1 thread, timed by thread CPU time (loaded machines)")
     args = ap.parse_args(argv)
     if args.op_best:
         return op_best(args.models.split(","), args.runs)
+    clock = time.perf_counter
+    if args.cpu_time:
+        args.threads, clock = "1", time.thread_time
     import onnxruntime as ort
 
     import lowbit
@@ -110,11 +119,11 @@ def main(argv=None) -> int:
             err = float(np.max(np.abs(a[ka] - b[0])) / (np.max(np.abs(b[0])) + 1e-30))
             lt, ot = [], []
             for _ in range(args.runs):
-                t0 = time.perf_counter(); s.run(feeds); t1 = time.perf_counter()
-                o.run(None, feeds); t2 = time.perf_counter()
+                t0 = clock(); s.run(feeds); t1 = clock()
+                o.run(None, feeds); t2 = clock()
                 lt.append((t1 - t0) * 1e3); ot.append((t2 - t1) * 1e3)
             lm, om = float(np.median(lt)), float(np.median(ot))
-            print(f"{name:32s} {t} thr  lowbit {lm:8.2f} ms  ort {om:8.2f} ms  ort/lowbit {om / lm:5.2f}x  "
+            print(f"{name:32s} {t} thr{' cpu' if args.cpu_time else ''}  lowbit {lm:8.2f} ms  ort {om:8.2f} ms  ort/lowbit {om / lm:5.2f}x  "
                   f"maxrel {err:.1e}", flush=True)
             if args.profile and t == int(args.threads.split(",")[0]):
                 s.enable_profiling(True)

@@ -102,7 +102,7 @@ __attribute__((target("avx2,fma"))) void tile_avx2(const float* A, int64_t lda, 
 // the first K block starts from the bias, later ones from C; the last one applies Relu/Clip/
 // HardSigmoid/HardSwish in registers (Sigmoid after the store). C is written directly (through
 // a small buffer for a partial panel).
-template <int R>
+template <int R, bool H = false>
 __attribute__((target("avx2,fma"))) void kern_avx2(const GemmArgs& g, const float* A, const float* panel, int64_t kc,
                                                    int64_t m0, int64_t n0, int64_t nr, bool first, bool last,
                                                    const float* colbias) {
@@ -138,12 +138,12 @@ __attribute__((target("avx2,fma"))) void kern_avx2(const GemmArgs& g, const floa
   }
   const int64_t lda = g.lda;
   for (int64_t k = 0; k < kc; ++k) {
-    const __m256 b0 = _mm256_loadu_ps(panel + k * NR), b1 = _mm256_loadu_ps(panel + k * NR + 8);
+    const __m256 b0 = _mm256_loadu_ps(panel + k * NR), b1 = H ? b0 : _mm256_loadu_ps(panel + k * NR + 8);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m256 a = _mm256_broadcast_ss(A + r * lda + k);
       c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
-      c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
+      if (!H) c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
     }
   }
   const bool act_in_reg = last && g.act != ACT_NONE && g.act != ACT_SIGMOID;
@@ -171,6 +171,9 @@ __attribute__((target("avx2,fma"))) void kern_avx2(const GemmArgs& g, const floa
 using KernFn = void (*)(const GemmArgs&, const float*, const float*, int64_t, int64_t, int64_t, int64_t, bool, bool,
                         const float*);
 const KernFn kKernAvx2[MR + 1] = {nullptr, kern_avx2<1>, kern_avx2<2>, kern_avx2<3>, kern_avx2<4>, kern_avx2<5>, kern_avx2<6>};
+// A panel with at most 8 columns (the edge of N = 49, 196, ...): half the FMAs, same sums.
+const KernFn kKern8Avx2[MR + 1] = {nullptr,          kern_avx2<1, true>, kern_avx2<2, true>, kern_avx2<3, true>,
+                                   kern_avx2<4, true>, kern_avx2<5, true>, kern_avx2<6, true>};
 
 // Panels [p0, p1) of the blocked GEMM (B packed per K block into `panel`).
 __attribute__((target("avx2,fma"))) void panels_avx2(const GemmArgs& g, int64_t p0, int64_t p1, int64_t mb, int64_t me,
@@ -195,7 +198,8 @@ __attribute__((target("avx2,fma"))) void panels_avx2(const GemmArgs& g, int64_t 
         const int64_t mr = std::min(MR, me - m0);
         for (int64_t q = 0; q < np; ++q) {
           const int64_t n0 = (pg + q) * NR, nr = std::min(NR, g.N - n0);
-          kKernAvx2[mr](g, g.A + m0 * g.lda + k0, panel + q * kc * NR, kc, m0, n0, nr, first, last, colbias[q]);
+          (nr <= 8 ? kKern8Avx2 : kKernAvx2)[mr](g, g.A + m0 * g.lda + k0, panel + q * kc * NR, kc, m0, n0, nr, first,
+                                                   last, colbias[q]);
         }
       }
       if (kc <= 0) break;
