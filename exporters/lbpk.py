@@ -204,7 +204,8 @@ class _Lowering:
     def int8_nhwc(self, only_chains: bool = False) -> None:
         """Rewrites chains of quantized convs with static int8 activations into int8 NHWC ops.
 
-        A ``qconv2d_f32`` (static ``aq``, no ``act_mul``; gemm mode with int8 weights, or depthwise)
+        A ``qconv2d_f32`` (static ``aq``; gemm mode with int8 weights, or depthwise; an ``act_mul`` is
+        applied by whoever makes its int8 input: attr ``oq_mul`` / quantize_nhwc_q8's input 1)
         that reads the output of another such conv, or whose output another one reads, becomes a
         ``qconv2d_nhwc_q8``: int8 NHWC in; out, per attr ``outs``, the int8 NHWC input of the next
         convs (requantized in the epilogue to their ``aq_scale``/``aq_zero``), f32 NHWC for a residual
