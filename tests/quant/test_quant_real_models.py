@@ -25,20 +25,29 @@ def test_efficientnet_lite0_w8a8_top1(effnet_onnx, images):
     calib = feeds[::6][:32]
     fg, qg, _, rep = prepare(effnet_onnx, scheme="w8a8", calib=calib, progress=False)
     fs, qs = ort_session(fg, 2), ort_session(qg, 2)
-    agree, top5 = 0, 0.0
+    agree, top5, gaps = [], 0.0, []
     for f in feeds:
         a, b = fs.run(None, f)[0][0], qs.run(None, f)[0][0]
-        agree += int(a.argmax() == b.argmax())
+        agree.append(a.argmax() == b.argmax())
         top5 += len(set(np.argsort(-a)[:5]) & set(np.argsort(-b)[:5])) / 5
-    print(f"\nEfficientNet-Lite0 w8a8: top-1 agreement {agree / len(feeds):.3f}, top-5 overlap {top5 / len(feeds):.3f}")
+        s = np.sort(a)
+        gaps.append(s[-1] - s[-2])
+    agree, gaps = np.array(agree), np.array(gaps)
+    clear = gaps >= CLEAR_GAP  # the better-conditioned subset: float's top-1 leads top-2 by >= 0.5 logits
+    print(f"\nEfficientNet-Lite0 w8a8: top-1 agreement {agree.mean():.3f}, top-5 overlap {top5 / len(feeds):.3f}; "
+          f"on the {clear.sum()} images with a clear float top-1: {agree[clear].mean():.3f}")
     assert len(feeds) >= 200
-    # measured 0.845 / 0.90 (docs/quantization.md); the 99 % target is not reached yet
-    assert agree / len(feeds) >= EFFNET_MIN_TOP1, (agree, top5 / len(feeds))
-    assert top5 / len(feeds) >= 0.85
+    # measured 0.895 / 0.928, clear subset 0.991 (docs/quantization.md); the 99 % is not reached
+    assert agree.mean() >= EFFNET_MIN_TOP1, (agree.mean(), top5 / len(feeds))
+    assert top5 / len(feeds) >= 0.90
+    assert clear.sum() >= 100 and agree[clear].mean() >= 0.98
     assert all(r["fmt"] == "int8" for r in rep["layers"]) and len(rep["layers"]) >= 50
+    # only the first conv keeps a float input (the image, off the int8 grid); the rest is int8 x int8
+    assert [r["node"] for r in rep["layers"] if r["act"] == "float"] == ["/_conv_stem/Conv"]
 
 
-EFFNET_MIN_TOP1 = 0.80
+EFFNET_MIN_TOP1 = 0.86
+CLEAR_GAP = 0.5
 
 
 @pytest.fixture(scope="module")

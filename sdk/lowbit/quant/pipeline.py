@@ -33,9 +33,9 @@ AUTO_SMOOTH_MIN_RATIO = 8.0
 
 @dataclass
 class QuantOptions:
-    # "auto" (default): smooth the inputs of MatMul layers when activations are static per-tensor int8
-    # (w8a8), where transformer outlier channels cost the most and smoothing costs nothing at run time;
-    # True / "all": every layer's input (Convs too, --smooth); False / "off": none.
+    # "auto" (default, static per-tensor int8 activations only, i.e. w8a8): the MatMul inputs with
+    # outlier channels (transformers) and the signed inputs of group-1 convs (a CNN's residual stream);
+    # smoothing costs nothing at run time. True / "all": every layer's input (--smooth); False / "off": none.
     smooth: Union[bool, str] = "auto"
     smooth_alpha: Optional[float] = None  # None: 0.8 for int8 weights, 0.5 below 8 bits
     sparse_outliers: float = 0.0  # percent
