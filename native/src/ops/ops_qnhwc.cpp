@@ -818,6 +818,7 @@ void conv_run(OpCtx& c) {
     lb_q8_meta* meta = reinterpret_cast<lb_q8_meta*>(s);
     s += al64(size_t(T) * sizeof(lb_q8_meta));
     int8_t* rows = reinterpret_cast<int8_t*>(s);
+    if (!direct) std::memset(rows, 0, size_t(T * kp));  // K padding: written once, the gather fills [0, K)
     for (int64_t i = 0; i < T; ++i) meta[i] = lb_q8_meta{sx, 0};
     lb_mm_args a = base;
     a.xm = meta;
@@ -832,8 +833,16 @@ void conv_run(OpCtx& c) {
           int8_t* d = rows + i * kp;
           const int64_t iy0 = oy * sh - pt, ix0 = ox * sw - pl;
           if (dwl == 1 && Cs == C && ix0 >= 0 && ix0 + kw <= W && iy0 >= 0 && iy0 + (kh - 1) * dh < H) {
-            for (int64_t ky = 0; ky < kh; ++ky, d += kw * C)  // a window row is kw * C contiguous bytes
-              std::memcpy(d, x + ((n * H + iy0 + ky * dh) * W + ix0) * Cs, size_t(kw * C));
+            const int64_t len = kw * C;  // a window row is kw * C contiguous bytes
+            for (int64_t ky = 0; ky < kh; ++ky, d += len) {
+              const int8_t* src = x + ((n * H + iy0 + ky * dh) * W + ix0) * Cs;
+              if (len >= 8 && len <= 16) {  // two overlapping 8-byte moves (the 3-channel stem: 9 bytes)
+                std::memcpy(d, src, 8);
+                std::memcpy(d + len - 8, src + len - 8, 8);
+              } else {
+                std::memcpy(d, src, size_t(len));
+              }
+            }
           } else
           for (int64_t ky = 0; ky < kh; ++ky) {
             const int64_t iy = oy * sh - pt + ky * dh;
@@ -843,7 +852,6 @@ void conv_run(OpCtx& c) {
               else std::memset(d, zin, size_t(C));
             }
           }
-          std::memset(rows + i * kp + K, 0, size_t(kp - K));
         }
         a.xq = rows;
       }
