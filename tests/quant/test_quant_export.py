@@ -237,6 +237,10 @@ def test_small_k_layers_get_hessian_rounding(convnet_onnx, convnet_feeds):
     _, _, _, rep = prepare(convnet_onnx, scheme="w8a8", calib=convnet_feeds, progress=False)
     algo = {r["node"]: r["algo"] for r in rep["layers"]}
     assert algo["conv0"] == "gptq" and algo["dw1"] == "gptq" and algo["fc"] == "rtn"
+    # 7-bit weights (codes in [-63, 63] for the u8 x s8 AVX2 GEMM) stay round-to-nearest
+    _, q, _, rep = prepare(convnet_onnx, scheme="w8a8", calib=convnet_feeds, progress=False, weight_bits7=True)
+    assert {r["algo"] for r in rep["layers"]} == {"rtn"}
+    assert max(int(np.abs(v.q).max()) for v in q.initializers.values() if isinstance(v, QuantWeight)) <= 63
 
 
 def test_gptq_per_row_is_gptq_with_each_rows_hessian():

@@ -318,8 +318,8 @@ def _auto_smooth(node: Node, st) -> bool:
 
 def _small_k_gptq(n: Node, graph: Graph, scheme: Scheme, opts: QuantOptions) -> bool:
     """Whether an int8 layer of an RTN scheme gets GPTQ rounding for its small reduction size."""
-    if scheme.algo != "rtn" or scheme.wfmt != "int8" or not opts.gptq_max_k or n.op != "Conv":
-        return False
+    if scheme.algo != "rtn" or scheme.wfmt != "int8" or not opts.gptq_max_k or n.op != "Conv" or opts.weight_bits7:
+        return False  # 7-bit weights are RTN only (their codes must stay in [-63, 63])
     w = graph.initializers[n.inputs[1]]
     return int(np.prod(w.shape[1:])) <= opts.gptq_max_k
 
