@@ -224,12 +224,14 @@ def test_model_input_stays_float_unless_int8_holds_it(convnet_onnx, convnet_feed
     # 8-bit pixels mapped by a fixed affine map ((p - 127) / 128, as EfficientNet-Lite's preprocessing)
     # are exactly on an int8 grid: then the input is quantized, losslessly
     rng = np.random.default_rng(3)
-    pix = [{"x": ((rng.integers(0, 256, (1, 3, 16, 16)) - 127) / 128).astype(np.float32)} for _ in range(8)]
-    _, q, _, _ = prepare(convnet_onnx, scheme="w8a8", calib=pix, progress=False)
-    aq = next(n for n in q.nodes if n.name == "conv0").attrs["act_quant"]
     from lowbit.refexec import quantize_activation
-    x = pix[0]["x"]
-    np.testing.assert_allclose(quantize_activation(x, aq, 1), x, atol=1e-7)
+    for lo, hi in ((0, 256), (10, 200)):  # all 256 levels, or fewer (min/max then miss the grid)
+        pix = [{"x": ((rng.integers(lo, hi, (1, 3, 16, 16)) - 127) / 128).astype(np.float32)} for _ in range(8)]
+        _, q, _, _ = prepare(convnet_onnx, scheme="w8a8", calib=pix, progress=False)
+        aq = next(n for n in q.nodes if n.name == "conv0").attrs["act_quant"]
+        assert aq.scale == pytest.approx(1 / 128)
+        x = pix[0]["x"]
+        np.testing.assert_allclose(quantize_activation(x, aq, 1), x, atol=1e-7)
 
 
 def test_small_k_layers_get_hessian_rounding(convnet_onnx, convnet_feeds):

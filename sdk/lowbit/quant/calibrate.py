@@ -228,3 +228,20 @@ def on_grid(st: TensorStats, aq: ActQuant, tol: float = 1e-3) -> bool:
     v = st.sample().astype(np.float64) / aq.scale
     return bool(np.all(np.abs(v - np.round(v)) <= tol) and
                 np.round(v).min() + aq.zero_point >= -128 and np.round(v).max() + aq.zero_point <= 127)
+
+
+def grid_act_quant(st: TensorStats, tol: float = 1e-3) -> Optional[ActQuant]:
+    """A static int8 quantizer whose grid holds every sampled value exactly, if the values lie on one
+    grid of at most 256 points that includes 0 (8-bit pixels through an affine map that does not span
+    all 256 levels in the calibration data, so min/max ranges miss the grid); else None."""
+    v = np.unique(st.sample().astype(np.float64))
+    if v.size < 2 or v.size > 256:
+        return None
+    step = float(np.diff(v).min())
+    if step <= 0 or not np.all(np.abs(v / step - np.round(v / step)) <= tol):
+        return None
+    lo, hi = min(int(np.round(v[0] / step)), 0), max(int(np.round(v[-1] / step)), 0)
+    if hi - lo > 255:
+        return None
+    aq = ActQuant("static", 8, float(np.float32(step)), -128 - lo, "tensor", 0, None)
+    return aq if on_grid(st, aq, tol) else None

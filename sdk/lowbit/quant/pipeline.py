@@ -277,7 +277,9 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
         if scheme.act_mode == "static":
             lo, hi = cal.act_range(stats[n.inputs[0]], opts.calib_method)
             aq = cal.static_act_quant(lo, hi, s)
-            if _model_input(q, n.inputs[0]) and not cal.on_grid(stats[n.inputs[0]], aq):
+            if _model_input(q, n.inputs[0]) and s is None and not cal.on_grid(stats[n.inputs[0]], aq):
+                aq = cal.grid_act_quant(stats[n.inputs[0]])  # the data's own grid, when min/max missed it
+            if aq is None:
                 # the model's own input (an image) that int8 cannot hold exactly stays float into
                 # its first layer (int8 weights, float activations): rounding it is the one error
                 # no later layer can undo, and first layers are small (see docs/quantization.md)
