@@ -49,6 +49,12 @@ CASES = {
     "direct5x5_s3_hardswish": _conv([1, 3, 23, 61], [7, 3, 5, 5], "HardSwish", strides=[3, 3], pads=[2, 1, 2, 3]),
     "direct3x3_dilation2_clip": _conv([1, 6, 17, 40], [9, 6, 3, 3], "Clip", dilations=[2, 2], pads=[2, 2, 2, 2]),
     "direct_grouped_nobias": _conv([1, 12, 15, 18], [9, 4, 3, 3], None, bias=False, group=3, pads=[1, 1, 1, 1]),
+    # 8/16/24 output channels and K >= 64: the kernel vectorized over output channels (row tails of
+    # 1..J-1 pixels)
+    "direct3x3_oc24_relu": _conv([1, 40, 11, 37], [24, 40, 3, 3], "Relu", pads=[1, 1, 1, 1]),
+    "direct3x3_s2_oc16_hardswish": _conv([1, 8, 19, 50], [16, 8, 3, 3], "HardSwish", strides=[2, 2], pads=[1, 1, 1, 1]),
+    "direct5x5_oc8_dilated_sigmoid": _conv([1, 4, 16, 29], [8, 4, 5, 5], "Sigmoid", bias=False, dilations=[2, 1],
+                                           pads=[4, 2, 4, 2]),
     "direct1x7_7x1_pads": _conv([1, 8, 9, 33], [6, 8, 1, 7], "HardSigmoid", pads=[0, 3, 0, 3]),
     "direct2x2_s2_nopad": _conv([1, 16, 14, 14], [20, 16, 2, 2], None, strides=[2, 2]),
     # channel-blocked depthwise (partial channel blocks, small and wide maps, strides 1/2)

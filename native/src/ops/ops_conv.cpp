@@ -425,7 +425,8 @@ DirectGeom direct_geom(const OpParams& p) {
 size_t direct_scratch_bytes(const OpParams& p) {
   const DirectGeom g = direct_geom(p);
   const int64_t K = p.i[kC] / p.i[kG] * p.i[kKh] * p.i[kKw];
-  return (size_t(p.i[kC] * g.plane + 32) * sizeof(float) + 63) / 64 * 64 + size_t(K) * sizeof(int64_t) + 64;
+  return (size_t(p.i[kC] * g.plane + 32) * sizeof(float) + 63) / 64 * 64 + (size_t(K) * sizeof(int64_t) + 63) / 64 * 64 +
+         size_t(K * p.i[kO] / p.i[kG]) * sizeof(float) + 64;
 }
 
 // Fills channel planes [c0, c1) of the padded, phase-split buffer from x.
@@ -516,6 +517,49 @@ __attribute__((target("avx2,fma"))) void direct_tile_avx2(const float* A, int64_
     if (last && act == ACT_SIGMOID) apply_act(cr, nr, act, lo, hi);
   }
 }
+// Few output channels (8, 16 or 24, one group): vectors over output channels instead. The weights
+// are packed once per run as wp[K][og]; a tile is og channels x J output pixels of one row, each
+// tap's og weights loaded once (sequential in k) and each input value broadcast once, so the
+// inner loop has 7 loads per 12 FMAs, all but the broadcasts sequential. Same per-element order
+// (bias, then k in order) as direct_tile_avx2, so the two are bitwise equal.
+template <int OB, int J>
+__attribute__((target("avx2,fma"))) void ocv_tile_avx2(const float* wp, int64_t K, const float* base,
+                                                        const int64_t* off, const float* bias, float* y, int64_t OHW,
+                                                        int64_t nj, int64_t act, float lo, float hi) {
+  __m256 acc[OB][J];
+#pragma GCC unroll 4
+  for (int ob = 0; ob < OB; ++ob) {
+    const __m256 bv = bias ? _mm256_loadu_ps(bias + ob * 8) : _mm256_setzero_ps();
+#pragma GCC unroll 12
+    for (int j = 0; j < J; ++j) acc[ob][j] = bv;
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const float* xb = base + off[k];
+    __m256 wv[OB];
+#pragma GCC unroll 4
+    for (int ob = 0; ob < OB; ++ob) wv[ob] = _mm256_loadu_ps(wp + k * OB * 8 + ob * 8);
+#pragma GCC unroll 12
+    for (int j = 0; j < J; ++j) {
+      const __m256 xv = _mm256_broadcast_ss(xb + j);
+#pragma GCC unroll 4
+      for (int ob = 0; ob < OB; ++ob) acc[ob][j] = _mm256_fmadd_ps(wv[ob], xv, acc[ob][j]);
+    }
+  }
+  alignas(32) float tmp[8];
+#pragma GCC unroll 4
+  for (int ob = 0; ob < OB; ++ob)
+#pragma GCC unroll 12
+    for (int j = 0; j < J; ++j) {  // compile-time indices only: acc stays in registers
+      if (j >= nj) break;
+      __m256 v = acc[ob][j];
+      if (act != ACT_NONE && act != ACT_SIGMOID) v = vmath::act8(v, act, lo, hi);
+      _mm256_store_ps(tmp, v);
+      if (act == ACT_SIGMOID) apply_act(tmp, 8, act, lo, hi);
+      for (int c = 0; c < 8; ++c) y[(ob * 8 + c) * OHW + j] = tmp[c];
+    }
+}
+using OcvFn = void (*)(const float*, int64_t, const float*, const int64_t*, const float*, float*, int64_t, int64_t,
+                       int64_t, float, float);
 using DirectFn = void (*)(const float*, int64_t, const float*, const int64_t*, int64_t, const float*, float*, int64_t,
                           int64_t, bool, bool, int64_t, float, float);
 const DirectFn kDirectAvx2[7] = {nullptr, direct_tile_avx2<1>, direct_tile_avx2<2>, direct_tile_avx2<3>,
@@ -544,6 +588,27 @@ void conv_direct_run(OpCtx& c, const float* x, const float* w, const float* b, f
   const int64_t act = p.i[kAct];
   const float lo = p.f[0], hi = p.f[1];
   const int64_t kchunk = std::max<int64_t>(1, 256 / (kh * kw)) * kh * kw;
+#if defined(__x86_64__)
+  if (avx2 && G == 1 && (og == 8 || og == 16 || og == 24) && K >= 64) {  // (small K: the scatter dominates)
+    float* wp = reinterpret_cast<float*>(reinterpret_cast<char*>(off) + (size_t(K) * sizeof(int64_t) + 63) / 64 * 64);
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t o = 0; o < og; ++o) wp[k * og + o] = w[o * K + k];
+    const int OB = int(og / 8), J = OB == 3 ? 4 : OB == 2 ? 6 : 12;
+    const OcvFn fn = OB == 3 ? ocv_tile_avx2<3, 4> : OB == 2 ? ocv_tile_avx2<2, 6> : ocv_tile_avx2<1, 12>;
+    const int64_t tx = (OW + J - 1) / J;
+    for (int64_t n = 0; n < N; ++n) {
+      for_ranges(c, C, HW * 2, [&](int, int64_t c0, int64_t c1) { direct_fill(p, g, x + n * C * HW, buf, c0, c1); });
+      for_ranges(c, OH * tx, og * K * J, [&](int, int64_t i0, int64_t i1) {
+        for (int64_t it = i0; it < i1; ++it) {
+          const int64_t oy = it / tx, ox0 = (it % tx) * J;
+          fn(wp, K, buf + oy * sh * g.PWp + ox0, off, b, y + n * O * OHW + oy * OW + ox0, OHW,
+             std::min<int64_t>(J, OW - ox0), act, lo, hi);
+        }
+      });
+    }
+    return;
+  }
+#endif
   for (int64_t n = 0; n < N; ++n) {
     for_ranges(c, C, HW * 2, [&](int, int64_t c0, int64_t c1) { direct_fill(p, g, x + n * C * HW, buf, c0, c1); });
     const int64_t items = G * OH * g.tiles_x;  // (group, output row, 16-column tile)
