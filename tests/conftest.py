@@ -21,7 +21,8 @@ def native_host() -> Path:
 
 @pytest.fixture(scope="session")
 def native_asan() -> Path:
-    return cmake_build("native-asan", "-DLOWBIT_SANITIZE=ON", "-DCMAKE_BUILD_TYPE=RelWithDebInfo")
+    return cmake_build("native-asan", "-DLOWBIT_SANITIZE=ON", "-DCMAKE_BUILD_TYPE=RelWithDebInfo",
+                       target="lowbit-tests")
 
 
 @pytest.fixture(scope="session")

@@ -35,8 +35,9 @@ def need_tool(tool: str, package: str) -> None:
     pytest.skip(msg)
 
 
-def cmake_build(name: str, *defines: str) -> Path:
-    """Configure and build native/ into build/<name> (incremental); returns the build dir."""
+def cmake_build(name: str, *defines: str, target: str = "") -> Path:
+    """Configure and build native/ into build/<name> (incremental; only `target` when given);
+    returns the build dir."""
     out = BUILD / name
     out.mkdir(parents=True, exist_ok=True)
     gen = ["-G", "Ninja"] if shutil.which("ninja") else []
@@ -47,7 +48,8 @@ def cmake_build(name: str, *defines: str) -> Path:
                 subprocess.run(["cmake", "-S", str(ROOT / "native"), "-B", str(out), *gen,
                                 "-DCMAKE_BUILD_TYPE=Release", *defines],
                                check=True, capture_output=True, text=True)
-            r = subprocess.run(["cmake", "--build", str(out), "-j", str(os.cpu_count() or 2)],
+            r = subprocess.run(["cmake", "--build", str(out), "-j", str(os.cpu_count() or 2),
+                                *(["--target", target] if target else [])],
                                capture_output=True, text=True)
             if r.returncode != 0:
                 pytest.fail(f"native build {name} failed:\n{r.stdout[-6000:]}\n{r.stderr[-3000:]}")

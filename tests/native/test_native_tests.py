@@ -27,6 +27,9 @@ def test_forcing_unusable_isa_is_refused(native_host, nat):
     assert r.returncode == 0
 
 
+# Its setup compiles the whole library with ASan + UBSan (several minutes on 2 cores, more on a
+# loaded machine): a longer limit than the suite's 900 s, still far inside CI's hour.
+@pytest.mark.timeout(2400)
 def test_native_suite_sanitizers(native_asan):
     r = run([native_asan / "lowbit-tests"], env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1",
                                                  "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"})
