@@ -96,6 +96,15 @@ bool broadcast_shapes(const std::vector<int64_t>& a, const std::vector<int64_t>&
 /// Fused activation codes (Conv/Gemm/MatMul "act" attribute).
 enum Act : int64_t { ACT_NONE = 0, ACT_RELU, ACT_CLIP, ACT_HARDSWISH, ACT_HARDSIGMOID, ACT_SIGMOID };
 bool parse_act(const Json& attrs, OpParams* p, int slot_code, int slot_f);
+/// The window attributes of a 2-D Conv-like op into win[8] = {stride h, w, dilation h, w, pad top,
+/// left, bottom, right} (ONNX defaults 1, 1, 0); false with `err` for a non-positive stride or
+/// dilation or a negative pad.
+bool parse_conv_window(const Json& attrs, int64_t* win, std::string* err);
+/// Output height and width of a 2-D window over in[2] with kernel[2] and win[8] (above): applies
+/// auto_pad SAME_* to the pads in win, then out = (in + pads - dilated kernel) / stride + 1; false
+/// with `err` when the output would be empty.
+bool conv_output_hw(const std::string& auto_pad, const int64_t* in, const int64_t* kernel, int64_t* win, int64_t* out,
+                    std::string* err);
 /// ONNX auto_pad "SAME_UPPER" / "SAME_LOWER" for a 2-D window: sets pads[0..3] (top, left, bottom,
 /// right) so that the output is ceil(in / stride) per dimension, given in[2], stride[2] and the
 /// dilated kernel extents eff_kernel[2]; any other auto_pad value leaves the pads as they are.

@@ -138,6 +138,42 @@ void apply_act(float* x, int64_t n, int64_t code, float lo, float hi) {
   }
 }
 
+bool parse_conv_window(const Json& a, int64_t* win, std::string* err) {
+  std::vector<int64_t> v;
+  win[0] = win[1] = win[2] = win[3] = 1;
+  win[4] = win[5] = win[6] = win[7] = 0;
+  if (attr_ints(a, "strides", &v) && v.size() == 2) { win[0] = v[0]; win[1] = v[1]; }
+  if (attr_ints(a, "dilations", &v) && v.size() == 2) { win[2] = v[0]; win[3] = v[1]; }
+  if (attr_ints(a, "pads", &v) && v.size() == 4) { win[4] = v[0]; win[5] = v[1]; win[6] = v[2]; win[7] = v[3]; }
+  for (int j = 0; j < 4; ++j)
+    if (win[j] <= 0) {
+      *err = "strides and dilations must be positive";
+      return false;
+    }
+  for (int j = 4; j < 8; ++j)
+    if (win[j] < 0) {
+      *err = "pads must not be negative";
+      return false;
+    }
+  return true;
+}
+
+bool conv_output_hw(const std::string& auto_pad, const int64_t* in, const int64_t* kernel, int64_t* win, int64_t* out,
+                    std::string* err) {
+  const int64_t ek[2] = {(kernel[0] - 1) * win[2] + 1, (kernel[1] - 1) * win[3] + 1};
+  apply_same_pads(auto_pad, in, win, ek, win + 4);
+  for (int d = 0; d < 2; ++d) {
+    const int64_t span = in[d] + win[4 + d] + win[6 + d];
+    out[d] = span < ek[d] ? 0 : (span - ek[d]) / win[d] + 1;
+    if (out[d] <= 0) {
+      *err = "output would be empty: input " + std::to_string(in[0]) + "x" + std::to_string(in[1]) +
+             " with pads, kernel " + std::to_string(ek[0]) + "x" + std::to_string(ek[1]) + " (dilated)";
+      return false;
+    }
+  }
+  return true;
+}
+
 void apply_same_pads(const std::string& auto_pad, const int64_t* in, const int64_t* stride, const int64_t* eff_kernel,
                      int64_t* pads) {
   if (auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER") return;

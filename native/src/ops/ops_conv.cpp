@@ -28,17 +28,11 @@ lb_status conv_geometry(OpCtx& c, bool transpose) {
   }
   OpParams& p = *c.p;
   const Json& a = *c.attrs;
-  std::vector<int64_t> v;
   p.i[kN] = x->shape[0]; p.i[kC] = x->shape[1]; p.i[kH] = x->shape[2]; p.i[kW] = x->shape[3];
   p.i[kG] = attr_int(a, "group", 1);
   p.i[kKh] = w->shape[2]; p.i[kKw] = w->shape[3];
   p.i[kO] = transpose ? w->shape[1] * p.i[kG] : w->shape[0];
-  p.i[kSh] = p.i[kSw] = 1;
-  if (attr_ints(a, "strides", &v) && v.size() == 2) { p.i[kSh] = v[0]; p.i[kSw] = v[1]; }
-  p.i[kDh] = p.i[kDw] = 1;
-  if (attr_ints(a, "dilations", &v) && v.size() == 2) { p.i[kDh] = v[0]; p.i[kDw] = v[1]; }
-  p.i[kPt] = p.i[kPl] = p.i[kPb] = p.i[kPr] = 0;
-  if (attr_ints(a, "pads", &v) && v.size() == 4) { p.i[kPt] = v[0]; p.i[kPl] = v[1]; p.i[kPb] = v[2]; p.i[kPr] = v[3]; }
+  if (!parse_conv_window(a, &p.i[kSh], &c.err)) return LB_ERR_SHAPE;
   const std::string ap = attr_str(a, "auto_pad", "NOTSET");
   const int64_t g = p.i[kG];
   if (g <= 0 || p.i[kC] % g || p.i[kO] % g || (!transpose && w->shape[1] * g != p.i[kC]) || (transpose && w->shape[0] != p.i[kC])) {
@@ -46,11 +40,12 @@ lb_status conv_geometry(OpCtx& c, bool transpose) {
     return LB_ERR_SHAPE;
   }
   const int64_t ekh = (p.i[kKh] - 1) * p.i[kDh] + 1, ekw = (p.i[kKw] - 1) * p.i[kDw] + 1;
+  static_assert(kKw == kKh + 1 && kSh == kKw + 1 && kPr == kSh + 7 && kW == kH + 1 && kOW == kOH + 1, "window slots");
   if (!transpose) {
-    const int64_t ek[2] = {ekh, ekw};
-    apply_same_pads(ap, &p.i[kH], &p.i[kSh], ek, &p.i[kPt]);
-    p.i[kOH] = (p.i[kH] + p.i[kPt] + p.i[kPb] - ekh) / p.i[kSh] + 1;
-    p.i[kOW] = (p.i[kW] + p.i[kPl] + p.i[kPr] - ekw) / p.i[kSw] + 1;
+    if (!conv_output_hw(ap, &p.i[kH], &p.i[kKh], &p.i[kSh], &p.i[kOH], &c.err)) {
+      c.err += " (input " + shape_str(x->shape) + ")";
+      return LB_ERR_SHAPE;
+    }
   } else {
     std::vector<int64_t> op;
     attr_ints(a, "output_padding", &op);

@@ -242,29 +242,10 @@ lb_status conv_infer(OpCtx& c) {
     return LB_ERR_UNSUPPORTED;
   }
   p.i[kKh] = v[0]; p.i[kKw] = v[1];
-  p.i[kSh] = p.i[kSw] = 1;
-  if (attr_ints(a, "strides", &v) && v.size() == 2) { p.i[kSh] = v[0]; p.i[kSw] = v[1]; }
-  p.i[kDh] = p.i[kDw] = 1;
-  if (attr_ints(a, "dilations", &v) && v.size() == 2) { p.i[kDh] = v[0]; p.i[kDw] = v[1]; }
-  p.i[kPt] = p.i[kPl] = p.i[kPb] = p.i[kPr] = 0;
-  if (attr_ints(a, "pads", &v) && v.size() == 4) { p.i[kPt] = v[0]; p.i[kPl] = v[1]; p.i[kPb] = v[2]; p.i[kPr] = v[3]; }
-  for (int j = kSh; j <= kDw; ++j)
-    if (p.i[j] <= 0) {
-      c.err = "strides and dilations must be positive";
-      return LB_ERR_SHAPE;
-    }
-  for (int j = kPt; j <= kPr; ++j)
-    if (p.i[j] < 0) {
-      c.err = "pads must not be negative";
-      return LB_ERR_SHAPE;
-    }
-  const int64_t ekh = (p.i[kKh] - 1) * p.i[kDh] + 1, ekw = (p.i[kKw] - 1) * p.i[kDw] + 1;
-  const int64_t ek[2] = {ekh, ekw};
-  apply_same_pads(attr_str(a, "auto_pad", "NOTSET"), &p.i[kH], &p.i[kSh], ek, &p.i[kPt]);
-  p.i[kOH] = (p.i[kH] + p.i[kPt] + p.i[kPb] - ekh) / p.i[kSh] + 1;
-  p.i[kOW] = (p.i[kW] + p.i[kPl] + p.i[kPr] - ekw) / p.i[kSw] + 1;
-  if (p.i[kH] + p.i[kPt] + p.i[kPb] < ekh || p.i[kW] + p.i[kPl] + p.i[kPr] < ekw) {
-    c.err = "output would be empty for input " + shape_str(x->shape);
+  if (!parse_conv_window(a, &p.i[kSh], &c.err)) return LB_ERR_SHAPE;
+  static_assert(kKw == kKh + 1 && kSh == kKw + 1 && kPr == kSh + 7 && kW == kH + 1 && kOW == kOH + 1, "window slots");
+  if (!conv_output_hw(attr_str(a, "auto_pad", "NOTSET"), &p.i[kH], &p.i[kKh], &p.i[kSh], &p.i[kOH], &c.err)) {
+    c.err += " (input " + shape_str(x->shape) + ")";
     return LB_ERR_SHAPE;
   }
   if (!parse_act(a, &p, kAct, 0)) {
