@@ -141,16 +141,7 @@ lb_status qlinear_with(const KernelTable& t, const PackedWeight& w, const float*
   const int threads = pool ? pool->size() : 1;
   const int64_t ng = w.kp / w.group;  // activation blocks per row
 
-  lb_mm_args a{};
-  a.w = w.data;
-  a.fmt = w.fmt;
-  a.group = w.group;
-  a.n = w.n;
-  a.k = w.k;
-  a.kp = w.kp;
-  a.row_scale = w.row_scale;
-  a.row_sum = w.row_sum;
-  a.lut = w.lut;
+  lb_mm_args a = mm_args(w);
   a.bias = bias;
   a.y = y;
   a.ldy = ldy;

@@ -30,6 +30,21 @@ struct PackedWeight {
   const int8_t* lut = nullptr;       ///< C4 int8 codebook inside `data`
 };
 
+/// Kernel arguments with the weight's fields filled in (activations, outputs and bias left empty).
+inline lb_mm_args mm_args(const PackedWeight& w) {
+  lb_mm_args a{};
+  a.w = w.data;
+  a.fmt = w.fmt;
+  a.group = w.group;
+  a.n = w.n;
+  a.k = w.k;
+  a.kp = w.kp;
+  a.row_scale = w.row_scale;
+  a.row_sum = w.row_sum;
+  a.lut = w.lut;
+  return a;
+}
+
 /// Fills `out` for packed bytes `data` of `bytes` bytes; fails with LB_ERR_FORMAT when the size
 /// does not match the format and shape, LB_ERR_INVALID_ARG for a bad format, shape or group.
 /// `data` should be 4-byte aligned (Q8 scales are read as float); 64 is best. For Q8 it scans the

@@ -779,15 +779,7 @@ void conv_run(OpCtx& c) {
   c.isa = lb_isa_name(kern.isa);
   const int64_t kp = p.i[kKp], K = p.i[kK];
   const bool direct = p.i[kDirect] != 0;
-  lb_mm_args base{};
-  base.w = pw.data;
-  base.fmt = pw.fmt;
-  base.group = pw.group;
-  base.n = pw.n;
-  base.k = pw.k;
-  base.kp = pw.kp;
-  base.row_scale = pw.row_scale;
-  base.row_sum = pw.row_sum;
+  lb_mm_args base = mm_args(pw);
   base.act_zero = int32_t(p.i[kZin]);
   base.bias = bias;
   base.ldy = O;
