@@ -53,6 +53,34 @@ class Built:
         self.ref = ref
 
 
+def fp32_graph_case(tmp_path: Path, name: str, nodes, inputs, inits, outs=("y",), seed: int = 7):
+    """A float ONNX graph of `nodes` (inputs [(name, shape)], initializers {name: array}, outputs
+    `outs`) written to tmp_path, its x86-64-avx2 fp32 package, random feeds and ORT's outputs:
+    (package, feeds, {output: array})."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from lowbit.exporters.lbpk import write_package
+    from lowbit.importers.onnx_import import import_onnx
+
+    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
+                          [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outs],
+                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    onnx_path = tmp_path / f"{name}.onnx"
+    onnx_path.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    rng = np.random.default_rng(seed)
+    feeds = {n: rng.standard_normal(s).astype(np.float32) for n, s in inputs}
+    pkg = tmp_path / f"{name}.lbpk"
+    write_package(import_onnx(str(onnx_path), {n: s for n, s in inputs}), pkg, target="x86-64-avx2", scheme="fp32")
+    return pkg, feeds, ort_run(onnx_path, feeds)
+
+
+def assert_rel_close(got, ref, rtol, what):
+    """max |got - ref| / max |ref| below rtol (and equal shapes)."""
+    assert got.shape == ref.shape, what
+    err = np.max(np.abs(got - ref)) / max(float(np.max(np.abs(ref))), 1e-9)
+    assert err < rtol, f"{what}: relative error {err:.2e}"
+
+
 def build_package(onnx_path: Path, feeds, out: Path, input_shapes=None) -> Built:
     from lowbit.exporters.lbpk import write_package
     from lowbit.importers.onnx_import import import_onnx

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 import lowbit
-from runtime_helpers import ort_run
+from runtime_helpers import assert_rel_close, fp32_graph_case
 
 onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import helper  # noqa: E402
 
 RTOL = 1e-4
 
@@ -82,26 +82,12 @@ CASES = {
 
 
 def _build(tmp_path, name):
-    from lowbit.exporters.lbpk import write_package
-    from lowbit.importers.onnx_import import import_onnx
-
-    nodes, inputs, inits = CASES[name]
-    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
-    onnx_path = tmp_path / f"{name}.onnx"
-    onnx_path.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
-    rng = np.random.default_rng(7)
-    feeds = {n: rng.standard_normal(s).astype(np.float32) for n, s in inputs}
-    pkg = tmp_path / f"{name}.lbpk"
-    write_package(import_onnx(str(onnx_path), {n: s for n, s in inputs}), pkg, target="x86-64-avx2", scheme="fp32")
-    return pkg, feeds, ort_run(onnx_path, feeds)["y"]
+    pkg, feeds, ref = fp32_graph_case(tmp_path, name, *CASES[name])
+    return pkg, feeds, ref["y"]
 
 
 def _close(got, ref, what):
-    assert got.shape == ref.shape, what
-    err = np.max(np.abs(got - ref)) / max(float(np.max(np.abs(ref))), 1e-9)
-    assert err < RTOL, f"{what}: relative error {err:.2e}"
+    assert_rel_close(got, ref, RTOL, what)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
