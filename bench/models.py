@@ -80,16 +80,23 @@ print(f"{(t1 - t0) * 1e3:.3f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrs
 SCHEMES = ("w8a8", "w4a8-g32")
 
 
-def _interleaved(fns, runs):
-    """Times every callable once per round, round after round (so load changes hit all alike)."""
+def _interleaved(fns, runs, block=4):
+    """Rounds of short blocks: per round every callable runs `block` times in a row, the first run of a
+    block untimed, until each has `runs` timed runs (so load changes still hit all alike). The untimed
+    run absorbs the previous engine's thread-pool tail: ORT's workers spin after a run by default (and
+    lowbit's for LOWBIT_SPIN_US), and on a 2-core machine threads still spinning steal the core from the
+    engine that runs next. Alternating single runs made ORT's 2-thread int8 model slower than its
+    1-thread one (18.8 vs 9.8 ms) and flattered lowbit 2x."""
     for fn in fns.values():
         fn()
     ts = {k: [] for k in fns}
-    for _ in range(runs):
+    while any(len(v) < runs for v in ts.values()):
         for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            ts[k].append((time.perf_counter() - t0) * 1e3)
+            fn()  # untimed: the other engine's spinning threads settle
+            for _ in range(min(block - 1, runs - len(ts[k]))):
+                t0 = time.perf_counter()
+                fn()
+                ts[k].append((time.perf_counter() - t0) * 1e3)
     return {k: {"median_ms": float(np.median(v)), "p95_ms": float(np.percentile(v, 95))} for k, v in ts.items()}
 
 
