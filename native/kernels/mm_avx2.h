@@ -159,23 +159,14 @@ inline void ugemv_panels(const lb_mm_args* a, int64_t m, int64_t p0, __m256 acc[
   }
 }
 
+/// GEMV: one panel (8 rows) per pass. A panel's groups are contiguous and panels follow each
+/// other, so walking them in order reads the weight as one sequential stream (the former 4-panel
+/// pass restarted 4 streams every 32 rows; docs/llm.md, docs/kernels.md). n0 is a panel boundary.
 template <class F, int G>
 void ugemv_g(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   for (int64_t m = m0; m < m1; ++m) {
     float* y = a->y + m * a->ldy;
-    int64_t n = n0;
-    for (; n + 24 < n1; n += 32) {  // four panels while the fourth has a valid row
-      __m256 acc[4];
-      ugemv_panels<F, 4, G>(a, m, n / 8, acc);
-      for (int p = 0; p < 4; ++p) store_rows(y, a->bias, n + 8 * p, n1, acc[p]);
-    }
-    for (; n + 8 < n1; n += 16) {
-      __m256 acc[2];
-      ugemv_panels<F, 2, G>(a, m, n / 8, acc);
-      store_rows(y, a->bias, n, n1, acc[0]);
-      store_rows(y, a->bias, n + 8, n1, acc[1]);
-    }
-    for (; n < n1; n += 8) {
+    for (int64_t n = n0; n < n1; n += 8) {
       __m256 acc[1];
       ugemv_panels<F, 1, G>(a, m, n / 8, acc);
       store_rows(y, a->bias, n, n1, acc[0]);

@@ -3,7 +3,7 @@
 //
 // Why one panel: a panel's groups are contiguous and panels follow each other, so walking the
 // panels in order reads the weight as one sequential stream, which the hardware prefetcher
-// (plus the software prefetch in ugemv_panels) follows without restarts. The former GEMV walked
+// (plus the software prefetch in ugemv_panels) follows without restarts (lb::avx2::ugemv). The former GEMV walked
 // 4 panels at once (sharing the activation broadcasts): 4 streams that restart every 32 rows,
 // which at K = 2048 (9 KB per panel) never reach full speed. Measured on the 22-layer decode
 // set (docs/llm.md): 1.15-1.9x the 4-panel kernel's GB/s in the same run. The arithmetic per
@@ -16,33 +16,10 @@
 using lb::avx2::Nib;
 using lb::avx2::UFmt;
 
-namespace {
-template <class F, int G>
-void gemv_stream(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  for (int64_t m = m0; m < m1; ++m) {
-    float* y = a->y + m * a->ldy;
-    for (int64_t n = n0; n < n1; n += 8) {  // n0 is a panel boundary (qlinear splits on panels)
-      __m256 acc[1];
-      lb::avx2::ugemv_panels<F, 1, G>(a, m, n / 8, acc);
-      lb::avx2::store_rows(y, a->bias, n, n1, acc[0]);
-    }
-  }
-}
-
-template <class F>
-void gemv_q4(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  switch (a->group) {
-    case 32: gemv_stream<F, 32>(a, m0, m1, n0, n1); break;
-    case 64: gemv_stream<F, 64>(a, m0, m1, n0, n1); break;
-    default: gemv_stream<F, 128>(a, m0, m1, n0, n1); break;
-  }
-}
-}  // namespace
-
 // (The name keeps its registered "32x32"; the kernel now runs 8 rows x 32 k per step.)
 void lb_gemv_f32_q8d_q4g_32x32__avx2(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  if (a->fmt == LB_WFMT_Q4A) gemv_q4<UFmt<Nib, 0, true>>(a, m0, m1, n0, n1);
-  else gemv_q4<UFmt<Nib, 8, false>>(a, m0, m1, n0, n1);
+  if (a->fmt == LB_WFMT_Q4A) lb::avx2::ugemv<UFmt<Nib, 0, true>>(a, m0, m1, n0, n1);
+  else lb::avx2::ugemv<UFmt<Nib, 8, false>>(a, m0, m1, n0, n1);
 }
 
 void lb_gemm_f32_q8d_q4g_4x16__avx2(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
