@@ -105,6 +105,10 @@ bool parse_conv_window(const Json& attrs, int64_t* win, std::string* err);
 /// with `err` when the output would be empty.
 bool conv_output_hw(const std::string& auto_pad, const int64_t* in, const int64_t* kernel, int64_t* win, int64_t* out,
                     std::string* err);
+/// Both of the above for an op whose kernel size is an attribute: reads kernel_shape into kwin[0..1]
+/// (LB_ERR_UNSUPPORTED when missing or not positive), the window into kwin[2..9] and the output
+/// size into out[2] (LB_ERR_SHAPE, with `err`, as above).
+lb_status conv_window_attrs(const Json& attrs, const int64_t* in, int64_t* kwin, int64_t* out, std::string* err);
 /// ONNX auto_pad "SAME_UPPER" / "SAME_LOWER" for a 2-D window: sets pads[0..3] (top, left, bottom,
 /// right) so that the output is ceil(in / stride) per dimension, given in[2], stride[2] and the
 /// dilated kernel extents eff_kernel[2]; any other auto_pad value leaves the pads as they are.

@@ -174,6 +174,20 @@ bool conv_output_hw(const std::string& auto_pad, const int64_t* in, const int64_
   return true;
 }
 
+lb_status conv_window_attrs(const Json& a, const int64_t* in, int64_t* kwin, int64_t* out, std::string* err) {
+  std::vector<int64_t> v;
+  if (!attr_ints(a, "kernel_shape", &v) || v.size() != 2 || v[0] <= 0 || v[1] <= 0) {
+    *err = "needs kernel_shape [kh, kw]";
+    return LB_ERR_UNSUPPORTED;
+  }
+  kwin[0] = v[0];
+  kwin[1] = v[1];
+  if (!parse_conv_window(a, kwin + 2, err) ||
+      !conv_output_hw(attr_str(a, "auto_pad", "NOTSET"), in, kwin, kwin + 2, out, err))
+    return LB_ERR_SHAPE;
+  return LB_OK;
+}
+
 void apply_same_pads(const std::string& auto_pad, const int64_t* in, const int64_t* stride, const int64_t* eff_kernel,
                      int64_t* pads) {
   if (auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER") return;

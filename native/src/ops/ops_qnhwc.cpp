@@ -234,19 +234,12 @@ lb_status conv_infer(OpCtx& c) {
     c.err = "needs a constant weight";
     return LB_ERR_UNSUPPORTED;
   }
-  std::vector<int64_t> v;
   p.v.clear();  // (re-planned on new shapes: rebuilt below)
   p.i[kN] = x->shape[0]; p.i[kH] = x->shape[1]; p.i[kW] = x->shape[2]; p.i[kCs] = x->shape[3];
-  if (!attr_ints(a, "kernel_shape", &v) || v.size() != 2 || v[0] <= 0 || v[1] <= 0) {
-    c.err = "needs kernel_shape [kh, kw]";
-    return LB_ERR_UNSUPPORTED;
-  }
-  p.i[kKh] = v[0]; p.i[kKw] = v[1];
-  if (!parse_conv_window(a, &p.i[kSh], &c.err)) return LB_ERR_SHAPE;
   static_assert(kKw == kKh + 1 && kSh == kKw + 1 && kPr == kSh + 7 && kW == kH + 1 && kOW == kOH + 1, "window slots");
-  if (!conv_output_hw(attr_str(a, "auto_pad", "NOTSET"), &p.i[kH], &p.i[kKh], &p.i[kSh], &p.i[kOH], &c.err)) {
-    c.err += " (input " + shape_str(x->shape) + ")";
-    return LB_ERR_SHAPE;
+  if (const lb_status st = conv_window_attrs(a, &p.i[kH], &p.i[kKh], &p.i[kOH], &c.err); st != LB_OK) {
+    if (st == LB_ERR_SHAPE) c.err += " (input " + shape_str(x->shape) + ")";
+    return st;
   }
   if (!parse_act(a, &p, kAct, 0)) {
     c.err = "unknown fused activation '" + attr_str(a, "act", "") + "'";
