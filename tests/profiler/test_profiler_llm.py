@@ -35,7 +35,21 @@ def test_profile_llm_package(tiny_llm_package, monkeypatch, tmp_path):
     assert llm["decode_ms_per_token"]["n"] == 2 * llm["new_tokens"]
     assert llm["weight_bytes_per_token"] > 0 and llm["decode_gbps"] > 0
     assert rep.data["package"]["kind"] == "llm"
+    # per-op events from the runtime: every linear of the blocks is there with its kernel and bandwidth
+    dec = {r["op"]: r for r in llm["ops_decode"]}
+    for op in ("qkv", "o_proj", "gate_up", "down", "attention", "lm_head"):
+        assert op in dec, sorted(dec)
+        assert dec[op]["ms_per_token"] > 0 and dec[op]["kernel"]
+    assert dec["qkv"]["gbps"] > 0 and dec["attention"]["gbps"] == 0
+    assert abs(sum(r["share"] for r in llm["ops_decode"]) - 1) < 1e-6
+    assert {r["op"] for r in llm["ops_prefill"]} >= {"qkv", "gate_up", "down"}
+    assert [p["layer"] for p in llm["per_layer"]] == [0, 1]
+    assert all(p["decode_ms_per_token"] > 0 and p["prefill_ms_per_token"] > 0 for p in llm["per_layer"])
+    # the profiled pass's ops add up to its own decode time, which is of the order of the timed one
+    total = sum(r["ms_per_token"] for r in llm["ops_decode"])
+    assert 0.2 * llm["decode_ms_per_token"]["median"] < total < 20 * llm["decode_ms_per_token"]["median"]
     table = rep.to_table()
+    assert "decode per op" in table and "gate_up" in table
     assert "prefill" in table and "decode" in table and "tokens/s" in table
     out = tmp_path / "llm.json"
     assert cli_main(["profile", str(tiny_llm_package), "--runs", "1", "--warmup", "0", "--json", str(out), "--quiet"]) == 0

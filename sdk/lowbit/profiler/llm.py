@@ -1,6 +1,11 @@
 """Profiling a decoder-LLM package (manifest kind "llm"): prefill and decode tokens/s, the
 per-token decode latency distribution, and decode's achieved weight bandwidth against the
-device's measured read bandwidth (decode streams every weight byte once per token)."""
+device's measured read bandwidth (decode streams every weight byte once per token).
+
+After the timed runs, one more prefill + decode runs with the runtime's per-op events on
+(`LlmSession.profile`): per op (summed over layers) its ms per token, share, kernel and ISA, and
+for the linears their weight-read GB/s and fraction of the read roofline; per layer its ms per
+token. The timed numbers come from the runs without events (events cost a clock read per op)."""
 from __future__ import annotations
 
 import time
@@ -57,9 +62,8 @@ def profile_llm(path, *, prompt_tokens: int = 32, new_tokens: int = 16, runs: in
         "decode_bandwidth_fraction": (decode_gbps / roof["read_gbps"]) if decode_gbps and roof.get("read_gbps") else None,
         "kv_bytes": int(info.get("kv_bytes", 0)),
         "layers": int(info.get("num_layers", 0)),
-        "per_layer": None,
-        "per_layer_note": "per-layer times need per-op events from the LLM runtime (lowbit_llm.h has none yet)",
     }
+    llm.update(_op_breakdown(sess, prompt, new_tokens, roof.get("read_gbps")))
     pkg = read_package(path)
     warnings = []
     if roof["source"] == "none":
@@ -76,3 +80,33 @@ def profile_llm(path, *, prompt_tokens: int = 32, new_tokens: int = 16, runs: in
         "outputs_gap": {}, "overhead": {}, "compare": [], "llm": llm, "warnings": warnings,
     }
     return Report(data)
+
+
+def _op_breakdown(sess, prompt, new_tokens: int, read_gbps: Optional[float]) -> dict:
+    """One profiled prefill + decode: per-op rows for both phases and per-layer decode times."""
+    from lowbit.llm.profile import summarize
+
+    sess.reset()
+    sess.profile(True)
+    try:
+        logits = sess.prefill(prompt)
+        tok = int(np.argmax(logits))
+        for _ in range(new_tokens):
+            tok = int(np.argmax(sess.decode(tok)))
+        events = sess.profile_events()
+    finally:
+        sess.profile(False)
+        sess.reset()
+    out = {"ops_decode": summarize(events, "decode", new_tokens),
+           "ops_prefill": summarize(events, "prefill", len(prompt))}
+    for r in out["ops_decode"]:
+        r["roofline_fraction"] = r["gbps"] / read_gbps if r["gbps"] and read_gbps else None
+    per_layer: dict = {}
+    for phase, tokens in (("decode", new_tokens), ("prefill", len(prompt))):
+        for r in summarize(events, phase, tokens, per_layer=True):
+            if r["layer"] is not None and r["layer"] >= 0:
+                row = per_layer.setdefault(r["layer"], {"layer": r["layer"], "decode_ms_per_token": 0.0,
+                                                        "prefill_ms_per_token": 0.0})
+                row[f"{phase}_ms_per_token"] += r["ms_per_token"]
+    out["per_layer"] = [per_layer[k] for k in sorted(per_layer)]
+    return out

@@ -49,8 +49,22 @@ def render_table(data: dict) -> str:
                      f"(median {_f(llm['decode_ms_per_token']['median'])} ms/token, p95 {_f(llm['decode_ms_per_token']['p95'])}), "
                      f"weights {llm['weight_bytes_per_token'] / 2**20:.1f} MiB/token = {_f(llm.get('decode_gbps'), '{:.2f}')} GB/s"
                      + (f" = {frac:.0%} of read bandwidth" if frac else ""))
-        if not llm.get("per_layer"):
-            lines.append(f"layers    {llm.get('layers')}: {llm.get('per_layer_note', '')}")
+        for phase in ("decode", "prefill"):
+            rows = llm.get(f"ops_{phase}") or []
+            if rows:
+                lines.append("")
+                lines.append(f"{phase} per op (summed over {llm.get('layers')} layers; one profiled run)")
+                lines.append(f"  {'op':<11} {'ms/token':>9} {'share':>6} {'GB/s':>6} {'roof':>5}  kernel [isa]")
+                for r in rows:
+                    lines.append(f"  {r['op']:<11} {r['ms_per_token']:9.3f} {100 * r['share']:5.1f}% "
+                                 f"{_f(r['gbps'] or None, '{:.2f}'):>6} {_f(r.get('roofline_fraction'), '{:.0%}'):>5}  "
+                                 f"{r['kernel']} [{r['isa']}]")
+        per_layer = llm.get("per_layer") or []
+        if per_layer:
+            dec = [p["decode_ms_per_token"] for p in per_layer]
+            worst = max(per_layer, key=lambda p: p["decode_ms_per_token"])
+            lines.append(f"layers    {len(per_layer)}: decode {min(dec):.3f}-{max(dec):.3f} ms/token per layer "
+                         f"(slowest: layer {worst['layer']})")
     ops = data.get("ops") or []
     if ops:
         head = ["#", "op", "type", "kernel", "isa", "median ms", "p95 ms", "share", "GB/s", "GOPS", "roof", "SNR dB", "!"]
