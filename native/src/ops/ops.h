@@ -81,6 +81,7 @@ void register_ops_shape(std::vector<OpDef>& r);
 void register_ops_qlinear(std::vector<OpDef>& r);
 void register_ops_qconv(std::vector<OpDef>& r);
 void register_ops_qnhwc(std::vector<OpDef>& r);
+void register_ops_qnhwc_graph(std::vector<OpDef>& r);
 
 // ---- shared helpers -----------------------------------------------------------------
 bool attr_ints(const Json& attrs, const char* key, std::vector<int64_t>* out);
@@ -115,6 +116,15 @@ lb_status conv_window_attrs(const Json& attrs, const int64_t* in, int64_t* kwin,
 void apply_same_pads(const std::string& auto_pad, const int64_t* in, const int64_t* stride, const int64_t* eff_kernel,
                      int64_t* pads);
 void apply_act(float* x, int64_t n, int64_t code, float lo, float hi);
+
+/// Resize (resize_f32's params: i[0] mode, i[1] coordinate mode, i[2] nearest mode, f[0..1] scales):
+/// source index (nearest) or index pair and weight (linear) of output coordinate `coord` along one
+/// axis of `in` -> `out` elements with `scale`.
+struct ResizeTap {
+  int64_t i0, i1;
+  float d;
+};
+ResizeTap resize_tap(const OpParams& p, int64_t coord, float scale, int64_t in, int64_t out);
 
 /// Single-precision GEMM on row-major matrices: C[M,N] = A[M,K]*B[K,N] (+bias) then activation.
 /// bias_mode 0: none, 1: per row (length M), 2: per column (length N). ldc = row stride of C.

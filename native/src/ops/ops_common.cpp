@@ -18,6 +18,7 @@ std::vector<OpDef> build_registry() {
   register_ops_qlinear(r);
   register_ops_qconv(r);
   register_ops_qnhwc(r);
+  register_ops_qnhwc_graph(r);
   return r;
 }
 const std::vector<OpDef>& registry() {

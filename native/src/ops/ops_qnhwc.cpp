@@ -29,13 +29,13 @@
 #include <immintrin.h>
 #endif
 #include "ops.h"
+#include "ops_qnhwc.h"
 
 namespace lb {
 namespace {
 
 enum PostKind : int64_t { POST_ADD_S = 0, POST_MUL_S, POST_ADD_C, POST_MUL_C, POST_HSWISH, POST_HSIG, POST_RELU };
 
-inline int64_t nhwc_cstride(int64_t C) { return C < 16 ? C : (C + 31) / 32 * 32; }
 inline size_t al64(size_t v) { return (v + 63) / 64 * 64; }
 
 bool use_avx2() {
@@ -46,7 +46,9 @@ bool use_avx2() {
 #endif
 }
 
-// ---- requantization of one float row (shared by the entry op and the conv epilogue) --------
+}  // namespace
+
+// ---- requantization of one float row (declared in ops_qnhwc.h) --------
 // q[i] = clamp(rint(v[i] * inv) + z, -128, 127) for i < n, 0 for n <= i < ns: the float
 // operations of the kernels' static activation quantizer (lb_quant_q8d_f32__ref).
 void requant_row_scalar(const float* v, int64_t n, int64_t ns, float inv, float zf, int8_t* q) {
@@ -81,7 +83,7 @@ __attribute__((target("avx2,fma"))) void requant_row_avx2(const float* v, int64_
   requant_row_scalar(v + i, n - i, ns - i, inv, zf, q + i);
 }
 #endif
-using RequantFn = void (*)(const float*, int64_t, int64_t, float, float, int8_t*);
+namespace {
 
 // The same with smoothing multipliers (the consumer's act_mul = 1 / smooth): q of v[i] * mv[i]
 // (mv per element) or of v[i] * ms (one multiplier), multiplied first, then by 1/s, as the

@@ -588,13 +588,11 @@ inline float src_coord(int64_t coord, int mode, float scale, int64_t in, int64_t
   }
 }
 
-// Source index (nearest) or index pair and weight (linear) of one output coordinate; the
-// tables are built once per run, so each output pixel is a gather (and a lerp).
-struct ResizeTap {
-  int64_t i0, i1;
-  float d;
-};
+}  // namespace
 
+// Source index (nearest) or index pair and weight (linear) of one output coordinate (declared in
+// ops.h: resize_nearest_nhwc_q8 uses the same taps); the tables are built once per run, so each
+// output pixel is a gather (and a lerp).
 ResizeTap resize_tap(const OpParams& p, int64_t coord, float scale, int64_t in, int64_t out) {
   const float f = src_coord(coord, int(p.i[1]), scale, in, out);
   if (p.i[0] == 0) {
@@ -612,6 +610,8 @@ ResizeTap resize_tap(const OpParams& p, int64_t coord, float scale, int64_t in, 
   const int64_t i0 = int64_t(cf);
   return {i0, std::min(i0 + 1, in - 1), cf - float(i0)};
 }
+
+namespace {
 
 void resize_run(OpCtx& c) {
   const OpParams& p = *c.p;

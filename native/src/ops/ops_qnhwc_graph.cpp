@@ -1,0 +1,368 @@
+// The non-conv ops of int8 NHWC chains (docs/runtime.md, "int8 NHWC chains"; manifest side:
+// docs/package-format.md, section 6.2): values stay int8 channels-last (i8 [N, H, W, Cs], Cs =
+// nhwc_cstride(C), padding channels 0, ops_qnhwc.h) through the FPN neck and the head of a
+// quantized CNN instead of leaving the chain through f32 NCHW.
+//
+// ops:
+//   resize_nearest_nhwc_q8: nearest Resize of an int8 NHWC value (resize_f32's inputs and attrs,
+//     its source-index taps): quantization is elementwise, so quantize-then-resize gives the bits
+//     of resize-then-quantize.
+//   concat_nhwc_q8: channel Concat of int8 NHWC values quantized with one scale / zero point (the
+//     exporter quantizes every input with the consumer's parameters): exact for the same reason.
+//   conv_transpose_nhwc_q8: ConvTranspose whose kernel equals its stride (no overlap, no pads, group
+//     1; PP-OCRv5 det's 2x2/2 upsamplers): each input pixel is one row of a float GEMM [C] x [C, O*kh*kw]
+//     on the dequantized int8 input (the values qdq_f32 makes), + bias, fused act, folded elementwise
+//     steps, then each (ky, kx) block of O values goes to output pixel (y*kh+ky, x*kw+kx) as int8
+//     NHWC (requantized to the next transposed conv's input) and / or f32 NCHW. The weight's int8
+//     scales are per input channel (the quantizer's axis 0), which an int32 dot product cannot carry,
+//     so the GEMM is float: results within float rounding of qdq_f32 + conv_transpose2d_f32.
+#pragma GCC optimize("O3")
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "ops.h"
+#include "ops_qnhwc.h"
+#include "vmath.h"
+
+namespace lb {
+namespace {
+
+inline size_t al64(size_t v) { return (v + 63) / 64 * 64; }
+
+bool int8_nhwc_input(const Tensor* x, const char* what, std::string* err) {
+  if (x->dtype != DType::I8 || x->shape.size() != 4) {
+    *err = std::string(what) + " must be an int8 NHWC value [N, H, W, Cs], got " + shape_str(x->shape);
+    return false;
+  }
+  return true;
+}
+
+// ---- resize_nearest_nhwc_q8 ---------------------------------------------------------------------
+// params: resize_f32's (i[0..2], f[0..1]) and i[3] C; v: OH source rows, then OW source columns
+lb_status resize_q8_infer(OpCtx& c) {
+  const Tensor* x = c.in[0];
+  if (!int8_nhwc_input(x, "input 0", &c.err)) return LB_ERR_SHAPE;
+  OpParams& p = *c.p;
+  const int64_t C = attr_int(*c.attrs, "channels", 0);
+  if (C <= 0 || nhwc_cstride(C) != x->shape[3]) {
+    c.err = "attr channels (" + std::to_string(C) + ") does not match the int8 NHWC input " + shape_str(x->shape) +
+            " (channel stride " + std::to_string(nhwc_cstride(std::max<int64_t>(C, 1))) + " expected)";
+    return LB_ERR_SHAPE;
+  }
+  // resize_f32's own shape inference on the NCHW view of the value: same scales / sizes rules
+  Tensor view;
+  view.dtype = DType::F32;
+  view.shape = {x->shape[0], C, x->shape[1], x->shape[2]};
+  Tensor vout;
+  OpCtx sub;
+  sub.attrs = c.attrs;
+  sub.in = c.in;
+  sub.in[0] = &view;
+  sub.out = {&vout};
+  sub.p = &p;
+  const lb_status st = find_op("resize_f32")->infer(sub);
+  if (st != LB_OK) {
+    c.err = sub.err;
+    return st;
+  }
+  if (p.i[0] != 0) {
+    c.err = "int8 Resize is nearest only (linear on int8 values would round differently from the float graph)";
+    return LB_ERR_UNSUPPORTED;
+  }
+  p.i[3] = C;
+  const int64_t H = x->shape[1], W = x->shape[2], OH = vout.shape[2], OW = vout.shape[3];
+  p.v.resize(size_t(OH + OW));
+  for (int64_t oy = 0; oy < OH; ++oy) p.v[size_t(oy)] = resize_tap(p, oy, p.f[0], H, OH).i0;
+  for (int64_t ox = 0; ox < OW; ++ox) p.v[size_t(OH + ox)] = resize_tap(p, ox, p.f[1], W, OW).i0;
+  c.out[0]->dtype = DType::I8;
+  c.out[0]->shape = {x->shape[0], OH, OW, x->shape[3]};
+  c.flops = 0;
+  return LB_OK;
+}
+
+void resize_q8_run(OpCtx& c) {
+  const OpParams& p = *c.p;
+  const auto& s = c.in[0]->shape;
+  const auto& o = c.out[0]->shape;
+  const int64_t H = s[1], W = s[2], Cs = s[3], OH = o[1], OW = o[2];
+  const int8_t* x = static_cast<const int8_t*>(c.in[0]->data);
+  int8_t* y = static_cast<int8_t*>(c.out[0]->data);
+  const int64_t* ty = p.v.data();
+  const int64_t* tx = p.v.data() + OH;
+  for_ranges(c, s[0] * OH, OW * Cs / 8 + 1, [&](int, int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / OH, oy = r % OH;
+      int8_t* orow = y + r * OW * Cs;
+      if (oy > 0 && ty[oy] == ty[oy - 1] && r > r0) {  // same source row as the previous one: one copy
+        std::memcpy(orow, orow - OW * Cs, size_t(OW * Cs));
+        continue;
+      }
+      const int8_t* irow = x + (n * H + ty[oy]) * W * Cs;
+      for (int64_t ox = 0; ox < OW; ++ox) std::memcpy(orow + ox * Cs, irow + tx[ox] * Cs, size_t(Cs));
+    }
+  });
+  c.isa = "scalar";
+}
+
+// ---- concat_nhwc_q8 -----------------------------------------------------------------------------
+// params: i[0] inputs, i[1] total C, i[2] output Cs; v: the inputs' channel counts
+lb_status concat_q8_infer(OpCtx& c) {
+  OpParams& p = *c.p;
+  if (!attr_ints(*c.attrs, "channels", &p.v) || p.v.size() != c.in.size() || c.in.empty()) {
+    c.err = "needs attr channels: one channel count per input (" + std::to_string(c.in.size()) + " inputs)";
+    return LB_ERR_SHAPE;
+  }
+  int64_t total = 0;
+  for (size_t k = 0; k < c.in.size(); ++k) {
+    const Tensor* x = c.in[k];
+    const std::string what = "input " + std::to_string(k);
+    if (!x || !int8_nhwc_input(x, what.c_str(), &c.err)) {
+      if (!x) c.err = what + " is missing";
+      return LB_ERR_SHAPE;
+    }
+    const auto& s0 = c.in[0]->shape;
+    if (p.v[k] <= 0 || nhwc_cstride(p.v[k]) != x->shape[3] || x->shape[0] != s0[0] || x->shape[1] != s0[1] ||
+        x->shape[2] != s0[2]) {
+      c.err = what + " " + shape_str(x->shape) + " does not match input 0 " + shape_str(s0) + " with " +
+              std::to_string(p.v[k]) + " channels (channel stride " + std::to_string(nhwc_cstride(std::max<int64_t>(p.v[k], 1))) + ")";
+      return LB_ERR_SHAPE;
+    }
+    total += p.v[k];
+  }
+  p.i[0] = int64_t(c.in.size());
+  p.i[1] = total;
+  p.i[2] = nhwc_cstride(total);
+  const auto& s = c.in[0]->shape;
+  c.out[0]->dtype = DType::I8;
+  c.out[0]->shape = {s[0], s[1], s[2], p.i[2]};
+  return LB_OK;
+}
+
+void concat_q8_run(OpCtx& c) {
+  const OpParams& p = *c.p;
+  const auto& s = c.in[0]->shape;
+  const int64_t P = s[0] * s[1] * s[2], Cs = p.i[2], C = p.i[1];
+  int8_t* y = static_cast<int8_t*>(c.out[0]->data);
+  for_ranges(c, P, Cs / 4 + 1, [&](int, int64_t p0, int64_t p1) {
+    for (int64_t i = p0; i < p1; ++i) {
+      int8_t* d = y + i * Cs;
+      int64_t off = 0;
+      for (size_t k = 0; k < c.in.size(); ++k) {
+        const Tensor* x = c.in[k];
+        std::memcpy(d + off, static_cast<const int8_t*>(x->data) + i * x->shape[3], size_t(p.v[k]));
+        off += p.v[k];
+      }
+      std::memset(d + C, 0, size_t(Cs - C));
+    }
+  });
+  c.isa = "scalar";
+}
+
+// ---- conv_transpose_nhwc_q8 ---------------------------------------------------------------------
+enum PostKind : int64_t { POST_ADD_S = 0, POST_MUL_S, POST_ADD_C, POST_MUL_C, POST_RELU, POST_SIGMOID };
+enum { kN, kH, kW, kC, kCs, kO, kOs, kKh, kKw, kZin, kZout, kAct, kOutQ, kOutF, kNPost };
+constexpr int64_t kTile = 32;  // input pixels per task (a float tile [32, O*kh*kw])
+
+lb_status convt_infer(OpCtx& c) {
+  const Tensor* x = c.in[0];
+  OpParams& p = *c.p;
+  if (!int8_nhwc_input(x, "input 0", &c.err)) return LB_ERR_SHAPE;
+  const Tensor* w = c.in.size() > 1 ? c.in[1] : nullptr;
+  if (!w || !w->data || w->dtype != DType::F32 || w->shape.size() != 4) {
+    c.err = "input 1 must be the constant f32 weight [C, O, kh, kw]";
+    return LB_ERR_SHAPE;
+  }
+  const int64_t C = w->shape[0], O = w->shape[1], kh = w->shape[2], kw = w->shape[3];
+  if (nhwc_cstride(C) != x->shape[3]) {
+    c.err = "the weight has " + std::to_string(C) + " input channels, the int8 NHWC input " + shape_str(x->shape);
+    return LB_ERR_SHAPE;
+  }
+  std::vector<int64_t> v;
+  const bool ks_ok = !attr_ints(*c.attrs, "kernel_shape", &v) || (v.size() == 2 && v[0] == kh && v[1] == kw);
+  std::vector<int64_t> st, pads, dil, outpad;
+  const bool st_ok = attr_ints(*c.attrs, "strides", &st) && st.size() == 2 && st[0] == kh && st[1] == kw;
+  const bool pad_ok = !attr_ints(*c.attrs, "pads", &pads) || std::all_of(pads.begin(), pads.end(), [](int64_t q) { return q == 0; });
+  const bool dil_ok = !attr_ints(*c.attrs, "dilations", &dil) || std::all_of(dil.begin(), dil.end(), [](int64_t q) { return q == 1; });
+  const bool op_ok = !attr_ints(*c.attrs, "output_padding", &outpad) ||
+                     std::all_of(outpad.begin(), outpad.end(), [](int64_t q) { return q == 0; });
+  if (!ks_ok || !st_ok || !pad_ok || !dil_ok || !op_ok || attr_int(*c.attrs, "group", 1) != 1 ||
+      c.attrs->has("output_shape") || attr_str(*c.attrs, "auto_pad", "NOTSET") != "NOTSET") {
+    c.err = "supports strides == kernel_shape (" + std::to_string(kh) + "x" + std::to_string(kw) +
+            "), no pads, dilation 1, group 1, no output_padding / output_shape / auto_pad (export with int8_nhwc=False "
+            "for other transposed convs)";
+    return LB_ERR_UNSUPPORTED;
+  }
+  const Tensor* b = c.in.size() > 2 ? c.in[2] : nullptr;
+  if (b && (!b->data || b->dtype != DType::F32 || b->numel() != O)) {
+    c.err = "input 2 (bias) must be " + std::to_string(O) + " constant f32 values";
+    return LB_ERR_SHAPE;
+  }
+  p.i[kN] = x->shape[0], p.i[kH] = x->shape[1], p.i[kW] = x->shape[2], p.i[kC] = C, p.i[kCs] = x->shape[3];
+  p.i[kO] = O, p.i[kOs] = nhwc_cstride(O), p.i[kKh] = kh, p.i[kKw] = kw;
+  p.f[0] = attr_float(*c.attrs, "aq_scale", 0.f);
+  p.i[kZin] = attr_int(*c.attrs, "aq_zero", 0);
+  if (!(p.f[0] > 0.f) || p.i[kZin] < -128 || p.i[kZin] > 127) {
+    c.err = "needs aq_scale > 0 and aq_zero in [-128, 127] (the input's quantization)";
+    return LB_ERR_UNSUPPORTED;
+  }
+  if (!parse_act(*c.attrs, &p, kAct, 1)) {
+    c.err = "unknown act '" + attr_str(*c.attrs, "act", "") + "'";
+    return LB_ERR_UNSUPPORTED;
+  }
+  // post steps -> v: [kind, input index, f32 bits] per step
+  p.v.clear();
+  if (c.attrs->has("post")) {
+    for (const Json& s : (*c.attrs)["post"].elems()) {
+      const auto& e = s.elems();
+      const std::string k = e.empty() ? "" : e[0].str();
+      int64_t kind = -1, idx = 0;
+      float a = 0.f;
+      if ((k == "add_s" || k == "mul_s") && e.size() == 2) kind = k == "add_s" ? POST_ADD_S : POST_MUL_S, a = float(e[1].num());
+      if ((k == "add_c" || k == "mul_c") && e.size() == 2) {
+        kind = k == "add_c" ? POST_ADD_C : POST_MUL_C;
+        idx = int64_t(e[1].num());
+        const Tensor* t = idx >= 3 && size_t(idx) < c.in.size() ? c.in[size_t(idx)] : nullptr;
+        if (!t || !t->data || t->dtype != DType::F32 || t->numel() != O) {
+          c.err = "post step " + k + " needs a constant f32 input of " + std::to_string(O) + " values at index >= 3";
+          return LB_ERR_SHAPE;
+        }
+      }
+      if (k == "relu" && e.size() == 1) kind = POST_RELU;
+      if (k == "sigmoid" && e.size() == 1) kind = POST_SIGMOID;
+      if (kind < 0) {
+        c.err = "unknown post step (expected [add_s|mul_s, value], [add_c|mul_c, input], [relu] or [sigmoid])";
+        return LB_ERR_UNSUPPORTED;
+      }
+      uint32_t bits;
+      std::memcpy(&bits, &a, 4);
+      p.v.insert(p.v.end(), {kind, idx, int64_t(bits)});
+    }
+  }
+  p.i[kNPost] = int64_t(p.v.size() / 3);
+  p.i[kOutQ] = p.i[kOutF] = -1;
+  std::vector<std::string> outs;
+  if (c.attrs->has("outs"))
+    for (const Json& s : (*c.attrs)["outs"].elems()) outs.push_back(s.str());
+  if (outs.empty() || outs.size() != c.out.size()) {
+    c.err = "attr outs must name each output (\"q8\" and / or \"f32\")";
+    return LB_ERR_SHAPE;
+  }
+  const int64_t OH = p.i[kH] * kh, OW = p.i[kW] * kw;
+  for (size_t k = 0; k < outs.size(); ++k) {
+    if (outs[k] == "q8" && p.i[kOutQ] < 0) {
+      p.i[kOutQ] = int64_t(k);
+      p.f[3] = attr_float(*c.attrs, "oq_scale", 0.f);
+      p.i[kZout] = attr_int(*c.attrs, "oq_zero", 0);
+      if (!(p.f[3] > 0.f) || p.i[kZout] < -128 || p.i[kZout] > 127) {
+        c.err = "a q8 output needs oq_scale > 0 and oq_zero in [-128, 127]";
+        return LB_ERR_UNSUPPORTED;
+      }
+      c.out[k]->dtype = DType::I8;
+      c.out[k]->shape = {p.i[kN], OH, OW, p.i[kOs]};
+    } else if (outs[k] == "f32" && p.i[kOutF] < 0) {
+      p.i[kOutF] = int64_t(k);
+      c.out[k]->dtype = DType::F32;
+      c.out[k]->shape = {p.i[kN], O, OH, OW};
+    } else {
+      c.err = "outs entry '" + outs[k] + "' (expected one \"q8\" and / or one \"f32\")";
+      return LB_ERR_UNSUPPORTED;
+    }
+  }
+  const int64_t NO = O * kh * kw;
+  c.scratch_bytes = (al64(size_t(kTile * (C + NO) + p.i[kOs]) * 4) + gemm_scratch_per_thread()) * size_t(op_threads(c));
+  c.flops = uint64_t(p.i[kN] * p.i[kH] * p.i[kW]) * uint64_t(2 * C * NO);
+  return LB_OK;
+}
+
+void convt_run(OpCtx& c) {
+  const OpParams& p = *c.p;
+  const int64_t H = p.i[kH], W = p.i[kW], C = p.i[kC], Cs = p.i[kCs], O = p.i[kO], Os = p.i[kOs];
+  const int64_t kh = p.i[kKh], kw = p.i[kKw], kk = kh * kw, NO = O * kk, OH = H * kh, OW = W * kw;
+  const int64_t P = p.i[kN] * H * W, tiles = (P + kTile - 1) / kTile;
+  const int8_t* x = static_cast<const int8_t*>(c.in[0]->data);
+  const float* w = c.in[1]->f32();
+  const float* bias = c.in.size() > 2 && c.in[2] ? c.in[2]->f32() : nullptr;
+  int8_t* yq = p.i[kOutQ] >= 0 ? static_cast<int8_t*>(c.out[size_t(p.i[kOutQ])]->data) : nullptr;
+  float* yf = p.i[kOutF] >= 0 ? c.out[size_t(p.i[kOutF])]->f32() : nullptr;
+  const float s_in = p.f[0], z_in = float(p.i[kZin]);
+  const float inv = yq ? 1.0f / p.f[3] : 0.f, z_out = float(p.i[kZout]);
+  RequantFn rq = requant_row_scalar;
+#if defined(__x86_64__)
+  if (vmath::use_avx2()) rq = requant_row_avx2;
+#endif
+  const size_t gs = gemm_scratch_per_thread(), per = al64(size_t(kTile * (C + NO) + Os) * 4) + gs;
+  char* base = static_cast<char*>(c.scratch);
+  const char* gemm_isa = "scalar";
+  for_ranges(c, tiles, kTile * C * NO, [&](int tid, int64_t t0, int64_t t1) {
+    char* mine = base + size_t(tid) * per;
+    float* xf = reinterpret_cast<float*>(mine + gs);  // [kTile, C]
+    float* yt = xf + kTile * C;                         // [kTile, O*kh*kw], column o*kh*kw + ky*kw + kx
+    float* row = yt + kTile * NO;                       // [Os]: one output pixel's O values
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t P0 = t * kTile, m = std::min(kTile, P - P0);
+      for (int64_t i = 0; i < m; ++i) {  // the input's dequantized values: (q - z) * s, as qdq_f32
+        const int8_t* q = x + (P0 + i) * Cs;
+        for (int64_t ch = 0; ch < C; ++ch) xf[i * C + ch] = (float(q[ch]) - z_in) * s_in;
+      }
+      GemmArgs g{m, NO, C, xf, C, w, NO, false, yt, NO};
+      gemm_isa = gemm(g, nullptr, mine, gs);
+      for (int64_t i = 0; i < m; ++i) {
+        float* y = yt + i * NO;
+        if (bias)
+          for (int64_t o = 0; o < O; ++o)
+            for (int64_t j = 0; j < kk; ++j) y[o * kk + j] = y[o * kk + j] + bias[o];
+      }
+      if (p.i[kAct] != ACT_NONE) apply_act(yt, m * NO, p.i[kAct], p.f[1], p.f[2]);
+      for (int64_t k = 0; k < p.i[kNPost]; ++k) {  // the folded float ops, in graph order
+        const int64_t* st = p.v.data() + 3 * k;
+        float a;
+        const uint32_t bits = uint32_t(st[2]);
+        std::memcpy(&a, &bits, 4);
+        const float* cv = st[0] == POST_ADD_C || st[0] == POST_MUL_C ? c.in[size_t(st[1])]->f32() : nullptr;
+        switch (st[0]) {
+          case POST_ADD_S: for (int64_t j = 0; j < m * NO; ++j) yt[j] = yt[j] + a; break;
+          case POST_MUL_S: for (int64_t j = 0; j < m * NO; ++j) yt[j] = yt[j] * a; break;
+          case POST_ADD_C:
+          case POST_MUL_C:
+            for (int64_t i = 0; i < m; ++i)
+              for (int64_t o = 0; o < O; ++o) {
+                float* y = yt + i * NO + o * kk;
+                if (st[0] == POST_ADD_C)
+                  for (int64_t j = 0; j < kk; ++j) y[j] = y[j] + cv[o];
+                else
+                  for (int64_t j = 0; j < kk; ++j) y[j] = y[j] * cv[o];
+              }
+            break;
+          case POST_RELU: apply_act(yt, m * NO, ACT_RELU, 0.f, 0.f); break;
+          default: apply_act(yt, m * NO, ACT_SIGMOID, 0.f, 0.f); break;
+        }
+      }
+      for (int64_t i = 0; i < m; ++i) {
+        const int64_t pix = P0 + i, n = pix / (H * W), yy = pix / W % H, xx = pix % W;
+        const float* y = yt + i * NO;
+        for (int64_t ky = 0; ky < kh; ++ky)
+          for (int64_t kx = 0; kx < kw; ++kx) {
+            const int64_t oy = yy * kh + ky, ox = xx * kw + kx, j = ky * kw + kx;
+            if (yq) {
+              for (int64_t o = 0; o < O; ++o) row[o] = y[o * kk + j];
+              rq(row, O, Os, inv, z_out, yq + ((n * OH + oy) * OW + ox) * Os);
+            }
+            if (yf)
+              for (int64_t o = 0; o < O; ++o) yf[((n * O + o) * OH + oy) * OW + ox] = y[o * kk + j];
+          }
+      }
+    }
+  });
+  c.isa = rq == requant_row_scalar && !std::strcmp(gemm_isa, "scalar") ? "scalar" : gemm_isa;
+}
+
+}  // namespace
+
+void register_ops_qnhwc_graph(std::vector<OpDef>& r) {
+  r.push_back(OpDef{"resize_nearest_nhwc_q8", resize_q8_infer, resize_q8_run, false});
+  r.push_back(OpDef{"concat_nhwc_q8", concat_q8_infer, concat_q8_run, false});
+  r.push_back(OpDef{"conv_transpose_nhwc_q8", convt_infer, convt_run, false});
+}
+
+}  // namespace lb
