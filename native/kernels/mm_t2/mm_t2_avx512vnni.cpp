@@ -1,5 +1,6 @@
-// t2a8 (ternary) for AVX-512 VNNI: two panels per zmm (16 rows), vpdpbusd accumulating in int32.
-// GEMV: 16 outputs per pass; GEMM: 8 activation rows x 16 outputs.
+// t2a8 (ternary) for AVX-512 VNNI: vpdpbusd accumulating in int32.
+// GEMV: one panel (8 rows) per pass, two chunks per zmm, one weight stream (lb::avx512::ugemv);
+// GEMM: 8 activation rows x 16 outputs (two panels per zmm).
 #if !defined(__AVX512VNNI__) || !defined(__AVX512BW__)
 #error "mm_t2_avx512vnni.cpp must be compiled with -mavx512vnni -mavx512bw"
 #endif
@@ -8,7 +9,7 @@
 using namespace lb::avx512;
 
 void lb_gemv_f32_q8d_t2g_16x64__avx512vnni(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  ugemm<UFmt<Ter, 1, false>, 1>(a, m0, m1, n0, n1);
+  ugemv<UFmt<Ter, 1, false>>(a, m0, m1, n0, n1);
 }
 
 void lb_gemm_f32_q8d_t2g_8x16__avx512vnni(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
