@@ -56,6 +56,9 @@ class QuantOptions:
     # next to nothing there and those layers' errors are the ones a network amplifies (see
     # docs/quantization.md, EfficientNet-Lite0). 0 turns it off.
     gptq_max_k: int = 32
+    # error-compensating sequential quantization (seqcomp.py): each layer's weights fitted to the float
+    # layer's output given the quantized model's actual input. "auto": w8a8 (static int8 activations).
+    error_comp: Union[bool, str] = False
 
 
 def _weight_nk(node: Node, w: np.ndarray):
@@ -208,51 +211,74 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
 
         bits_of = choose_bits(q, layers, scheme, stats, opts.budget_bits)
 
-    # 4. weights
-    done: Dict[str, QuantWeight] = {}
+    # 4. activation quantizers (from the float statistics; the weights do not change them)
+    float_inputs = _attach_act_quant(q, layers, scheme, stats, smooth, opts)
+
+    def quantize_weight(n: Node, wnk: np.ndarray, H, Hdw, compensated: bool = False) -> QuantWeight:
+        fmt, g = _layer_format(scheme, wnk.shape[1], bits_of.get(n.name))
+        if H is not None and H.shape[0] != wnk.shape[1]:
+            H = None
+        if Hdw is not None and (fmt != "int8" or not cal.is_depthwise(n, q)):
+            Hdw = None
+        gptq = scheme.algo == "gptq" or compensated
+        if Hdw is not None and Hdw.shape == (wnk.shape[0], wnk.shape[1], wnk.shape[1]) and opts.sparse_outliers <= 0 \
+                and (gptq or n.name in small_k):
+            return gptq_per_row(wnk, Hdw, damp=opts.gptq_damp, act_order=opts.act_order)
+        if H is not None and (gptq or (n.name in small_k and fmt == "int8")):
+            return gptq_quantize(wnk, H, fmt, g, damp=opts.gptq_damp, act_order=opts.act_order,
+                                 block=opts.gptq_block, sparse_pct=opts.sparse_outliers)
+        hdiag = np.diag(H).astype(np.float32) if H is not None else None
+        return wq.quantize_rtn(wnk, fmt, g, hdiag=hdiag, sparse_pct=opts.sparse_outliers,
+                               int8_qmax=wq.QMAX_INT8_7BIT if opts.weight_bits7 else None)
+
+    # 5. weights: error-compensating sequential quantization (seqcomp.py), else layer by layer
     wfloat: Dict[str, np.ndarray] = {}  # the (smoothed) float [N, K] each QuantWeight approximates
-    report_layers = []
+    for n in layers:
+        wfloat.setdefault(n.inputs[1], _weight_nk(n, q.initializers[n.inputs[1]])[0])
+    done: Dict[str, QuantWeight] = {}
+    if _use_error_comp(opts, scheme) and layers and feeds:
+        from lowbit.quant.seqcomp import sequential_quantize  # noqa: PLC0415
+
+        done = sequential_quantize(graph, q, layers, feeds,
+                                   lambda n, w, H, Hdw: quantize_weight(n, w, H, Hdw, compensated=True),
+                                   smooth, damp=opts.gptq_damp, bias_correction=opts.bias_correction,
+                                   progress=opts.progress)
+    compensated = set(done)
+    report_layers, reported = [], set()
     for n in cal.progress(layers, "quantizing weights" + (" (GPTQ)" if scheme.algo == "gptq" else ""),
                           len(layers), opts.progress):
         wname = n.inputs[1]
-        if wname in done:
+        if wname in reported:
             continue
-        w = q.initializers[wname]
-        wnk, layout, orig = _weight_nk(n, w)
-        wfloat[wname] = wnk
-        fmt, g = _layer_format(scheme, wnk.shape[1], bits_of.get(n.name))
-        st = stats.get(n.inputs[0])
-        H = st.hessian if st is not None else None
-        if H is not None and H.shape[0] != wnk.shape[1]:
-            H = None
-        Hdw = st.dw_hessian if st is not None and fmt == "int8" and cal.is_depthwise(n, q) else None
-        if Hdw is not None and Hdw.shape == (wnk.shape[0], wnk.shape[1], wnk.shape[1]) and opts.sparse_outliers <= 0 \
-                and (scheme.algo == "gptq" or n.name in small_k):
-            qw = gptq_per_row(wnk, Hdw, damp=opts.gptq_damp, act_order=opts.act_order)
-        elif H is not None and (scheme.algo == "gptq" or (n.name in small_k and fmt == "int8")):
-            qw = gptq_quantize(wnk, H, fmt, g, damp=opts.gptq_damp, act_order=opts.act_order,
-                               block=opts.gptq_block, sparse_pct=opts.sparse_outliers)
+        reported.add(wname)
+        wnk = wfloat[wname]
+        _, layout, orig = _weight_nk(n, graph.initializers[wname])
+        if wname in done:
+            qw = done[wname]
         else:
-            hdiag = np.diag(H).astype(np.float32) if H is not None else None
-            qw = wq.quantize_rtn(wnk, fmt, g, hdiag=hdiag, sparse_pct=opts.sparse_outliers,
-                                 int8_qmax=wq.QMAX_INT8_7BIT if opts.weight_bits7 else None)
+            st = stats.get(n.inputs[0])
+            qw = quantize_weight(n, wnk, st.hessian if st is not None else None,
+                                 st.dw_hessian if st is not None else None)
         qw.layout, qw.orig_shape = layout, orig
         qw.float_ref = graph.initializers[wname] if isinstance(graph.initializers.get(wname), np.ndarray) else None
         q.initializers[wname] = qw
         done[wname] = qw
-        report_layers.append({"node": n.name, "op": n.op, "weight": wname, "fmt": fmt, "group": g or wnk.shape[1],
-                              "algo": qw.algo, "shape": list(wnk.shape),
+        report_layers.append({"node": n.name, "op": n.op, "weight": wname, "fmt": qw.fmt,
+                              "group": qw.group_size or wnk.shape[1],
+                              "algo": qw.algo + ("+comp" if wname in compensated else ""), "shape": list(wnk.shape),
                               "smooth": n.inputs[0] in smooth,
                               "act_outlier_ratio": _outlier_ratio(st0_all.get(n.inputs[0])),
                               "outliers": 0 if qw.outliers is None else int(qw.outliers[0].size)})
 
-    # 5. bias correction (Nagel et al., data-free quantization): the mean output shift that the
+    # 6. bias correction (Nagel et al., data-free quantization): the mean output shift that the
     #    weight error causes, E[dW x] = dW E[x], is subtracted from the layer's bias. It matters for
     #    BatchNorm-folded depthwise convs, whose output mean is cancelled by a large bias.
     if opts.bias_correction and stats:
         for n in layers:
             st = stats.get(n.inputs[0])
             qw = q.initializers[n.inputs[1]]
+            if n.inputs[1] in compensated:  # corrected with the quantized input's mean in the pass
+                continue
             if n.op != "Conv" or st is None or st.chanmean is None or len(n.inputs) < 3 or not n.inputs[2]:
                 continue
             bias = q.initializers.get(n.inputs[2])
@@ -270,7 +296,19 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
             shift = np.einsum("goc,gc->go", per_in.reshape(grp, og, cg), mean_g).reshape(o)
             q.initializers[n.inputs[2]] = (bias - shift).astype(np.float32)
 
-    # 6. activations
+    for r in report_layers:
+        r["act"] = "float" if r["node"] in float_inputs else (scheme.act_mode or "float")
+    q.metadata["quantized_layers"] = report_layers
+    q.metadata["kept_float"] = [n.name for n in graph.nodes if n.op in QUANT_OPS and
+                                n.name not in {r["node"] for r in report_layers}]
+    if bits_of:
+        q.metadata["budget_bits"] = {"budget": opts.budget_bits, "bits": bits_of,
+                                     "average": average_bits(q)}
+    return q
+
+
+def _attach_act_quant(q: Graph, layers: List[Node], scheme: Scheme, stats, smooth, opts: QuantOptions) -> List[str]:
+    """Set each layer's ``act_quant``; returns the layers whose input stays float (the model's input)."""
     float_inputs = []
     for n in layers:
         s = smooth.get(n.inputs[0])
@@ -289,15 +327,15 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
         elif scheme.act_mode == "dynamic":
             gran = "row" if n.op == "MatMul" else "tensor"
             n.attrs["act_quant"] = ActQuant("dynamic", 8, None, 0, gran, 0, s)
-    for r in report_layers:
-        r["act"] = "float" if r["node"] in float_inputs else (scheme.act_mode or "float")
-    q.metadata["quantized_layers"] = report_layers
-    q.metadata["kept_float"] = [n.name for n in graph.nodes if n.op in QUANT_OPS and
-                                n.name not in {r["node"] for r in report_layers}]
-    if bits_of:
-        q.metadata["budget_bits"] = {"budget": opts.budget_bits, "bits": bits_of,
-                                     "average": average_bits(q)}
-    return q
+    return float_inputs
+
+
+def _use_error_comp(opts: QuantOptions, scheme: Scheme) -> bool:
+    """error_comp=True, or "auto": static int8 activations with int8 weights (w8a8)."""
+    if opts.error_comp == "auto":
+        return scheme.act_mode == "static" and scheme.wfmt == "int8" and not opts.weight_bits7 \
+            and opts.sparse_outliers <= 0 and opts.budget_bits is None
+    return bool(opts.error_comp)
 
 
 def _model_input(graph: Graph, tensor: str) -> bool:
