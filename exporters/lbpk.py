@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from lowbit.exporters import lbpk_attn, lbpk_nhwc
 from lowbit.exporters.lbpk_container import DTYPES, PackageWriter
 
 PRODUCER = "lowbit"
@@ -200,232 +201,6 @@ class _Lowering:
             self.ops.append(op)
             for o in n.outputs:
                 producer_op[o] = op
-
-    def int8_nhwc(self, only_chains: bool = False) -> None:
-        """Rewrites chains of quantized convs with static int8 activations into int8 NHWC ops.
-
-        A ``qconv2d_f32`` (static ``aq``; gemm mode with int8 weights, or depthwise; an ``act_mul`` is
-        applied by whoever makes its int8 input: attr ``oq_mul`` / quantize_nhwc_q8's input 1)
-        that reads the output of another such conv, or whose output another one reads, becomes a
-        ``qconv2d_nhwc_q8``: int8 NHWC in; out, per attr ``outs``, the int8 NHWC input of the next
-        convs (requantized in the epilogue to their ``aq_scale``/``aq_zero``), f32 NHWC for a residual
-        Add folded into a later conv, and/or the original f32 NCHW value for every other reader. An
-        ``add`` of such a conv's output (read by nothing else) and another chain conv's output is
-        folded into the first conv (input 4). A chain whose input comes from elsewhere starts with a
-        ``quantize_nhwc_q8``. Values keep their names; the int8 copy is ``<v>.q8``, the f32 NHWC copy
-        ``<v>.nhwc``. With ``only_chains=False`` (the default) a KxK group-1 conv that chains with no
-        other one is rewritten too (entry quantization + f32 NCHW output; lone 1x1 and depthwise convs
-        are as fast in qconv2d_f32). Every element gets the same float operations as the unchained ops, so the
-        results are unchanged (docs/package-format.md, section 6).
-        """
-        from lowbit import packing  # noqa: PLC0415
-
-        ops = self.ops
-        outs = {self.name(t.name) for t in self.g.outputs}
-
-        def is_cand(op) -> bool:
-            a = op["attrs"]
-            if op["kernel"] != "qconv2d_f32" or a.get("aq") != "static":
-                return False
-            if a.get("mode") == "depthwise":
-                return True
-            return a.get("mode") == "gemm" and a.get("wfmt_ir") == "int8" and a.get("format") == "q8" \
-                and op["name"] in self.qconv_weights
-
-        def out_ch(op) -> int:
-            if op["attrs"].get("mode") == "depthwise":
-                return int(np.asarray(self.consts[op["inputs"][1]]).shape[0])
-            return int(op["attrs"]["n"])
-
-        cand = {i for i, op in enumerate(ops) if is_cand(op)}
-        if not cand:
-            return
-        prod: Dict[str, int] = {}
-        users: Dict[str, List[int]] = {}
-        for i, op in enumerate(ops):
-            for v in op["inputs"]:
-                if v:
-                    users.setdefault(v, []).append(i)
-        # elementwise ops after a conv that run on its output alone fold into its epilogue ("post"):
-        # Add/Mul with a scalar or per-channel constant, HardSigmoid + Mul (x * hardsigmoid(x)), Relu
-        post: Dict[int, Tuple[List[Any], List[str]]] = {}
-        absorbed: Dict[int, List[int]] = {}
-        orig_out: Dict[int, List[str]] = {}
-        removed = set()
-        for i in sorted(cand):
-            v, o_ch = ops[i]["outputs"][0], out_ch(ops[i])
-            steps: List[Any] = []
-            pins: List[str] = []
-            mine: List[int] = []
-            while v not in outs:
-                us = users.get(v, [])
-                u = ops[us[0]] if len(us) == 1 else None
-                if u is not None and u["kernel"] in ("add", "mul") and len(u["inputs"]) == 2 and not u["attrs"]:
-                    other = [x for x in u["inputs"] if x != v]
-                    c = self.const(other[0]) if len(other) == 1 else None
-                    if c is None or c.dtype != np.float32 or c.ndim > 4:
-                        break
-                    kind = "add" if u["kernel"] == "add" else "mul"
-                    if c.size == 1:
-                        steps.append([kind + "_s", float(c.reshape(-1)[0])])
-                    elif c.size == o_ch and c.ndim >= 3 and c.shape[-3] == o_ch:  # [(1,) O, 1, 1]
-                        cname = f"{other[0]}.chan"
-                        self.consts[cname] = np.ascontiguousarray(c.reshape(-1))
-                        steps.append([kind + "_c", 5 + len(pins)])
-                        pins.append(cname)
-                    else:
-                        break
-                    mine.append(us[0])
-                    v = u["outputs"][0]
-                    continue
-                if u is not None and u["kernel"] in ("relu_f32", "hardsigmoid_f32") and len(u["outputs"]) == 1:
-                    a = u["attrs"]
-                    steps.append(["relu"] if u["kernel"] == "relu_f32" else
-                                 ["hsig", float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))])
-                    mine.append(us[0])
-                    v = u["outputs"][0]
-                    continue
-                if len(us) == 2 and sorted(ops[k]["kernel"] for k in us) == ["hardsigmoid_f32", "mul"]:
-                    h = next(k for k in us if ops[k]["kernel"] == "hardsigmoid_f32")
-                    mm = next(k for k in us if k != h)
-                    hs = ops[h]["outputs"][0]
-                    if sorted(ops[mm]["inputs"]) == sorted([v, hs]) and users.get(hs) == [mm] and hs not in outs:
-                        a = ops[h]["attrs"]
-                        steps.append(["hswish", float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))])
-                        mine += [h, mm]
-                        v = ops[mm]["outputs"][0]
-                        continue
-                break
-            if steps:
-                post[i] = (steps, pins)
-                absorbed[i] = mine
-                orig_out[i] = ops[i]["outputs"]
-                ops[i]["outputs"] = [v]
-                removed |= set(mine)
-        residual: Dict[int, str] = {}  # conv index -> residual value (f32 NHWC) added in its epilogue
-        for i, op in enumerate(ops):
-            if i in removed:
-                continue
-            if op["kernel"] == "add" and len(op["inputs"]) == 2 and not op["attrs"]:
-                for a, b in (op["inputs"], op["inputs"][::-1]):
-                    pa, pb = prod.get(a), prod.get(b)
-                    if pa in cand and pb in cand and pa != pb and pa not in residual and users.get(a) == [i] \
-                            and a not in outs and out_ch(ops[pa]) == out_ch(ops[pb]):
-                        residual[pa] = b
-                        ops[pa]["outputs"] = list(op["outputs"])
-                        removed.add(i)
-                        for o in op["outputs"]:
-                            prod[o] = pa
-                        break
-                if i in removed:
-                    continue
-            for o in op["outputs"]:
-                prod[o] = i
-        chained = set()
-        for i in cand:
-            p = prod.get(ops[i]["inputs"][0])
-            if p in cand:
-                chained |= {i, p}
-        for i, b in residual.items():
-            chained |= {i, prod[b]}
-        if not only_chains:  # a lone KxK group-1 conv too: an int8 NHWC im2col is far cheaper than the float one
-            chained |= {i for i in cand if ops[i]["attrs"]["mode"] == "gemm"
-                        and int(np.prod(ops[i]["attrs"]["kernel_shape"])) > 1}
-        for i in set(post) - chained:  # a lone conv keeps qconv2d_f32 and its elementwise ops
-            ops[i]["outputs"] = orig_out[i]
-            removed -= set(absorbed[i])
-            del post[i]
-        if not chained:
-            return
-        users = {}
-        for i, op in enumerate(ops):
-            if i not in removed:
-                for j, v in enumerate(op["inputs"]):
-                    if v:
-                        users.setdefault(v, []).append((i, j))
-        def qkey(k: int) -> Tuple[float, int, str]:
-            """How conv k quantizes its input: scale, zero point, per-channel smoothing multipliers
-            (its act_mul, 1 / smooth, as a [C] constant; "" for none)."""
-            a, ins = ops[k]["attrs"], ops[k]["inputs"]
-            mul = ""
-            if len(ins) > 4 and ins[4]:
-                mul = f"{ins[4]}.chan"
-                if mul not in self.consts:
-                    kk = int(np.prod(a["kernel_shape"])) if a["mode"] == "gemm" else 1
-                    self.consts[mul] = np.ascontiguousarray(np.asarray(self.consts[ins[4]], np.float32)
-                                                            .reshape(-1, kk)[:, 0])
-            return float(a["aq_scale"]), int(a["aq_zero"]), mul
-
-        qparams: Dict[int, Tuple[float, int, str]] = {}  # conv -> how its int8 output is quantized
-        for i in sorted(chained):
-            x = ops[i]["inputs"][0]
-            p = prod.get(x)
-            if p in chained:
-                qparams.setdefault(p, qkey(i))
-        res_values = set(residual.values())
-        new_ops: List[Dict[str, Any]] = []
-        quantized: Dict[Tuple[str, float, int, str], str] = {}
-        for i, op in enumerate(ops):
-            if i in removed:
-                continue
-            if i not in chained:
-                new_ops.append(op)
-                continue
-            a = dict(op["attrs"])
-            x = op["inputs"][0]
-            p = prod.get(x)
-            mine = qkey(i)
-            if p in chained and qparams.get(p) == mine:
-                xq = f"{x}.q8"
-            else:
-                key = (x,) + mine
-                if key not in quantized:
-                    qn = f"{x}.q8" if p not in chained else f"{x}.q8_{len(quantized)}"
-                    quantized[key] = qn
-                    new_ops.append({"name": f"{qn}.quantize", "op": "QuantizeLinear", "kernel": "quantize_nhwc_q8",
-                                    "inputs": [x] + ([mine[2]] if mine[2] else []), "outputs": [qn],
-                                    "attrs": {"scale": mine[0], "zero": mine[1]}})
-                xq = quantized[key]
-            v = op["outputs"][0]
-            kinds, names = [], []
-            if i in qparams:
-                kinds.append("q8")
-                names.append(f"{v}.q8")
-                a["oq_scale"], a["oq_zero"] = qparams[i][:2]
-            if v in res_values:
-                kinds.append("f32_nhwc")
-                names.append(f"{v}.nhwc")
-            other = v in outs or any(
-                not (k in chained and j == 0 and qparams.get(i) == qkey(k))
-                and not (j == 4 and k in residual)
-                for k, j in users.get(v, []))
-            if other or not kinds:
-                kinds.append("f32")
-                names.append(v)
-            a["outs"] = kinds
-            w = op["inputs"][1]
-            kh, kw = (int(d) for d in a["kernel_shape"])
-            if a["mode"] == "gemm" and kh * kw > 1:  # K order (ky, kx, c): the order of an NHWC im2col row
-                qw = self.qconv_weights[op["name"]]
-                o_ch, cin = int(qw.orig_shape[0]), int(qw.orig_shape[1])
-                q2 = np.ascontiguousarray(np.asarray(qw.q).reshape(o_ch, cin, kh, kw).transpose(0, 2, 3, 1)
-                                          .reshape(o_ch, cin * kh * kw))
-                blob, meta = packing.pack(dataclasses.replace(qw, q=q2, layout="nk", float_ref=None))
-                w = f"{w}.nhwc"
-                self.consts[w] = blob
-                self.packed_meta[w] = {k: v2 for k, v2 in meta.items() if k in ("format", "wfmt", "n", "k", "group")}
-            ins = [xq, w, op["inputs"][2] if len(op["inputs"]) > 2 else "",
-                   op["inputs"][3] if len(op["inputs"]) > 3 else "", f"{residual[i]}.nhwc" if i in residual else ""]
-            if i in post:  # inputs 5...: the per-channel constants of the folded elementwise ops
-                a["post"] = post[i][0]
-                ins += post[i][1]
-            if i in qparams and qparams[i][2]:  # the next convs' smoothing multipliers, before requantizing
-                a["oq_mul"] = len(ins) if len(ins) >= 5 else 5
-                ins += [""] * (5 - len(ins)) + [qparams[i][2]]
-            while ins and not ins[-1]:
-                ins.pop()
-            new_ops.append(dict(op, kernel="qconv2d_nhwc_q8", inputs=ins, outputs=names, attrs=a))
-        self.ops = new_ops
 
     def _qlinear(self, n, ins: List[str], qins: List[str]) -> Optional[Dict[str, Any]]:
         """MatMul/Gemm with a quantized weight -> one qlinear op on the packed bytes (lowbit.packing)."""
@@ -641,8 +416,9 @@ def runtime_ops(graph, *, int8_nhwc: bool = True) -> List[Dict[str, Any]]:
     low = _Lowering(graph)
     low.run()
     _raise_problems(low.problems)
+    lbpk_attn.fuse_transformer(low)  # attention, GELU, bias Adds into the GEMM (exporters/lbpk_attn.py)
     if int8_nhwc:
-        low.int8_nhwc()
+        lbpk_nhwc.int8_nhwc(low)
     return low.ops
 
 
@@ -667,8 +443,9 @@ def write_package(graph, out: Path, *, target: str, scheme: str, golden: Optiona
     low = _Lowering(graph)
     low.run()
     _raise_problems(low.problems)
+    lbpk_attn.fuse_transformer(low)  # attention, GELU, bias Adds into the GEMM (exporters/lbpk_attn.py)
     if int8_nhwc:  # chains of static-int8 convs stay int8 NHWC (docs/package-format.md, section 6)
-        low.int8_nhwc()
+        lbpk_nhwc.int8_nhwc(low)
     used = {i for op in low.ops for i in op["inputs"] if i}
     used |= {t.name for t in graph.outputs}
     value_info = getattr(graph, "value_info", {}) or {}

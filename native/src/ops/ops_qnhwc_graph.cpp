@@ -10,10 +10,12 @@
 //   concat_nhwc_q8: channel Concat of int8 NHWC values quantized with one scale / zero point (the
 //     exporter quantizes every input with the consumer's parameters): exact for the same reason.
 //   conv_transpose_nhwc_q8: ConvTranspose whose kernel equals its stride (no overlap, no pads, group
-//     1; PP-OCRv5 det's 2x2/2 upsamplers): each input pixel is one row of a float GEMM [C] x [C, O*kh*kw]
-//     on the dequantized int8 input (the values qdq_f32 makes), + bias, fused act, folded elementwise
-//     steps, then each (ky, kx) block of O values goes to output pixel (y*kh+ky, x*kw+kx) as int8
-//     NHWC (requantized to the next transposed conv's input) and / or f32 NCHW. The weight's int8
+//     1; PP-OCRv5 det's 2x2/2 upsamplers): each input pixel is one row of a float GEMM [C] x [C, kh*kw*O]
+//     (the weight stored as [kh, kw, O, C]; with fewer than 16 columns the GEMM runs transposed, the
+//     pixels as its columns) on the dequantized int8 input (the values qdq_f32 makes),
+//     + bias, fused act, folded elementwise steps, then each (ky, kx) block of O values goes to output
+//     pixel (y*kh+ky, x*kw+kx) as int8 NHWC (requantized to the next transposed conv's input) and / or
+//     f32 NCHW. The weight's int8
 //     scales are per input channel (the quantizer's axis 0), which an int32 dot product cannot carry,
 //     so the GEMM is float: results within float rounding of qdq_f32 + conv_transpose2d_f32.
 #pragma GCC optimize("O3")
@@ -162,7 +164,7 @@ void concat_q8_run(OpCtx& c) {
 // ---- conv_transpose_nhwc_q8 ---------------------------------------------------------------------
 enum PostKind : int64_t { POST_ADD_S = 0, POST_MUL_S, POST_ADD_C, POST_MUL_C, POST_RELU, POST_SIGMOID };
 enum { kN, kH, kW, kC, kCs, kO, kOs, kKh, kKw, kZin, kZout, kAct, kOutQ, kOutF, kNPost };
-constexpr int64_t kTile = 32;  // input pixels per task (a float tile [32, O*kh*kw])
+constexpr int64_t kTile = 128;  // input pixels per task (a float tile [128, kh*kw*O])
 
 lb_status convt_infer(OpCtx& c) {
   const Tensor* x = c.in[0];
@@ -170,10 +172,10 @@ lb_status convt_infer(OpCtx& c) {
   if (!int8_nhwc_input(x, "input 0", &c.err)) return LB_ERR_SHAPE;
   const Tensor* w = c.in.size() > 1 ? c.in[1] : nullptr;
   if (!w || !w->data || w->dtype != DType::F32 || w->shape.size() != 4) {
-    c.err = "input 1 must be the constant f32 weight [C, O, kh, kw]";
+    c.err = "input 1 must be the constant f32 weight [kh, kw, O, C]";
     return LB_ERR_SHAPE;
   }
-  const int64_t C = w->shape[0], O = w->shape[1], kh = w->shape[2], kw = w->shape[3];
+  const int64_t kh = w->shape[0], kw = w->shape[1], O = w->shape[2], C = w->shape[3];
   if (nhwc_cstride(C) != x->shape[3]) {
     c.err = "the weight has " + std::to_string(C) + " input channels, the int8 NHWC input " + shape_str(x->shape);
     return LB_ERR_SHAPE;
@@ -270,7 +272,8 @@ lb_status convt_infer(OpCtx& c) {
     }
   }
   const int64_t NO = O * kh * kw;
-  c.scratch_bytes = (al64(size_t(kTile * (C + NO) + p.i[kOs]) * 4) + gemm_scratch_per_thread()) * size_t(op_threads(c));
+  c.scratch_bytes = (al64(size_t(kTile * (C + 2 * NO)) * 4 + size_t(kTile * NO)) + gemm_scratch_per_thread()) *
+                    size_t(op_threads(c));
   c.flops = uint64_t(p.i[kN] * p.i[kH] * p.i[kW]) * uint64_t(2 * C * NO);
   return LB_OK;
 }
@@ -291,28 +294,37 @@ void convt_run(OpCtx& c) {
 #if defined(__x86_64__)
   if (vmath::use_avx2()) rq = requant_row_avx2;
 #endif
-  const size_t gs = gemm_scratch_per_thread(), per = al64(size_t(kTile * (C + NO) + Os) * 4) + gs;
+  const size_t gs = gemm_scratch_per_thread(), per = al64(size_t(kTile * (C + 2 * NO)) * 4 + size_t(kTile * NO)) + gs;
+  const bool trans = NO < 16;  // few output columns: weight rows x pixel columns (the GEMM's small-M path)
   char* base = static_cast<char*>(c.scratch);
   const char* gemm_isa = "scalar";
   for_ranges(c, tiles, kTile * C * NO, [&](int tid, int64_t t0, int64_t t1) {
     char* mine = base + size_t(tid) * per;
-    float* xf = reinterpret_cast<float*>(mine + gs);  // [kTile, C]
-    float* yt = xf + kTile * C;                         // [kTile, O*kh*kw], column o*kh*kw + ky*kw + kx
-    float* row = yt + kTile * NO;                       // [Os]: one output pixel's O values
+    float* xf = reinterpret_cast<float*>(mine + gs);  // [kTile, C] ([C, m] when trans)
+    float* yt = xf + kTile * C;                         // [kTile, kh*kw*O], column (ky*kw + kx)*O + o
+    float* yT = yt + kTile * NO;                        // trans: the GEMM's [kh*kw*O, m]
+    int8_t* tq = reinterpret_cast<int8_t*>(yT + kTile * NO);  // the tile requantized
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t P0 = t * kTile, m = std::min(kTile, P - P0);
       for (int64_t i = 0; i < m; ++i) {  // the input's dequantized values: (q - z) * s, as qdq_f32
         const int8_t* q = x + (P0 + i) * Cs;
-        for (int64_t ch = 0; ch < C; ++ch) xf[i * C + ch] = (float(q[ch]) - z_in) * s_in;
+        if (trans)
+          for (int64_t ch = 0; ch < C; ++ch) xf[ch * m + i] = (float(q[ch]) - z_in) * s_in;
+        else
+          for (int64_t ch = 0; ch < C; ++ch) xf[i * C + ch] = (float(q[ch]) - z_in) * s_in;
       }
-      GemmArgs g{m, NO, C, xf, C, w, NO, false, yt, NO};
-      gemm_isa = gemm(g, nullptr, mine, gs);
-      for (int64_t i = 0; i < m; ++i) {
-        float* y = yt + i * NO;
-        if (bias)
-          for (int64_t o = 0; o < O; ++o)
-            for (int64_t j = 0; j < kk; ++j) y[o * kk + j] = y[o * kk + j] + bias[o];
+      if (trans) {
+        GemmArgs g{NO, m, C, w, C, xf, m, false, yT, m};
+        gemm_isa = gemm(g, nullptr, mine, gs);
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < NO; ++j) yt[i * NO + j] = yT[j * m + i];
+      } else {
+        GemmArgs g{m, NO, C, xf, C, w, C, true, yt, NO};
+        gemm_isa = gemm(g, nullptr, mine, gs);
       }
+      if (bias)
+        for (int64_t r = 0; r < m * kk; ++r)
+          for (int64_t o = 0; o < O; ++o) yt[r * O + o] = yt[r * O + o] + bias[o];
       if (p.i[kAct] != ACT_NONE) apply_act(yt, m * NO, p.i[kAct], p.f[1], p.f[2]);
       for (int64_t k = 0; k < p.i[kNPost]; ++k) {  // the folded float ops, in graph order
         const int64_t* st = p.v.data() + 3 * k;
@@ -325,31 +337,31 @@ void convt_run(OpCtx& c) {
           case POST_MUL_S: for (int64_t j = 0; j < m * NO; ++j) yt[j] = yt[j] * a; break;
           case POST_ADD_C:
           case POST_MUL_C:
-            for (int64_t i = 0; i < m; ++i)
-              for (int64_t o = 0; o < O; ++o) {
-                float* y = yt + i * NO + o * kk;
-                if (st[0] == POST_ADD_C)
-                  for (int64_t j = 0; j < kk; ++j) y[j] = y[j] + cv[o];
-                else
-                  for (int64_t j = 0; j < kk; ++j) y[j] = y[j] * cv[o];
-              }
+            for (int64_t r = 0; r < m * kk; ++r) {
+              float* y = yt + r * O;
+              if (st[0] == POST_ADD_C)
+                for (int64_t o = 0; o < O; ++o) y[o] = y[o] + cv[o];
+              else
+                for (int64_t o = 0; o < O; ++o) y[o] = y[o] * cv[o];
+            }
             break;
           case POST_RELU: apply_act(yt, m * NO, ACT_RELU, 0.f, 0.f); break;
           default: apply_act(yt, m * NO, ACT_SIGMOID, 0.f, 0.f); break;
         }
       }
+      if (yq) rq(yt, m * NO, m * NO, inv, z_out, tq);  // the whole tile at once, then O bytes per output pixel
       for (int64_t i = 0; i < m; ++i) {
         const int64_t pix = P0 + i, n = pix / (H * W), yy = pix / W % H, xx = pix % W;
-        const float* y = yt + i * NO;
         for (int64_t ky = 0; ky < kh; ++ky)
           for (int64_t kx = 0; kx < kw; ++kx) {
-            const int64_t oy = yy * kh + ky, ox = xx * kw + kx, j = ky * kw + kx;
+            const int64_t oy = yy * kh + ky, ox = xx * kw + kx, r = i * kk + ky * kw + kx;
             if (yq) {
-              for (int64_t o = 0; o < O; ++o) row[o] = y[o * kk + j];
-              rq(row, O, Os, inv, z_out, yq + ((n * OH + oy) * OW + ox) * Os);
+              int8_t* d = yq + ((n * OH + oy) * OW + ox) * Os;
+              std::memcpy(d, tq + r * O, size_t(O));
+              std::memset(d + O, 0, size_t(Os - O));
             }
             if (yf)
-              for (int64_t o = 0; o < O; ++o) yf[((n * O + o) * OH + oy) * OW + ox] = y[o * kk + j];
+              for (int64_t o = 0; o < O; ++o) yf[((n * O + o) * OH + oy) * OW + ox] = yt[r * O + o];
           }
       }
     }

@@ -1,0 +1,203 @@
+"""int8 NHWC through the neck and head of a quantized CNN (resize_nearest_nhwc_q8, concat_nhwc_q8,
+conv_transpose_nhwc_q8: docs/runtime.md "int8 NHWC chains", docs/package-format.md section 6.2).
+
+A PP-OCRv5-det-like graph: a chain of static-int8 convs, float "SE" tails, nearest Resizes
+(asymmetric/floor scales, half_pixel sizes) into a channel Concat that a smoothed 3x3 conv reads,
+then the DB head: ConvTranspose 2x2/2 -> Add (a Reshape'd bias) -> BatchNormalization -> Relu ->
+ConvTranspose 2x2/2 -> Add -> Sigmoid, each transposed conv after its activation quantizer.
+
+* Resize/Concat on int8 values are exact (quantization is elementwise): the 3x3 conv's output (a
+  graph output) has the bits of the package without int8 NHWC (int8_nhwc=False), on every ISA path.
+* The transposed convs run a float GEMM on the dequantized int8 input (their weight scales are per
+  input channel): within float rounding of qdq_f32 + conv_transpose2d_f32, and as close to ONNX
+  Runtime on the exported QDQ ONNX as the unchanged package.
+* 1 and 2 threads agree bitwise.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import lowbit
+from lowbit.exporters.lbpk import runtime_ops, write_package
+from lowbit.ir import ActQuant, Graph, Node, TensorInfo
+from lowbit.quant import weights as wq
+
+
+class _Head:
+    def __init__(self, seed):
+        self.r = np.random.default_rng(seed)
+        self.nodes, self.inits, self.k, self.vi = [], {}, 0, {}
+
+    def _aq(self, C=None, smooth=False):
+        r = self.r
+        return ActQuant("static", 8, float(np.float32(r.uniform(0.02, 0.05))), int(r.integers(-20, 21)),
+                        smooth=r.uniform(0.5, 2.0, C).astype(np.float32) if smooth else None)
+
+    def conv(self, x, C, O, k, stride=1, relu=True, smooth=False):
+        self.k += 1
+        n = f"c{self.k}"
+        w = (self.r.standard_normal((O, C, k, k)) / np.sqrt(C * k * k)).astype(np.float32)
+        qw = wq.quantize_rtn(w.reshape(O, -1), "int8", 0)
+        qw.orig_shape = w.shape
+        self.inits[f"{n}.w"] = qw
+        self.inits[f"{n}.b"] = (0.1 * self.r.standard_normal(O)).astype(np.float32)
+        self.nodes.append(Node("Conv", n, [x, f"{n}.w", f"{n}.b"], [f"{n}.y"],
+                               {"kernel_shape": [k, k], "strides": [stride] * 2, "pads": [k // 2] * 4,
+                                "group": 1, "act_quant": self._aq(C, smooth)}))
+        if not relu:
+            return f"{n}.y"
+        self.nodes.append(Node("Relu", f"{n}.relu", [f"{n}.y"], [f"{n}.a"]))
+        return f"{n}.a"
+
+    def op(self, kind, ins, attrs=None, shape=None):
+        self.k += 1
+        y = f"{kind.lower()}{self.k}"
+        self.nodes.append(Node(kind, y, ins, [y], attrs or {}))
+        if shape is not None:
+            self.vi[y] = TensorInfo(y, "float32", shape)
+        return y
+
+    def const(self, name, v):
+        self.inits[name] = np.asarray(v)
+        return name
+
+    def se(self, x, C, shape):  # x + x * g (a per-channel float gate): float ops the QDQ graph keeps float
+        g = self.const(f"g{self.k}", self.r.uniform(0.2, 1.0, (1, C, 1, 1)).astype(np.float32))
+        return self.op("Add", [x, self.op("Mul", [x, g])], shape=shape)
+
+    def convt(self, x, C, O):
+        self.k += 1
+        n = f"t{self.k}"
+        w = (self.r.standard_normal((C, O, 2, 2)) / np.sqrt(C)).astype(np.float32)
+        qw = wq.quantize_rtn(w.reshape(C, -1), "int8", 0)  # per input channel, as the quantizer does
+        qw.orig_shape = w.shape
+        self.inits[f"{n}.w"] = qw
+        self.nodes.append(Node("ConvTranspose", n, [x, f"{n}.w"], [f"{n}.y"],
+                               {"kernel_shape": [2, 2], "strides": [2, 2], "pads": [0] * 4, "dilations": [1, 1],
+                                "group": 1, "act_quant": self._aq()}))
+        return f"{n}.y"
+
+
+def _det_head(H=32, W=48, seed=0):
+    b = _Head(seed)
+    C = 24
+    y = b.conv("x", 3, C, 3, stride=2)                                 # H/2
+    p2 = b.se(b.conv(y, C, C, 1, relu=False), C, (1, C, H // 2, W // 2))
+    p3 = b.se(b.conv(b.conv(y, C, C, 3, stride=2), C, C, 1, relu=False), C, (1, C, H // 4, W // 4))
+    p4 = b.conv(b.conv(p3, C, C, 3, stride=2), C, C, 1, relu=False)
+    b.vi[p4] = TensorInfo(p4, "float32", (1, C, H // 8, W // 8))
+    roi = b.const("roi", np.zeros(0, np.float32))
+    up3 = b.op("Resize", [p3, roi, b.const("s2", np.array([1, 1, 2, 2], np.float32))],
+               {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"},
+               shape=(1, C, H // 2, W // 2))
+    up4 = b.op("Resize", [p4, roi, b.const("none", np.zeros(0, np.float32)),
+                          b.const("sz", np.array([1, C, H // 2, W // 2], np.int64))],
+               {"mode": "nearest", "coordinate_transformation_mode": "half_pixel",
+                "nearest_mode": "round_prefer_floor"}, shape=(1, C, H // 2, W // 2))
+    cat = b.op("Concat", [up4, p2, up3], {"axis": 1}, shape=(1, 3 * C, H // 2, W // 2))
+    f = b.conv(cat, 3 * C, C, 3, smooth=True)                       # the concat's reader, smoothed
+    t = b.convt(f, C, 16)
+    bias = b.op("Reshape", [b.const("tb", (0.1 * b.r.standard_normal(16)).astype(np.float32)),
+                            b.const("tshape", np.array([1, 16, 1, 1], np.int64))])
+    t = b.op("Add", [t, bias])
+    bn = [b.const(f"bn{i}", v.astype(np.float32)) for i, v in
+          enumerate([b.r.uniform(0.5, 1.5, 16), 0.1 * b.r.standard_normal(16), 0.1 * b.r.standard_normal(16),
+                     b.r.uniform(0.5, 1.5, 16)])]
+    t = b.op("Relu", [b.op("BatchNormalization", [t] + bn, {"epsilon": 1e-5})])
+    t = b.op("Sigmoid", [b.op("Add", [b.convt(t, 16, 1), b.const("tb2", np.array([[[[0.3]]]], np.float32))])])
+    g = Graph("det_head", b.nodes, [TensorInfo("x", "float32", (1, 3, H, W))],
+              [TensorInfo(t, "float32", (1, 1, 2 * H, 2 * W)), TensorInfo(f, "float32", (1, C, H // 2, W // 2))], b.inits)
+    g.value_info = b.vi
+    return g
+
+
+def _rel(a, b):
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+@pytest.fixture(scope="module")
+def head(tmp_path_factory):
+    d = tmp_path_factory.mktemp("qnhwc_graph")
+    g = _det_head()
+    new = write_package(g, d / "new.lbpk", target="x86-64-avx2", scheme="w8a8")
+    old = write_package(g, d / "old.lbpk", target="x86-64-avx2", scheme="w8a8", int8_nhwc=False)
+    x = np.random.default_rng(1).standard_normal((1, 3, 32, 48)).astype(np.float32)
+    return g, new, old, x, d
+
+
+def test_lowering_keeps_the_neck_and_head_int8(head):
+    g = head[0]
+    kernels = [o["kernel"] for o in runtime_ops(g)]
+    assert kernels.count("resize_nearest_nhwc_q8") == 2 and kernels.count("concat_nhwc_q8") == 1
+    assert kernels.count("conv_transpose_nhwc_q8") == 2
+    for gone in ("resize_f32", "concat", "qdq_f32", "conv_transpose2d_f32", "batch_norm_f32", "relu_f32",
+                 "sigmoid_f32", "reshape"):
+        assert gone not in kernels, (gone, kernels)
+    ops = {o["name"]: o for o in runtime_ops(g)}
+    t1 = next(o for o in ops.values() if o["kernel"] == "conv_transpose_nhwc_q8")
+    assert t1["attrs"]["outs"] == ["q8"]  # requantized to the second transposed conv's input
+    assert [s[0] for s in t1["attrs"]["post"]] == ["add_c", "mul_c", "add_c", "relu"]
+    # without value_info (channel counts unknown) the Concat stays float; the transposed convs do not need it
+    g.value_info, vi = {}, g.value_info
+    try:
+        kernels = [o["kernel"] for o in runtime_ops(g)]
+    finally:
+        g.value_info = vi
+    assert "concat" in kernels and "concat_nhwc_q8" not in kernels and kernels.count("conv_transpose_nhwc_q8") == 2
+
+
+def test_outputs_match_the_float_islands_and_ort(head):
+    g, new, old, x, d = head
+    ref = lowbit.load(old, threads=1).run({"x": x})
+    names = [t.name for t in g.outputs]
+    runs = [lowbit.load(new, threads=t).run({"x": x}) for t in (1, 2)]
+    for k in ref:
+        assert np.array_equal(runs[0][k], runs[1][k]), k  # 1 and 2 threads: same bits
+    # the int8 Resize/Concat path is exact: the concat reader's output has the unchained bits
+    assert np.array_equal(runs[0][names[1]], ref[names[1]])
+    # the transposed convs: float GEMM rounding only (a flipped int8 step moves a pixel by ~1/256)
+    p, q = runs[0][names[0]], ref[names[0]]
+    assert p.shape == q.shape == (1, 1, 64, 96)
+    assert np.max(np.abs(p - q)) < 0.02 and np.mean(p != q) < 0.05, (np.max(np.abs(p - q)), np.mean(p != q))
+    ort = pytest.importorskip("onnxruntime")
+    from lowbit.exporters.onnx_writer import write_onnx
+
+    onnx = write_onnx(g, d / "head.qdq.onnx")
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    o = ort.InferenceSession(str(onnx), so, providers=["CPUExecutionProvider"]).run(names, {"x": x})
+    # docs/runtime.md tolerance: as close to ORT as the package without int8 NHWC (float islands)
+    for k, want in zip(names, o):
+        assert _rel(runs[0][k], want) <= 2 * _rel(ref[k], want) + 0.02, (k, _rel(runs[0][k], want), _rel(ref[k], want))
+    assert np.mean((runs[0][names[0]] > 0.5) == (o[0] > 0.5)) > 0.98
+
+
+def test_scalar_path_gives_the_same_results(head):
+    _, new, _, x, d = head
+    np.save(d / "x.npy", x)
+    code = ("import sys, numpy as np, lowbit; s = lowbit.load(sys.argv[1], threads=1); "
+            "r = s.run({'x': np.load(sys.argv[2])}); np.savez(sys.argv[3], **r)")
+    outs = {}
+    for isa in ("scalar", "avx2"):
+        env = dict(os.environ, LOWBIT_ISA=isa)
+        subprocess.run([sys.executable, "-c", code, str(new), str(d / "x.npy"), str(d / f"{isa}.npz")], env=env,
+                       check=True)
+        outs[isa] = dict(np.load(d / f"{isa}.npz"))
+    for k, v in outs["avx2"].items():
+        if k.startswith("sigmoid"):  # float GEMM of the transposed convs: FMA vs scalar rounding
+            assert np.max(np.abs(v - outs["scalar"][k])) < 0.02
+        else:
+            assert np.array_equal(v, outs["scalar"][k]), k
+
+
+def test_transposed_conv_other_shapes_stay_float():
+    b = _Head(3)
+    y = b.conv("x", 3, 8, 3)
+    y = b.convt(y, 8, 4)
+    b.nodes[-1].attrs["strides"] = [1, 1]  # overlapping windows: not the kernel == stride case
+    g = Graph("t", b.nodes, [TensorInfo("x", "float32", (1, 3, 8, 8))], [TensorInfo(y, "float32", None)], b.inits)
+    kernels = [o["kernel"] for o in runtime_ops(g)]
+    assert "conv_transpose2d_f32" in kernels and "conv_transpose_nhwc_q8" not in kernels
