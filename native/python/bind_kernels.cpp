@@ -10,6 +10,7 @@
 #include "bindings.h"
 #include "dispatch.h"
 #include "lowbit/lowbit_blocks.h"
+#include "measure.h"
 #include "pack.h"
 #include "qlinear.h"
 
@@ -156,6 +157,11 @@ void bind(py::module_& m) {
   py::class_<lb::ThreadPool>(m, "ThreadPool", "A persistent pool of `threads` threads (caller included)")
       .def(py::init<int>(), py::arg("threads"))
       .def_property_readonly("size", &lb::ThreadPool::size);
+
+  m.def("read_probe", [](carray<uint8_t> buf, lb::ThreadPool* pool) {
+    py::gil_scoped_release release;
+    return lb::read_stream(buf.data(), size_t(buf.size()), pool);
+  }, py::arg("buf"), py::arg("pool") = nullptr, "Reads the bytes once as a GEMV reads its weight (same-rounds read probe)");
 
   m.def("wfmt_packed_bytes", [](const std::string& fmt, int64_t n, int64_t k, int group) {
     return lb_wfmt_packed_bytes(parse_fmt(fmt), n, k, group);
