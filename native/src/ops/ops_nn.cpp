@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "gelu_fast.h"
 #include "ops.h"
 #include "vmath.h"
 
@@ -21,7 +22,8 @@ bool need_f32(OpCtx& c, size_t n) {
 
 // ---- MatMul: [..., M, K] x [..., K, N] with numpy broadcasting of the batch dims ----------
 // i[0] M, i[1] N, i[2] K, i[3] batch, i[4] a batch-broadcast (0/1), i[5] b broadcast, i[6] act,
-// i[7] flat (B is 2-D: one GEMM over all rows of A)
+// i[7] flat (B is 2-D: one GEMM over all rows of A), i[8] post GELU (attr "post": "gelu", gelu_fast.h);
+// optional input 2: bias [N]
 lb_status matmul_infer(OpCtx& c) {
   if (!need_f32(c, 2)) return LB_ERR_DTYPE;
   std::vector<int64_t> a = c.in[0]->shape, b = c.in[1]->shape;
@@ -57,6 +59,16 @@ lb_status matmul_infer(OpCtx& c) {
     c.err = "unknown fused activation";
     return LB_ERR_UNSUPPORTED;
   }
+  if (c.in.size() > 2 && c.in[2] && (c.in[2]->dtype != DType::F32 || c.in[2]->numel() != N)) {
+    c.err = "bias (input 2) must be N=" + std::to_string(N) + " f32 values, got " + shape_str(c.in[2]->shape);
+    return LB_ERR_SHAPE;
+  }
+  const std::string post = attr_str(*c.attrs, "post", "");
+  if (!post.empty() && post != "gelu") {
+    c.err = "unknown post op '" + post + "' (this build has: gelu)";
+    return LB_ERR_UNSUPPORTED;
+  }
+  p.i[8] = post == "gelu";
   std::vector<int64_t> out = bo;
   if (!a1) out.push_back(M);
   if (!b1) out.push_back(N);
@@ -67,7 +79,7 @@ lb_status matmul_infer(OpCtx& c) {
   return LB_OK;
 }
 
-void matmul_run(OpCtx& c) {
+void matmul_gemms(OpCtx& c) {
   const OpParams& p = *c.p;
   const int64_t M = p.i[0], N = p.i[1], K = p.i[2], batch = p.i[3];
   const float* A = c.in[0]->f32();
@@ -98,6 +110,15 @@ void matmul_run(OpCtx& c) {
     return;
   }
   for (int64_t bi = 0; bi < batch; ++bi) c.isa = one(bi, c.pool, c.scratch, c.scratch_bytes);
+}
+
+void matmul_run(OpCtx& c) {
+  matmul_gemms(c);
+  if (c.p->i[8]) {
+    const int64_t rows = c.p->i[3] * c.p->i[0], N = c.p->i[1];
+    float* C = c.out[0]->f32();
+    for_ranges(c, rows, N * 8, [&](int, int64_t r0, int64_t r1) { gelu::apply(C + r0 * N, (r1 - r0) * N); });
+  }
 }
 
 // ---- Gemm: Y = alpha * A' B' + beta * C (A' = A or A^T, B' = B or B^T) --------------------
@@ -531,7 +552,10 @@ void bn_run(OpCtx& c) {
 
 }  // namespace
 
+void register_ops_attn(std::vector<OpDef>& r);  // ops_attn.cpp (registered with the NN ops)
+
 void register_ops_nn(std::vector<OpDef>& r) {
+  register_ops_attn(r);
   r.push_back(OpDef{"matmul_f32", matmul_infer, matmul_run, false});
   r.push_back(OpDef{"gemm_f32", gemm_infer, gemm_run, false});
   r.push_back(OpDef{"global_avg_pool_f32", gap_infer, gap_run, false});

@@ -1,17 +1,19 @@
 // Quantized linear (MatMul/Gemm with a packed int8/int4/codebook/ternary weight) through the
 // kernels' op-level entry point lb::qlinear (qlinear.h): x[..., K] -> y[..., N].
 // Inputs: x (f32), the packed weight (u8 bytes, manifest attrs wfmt/n/k/group), optional bias [N],
-// optional act_mul [K] (1 / smoothing divisors, applied to x before it is quantized).
+// optional act_mul [K] (1 / smoothing divisors, applied to x before it is quantized). Attribute
+// "post": "gelu" applies GELU to the output (gelu_fast.h; the exporter fuses a following GELU).
 #include <cstring>
 #include <new>
 
 #include "../qlinear.h"
+#include "gelu_fast.h"
 #include "ops.h"
 
 namespace lb {
 namespace {
 
-// p.i[0] rows m, p.i[1] act mode, p.i[2] act zero; p.f[0] act scale; PackedWeight kept in p.i[8..]
+// p.i[0] rows m, p.i[1] act mode, p.i[2] act zero, p.i[3] post (1: GELU); p.f[0] act scale; PackedWeight kept in p.i[8..]
 constexpr int kPwSlot = 8;
 static_assert(sizeof(PackedWeight) <= sizeof(int64_t) * (48 - kPwSlot), "PackedWeight must fit in OpParams");
 
@@ -54,6 +56,12 @@ lb_status qlinear_infer(OpCtx& c) {
   p.f[0] = attr_float(a, "act_scale", 0.f);
   p.i[2] = attr_int(a, "act_zero", 0);
   p.i[0] = x->numel() / k;
+  const std::string post = attr_str(a, "post", "");
+  if (!post.empty() && post != "gelu") {
+    c.err = "unknown post op '" + post + "' (this build has: gelu)";
+    return LB_ERR_UNSUPPORTED;
+  }
+  p.i[3] = post == "gelu";
   const Tensor* mul = c.in.size() > 3 ? c.in[3] : nullptr;  // optional [K] multipliers (1 / --smooth divisors)
   if (mul && (mul->dtype != DType::F32 || mul->numel() != k || p.i[1] == LB_ACT_FLOAT)) {
     c.err = "act_mul (input 3) must be K=" + std::to_string(k) + " f32 values, with int8 activations";
@@ -77,8 +85,13 @@ void qlinear_run(OpCtx& c) {
   const float* bias = c.in.size() > 2 && c.in[2] ? c.in[2]->f32() : nullptr;
   QLinearOpts o = opts_of(p);
   o.act_mul = c.in.size() > 3 && c.in[3] ? c.in[3]->f32() : nullptr;
-  qlinear(packed(p), c.in[0]->f32(), p.i[0], bias, c.out[0]->f32(), o, c.pool, c.scratch, c.scratch_bytes, &info);
+  float* y = c.out[0]->f32();
+  qlinear(packed(p), c.in[0]->f32(), p.i[0], bias, y, o, c.pool, c.scratch, c.scratch_bytes, &info);
   c.isa = lb_isa_name(info.isa);
+  if (p.i[3]) {
+    const int64_t n = packed(p).n;
+    for_ranges(c, p.i[0], n * 8, [&](int, int64_t r0, int64_t r1) { gelu::apply(y + r0 * n, (r1 - r0) * n); });
+  }
 }
 
 }  // namespace

@@ -1,0 +1,244 @@
+"""Transformer fusions on the lowered op list of exporters/lbpk.py (run after lowering, before the
+int8 NHWC pass):
+
+* **attention**: per head ``MatMul(Q, K^T) -> Mul/Div(scale) -> [Add(mask)] -> Softmax -> MatMul(., V)`` with
+  the Reshape/Transpose copies around it (Q, V: Reshape [B, S, H, D] + Transpose 0,2,1,3; K: Reshape +
+  Transpose 0,2,3,1; the output: Transpose 0,2,1,3 + Reshape [B, S, H*D]) becomes one ``attention_f32`` op
+  that reads Q, K, V as [B, S, H*D] in place (native/src/ops/ops_attn.cpp);
+* **GELU**: ``x * 0.5 * (1 + Erf(x / sqrt(2)))`` (Div or Mul by 1/sqrt(2), either operand order) becomes
+  the epilogue (attr ``post: "gelu"``) of the ``qlinear_f32`` / ``matmul_f32`` that produces x, or else a
+  ``gelu_f32`` op;
+* **bias**: ``Add(const [N])`` after a ``qlinear_f32`` or a ``matmul_f32`` with a constant 2-D B becomes
+  that op's bias input (the GEMM starts from it or adds it in its epilogue).
+
+A pattern is rewritten only when every intermediate value has exactly one consumer and is not a graph
+output; anything else is left as it was (the unfused ops still run).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+_SQRT2 = float(np.sqrt(2.0))
+
+
+class _Graph:
+    def __init__(self, low):
+        self.low = low
+        self.outputs = {t.name for t in low.g.outputs}
+        self.prod: Dict[str, Dict[str, Any]] = {}
+        self.users: Dict[str, List[Dict[str, Any]]] = {}
+        for op in low.ops:
+            for o in op["outputs"]:
+                self.prod[o] = op
+            for i in op["inputs"]:
+                if i:
+                    self.users.setdefault(i, []).append(op)
+
+    def only_user(self, value: str, kernel: Optional[str] = None) -> Optional[Dict[str, Any]]:
+        """The single consumer of `value` (of kernel `kernel` if given), or None."""
+        us = self.users.get(value, [])
+        if len(us) != 1 or value in self.outputs:
+            return None
+        if kernel is not None and us[0]["kernel"] != kernel:
+            return None
+        return us[0]
+
+    def scalar(self, value: str) -> Optional[float]:
+        c = self.low.const(value)
+        if c is None or np.asarray(c).size != 1 or np.asarray(c).dtype.kind != "f":
+            return None
+        return float(np.asarray(c).reshape(-1)[0])
+
+    def ints(self, value: str) -> Optional[List[int]]:
+        c = self.low.const(value)
+        if c is None or np.asarray(c).dtype.kind not in "iu":
+            return None
+        return [int(x) for x in np.asarray(c).reshape(-1)]
+
+    def other(self, op: Dict[str, Any], value: str) -> Optional[str]:
+        """The other input of a two-input op that has `value` as one input."""
+        ins = op["inputs"]
+        if len(ins) != 2:
+            return None
+        if ins[0] == value and ins[1] != value:
+            return ins[1]
+        if ins[1] == value and ins[0] != value:
+            return ins[0]
+        return None
+
+
+def _close(a: Optional[float], b: float) -> bool:
+    return a is not None and abs(a - b) <= 1e-6 * abs(b)
+
+
+def _fold_bias(low) -> int:
+    g = _Graph(low)
+    drop = set()
+    for op in low.ops:
+        if id(op) in drop or op["kernel"] not in ("qlinear_f32", "matmul_f32"):
+            continue
+        if op["kernel"] == "matmul_f32" and op["attrs"].get("act"):  # (qlinear's "act" is its activation mode)
+            continue
+        if op["kernel"] == "qlinear_f32":
+            n = int(op["attrs"]["n"])
+            if len(op["inputs"]) > 2 and op["inputs"][2]:
+                continue
+        else:
+            b = low.const(op["inputs"][1]) if len(op["inputs"]) == 2 else None
+            if b is None or b.ndim != 2 or b.dtype != np.float32:
+                continue
+            n = int(b.shape[1])
+        add = g.only_user(op["outputs"][0], "add")
+        if add is None:
+            continue
+        bias_name = g.other(add, op["outputs"][0])
+        bias = low.const(bias_name) if bias_name else None
+        if bias is None or bias.dtype != np.float32 or bias.ndim != 1 or bias.shape[0] != n:
+            continue
+        ins = list(op["inputs"]) + [""] * max(0, 3 - len(op["inputs"]))
+        ins[2] = bias_name
+        op["inputs"] = ins
+        op["outputs"] = list(add["outputs"])
+        drop.add(id(add))
+    low.ops = [op for op in low.ops if id(op) not in drop]
+    return len(drop)
+
+
+def _fuse_gelu(low) -> int:
+    g = _Graph(low)
+    drop = set()
+    fused = 0
+    for op in list(low.ops):
+        if op["kernel"] not in ("div", "mul") or id(op) in drop:
+            continue
+        x = next((i for i in op["inputs"] if g.scalar(i) is None), None)
+        c = g.scalar(g.other(op, x)) if x else None
+        if x is None or c is None or (op["kernel"] == "div" and (op["inputs"][0] != x or not _close(c, _SQRT2))) \
+                or (op["kernel"] == "mul" and not _close(c, 1.0 / _SQRT2)):
+            continue
+        erf = g.only_user(op["outputs"][0], "erf_f32")
+        add = g.only_user(erf["outputs"][0], "add") if erf else None
+        if add is None or not _close(g.scalar(g.other(add, erf["outputs"][0]) or ""), 1.0):
+            continue
+        m1 = g.only_user(add["outputs"][0], "mul")
+        if m1 is None or g.other(m1, add["outputs"][0]) != x:
+            continue
+        m2 = g.only_user(m1["outputs"][0], "mul")
+        if m2 is None or not _close(g.scalar(g.other(m2, m1["outputs"][0]) or ""), 0.5):
+            continue
+        chain = [op, erf, add, m1, m2]
+        prod = g.prod.get(x)
+        if prod is not None and prod["kernel"] in ("qlinear_f32", "matmul_f32") and "post" not in prod["attrs"] \
+                and not (prod["kernel"] == "matmul_f32" and prod["attrs"].get("act")) and x not in g.outputs \
+                and {id(u) for u in g.users.get(x, [])} == {id(op), id(m1)}:
+            prod["attrs"]["post"] = "gelu"  # the GEMM's epilogue (native/src/ops/gelu_fast.h)
+            prod["outputs"] = list(m2["outputs"])
+            drop.update(id(o) for o in chain)
+        else:
+            m2.update({"name": m2["name"] + "/gelu", "op": "Gelu", "kernel": "gelu_f32", "inputs": [x], "attrs": {}})
+            drop.update(id(o) for o in chain[:-1])
+        fused += 1
+    low.ops = [op for op in low.ops if id(op) not in drop]
+    return fused
+
+
+def _head_split(g: _Graph, value: str, perm: List[int]):
+    """value -> Reshape [t0, t1, H, D] -> Transpose perm: (transpose op, reshape op, t0, t1, H, D) or None."""
+    rs = g.only_user(value, "reshape")
+    if rs is None or rs["inputs"][0] != value:
+        return None
+    t = g.ints(rs["inputs"][1]) if len(rs["inputs"]) > 1 else None
+    if t is None or len(t) != 4 or min(t[2], t[3]) < -1 or 0 in (t[2], t[3]) or t[2] == t[3] == -1 or t[0] < 0 \
+            or t[1] < -1 or (t[1] == -1 and -1 in t[2:]):
+        return None
+    tr = g.only_user(rs["outputs"][0], "transpose")
+    if tr is None or list(tr["attrs"].get("perm", [])) != perm:
+        return None
+    return tr, rs, t[0], t[1], t[2], t[3]
+
+
+def _fuse_attention(low) -> int:
+    g = _Graph(low)
+    drop = set()
+    fused = 0
+    for sm in list(low.ops):
+        if sm["kernel"] != "softmax_f32" or sm["attrs"].get("legacy_2d") or int(sm["attrs"].get("axis", -1)) not in (-1, 3):
+            continue
+        # backwards from the Softmax: [Add(mask)] <- Mul/Div(scale) <- MatMul(Qt, Kt)
+        src = g.prod.get(sm["inputs"][0])
+        mask, add = None, None
+        if src is not None and src["kernel"] == "add" and g.only_user(src["outputs"][0]) is sm:
+            add = src
+            ins = add["inputs"]
+            for a, b in ((ins[0], ins[1]), (ins[1], ins[0])):
+                p = g.prod.get(a)
+                if p is not None and p["kernel"] in ("mul", "div") and g.only_user(a) is add:
+                    src, mask = p, b
+                    break
+            else:
+                continue
+        sc = src
+        if sc is None or sc["kernel"] not in ("mul", "div") or g.only_user(sc["outputs"][0]) is not (add or sm):
+            continue
+        mm1 = g.prod.get(sc["inputs"][0])
+        c = g.scalar(sc["inputs"][1])
+        if sc["kernel"] == "mul" and (mm1 is None or mm1["kernel"] != "matmul_f32"):
+            mm1, c = g.prod.get(sc["inputs"][1]), g.scalar(sc["inputs"][0])
+        if mm1 is None or mm1["kernel"] != "matmul_f32" or c is None or c == 0.0 or len(mm1["inputs"]) != 2 \
+                or mm1["attrs"].get("act") or g.only_user(mm1["outputs"][0]) is not sc:
+            continue
+        scale = c if sc["kernel"] == "mul" else 1.0 / c
+        # Q and K^T: Transpose(Reshape(x)) of single use
+        tq, tk = g.prod.get(mm1["inputs"][0]), g.prod.get(mm1["inputs"][1])
+        if tq is None or tk is None or tq["kernel"] != "transpose" or tk["kernel"] != "transpose":
+            continue
+        rq, rk = g.prod.get(tq["inputs"][0]), g.prod.get(tk["inputs"][0])
+        if rq is None or rk is None or rq["kernel"] != "reshape" or rk["kernel"] != "reshape":
+            continue
+        qs, ks = _head_split(g, rq["inputs"][0], [0, 2, 1, 3]), _head_split(g, rk["inputs"][0], [0, 2, 3, 1])
+        if qs is None or ks is None or qs[0] is not tq or ks[0] is not tk or g.only_user(tq["outputs"][0]) is not mm1 \
+                or g.only_user(tk["outputs"][0]) is not mm1:
+            continue
+        # P.V, then Transpose back and Reshape [t0, t1, H*D]
+        mm2 = g.only_user(sm["outputs"][0], "matmul_f32")
+        if mm2 is None or mm2["inputs"][0] != sm["outputs"][0] or len(mm2["inputs"]) != 2 or mm2["attrs"].get("act"):
+            continue
+        tv = g.prod.get(mm2["inputs"][1])
+        rv = g.prod.get(tv["inputs"][0]) if tv is not None and tv["kernel"] == "transpose" else None
+        vs = _head_split(g, rv["inputs"][0], [0, 2, 1, 3]) if rv is not None and rv["kernel"] == "reshape" else None
+        if vs is None or vs[0] is not tv or g.only_user(tv["outputs"][0]) is not mm2:
+            continue
+        to = g.only_user(mm2["outputs"][0], "transpose")
+        if to is None or list(to["attrs"].get("perm", [])) != [0, 2, 1, 3]:
+            continue
+        ro = g.only_user(to["outputs"][0], "reshape")
+        t = g.ints(ro["inputs"][1]) if ro is not None and len(ro["inputs"]) > 1 else None
+        if t is None or len(t) != 3 or t[2] == 0 or t[2] < -1 or [t[0], t[1]] != [qs[2], qs[3]]:
+            continue
+        # heads / head size: each Reshape target may leave one of them to -1; the known ones must agree
+        heads = {s_[4] for s_ in (qs, ks, vs) if s_[4] > 0}
+        dims = {s_[5] for s_ in (qs, ks, vs) if s_[5] > 0}
+        if len(heads) > 1 or len(dims) > 1 or (t[2] > 0 and heads and dims and heads != {t[2] // min(dims)}):
+            continue
+        inputs = [rq["inputs"][0], rk["inputs"][0], rv["inputs"][0]] + ([mask] if mask else [])
+        attrs = {"scale": float(scale), "lead": [qs[2], qs[3], ks[2], ks[3], vs[2], vs[3]]}
+        if heads:
+            attrs["heads"] = heads.pop()
+        if dims:
+            attrs["head_dim"] = dims.pop()
+        ro.update({"name": sm["name"].rsplit("/", 1)[0] + "/attention", "op": "Attention", "kernel": "attention_f32",
+                   "inputs": inputs, "attrs": attrs})
+        drop.update(id(o) for o in (tq, rq, tk, rk, tv, rv, mm1, sc, add, sm, mm2, to) if o is not None)
+        fused += 1
+    low.ops = [op for op in low.ops if id(op) not in drop]
+    return fused
+
+
+def fuse_transformer(low) -> Dict[str, int]:
+    """Runs the three fusions on `low` (an exporters.lbpk._Lowering after run()); returns the counts."""
+    counts = {"attention": _fuse_attention(low)}
+    counts["bias"] = _fold_bias(low)
+    counts["gelu"] = _fuse_gelu(low)  # after the bias: a GELU right after a GEMM becomes its epilogue
+    return counts

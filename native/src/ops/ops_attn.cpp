@@ -1,0 +1,234 @@
+// Fused multi-head attention (the transformer exporter pass exporters/lbpk_attn.py lowers the
+// MatMul/Mul/Add/Softmax/MatMul chain and its Reshape/Transpose copies into it):
+//   out[b, i, h*D:(h+1)*D] = softmax_j(scale * q_bh[i] . k_bh[j] + mask[b, h, i, j]) . v_bh
+// with q [B, S, H*D], k and v [B, Sk, H*D] read in place (head h is a column block of width D, so
+// no Transpose/Reshape copies) and the output written straight into its [B, S, H*D] layout.
+// Per (batch, head): scores = Q.K^T through the fp32 GEMM (strided A, transposed B), one pass per
+// row of scale + mask + max, vector exp, sum, normalise, then P.V through the GEMM into the output
+// columns. (batch, head) pairs are split over the pool; each pair is computed whole by one thread
+// in a fixed order, so results are bitwise identical for any thread count.
+#pragma GCC optimize("O3")
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "ops.h"
+#include "vmath.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace lb {
+namespace {
+
+// p.i[0] B, i[1] S, i[2] Sk, i[3] H, i[4] D, i[5] has mask, i[6..9] mask strides (b, h, i, j) in
+// elements (0 where broadcast); p.f[0] scale.
+constexpr int kMs = 6;
+
+// Row softmax of s[0:n] after s = s * scale + mask (mask may be null; mstride its element step).
+void softmax_row_portable(float* s, int64_t n, float scale, const float* mask, int64_t mstride) {
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < n; ++j) {
+    const float v = s[j] * scale + (mask ? mask[j * mstride] : 0.f);
+    s[j] = v;
+    mx = std::max(mx, v);
+  }
+  float sum = 0.f;
+  for (int64_t j = 0; j < n; ++j) {
+    const float e = std::exp(s[j] - mx);
+    s[j] = e;
+    sum += e;
+  }
+  const float inv = 1.f / sum;
+  for (int64_t j = 0; j < n; ++j) s[j] *= inv;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) float hsum8(__m256 v) {
+  alignas(32) float t[8];
+  _mm256_store_ps(t, v);
+  return ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+}
+
+// The same on 8 lanes: scale + mask and max in one pass, exp + sum in the second, the scaling in
+// the third. The tail (n % 8) is padded with -inf (exp = 0), so every element takes the vector path.
+__attribute__((target("avx2,fma"))) void softmax_row_avx2(float* s, int64_t n, float scale, const float* mask,
+                                                          int64_t mstride) {
+  const __m256 vs = _mm256_set1_ps(scale);
+  __m256 vmx = _mm256_set1_ps(-INFINITY);
+  const int64_t n8 = n & ~int64_t(7);
+  alignas(32) float t[8];
+  for (int64_t j = 0; j < n8; j += 8) {
+    __m256 v = _mm256_mul_ps(_mm256_loadu_ps(s + j), vs);
+    if (mask) {
+      __m256 m;
+      if (mstride == 1) {
+        m = _mm256_loadu_ps(mask + j);
+      } else {
+        for (int l = 0; l < 8; ++l) t[l] = mask[(j + l) * mstride];
+        m = _mm256_load_ps(t);
+      }
+      v = _mm256_add_ps(v, m);
+    }
+    _mm256_storeu_ps(s + j, v);
+    vmx = _mm256_max_ps(vmx, v);
+  }
+  float mx;
+  {
+    _mm256_store_ps(t, vmx);
+    mx = t[0];
+    for (int l = 1; l < 8; ++l) mx = std::max(mx, t[l]);
+  }
+  for (int64_t j = n8; j < n; ++j) {  // tail: same operations, one lane at a time
+    const float v = s[j] * scale + (mask ? mask[j * mstride] : 0.f);
+    s[j] = v;
+    mx = std::max(mx, v);
+  }
+  const __m256 vm = _mm256_set1_ps(mx);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t j = 0; j < n8; j += 8) {
+    const __m256 e = vmath::exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
+    _mm256_storeu_ps(s + j, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  if (n8 < n) {
+    for (int l = 0; l < 8; ++l) t[l] = n8 + l < n ? s[n8 + l] - mx : -INFINITY;
+    const __m256 e = vmath::exp8(_mm256_load_ps(t));
+    acc = _mm256_add_ps(acc, e);
+    _mm256_store_ps(t, e);
+    std::memcpy(s + n8, t, size_t(n - n8) * sizeof(float));
+  }
+  const float invs = 1.f / hsum8(acc);
+  const __m256 inv = _mm256_set1_ps(invs);
+  for (int64_t j = 0; j < n8; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inv));
+  for (int64_t j = n8; j < n; ++j) s[j] *= invs;
+}
+#endif
+
+size_t scores_bytes(int64_t S, int64_t Sk) { return (size_t(S * Sk) * sizeof(float) + 63) & ~size_t(63); }
+
+lb_status attn_infer(OpCtx& c) {
+  for (size_t k = 0; k < c.in.size(); ++k)
+    if (c.in[k] && c.in[k]->dtype != DType::F32) {
+      c.err = "input " + std::to_string(k) + " must be f32, got " + dtype_name(c.in[k]->dtype);
+      return LB_ERR_DTYPE;
+    }
+  if (c.in.size() < 3 || !c.in[0] || !c.in[1] || !c.in[2]) {
+    c.err = "needs inputs q, k, v (and an optional mask)";
+    return LB_ERR_SHAPE;
+  }
+  const auto &q = c.in[0]->shape, &k = c.in[1]->shape, &v = c.in[2]->shape;
+  OpParams& p = *c.p;
+  // heads and/or head_dim (the exporter stores the ones the model's Reshapes fix)
+  const int64_t Ha = attr_int(*c.attrs, "heads", 0), Da = attr_int(*c.attrs, "head_dim", 0);
+  const int64_t hd = q.size() == 3 ? q[2] : 0;
+  const int64_t H = Ha > 0 ? Ha : Da > 0 && hd % Da == 0 ? hd / Da : 0;
+  if (Da > 0 && H * Da != hd) {
+    c.err = "head_dim " + std::to_string(Da) + " x heads " + std::to_string(H) + " != q's last dimension in " +
+            shape_str(q);
+    return LB_ERR_SHAPE;
+  }
+  if (q.size() != 3 || k.size() != 3 || v.size() != 3 || H <= 0 || q[2] % H != 0 || k[2] != q[2] || v[2] != q[2] ||
+      k[0] != q[0] || v[0] != q[0] || v[1] != k[1] || q[2] == 0) {
+    c.err = "expects q [B, S, H*D], k and v [B, Sk, H*D] and heads H > 0 dividing H*D; got q " + shape_str(q) +
+            ", k " + shape_str(k) + ", v " + shape_str(v) + ", heads " + std::to_string(H);
+    return LB_ERR_SHAPE;
+  }
+  p.i[0] = q[0];
+  p.i[1] = q[1];
+  p.i[2] = k[1];
+  p.i[3] = H;
+  p.i[4] = q[2] / H;
+  p.f[0] = attr_float(*c.attrs, "scale", 1.f);
+  // "lead": the leading [B, S] entries of the Reshape targets the exporter fused away for q, k, v
+  // (0 = copy, -1 = inferred, else a fixed size, which must be this run's B or S / Sk)
+  std::vector<int64_t> lead;
+  if (attr_ints(*c.attrs, "lead", &lead)) {
+    const int64_t want[6] = {q[0], q[1], k[0], k[1], v[0], v[1]};
+    for (size_t j = 0; j < lead.size() && j < 6; ++j)
+      if (lead[j] > 0 && lead[j] != want[j]) {
+        c.err = "the fused Reshape of " + std::string(j < 2 ? "q" : j < 4 ? "k" : "v") + " has a fixed " +
+                (j % 2 ? "sequence length " : "batch ") + std::to_string(lead[j]) + " but the input has " +
+                std::to_string(want[j]) + ": re-export for this input shape";
+        return LB_ERR_SHAPE;
+      }
+  }
+  const Tensor* m = c.in.size() > 3 ? c.in[3] : nullptr;
+  p.i[5] = m != nullptr;
+  if (m) {  // right-aligned broadcast to [B, H, S, Sk]
+    const int64_t full[4] = {p.i[0], H, p.i[1], p.i[2]};
+    const auto& ms = m->shape;
+    if (ms.size() > 4) {
+      c.err = "mask " + shape_str(ms) + " has more than 4 dimensions";
+      return LB_ERR_SHAPE;
+    }
+    int64_t stride = 1;
+    for (int d = 3; d >= 0; --d) {
+      const int64_t md = d - (4 - int64_t(ms.size()));
+      const int64_t dim = md >= 0 ? ms[size_t(md)] : 1;
+      if (dim != 1 && dim != full[d]) {
+        c.err = "mask " + shape_str(ms) + " does not broadcast to [B, H, S, Sk] = [" + std::to_string(full[0]) + ", " +
+                std::to_string(full[1]) + ", " + std::to_string(full[2]) + ", " + std::to_string(full[3]) + "]";
+        return LB_ERR_SHAPE;
+      }
+      p.i[kMs + d] = dim == 1 ? 0 : stride;
+      stride *= dim;
+    }
+  }
+  c.out[0]->dtype = DType::F32;
+  c.out[0]->shape = q;
+  c.scratch_bytes = (gemm_scratch_per_thread() + scores_bytes(p.i[1], p.i[2])) * size_t(op_threads(c));
+  c.flops = uint64_t(4) * p.i[0] * H * p.i[1] * p.i[2] * p.i[4];
+  return LB_OK;
+}
+
+void attn_run(OpCtx& c) {
+  const OpParams& p = *c.p;
+  const int64_t B = p.i[0], S = p.i[1], Sk = p.i[2], H = p.i[3], D = p.i[4], HD = H * D;
+  const float scale = p.f[0];
+  const float* q = c.in[0]->f32();
+  const float* k = c.in[1]->f32();
+  const float* v = c.in[2]->f32();
+  const float* mask = p.i[5] ? c.in[3]->f32() : nullptr;
+  float* out = c.out[0]->f32();
+  const size_t per = gemm_scratch_per_thread() + scores_bytes(S, Sk);
+  const bool avx2 = vmath::use_avx2();
+  const char* isa[kMaxThreads] = {nullptr};
+  for_ranges(c, B * H, 2 * S * Sk * D, [&](int tid, int64_t i0, int64_t i1) {
+    char* base = static_cast<char*>(c.scratch) + size_t(tid) * per;
+    float* sc = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(base) + 63) & ~uintptr_t(63));
+    void* gs = base + scores_bytes(S, Sk) + 64;
+    const size_t gbytes = per - scores_bytes(S, Sk) - 64;
+    for (int64_t bh = i0; bh < i1; ++bh) {
+      const int64_t b = bh / H, h = bh % H;
+      const float* qb = q + b * S * HD + h * D;
+      const float* kb = k + b * Sk * HD + h * D;
+      const float* vb = v + b * Sk * HD + h * D;
+      GemmArgs g1{S, Sk, D, qb, HD, kb, HD, true, sc, Sk};
+      isa[tid] = gemm(g1, nullptr, gs, gbytes);
+      const float* mb = mask ? mask + b * p.i[kMs] + h * p.i[kMs + 1] : nullptr;
+      for (int64_t i = 0; i < S; ++i) {
+        const float* mr = mb ? mb + i * p.i[kMs + 2] : nullptr;
+#if defined(__x86_64__)
+        if (avx2) {
+          softmax_row_avx2(sc + i * Sk, Sk, scale, mr, p.i[kMs + 3]);
+          continue;
+        }
+#endif
+        softmax_row_portable(sc + i * Sk, Sk, scale, mr, p.i[kMs + 3]);
+      }
+      GemmArgs g2{S, D, Sk, sc, Sk, vb, HD, false, out + b * S * HD + h * D, HD};
+      gemm(g2, nullptr, gs, gbytes);
+    }
+  });
+  for (const char* s : isa)
+    if (s) c.isa = s;
+  (void)avx2;
+}
+
+}  // namespace
+
+void register_ops_attn(std::vector<OpDef>& r) { r.push_back(OpDef{"attention_f32", attn_infer, attn_run, false}); }
+
+}  // namespace lb

@@ -1,0 +1,161 @@
+"""Transformer fusions of the exporter (exporters/lbpk_attn.py) and the fused attention op
+(native/src/ops/ops_attn.cpp): the BERT-style MatMul/Mul/Add/Softmax/MatMul chain with its Reshape/Transpose
+copies becomes one attention_f32 op, x*0.5*(1+Erf(x/sqrt2)) becomes gelu_f32, and bias Adds fold into the
+GEMM. Outputs are checked against ONNX Runtime on the unfused ONNX graph, on the AVX2 and on the portable
+(LOWBIT_ISA=scalar) path, bitwise equal for 1 and 2 threads; a pattern with an intermediate graph output
+stays unfused."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from runtime_helpers import assert_rel_close, fp32_graph_case
+
+# name: (B, S, heads, head size, mask shape or None, scale op)
+CASES = {
+    "bert": (1, 16, 4, 8, (1, 1, 1, 16), "Mul"),
+    "tails": (2, 13, 3, 5, (2, 1, 13, 13), "Div"),  # S and D not multiples of 8: vector tails, edge panels
+    "nomask": (1, 9, 2, 16, None, "Mul"),
+    "headmask": (2, 7, 2, 4, (1, 2, 7, 7), "Mul"),  # a mask per head, broadcast over the batch
+}
+
+
+def _graph(case, extra_outputs=()):
+    from onnx import TensorProto, helper
+
+    B, S, H, D, mshape, scale_op = case
+    E = H * D
+    rng = np.random.default_rng(3)
+    inits = {"two": np.array(np.sqrt(2.0), np.float32), "one": np.array(1.0, np.float32),
+             "half": np.array(0.5, np.float32), "scale": np.array(np.sqrt(D) if scale_op == "Div" else 1 / np.sqrt(D),
+                                                                  np.float32),
+             "shape4": np.array([B, S, -1, D], np.int64), "shape3": np.array([B, S, -1], np.int64)}
+    nodes = []
+    for t in "qkv":
+        inits[f"W{t}"] = (rng.standard_normal((E, E)) / np.sqrt(E)).astype(np.float32)
+        inits[f"b{t}"] = rng.standard_normal(E).astype(np.float32) * 0.1
+        perm = [0, 2, 3, 1] if t == "k" else [0, 2, 1, 3]
+        nodes += [helper.make_node("MatMul", ["x", f"W{t}"], [f"{t}m"]),
+                  helper.make_node("Add", [f"b{t}", f"{t}m"], [f"{t}a"]),
+                  helper.make_node("Reshape", [f"{t}a", "shape4"], [f"{t}r"]),
+                  helper.make_node("Transpose", [f"{t}r"], [f"{t}t"], perm=perm)]
+    nodes += [helper.make_node("MatMul", ["qt", "kt"], ["s"]),
+              helper.make_node(scale_op, ["s", "scale"], ["ss"])]
+    sm_in = "ss"
+    inputs = [("x", [B, S, E])]
+    if mshape is not None:
+        nodes.append(helper.make_node("Add", ["ss", "mask"], ["sm"]))
+        inputs.append(("mask", list(mshape)))
+        sm_in = "sm"
+    nodes += [helper.make_node("Softmax", [sm_in], ["p"], axis=-1),
+              helper.make_node("MatMul", ["p", "vt"], ["o"]),
+              helper.make_node("Transpose", ["o"], ["ot"], perm=[0, 2, 1, 3]),
+              helper.make_node("Reshape", ["ot", "shape3"], ["att"]),
+              # GELU (erf form, as torch exports it)
+              helper.make_node("Div", ["att", "two"], ["g0"]), helper.make_node("Erf", ["g0"], ["g1"]),
+              helper.make_node("Add", ["g1", "one"], ["g2"]), helper.make_node("Mul", ["att", "g2"], ["g3"]),
+              helper.make_node("Mul", ["g3", "half"], ["y"]),
+              # a dense layer with GELU (Mul by 1/sqrt2 this time): the GELU becomes the MatMul's epilogue
+              helper.make_node("MatMul", ["y", "Wo"], ["dm"]), helper.make_node("Add", ["dm", "bo"], ["d"]),
+              helper.make_node("Mul", ["d", "rsqrt2"], ["h0"]), helper.make_node("Erf", ["h0"], ["h1"]),
+              helper.make_node("Add", ["one", "h1"], ["h2"]), helper.make_node("Mul", ["h2", "d"], ["h3"]),
+              helper.make_node("Mul", ["half", "h3"], ["z"])]
+    inits["Wo"] = (rng.standard_normal((E, 2 * E)) / np.sqrt(E) * 3).astype(np.float32)  # wide range into GELU
+    inits["bo"] = rng.standard_normal(2 * E).astype(np.float32)
+    inits["rsqrt2"] = np.array(1 / np.sqrt(2.0), np.float32)
+    return nodes, inputs, inits, ("y", "z") + tuple(extra_outputs)
+
+
+def _build(tmp_path, name, extra_outputs=()):
+    nodes, inputs, inits, outs = _graph(CASES[name], extra_outputs)
+    pkg, feeds, ref = fp32_graph_case(tmp_path, name, nodes, inputs, inits, outs=outs)
+    if "mask" in feeds:  # an additive mask as BERT builds it: 0 or a large negative value
+        feeds["mask"] = np.where(feeds["mask"] > 0.5, np.float32(-1e4), np.float32(0)).astype(np.float32)
+        from runtime_helpers import ort_run
+
+        ref = ort_run(tmp_path / f"{name}.onnx", feeds)
+    return pkg, feeds, ref
+
+
+def _kernels(pkg):
+    import lowbit
+
+    return [op["kernel"] for op in lowbit.load(pkg).manifest["ops"]]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_attention_fused_matches_ort(tmp_path, name):
+    import lowbit
+
+    pkg, feeds, ref = _build(tmp_path, name)
+    s = lowbit.load(pkg)
+    ks = [op["kernel"] for op in s.manifest["ops"]]
+    assert ks.count("attention_f32") == 1 and ks.count("gelu_f32") == 1, ks
+    for k in ("softmax_f32", "transpose", "erf_f32", "add", "mul", "div"):
+        assert k not in ks, f"{name}: {k} left after the fusions: {ks}"
+    assert [op["attrs"].get("post") for op in s.manifest["ops"] if op["kernel"] == "matmul_f32"] == [None] * 3 + ["gelu"]
+    outs = {}
+    for t in (1, 2):
+        outs[t] = lowbit.load(pkg, threads=t).run(feeds)
+        for k in ("y", "z"):
+            assert_rel_close(outs[t][k], ref[k], 1e-4, f"{name} {k} threads={t}")
+            assert np.array_equal(outs[1][k], outs[t][k]), f"{name}: 1 and 2 threads differ"
+
+
+def test_attention_not_fused_with_an_intermediate_output(tmp_path):
+    """The Softmax output is a graph output: the chain must stay as it is (and still be right)."""
+    import lowbit
+
+    pkg, feeds, ref = _build(tmp_path, "bert", extra_outputs=("p",))
+    ks = _kernels(pkg)
+    assert "attention_f32" not in ks and "softmax_f32" in ks, ks
+    out = lowbit.load(pkg).run(feeds)
+    for k in ("y", "z", "p"):
+        assert_rel_close(out[k], ref[k], 1e-4, k)
+
+
+_SCALAR_CHILD = r"""
+import sys, numpy as np, lowbit
+feeds = dict(np.load(sys.argv[2]))
+s = lowbit.load(sys.argv[1], threads=2)
+s.enable_profiling(True)
+out = s.run(feeds)
+isas = sorted({e["isa"] for e in s.profile_events() if e["kernel"] == "attention_f32"})
+np.savez(sys.argv[3], y=out["y"], z=out["z"], isa=np.array(",".join(isas)))
+"""
+
+
+def test_attention_portable_path(tmp_path):
+    """LOWBIT_ISA=scalar runs the portable softmax row and GEMM (what a non-x86 build runs)."""
+    for name in ("tails", "headmask"):
+        pkg, feeds, ref = _build(tmp_path, name)
+        np.savez(tmp_path / "feeds.npz", **feeds)
+        env = dict(os.environ, LOWBIT_ISA="scalar")
+        r = subprocess.run([sys.executable, "-c", _SCALAR_CHILD, str(pkg), str(tmp_path / "feeds.npz"),
+                            str(tmp_path / "out.npz")], env=env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        got = np.load(tmp_path / "out.npz")
+        assert str(got["isa"]) == "scalar", f"{name}: attention ran {got['isa']}"
+        for k in ("y", "z"):
+            assert_rel_close(got[k], ref[k], 1e-4, f"scalar {name} {k}")
+
+
+def test_attention_lowered_attrs(tmp_path):
+    """The fused op keeps what the Reshapes fixed: head size (heads left to -1), scale, the leading dims."""
+    from lowbit.exporters import lbpk, lbpk_attn
+    from lowbit.importers.onnx_import import import_onnx
+
+    _build(tmp_path, "tails")
+    _, inputs, _, _ = _graph(CASES["tails"])
+    low = lbpk._Lowering(import_onnx(str(tmp_path / "tails.onnx"), {n: s_ for n, s_ in inputs}))
+    low.run()
+    counts = lbpk_attn.fuse_transformer(low)
+    assert counts == {"attention": 1, "gelu": 2, "bias": 4}, counts
+    att = next(op for op in low.ops if op["kernel"] == "attention_f32")
+    assert att["attrs"]["head_dim"] == 5 and "heads" not in att["attrs"]
+    assert att["attrs"]["lead"] == [2, 13, 2, 13, 2, 13]
+    assert abs(att["attrs"]["scale"] - 1 / np.sqrt(5)) < 1e-7
