@@ -164,7 +164,9 @@ void concat_q8_run(OpCtx& c) {
 // ---- conv_transpose_nhwc_q8 ---------------------------------------------------------------------
 enum PostKind : int64_t { POST_ADD_S = 0, POST_MUL_S, POST_ADD_C, POST_MUL_C, POST_RELU, POST_SIGMOID };
 enum { kN, kH, kW, kC, kCs, kO, kOs, kKh, kKw, kZin, kZout, kAct, kOutQ, kOutF, kNPost };
-constexpr int64_t kTile = 128;  // input pixels per task (a float tile [128, kh*kw*O])
+// input pixels per task: a float tile [T, kh*kw*O] that stays in L2; more pixels when the GEMM runs
+// transposed (few columns), whose per-call work is small
+inline int64_t convt_tile(int64_t NO) { return NO < 16 ? 256 : 128; }
 
 lb_status convt_infer(OpCtx& c) {
   const Tensor* x = c.in[0];
@@ -272,6 +274,7 @@ lb_status convt_infer(OpCtx& c) {
     }
   }
   const int64_t NO = O * kh * kw;
+  const int64_t kTile = convt_tile(NO);
   c.scratch_bytes = (al64(size_t(kTile * (C + 2 * NO)) * 4 + size_t(kTile * NO)) + gemm_scratch_per_thread()) *
                     size_t(op_threads(c));
   c.flops = uint64_t(p.i[kN] * p.i[kH] * p.i[kW]) * uint64_t(2 * C * NO);
@@ -282,7 +285,7 @@ void convt_run(OpCtx& c) {
   const OpParams& p = *c.p;
   const int64_t H = p.i[kH], W = p.i[kW], C = p.i[kC], Cs = p.i[kCs], O = p.i[kO], Os = p.i[kOs];
   const int64_t kh = p.i[kKh], kw = p.i[kKw], kk = kh * kw, NO = O * kk, OH = H * kh, OW = W * kw;
-  const int64_t P = p.i[kN] * H * W, tiles = (P + kTile - 1) / kTile;
+  const int64_t kTile = convt_tile(NO), P = p.i[kN] * H * W, tiles = (P + kTile - 1) / kTile;
   const int8_t* x = static_cast<const int8_t*>(c.in[0]->data);
   const float* w = c.in[1]->f32();
   const float* bias = c.in.size() > 2 && c.in[2] ? c.in[2]->f32() : nullptr;
@@ -306,13 +309,13 @@ void convt_run(OpCtx& c) {
     int8_t* tq = reinterpret_cast<int8_t*>(yT + kTile * NO);  // the tile requantized
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t P0 = t * kTile, m = std::min(kTile, P - P0);
-      for (int64_t i = 0; i < m; ++i) {  // the input's dequantized values: (q - z) * s, as qdq_f32
-        const int8_t* q = x + (P0 + i) * Cs;
-        if (trans)
-          for (int64_t ch = 0; ch < C; ++ch) xf[ch * m + i] = (float(q[ch]) - z_in) * s_in;
-        else
-          for (int64_t ch = 0; ch < C; ++ch) xf[i * C + ch] = (float(q[ch]) - z_in) * s_in;
-      }
+      const int8_t* q = x + P0 * Cs;  // the input's dequantized values: (q - z) * s, as qdq_f32
+      if (trans)
+        for (int64_t ch = 0; ch < C; ++ch)
+          for (int64_t i = 0; i < m; ++i) xf[ch * m + i] = (float(q[i * Cs + ch]) - z_in) * s_in;
+      else
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t ch = 0; ch < C; ++ch) xf[i * C + ch] = (float(q[i * Cs + ch]) - z_in) * s_in;
       if (trans) {
         GemmArgs g{NO, m, C, w, C, xf, m, false, yT, m};
         gemm_isa = gemm(g, nullptr, mine, gs);
