@@ -4,6 +4,7 @@ run, one ORT run, repeated), medians and the ratio ORT/lowbit; optional per-op-t
     .venv/bin/python bench/fp32_runtime.py [--models effnet,minilm,det] [--threads 1,2] [--runs 15] [--profile]
     .venv/bin/python bench/fp32_runtime.py --op-best [--runs 20]
     .venv/bin/python bench/fp32_runtime.py --cpu-time [--models ...] [--runs 15]
+    .venv/bin/python bench/fp32_runtime.py --op-table [--models effnet,det] [--runs 20]
 
 --cpu-time: 1 thread only; times each run by the calling thread's CPU time (time.thread_time)
 instead of wall time, so time spent descheduled by other processes does not count (cache and
@@ -12,6 +13,9 @@ memory-bandwidth contention still do). Both engines run their 1-thread work on t
 --op-best: on a shared, loaded machine end-to-end times are dominated by preemption; this sums,
 over the ops, each op's best time in interleaved runs (lowbit's profile events against ONNX
 Runtime's per-node profile, 1 thread) — a disturbance-free comparison of the kernels.
+--op-table: the same per-op best times, grouped by (op type, input shape, weight shape) on both
+sides (ORT's NCHWc nodes carry the original shapes; its Reorder nodes get their own rows), one line
+per group: count, lowbit ms, ORT ms, ORT/lowbit. Lists where the time goes and which shapes lose.
 Packages and ONNX files are cached under build/bench-rt (delete it after changing the exporter).
 """
 from __future__ import annotations
@@ -85,6 +89,71 @@ def op_best(names, runs) -> int:
     return 0
 
 
+def _shape_key(op_type, shapes):
+    return op_type + " " + " x ".join(str(list(v)) for v in shapes[:2])
+
+
+def op_table(names, runs) -> int:
+    import json
+    import re
+
+    import onnxruntime as ort
+
+    import lowbit
+
+    work = ROOT / "build" / "bench-rt"
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"load average {os.getloadavg()}")
+    for name, (onnx_path, pkg, feeds) in prepare(names, work).items():
+        s = lowbit.load(pkg, threads=1)
+        s.run(feeds)
+        s.enable_profiling(True)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.inter_op_num_threads = 1
+        so.enable_profiling = True
+        so.profile_file_prefix = str(work / "ort-profile")
+        o = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+        o.run(None, feeds)
+        lb, lkey = defaultdict(list), {}
+        for _ in range(runs):
+            s.run(feeds)
+            o.run(None, feeds)
+            for i, e in enumerate(s.profile_events()):
+                lb[i].append((e["end_ns"] - e["start_ns"]) / 1e6)
+                ins, outs = (re.findall(r"\[[0-9, ]*\]", v) for v in e["shapes"].split("->"))
+                shapes = [json.loads(v) for v in ins]
+                if e["kernel"] == "conv2d_pw_f32":  # weight blocked [O/8, K, 8]: keyed as ORT's [O, K, 1, 1]
+                    shapes[1] = [json.loads(outs[0])[1], shapes[1][1], 1, 1]
+                lkey[i] = _shape_key(e["op_type"], shapes)
+        prof = Path(o.end_profiling())
+        od, okey = defaultdict(list), {}
+        for e in json.loads(prof.read_text()):
+            if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+                od[e["name"]].append(e["dur"] / 1e3)
+                a = e["args"]
+                okey[e["name"]] = _shape_key(a.get("op_name", "?"), [list(d.values())[0] for d in a.get("input_type_shape", [])])
+        prof.unlink()
+        rows = defaultdict(lambda: [0, 0.0, 0, 0.0])
+        for i, v in lb.items():
+            r = rows[lkey[i]]
+            r[0] += 1
+            r[1] += min(v)
+        for k, v in od.items():
+            r = rows[okey[k]]
+            r[2] += 1
+            r[3] += min(v)
+        lsum = sum(r[1] for r in rows.values())
+        osum = sum(r[3] for r in rows.values())
+        print(f"== {name}: sum of per-op best lowbit {lsum:.2f} ms, ORT {osum:.2f} ms, ORT/lowbit {osum / lsum:.2f}x")
+        print(f"{'op, input x weight shape':70s} {'n lb':>4s} {'lowbit':>8s} {'n ort':>5s} {'ORT':>8s} {'ORT/lb':>7s}")
+        for k, r in sorted(rows.items(), key=lambda kv: -max(kv[1][1], kv[1][3])):
+            ratio = f"{r[3] / r[1]:7.2f}" if r[1] > 0 and r[3] > 0 else "      -"
+            print(f"{k[:70]:70s} {r[0]:4d} {r[1]:8.3f} {r[2]:5d} {r[3]:8.3f} {ratio}")
+    print(f"load average {os.getloadavg()}")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="effnet,minilm,det")
@@ -93,7 +162,10 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", action="store_true", help="per-op-type time of lowbit (1 thread)")
     ap.add_argument("--op-best", action="store_true", help="sum of per-op best times, lowbit vs ORT (1 thread)")
     ap.add_argument("--cpu-time", action="store_true", help="1 thread, timed by thread CPU time (loaded machines)")
+    ap.add_argument("--op-table", action="store_true", help="per-op best times by op and shape, lowbit vs ORT (1 thread)")
     args = ap.parse_args(argv)
+    if args.op_table:
+        return op_table(args.models.split(","), args.runs)
     if args.op_best:
         return op_best(args.models.split(","), args.runs)
     clock = time.perf_counter

@@ -16,7 +16,7 @@ namespace {
 
 // params: i[0..3] N C H W, i[4] O, i[5] kh, i[6] kw, i[7] sh, i[8] sw, i[9] dh, i[10] dw,
 // i[11] pt, i[12] pl, i[13] pb, i[14] pr, i[15] group, i[16] OH, i[17] OW, i[18] act, i[19] mode
-// (0 gemm1x1, 1 depthwise, 2 im2col, 3 direct), i[20] col bytes; f[0], f[1] act bounds.
+// (0 gemm1x1, 1 depthwise, 2 im2col, 3 direct; conv2d_pw_f32: 4), i[20] col bytes; f[0], f[1] act bounds.
 enum { kN, kC, kH, kW, kO, kKh, kKw, kSh, kSw, kDh, kDw, kPt, kPl, kPb, kPr, kG, kOH, kOW, kAct, kMode, kCol };
 
 lb_status conv_geometry(OpCtx& c, bool transpose) {
@@ -639,6 +639,242 @@ void conv_direct_run(OpCtx& c, const float* x, const float* w, const float* b, f
   }
 }
 
+// conv2d_pw_f32: a 1x1, stride-1, one-group conv whose weight the exporter stored blocked by 8
+// output channels, wb[O/8][K][8] (zero-padded; exporters/lbpk_fpw.py, small maps). The GEMM
+// Y[O,P] = W[O,K] X[K,P] puts pixels in the vector lanes: on EfficientNet's 7x7 and 14x14 maps P =
+// 49 / 196 leaves a 1- or 4-column edge panel. Here X is packed once per run into 4-pixel panels
+// xp[P/4][K][4] (zero-padded), and a register tile is OB*8 output channels x 4 pixels (OB = 3, 2 or
+// 1): per k, OB weight vectors read in place from the blocks (OB sequential streams) and 4
+// broadcasts from the panel. K runs in blocks of 128 (the blocks' weights stay in L1 over a chunk
+// of panels; partial sums parked in L1). Work items are (pixel chunk, channel tile), chunk-major,
+// a chunk's panels sized to stay in L2. Per element: bias, then k in order with FMA (the GEMM's
+// order: bitwise equal to conv2d_f32 on the AVX2 path). The portable path: per output channel,
+// bias then y += w[k] * x[k] rows in k order.
+constexpr int64_t kPwKb = 128;  // K block
+struct PwGeom {
+  int64_t nb, tiles, np, pc, chunks;  // 8-channel blocks, channel tiles, 4-pixel panels, panels per chunk, chunks
+};
+
+PwGeom pw_geom(const OpParams& p) {
+  PwGeom g;
+  const int64_t K = p.i[kC], P = p.i[kH] * p.i[kW];
+  g.nb = (p.i[kO] + 7) / 8;
+  g.tiles = g.nb / 3 + (g.nb % 3 != 0);
+  g.np = (P + 3) / 4;
+  g.pc = std::min(g.np, std::max<int64_t>(12, (128 << 10) / (K * 16)));  // ~128 KB of panels per chunk
+  g.chunks = (g.np + g.pc - 1) / g.pc;
+  return g;
+}
+
+// Channel tile t of nb 8-channel blocks: 3 blocks each; a remainder of 2 is one tile of 2, a
+// remainder of 1 turns the last 3 + 1 into 2 + 2 (only nb = 1 runs a 1-block tile).
+inline void pw_tile_blocks(int64_t nb, int64_t t, int64_t* blk0, int64_t* nblk) {
+  const int64_t a = nb / 3, r = nb % 3;
+  if (r == 1 && a > 0 && t >= a - 1) {
+    *blk0 = (a - 1) * 3 + (t - (a - 1)) * 2;
+    *nblk = 2;
+    return;
+  }
+  *blk0 = t * 3;
+  *nblk = std::min<int64_t>(3, nb - t * 3);
+}
+
+// Shared: the packed panels; per thread: the tile's bias [32] and the chunk's partial sums [pc][96].
+size_t pw_panels_bytes(const OpParams& p) { return (size_t(pw_geom(p).np) * p.i[kC] * 4 * sizeof(float) + 63) / 64 * 64; }
+size_t pw_thread_bytes(const OpParams& p) {
+  return (32 + size_t(p.i[kC] > kPwKb ? pw_geom(p).pc : 0) * 96) * sizeof(float) + 64;
+}
+
+
+#if defined(__x86_64__)
+// Panels [t0, t1) of xp[P/4][K][4] from X[K][P] (pixels past P: 0).
+void pw_pack_panels(const float* x, int64_t K, int64_t P, int64_t t0, int64_t t1, float* xp) {
+  for (int64_t t = t0; t < t1; ++t) {
+    float* d = xp + t * K * 4;
+    const int64_t p0 = t * 4, n = std::min<int64_t>(4, P - p0);
+    if (n == 4) {
+      for (int64_t k = 0; k < K; ++k) std::memcpy(d + k * 4, x + k * P + p0, 4 * sizeof(float));
+    } else {
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t j = 0; j < 4; ++j) d[k * 4 + j] = j < n ? x[k * P + p0 + j] : 0.f;
+    }
+  }
+}
+
+// 4 vectors of 8 channels (pixels j0..j0+3) stored as nc channel rows of n4 <= 4 pixels: y[c*P + j].
+__attribute__((target("avx2,fma"), always_inline)) inline void pw_store4(__m256 a0, __m256 a1, __m256 a2, __m256 a3,
+                                                                         float* y, int64_t P, int64_t nc, int64_t n4) {
+  const __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1);
+  const __m256 t2 = _mm256_unpacklo_ps(a2, a3), t3 = _mm256_unpackhi_ps(a2, a3);
+  const __m256 u[4] = {_mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
+                       _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2))};
+  for (int64_t c = 0; c < nc; ++c) {  // channel c: the low half of u[c] (c < 4) or the high half of u[c - 4]
+    const __m128 v = c < 4 ? _mm256_castps256_ps128(u[c]) : _mm256_extractf128_ps(u[c - 4], 1);
+    if (n4 == 4) {
+      _mm_storeu_ps(y + c * P, v);
+    } else {
+      alignas(16) float tmp[4];
+      _mm_store_ps(tmp, v);
+      std::memcpy(y + c * P, tmp, size_t(n4) * sizeof(float));
+    }
+  }
+}
+
+// One tile over k in [0, kc) (wb, xp already at the K block; block ob's weights at wb + ob * ldw):
+// starts from the bias (first K block) or from acc (the previous blocks' sums); the last block
+// applies the activation and stores to y, the others park the sums in acc (OB*32 floats, L1).
+template <int OB>
+__attribute__((target("avx2,fma"))) void pw_tile_avx2(const float* wb, int64_t ldw, int64_t kc, const float* xp,
+                                                       const float* bias8, float* acc_buf, bool first, bool last,
+                                                       float* y, int64_t P, int64_t nc, int64_t nj, int64_t act,
+                                                       float lo, float hi) {
+  __m256 acc[OB][4];
+#pragma GCC unroll 3
+  for (int ob = 0; ob < OB; ++ob)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j)
+      acc[ob][j] = first ? _mm256_loadu_ps(bias8 + ob * 8) : _mm256_loadu_ps(acc_buf + (ob * 4 + j) * 8);
+  for (int64_t k = 0; k < kc; ++k) {
+    __m256 wv[OB];
+#pragma GCC unroll 3
+    for (int ob = 0; ob < OB; ++ob) wv[ob] = _mm256_loadu_ps(wb + ob * ldw + k * 8);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const __m256 xv = _mm256_broadcast_ss(xp + k * 4 + j);
+#pragma GCC unroll 3
+      for (int ob = 0; ob < OB; ++ob) acc[ob][j] = _mm256_fmadd_ps(wv[ob], xv, acc[ob][j]);
+    }
+  }
+  if (!last) {
+#pragma GCC unroll 3
+    for (int ob = 0; ob < OB; ++ob)
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) _mm256_storeu_ps(acc_buf + (ob * 4 + j) * 8, acc[ob][j]);
+    return;
+  }
+#pragma GCC unroll 3
+  for (int ob = 0; ob < OB; ++ob) {
+    const int64_t ncb = std::min<int64_t>(8, nc - ob * 8);
+    if (ncb <= 0) break;
+    if (act != ACT_NONE && act != ACT_SIGMOID)
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) acc[ob][j] = vmath::act8(acc[ob][j], act, lo, hi);
+    pw_store4(acc[ob][0], acc[ob][1], acc[ob][2], acc[ob][3], y + ob * 8 * P, P, ncb, nj);
+  }
+  if (act == ACT_SIGMOID)
+    for (int64_t c = 0; c < std::min<int64_t>(nc, OB * 8); ++c) apply_act(y + c * P, nj, act, lo, hi);
+}
+using PwFn = void (*)(const float*, int64_t, int64_t, const float*, const float*, float*, bool, bool, float*, int64_t,
+                      int64_t, int64_t, int64_t, float, float);
+
+void conv_pw_run_avx2(OpCtx& c, const float* x, const float* w, const float* b, float* y) {
+  static const PwFn kFns[4] = {nullptr, pw_tile_avx2<1>, pw_tile_avx2<2>, pw_tile_avx2<3>};
+  const OpParams& p = *c.p;
+  const PwGeom g = pw_geom(p);
+  const int64_t N = p.i[kN], K = p.i[kC], O = p.i[kO], P = p.i[kH] * p.i[kW];
+  const int64_t act = p.i[kAct];
+  const float lo = p.f[0], hi = p.f[1];
+  float* xp = static_cast<float*>(c.scratch);
+  char* per_thread = static_cast<char*>(c.scratch) + pw_panels_bytes(p);
+  const size_t per = pw_thread_bytes(p);
+  c.isa = "avx2";
+  for (int64_t n = 0; n < N; ++n) {
+    const float* xn = x + n * K * P;
+    float* yn = y + n * O * P;
+    for_ranges(c, g.np, K * 4, [&](int, int64_t t0, int64_t t1) { pw_pack_panels(xn, K, P, t0, t1, xp); });
+    for_ranges(c, g.chunks * g.tiles, g.pc * 4 * 24 * K, [&](int tid, int64_t i0, int64_t i1) {
+      float* bias8 = reinterpret_cast<float*>(per_thread + size_t(tid) * per);
+      float* acc_buf = bias8 + 32;
+      for (int64_t it = i0; it < i1; ++it) {
+        const int64_t chunk = it / g.tiles, t = it % g.tiles;
+        int64_t blk0, nblk;
+        pw_tile_blocks(g.nb, t, &blk0, &nblk);
+        const int64_t o0 = blk0 * 8, nc = std::min<int64_t>(nblk * 8, O - o0);
+        for (int64_t j = 0; j < nblk * 8; ++j) bias8[j] = b && o0 + j < O ? b[o0 + j] : 0.f;
+        const float* wt = w + blk0 * K * 8;
+        // K in blocks of kPwKb: the blocks' weights (<= 12 KB) stay in L1 over the chunk's panels
+        const int64_t q0 = chunk * g.pc, q1 = std::min(g.np, q0 + g.pc);
+        for (int64_t k0 = 0; k0 < K; k0 += kPwKb) {
+          const int64_t kc = std::min(kPwKb, K - k0);
+          for (int64_t q = q0; q < q1; ++q)
+            kFns[nblk](wt + k0 * 8, K * 8, kc, xp + (q * K + k0) * 4, bias8, acc_buf + (q - q0) * 96, k0 == 0,
+                       k0 + kc >= K, yn + o0 * P + q * 4, P, nc, std::min<int64_t>(4, P - q * 4), act, lo, hi);
+        }
+      }
+    });
+  }
+}
+#endif
+
+// Portable conv2d_pw_f32: per output channel, y = bias, then y += wb[o/8][k][o%8] * x[k] for k in order.
+void conv_pw_run_portable(OpCtx& c, const float* x, const float* w, const float* b, float* y) {
+  const OpParams& p = *c.p;
+  const int64_t N = p.i[kN], K = p.i[kC], O = p.i[kO], P = p.i[kH] * p.i[kW];
+  c.isa = "scalar";
+  for (int64_t n = 0; n < N; ++n)
+    for_ranges(c, O, K * P, [&](int, int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; ++o) {
+        float* yo = y + (n * O + o) * P;
+        const float bv = b ? b[o] : 0.f;
+        for (int64_t q = 0; q < P; ++q) yo[q] = bv;
+        const float* wo = w + (o / 8) * K * 8 + o % 8;
+        for (int64_t k = 0; k < K; ++k) {
+          const float wv = wo[k * 8];
+          const float* xk = x + (n * K + k) * P;
+          for (int64_t q = 0; q < P; ++q) yo[q] += wv * xk[q];
+        }
+        apply_act(yo, P, p.i[kAct], p.f[0], p.f[1]);
+      }
+    });
+}
+
+lb_status conv_pw_infer(OpCtx& c) {
+  const Tensor* x = c.in[0];
+  const Tensor* w = c.in.size() > 1 ? c.in[1] : nullptr;
+  OpParams& p = *c.p;
+  const int64_t O = attr_int(*c.attrs, "out_channels", 0);
+  if (!w || x->shape.size() != 4 || w->shape.size() != 3 || x->dtype != DType::F32 || w->dtype != DType::F32 ||
+      w->shape[2] != 8) {
+    c.err = "expects a 4-D f32 input and an f32 weight blocked as [O/8, K, 8]";
+    return LB_ERR_UNSUPPORTED;
+  }
+  if (O <= 0 || w->shape[0] != (O + 7) / 8 || w->shape[1] != x->shape[1]) {
+    c.err = "weight " + shape_str(w->shape) + " does not match input " + shape_str(x->shape) + " and out_channels " +
+            std::to_string(O) + " (expected [" + std::to_string((O + 7) / 8) + ", " + std::to_string(x->shape[1]) +
+            ", 8])";
+    return LB_ERR_SHAPE;
+  }
+  if (c.in.size() > 2 && c.in[2] && c.in[2]->numel() != O) {
+    c.err = "bias has " + std::to_string(c.in[2]->numel()) + " values, expected " + std::to_string(O);
+    return LB_ERR_SHAPE;
+  }
+  if (!parse_act(*c.attrs, &p, kAct, 0)) {
+    c.err = "unknown fused activation '" + attr_str(*c.attrs, "act", "") + "'";
+    return LB_ERR_UNSUPPORTED;
+  }
+  p.i[kN] = x->shape[0]; p.i[kC] = x->shape[1]; p.i[kH] = x->shape[2]; p.i[kW] = x->shape[3];
+  p.i[kO] = O; p.i[kG] = 1; p.i[kKh] = p.i[kKw] = 1; p.i[kOH] = p.i[kH]; p.i[kOW] = p.i[kW]; p.i[kMode] = 4;
+  c.out[0]->dtype = DType::F32;
+  c.out[0]->shape = {p.i[kN], O, p.i[kH], p.i[kW]};
+  c.scratch_bytes = pw_panels_bytes(p) + pw_thread_bytes(p) * size_t(op_threads(c));
+  c.flops = uint64_t(2) * p.i[kN] * O * p.i[kH] * p.i[kW] * p.i[kC];
+  return LB_OK;
+}
+
+void conv_pw_run(OpCtx& c) {
+  const float* x = c.in[0]->f32();
+  const float* w = c.in[1]->f32();
+  const float* b = c.in.size() > 2 && c.in[2] ? c.in[2]->f32() : nullptr;
+  float* y = c.out[0]->f32();
+#if defined(__x86_64__)
+  if (vmath::use_avx2()) {
+    conv_pw_run_avx2(c, x, w, b, y);
+    return;
+  }
+#endif
+  conv_pw_run_portable(c, x, w, b, y);
+}
+
 // im2col, one GEMM panel at a time: B[k][n] = x[ci][oy*sh - pt + ky*dh][ox*sw - pl + kx*dw] with
 // k = (ci*kh + ky)*kw + kx and n = oy*OW + ox, gathered straight into the packed [kc][16] panel.
 struct Im2col {
@@ -742,6 +978,7 @@ void conv_run(OpCtx& c) {
     conv_direct_run(c, x, w, b, y);
     return;
   }
+
   const int64_t cg = C / G, og = O / G, kdim = cg * p.i[kKh] * p.i[kKw];
   char* gemm_scratch = static_cast<char*>(c.scratch) + p.i[kCol];
   const size_t gemm_bytes = c.scratch_bytes - size_t(p.i[kCol]);
@@ -822,6 +1059,7 @@ void convt_run(OpCtx& c) {
 void register_ops_conv(std::vector<OpDef>& r) {
   r.push_back(OpDef{"conv2d_f32", conv_infer, conv_run, false});
   r.push_back(OpDef{"conv_transpose2d_f32", convt_infer, convt_run, false});
+  r.push_back(OpDef{"conv2d_pw_f32", conv_pw_infer, conv_pw_run, false});
 }
 
 }  // namespace lb

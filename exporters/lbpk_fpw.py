@@ -1,0 +1,68 @@
+"""Float pointwise convs on small maps -> ``conv2d_pw_f32`` (docs/package-format.md, section 7).
+
+A float ``conv2d_f32`` that is 1x1, stride 1, unpadded, one group, whose output map has at most
+``PW_MAX_PIXELS`` pixels (EfficientNet-Lite0's 7x7 and 14x14 maps, PP-OCR det's 10x20), gets its
+weight stored blocked by 8 output channels, ``[ceil(O/8), K, 8]`` (zero-padded), and becomes
+``conv2d_pw_f32`` with the attribute ``out_channels`` = O. The runtime reads the blocks in place
+with the output channels in the vector lanes (native/src/ops/ops_conv.cpp); the NCHW GEMM it
+replaces puts the few pixels in the lanes (a 49-pixel map leaves a 1-column edge panel).
+Same inputs otherwise (input, weight, optional bias) and the same fused activation.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
+import numpy as np
+
+PW_MAX_PIXELS = 256  # larger maps: the GEMM is as fast (bench: 28x28 and up)
+
+
+def _map_hw(low, name: str) -> Optional[Tuple[int, int]]:
+    """(H, W) of the 4-D value ``name`` if the graph knows it (value_info or a graph input/output)."""
+    known = [(getattr(low.g, "value_info", None) or {}).get(name)]
+    known += [t for t in list(low.g.inputs) + list(low.g.outputs) if t.name == name]
+    for vi in known:
+        shape = getattr(vi, "shape", None) if vi is not None else None
+        if shape is not None and len(shape) == 4 and all(isinstance(d, int) and d > 0 for d in shape[2:]):
+            return int(shape[2]), int(shape[3])
+    return None
+
+
+def _pointwise(attrs: dict) -> bool:
+    def all_eq(key: str, v: int) -> bool:
+        return all(int(x) == v for x in attrs.get(key, [v]))
+
+    return (int(attrs.get("group", 1)) == 1 and all_eq("strides", 1) and all_eq("pads", 0)
+            and attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID"))
+
+
+def blocked_weight(w: np.ndarray) -> np.ndarray:
+    """[O, K, 1, 1] -> [ceil(O/8), K, 8] float32, block b holding output channels 8b..8b+7 (zeros past O)."""
+    o, k = w.shape[:2]
+    nb = (o + 7) // 8
+    wp = np.zeros((nb * 8, k), np.float32)
+    wp[:o] = w.reshape(o, k)
+    return np.ascontiguousarray(wp.reshape(nb, 8, k).transpose(0, 2, 1))
+
+
+def float_pointwise(low) -> int:
+    """Rewrites the eligible ``conv2d_f32`` ops of ``low`` (an ``lbpk._Lowering``) in place; returns how many."""
+    count = 0
+    for op in low.ops:
+        if op["kernel"] != "conv2d_f32" or len(op["inputs"]) < 2 or not _pointwise(op["attrs"]):
+            continue
+        w: Any = low.const(op["inputs"][1])
+        if w is None or w.dtype != np.float32 or w.ndim != 4 or w.shape[2:] != (1, 1):
+            continue
+        hw = _map_hw(low, op["outputs"][0]) or _map_hw(low, op["inputs"][0])  # the same map (1x1, stride 1)
+        if hw is None or hw[0] * hw[1] > PW_MAX_PIXELS:
+            continue
+        wname = f"{low.name(op['inputs'][1])}.pw8"
+        if wname not in low.consts:
+            low.consts[wname] = blocked_weight(w)
+        attrs = {k: v for k, v in op["attrs"].items() if k not in ("group", "strides", "pads", "dilations",
+                                                                   "kernel_shape", "auto_pad")}
+        attrs["out_channels"] = int(w.shape[0])
+        op.update(kernel="conv2d_pw_f32", attrs=attrs, inputs=[op["inputs"][0], wname] + op["inputs"][2:])
+        count += 1
+    return count
