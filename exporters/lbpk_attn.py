@@ -9,7 +9,9 @@ int8 NHWC pass):
   the epilogue (attr ``post: "gelu"``) of the ``qlinear_f32`` / ``matmul_f32`` that produces x, or else a
   ``gelu_f32`` op;
 * **bias**: ``Add(const [N])`` after a ``qlinear_f32`` or a ``matmul_f32`` with a constant 2-D B becomes
-  that op's bias input (the GEMM starts from it or adds it in its epilogue).
+  that op's bias input (the GEMM starts from it or adds it in its epilogue);
+* **residual**: ``Add(a, b) -> LayerNormalization`` (last axis) becomes ``layer_norm_f32`` with b as its
+  skip input (input 3: it normalises a + b in one pass; the runtime checks that b has a's shape).
 
 A pattern is rewritten only when every intermediate value has exactly one consumer and is not a graph
 output; anything else is left as it was (the unfused ops still run).
@@ -236,9 +238,42 @@ def _fuse_attention(low) -> int:
     return fused
 
 
+def _static_shape(low, value: str):
+    """The static shape of a value from the graph's shape inference (None when unknown or dynamic)."""
+    info = (getattr(low.g, "value_info", None) or {}).get(value)
+    if info is None:
+        info = next((t for t in low.g.inputs if t.name == value), None)
+    shape = getattr(info, "shape", None)
+    if shape is None or any(not isinstance(d, (int, np.integer)) or d < 0 for d in shape):
+        return None
+    return tuple(int(d) for d in shape)
+
+
+def _fold_residual(low) -> int:
+    """Add(a, b) -> LayerNormalization (its only user) becomes layer_norm_f32(a, scale, bias, skip=b)."""
+    g = _Graph(low)
+    drop = set()
+    for ln in low.ops:
+        if ln["kernel"] != "layer_norm_f32" or len(ln["inputs"]) > 3 or int(ln["attrs"].get("axis", -1)) != -1:
+            continue
+        add = g.prod.get(ln["inputs"][0])
+        if add is None or add["kernel"] != "add" or g.only_user(add["outputs"][0]) is not ln:
+            continue
+        a, b = add["inputs"]
+        sa, sb = _static_shape(low, a), _static_shape(low, b)
+        if sa is None or sa != sb or low.const(a) is not None or low.const(b) is not None:
+            continue  # only same-shape operands (no broadcasting): the skip input must have x's shape
+        ins = list(ln["inputs"]) + [""] * (3 - len(ln["inputs"]))
+        ln["inputs"] = [a] + ins[1:3] + [b]
+        drop.add(id(add))
+    low.ops = [op for op in low.ops if id(op) not in drop]
+    return len(drop)
+
+
 def fuse_transformer(low) -> Dict[str, int]:
     """Runs the three fusions on `low` (an exporters.lbpk._Lowering after run()); returns the counts."""
     counts = {"attention": _fuse_attention(low)}
     counts["bias"] = _fold_bias(low)
     counts["gelu"] = _fuse_gelu(low)  # after the bias: a GELU right after a GEMM becomes its epilogue
+    counts["residual"] = _fold_residual(low)
     return counts

@@ -1,7 +1,7 @@
 """Transformer fusions of the exporter (exporters/lbpk_attn.py) and the fused attention op
 (native/src/ops/ops_attn.cpp): the BERT-style MatMul/Mul/Add/Softmax/MatMul chain with its Reshape/Transpose
 copies becomes one attention_f32 op, x*0.5*(1+Erf(x/sqrt2)) becomes gelu_f32, and bias Adds fold into the
-GEMM. Outputs are checked against ONNX Runtime on the unfused ONNX graph, on the AVX2 and on the portable
+GEMM, a residual Add becomes the LayerNorm's skip input. Outputs are checked against ONNX Runtime on the unfused ONNX graph, on the AVX2 and on the portable
 (LOWBIT_ISA=scalar) path, bitwise equal for 1 and 2 threads; a pattern with an intermediate graph output
 stays unfused."""
 from __future__ import annotations
@@ -63,11 +63,16 @@ def _graph(case, extra_outputs=()):
               helper.make_node("MatMul", ["y", "Wo"], ["dm"]), helper.make_node("Add", ["dm", "bo"], ["d"]),
               helper.make_node("Mul", ["d", "rsqrt2"], ["h0"]), helper.make_node("Erf", ["h0"], ["h1"]),
               helper.make_node("Add", ["one", "h1"], ["h2"]), helper.make_node("Mul", ["h2", "d"], ["h3"]),
-              helper.make_node("Mul", ["half", "h3"], ["z"])]
+              helper.make_node("Mul", ["half", "h3"], ["z"]),
+              # residual Add + LayerNormalization: the Add becomes the LayerNorm's skip input
+              helper.make_node("Add", ["att", "x"], ["r"]),
+              helper.make_node("LayerNormalization", ["r", "lnw", "lnb"], ["n"], axis=-1, epsilon=1e-5)]
+    inits["lnw"] = rng.standard_normal(E).astype(np.float32)
+    inits["lnb"] = rng.standard_normal(E).astype(np.float32)
     inits["Wo"] = (rng.standard_normal((E, 2 * E)) / np.sqrt(E) * 3).astype(np.float32)  # wide range into GELU
     inits["bo"] = rng.standard_normal(2 * E).astype(np.float32)
     inits["rsqrt2"] = np.array(1 / np.sqrt(2.0), np.float32)
-    return nodes, inputs, inits, ("y", "z") + tuple(extra_outputs)
+    return nodes, inputs, inits, ("y", "z", "n") + tuple(extra_outputs)
 
 
 def _build(tmp_path, name, extra_outputs=()):
@@ -98,10 +103,11 @@ def test_attention_fused_matches_ort(tmp_path, name):
     for k in ("softmax_f32", "transpose", "erf_f32", "add", "mul", "div"):
         assert k not in ks, f"{name}: {k} left after the fusions: {ks}"
     assert [op["attrs"].get("post") for op in s.manifest["ops"] if op["kernel"] == "matmul_f32"] == [None] * 3 + ["gelu"]
+    assert [len(op["inputs"]) for op in s.manifest["ops"] if op["kernel"] == "layer_norm_f32"] == [4]
     outs = {}
     for t in (1, 2):
         outs[t] = lowbit.load(pkg, threads=t).run(feeds)
-        for k in ("y", "z"):
+        for k in ("y", "z", "n"):
             assert_rel_close(outs[t][k], ref[k], 1e-4, f"{name} {k} threads={t}")
             assert np.array_equal(outs[1][k], outs[t][k]), f"{name}: 1 and 2 threads differ"
 
@@ -114,7 +120,7 @@ def test_attention_not_fused_with_an_intermediate_output(tmp_path):
     ks = _kernels(pkg)
     assert "attention_f32" not in ks and "softmax_f32" in ks, ks
     out = lowbit.load(pkg).run(feeds)
-    for k in ("y", "z", "p"):
+    for k in ("y", "z", "n", "p"):
         assert_rel_close(out[k], ref[k], 1e-4, k)
 
 
@@ -125,7 +131,7 @@ s = lowbit.load(sys.argv[1], threads=2)
 s.enable_profiling(True)
 out = s.run(feeds)
 isas = sorted({e["isa"] for e in s.profile_events() if e["kernel"] == "attention_f32"})
-np.savez(sys.argv[3], y=out["y"], z=out["z"], isa=np.array(",".join(isas)))
+np.savez(sys.argv[3], y=out["y"], z=out["z"], n=out["n"], isa=np.array(",".join(isas)))
 """
 
 
@@ -140,7 +146,7 @@ def test_attention_portable_path(tmp_path):
         assert r.returncode == 0, r.stderr[-2000:]
         got = np.load(tmp_path / "out.npz")
         assert str(got["isa"]) == "scalar", f"{name}: attention ran {got['isa']}"
-        for k in ("y", "z"):
+        for k in ("y", "z", "n"):
             assert_rel_close(got[k], ref[k], 1e-4, f"scalar {name} {k}")
 
 
@@ -154,7 +160,7 @@ def test_attention_lowered_attrs(tmp_path):
     low = lbpk._Lowering(import_onnx(str(tmp_path / "tails.onnx"), {n: s_ for n, s_ in inputs}))
     low.run()
     counts = lbpk_attn.fuse_transformer(low)
-    assert counts == {"attention": 1, "gelu": 2, "bias": 4}, counts
+    assert counts == {"attention": 1, "gelu": 2, "bias": 4, "residual": 1}, counts
     att = next(op for op in low.ops if op["kernel"] == "attention_f32")
     assert att["attrs"]["head_dim"] == 5 and "heads" not in att["attrs"]
     assert att["attrs"]["lead"] == [2, 13, 2, 13, 2, 13]

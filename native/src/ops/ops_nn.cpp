@@ -467,8 +467,13 @@ void softmax_run(OpCtx& c) {
   });
 }
 
+// Optional input 3 "skip" (the exporter folds a residual Add into the op): normalises x + skip.
 lb_status layernorm_infer(OpCtx& c) {
-  if (!need_f32(c, 3)) return LB_ERR_DTYPE;
+  if (!need_f32(c, 4)) return LB_ERR_DTYPE;
+  if (c.in.size() > 3 && c.in[3] && c.in[3]->shape != c.in[0]->shape) {
+    c.err = "skip (input 3) " + shape_str(c.in[3]->shape) + " must have the input's shape " + shape_str(c.in[0]->shape);
+    return LB_ERR_SHAPE;
+  }
   const auto& s = c.in[0]->shape;
   const int64_t r = int64_t(s.size());
   int64_t axis;
@@ -489,6 +494,52 @@ lb_status layernorm_infer(OpCtx& c) {
   return LB_OK;
 }
 
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) float hsum8(__m256 v) {
+  alignas(32) float t[8];
+  _mm256_store_ps(t, v);
+  return ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+}
+
+// One row of LayerNormalization (L >= 8): mean and variance from 8-lane partial sums (a fixed order:
+// the lanes, then the tail), then (x - mean) * inv * g + b.
+__attribute__((target("avx2,fma"))) void layernorm_row_avx2(const float* src, const float* skip, float* dst, int64_t L,
+                                                            const float* g, const float* bb, float eps) {
+  const int64_t L8 = L & ~int64_t(7);
+  __m256 s0 = _mm256_setzero_ps();
+  if (skip) {  // dst = src + skip, then normalise dst in place
+    for (int64_t i = 0; i < L8; i += 8) {
+      const __m256 v = _mm256_add_ps(_mm256_loadu_ps(src + i), _mm256_loadu_ps(skip + i));
+      _mm256_storeu_ps(dst + i, v);
+      s0 = _mm256_add_ps(s0, v);
+    }
+    for (int64_t i = L8; i < L; ++i) dst[i] = src[i] + skip[i];
+    src = dst;
+  } else {
+    for (int64_t i = 0; i < L8; i += 8) s0 = _mm256_add_ps(s0, _mm256_loadu_ps(src + i));
+  }
+  float sum = hsum8(s0);
+  for (int64_t i = L8; i < L; ++i) sum += src[i];
+  const float mean = sum / float(L);
+  const __m256 vm = _mm256_set1_ps(mean);
+  __m256 q0 = _mm256_setzero_ps();
+  for (int64_t i = 0; i < L8; i += 8) {
+    const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(src + i), vm);
+    q0 = _mm256_fmadd_ps(d, d, q0);
+  }
+  float var = hsum8(q0);
+  for (int64_t i = L8; i < L; ++i) var += (src[i] - mean) * (src[i] - mean);
+  var /= float(L);
+  const float inv = 1.f / std::sqrt(var + eps);
+  const __m256 vi = _mm256_set1_ps(inv);
+  for (int64_t i = 0; i < L8; i += 8) {
+    const __m256 t = _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(src + i), vm), vi), _mm256_loadu_ps(g + i));
+    _mm256_storeu_ps(dst + i, bb ? _mm256_add_ps(t, _mm256_loadu_ps(bb + i)) : t);
+  }
+  for (int64_t i = L8; i < L; ++i) dst[i] = (src[i] - mean) * inv * g[i] + (bb ? bb[i] : 0.f);
+}
+#endif
+
 void layernorm_run(OpCtx& c) {
   const OpParams& p = *c.p;
   const int64_t rows = p.i[0], L = p.i[1];
@@ -496,11 +547,25 @@ void layernorm_run(OpCtx& c) {
   const float* x = c.in[0]->f32();
   const float* g = c.in[1]->f32();
   const float* bb = c.in.size() > 2 && c.in[2] ? c.in[2]->f32() : nullptr;
+  const float* sk = c.in.size() > 3 && c.in[3] ? c.in[3]->f32() : nullptr;
   float* y = c.out[0]->f32();
+#if defined(__x86_64__)
+  if (L >= 8 && vmath::use_avx2()) {
+    c.isa = "avx2";
+    for_ranges(c, rows, L * 3, [&](int, int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) layernorm_row_avx2(x + r * L, sk ? sk + r * L : nullptr, y + r * L, L, g, bb, eps);
+    });
+    return;
+  }
+#endif
   for_ranges(c, rows, L * 3, [&](int, int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const float* src = x + r * L;
       float* dst = y + r * L;
+      if (sk) {
+        for (int64_t i = 0; i < L; ++i) dst[i] = src[i] + sk[r * L + i];
+        src = dst;
+      }
       float mean = 0.f;
       for (int64_t i = 0; i < L; ++i) mean += src[i];
       mean /= float(L);
