@@ -63,9 +63,7 @@ inline __m256i bcast_pair2(const int16_t* p) {  // 4 int16 (k .. k+3) in every 6
 /// acc[r][h] += widened quads of one panel over kc k (k multiple of 4) times rows xa[r][0..kc),
 /// for MR = 6 rows (12 accumulators), or 4 / 2 for the last rows of a call.
 template <int MR>
-inline void q8_micro(const uint8_t* wq, const int16_t* xa, int64_t kc, int32_t* acc_mem) {
-  __m256i acc[MR * 2];
-  for (int i = 0; i < MR * 2; ++i) acc[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(acc_mem) + i);
+inline void q8_quads(const uint8_t* wq, const int16_t* xa, int64_t kc, __m256i* acc) {
   for (int64_t k = 0; k < kc; k += 4, wq += 32) {
     const __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wq)));
     const __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wq + 16)));
@@ -76,12 +74,43 @@ inline void q8_micro(const uint8_t* wq, const int16_t* xa, int64_t kc, int32_t* 
     }
     keep<MR * 2>(acc);
   }
+}
+
+/// The same, accumulating into int32 sums kept in memory between K chunks.
+template <int MR>
+inline void q8_micro(const uint8_t* wq, const int16_t* xa, int64_t kc, int32_t* acc_mem) {
+  __m256i acc[MR * 2];
+  for (int i = 0; i < MR * 2; ++i) acc[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(acc_mem) + i);
+  q8_quads<MR>(wq, xa, kc, acc);
   for (int i = 0; i < MR * 2; ++i) _mm256_store_si256(reinterpret_cast<__m256i*>(acc_mem) + i, acc[i]);
 }
 
 /// Rows 0-3 / 4-7 lanes (row, k pair) -> 8 per-row int32 sums in row order.
 inline __m256i fold_rows(__m256i lo, __m256i hi) {
   return _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo, hi), 0xD8);  // [r0 r1 r4 r5 | r2 r3 r6 r7] -> r0..r7
+}
+
+/// One register tile computed over all of K (a single chunk) and finished in place: no int32
+/// sums in memory (the small-K convs of CNNs: K = 16..512).
+template <int MR>
+inline void q8_tile(const lb_mm_args* a, const uint8_t* wq, const int16_t* xa, int64_t kc, int64_t m, int left,
+                    int64_t n, int64_t n1) {
+  alignas(32) int32_t sums[MR * 16];
+  {  // the accumulators only ever see constant indices, so they stay in registers
+    __m256i acc[MR * 2];
+    for (int i = 0; i < MR * 2; ++i) acc[i] = _mm256_setzero_si256();
+    q8_quads<MR>(wq, xa, kc, acc);
+    for (int i = 0; i < MR * 2; ++i) _mm256_store_si256(reinterpret_cast<__m256i*>(sums) + i, acc[i]);
+  }
+  const __m256i* v = reinterpret_cast<const __m256i*>(sums);
+  const __m256i zs = _mm256_mullo_epi32(_mm256_set1_epi32(a->act_zero),
+                                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->row_sum + n)));
+  const __m256 sw = _mm256_loadu_ps(a->row_scale + n);
+  for (int r = 0; r < MR && r < left; ++r) {
+    const __m256i dot = _mm256_sub_epi32(fold_rows(_mm256_load_si256(v + 2 * r), _mm256_load_si256(v + 2 * r + 1)), zs);
+    const __m256 s = _mm256_mul_ps(_mm256_set1_ps(a->xm[m + r].d), sw);
+    store_rows(a->y + (m + r) * a->ldy, a->bias, n, n1, _mm256_mul_ps(_mm256_cvtepi32_ps(dot), s));
+  }
 }
 
 }  // namespace
@@ -96,6 +125,9 @@ void lb_gemv_f32_q8d_q8c_16x4__avx2(const lb_mm_args* a, int64_t m0, int64_t m1,
 
 void lb_gemm_f32_q8d_q8c_6x8__avx2(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const int64_t kp = a->kp;
+  // Codes past k are 0 (both packers pad with zeros), so the quads past round_up(k, 4) are skipped:
+  // a K = 16 conv padded to kp = 32 does half the work.
+  const int64_t kq = a->k > 0 && a->k <= kp ? (a->k + 3) & ~int64_t(3) : kp;
   const int64_t p0 = n0 / 8, p1 = (n1 + 7) / 8;
   int64_t block = (192 * 1024) / (8 * kp);  // panels per L2 block
   block = block < 1 ? 1 : block > 32 ? 32 : block;
@@ -106,28 +138,36 @@ void lb_gemm_f32_q8d_q8c_6x8__avx2(const lb_mm_args* a, int64_t m0, int64_t m1, 
     for (int64_t m = m0; m < m1;) {
       const int left = int(m1 - m < kMR ? m1 - m : kMR);
       const int mr = left > 4 ? kMR : left > 2 ? 4 : 2;  // tile height: 6, or 4 / 2 for the last rows
-      std::memset(accs, 0, sizeof(accs[0]) * size_t(pe - pb) * kMR * 16);
-      for (int64_t k0 = 0; k0 < kp; k0 += kKC) {
-        const int64_t kc = kp - k0 < kKC ? kp - k0 : kKC;
+      const bool one_chunk = kq <= kKC;  // sums stay in registers, finished per panel
+      if (!one_chunk) std::memset(accs, 0, sizeof(accs[0]) * size_t(pe - pb) * kMR * 16);
+      for (int64_t k0 = 0; k0 < kq; k0 += kKC) {
+        const int64_t kc = kq - k0 < kKC ? kq - k0 : kKC;
         for (int r = 0; r < mr; ++r) {  // rows past m1 repeat row m (computed, never stored)
           const int8_t* xr = a->xq + (m + (r < left ? r : 0)) * kp + k0;
-          for (int64_t k = 0; k < kc; k += 16)
+          for (int64_t k = 0; k < kc; k += 16)  // up to round_up(kc, 16) <= kp - k0: inside the row
             _mm256_store_si256(reinterpret_cast<__m256i*>(xa + r * kKC + k),
                                _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xr + k))));
         }
         for (int64_t p = pb; p < pe; ++p) {
           const uint8_t* wq = a->w + p * 8 * kp + 8 * k0;
+          if (one_chunk) {
+            if (mr == kMR) q8_tile<kMR>(a, wq, xa, kc, m, left, p * 8, n1);
+            else if (mr == 4) q8_tile<4>(a, wq, xa, kc, m, left, p * 8, n1);
+            else q8_tile<2>(a, wq, xa, kc, m, left, p * 8, n1);
+            continue;
+          }
           int32_t* acc = accs + (p - pb) * kMR * 16;
           if (mr == kMR) q8_micro<kMR>(wq, xa, kc, acc);
           else if (mr == 4) q8_micro<4>(wq, xa, kc, acc);
           else q8_micro<2>(wq, xa, kc, acc);
         }
       }
-      for (int64_t p = pb; p < pe; ++p)
-        for (int r = 0; r < left; ++r) {
-          const __m256i* v = reinterpret_cast<const __m256i*>(accs + ((p - pb) * kMR + r) * 16);
-          finish(a, m + r, p * 8, n1, fold_rows(_mm256_load_si256(v), _mm256_load_si256(v + 1)));
-        }
+      if (!one_chunk)
+        for (int64_t p = pb; p < pe; ++p)
+          for (int r = 0; r < left; ++r) {
+            const __m256i* v = reinterpret_cast<const __m256i*>(accs + ((p - pb) * kMR + r) * 16);
+            finish(a, m + r, p * 8, n1, fold_rows(_mm256_load_si256(v), _mm256_load_si256(v + 1)));
+          }
       m += left;
     }
   }

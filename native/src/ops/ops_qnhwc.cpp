@@ -122,6 +122,57 @@ __attribute__((target("avx2,fma"))) void requant_mul_avx2(const float* v, const 
 #endif
 using RequantMulFn = void (*)(const float*, const float*, float, int64_t, int64_t, float, float, int8_t*);
 
+#if defined(__x86_64__)
+// The common tail of a chain conv in one pass (AVX2): the fused Relu / Clip (flat_avx2's F_CLAMP
+// operations), the next convs' smoothing multipliers (optional, per element), then the
+// requantization of requant_mul_avx2 / requant_row_avx2: the same operations in the same order as
+// those separate passes, so the same bits, with the float tile read once.
+__attribute__((target("avx2,fma"))) void act_requant_avx2(const float* v, const float* mv, int64_t n, int64_t ns,
+                                                           bool clamp, float alo, float ahi, float inv, float zf,
+                                                           int8_t* q) {
+  const __m256 vinv = _mm256_set1_ps(inv), vz = _mm256_set1_ps(zf), va = _mm256_set1_ps(alo), vb = _mm256_set1_ps(ahi);
+  const __m256 lo = _mm256_set1_ps(-128.f), hi = _mm256_set1_ps(127.f);
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256i r[4];
+    for (int j = 0; j < 4; ++j) {
+      __m256 x = _mm256_loadu_ps(v + i + 8 * j);
+      if (clamp) x = _mm256_min_ps(_mm256_max_ps(x, va), vb);
+      if (mv) x = _mm256_mul_ps(x, _mm256_loadu_ps(mv + i + 8 * j));
+      __m256 a = _mm256_round_ps(_mm256_mul_ps(x, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      a = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(a, vz), lo), hi);
+      r[j] = _mm256_cvtps_epi32(a);
+    }
+    const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i),
+                        _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  }
+  for (; i + 8 <= n; i += 8) {  // rows of 8-24 channels (O < 32) would otherwise run scalar
+    __m256 x = _mm256_loadu_ps(v + i);
+    if (clamp) x = _mm256_min_ps(_mm256_max_ps(x, va), vb);
+    if (mv) x = _mm256_mul_ps(x, _mm256_loadu_ps(mv + i));
+    __m256 a = _mm256_round_ps(_mm256_mul_ps(x, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    a = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(a, vz), lo), hi);
+    const __m256i r = _mm256_cvtps_epi32(a);
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(q + i), _mm_packs_epi16(w, w));
+  }
+  for (; i < n; ++i) {  // the scalar passes' operations (flat_scalar F_CLAMP, requant_*_scalar)
+    float x = v[i];
+    if (clamp) {
+      x = x > alo ? x : alo;
+      x = x < ahi ? x : ahi;
+    }
+    if (mv) x = x * mv[i];
+    float r = std::nearbyint(x * inv) + zf;
+    r = r > -128.f ? r : -128.f;
+    r = r < 127.f ? r : 127.f;
+    q[i] = int8_t(int(r));
+  }
+  if (ns > n) std::memset(q + n, 0, size_t(ns - n));
+}
+#endif
+
 // ---- quantize_nhwc_q8: f32 NCHW -> i8 NHWC ---------------------------------------------------
 // params: i[0..3] N C H W, i[4] Cs, i[5] zero; f[0] scale
 constexpr int64_t kQBlock = 64;  // pixels per block
@@ -623,6 +674,19 @@ struct Outs {
 
 void epilogue(const OpParams& p, const Outs& o, float* yt, int64_t P0, int64_t m, RequantFn rq, FlatFn flat) {
   const int64_t O = p.i[kO], Os = p.i[kOs], act = p.i[kAct], OHW = p.i[kOH] * p.i[kOW], n = m * O;
+#if defined(__x86_64__)
+  if (rq == requant_row_avx2 && o.q && !o.f && !o.n && !o.res && !p.i[kNPost] &&
+      (act == ACT_NONE || act == ACT_RELU || act == ACT_CLIP)) {  // only act + requantization: one pass
+    const float inv = 1.0f / p.f[3], zf = float(p.i[kZout]);
+    const float alo = act == ACT_CLIP ? p.f[0] : 0.f, ahi = act == ACT_CLIP ? p.f[1] : INFINITY;
+    if (O == Os && !o.qmul)
+      act_requant_avx2(yt, nullptr, n, n, act != ACT_NONE, alo, ahi, inv, zf, o.q + P0 * Os);
+    else
+      for (int64_t i = 0; i < m; ++i)
+        act_requant_avx2(yt + i * O, o.qmul, O, Os, act != ACT_NONE, alo, ahi, inv, zf, o.q + (P0 + i) * Os);
+    return;
+  }
+#endif
   // The tile is m contiguous rows of O floats: elementwise steps run over it as one array.
   if (act == ACT_RELU || act == ACT_CLIP) {
     flat(yt, n, F_CLAMP, act == ACT_RELU ? 0.f : p.f[0], act == ACT_CLIP ? p.f[1] : INFINITY);
@@ -772,7 +836,7 @@ void conv_run(OpCtx& c) {
   // the GEMM lb::qlinear would pick: the 7-bit kernel when every weight code fits (packed_weight_init)
   const KernelRef<lb_mm_t>& kern = pw.code_bits == 7 ? kernels().gemm_q7 : kernels().gemm_q8;
   c.isa = lb_isa_name(kern.isa);
-  const int64_t kp = p.i[kKp], K = p.i[kK];
+  const int64_t kp = p.i[kKp];
   const bool direct = p.i[kDirect] != 0;
   lb_mm_args base = mm_args(pw);
   base.act_zero = int32_t(p.i[kZin]);
