@@ -353,19 +353,27 @@ void convt_run(OpCtx& c) {
         }
       }
       if (yq) rq(yt, m * NO, m * NO, inv, z_out, tq);  // the whole tile at once, then O bytes per output pixel
-      for (int64_t i = 0; i < m; ++i) {
-        const int64_t pix = P0 + i, n = pix / (H * W), yy = pix / W % H, xx = pix % W;
-        for (int64_t ky = 0; ky < kh; ++ky)
-          for (int64_t kx = 0; kx < kw; ++kx) {
-            const int64_t oy = yy * kh + ky, ox = xx * kw + kx, r = i * kk + ky * kw + kx;
-            if (yq) {
-              int8_t* d = yq + ((n * OH + oy) * OW + ox) * Os;
-              std::memcpy(d, tq + r * O, size_t(O));
-              std::memset(d + O, 0, size_t(Os - O));
+      for (int64_t i0 = 0; i0 < m;) {  // runs of pixels within one input row
+        const int64_t pix = P0 + i0, n = pix / (H * W), yy = pix / W % H, xx = pix % W;
+        const int64_t len = std::min(m - i0, W - xx);
+        for (int64_t ky = 0; ky < kh; ++ky) {
+          const int64_t oy = yy * kh + ky;
+          if (yq)
+            for (int64_t i = 0; i < len; ++i)
+              for (int64_t kx = 0; kx < kw; ++kx) {
+                int8_t* d = yq + ((n * OH + oy) * OW + (xx + i) * kw + kx) * Os;
+                std::memcpy(d, tq + ((i0 + i) * kk + ky * kw + kx) * O, size_t(O));
+                std::memset(d + O, 0, size_t(Os - O));
+              }
+          if (yf)
+            for (int64_t o = 0; o < O; ++o) {  // output row oy of channel o: len * kw contiguous floats
+              float* d = yf + ((n * O + o) * OH + oy) * OW + xx * kw;
+              const float* sr = yt + (i0 * kk + ky * kw) * O + o;
+              for (int64_t i = 0; i < len; ++i)
+                for (int64_t kx = 0; kx < kw; ++kx) d[i * kw + kx] = sr[(i * kk + kx) * O];
             }
-            if (yf)
-              for (int64_t o = 0; o < O; ++o) yf[((n * O + o) * OH + oy) * OW + ox] = yt[r * O + o];
-          }
+        }
+        i0 += len;
       }
     }
   });
