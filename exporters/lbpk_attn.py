@@ -11,7 +11,9 @@ int8 NHWC pass):
 * **bias**: ``Add(const [N])`` after a ``qlinear_f32`` or a ``matmul_f32`` with a constant 2-D B becomes
   that op's bias input (the GEMM starts from it or adds it in its epilogue);
 * **residual**: ``Add(a, b) -> LayerNormalization`` (last axis) becomes ``layer_norm_f32`` with b as its
-  skip input (input 3: it normalises a + b in one pass; the runtime checks that b has a's shape).
+  skip input (input 3: it normalises a + b in one pass; the runtime checks that b has a's shape);
+* **weights in panels**: a constant fp32 MatMul weight is stored in the GEMM's panel layout (read in place,
+  no per-run packing; see _pack_matmul_weights).
 
 A pattern is rewritten only when every intermediate value has exactly one consumer and is not a graph
 output; anything else is left as it was (the unfused ops still run).
@@ -270,10 +272,42 @@ def _fold_residual(low) -> int:
     return len(drop)
 
 
+def _pack_matmul_weights(low) -> int:
+    """A matmul_f32 with a constant float B [K, N] (used by no other op) and at least 16 rows of A gets B
+    stored in the GEMM's panel layout [ceil(N/16), K, 16] (zero-padded columns; attr b_panels = N): the
+    kernels read it in place instead of packing B on every run (native/src/ops/gemm_prepacked.h)."""
+    uses: Dict[str, int] = {}
+    for op in low.ops:
+        for i in op["inputs"]:
+            uses[i] = uses.get(i, 0) + 1
+    outputs = {t.name for t in low.g.outputs}
+    packed = 0
+    for op in low.ops:
+        if op["kernel"] != "matmul_f32" or len(op["inputs"]) < 2 or "b_panels" in op["attrs"]:
+            continue
+        bname = op["inputs"][1]
+        b = low.const(bname)
+        sa = _static_shape(low, op["inputs"][0])
+        if b is None or b.dtype != np.float32 or b.ndim != 2 or uses.get(bname, 0) != 1 or bname in outputs \
+                or sa is None or len(sa) < 2 or int(np.prod(sa[:-1])) < 16:
+            continue
+        k, n = b.shape
+        p = -(-n // 16)
+        pad = np.zeros((k, p * 16), np.float32)
+        pad[:, :n] = b
+        name = f"{bname}.panels16"
+        low.consts[name] = np.ascontiguousarray(pad.reshape(k, p, 16).transpose(1, 0, 2))
+        op["inputs"] = [op["inputs"][0], name] + list(op["inputs"][2:])
+        op["attrs"]["b_panels"] = int(n)
+        packed += 1
+    return packed
+
+
 def fuse_transformer(low) -> Dict[str, int]:
-    """Runs the three fusions on `low` (an exporters.lbpk._Lowering after run()); returns the counts."""
+    """Runs the fusions on `low` (an exporters.lbpk._Lowering after run()); returns the counts."""
     counts = {"attention": _fuse_attention(low)}
     counts["bias"] = _fold_bias(low)
     counts["gelu"] = _fuse_gelu(low)  # after the bias: a GELU right after a GEMM becomes its epilogue
     counts["residual"] = _fold_residual(low)
+    counts["packed"] = _pack_matmul_weights(low)  # last: the fusions above read B as [K, N]
     return counts

@@ -1,7 +1,8 @@
 """Transformer fusions of the exporter (exporters/lbpk_attn.py) and the fused attention op
 (native/src/ops/ops_attn.cpp): the BERT-style MatMul/Mul/Add/Softmax/MatMul chain with its Reshape/Transpose
 copies becomes one attention_f32 op, x*0.5*(1+Erf(x/sqrt2)) becomes gelu_f32, and bias Adds fold into the
-GEMM, a residual Add becomes the LayerNorm's skip input. Outputs are checked against ONNX Runtime on the unfused ONNX graph, on the AVX2 and on the portable
+GEMM, a residual Add becomes the LayerNorm's skip input, constant MatMul weights are stored in the GEMM's
+panel layout. Outputs are checked against ONNX Runtime on the unfused ONNX graph, on the AVX2 and on the portable
 (LOWBIT_ISA=scalar) path, bitwise equal for 1 and 2 threads; a pattern with an intermediate graph output
 stays unfused."""
 from __future__ import annotations
@@ -20,7 +21,7 @@ CASES = {
     "bert": (1, 16, 4, 8, (1, 1, 1, 16), "Mul"),
     "tails": (2, 13, 3, 5, (2, 1, 13, 13), "Div"),  # S and D not multiples of 8: vector tails, edge panels
     "nomask": (1, 9, 2, 16, None, "Mul"),
-    "headmask": (2, 7, 2, 4, (1, 2, 7, 7), "Mul"),  # a mask per head, broadcast over the batch
+    "headmask": (2, 9, 2, 4, (1, 2, 9, 9), "Mul"),  # a mask per head, broadcast over the batch; N = 8
 }
 
 
@@ -60,7 +61,7 @@ def _graph(case, extra_outputs=()):
               helper.make_node("Add", ["g1", "one"], ["g2"]), helper.make_node("Mul", ["att", "g2"], ["g3"]),
               helper.make_node("Mul", ["g3", "half"], ["y"]),
               # a dense layer with GELU (Mul by 1/sqrt2 this time): the GELU becomes the MatMul's epilogue
-              helper.make_node("MatMul", ["y", "Wo"], ["dm"]), helper.make_node("Add", ["dm", "bo"], ["d"]),
+              helper.make_node("MatMul", ["att", "Wo"], ["dm"]), helper.make_node("Add", ["dm", "bo"], ["d"]),
               helper.make_node("Mul", ["d", "rsqrt2"], ["h0"]), helper.make_node("Erf", ["h0"], ["h1"]),
               helper.make_node("Add", ["one", "h1"], ["h2"]), helper.make_node("Mul", ["h2", "d"], ["h3"]),
               helper.make_node("Mul", ["half", "h3"], ["z"]),
@@ -104,6 +105,10 @@ def test_attention_fused_matches_ort(tmp_path, name):
         assert k not in ks, f"{name}: {k} left after the fusions: {ks}"
     assert [op["attrs"].get("post") for op in s.manifest["ops"] if op["kernel"] == "matmul_f32"] == [None] * 3 + ["gelu"]
     assert [len(op["inputs"]) for op in s.manifest["ops"] if op["kernel"] == "layer_norm_f32"] == [4]
+    B, S = CASES[name][:2]  # weights stored in panels when A has >= 16 rows (else the few-rows GEMM)
+    panels = [op["attrs"].get("b_panels") for op in s.manifest["ops"] if op["kernel"] == "matmul_f32"]
+    E = CASES[name][2] * CASES[name][3]
+    assert panels == ([E] * 3 + [2 * E] if B * S >= 16 else [None] * 4), panels
     outs = {}
     for t in (1, 2):
         outs[t] = lowbit.load(pkg, threads=t).run(feeds)
@@ -160,7 +165,7 @@ def test_attention_lowered_attrs(tmp_path):
     low = lbpk._Lowering(import_onnx(str(tmp_path / "tails.onnx"), {n: s_ for n, s_ in inputs}))
     low.run()
     counts = lbpk_attn.fuse_transformer(low)
-    assert counts == {"attention": 1, "gelu": 2, "bias": 4, "residual": 1}, counts
+    assert counts == {"attention": 1, "gelu": 2, "bias": 4, "residual": 1, "packed": 4}, counts
     att = next(op for op in low.ops if op["kernel"] == "attention_f32")
     assert att["attrs"]["head_dim"] == 5 and "heads" not in att["attrs"]
     assert att["attrs"]["lead"] == [2, 13, 2, 13, 2, 13]

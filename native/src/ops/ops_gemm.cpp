@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "gemm_prepacked.h"
 #include "ops.h"
 #include "vmath.h"
 
@@ -176,8 +177,9 @@ const KernFn kKern8Avx2[MR + 1] = {nullptr,          kern_avx2<1, true>, kern_av
                                    kern_avx2<4, true>, kern_avx2<5, true>, kern_avx2<6, true>};
 
 // Panels [p0, p1) of the blocked GEMM (B packed per K block into `panel`).
+// bp: B already in panels (gemm_prepacked): read in place, nothing packed.
 __attribute__((target("avx2,fma"))) void panels_avx2(const GemmArgs& g, int64_t p0, int64_t p1, int64_t mb, int64_t me,
-                                                     float* panel) {
+                                                     float* panel, const float* bp) {
   alignas(32) float colbias[kGroup][16];
   // Pack up to kGroup neighbouring panels of the K block (in L2) and run each 6-row tile of A over
   // all of them: the A tile stays in L1, the B panels stream sequentially from L2, and each row of
@@ -189,7 +191,7 @@ __attribute__((target("avx2,fma"))) void panels_avx2(const GemmArgs& g, int64_t 
       const int64_t kc = std::max<int64_t>(0, std::min(KC, g.K - k0));
       for (int64_t q = 0; q < np; ++q) {
         const int64_t n0 = (pg + q) * NR, nr = std::min(NR, g.N - n0);
-        if (kc > 0) pack_b(g, k0, kc, n0, nr, panel + q * kc * NR);
+        if (kc > 0 && !bp) pack_b(g, k0, kc, n0, nr, panel + q * kc * NR);
         if (k0 == 0 && g.bias_mode == 2)
           for (int64_t j = 0; j < NR; ++j) colbias[q][j] = j < nr ? g.bias[n0 + j] : 0.f;
       }
@@ -198,8 +200,8 @@ __attribute__((target("avx2,fma"))) void panels_avx2(const GemmArgs& g, int64_t 
         const int64_t mr = std::min(MR, me - m0);
         for (int64_t q = 0; q < np; ++q) {
           const int64_t n0 = (pg + q) * NR, nr = std::min(NR, g.N - n0);
-          (nr <= 8 ? kKern8Avx2 : kKernAvx2)[mr](g, g.A + m0 * g.lda + k0, panel + q * kc * NR, kc, m0, n0, nr, first,
-                                                   last, colbias[q]);
+          const float* pq = bp ? bp + ((pg + q) * g.K + k0) * NR : panel + q * kc * NR;
+          (nr <= 8 ? kKern8Avx2 : kKernAvx2)[mr](g, g.A + m0 * g.lda + k0, pq, kc, m0, n0, nr, first, last, colbias[q]);
         }
       }
       if (kc <= 0) break;
@@ -279,14 +281,15 @@ TileFn pick_tile(const char** isa) {
 
 size_t gemm_scratch_per_thread() { return size_t(kGroup * KC * NR + MR * NR) * sizeof(float) + 64; }
 
-const char* gemm(const GemmArgs& g, ThreadPool* pool, void* scratch, size_t scratch_bytes) {
+namespace {
+const char* gemm_impl(const GemmArgs& g, const float* bp, ThreadPool* pool, void* scratch, size_t scratch_bytes) {
   const char* isa = "scalar";
   const TileFn tile = pick_tile(&isa);
   const int64_t npanels = (g.N + NR - 1) / NR;
   const size_t per = gemm_scratch_per_thread();
 #if defined(__x86_64__)
   if (tile == tile_avx2) {
-    if (g.M <= 4 && !g.pack) {  // column ranges of 64: whole 64-column blocks whatever the thread count
+    if (g.M <= 4 && !g.pack && !bp) {  // column ranges of 64: whole 64-column blocks whatever the thread count
       const int64_t blocks = (g.N + 63) / 64;
       parallel_ranges(pool, blocks, std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, g.M * g.K * 64)),
                       [&](int, int64_t b0, int64_t b1) { small_m_avx2(g, b0 * 64, std::min(g.N, b1 * 64)); });
@@ -306,7 +309,7 @@ const char* gemm(const GemmArgs& g, ThreadPool* pool, void* scratch, size_t scra
                       for (int64_t i = i0; i < i1;) {  // runs of items in one row block
                         const int64_t blk = i / npanels, p0 = i % npanels;
                         const int64_t p1 = std::min(npanels, p0 + (i1 - i));
-                        panels_avx2(g, p0, p1, blk * mstep, std::min(g.M, (blk + 1) * mstep), panel);
+                        panels_avx2(g, p0, p1, blk * mstep, std::min(g.M, (blk + 1) * mstep), panel, bp);
                         i += p1 - p0;
                       }
                     });
@@ -320,7 +323,8 @@ const char* gemm(const GemmArgs& g, ThreadPool* pool, void* scratch, size_t scra
       const int64_t n0 = p * NR, nr = std::min(NR, g.N - n0);
       for (int64_t k0 = 0; k0 < g.K || k0 == 0; k0 += KC) {
         const int64_t kc = std::min(KC, g.K - k0);
-        if (kc > 0) pack_b(g, k0, kc, n0, nr, panel);
+        const float* pk = bp ? bp + (p * g.K + k0) * NR : panel;
+        if (kc > 0 && !bp) pack_b(g, k0, kc, n0, nr, panel);
         const bool first = k0 == 0, last = k0 + KC >= g.K;
         for (int64_t m0 = 0; m0 < g.M; m0 += MR) {
           const int64_t mr = std::min(MR, g.M - m0);
@@ -334,7 +338,7 @@ const char* gemm(const GemmArgs& g, ThreadPool* pool, void* scratch, size_t scra
               for (int64_t j = 0; j < nr; ++j) a[j] = c[j];
             }
           }
-          if (kc > 0) tile(g.A + m0 * g.lda + k0, g.lda, panel, kc, mr, acc);
+          if (kc > 0) tile(g.A + m0 * g.lda + k0, g.lda, pk, kc, mr, acc);
           for (int64_t r = 0; r < mr; ++r) {
             float* c = g.C + (m0 + r) * g.ldc + n0;
             if (last) apply_act(acc + r * NR, nr, g.act, g.lo, g.hi);
@@ -348,6 +352,16 @@ const char* gemm(const GemmArgs& g, ThreadPool* pool, void* scratch, size_t scra
   if (scratch_bytes < per * size_t(pool ? pool->size() : 1)) pool = nullptr;  // (plan always gives enough)
   parallel_ranges(pool, npanels, std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, g.M * g.K * NR)), body);
   return isa;
+}
+}  // namespace
+
+const char* gemm(const GemmArgs& g, ThreadPool* pool, void* scratch, size_t scratch_bytes) {
+  return gemm_impl(g, nullptr, pool, scratch, scratch_bytes);
+}
+
+const char* gemm_prepacked(const GemmArgs& g, const float* panels, ThreadPool* pool, void* scratch,
+                           size_t scratch_bytes) {
+  return gemm_impl(g, panels, pool, scratch, scratch_bytes);
 }
 
 }  // namespace lb

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "gelu_fast.h"
+#include "gemm_prepacked.h"
 #include "ops.h"
 #include "vmath.h"
 
@@ -22,11 +23,23 @@ bool need_f32(OpCtx& c, size_t n) {
 
 // ---- MatMul: [..., M, K] x [..., K, N] with numpy broadcasting of the batch dims ----------
 // i[0] M, i[1] N, i[2] K, i[3] batch, i[4] a batch-broadcast (0/1), i[5] b broadcast, i[6] act,
-// i[7] flat (B is 2-D: one GEMM over all rows of A), i[8] post GELU (attr "post": "gelu", gelu_fast.h);
+// i[7] flat (B is 2-D: one GEMM over all rows of A), i[8] post GELU (attr "post": "gelu", gelu_fast.h),
+// i[9] B in panels (attr "b_panels");
 // optional input 2: bias [N]
 lb_status matmul_infer(OpCtx& c) {
   if (!need_f32(c, 2)) return LB_ERR_DTYPE;
   std::vector<int64_t> a = c.in[0]->shape, b = c.in[1]->shape;
+  // attr "b_panels" = N: the exporter stored a constant B [K, N] as panels [ceil(N/16), K, 16] (gemm_prepacked.h)
+  const int64_t bpn = attr_int(*c.attrs, "b_panels", 0);
+  if (bpn > 0) {
+    if (b.size() != 3 || b[0] != (bpn + 15) / 16 || b[2] != 16 || !c.in[1]->data) {
+      c.err = "b_panels=" + std::to_string(bpn) + " needs a constant B of shape [" + std::to_string((bpn + 15) / 16) +
+              ", K, 16], got " + shape_str(b);
+      return LB_ERR_SHAPE;
+    }
+    b = {b[1], bpn};
+  }
+  c.p->i[9] = bpn > 0;
   if (a.empty() || b.empty()) {
     c.err = "scalar operands";
     return LB_ERR_SHAPE;
@@ -88,7 +101,7 @@ void matmul_gemms(OpCtx& c) {
   float* C = c.out[0]->f32();
   if (p.i[7] && !p.i[4]) {
     GemmArgs g{batch * M, N, K, A, K, B, N, false, C, N, bias, bias ? 2 : 0, p.i[6], p.f[0], p.f[1]};
-    c.isa = gemm(g, c.pool, c.scratch, c.scratch_bytes);
+    c.isa = p.i[9] ? gemm_prepacked(g, B, c.pool, c.scratch, c.scratch_bytes) : gemm(g, c.pool, c.scratch, c.scratch_bytes);
     return;
   }
   auto one = [&](int64_t bi, ThreadPool* pool, void* scratch, size_t bytes) {
