@@ -62,6 +62,13 @@ void requant_row_scalar(const float* v, int64_t n, int64_t ns, float inv, float 
 }
 
 #if defined(__x86_64__)
+namespace {
+// 8 int32 lanes (already within [-128, 127]) -> 8 int8 at q.
+__attribute__((target("avx2"))) inline void store8_q8(int8_t* q, __m256i r) {
+  const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(q), _mm_packs_epi16(w, w));
+}
+}  // namespace
 __attribute__((target("avx2,fma"))) void requant_row_avx2(const float* v, int64_t n, int64_t ns, float inv, float zf,
                                                            int8_t* q) {
   const __m256 vinv = _mm256_set1_ps(inv), vz = _mm256_set1_ps(zf);
@@ -79,6 +86,11 @@ __attribute__((target("avx2,fma"))) void requant_row_avx2(const float* v, int64_
     const __m256i b = _mm256_packs_epi16(p01, p23);  // lanes: [0-3 8-11 16-19 24-27 | 4-7 12-15 20-23 28-31]
     const __m256i o = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), o);
+  }
+  for (; i + 8 <= n; i += 8) {  // rows of 8-24 channels would otherwise run scalar
+    __m256 a = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(v + i), vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    a = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(a, vz), lo), hi);
+    store8_q8(q + i, _mm256_cvtps_epi32(a));
   }
   requant_row_scalar(v + i, n - i, ns - i, inv, zf, q + i);
 }
@@ -117,6 +129,12 @@ __attribute__((target("avx2,fma"))) void requant_mul_avx2(const float* v, const 
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i),
                         _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
   }
+  for (; i + 8 <= n; i += 8) {  // rows of 8-24 channels would otherwise run scalar
+    const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(v + i), mv ? _mm256_loadu_ps(mv + i) : vms);
+    __m256 a = _mm256_round_ps(_mm256_mul_ps(x, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    a = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(a, vz), lo), hi);
+    store8_q8(q + i, _mm256_cvtps_epi32(a));
+  }
   requant_mul_scalar(v + i, mv ? mv + i : nullptr, ms, n - i, ns - i, inv, zf, q + i);
 }
 #endif
@@ -153,9 +171,7 @@ __attribute__((target("avx2,fma"))) void act_requant_avx2(const float* v, const 
     if (mv) x = _mm256_mul_ps(x, _mm256_loadu_ps(mv + i));
     __m256 a = _mm256_round_ps(_mm256_mul_ps(x, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     a = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(a, vz), lo), hi);
-    const __m256i r = _mm256_cvtps_epi32(a);
-    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(q + i), _mm_packs_epi16(w, w));
+    store8_q8(q + i, _mm256_cvtps_epi32(a));
   }
   for (; i < n; ++i) {  // the scalar passes' operations (flat_scalar F_CLAMP, requant_*_scalar)
     float x = v[i];
@@ -662,6 +678,24 @@ __attribute__((target("avx2"))) void flat_avx2(float* y, int64_t n, int kind, fl
 }
 #endif
 using FlatFn = void (*)(float*, int64_t, int, float, float);
+// y[j] = y[j] + c[j] or y[j] * c[j] (per-channel constants of a row, or the residual): one
+// IEEE operation per element, the same bits at any vector width.
+void vec_scalar(float* y, const float* c, int64_t n, bool mul) {
+  if (mul)
+    for (int64_t j = 0; j < n; ++j) y[j] = y[j] * c[j];
+  else
+    for (int64_t j = 0; j < n; ++j) y[j] = y[j] + c[j];
+}
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) void vec_avx2(float* y, const float* c, int64_t n, bool mul) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 a = _mm256_loadu_ps(y + j), b = _mm256_loadu_ps(c + j);
+    _mm256_storeu_ps(y + j, mul ? _mm256_mul_ps(a, b) : _mm256_add_ps(a, b));
+  }
+  vec_scalar(y + j, c + j, n - j, mul);
+}
+#endif
 struct Outs {
   const std::vector<Tensor*>* in = nullptr;  // the op's inputs (post-step constants)
   const float* qmul = nullptr;               // smoothing multipliers of the q8 output, or null
@@ -688,6 +722,10 @@ void epilogue(const OpParams& p, const Outs& o, float* yt, int64_t P0, int64_t m
   }
 #endif
   // The tile is m contiguous rows of O floats: elementwise steps run over it as one array.
+  void (*vec)(float*, const float*, int64_t, bool) = vec_scalar;
+#if defined(__x86_64__)
+  if (rq == requant_row_avx2) vec = vec_avx2;
+#endif
   if (act == ACT_RELU || act == ACT_CLIP) {
     flat(yt, n, F_CLAMP, act == ACT_RELU ? 0.f : p.f[0], act == ACT_CLIP ? p.f[1] : INFINITY);
   } else if (act != ACT_NONE) {
@@ -707,13 +745,7 @@ void epilogue(const OpParams& p, const Outs& o, float* yt, int64_t P0, int64_t m
       case POST_ADD_C:
       case POST_MUL_C: {
         const float* cv = (*o.in)[size_t(st[1])]->f32();
-        for (int64_t i = 0; i < m; ++i) {
-          float* y = yt + i * O;
-          if (st[0] == POST_ADD_C)
-            for (int64_t j = 0; j < O; ++j) y[j] = y[j] + cv[j];
-          else
-            for (int64_t j = 0; j < O; ++j) y[j] = y[j] * cv[j];
-        }
+        for (int64_t i = 0; i < m; ++i) vec(yt + i * O, cv, O, st[0] == POST_MUL_C);
         break;
       }
       case POST_HSWISH: flat(yt, n, F_HSWISH, f0, f1); break;
@@ -722,10 +754,7 @@ void epilogue(const OpParams& p, const Outs& o, float* yt, int64_t P0, int64_t m
       default: break;
     }
   }
-  if (o.res) {
-    const float* r = o.res + P0 * O;
-    for (int64_t j = 0; j < n; ++j) yt[j] = yt[j] + r[j];
-  }
+  if (o.res) vec(yt, o.res + P0 * O, n, false);
   if (o.f) std::memcpy(o.f + P0 * O, yt, size_t(n) * 4);
   if (o.q && o.qmul) {
     const float inv = 1.0f / p.f[3], zf = float(p.i[kZout]);
