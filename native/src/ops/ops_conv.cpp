@@ -297,6 +297,39 @@ __attribute__((target("avx2,fma"), always_inline)) inline void transpose8(__m256
   r6 = _mm256_permute2f128_ps(s2, s6, 0x31); r7 = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
+// One block of nc <= 8 channels (planes xin + c*H*W) into a zero-padded buffer of 8-float pixels
+// P[PH][PW][8] (pt rows / pl columns of padding before the map; missing channels 0): border rows
+// and columns zeroed, inner pixels by 8x8 transposes.
+__attribute__((target("avx2,fma"))) void fill_block8(const float* xin, int64_t nc, int64_t H, int64_t W, int64_t pt,
+                                                      int64_t pl, int64_t PH, int64_t PW, float* P) {
+  const int64_t HW = H * W;
+  std::memset(P, 0, size_t(pt * PW * 8) * sizeof(float));
+  std::memset(P + (pt + H) * PW * 8, 0, size_t((PH - pt - H) * PW * 8) * sizeof(float));
+  for (int64_t yy = 0; yy < H; ++yy) {
+    float* prow = P + (yy + pt) * PW * 8;
+    std::memset(prow, 0, size_t(pl * 8) * sizeof(float));
+    std::memset(prow + (pl + W) * 8, 0, size_t((PW - pl - W) * 8) * sizeof(float));
+    const float* src = xin + yy * W;
+    int64_t xx = 0;
+    if (nc == 8 && W >= 8) {
+      for (int64_t xs = 0; xs < W; xs += 8) {  // the last step overlaps the previous one (same values)
+        xx = std::min(xs, W - 8);
+        __m256 r0 = _mm256_loadu_ps(src + xx), r1 = _mm256_loadu_ps(src + HW + xx);
+        __m256 r2 = _mm256_loadu_ps(src + 2 * HW + xx), r3 = _mm256_loadu_ps(src + 3 * HW + xx);
+        __m256 r4 = _mm256_loadu_ps(src + 4 * HW + xx), r5 = _mm256_loadu_ps(src + 5 * HW + xx);
+        __m256 r6 = _mm256_loadu_ps(src + 6 * HW + xx), r7 = _mm256_loadu_ps(src + 7 * HW + xx);
+        transpose8(r0, r1, r2, r3, r4, r5, r6, r7);
+        float* d = prow + (pl + xx) * 8;
+        _mm256_storeu_ps(d, r0); _mm256_storeu_ps(d + 8, r1); _mm256_storeu_ps(d + 16, r2); _mm256_storeu_ps(d + 24, r3);
+        _mm256_storeu_ps(d + 32, r4); _mm256_storeu_ps(d + 40, r5); _mm256_storeu_ps(d + 48, r6); _mm256_storeu_ps(d + 56, r7);
+      }
+      xx = W;
+    }
+    for (; xx < W; ++xx)
+      for (int64_t c = 0; c < 8; ++c) prow[(pl + xx) * 8 + c] = c < nc ? src[c * HW + xx] : 0.f;
+  }
+}
+
 // J output pixels (ox0 .. ox0+J-1) of row oy for one channel block; writes nc <= 8 channel planes.
 template <int J>
 __attribute__((target("avx2,fma"))) void dwb_pixels(const OpParams& p, const DwBlockGeom& g, const float* P,
@@ -355,32 +388,7 @@ __attribute__((target("avx2,fma"))) void dwb_range_avx2(const OpParams& p, const
     for (int64_t t = 0; t < taps; ++t)
       for (int64_t c = 0; c < 8; ++c) wb[t * 8 + c] = c < nc ? w[(c0 + c) * taps + t] : 0.f;
     for (int64_t c = 0; c < 8; ++c) bias8[c] = b && c < nc ? b[c0 + c] : 0.f;
-    // padded, interleaved input: border rows/columns zero, inner pixels by 8x8 transposes
-    std::memset(P, 0, size_t(pt * g.PW * 8) * sizeof(float));
-    std::memset(P + (pt + H) * g.PW * 8, 0, size_t((g.PH - pt - H) * g.PW * 8) * sizeof(float));
-    for (int64_t yy = 0; yy < H; ++yy) {
-      float* prow = P + (yy + pt) * g.PW * 8;
-      std::memset(prow, 0, size_t(pl * 8) * sizeof(float));
-      std::memset(prow + (pl + W) * 8, 0, size_t((g.PW - pl - W) * 8) * sizeof(float));
-      const float* src = xin + yy * W;
-      int64_t xx = 0;
-      if (nc == 8 && W >= 8) {
-        for (int64_t xs = 0; xs < W; xs += 8) {  // the last step overlaps the previous one (same values)
-          xx = std::min(xs, W - 8);
-          __m256 r0 = _mm256_loadu_ps(src + xx), r1 = _mm256_loadu_ps(src + HW + xx);
-          __m256 r2 = _mm256_loadu_ps(src + 2 * HW + xx), r3 = _mm256_loadu_ps(src + 3 * HW + xx);
-          __m256 r4 = _mm256_loadu_ps(src + 4 * HW + xx), r5 = _mm256_loadu_ps(src + 5 * HW + xx);
-          __m256 r6 = _mm256_loadu_ps(src + 6 * HW + xx), r7 = _mm256_loadu_ps(src + 7 * HW + xx);
-          transpose8(r0, r1, r2, r3, r4, r5, r6, r7);
-          float* d = prow + (pl + xx) * 8;
-          _mm256_storeu_ps(d, r0); _mm256_storeu_ps(d + 8, r1); _mm256_storeu_ps(d + 16, r2); _mm256_storeu_ps(d + 24, r3);
-          _mm256_storeu_ps(d + 32, r4); _mm256_storeu_ps(d + 40, r5); _mm256_storeu_ps(d + 48, r6); _mm256_storeu_ps(d + 56, r7);
-        }
-        xx = W;
-      }
-      for (; xx < W; ++xx)
-        for (int64_t c = 0; c < 8; ++c) prow[(pl + xx) * 8 + c] = c < nc ? src[c * HW + xx] : 0.f;
-    }
+    fill_block8(xin, nc, H, W, pt, pl, g.PH, g.PW, P);
     const __m256 bias = _mm256_load_ps(bias8);
     float* yout = y + (n * C + c0) * OHW;
     for (int64_t oy = 0; oy < OH; ++oy) {
@@ -415,12 +423,19 @@ DirectGeom direct_geom(const OpParams& p) {
   return g;
 }
 
-// Scratch: padded input (C planes + 16 floats of slack for a partial tile's extra lanes) then
-// the K offsets.
-size_t direct_scratch_bytes(const OpParams& p) {
+// Floats of the padded input: C phase-split planes + 32 of slack for a partial tile's extra lanes,
+// or (the output-channel tile) ceil(C/8) blocks of [PH][PW][8] + slack for a partial tile's pixels.
+size_t direct_input_floats(const OpParams& p) {
   const DirectGeom g = direct_geom(p);
+  const int64_t PW = p.i[kW] + p.i[kPl] + p.i[kPr];
+  const int64_t blocked = (p.i[kC] + 7) / 8 * g.PH * PW * 8 + (12 * p.i[kSw] + 8) * 8;
+  return size_t(std::max(p.i[kC] * g.plane + 32, blocked) + 15) / 16 * 16;
+}
+
+// Scratch: padded input, then the K offsets, then the packed weights of the output-channel tile.
+size_t direct_scratch_bytes(const OpParams& p) {
   const int64_t K = p.i[kC] / p.i[kG] * p.i[kKh] * p.i[kKw];
-  return (size_t(p.i[kC] * g.plane + 32) * sizeof(float) + 63) / 64 * 64 + (size_t(K) * sizeof(int64_t) + 63) / 64 * 64 +
+  return direct_input_floats(p) * sizeof(float) + (size_t(K) * sizeof(int64_t) + 63) / 64 * 64 +
          size_t(K * p.i[kO] / p.i[kG]) * sizeof(float) + 64;
 }
 
@@ -519,8 +534,8 @@ __attribute__((target("avx2,fma"))) void direct_tile_avx2(const float* A, int64_
 // (bias, then k in order) as direct_tile_avx2, so the two are bitwise equal.
 template <int OB, int J>
 __attribute__((target("avx2,fma"))) void ocv_tile_avx2(const float* wp, int64_t K, const float* base,
-                                                        const int64_t* off, const float* bias, float* y, int64_t OHW,
-                                                        int64_t nj, int64_t act, float lo, float hi) {
+                                                        const int64_t* off, int64_t ps, const float* bias, float* y,
+                                                        int64_t OHW, int64_t nj, int64_t act, float lo, float hi) {
   __m256 acc[OB][J];
 #pragma GCC unroll 4
   for (int ob = 0; ob < OB; ++ob) {
@@ -535,7 +550,7 @@ __attribute__((target("avx2,fma"))) void ocv_tile_avx2(const float* wp, int64_t 
     for (int ob = 0; ob < OB; ++ob) wv[ob] = _mm256_loadu_ps(wp + k * OB * 8 + ob * 8);
 #pragma GCC unroll 12
     for (int j = 0; j < J; ++j) {
-      const __m256 xv = _mm256_broadcast_ss(xb + j);
+      const __m256 xv = _mm256_broadcast_ss(xb + j * ps);
 #pragma GCC unroll 4
       for (int ob = 0; ob < OB; ++ob) acc[ob][j] = _mm256_fmadd_ps(wv[ob], xv, acc[ob][j]);
     }
@@ -553,8 +568,8 @@ __attribute__((target("avx2,fma"))) void ocv_tile_avx2(const float* wp, int64_t 
       for (int c = 0; c < 8; ++c) y[(ob * 8 + c) * OHW + j] = tmp[c];
     }
 }
-using OcvFn = void (*)(const float*, int64_t, const float*, const int64_t*, const float*, float*, int64_t, int64_t,
-                       int64_t, float, float);
+using OcvFn = void (*)(const float*, int64_t, const float*, const int64_t*, int64_t, const float*, float*, int64_t,
+                       int64_t, int64_t, float, float);
 using DirectFn = void (*)(const float*, int64_t, const float*, const int64_t*, int64_t, const float*, float*, int64_t,
                           int64_t, bool, bool, int64_t, float, float);
 const DirectFn kDirectAvx2[7] = {nullptr, direct_tile_avx2<1>, direct_tile_avx2<2>, direct_tile_avx2<3>,
@@ -568,13 +583,12 @@ void conv_direct_run(OpCtx& c, const float* x, const float* w, const float* b, f
   const int64_t kh = p.i[kKh], kw = p.i[kKw], sh = p.i[kSh], sw = p.i[kSw], dh = p.i[kDh], dw = p.i[kDw];
   const int64_t cg = C / G, og = O / G, K = cg * kh * kw, HW = p.i[kH] * p.i[kW], OHW = OH * OW;
   float* buf = static_cast<float*>(c.scratch);
-  int64_t* off = reinterpret_cast<int64_t*>(static_cast<char*>(c.scratch) +
-                                            (size_t(C * g.plane + 32) * sizeof(float) + 63) / 64 * 64);
+  int64_t* off = reinterpret_cast<int64_t*>(static_cast<char*>(c.scratch) + direct_input_floats(p) * sizeof(float));
   for (int64_t ci = 0, k = 0; ci < cg; ++ci)
     for (int64_t ky = 0; ky < kh; ++ky)
       for (int64_t kx = 0; kx < kw; ++kx, ++k)
         off[k] = ci * g.plane + ((kx * dw) % sw) * g.PH * g.PWp + ky * dh * g.PWp + (kx * dw) / sw;
-  std::memset(buf + C * g.plane, 0, 32 * sizeof(float));
+  std::memset(buf + C * g.plane, 0, 32 * sizeof(float));  // (the 6x16 tile's slack)
   bool avx2 = false;
 #if defined(__x86_64__)
   avx2 = (lb_cpu_features() & (LB_CPU_AVX2 | LB_CPU_FMA)) == (LB_CPU_AVX2 | LB_CPU_FMA) && lb_isa_active() != LB_ISA_SCALAR;
@@ -591,12 +605,23 @@ void conv_direct_run(OpCtx& c, const float* x, const float* w, const float* b, f
     const int OB = int(og / 8), J = OB == 3 ? 4 : OB == 2 ? 6 : 12;
     const OcvFn fn = OB == 3 ? ocv_tile_avx2<3, 4> : OB == 2 ? ocv_tile_avx2<2, 6> : ocv_tile_avx2<1, 12>;
     const int64_t tx = (OW + J - 1) / J;
+    // input channels interleaved by 8 (blocks [PH][PW][8]): a tile's taps of 8 neighbouring
+    // channels share cache lines instead of lying in 8 planes
+    const int64_t PH = g.PH, PW = p.i[kW] + p.i[kPl] + p.i[kPr], nblk = (C + 7) / 8, bs = PH * PW * 8;
+    for (int64_t ci = 0, k = 0; ci < C; ++ci)
+      for (int64_t ky = 0; ky < kh; ++ky)
+        for (int64_t kx = 0; kx < kw; ++kx, ++k) off[k] = (ci / 8) * bs + (ky * dh * PW + kx * dw) * 8 + ci % 8;
+    std::memset(buf + nblk * bs, 0, size_t((12 * sw + 8) * 8) * sizeof(float));
     for (int64_t n = 0; n < N; ++n) {
-      for_ranges(c, C, HW * 2, [&](int, int64_t c0, int64_t c1) { direct_fill(p, g, x + n * C * HW, buf, c0, c1); });
+      for_ranges(c, nblk, 8 * HW * 2, [&](int, int64_t b0, int64_t b1) {
+        for (int64_t bi = b0; bi < b1; ++bi)
+          fill_block8(x + (n * C + bi * 8) * HW, std::min<int64_t>(8, C - bi * 8), p.i[kH], p.i[kW], p.i[kPt],
+                      p.i[kPl], PH, PW, buf + bi * bs);
+      });
       for_ranges(c, OH * tx, og * K * J, [&](int, int64_t i0, int64_t i1) {
         for (int64_t it = i0; it < i1; ++it) {
           const int64_t oy = it / tx, ox0 = (it % tx) * J;
-          fn(wp, K, buf + oy * sh * g.PWp + ox0, off, b, y + n * O * OHW + oy * OW + ox0, OHW,
+          fn(wp, K, buf + (oy * sh * PW + ox0 * sw) * 8, off, sw * 8, b, y + n * O * OHW + oy * OW + ox0, OHW,
              std::min<int64_t>(J, OW - ox0), act, lo, hi);
         }
       });
