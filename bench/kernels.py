@@ -340,11 +340,11 @@ def _print_block(rows, k, n, m, t):
     ref_nbits = _find(rows, k, n, m, t, "ort MatMulNBits b32 acc4")
     ref_dq = _find(rows, k, n, m, t, "ort DynamicQuantizeMatMul")
     print(f"\nK={k} N={n} M={m} threads={t}" + (" (cold weights)" if m == 1 else ""))
-    print(f"  {'engine':30s} {'median ms':>10s} {'GB/s':>7s} {'GOPS':>7s} {'roofline':>8s} {'vs NBits':>8s} {'vs DQMM':>8s}")
+    print(f"  {'engine':34s} {'median ms':>10s} {'GB/s':>7s} {'GOPS':>7s} {'roofline':>8s} {'vs NBits':>8s} {'vs DQMM':>8s}")
     for r in block:
         vs_nb = ref_nbits["median_ms"] / r["median_ms"] if ref_nbits else float("nan")
         vs_dq = ref_dq["median_ms"] / r["median_ms"] if ref_dq else float("nan")
-        print(f"  {r['engine']:30s} {r['median_ms']:10.3f} {r['gbps']:7.1f} {r['gops']:7.1f} {r['roofline']:8.0%} "
+        print(f"  {r['engine']:34s} {r['median_ms']:10.3f} {r['gbps']:7.1f} {r['gops']:7.1f} {r['roofline']:8.0%} "
               f"{vs_nb:7.2f}x {vs_dq:7.2f}x")
 
 

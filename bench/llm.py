@@ -19,7 +19,10 @@ it): lowbit's generic read microbenchmark (256 MB, fresh 4 KB pages), and a time
 exactly the bytes lowbit's decode streams per token, in place (`LlmSession.read_bandwidth`:
 same pages, huge pages when the session copied its weights, same order). --mapped-too adds a
 third engine, lowbit reading its weights from the package mapping (copy_weights=False), to
-measure what the huge-page copy is worth in the same run.
+measure what the huge-page copy is worth in the same run. Each row also decodes once more with the
+weight-read probe right before every token and prints the median of the per-token ratios (decode
+GB/s / probe GB/s): both taken at the same moment, the fraction without the round-level figure's
+median-against-best bias.
 
     .venv/bin/python bench/llm.py --layers 16 --json build/bench-llm.json
 """
@@ -222,6 +225,29 @@ def interleaved(engines, prompt, gen_tokens: int, repeat: int, between=None):
     return {k: (float(np.median(p)), float(np.median(d)), first) for k, (p, d, first) in res.items()}
 
 
+def paired_roofline(engine, prompt, gen_tokens: int) -> dict:
+    """Decode with the weight-read probe (one read of exactly the bytes a token streams) right
+    before every token: per token, (bytes / decode time) / probe GB/s. Both see the same machine
+    moment, so the median of these ratios is decode's fraction of the roofline without the
+    median-against-best bias of the round-level figure (on this VM a plain read's median is about
+    85% of its best)."""
+    s = engine.s
+    nb = s.info["weight_bytes"]
+    s.reset()
+    tok = int(np.argmax(s.prefill(np.asarray(prompt, np.int32))))
+    ratios, probes, tps = [], [], []
+    for _ in range(gen_tokens):
+        probe = s.read_bandwidth(1)
+        t0 = time.perf_counter()
+        tok = int(np.argmax(s.decode(tok)))
+        dt = time.perf_counter() - t0
+        ratios.append(nb / dt / 1e9 / probe)
+        probes.append(probe)
+        tps.append(1.0 / dt)
+    return {"median_ratio": float(np.median(ratios)), "fastest_ratio": max(tps) * nb / 1e9 / max(probes),
+            "median_probe_gbps": float(np.median(probes))}
+
+
 def gemv_efficiency(engine, prompt, gen_tokens: int, rounds: int = 3) -> dict:
     """Profiled decodes alternating with the weight-read probe (each profile right after its
     probe, so both see about the same machine): per linear op, the median over rounds of its
@@ -341,6 +367,7 @@ def main(argv=None) -> int:
                 row.update({"llama_cpp": qtype, "llama_prefill": p, "llama_decode": d, "llama_bytes_per_token": gb,
                             "llama_roofline": gb * d / (bw * 1e9), "prefill_ratio": lp / p, "decode_ratio": ld / d,
                             "first_logits_cosine": cosine(lfirst, first)})
+            row["paired"] = paired_roofline(engines[0], prompt, args.gen_tokens)
             if args.profile:
                 row["gemv"] = gemv_efficiency(engines[0], prompt, args.gen_tokens, rounds=args.repeat)
             del engines
@@ -368,6 +395,11 @@ def _print_row(r) -> None:
               f"{r['llama_decode']:6.1f} tok/s ({r['llama_bytes_per_token'] / 1e6:.0f} MB/token, "
               f"{100 * r['llama_roofline']:.0f}%)   ratio prefill {r['prefill_ratio']:.2f}x decode {r['decode_ratio']:.2f}x"
               f"  (first-token logits cosine {r['first_logits_cosine']:.3f})")
+    if "paired" in r:
+        pr = r["paired"]
+        s += (f"\n{'':>9} t={r['threads']}  decode vs a weight-read probe right before each token: "
+              f"{100 * pr['median_ratio']:.0f}% (median of per-token ratios; probe median {pr['median_probe_gbps']:.1f} "
+              f"GB/s), fastest token vs best probe {100 * pr['fastest_ratio']:.0f}%")
     if "gemv" in r:
         s += "\n" + "  ".join(f"{op} {g['gbps']:.1f} GB/s ({100 * g['of_probe']:.0f}%)" for op, g in r["gemv"].items())
         s += f"  [decode linears in-process vs the weight-read probe; linears {100 * r['gemv']['all linears']['share']:.0f}% of decode]"
