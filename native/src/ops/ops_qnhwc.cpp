@@ -678,6 +678,42 @@ __attribute__((target("avx2"))) void flat_avx2(float* y, int64_t n, int kind, fl
 }
 #endif
 using FlatFn = void (*)(float*, int64_t, int, float, float);
+// Chain exit to NCHW: d[j * ld + i] = y[i * O + j] for i < len, j < nc (pixels x channels ->
+// channels x pixels; O is the row stride of y).
+void to_nchw_scalar(const float* y, int64_t O, int64_t nc, int64_t len, float* d, int64_t ld) {
+  for (int64_t j = 0; j < nc; ++j) {
+    float* dj = d + j * ld;
+    for (int64_t i = 0; i < len; ++i) dj[i] = y[i * O + j];
+  }
+}
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) void to_nchw_avx2(const float* y, int64_t O, int64_t len, float* d, int64_t ld) {
+  const int64_t O8 = O / 8 * 8, L8 = len / 8 * 8;
+  for (int64_t j0 = 0; j0 < O8; j0 += 8)
+    for (int64_t i0 = 0; i0 < L8; i0 += 8) {  // 8 x 8 block transposed in registers
+      __m256 r[8], t[8];
+      for (int k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(y + (i0 + k) * O + j0);
+      for (int k = 0; k < 8; k += 2) {
+        t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
+        t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
+      }
+      for (int k = 0; k < 8; k += 4) {
+        r[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
+        r[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xEE);
+        r[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+        r[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
+      }
+      for (int k = 0; k < 4; ++k) {
+        _mm256_storeu_ps(d + (j0 + k) * ld + i0, _mm256_permute2f128_ps(r[k], r[k + 4], 0x20));
+        _mm256_storeu_ps(d + (j0 + k + 4) * ld + i0, _mm256_permute2f128_ps(r[k], r[k + 4], 0x31));
+      }
+    }
+  if (L8 < len)  // pixel tail of the channel blocks
+    for (int64_t j = 0; j < O8; ++j)
+      for (int64_t i = L8; i < len; ++i) d[j * ld + i] = y[i * O + j];
+  if (O8 < O) to_nchw_scalar(y + O8, O, O - O8, len, d + O8 * ld, ld);  // channel tail
+}
+#endif
 // y[j] = y[j] + c[j] or y[j] * c[j] (per-channel constants of a row, or the residual): one
 // IEEE operation per element, the same bits at any vector width.
 void vec_scalar(float* y, const float* c, int64_t n, bool mul) {
@@ -770,10 +806,11 @@ void epilogue(const OpParams& p, const Outs& o, float* yt, int64_t P0, int64_t m
       const int64_t P = P0 + i0, img = P / OHW, pix = P % OHW, len = std::min(m - i0, OHW - pix);
       float* d = o.n + img * O * OHW + pix;
       const float* y = yt + i0 * O;
-      for (int64_t j = 0; j < O; ++j) {
-        float* dj = d + j * OHW;
-        for (int64_t i = 0; i < len; ++i) dj[i] = y[i * O + j];
-      }
+#if defined(__x86_64__)
+      if (rq == requant_row_avx2) to_nchw_avx2(y, O, len, d, OHW);
+      else
+#endif
+        to_nchw_scalar(y, O, O, len, d, OHW);
       i0 += len;
     }
 }
