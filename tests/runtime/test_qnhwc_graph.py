@@ -201,3 +201,55 @@ def test_transposed_conv_other_shapes_stay_float():
     g = Graph("t", b.nodes, [TensorInfo("x", "float32", (1, 3, 8, 8))], [TensorInfo(y, "float32", None)], b.inits)
     kernels = [o["kernel"] for o in runtime_ops(g)]
     assert "conv_transpose2d_f32" in kernels and "conv_transpose_nhwc_q8" not in kernels
+
+
+@pytest.mark.qemu
+def test_aarch64_gives_the_x86_results(head, native_host, native_aarch64):
+    """One package on x86 (AVX2) and aarch64 (qemu): the int8 Resize/Concat path and the chain convs
+    give the same bits; the transposed convs' float GEMM rounds per platform (FMA order)."""
+    from lowbit_testutil import run
+
+    g, new, _, x, d = head
+    np.save(d / "xa.npy", x)
+    outs = {}
+    for name, cmd in (("x86", [native_host / "lowbit-run"]),
+                      ("arm", ["qemu-aarch64", "-cpu", "max", native_aarch64 / "lowbit-run"])):
+        o = d / f"out_{name}"
+        o.mkdir(exist_ok=True)
+        r = run(cmd + ["run", new, "--input", f"x={d / 'xa.npy'}", "--output", o])
+        assert r.returncode == 0, r.stdout + r.stderr
+        outs[name] = {p.stem: np.load(p) for p in sorted(o.glob("*.npy"))}
+    names = [t.name for t in g.outputs]
+    assert sorted(outs["x86"]) == sorted(outs["arm"]) == sorted(names)
+    np.testing.assert_array_equal(outs["arm"][names[1]], outs["x86"][names[1]])
+    assert np.max(np.abs(outs["arm"][names[0]] - outs["x86"][names[0]])) < 0.02
+
+
+@pytest.mark.parametrize("kernel,attr,value,words", [
+    ("concat_nhwc_q8", "channels", [24, 24], "channels"),
+    ("resize_nearest_nhwc_q8", "channels", 40, "channels"),
+    ("resize_nearest_nhwc_q8", "mode", "linear", "nearest only"),
+    ("conv_transpose_nhwc_q8", "strides", [1, 1], "strides == kernel_shape"),
+    ("conv_transpose_nhwc_q8", "post", [["gelu"]], "post step"),
+    ("conv_transpose_nhwc_q8", "outs", ["q8"], "oq_scale"),
+])
+def test_bad_attributes_are_refused_by_name(tmp_path, monkeypatch, kernel, attr, value, words):
+    from lowbit.exporters import lbpk_nhwc
+
+    real = lbpk_nhwc.int8_nhwc
+
+    def corrupt(low, **kw):
+        real(low, **kw)
+        op = next(o for o in low.ops if o["kernel"] == kernel)
+        op["attrs"][attr] = value
+        if attr == "outs":
+            op["attrs"].pop("oq_scale", None)
+        corrupt.name = op["name"]
+
+    monkeypatch.setattr(lbpk_nhwc, "int8_nhwc", corrupt)
+    pkg = write_package(_det_head(), tmp_path / "bad.lbpk", target="x86-64-avx2", scheme="w8a8")
+    x = np.zeros((1, 3, 32, 48), np.float32)
+    with pytest.raises(lowbit.LowbitError) as e:  # shapes are planned at load or at the first run
+        lowbit.load(pkg).run({"x": x})
+    msg = str(e.value)
+    assert corrupt.name in msg and words in msg, msg
