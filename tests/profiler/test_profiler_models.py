@@ -114,7 +114,7 @@ def test_native_tool_profiles_a_package(models, native_host, tmp_path):
 
     rep = lowbit.profiler.load_report(out)
     assert rep.data["tool"] == "lowbit-profile" and rep.latency["n"] == 3
-    assert all(o["kernel"] and o["isa"] for o in rep.ops) and len(rep.ops) > 100
+    assert all(o["kernel"] and o["isa"] for o in rep.ops) and len(rep.ops) > 50  # 78 after the transformer fusions
     assert 0.5 < rep.data["ops_sum_over_e2e"] <= 1.0
     assert sum(o["share"] for o in rep.ops) == pytest.approx(1.0)
     assert rep.data["memory"]["arena_bytes"] > 0 and len(rep.data["package"]["sha256"]) == 64
