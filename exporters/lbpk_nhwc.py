@@ -9,6 +9,9 @@ Runs on the op list of ``lbpk._Lowering`` after it has mapped every node to a ke
   head) after its activation fake-quantization (``qdq_f32``) becomes ``conv_transpose_nhwc_q8``
   reading the int8 NHWC input, with the following Add / Mul / BatchNormalization / Relu / Sigmoid
   folded in and an int8 output for a following one (section 6.2);
+* ``_requantize_nhwc``: a chain conv's f32 output read only by quantizers with other scales (the
+  PP-OCRv5 det backbone stages its FPN reads) is written f32 NHWC and requantized by
+  ``quantize_f32nhwc_q8`` from contiguous rows: no NCHW scatter, no transposing quantizer;
 * ``_concat_resize``: a channel Concat (of nearest Resizes) read only by a chain entry's quantizer
   is quantized per input before it: ``resize_nearest_nhwc_q8`` and ``concat_nhwc_q8`` on int8 NHWC
   values, the same bits (section 6.2).
@@ -26,6 +29,7 @@ def int8_nhwc(low, only_chains: bool = False) -> None:
     _conv_chains(low, only_chains)
     _transposed_convs(low)
     _concat_resize(low)
+    _requantize_nhwc(low)
 
 
 def _conv_chains(low, only_chains: bool = False) -> None:
@@ -495,3 +499,30 @@ def _concat_resize(low) -> None:
             elif i not in dead:
                 keep.append(op)
         low.ops = keep
+
+
+def _requantize_nhwc(low) -> None:
+    """quantize_nhwc_q8 of a qconv2d_nhwc_q8's f32 NCHW output that only quantizers read ->
+    the conv writes f32 NHWC instead and each quantizer becomes quantize_f32nhwc_q8 (the same
+    float operations on the same values: the same bits)."""
+    outs = {low.name(t.name) for t in low.g.outputs}
+    ops = low.ops
+    prod, users = _index(ops)
+    for op in ops:
+        a = op["attrs"]
+        if op["kernel"] != "qconv2d_nhwc_q8" or "f32" not in a["outs"]:
+            continue
+        k = a["outs"].index("f32")
+        v = op["outputs"][k]
+        readers = users.get(v, [])
+        if v in outs or not readers or any(ops[i]["kernel"] != "quantize_nhwc_q8" or ops[i]["inputs"][0] != v
+                                           for i in readers):
+            continue
+        if "f32_nhwc" in a["outs"]:  # already written NHWC (a residual): drop the NCHW copy
+            nhwc = op["outputs"][a["outs"].index("f32_nhwc")]
+            del a["outs"][k], op["outputs"][k]
+        else:
+            nhwc = _fresh(f"{v}.nhwc", ops)
+            a["outs"][k], op["outputs"][k] = "f32_nhwc", nhwc
+        for i in readers:
+            ops[i].update(kernel="quantize_f32nhwc_q8", inputs=[nhwc] + ops[i]["inputs"][1:])

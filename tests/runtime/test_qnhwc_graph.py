@@ -6,7 +6,8 @@ A PP-OCRv5-det-like graph: a chain of static-int8 convs, float "SE" tails, neare
 then the DB head: ConvTranspose 2x2/2 -> Add (a Reshape'd bias) -> BatchNormalization -> Relu ->
 ConvTranspose 2x2/2 -> Add -> Sigmoid, each transposed conv after its activation quantizer.
 
-* Resize/Concat on int8 values are exact (quantization is elementwise): the 3x3 conv's output (a
+* Resize/Concat on int8 values, and the requantization of a chain conv's f32 NHWC output with
+  another scale (quantize_f32nhwc_q8), are exact (quantization is elementwise): the 3x3 conv's output (a
   graph output) has the bits of the package without int8 NHWC (int8_nhwc=False), on every ISA path.
 * The transposed convs run a float GEMM on the dequantized int8 input (their weight scales are per
   input channel): within float rounding of qdq_f32 + conv_transpose2d_f32, and as close to ONNX
@@ -133,6 +134,8 @@ def test_lowering_keeps_the_neck_and_head_int8(head):
     kernels = [o["kernel"] for o in runtime_ops(g)]
     assert kernels.count("resize_nearest_nhwc_q8") == 2 and kernels.count("concat_nhwc_q8") == 1
     assert kernels.count("conv_transpose_nhwc_q8") == 2
+    # a chain conv's f32 output read only by quantizers with other scales: f32 NHWC + quantize_f32nhwc_q8
+    assert kernels.count("quantize_f32nhwc_q8") == 2
     for gone in ("resize_f32", "concat", "qdq_f32", "conv_transpose2d_f32", "batch_norm_f32", "relu_f32",
                  "sigmoid_f32", "reshape"):
         assert gone not in kernels, (gone, kernels)
@@ -227,6 +230,7 @@ def test_aarch64_gives_the_x86_results(head, native_host, native_aarch64):
 
 @pytest.mark.parametrize("kernel,attr,value,words", [
     ("concat_nhwc_q8", "channels", [24, 24], "channels"),
+    ("quantize_f32nhwc_q8", "scale", 0.0, "scale > 0"),
     ("resize_nearest_nhwc_q8", "channels", 40, "channels"),
     ("resize_nearest_nhwc_q8", "mode", "linear", "nearest only"),
     ("conv_transpose_nhwc_q8", "strides", [1, 1], "strides == kernel_shape"),

@@ -9,6 +9,9 @@
 //     of resize-then-quantize.
 //   concat_nhwc_q8: channel Concat of int8 NHWC values quantized with one scale / zero point (the
 //     exporter quantizes every input with the consumer's parameters): exact for the same reason.
+//   quantize_f32nhwc_q8: f32 NHWC [N, H, W, C] (a chain conv's "f32_nhwc" output) -> int8 NHWC with
+//     another scale / zero point / smoothing multipliers than the conv's own q8 output: the
+//     operations of quantize_nhwc_q8 (x * m[c], then the static quantizer) on contiguous rows.
 //   conv_transpose_nhwc_q8: ConvTranspose whose kernel equals its stride (no overlap, no pads, group
 //     1; PP-OCRv5 det's 2x2/2 upsamplers): each input pixel is one row of a float GEMM [C] x [C, kh*kw*O]
 //     (the weight stored as [kh, kw, O, C]; with fewer than 16 columns the GEMM runs transposed, the
@@ -159,6 +162,62 @@ void concat_q8_run(OpCtx& c) {
     }
   });
   c.isa = "scalar";
+}
+
+// ---- quantize_f32nhwc_q8 ------------------------------------------------------------------------
+// params: i[0] pixels, i[1] C, i[2] Cs, i[3] zero; f[0] scale
+lb_status quant_nhwc_infer(OpCtx& c) {
+  const Tensor* x = c.in[0];
+  OpParams& p = *c.p;
+  if (x->dtype != DType::F32 || x->shape.size() != 4) {
+    c.err = "expects a 4-D f32 NHWC input, got " + shape_str(x->shape);
+    return LB_ERR_SHAPE;
+  }
+  p.i[0] = x->shape[0] * x->shape[1] * x->shape[2];
+  p.i[1] = x->shape[3];
+  p.i[2] = nhwc_cstride(p.i[1]);
+  p.f[0] = attr_float(*c.attrs, "scale", 0.f);
+  p.i[3] = attr_int(*c.attrs, "zero", 0);
+  if (!(p.f[0] > 0.f) || !std::isfinite(p.f[0]) || p.i[3] < -128 || p.i[3] > 127) {
+    c.err = "needs scale > 0 and zero in [-128, 127]";
+    return LB_ERR_UNSUPPORTED;
+  }
+  const Tensor* mul = c.in.size() > 1 ? c.in[1] : nullptr;
+  if (mul && (!mul->data || mul->dtype != DType::F32 || mul->numel() != p.i[1])) {
+    c.err = "input 1 (smoothing multipliers) must be " + std::to_string(p.i[1]) + " constant f32 values";
+    return LB_ERR_SHAPE;
+  }
+  c.out[0]->dtype = DType::I8;
+  c.out[0]->shape = {x->shape[0], x->shape[1], x->shape[2], p.i[2]};
+  c.scratch_bytes = al64(size_t(p.i[1]) * 4) * size_t(op_threads(c));
+  c.flops = uint64_t(x->numel()) * 3;
+  return LB_OK;
+}
+
+void quant_nhwc_run(OpCtx& c) {
+  const OpParams& p = *c.p;
+  const int64_t C = p.i[1], Cs = p.i[2];
+  const float inv = 1.0f / p.f[0], zf = float(p.i[3]);
+  const float* x = c.in[0]->f32();
+  const float* mul = c.in.size() > 1 && c.in[1] ? c.in[1]->f32() : nullptr;
+  int8_t* y = static_cast<int8_t*>(c.out[0]->data);
+  RequantFn rq = requant_row_scalar;
+#if defined(__x86_64__)
+  if (vmath::use_avx2()) rq = requant_row_avx2;
+#endif
+  c.isa = rq == requant_row_scalar ? "scalar" : "avx2";
+  char* base = static_cast<char*>(c.scratch);
+  for_ranges(c, p.i[0], C * 2, [&](int tid, int64_t r0, int64_t r1) {
+    float* t = reinterpret_cast<float*>(base + size_t(tid) * al64(size_t(C) * 4));
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* v = x + r * C;
+      if (mul) {  // x * m[c] first, then the quantizer: quantize_nhwc_q8's order
+        for (int64_t ch = 0; ch < C; ++ch) t[ch] = v[ch] * mul[ch];
+        v = t;
+      }
+      rq(v, C, Cs, inv, zf, y + r * Cs);
+    }
+  });
 }
 
 // ---- conv_transpose_nhwc_q8 ---------------------------------------------------------------------
@@ -385,6 +444,7 @@ void convt_run(OpCtx& c) {
 void register_ops_qnhwc_graph(std::vector<OpDef>& r) {
   r.push_back(OpDef{"resize_nearest_nhwc_q8", resize_q8_infer, resize_q8_run, false});
   r.push_back(OpDef{"concat_nhwc_q8", concat_q8_infer, concat_q8_run, false});
+  r.push_back(OpDef{"quantize_f32nhwc_q8", quant_nhwc_infer, quant_nhwc_run, false});
   r.push_back(OpDef{"conv_transpose_nhwc_q8", convt_infer, convt_run, false});
 }
 
