@@ -84,7 +84,7 @@ def prepare(model, *, example_inputs=None, scheme="w8a8", calib=None, **options)
     sch = parse_scheme(scheme)
     unknown = set(options) - {"smooth", "smooth_alpha", "sparse_outliers", "keep_float", "budget_bits",
                               "calib_method", "input_shapes", "progress", "max_calib", "gptq_damp",
-                              "act_order", "report_samples", "verbose", "weight_bits7"}
+                              "act_order", "report_samples", "verbose", "weight_bits7", "error_comp"}
     if unknown:
         raise LowbitError(f"unknown export options {sorted(unknown)}")
     max_calib = int(options.get("max_calib", 128))
@@ -128,6 +128,7 @@ def prepare(model, *, example_inputs=None, scheme="w8a8", calib=None, **options)
                          gptq_damp=float(options.get("gptq_damp", 0.01)),
                          act_order=bool(options.get("act_order", True)),
                          weight_bits7=_weight_bits7(options.get("weight_bits7", False)),
+                         error_comp=options.get("error_comp", "auto"),
                          progress=bool(options.get("progress", sys.stderr.isatty())))
     qgraph = quantize_graph(graph, sch, feeds, qopts)
     report = None

@@ -235,13 +235,14 @@ def test_model_input_stays_float_unless_int8_holds_it(convnet_onnx, convnet_feed
 
 
 def test_small_k_layers_get_hessian_rounding(convnet_onnx, convnet_feeds):
-    # w8a8 (round to nearest) still rounds the small-K layers (first conv K=27, depthwise K=9) with GPTQ
-    _, _, _, rep = prepare(convnet_onnx, scheme="w8a8", calib=convnet_feeds, progress=False)
+    # w8a8 without error compensation (round to nearest) still rounds the small-K layers (first conv
+    # K=27, depthwise K=9) with GPTQ
+    _, _, _, rep = prepare(convnet_onnx, scheme="w8a8", calib=convnet_feeds, progress=False, error_comp=False)
     algo = {r["node"]: r["algo"] for r in rep["layers"]}
     assert algo["conv0"] == "gptq" and algo["dw1"] == "gptq" and algo["fc"] == "rtn"
     # 7-bit weights (codes in [-63, 63] for the u8 x s8 AVX2 GEMM) stay round-to-nearest
     _, q, _, rep = prepare(convnet_onnx, scheme="w8a8", calib=convnet_feeds, progress=False, weight_bits7=True)
-    assert {r["algo"] for r in rep["layers"]} == {"rtn"}
+    assert {r["algo"] for r in rep["layers"]} == {"rtn"}  # (and no error compensation: it GPTQ-rounds)
     assert max(int(np.abs(v.q).max()) for v in q.initializers.values() if isinstance(v, QuantWeight)) <= 63
 
 
@@ -265,3 +266,27 @@ def test_gptq_per_row_is_gptq_with_each_rows_hessian():
         np.testing.assert_array_equal(got.q[i], ref.q[0])
         np.testing.assert_allclose(got.scale[i], ref.scale[0])
     assert sum(err(got, i) for i in range(n)) < 0.5 * sum(err(rtn, i) for i in range(n))
+
+
+def test_error_compensation_fits_the_float_layer_on_the_quantized_input(convnet_onnx, convnet_feeds):
+    """w8a8's default sequential pass (quant/seqcomp.py): every layer GPTQ-rounded on the quantized
+    model's own input, the depthwise conv refitted to the float layer's output, each conv's bias
+    corrected so that its mean output on the calibration data equals the float layer's."""
+    from lowbit.refexec import RefExecutor
+
+    fg, q, _, rep = prepare(convnet_onnx, scheme="w8a8", calib=convnet_feeds, progress=False)
+    _, q_off, _, _ = prepare(convnet_onnx, scheme="w8a8", calib=convnet_feeds, progress=False, error_comp=False)
+    assert {r["node"]: r["algo"] for r in rep["layers"]} == {"conv0": "gptq+comp", "dw1": "gptq+comp",
+                                                              "fc": "gptq+comp"}
+    with pytest.raises(LowbitError, match="error_comp"):
+        prepare(convnet_onnx, scheme="w8a8", calib=convnet_feeds, progress=False, error_comp="yes")
+
+    def outs(g):
+        ex = RefExecutor(g)
+        return np.concatenate([ex.run(f, keep=["c1"])["c1"] for f in convnet_feeds])  # the depthwise output
+
+    ref, on, off = outs(fg), outs(q), outs(q_off)
+    # bias correction with the quantized input: per-channel mean error 0 on the calibration data
+    np.testing.assert_allclose((ref - on).mean(axis=(0, 2, 3)), 0, atol=1e-4 * np.abs(ref).max())
+    err_on, err_off = ((ref - on) ** 2).mean(), ((ref - off) ** 2).mean()
+    assert err_on < err_off, (err_on, err_off)

@@ -58,7 +58,7 @@ class QuantOptions:
     gptq_max_k: int = 32
     # error-compensating sequential quantization (seqcomp.py): each layer's weights fitted to the float
     # layer's output given the quantized model's actual input. "auto": w8a8 (static int8 activations).
-    error_comp: Union[bool, str] = False
+    error_comp: Union[bool, str] = "auto"
 
 
 def _weight_nk(node: Node, w: np.ndarray):
@@ -236,7 +236,7 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
     for n in layers:
         wfloat.setdefault(n.inputs[1], _weight_nk(n, q.initializers[n.inputs[1]])[0])
     done: Dict[str, QuantWeight] = {}
-    if _use_error_comp(opts, scheme) and layers and feeds:
+    if layers and feeds and _use_error_comp(opts, scheme, q):
         from lowbit.quant.seqcomp import sequential_quantize  # noqa: PLC0415
 
         done = sequential_quantize(graph, q, layers, feeds,
@@ -330,12 +330,22 @@ def _attach_act_quant(q: Graph, layers: List[Node], scheme: Scheme, stats, smoot
     return float_inputs
 
 
-def _use_error_comp(opts: QuantOptions, scheme: Scheme) -> bool:
-    """error_comp=True, or "auto": static int8 activations with int8 weights (w8a8)."""
+def _use_error_comp(opts: QuantOptions, scheme: Scheme, graph: Graph) -> bool:
+    """error_comp=True, or "auto": static int8 activations with int8 weights (w8a8), when the
+    reference executor runs every op of the graph (it runs the quantized model during the pass)."""
     if opts.error_comp == "auto":
-        return scheme.act_mode == "static" and scheme.wfmt == "int8" and not opts.weight_bits7 \
-            and opts.sparse_outliers <= 0 and opts.budget_bits is None
-    return bool(opts.error_comp)
+        if not (scheme.act_mode == "static" and scheme.wfmt == "int8" and not opts.weight_bits7
+                and opts.sparse_outliers <= 0 and opts.budget_bits is None):
+            return False
+        from lowbit import refexec  # noqa: PLC0415
+
+        missing = sorted({n.op for n in graph.nodes if refexec._key(n) not in refexec._OPS})
+        if missing:
+            log.info("error-compensating quantization off: the reference executor has no %s", ", ".join(missing))
+        return not missing
+    if opts.error_comp not in (True, False):
+        raise LowbitError(f"error_comp={opts.error_comp!r}: use True, False or 'auto'")
+    return opts.error_comp
 
 
 def _model_input(graph: Graph, tensor: str) -> bool:

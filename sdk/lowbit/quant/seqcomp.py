@@ -1,16 +1,18 @@
-"""Error-compensating sequential quantization (the idea of GPFQ, Lybrand & Saab, and of Qronos /
-"GPTQ with quantized inputs"): the layers are quantized in graph order, and each layer's weights are
-fitted to the FLOAT layer's output given the input that the already-quantized model actually feeds it,
+"""Error-compensating sequential quantization (after GPFQ, Lybrand & Saab, and Qronos / "GPTQ with
+quantized inputs"): the layers are quantized in graph order, each one seeing the input that the
+already-quantized model actually feeds it (int8 activations, earlier layers quantized), X_q, next to
+the float model's input X_f:
 
-    min_Wq || X_f W^T - X_q Wq^T ||^2 + lam || Wq - W ||^2,
-
-X_f the float model's input rows of the layer, X_q the quantized model's (int8 activations, earlier
-layers quantized). The minimiser over real matrices is W* = W (C + lam I)(H + lam I)^-1 with
-H = X_q^T X_q and C = X_f^T X_q (ridge towards the float weight, so directions the calibration data
-does not excite keep the float weight); W* is then GPTQ-rounded with the Hessian H (its rounding
-error is measured in the same norm). Afterwards the mean output difference between the float layer
-on X_f and the quantized layer on X_q is added to the bias (bias correction with the quantized
-input). Upstream activation error is thereby absorbed by the int8 weights, which have precision to spare.
+* a depthwise conv (a BatchNorm-folded 3x3/5x5 filter per channel, the layers a CNN amplifies) is
+  refitted per channel to the FLOAT layer's output,
+      min_w || X_f w_f - X_q w ||^2 + lam || w - w_f ||^2   ->   w* = (H + lam I)^-1 (C^T + lam I) w_f,
+  H = X_q^T X_q, C = X_f^T X_q (ridge towards the float filter: directions the calibration data
+  does not excite keep it), then GPTQ-rounded with H (the refit's residual is orthogonal to X_q, so
+  GPTQ's error is measured in the same norm);
+* MatMuls and group-1 convs are GPTQ-rounded with the Hessian of X_q (no refit: refitting them to
+  the float output lost accuracy on all-MiniLM-L6-v2 and gained nothing on EfficientNet-Lite0);
+* a conv's bias then absorbs the mean difference between the float layer's output on X_f and the
+  quantized layer's on X_q (bias correction with the quantized input).
 
 Both models run side by side in the numpy reference executor, one calibration sample at a time
 (graphs imported with batch 1 stay valid), tensors freed after their last use.
@@ -106,53 +108,42 @@ def _run_q(node: Node, q: Graph, env: Dict[str, object]) -> None:
 
 
 def _fit_layer(n: Node, q: Graph, envs_f, envs_q, s, quantize_layer, damp, seed) -> Optional[QuantWeight]:
-    if n.op not in ("MatMul", "Conv"):
+    if n.op not in ("MatMul", "Conv") or (n.op == "Conv" and n.attrs.get("group", 1) != 1 and
+                                          not cal.is_depthwise(n, q)):
         return None
-    axis = 1 if n.op == "Conv" else -1
-    aq = n.attrs.get("act_quant")
-    w = q.initializers[n.inputs[1]]
     from lowbit.quant.pipeline import _weight_nk  # noqa: PLC0415
 
-    wnk = _weight_nk(n, w)[0].astype(np.float64)
-    xs_f, xs_q = [], []
-    for ef, eq in zip(envs_f, envs_q):
-        xf = _smoothed(ef[n.inputs[0]], s, axis)
-        xq = refexec.quantize_activation(eq[n.inputs[0]], aq, axis) if aq is not None else \
-            _smoothed(eq[n.inputs[0]], s, axis)
-        xs_f.append(xf)
-        xs_q.append(xq)
-    nsamp = len(xs_f)
-    if cal.is_depthwise(n, q):
-        per = max(1, DW_POSITIONS_MAX // nsamp)
-        pf = [cal._dw_patches(x, n, q, np.random.default_rng(seed + j), per) for j, x in enumerate(xs_f)]
-        pq = [cal._dw_patches(x, n, q, np.random.default_rng(seed + j), per) for j, x in enumerate(xs_q)]
-        Pf, Pq = np.concatenate(pf, axis=1), np.concatenate(pq, axis=1)  # [C, R, kk]
-        H = np.matmul(Pq.transpose(0, 2, 1), Pq).astype(np.float64)
-        C = np.matmul(Pf.transpose(0, 2, 1), Pq).astype(np.float64)
-        lam = damp * np.maximum(np.einsum("ckk->ck", H).mean(axis=1), 1e-12)  # [C]
-        eye = np.eye(H.shape[1])[None]
-        A = C + lam[:, None, None] * eye
-        B = H + lam[:, None, None] * eye
-        # W*_c = w_c A_c B_c^-1  <=>  B_c^T W*_c^T = A_c^T w_c^T  (B symmetric)
-        wstar = np.linalg.solve(B, np.einsum("cij,cj->ci", A.transpose(0, 2, 1), wnk)[..., None])[..., 0]
-        return quantize_layer(n, wstar.astype(np.float32), None, 2.0 * H / Pq.shape[1])
-    if n.op == "Conv" and n.attrs.get("group", 1) != 1:
-        return None
-    per = max(1, ROWS_MAX // nsamp)
-    rf = [cal._rows(x, n, q, np.random.default_rng(seed + j), per) for j, x in enumerate(xs_f)]
-    rq = [cal._rows(x, n, q, np.random.default_rng(seed + j), per) for j, x in enumerate(xs_q)]
-    Xf, Xq = np.concatenate(rf), np.concatenate(rq)
-    if Xq.shape[0] > ROWS_MAX:
-        pick = np.random.default_rng(seed).choice(Xq.shape[0], ROWS_MAX, replace=False)
-        Xf, Xq = Xf[pick], Xq[pick]
-    H = (Xq.T @ Xq).astype(np.float64)
-    C = (Xf.T @ Xq).astype(np.float64)
-    k = H.shape[0]
-    lam = damp * max(float(np.mean(np.diag(H))), 1e-12)
-    B = H + lam * np.eye(k)
-    A = C + lam * np.eye(k)
-    wstar = np.linalg.solve(B, A.T @ wnk.T).T  # W* = W A B^-1, B symmetric
-    return quantize_layer(n, wstar.astype(np.float32), 2.0 * H / Xq.shape[0], None)
+    axis = 1 if n.op == "Conv" else -1
+    aq = n.attrs.get("act_quant")
+    wnk = _weight_nk(n, q.initializers[n.inputs[1]])[0]
+    xs_q = [refexec.quantize_activation(eq[n.inputs[0]], aq, axis) if aq is not None else
+            _smoothed(eq[n.inputs[0]], s, axis) for eq in envs_q]
+    nsamp = len(xs_q)
+    if not cal.is_depthwise(n, q):
+        # group-1 convs and MatMuls: GPTQ with the Hessian of the quantized input, no weight refit
+        # (refitting them lost accuracy on MiniLM and gained nothing on EfficientNet-Lite0)
+        per = max(1, ROWS_MAX // nsamp)
+        Xq = np.concatenate([cal._rows(x, n, q, np.random.default_rng(seed + j), per) for j, x in enumerate(xs_q)])
+        if Xq.shape[0] > ROWS_MAX:
+            Xq = Xq[np.random.default_rng(seed).choice(Xq.shape[0], ROWS_MAX, replace=False)]
+        H = (Xq.T @ Xq).astype(np.float64)
+        return quantize_layer(n, wnk, 2.0 * H / Xq.shape[0], None)
+    # depthwise: one [kh*kw] least-squares refit per channel on the same sampled positions
+    per = max(1, DW_POSITIONS_MAX // nsamp)
+    xs_f = [_smoothed(ef[n.inputs[0]], s, axis) for ef in envs_f]
+    Pf = np.concatenate([cal._dw_patches(x, n, q, np.random.default_rng(seed + j), per)
+                         for j, x in enumerate(xs_f)], axis=1)  # [C, R, kk]
+    Pq = np.concatenate([cal._dw_patches(x, n, q, np.random.default_rng(seed + j), per)
+                         for j, x in enumerate(xs_q)], axis=1)
+    H = np.matmul(Pq.transpose(0, 2, 1), Pq).astype(np.float64)
+    C = np.matmul(Pf.transpose(0, 2, 1), Pq).astype(np.float64)
+    lam = damp * np.maximum(np.einsum("ckk->ck", H).mean(axis=1), 1e-12)  # [C]
+    eye = np.eye(H.shape[1])[None]
+    A = C + lam[:, None, None] * eye
+    B = H + lam[:, None, None] * eye
+    # W*_c = w_c A_c B_c^-1  <=>  B_c W*_c^T = A_c^T w_c^T  (B symmetric)
+    wstar = np.linalg.solve(B, np.einsum("cji,cj->ci", A, wnk.astype(np.float64))[..., None])[..., 0]
+    return quantize_layer(n, wstar.astype(np.float32), None, 2.0 * H / Pq.shape[1])
 
 
 def _correct_bias(n: Node, q: Graph, fgraph: Graph, envs_f, envs_q) -> None:
