@@ -63,7 +63,12 @@ CASES = {
     "dw5x5_s2_15x15_c9": _conv([1, 9, 15, 15], [9, 1, 5, 5], None, group=9, strides=[2, 2], pads=[2, 2, 2, 2]),
     "dw3x3_s2_odd_hardswish": _conv([1, 11, 21, 29], [11, 1, 3, 3], "HardSwish", group=11, strides=[2, 2],
                                     pads=[0, 1, 1, 0]),
-    "dw3x3_large_map_row_path": _conv([1, 3, 100, 120], [3, 1, 3, 3], "Relu", group=3, pads=[1, 1, 1, 1]),
+    # maps over ~56x56: the channel-blocked kernel in strips of output rows (3 strips each)
+    "dw3x3_large_map_strips": _conv([1, 3, 100, 120], [3, 1, 3, 3], "Relu", group=3, pads=[1, 1, 1, 1]),
+    "dw3x3_s2_large_map_strips": _conv([1, 10, 130, 97], [10, 1, 3, 3], "HardSwish", group=10, strides=[2, 2],
+                                       pads=[1, 0, 1, 1]),
+    # more than 64 taps: the row kernel (each channel padded, 32 outputs per step)
+    "dw9x9_row_path": _conv([1, 5, 20, 45], [5, 1, 9, 9], "Clip", group=5, pads=[4, 4, 4, 4]),
     "dw3x3_dilation2_nobias": _conv([1, 8, 12, 12], [8, 1, 3, 3], None, bias=False, group=8, dilations=[2, 2],
                                     pads=[2, 2, 2, 2]),
     # GEMM row blocks (few panels: 7x7 map, 100 rows = 48 + 48 + 4, K = 400: two K blocks), Relu fused

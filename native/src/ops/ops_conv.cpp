@@ -265,19 +265,30 @@ __attribute__((target("avx2,fma"))) void dw_range_avx2(const OpParams& p, const 
 // computed J <= 8 pixels at a time, all taps accumulated in registers (each tap's 8 channel
 // weights loaded once per J pixels), then the J x 8 tile is transposed back into the 8 NCHW
 // planes. Same per-output order as the other paths (bias, then the taps in order), so it is
-// bitwise equal to dw_range_avx2. Used when the padded block fits in L2 (small maps: 56x56 and
-// below), where vectorizing over W wastes lanes and per-channel overheads dominate.
+// bitwise equal to dw_range_avx2. Larger maps run in strips of S output rows whose padded input
+// rows (SR of them, from padded row r0) fit in ~160 KB (L2); 56x56 and smaller maps are one strip.
 struct DwBlockGeom {
-  int64_t PH, PW;
+  int64_t PH, PW, S, SR, r0;  // padded rows / columns, output rows per strip, buffer rows, first padded row held
 };
+constexpr int64_t kDwbBytes = 160 << 10;
 DwBlockGeom dwb_geom(const OpParams& p) {
-  return {p.i[kH] + p.i[kPt] + p.i[kPb], p.i[kW] + p.i[kPl] + p.i[kPr]};
+  DwBlockGeom g;
+  g.PH = p.i[kH] + p.i[kPt] + p.i[kPb];
+  g.PW = p.i[kW] + p.i[kPl] + p.i[kPr];
+  const int64_t ekh = (p.i[kKh] - 1) * p.i[kDh] + 1;
+  const int64_t rows = std::max(ekh, int64_t(kDwbBytes / 4 - p.i[kKh] * p.i[kKw] * 8 - 72) / (g.PW * 8));
+  g.S = std::min(p.i[kOH], (rows - ekh) / p.i[kSh] + 1);
+  g.SR = std::min(g.PH, (g.S - 1) * p.i[kSh] + ekh);
+  g.r0 = 0;
+  return g;
 }
 size_t dwb_scratch_floats(const OpParams& p) {
   const DwBlockGeom g = dwb_geom(p);
-  return size_t(g.PH * g.PW * 8 + p.i[kKh] * p.i[kKw] * 8 + 8 + 64);
+  return size_t(g.SR * g.PW * 8 + p.i[kKh] * p.i[kKw] * 8 + 8 + 64);
 }
-[[maybe_unused]] bool dwb_fits(const OpParams& p) { return dwb_scratch_floats(p) * sizeof(float) <= (size_t(160) << 10) && p.i[kKh] * p.i[kKw] <= 64; }
+[[maybe_unused]] bool dwb_fits(const OpParams& p) {  // one strip row set in the budget; taps in registers
+  return dwb_scratch_floats(p) * sizeof(float) <= size_t(kDwbBytes) && p.i[kKh] * p.i[kKw] <= 64;
+}
 
 #if defined(__x86_64__)
 __attribute__((target("avx2,fma"), always_inline)) inline void transpose8(__m256& r0, __m256& r1, __m256& r2,
@@ -297,16 +308,19 @@ __attribute__((target("avx2,fma"), always_inline)) inline void transpose8(__m256
   r6 = _mm256_permute2f128_ps(s2, s6, 0x31); r7 = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
-// One block of nc <= 8 channels (planes xin + c*H*W) into a zero-padded buffer of 8-float pixels
-// P[PH][PW][8] (pt rows / pl columns of padding before the map; missing channels 0): border rows
-// and columns zeroed, inner pixels by 8x8 transposes.
+// Padded rows [r0, r1) of one block of nc <= 8 channels (planes xin + c*H*W) into a zero-padded
+// buffer of 8-float pixels P[r1 - r0][PW][8] (pt rows / pl columns of padding before the map;
+// missing channels 0): border rows and columns zeroed, inner pixels by 8x8 transposes.
 __attribute__((target("avx2,fma"))) void fill_block8(const float* xin, int64_t nc, int64_t H, int64_t W, int64_t pt,
-                                                      int64_t pl, int64_t PH, int64_t PW, float* P) {
+                                                      int64_t pl, int64_t r0, int64_t r1, int64_t PW, float* P) {
   const int64_t HW = H * W;
-  std::memset(P, 0, size_t(pt * PW * 8) * sizeof(float));
-  std::memset(P + (pt + H) * PW * 8, 0, size_t((PH - pt - H) * PW * 8) * sizeof(float));
-  for (int64_t yy = 0; yy < H; ++yy) {
-    float* prow = P + (yy + pt) * PW * 8;
+  for (int64_t r = r0; r < r1; ++r) {
+    float* prow = P + (r - r0) * PW * 8;
+    const int64_t yy = r - pt;
+    if (yy < 0 || yy >= H) {
+      std::memset(prow, 0, size_t(PW * 8) * sizeof(float));
+      continue;
+    }
     std::memset(prow, 0, size_t(pl * 8) * sizeof(float));
     std::memset(prow + (pl + W) * 8, 0, size_t((PW - pl - W) * 8) * sizeof(float));
     const float* src = xin + yy * W;
@@ -341,7 +355,7 @@ __attribute__((target("avx2,fma"))) void dwb_pixels(const OpParams& p, const DwB
 #pragma GCC unroll 8
   for (int j = 0; j < J; ++j) acc[j] = bias;
   for (int64_t ky = 0; ky < kh; ++ky) {
-    const float* row = P + ((oy * sh + ky * dh) * g.PW + ox0 * sw) * 8;
+    const float* row = P + ((oy * sh + ky * dh - g.r0) * g.PW + ox0 * sw) * 8;
     for (int64_t kx = 0; kx < kw; ++kx) {
       const __m256 wv = _mm256_loadu_ps(wb + (ky * kw + kx) * 8);
       const float* s = row + kx * dw * 8;
@@ -379,7 +393,7 @@ __attribute__((target("avx2,fma"))) void dwb_range_avx2(const OpParams& p, const
   const int64_t C = p.i[kC], H = p.i[kH], W = p.i[kW], OH = p.i[kOH], OW = p.i[kOW], taps = p.i[kKh] * p.i[kKw];
   const int64_t pt = p.i[kPt], pl = p.i[kPl], HW = H * W, OHW = OH * OW, blocks = (C + 7) / 8;
   float* P = buf;
-  float* wb = buf + g.PH * g.PW * 8;
+  float* wb = buf + g.SR * g.PW * 8;
   alignas(32) float bias8[8];
   for (int64_t blk = b0; blk < b1; ++blk) {
     const int64_t n = blk / blocks, c0 = (blk % blocks) * 8, nc = std::min<int64_t>(8, C - c0);
@@ -388,14 +402,19 @@ __attribute__((target("avx2,fma"))) void dwb_range_avx2(const OpParams& p, const
     for (int64_t t = 0; t < taps; ++t)
       for (int64_t c = 0; c < 8; ++c) wb[t * 8 + c] = c < nc ? w[(c0 + c) * taps + t] : 0.f;
     for (int64_t c = 0; c < 8; ++c) bias8[c] = b && c < nc ? b[c0 + c] : 0.f;
-    fill_block8(xin, nc, H, W, pt, pl, g.PH, g.PW, P);
     const __m256 bias = _mm256_load_ps(bias8);
     float* yout = y + (n * C + c0) * OHW;
-    for (int64_t oy = 0; oy < OH; ++oy) {
-      int64_t ox = 0;
-      for (; ox + 8 <= OW; ox += 8) dwb_pixels<8>(p, g, P, wb, bias, oy, ox, yout, nc, OHW);
-      if (ox < OW && OW >= 8) dwb_pixels<8>(p, g, P, wb, bias, oy, OW - 8, yout, nc, OHW);  // overlaps: same values
-      else if (ox < OW) kFns[OW - ox](p, g, P, wb, bias, oy, ox, yout, nc, OHW);
+    for (int64_t oy0 = 0; oy0 < OH; oy0 += g.S) {
+      const int64_t oy1 = std::min(OH, oy0 + g.S);
+      DwBlockGeom gs = g;
+      gs.r0 = oy0 * p.i[kSh];
+      fill_block8(xin, nc, H, W, pt, pl, gs.r0, std::min(g.PH, gs.r0 + g.SR), g.PW, P);
+      for (int64_t oy = oy0; oy < oy1; ++oy) {
+        int64_t ox = 0;
+        for (; ox + 8 <= OW; ox += 8) dwb_pixels<8>(p, gs, P, wb, bias, oy, ox, yout, nc, OHW);
+        if (ox < OW && OW >= 8) dwb_pixels<8>(p, gs, P, wb, bias, oy, OW - 8, yout, nc, OHW);  // overlaps: same values
+        else if (ox < OW) kFns[OW - ox](p, gs, P, wb, bias, oy, ox, yout, nc, OHW);
+      }
     }
   }
 }
@@ -616,7 +635,7 @@ void conv_direct_run(OpCtx& c, const float* x, const float* w, const float* b, f
       for_ranges(c, nblk, 8 * HW * 2, [&](int, int64_t b0, int64_t b1) {
         for (int64_t bi = b0; bi < b1; ++bi)
           fill_block8(x + (n * C + bi * 8) * HW, std::min<int64_t>(8, C - bi * 8), p.i[kH], p.i[kW], p.i[kPt],
-                      p.i[kPl], PH, PW, buf + bi * bs);
+                      p.i[kPl], 0, PH, PW, buf + bi * bs);
       });
       for_ranges(c, OH * tx, og * K * J, [&](int, int64_t i0, int64_t i1) {
         for (int64_t it = i0; it < i1; ++it) {
