@@ -12,7 +12,9 @@
 // Blocking (as in the 8-bit kernel): a block of panels (about kL2Bytes of codes) stays in L2 and
 // is swept by tiles of kMR activation rows; per tile, kKC k at a time, the rows are copied as u8
 // into a small L1 buffer and every pair of panels of the block runs its kMR x 16 register tile.
-// Integer sums are exact in any order, so blocking changes no bit.
+// Integer sums are exact in any order, so blocking changes no bit. When K fits one chunk (the 1x1
+// convs of CNNs) each pair of panels starts from zero and is finished at once (q7_tile); the quads
+// past round_up(k, 4) hold zero codes and are not visited.
 #if !defined(__AVX2__)
 #error "mm_q7_avx2.cpp must be compiled with -mavx2"
 #endif

@@ -50,7 +50,9 @@ inline void gemv_panels(const lb_mm_args* a, int64_t m, int64_t n, int64_t n1) {
 /// Blocking: a block of panels (about 192 KiB of codes, kept in L2) is swept by tiles of kMR
 /// activation rows; per tile, kKC k at a time, the rows are widened into a small L1 buffer and
 /// every panel of the block runs its 6 x 8 register tile (12 int32 accumulators) over them.
-/// Integer sums are exact in any order, so blocking changes no bit.
+/// Integer sums are exact in any order, so blocking changes no bit. When K fits one chunk (the
+/// 1x1 convs of CNNs) each panel's tile starts from zero and is finished at once (q8_tile); the
+/// quads past round_up(k, 4) hold zero codes and are not visited.
 constexpr int kMR = 6;
 constexpr int64_t kKC = 512;
 
@@ -128,6 +130,7 @@ void lb_gemm_f32_q8d_q8c_6x8__avx2(const lb_mm_args* a, int64_t m0, int64_t m1, 
   // Codes past k are 0 (both packers pad with zeros), so the quads past round_up(k, 4) are skipped:
   // a K = 16 conv padded to kp = 32 does half the work.
   const int64_t kq = a->k > 0 && a->k <= kp ? (a->k + 3) & ~int64_t(3) : kp;
+  const bool one_chunk = kq <= kKC;  // sums stay in registers, finished per panel
   const int64_t p0 = n0 / 8, p1 = (n1 + 7) / 8;
   int64_t block = (192 * 1024) / (8 * kp);  // panels per L2 block
   block = block < 1 ? 1 : block > 32 ? 32 : block;
@@ -138,7 +141,6 @@ void lb_gemm_f32_q8d_q8c_6x8__avx2(const lb_mm_args* a, int64_t m0, int64_t m1, 
     for (int64_t m = m0; m < m1;) {
       const int left = int(m1 - m < kMR ? m1 - m : kMR);
       const int mr = left > 4 ? kMR : left > 2 ? 4 : 2;  // tile height: 6, or 4 / 2 for the last rows
-      const bool one_chunk = kq <= kKC;  // sums stay in registers, finished per panel
       if (!one_chunk) std::memset(accs, 0, sizeof(accs[0]) * size_t(pe - pb) * kMR * 16);
       for (int64_t k0 = 0; k0 < kq; k0 += kKC) {
         const int64_t kc = kq - k0 < kKC ? kq - k0 : kKC;
