@@ -37,16 +37,17 @@ def test_efficientnet_lite0_w8a8_top1(effnet_onnx, images):
     print(f"\nEfficientNet-Lite0 w8a8: top-1 agreement {agree.mean():.3f}, top-5 overlap {top5 / len(feeds):.3f}; "
           f"on the {clear.sum()} images with a clear float top-1: {agree[clear].mean():.3f}")
     assert len(feeds) >= 200
-    # measured 0.895 / 0.928, clear subset 0.991 (docs/quantization.md); the 99 % is not reached
+    # measured 0.945 / 0.969, clear subset 1.0 (session 4, error compensation; docs/quantization.md);
+    # the 99 % is not reached
     assert agree.mean() >= EFFNET_MIN_TOP1, (agree.mean(), top5 / len(feeds))
-    assert top5 / len(feeds) >= 0.90
-    assert clear.sum() >= 100 and agree[clear].mean() >= 0.98
+    assert top5 / len(feeds) >= 0.94
+    assert clear.sum() >= 100 and agree[clear].mean() >= 0.99
     assert all(r["fmt"] == "int8" for r in rep["layers"]) and len(rep["layers"]) >= 50
     # only the first conv keeps a float input (the image, off the int8 grid); the rest is int8 x int8
     assert [r["node"] for r in rep["layers"] if r["act"] == "float"] == ["/_conv_stem/Conv"]
 
 
-EFFNET_MIN_TOP1 = 0.86
+EFFNET_MIN_TOP1 = 0.92
 CLEAR_GAP = 0.5
 
 
@@ -76,7 +77,7 @@ def test_minilm_w8a8_and_smooth(minilm_onnx, minilm_data):
     print(f"\nMiniLM w8a8 cosine {default:.5f} (no smoothing {plain:.5f}); worst-outlier layer {worst['node']} "
           f"(ratio {worst['act_outlier_ratio']}): SNR {worst['snr_db']} -> {smoothed['snr_db']} dB smoothed")
     assert plain >= 0.99  # measured 0.9931 (docs/quantization.md)
-    assert default >= 0.996  # measured 0.9972; the target is 0.995
+    assert default >= 0.997  # measured 0.9980 (0.9972 before error compensation); the target is 0.995
     assert worst["act_outlier_ratio"] > 10
     assert smoothed["smooth"] and smoothed["snr_db"] > worst["snr_db"] + 1.0, (worst, smoothed)
 
@@ -114,5 +115,5 @@ def test_ppocr_fp32_and_w8a8(which, size):
         a, b = orig.run(None, f)[0], qs.run(None, f)[0]
         cos.append(float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum())))
     print(f"\nPP-OCRv5 {which} w8a8 vs ONNX Runtime fp32: mean cosine {np.mean(cos):.4f}")
-    # measured: det 0.964, rec 0.986, cls 0.844 (docs/quantization.md)
+    # measured: det 0.978, rec 0.992, cls 0.872 (session 4, docs/quantization.md)
     assert np.mean(cos) > {"det": 0.93, "rec": 0.96, "cls": 0.75}[which]
