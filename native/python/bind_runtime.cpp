@@ -72,8 +72,10 @@ struct PySession {
       py::array a = py::array::ensure(item.second, py::array::c_style);
       if (!a) throw py::value_error("input '" + name + "' is not an array");
       int code = -1;
-      for (int k = 0; k < 8; ++k)
-        if (a.dtype().is(py::dtype(kDtypeNames[k]))) code = k;
+      // by value, not identity: an array from pickle or another extension carries an equal
+      // dtype object that is not numpy's cached singleton (byte-swapped dtypes compare unequal)
+      for (int k = 0; k < 8 && code < 0; ++k)
+        if (PyObject_RichCompareBool(a.dtype().ptr(), py::dtype(kDtypeNames[k]).ptr(), Py_EQ) == 1) code = k;
       if (code < 0) {
         lb_session_set_input(s, name.c_str(), static_cast<lb_dtype>(99), nullptr, 0, nullptr, 0);
         throw std::runtime_error("LB_ERR_DTYPE: input '" + name + "' has dtype " + std::string(py::str(a.dtype())) +

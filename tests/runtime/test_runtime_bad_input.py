@@ -116,6 +116,21 @@ def test_runtime_bad_inputs_name_what_was_expected(tiny):
     assert s.run({"x": X})["y"].shape == (1, 3, 1, 1)  # the session still works after errors
 
 
+def test_runtime_dtype_is_compared_by_value(tiny):
+    """An array from pickle carries a float32 dtype object that is not numpy's cached one: it must
+    run (it was refused as "dtype float32, which lowbit does not take"); a byte-swapped float32
+    is refused with the dtype named."""
+    import pickle
+
+    s = lowbit.load(tiny)
+    want = s.run({"x": X})["y"]
+    x2 = pickle.loads(pickle.dumps(X))
+    assert x2.dtype == np.float32
+    np.testing.assert_array_equal(s.run({"x": x2})["y"], want)
+    st, msg = _status(lambda: s.run({"x": X.astype(X.dtype.newbyteorder("S"))}))
+    assert st == "LB_ERR_DTYPE" and ">f4" in msg, msg
+
+
 def test_runtime_export_refuses_every_unsupported_op(tmp_path):
     g = _tiny_graph()
     g.nodes.insert(2, Node("Mystery", "m1", ["r"], ["r2"]))
