@@ -190,6 +190,15 @@ def test_cli_export_npz_and_report(mlp_onnx, tmp_path):
         assert r.returncode == 0, r.stderr
         assert "SNR" in r.stdout and out.exists()
         assert json.loads(rep.read_text())["layers"][0]["outliers"] > 0
+    algos = {}
+    for flag in ("--error-comp", "--no-error-comp"):
+        r = subprocess.run([sys.executable, "-m", "lowbit", "export", str(mlp_onnx), "-o", str(out), "--format", "onnx",
+                            "--scheme", "w8a8", "--calib", str(npz), flag, "--report-json", str(rep), "-q"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        algos[flag] = {layer["algo"] for layer in json.loads(rep.read_text())["layers"]}
+    assert all(a.endswith("+comp") for a in algos["--error-comp"]), algos
+    assert not any(a.endswith("+comp") for a in algos["--no-error-comp"]), algos
     r = subprocess.run([sys.executable, "-m", "lowbit", "export", str(mlp_onnx), "-o", str(tmp_path / "x.onnx"),
                         "--format", "onnx", "--scheme", "w9a9"], capture_output=True, text=True)
     assert r.returncode == 1 and "unknown scheme" in r.stderr and not (tmp_path / "x.onnx").exists()

@@ -27,6 +27,11 @@ def register(sub) -> None:
     p.add_argument("--budget-bits", metavar="B", type=float, help="mixed precision: average weight bits budget")
     p.add_argument("--calib-method", default="minmax", choices=["minmax", "percentile", "mse"],
                    help="activation range estimator for static schemes (default minmax)")
+    p.add_argument("--error-comp", dest="error_comp", action="store_true", default=None,
+                   help="fit each layer's int8 weights to the float layer's output given the quantized model's "
+                        "input (sequential error compensation; default for w8a8)")
+    p.add_argument("--no-error-comp", dest="error_comp", action="store_false",
+                   help="plain per-layer rounding (faster export, less accurate)")
     p.add_argument("--input-shape", metavar="NAME=D,D,...", action="append",
                    help="fix a dynamic input shape when there is no calibration data, e.g. x=1,3,224,224")
     p.add_argument("--report-json", metavar="PATH", help="also write the accuracy report as JSON here")
@@ -56,6 +61,8 @@ def run(args) -> int:
                    calib_method=args.calib_method, progress=not args.quiet and sys.stderr.isatty())
     if args.sparse_outliers is not None:
         options["sparse_outliers"] = args.sparse_outliers
+    if args.error_comp is not None:
+        options["error_comp"] = args.error_comp
     if args.input_shape:
         options["input_shapes"] = _shapes(args.input_shape)
     import lowbit.export_api as api
