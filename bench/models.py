@@ -86,17 +86,22 @@ def _interleaved(fns, runs, block=4):
     run absorbs the previous engine's thread-pool tail: ORT's workers spin after a run by default (and
     lowbit's for LOWBIT_SPIN_US), and on a 2-core machine threads still spinning steal the core from the
     engine that runs next. Alternating single runs made ORT's 2-thread int8 model slower than its
-    1-thread one (18.8 vs 9.8 ms) and flattered lowbit 2x."""
+    1-thread one (18.8 vs 9.8 ms) and flattered lowbit 2x. Each block also starts after a 20 ms pause
+    (pools stop spinning and block) and the engine order reverses every round: a block timed right
+    after ORT's still measured up to 1.19x slower than the same block after lowbit's (session 4)."""
     for fn in fns.values():
         fn()
     ts = {k: [] for k in fns}
+    order = list(fns.items())
     while any(len(v) < runs for v in ts.values()):
-        for k, fn in fns.items():
+        for k, fn in order:
+            time.sleep(0.02)  # idle threads of the previous engine stop spinning and block
             fn()  # untimed: the other engine's spinning threads settle
             for _ in range(min(block - 1, runs - len(ts[k]))):
                 t0 = time.perf_counter()
                 fn()
                 ts[k].append((time.perf_counter() - t0) * 1e3)
+        order.reverse()  # no engine always runs right after the same other one
     return {k: {"median_ms": float(np.median(v)), "p95_ms": float(np.percentile(v, 95))} for k, v in ts.items()}
 
 
