@@ -74,6 +74,35 @@ def fp32_graph_case(tmp_path: Path, name: str, nodes, inputs, inits, outs=("y",)
     return pkg, feeds, ort_run(onnx_path, feeds)
 
 
+_SCALAR_CHILD = r"""
+import sys, numpy as np, lowbit
+feeds = dict(np.load(sys.argv[2]))
+s = lowbit.load(sys.argv[1], threads=2)
+s.enable_profiling(True)
+out = s.run(feeds)
+kernel = sys.argv[4]
+isas = sorted({e["isa"] for e in s.profile_events() if not kernel or e["kernel"] == kernel})
+np.savez(sys.argv[3], **out, __isa__=np.array(",".join(isas)))
+"""
+
+
+def run_scalar_path(pkg: Path, feeds, tmp_path: Path, kernel: str = ""):
+    """Runs `pkg` on `feeds` in a child process with LOWBIT_ISA=scalar (the portable code a non-x86
+    build runs). Returns (outputs, isas): isas is the comma-joined ISAs the profile events report,
+    for the ops of `kernel` only when given."""
+    import os
+    import subprocess
+    import sys
+
+    np.savez(tmp_path / "feeds.npz", **feeds)
+    env = dict(os.environ, LOWBIT_ISA="scalar")
+    r = subprocess.run([sys.executable, "-c", _SCALAR_CHILD, str(pkg), str(tmp_path / "feeds.npz"),
+                        str(tmp_path / "out.npz"), kernel], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = dict(np.load(tmp_path / "out.npz"))
+    return got, str(got.pop("__isa__"))
+
+
 def assert_rel_close(got, ref, rtol, what):
     """max |got - ref| / max |ref| below rtol (and equal shapes)."""
     assert got.shape == ref.shape, what

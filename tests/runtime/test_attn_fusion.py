@@ -7,14 +7,11 @@ panel layout. Outputs are checked against ONNX Runtime on the unfused ONNX graph
 stays unfused."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from runtime_helpers import assert_rel_close, fp32_graph_case
+from runtime_helpers import assert_rel_close, fp32_graph_case, run_scalar_path
 
 # name: (B, S, heads, head size, mask shape or None, scale op)
 CASES = {
@@ -129,28 +126,12 @@ def test_attention_not_fused_with_an_intermediate_output(tmp_path):
         assert_rel_close(out[k], ref[k], 1e-4, k)
 
 
-_SCALAR_CHILD = r"""
-import sys, numpy as np, lowbit
-feeds = dict(np.load(sys.argv[2]))
-s = lowbit.load(sys.argv[1], threads=2)
-s.enable_profiling(True)
-out = s.run(feeds)
-isas = sorted({e["isa"] for e in s.profile_events() if e["kernel"] == "attention_f32"})
-np.savez(sys.argv[3], y=out["y"], z=out["z"], n=out["n"], isa=np.array(",".join(isas)))
-"""
-
-
 def test_attention_portable_path(tmp_path):
     """LOWBIT_ISA=scalar runs the portable softmax row and GEMM (what a non-x86 build runs)."""
     for name in ("tails", "headmask"):
         pkg, feeds, ref = _build(tmp_path, name)
-        np.savez(tmp_path / "feeds.npz", **feeds)
-        env = dict(os.environ, LOWBIT_ISA="scalar")
-        r = subprocess.run([sys.executable, "-c", _SCALAR_CHILD, str(pkg), str(tmp_path / "feeds.npz"),
-                            str(tmp_path / "out.npz")], env=env, capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr[-2000:]
-        got = np.load(tmp_path / "out.npz")
-        assert str(got["isa"]) == "scalar", f"{name}: attention ran {got['isa']}"
+        got, isa = run_scalar_path(pkg, feeds, tmp_path, kernel="attention_f32")
+        assert isa == "scalar", f"{name}: attention ran {isa}"
         for k in ("y", "z", "n"):
             assert_rel_close(got[k], ref[k], 1e-4, f"scalar {name} {k}")
 

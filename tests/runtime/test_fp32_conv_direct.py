@@ -6,15 +6,12 @@ parallel col2im and batched MatMul split by whole GEMMs. Each case runs on the A
 (LOWBIT_ISA=scalar) against ONNX Runtime. Shapes hit partial 16-column tiles, partial 6-row weight
 tiles, several K chunks, strides 2 and 3, dilation, groups, asymmetric pads and every fused
 activation."""
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import lowbit
-from runtime_helpers import assert_rel_close, fp32_graph_case
+from runtime_helpers import assert_rel_close, fp32_graph_case, run_scalar_path
 
 onnx = pytest.importorskip("onnx")
 from onnx import helper  # noqa: E402
@@ -104,26 +101,10 @@ def test_fp32_conv_matches_ort_bitwise_threads(tmp_path, name):
         assert np.array_equal(runs[1], runs[t]), f"{name}: {t} threads differ from 1 thread"
 
 
-_SCALAR_CHILD = r"""
-import sys, numpy as np, lowbit
-feeds = dict(np.load(sys.argv[2]))
-s = lowbit.load(sys.argv[1], threads=2)
-s.enable_profiling(True)
-out = s.run(feeds)
-isas = sorted({e["isa"] for e in s.profile_events()})
-np.savez(sys.argv[3], y=out["y"], isa=np.array(",".join(isas)))
-"""
-
-
 def test_fp32_conv_portable_path(tmp_path):
     """LOWBIT_ISA=scalar runs the portable direct/depthwise code (what a non-x86 build runs)."""
     for name in sorted(CASES):
         pkg, feeds, ref = _build(tmp_path, name)
-        np.savez(tmp_path / "feeds.npz", **feeds)
-        env = dict(os.environ, LOWBIT_ISA="scalar")
-        r = subprocess.run([sys.executable, "-c", _SCALAR_CHILD, str(pkg), str(tmp_path / "feeds.npz"),
-                            str(tmp_path / "out.npz")], env=env, capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr[-2000:]
-        got = np.load(tmp_path / "out.npz")
-        assert "avx2" not in str(got["isa"]), f"{name}: the scalar run reported {got['isa']}"
+        got, isa = run_scalar_path(pkg, feeds, tmp_path)
+        assert "avx2" not in isa, f"{name}: the scalar run reported {isa}"
         _close(got["y"], ref, f"scalar {name}")

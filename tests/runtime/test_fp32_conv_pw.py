@@ -6,16 +6,13 @@ equality with the GEMM path of conv2d_f32 (same per-element order), and the port
 (LOWBIT_ISA=scalar) against ONNX Runtime. Shapes hit every channel-tile split (O = 8, 16, 24, 40,
 13: a partial block, 80: a 3+3+2+2 split), K blocks of 128 (K = 130, 300), partial 4-pixel panels,
 batch 2, every fused activation and no bias."""
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import lowbit
 from lowbit.exporters import lbpk_fpw
-from runtime_helpers import assert_rel_close, fp32_graph_case
+from runtime_helpers import assert_rel_close, fp32_graph_case, run_scalar_path
 
 onnx = pytest.importorskip("onnx")
 from onnx import helper  # noqa: E402
@@ -111,28 +108,12 @@ def test_pw_weight_that_does_not_match_is_a_clear_error(tmp_path, monkeypatch):
         lowbit.load(pkg).run(feeds)
 
 
-_SCALAR_CHILD = r"""
-import sys, numpy as np, lowbit
-feeds = dict(np.load(sys.argv[2]))
-s = lowbit.load(sys.argv[1], threads=2)
-s.enable_profiling(True)
-out = s.run(feeds)
-isas = sorted({e["isa"] for e in s.profile_events()})
-np.savez(sys.argv[3], y=out["y"], isa=np.array(",".join(isas)))
-"""
-
-
 def test_pw_portable_path(tmp_path):
     """LOWBIT_ISA=scalar runs the portable conv2d_pw_f32 (what a non-x86 build runs)."""
     for name in sorted(CASES):
         pkg, feeds, ref = _build(tmp_path, name)
-        np.savez(tmp_path / "feeds.npz", **feeds)
-        env = dict(os.environ, LOWBIT_ISA="scalar")
-        r = subprocess.run([sys.executable, "-c", _SCALAR_CHILD, str(pkg), str(tmp_path / "feeds.npz"),
-                            str(tmp_path / "out.npz")], env=env, capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr[-2000:]
-        got = np.load(tmp_path / "out.npz")
-        assert "avx2" not in str(got["isa"]), f"{name}: the scalar run reported {got['isa']}"
+        got, isa = run_scalar_path(pkg, feeds, tmp_path)
+        assert "avx2" not in isa, f"{name}: the scalar run reported {isa}"
         assert_rel_close(got["y"], ref, RTOL, f"scalar {name}")
 
 
