@@ -327,20 +327,23 @@ lb_status measure_bandwidth(size_t bytes, int threads, int repeats, double* gbps
   return LB_OK;
 }
 
-uint64_t read_stream(const uint8_t* p, size_t bytes, ThreadPool* pool) {
-  uint64_t (*read)(const uint8_t*, size_t) = read_sum_bytes;
+uint64_t read_sum(const uint8_t* p, size_t bytes) {
 #if LB_MEASURE_X86
-  if (cpu_features() & LB_CPU_AVX2) read = read_sum_avx2_u;
+  if (cpu_features() & LB_CPU_AVX2) return read_sum_avx2_u(p, bytes);
 #elif LB_MEASURE_ARM64
-  read = read_sum_neon_u;
+  return read_sum_neon_u(p, bytes);
 #endif
+  return read_sum_bytes(p, bytes);
+}
+
+uint64_t read_stream(const uint8_t* p, size_t bytes, ThreadPool* pool) {
   const int threads = pool ? pool->size() : 1;
   const int64_t tasks = threads == 1 ? 1 : 8 * int64_t(threads);
   const size_t slice = ((bytes + size_t(tasks) - 1) / size_t(tasks) + 63) / 64 * 64;
   std::atomic<uint64_t> sink{0};
   parallel_for(pool, tasks, [&](int64_t t, int) {
     const size_t b0 = std::min(bytes, slice * size_t(t)), b1 = std::min(bytes, b0 + slice);
-    sink.fetch_xor(read(p + b0, b1 - b0), std::memory_order_relaxed);
+    sink.fetch_xor(read_sum(p + b0, b1 - b0), std::memory_order_relaxed);
   });
   return sink.load();
 }

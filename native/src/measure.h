@@ -22,6 +22,10 @@ lb_status measure_int8_peak(lb_isa isa, int threads, int repeats, double* gops);
 /// kernel and probe are timed by the same statistic). Returns a checksum (defeats dead code).
 uint64_t read_stream(const uint8_t* p, size_t bytes, ThreadPool* pool);
 
+/// A checksum of every byte of [p, p + bytes) (any length and alignment), read with the widest
+/// loads this CPU has: the read loop of read_stream and of the LLM's weight-read probe.
+uint64_t read_sum(const uint8_t* p, size_t bytes);
+
 /// Multiply-accumulates done by one iteration of the peak loop of `isa` (0 if not built here).
 int64_t int8_peak_macs_per_iter(lb_isa isa);
 

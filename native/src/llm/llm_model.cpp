@@ -7,17 +7,13 @@
 #include <cstring>
 #include <vector>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define LB_LLM_X86 1
-#endif
 #if defined(__linux__)
 #include <sys/mman.h>
 #include <unistd.h>
 #endif
 
-#include "cpu.h"
 #include "error.h"
+#include "measure.h"
 
 namespace lb {
 namespace llm {
@@ -175,35 +171,6 @@ lb_status load_model(const char* path, bool verify_full, std::unique_ptr<Model>*
   return LB_OK;
 }
 
-namespace {
-uint64_t read_generic(const uint8_t* p, size_t n) {
-  uint64_t a[4] = {0, 0, 0, 0};
-  size_t i = 0;
-  for (; i + 32 <= n; i += 32)
-    for (int j = 0; j < 4; ++j) {
-      uint64_t v;
-      std::memcpy(&v, p + i + 8 * j, 8);
-      a[j] += v;
-    }
-  for (; i < n; ++i) a[0] += p[i];
-  return a[0] ^ a[1] ^ a[2] ^ a[3];
-}
-#if LB_LLM_X86
-__attribute__((target("avx2"))) uint64_t read_avx2(const uint8_t* p, size_t n) {
-  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-  size_t i = 0;
-  for (; i + 128 <= n; i += 128) {
-    a0 = _mm256_add_epi64(a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i)));
-    a1 = _mm256_add_epi64(a1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
-    a2 = _mm256_add_epi64(a2, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 64)));
-    a3 = _mm256_add_epi64(a3, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 96)));
-  }
-  const __m256i s = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
-  return uint64_t(_mm256_extract_epi64(s, 0) ^ _mm256_extract_epi64(s, 3)) ^ read_generic(p + i, n - i);
-}
-#endif
-}  // namespace
-
 std::vector<std::pair<const uint8_t*, size_t>> linear_weight_ranges(const Model& m) {
   std::vector<std::pair<const uint8_t*, size_t>> r;
   auto add = [&r](const Linear& L) {
@@ -217,16 +184,11 @@ std::vector<std::pair<const uint8_t*, size_t>> linear_weight_ranges(const Model&
 }
 
 uint64_t read_ranges(const std::vector<std::pair<const uint8_t*, size_t>>& ranges, size_t b0, size_t b1) {
-#if LB_LLM_X86
-  uint64_t (*rd)(const uint8_t*, size_t) = (cpu_features() & LB_CPU_AVX2) ? read_avx2 : read_generic;
-#else
-  uint64_t (*rd)(const uint8_t*, size_t) = read_generic;
-#endif
   uint64_t sum = 0;
   size_t off = 0;
   for (const auto& r : ranges) {
     const size_t lo = std::max(b0, off), hi = std::min(b1, off + r.second);
-    if (lo < hi) sum ^= rd(r.first + (lo - off), hi - lo);
+    if (lo < hi) sum ^= read_sum(r.first + (lo - off), hi - lo);
     off += r.second;
     if (off >= b1) break;
   }
