@@ -202,17 +202,7 @@ lb_status quant_infer(OpCtx& c) {
   }
   for (int d = 0; d < 4; ++d) p.i[d] = x->shape[size_t(d)];
   p.i[4] = nhwc_cstride(p.i[1]);
-  p.f[0] = attr_float(*c.attrs, "scale", 0.f);
-  p.i[5] = attr_int(*c.attrs, "zero", 0);
-  if (!(p.f[0] > 0.f) || !std::isfinite(p.f[0]) || p.i[5] < -128 || p.i[5] > 127) {
-    c.err = "needs scale > 0 and zero in [-128, 127]";
-    return LB_ERR_UNSUPPORTED;
-  }
-  const Tensor* mul = c.in.size() > 1 ? c.in[1] : nullptr;
-  if (mul && (!mul->data || mul->dtype != DType::F32 || mul->numel() != p.i[1])) {
-    c.err = "input 1 (smoothing multipliers) must be " + std::to_string(p.i[1]) + " constant f32 values";
-    return LB_ERR_SHAPE;
-  }
+  if (lb_status st = quantizer_attrs(c, p.i[1], &p.f[0], &p.i[5])) return st;
   c.out[0]->dtype = DType::I8;
   c.out[0]->shape = {p.i[0], p.i[2], p.i[3], p.i[4]};
   c.scratch_bytes = al64(size_t(p.i[1] * kQBlock + kQBlock)) * size_t(op_threads(c));
@@ -964,6 +954,22 @@ void conv_run(OpCtx& c) {
 void register_ops_qnhwc(std::vector<OpDef>& r) {
   r.push_back(OpDef{"quantize_nhwc_q8", quant_infer, quant_run, false});
   r.push_back(OpDef{"qconv2d_nhwc_q8", conv_infer, conv_run, false});
+}
+
+// Shared with ops_qnhwc_graph.cpp (declared in ops_qnhwc.h).
+lb_status quantizer_attrs(OpCtx& c, int64_t channels, float* scale, int64_t* zero) {
+  *scale = attr_float(*c.attrs, "scale", 0.f);
+  *zero = attr_int(*c.attrs, "zero", 0);
+  if (!(*scale > 0.f) || !std::isfinite(*scale) || *zero < -128 || *zero > 127) {
+    c.err = "needs scale > 0 and zero in [-128, 127]";
+    return LB_ERR_UNSUPPORTED;
+  }
+  const Tensor* mul = c.in.size() > 1 ? c.in[1] : nullptr;
+  if (mul && (!mul->data || mul->dtype != DType::F32 || mul->numel() != channels)) {
+    c.err = "input 1 (smoothing multipliers) must be " + std::to_string(channels) + " constant f32 values";
+    return LB_ERR_SHAPE;
+  }
+  return LB_OK;
 }
 
 }  // namespace lb

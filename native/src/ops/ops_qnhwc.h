@@ -3,7 +3,17 @@
 #pragma once
 #include <cstdint>
 
+#include "lowbit/lowbit.h"
+
 namespace lb {
+
+struct OpCtx;
+
+/// The attributes and inputs every quantizer into int8 NHWC shares (quantize_nhwc_q8 from NCHW,
+/// quantize_f32nhwc_q8 from NHWC): `scale` > 0 and finite, `zero` in [-128, 127], and an optional
+/// input 1 of `channels` constant f32 smoothing multipliers. Sets c.err and returns its status on
+/// a bad value.
+lb_status quantizer_attrs(OpCtx& c, int64_t channels, float* scale, int64_t* zero);
 
 /// Channel stride of an int8 NHWC value with C channels: C for C < 16, else C rounded up to 32.
 inline int64_t nhwc_cstride(int64_t C) { return C < 16 ? C : (C + 31) / 32 * 32; }

@@ -176,17 +176,7 @@ lb_status quant_nhwc_infer(OpCtx& c) {
   p.i[0] = x->shape[0] * x->shape[1] * x->shape[2];
   p.i[1] = x->shape[3];
   p.i[2] = nhwc_cstride(p.i[1]);
-  p.f[0] = attr_float(*c.attrs, "scale", 0.f);
-  p.i[3] = attr_int(*c.attrs, "zero", 0);
-  if (!(p.f[0] > 0.f) || !std::isfinite(p.f[0]) || p.i[3] < -128 || p.i[3] > 127) {
-    c.err = "needs scale > 0 and zero in [-128, 127]";
-    return LB_ERR_UNSUPPORTED;
-  }
-  const Tensor* mul = c.in.size() > 1 ? c.in[1] : nullptr;
-  if (mul && (!mul->data || mul->dtype != DType::F32 || mul->numel() != p.i[1])) {
-    c.err = "input 1 (smoothing multipliers) must be " + std::to_string(p.i[1]) + " constant f32 values";
-    return LB_ERR_SHAPE;
-  }
+  if (lb_status st = quantizer_attrs(c, p.i[1], &p.f[0], &p.i[3])) return st;
   c.out[0]->dtype = DType::I8;
   c.out[0]->shape = {x->shape[0], x->shape[1], x->shape[2], p.i[2]};
   c.scratch_bytes = al64(size_t(p.i[1]) * 4) * size_t(op_threads(c));
