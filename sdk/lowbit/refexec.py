@@ -184,7 +184,14 @@ op("Ceil")(lambda node, x: np.ceil(x))
 op("Round")(lambda node, x: np.round(x))
 op("Not")(lambda node, x: np.logical_not(x))
 op("Relu")(lambda node, x: np.maximum(x, 0).astype(x.dtype))
-op("Sigmoid")(lambda node, x: (1.0 / (1.0 + np.exp(-x))).astype(x.dtype))
+
+
+@op("Sigmoid")
+def _sigmoid(node, x):
+    with np.errstate(over="ignore"):  # exp(-x) = inf for x < -88 (float32) gives the exact 0
+        return (1.0 / (1.0 + np.exp(-x))).astype(x.dtype)
+
+
 op("Tanh")(lambda node, x: np.tanh(x))
 op("Identity")(lambda node, x: x)
 op("Sign")(lambda node, x: np.sign(x))
