@@ -48,52 +48,13 @@ def prepare(names, work: Path):
     return out
 
 
-def op_best(names, runs) -> int:
-    import json
-
-    import onnxruntime as ort
-
-    import lowbit
-
-    work = ROOT / "build" / "bench-rt"
-    work.mkdir(parents=True, exist_ok=True)
-    print(f"load average {os.getloadavg()}")
-    for name, (onnx_path, pkg, feeds) in prepare(names, work).items():
-        s = lowbit.load(pkg, threads=1)
-        s.run(feeds)
-        s.enable_profiling(True)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        so.inter_op_num_threads = 1
-        so.enable_profiling = True
-        so.profile_file_prefix = str(work / "ort-profile")
-        o = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
-        o.run(None, feeds)
-        lb = defaultdict(list)
-        for _ in range(runs):
-            s.run(feeds)
-            o.run(None, feeds)
-            for i, e in enumerate(s.profile_events()):
-                lb[i].append((e["end_ns"] - e["start_ns"]) / 1e6)
-        prof = Path(o.end_profiling())
-        od = defaultdict(list)
-        for e in json.loads(prof.read_text()):
-            if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-                od[e["name"]].append(e["dur"] / 1e3)
-        prof.unlink()
-        lmin = sum(min(v) for v in lb.values())
-        omin = sum(min(v) for v in od.values())
-        print(f"{name:32s} sum of per-op best: lowbit {lmin:8.2f} ms  ort {omin:8.2f} ms  ort/lowbit {omin / lmin:5.2f}x",
-              flush=True)
-    print(f"load average {os.getloadavg()}")
-    return 0
-
-
 def _shape_key(op_type, shapes):
     return op_type + " " + " x ".join(str(list(v)) for v in shapes[:2])
 
 
-def op_table(names, runs) -> int:
+def op_table(names, runs, table: bool = True) -> int:
+    """Per-op best times (1 thread) of lowbit's profile events and ORT's node profile, summed by op
+    type and shapes; table=False prints only the two sums (--op-best)."""
     import json
     import re
 
@@ -145,7 +106,10 @@ def op_table(names, runs) -> int:
             r[3] += min(v)
         lsum = sum(r[1] for r in rows.values())
         osum = sum(r[3] for r in rows.values())
-        print(f"== {name}: sum of per-op best lowbit {lsum:.2f} ms, ORT {osum:.2f} ms, ORT/lowbit {osum / lsum:.2f}x")
+        print(f"== {name}: sum of per-op best lowbit {lsum:.2f} ms, ORT {osum:.2f} ms, ORT/lowbit {osum / lsum:.2f}x",
+              flush=True)
+        if not table:
+            continue
         print(f"{'op, input x weight shape':70s} {'n lb':>4s} {'lowbit':>8s} {'n ort':>5s} {'ORT':>8s} {'ORT/lb':>7s}")
         for k, r in sorted(rows.items(), key=lambda kv: -max(kv[1][1], kv[1][3])):
             ratio = f"{r[3] / r[1]:7.2f}" if r[1] > 0 and r[3] > 0 else "      -"
@@ -167,7 +131,7 @@ def main(argv=None) -> int:
     if args.op_table:
         return op_table(args.models.split(","), args.runs)
     if args.op_best:
-        return op_best(args.models.split(","), args.runs)
+        return op_table(args.models.split(","), args.runs, table=False)
     clock = time.perf_counter
     if args.cpu_time:
         args.threads, clock = "1", time.thread_time
