@@ -19,6 +19,14 @@
 namespace lb {
 namespace avx512 {
 
+/// Software prefetch distance of the GEMVs' weight stream, as the AVX2 GEMVs (mm_avx2.h): a core
+/// computing between loads falls behind the hardware prefetcher without it (on the AVX-512 Xeon
+/// the zmm GEMVs without it read at 62% of a plain stream where the AVX2 ones reached 80-86%).
+constexpr int kPrefetchAhead = 2048;
+inline void prefetch_ahead(const uint8_t* p, size_t bytes) {
+  for (size_t l = 0; l < bytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchAhead + l, _MM_HINT_T0);
+}
+
 inline __m512i bcast4(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
@@ -96,6 +104,7 @@ void ugemv(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
       const int8_t* x = x0;
       __m256 acc = _mm256_setzero_ps();
       for (int64_t g = 0; g < ng; ++g, blk += bb) {
+        prefetch_ahead(blk, bb);
         __m512i dot = _mm512_setzero_si512();
         for (int64_t j = 0; j < pairs; ++j, x += kWin) {
           const __m512i v = _mm512_loadu_si512(blk + hb + 64 * j);
@@ -199,6 +208,12 @@ void gemm_q8(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1
       __m512i dot[MR];
       for (int r = 0; r < MR; ++r) dot[r] = _mm512_setzero_si512();
       for (int64_t k = 0; k < kp; k += 4) {
+        if constexpr (MR == 1) {  // the GEMV: two weight streams (panels pa, pb), each line prefetched once
+          if ((k & 7) == 0) {
+            _mm_prefetch(reinterpret_cast<const char*>(wa + 8 * k) + kPrefetchAhead, _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(wb + 8 * k) + kPrefetchAhead, _MM_HINT_T0);
+          }
+        }
         const __m512i w = load_pair(wa + 8 * k, wb + 8 * k);
         for (int r = 0; r < MR; ++r) dot[r] = _mm512_dpbusd_epi32(dot[r], _mm512_xor_si512(bcast4(x[r] + k), flip), w);
       }
