@@ -51,13 +51,17 @@ bool use_avx2() {
 // ---- requantization of one float row (declared in ops_qnhwc.h) --------
 // q[i] = clamp(rint(v[i] * inv) + z, -128, 127) for i < n, 0 for n <= i < ns: the float
 // operations of the kernels' static activation quantizer (lb_quant_q8d_f32__ref).
+namespace {
+inline int8_t q8_scalar(float x, float inv, float zf) {
+  float r = std::nearbyint(x * inv) + zf;
+  r = r > -128.f ? r : -128.f;  // NaN -> -128, like vmaxps
+  r = r < 127.f ? r : 127.f;
+  return int8_t(int(r));
+}
+}  // namespace
+
 void requant_row_scalar(const float* v, int64_t n, int64_t ns, float inv, float zf, int8_t* q) {
-  for (int64_t i = 0; i < n; ++i) {
-    float r = std::nearbyint(v[i] * inv) + zf;
-    r = r > -128.f ? r : -128.f;  // NaN -> -128, like vmaxps
-    r = r < 127.f ? r : 127.f;
-    q[i] = int8_t(int(r));
-  }
+  for (int64_t i = 0; i < n; ++i) q[i] = q8_scalar(v[i], inv, zf);
   for (int64_t i = n; i < ns; ++i) q[i] = 0;
 }
 
@@ -68,30 +72,30 @@ __attribute__((target("avx2"))) inline void store8_q8(int8_t* q, __m256i r) {
   const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
   _mm_storel_epi64(reinterpret_cast<__m128i*>(q), _mm_packs_epi16(w, w));
 }
+// 4 x 8 int32 lanes (within [-128, 127]) -> 32 int8 at q, in order.
+__attribute__((target("avx2"))) inline void store32_q8(int8_t* q, const __m256i r[4]) {
+  const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
+  // b's lanes: [0-3 8-11 16-19 24-27 | 4-7 12-15 20-23 28-31]
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+// clamp(rint(x * inv) + z, -128, 127) as int32 lanes: the float operations of the quantizer.
+__attribute__((target("avx2"))) inline __m256i q8_lanes(__m256 x, __m256 vinv, __m256 vz) {
+  __m256 a = _mm256_round_ps(_mm256_mul_ps(x, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  a = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(a, vz), _mm256_set1_ps(-128.f)), _mm256_set1_ps(127.f));
+  return _mm256_cvtps_epi32(a);
+}
 }  // namespace
 __attribute__((target("avx2,fma"))) void requant_row_avx2(const float* v, int64_t n, int64_t ns, float inv, float zf,
                                                            int8_t* q) {
   const __m256 vinv = _mm256_set1_ps(inv), vz = _mm256_set1_ps(zf);
-  const __m256 lo = _mm256_set1_ps(-128.f), hi = _mm256_set1_ps(127.f);
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
     __m256i r[4];
-    for (int j = 0; j < 4; ++j) {
-      __m256 a = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(v + i + 8 * j), vinv),
-                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      a = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(a, vz), lo), hi);
-      r[j] = _mm256_cvtps_epi32(a);
-    }
-    const __m256i p01 = _mm256_packs_epi32(r[0], r[1]), p23 = _mm256_packs_epi32(r[2], r[3]);
-    const __m256i b = _mm256_packs_epi16(p01, p23);  // lanes: [0-3 8-11 16-19 24-27 | 4-7 12-15 20-23 28-31]
-    const __m256i o = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), o);
+    for (int j = 0; j < 4; ++j) r[j] = q8_lanes(_mm256_loadu_ps(v + i + 8 * j), vinv, vz);
+    store32_q8(q + i, r);
   }
-  for (; i + 8 <= n; i += 8) {  // rows of 8-24 channels would otherwise run scalar
-    __m256 a = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(v + i), vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    a = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(a, vz), lo), hi);
-    store8_q8(q + i, _mm256_cvtps_epi32(a));
-  }
+  for (; i + 8 <= n; i += 8)  // rows of 8-24 channels would otherwise run scalar
+    store8_q8(q + i, q8_lanes(_mm256_loadu_ps(v + i), vinv, vz));
   requant_row_scalar(v + i, n - i, ns - i, inv, zf, q + i);
 }
 #endif
@@ -102,39 +106,22 @@ namespace {
 // activation quantizer does with its `mul`.
 void requant_mul_scalar(const float* v, const float* mv, float ms, int64_t n, int64_t ns, float inv, float zf,
                         int8_t* q) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float x = mv ? v[i] * mv[i] : v[i] * ms;
-    float r = std::nearbyint(x * inv) + zf;
-    r = r > -128.f ? r : -128.f;
-    r = r < 127.f ? r : 127.f;
-    q[i] = int8_t(int(r));
-  }
+  for (int64_t i = 0; i < n; ++i) q[i] = q8_scalar(mv ? v[i] * mv[i] : v[i] * ms, inv, zf);
   for (int64_t i = n; i < ns; ++i) q[i] = 0;
 }
 #if defined(__x86_64__)
 __attribute__((target("avx2,fma"))) void requant_mul_avx2(const float* v, const float* mv, float ms, int64_t n,
                                                            int64_t ns, float inv, float zf, int8_t* q) {
   const __m256 vinv = _mm256_set1_ps(inv), vz = _mm256_set1_ps(zf), vms = _mm256_set1_ps(ms);
-  const __m256 lo = _mm256_set1_ps(-128.f), hi = _mm256_set1_ps(127.f);
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
     __m256i r[4];
-    for (int j = 0; j < 4; ++j) {
-      const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(v + i + 8 * j), mv ? _mm256_loadu_ps(mv + i + 8 * j) : vms);
-      __m256 a = _mm256_round_ps(_mm256_mul_ps(x, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      a = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(a, vz), lo), hi);
-      r[j] = _mm256_cvtps_epi32(a);
-    }
-    const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i),
-                        _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    for (int j = 0; j < 4; ++j)
+      r[j] = q8_lanes(_mm256_mul_ps(_mm256_loadu_ps(v + i + 8 * j), mv ? _mm256_loadu_ps(mv + i + 8 * j) : vms), vinv, vz);
+    store32_q8(q + i, r);
   }
-  for (; i + 8 <= n; i += 8) {  // rows of 8-24 channels would otherwise run scalar
-    const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(v + i), mv ? _mm256_loadu_ps(mv + i) : vms);
-    __m256 a = _mm256_round_ps(_mm256_mul_ps(x, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    a = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(a, vz), lo), hi);
-    store8_q8(q + i, _mm256_cvtps_epi32(a));
-  }
+  for (; i + 8 <= n; i += 8)  // rows of 8-24 channels would otherwise run scalar
+    store8_q8(q + i, q8_lanes(_mm256_mul_ps(_mm256_loadu_ps(v + i), mv ? _mm256_loadu_ps(mv + i) : vms), vinv, vz));
   requant_mul_scalar(v + i, mv ? mv + i : nullptr, ms, n - i, ns - i, inv, zf, q + i);
 }
 #endif
@@ -145,34 +132,25 @@ using RequantMulFn = void (*)(const float*, const float*, float, int64_t, int64_
 // operations), the next convs' smoothing multipliers (optional, per element), then the
 // requantization of requant_mul_avx2 / requant_row_avx2: the same operations in the same order as
 // those separate passes, so the same bits, with the float tile read once.
+// 8 elements through the fused clamp (optional) and the smoothing multipliers (optional).
+__attribute__((target("avx2"))) inline __m256 clamp_mul8(const float* v, const float* mv, bool clamp, __m256 va,
+                                                         __m256 vb) {
+  __m256 x = _mm256_loadu_ps(v);
+  if (clamp) x = _mm256_min_ps(_mm256_max_ps(x, va), vb);
+  return mv ? _mm256_mul_ps(x, _mm256_loadu_ps(mv)) : x;
+}
 __attribute__((target("avx2,fma"))) void act_requant_avx2(const float* v, const float* mv, int64_t n, int64_t ns,
                                                            bool clamp, float alo, float ahi, float inv, float zf,
                                                            int8_t* q) {
   const __m256 vinv = _mm256_set1_ps(inv), vz = _mm256_set1_ps(zf), va = _mm256_set1_ps(alo), vb = _mm256_set1_ps(ahi);
-  const __m256 lo = _mm256_set1_ps(-128.f), hi = _mm256_set1_ps(127.f);
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
     __m256i r[4];
-    for (int j = 0; j < 4; ++j) {
-      __m256 x = _mm256_loadu_ps(v + i + 8 * j);
-      if (clamp) x = _mm256_min_ps(_mm256_max_ps(x, va), vb);
-      if (mv) x = _mm256_mul_ps(x, _mm256_loadu_ps(mv + i + 8 * j));
-      __m256 a = _mm256_round_ps(_mm256_mul_ps(x, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      a = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(a, vz), lo), hi);
-      r[j] = _mm256_cvtps_epi32(a);
-    }
-    const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i),
-                        _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    for (int j = 0; j < 4; ++j) r[j] = q8_lanes(clamp_mul8(v + i + 8 * j, mv ? mv + i + 8 * j : nullptr, clamp, va, vb), vinv, vz);
+    store32_q8(q + i, r);
   }
-  for (; i + 8 <= n; i += 8) {  // rows of 8-24 channels (O < 32) would otherwise run scalar
-    __m256 x = _mm256_loadu_ps(v + i);
-    if (clamp) x = _mm256_min_ps(_mm256_max_ps(x, va), vb);
-    if (mv) x = _mm256_mul_ps(x, _mm256_loadu_ps(mv + i));
-    __m256 a = _mm256_round_ps(_mm256_mul_ps(x, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    a = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(a, vz), lo), hi);
-    store8_q8(q + i, _mm256_cvtps_epi32(a));
-  }
+  for (; i + 8 <= n; i += 8)  // rows of 8-24 channels (O < 32) would otherwise run scalar
+    store8_q8(q + i, q8_lanes(clamp_mul8(v + i, mv ? mv + i : nullptr, clamp, va, vb), vinv, vz));
   for (; i < n; ++i) {  // the scalar passes' operations (flat_scalar F_CLAMP, requant_*_scalar)
     float x = v[i];
     if (clamp) {
@@ -180,10 +158,7 @@ __attribute__((target("avx2,fma"))) void act_requant_avx2(const float* v, const 
       x = x < ahi ? x : ahi;
     }
     if (mv) x = x * mv[i];
-    float r = std::nearbyint(x * inv) + zf;
-    r = r > -128.f ? r : -128.f;
-    r = r < 127.f ? r : 127.f;
-    q[i] = int8_t(int(r));
+    q[i] = q8_scalar(x, inv, zf);
   }
   if (ns > n) std::memset(q + n, 0, size_t(ns - n));
 }
