@@ -249,10 +249,33 @@ def test_small_k_layers_get_hessian_rounding(convnet_onnx, convnet_feeds):
     _, _, _, rep = prepare(convnet_onnx, scheme="w8a8", calib=convnet_feeds, progress=False, error_comp=False)
     algo = {r["node"]: r["algo"] for r in rep["layers"]}
     assert algo["conv0"] == "gptq" and algo["dw1"] == "gptq" and algo["fc"] == "rtn"
-    # 7-bit weights (codes in [-63, 63] for the u8 x s8 AVX2 GEMM) stay round-to-nearest
+    # 7-bit weights (codes in [-63, 63] for the u8 x s8 AVX2 GEMM): the same GPTQ rounding within +-63
+    _, q, _, rep = prepare(convnet_onnx, scheme="w8a8", calib=convnet_feeds, progress=False, weight_bits7=True,
+                           error_comp=False)
+    algo7 = {r["node"]: r["algo"] for r in rep["layers"]}
+    assert algo7["conv0"] == "gptq" and algo7["dw1"] == "gptq" and algo7["fc"] == "rtn"
+    assert max(int(np.abs(v.q).max()) for v in q.initializers.values() if isinstance(v, QuantWeight)) == 63
+    # and error compensation by default, as for 8-bit weights
     _, q, _, rep = prepare(convnet_onnx, scheme="w8a8", calib=convnet_feeds, progress=False, weight_bits7=True)
-    assert {r["algo"] for r in rep["layers"]} == {"rtn"}  # (and no error compensation: it GPTQ-rounds)
-    assert max(int(np.abs(v.q).max()) for v in q.initializers.values() if isinstance(v, QuantWeight)) <= 63
+    assert {r["algo"] for r in rep["layers"]} == {"gptq+comp"}
+    assert max(int(np.abs(v.q).max()) for v in q.initializers.values() if isinstance(v, QuantWeight)) == 63
+
+
+def test_gptq_int8_qmax_keeps_codes_in_range():
+    from lowbit.quant.gptq import gptq_per_row, gptq_quantize
+
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((8, 48)).astype(np.float32)
+    x = rng.standard_normal((500, 48)) + 0.5 * rng.standard_normal((500, 1))
+    h = 2 * x.T @ x / 500
+    q7 = gptq_quantize(w, h, "int8", 0, int8_qmax=63)
+    assert int(np.abs(q7.q).max()) == 63
+    np.testing.assert_allclose(q7.scale[:, 0], np.abs(w).max(axis=1) / 63, rtol=1e-6)
+    q8 = gptq_quantize(w, h, "int8", 0)
+    err = lambda qw: np.einsum("nk,kl,nl->", qw.dequantize() - w, h, qw.dequantize() - w)  # noqa: E731
+    assert err(q8) < err(q7)  # half the step: less output error
+    r7 = gptq_per_row(w[:, :9], np.broadcast_to(h[:9, :9], (8, 9, 9)), qmax=63)
+    assert int(np.abs(r7.q).max()) == 63
 
 
 def test_gptq_per_row_is_gptq_with_each_rows_hessian():

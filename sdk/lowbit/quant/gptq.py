@@ -48,8 +48,10 @@ def gptq_quantize(w: np.ndarray, hessian: np.ndarray, fmt: str, group: int, **kw
 
 def _gptq(w: np.ndarray, hessian: np.ndarray, fmt: str, group: int, *, damp: float = 0.01,
                   act_order: bool = True, block: int = 128, sparse_pct: float = 0.0,
-                  codebook: Optional[np.ndarray] = None) -> QuantWeight:
+                  codebook: Optional[np.ndarray] = None, int8_qmax: Optional[int] = None) -> QuantWeight:
+    """``int8_qmax``: the int8 code range (None: 127; QMAX_INT8_7BIT for 7-bit weights)."""
     w = np.asarray(w, np.float32)
+    qmax = (int8_qmax or wq.QMAX["int8"]) if fmt == "int8" else wq.QMAX.get(fmt, 0)
     n, k = w.shape
     g = group or k
     dense, outliers = wq.split_outliers(w, sparse_pct)
@@ -68,7 +70,7 @@ def _gptq(w: np.ndarray, hessian: np.ndarray, fmt: str, group: int, *, damp: flo
             cb = wq.kmeans_codebook(W.astype(np.float32), scale, g, hdiag)
             scale = wq.group_scales(W.astype(np.float32), fmt, g, hdiag, cb)
     else:
-        scale = wq.group_scales(W.astype(np.float32), fmt, g, hdiag)
+        scale = wq.group_scales(W.astype(np.float32), fmt, g, hdiag, qmax=qmax if fmt == "int8" else None)
 
     perm = np.argsort(-np.diag(H), kind="stable") if act_order else np.arange(k)
     W = W[:, perm]
@@ -79,7 +81,6 @@ def _gptq(w: np.ndarray, hessian: np.ndarray, fmt: str, group: int, *, damp: flo
     U = _upper_cholesky_of_inverse(H)
 
     Q = np.zeros((n, k), np.int8)
-    qmax = wq.QMAX.get(fmt, 0)
     lo = -qmax - 1 if qmax == 7 else -qmax
     cbs = None
     if cb is not None:

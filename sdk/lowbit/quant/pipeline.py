@@ -221,15 +221,16 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
         if Hdw is not None and (fmt != "int8" or not cal.is_depthwise(n, q)):
             Hdw = None
         gptq = scheme.algo == "gptq" or compensated
+        int8_qmax = wq.QMAX_INT8_7BIT if opts.weight_bits7 else None
         if Hdw is not None and Hdw.shape == (wnk.shape[0], wnk.shape[1], wnk.shape[1]) and opts.sparse_outliers <= 0 \
                 and (gptq or n.name in small_k):
-            return gptq_per_row(wnk, Hdw, damp=opts.gptq_damp, act_order=opts.act_order)
+            return gptq_per_row(wnk, Hdw, damp=opts.gptq_damp, act_order=opts.act_order,
+                                qmax=int8_qmax or wq.QMAX["int8"])
         if H is not None and (gptq or (n.name in small_k and fmt == "int8")):
             return gptq_quantize(wnk, H, fmt, g, damp=opts.gptq_damp, act_order=opts.act_order,
-                                 block=opts.gptq_block, sparse_pct=opts.sparse_outliers)
+                                 block=opts.gptq_block, sparse_pct=opts.sparse_outliers, int8_qmax=int8_qmax)
         hdiag = np.diag(H).astype(np.float32) if H is not None else None
-        return wq.quantize_rtn(wnk, fmt, g, hdiag=hdiag, sparse_pct=opts.sparse_outliers,
-                               int8_qmax=wq.QMAX_INT8_7BIT if opts.weight_bits7 else None)
+        return wq.quantize_rtn(wnk, fmt, g, hdiag=hdiag, sparse_pct=opts.sparse_outliers, int8_qmax=int8_qmax)
 
     # 5. weights: error-compensating sequential quantization (seqcomp.py), else layer by layer
     wfloat: Dict[str, np.ndarray] = {}  # the (smoothed) float [N, K] each QuantWeight approximates
@@ -334,7 +335,7 @@ def _use_error_comp(opts: QuantOptions, scheme: Scheme, graph: Graph) -> bool:
     """error_comp=True, or "auto": static int8 activations with int8 weights (w8a8), when the
     reference executor runs every op of the graph (it runs the quantized model during the pass)."""
     if opts.error_comp == "auto":
-        if not (scheme.act_mode == "static" and scheme.wfmt == "int8" and not opts.weight_bits7
+        if not (scheme.act_mode == "static" and scheme.wfmt == "int8"
                 and opts.sparse_outliers <= 0 and opts.budget_bits is None):
             return False
         from lowbit import refexec  # noqa: PLC0415
@@ -368,8 +369,8 @@ def _auto_smooth(node: Node, st) -> bool:
 
 def _small_k_gptq(n: Node, graph: Graph, scheme: Scheme, opts: QuantOptions) -> bool:
     """Whether an int8 layer of an RTN scheme gets GPTQ rounding for its small reduction size."""
-    if scheme.algo != "rtn" or scheme.wfmt != "int8" or not opts.gptq_max_k or n.op != "Conv" or opts.weight_bits7:
-        return False  # 7-bit weights are RTN only (their codes must stay in [-63, 63])
+    if scheme.algo != "rtn" or scheme.wfmt != "int8" or not opts.gptq_max_k or n.op != "Conv":
+        return False
     w = graph.initializers[n.inputs[1]]
     return int(np.prod(w.shape[1:])) <= opts.gptq_max_k
 
