@@ -12,6 +12,10 @@ int8 NHWC pass):
   that op's bias input (the GEMM starts from it or adds it in its epilogue);
 * **residual**: ``Add(a, b) -> LayerNormalization`` (last axis) becomes ``layer_norm_f32`` with b as its
   skip input (input 3: it normalises a + b in one pass; the runtime checks that b has a's shape);
+* **one Q/K/V GEMM**: the three projections that feed an ``attention_f32`` read the same input; they become one
+  ``qlinear_f32`` (int8 weights) or ``matmul_f32`` (fp32) with the weights (and biases) concatenated along N, and
+  the attention op reads q, k and v as column blocks of its output (attr ``cols``): one activation quantization
+  and one bigger GEMM instead of three (see _fuse_qkv);
 * **weights in panels**: a constant fp32 MatMul weight is stored in the GEMM's panel layout (read in place,
   no per-run packing; see _pack_matmul_weights).
 
@@ -303,11 +307,99 @@ def _pack_matmul_weights(low) -> int:
     return packed
 
 
+_Q8_PANEL, _Q8_KBLOCK = 8, 32  # LB_PANEL_ROWS, LB_KBLOCK of lowbit_blocks.h
+
+
+def _q8_parts(blob: np.ndarray, n: int, k: int):
+    """A packed Q8 weight (lowbit_blocks.h: panels of codes, then float row scales, then int32 row sums, each
+    over N padded to 8 rows) -> (codes, scales, sums) bytes, or None when n is not a multiple of 8 (the padded
+    rows would sit inside a concatenation)."""
+    if n % _Q8_PANEL:
+        return None
+    kp = -(-k // _Q8_KBLOCK) * _Q8_KBLOCK
+    b = np.asarray(blob).reshape(-1).view(np.uint8)
+    if b.size != n * (kp + 8):
+        return None
+    return b[:n * kp], b[n * kp:n * kp + 4 * n], b[n * kp + 4 * n:]
+
+
+def _fuse_qkv(low) -> int:
+    """q, k, v of an attention_f32 made by three GEMMs of one input x (same kind, same activation quantization,
+    no epilogue, each output used only by the attention) -> one GEMM over the concatenated weights writing
+    [..., Nq + Nk + Nv]; the attention reads its column blocks (attr cols = [0, Nq, Nq + Nk]). int8 weights:
+    the packed Q8 panels, row scales and row sums concatenated as they are (same bytes per row, N multiple of 8);
+    fp32: B [K, N] concatenated along N (before the panel packing)."""
+    g = _Graph(low)
+    drop = set()
+    fused = 0
+    for att in low.ops:
+        if att["kernel"] != "attention_f32" or "cols" in att["attrs"] or len(set(att["inputs"][:3])) != 3:
+            continue
+        prods = [g.prod.get(v) for v in att["inputs"][:3]]
+        if any(p is None or g.only_user(p["outputs"][0]) is not att for p in prods):
+            continue
+        kind = prods[0]["kernel"]
+        if kind not in ("qlinear_f32", "matmul_f32") or any(p["kernel"] != kind or "post" in p["attrs"] for p in prods):
+            continue
+        x = prods[0]["inputs"][0]
+        if any(p["inputs"][0] != x for p in prods):
+            continue
+        ins = [list(p["inputs"]) + [""] * (4 - len(p["inputs"])) for p in prods]
+        biases = [low.const(i[2]) if i[2] else None for i in ins]
+        if any(i[2] and (b is None or b.dtype != np.float32 or b.ndim != 1) for i, b in zip(ins, biases)):
+            continue
+        if kind == "qlinear_f32":
+            same = {k: v for k, v in prods[0]["attrs"].items() if k != "n"}
+            muls = [low.const(i[3]) if i[3] else None for i in ins]  # --smooth multipliers: the same values
+            if any({k: v for k, v in p["attrs"].items() if k != "n"} != same for p in prods) or same.get("wfmt") != 1 \
+                    or any(bool(i[3]) != bool(ins[0][3]) for i in ins) \
+                    or (ins[0][3] and any(m is None or not np.array_equal(m, muls[0]) for m in muls)):
+                continue
+            ns = [int(p["attrs"]["n"]) for p in prods]
+            k = int(same["k"])
+            parts = [_q8_parts(low.const(i[1]), n, k) if low.const(i[1]) is not None else None for i, n in zip(ins, ns)]
+            if any(pt is None for pt in parts):
+                continue
+            w = np.concatenate([np.concatenate([pt[j] for pt in parts]) for j in range(3)])
+            wname = f"{ins[0][1]}.qkv"
+            low.consts[wname] = w
+            low.packed_meta[wname] = dict(low.packed_meta.get(ins[0][1], {}), n=int(sum(ns)))
+            attrs = dict(prods[0]["attrs"], n=int(sum(ns)))
+        else:
+            bs = [low.const(i[1]) for i in ins]
+            if any(p["attrs"] or len(p["inputs"]) > 3 or b is None or b.dtype != np.float32 or b.ndim != 2
+                   or b.shape[0] != bs[0].shape[0] or len(g.users.get(i[1], [])) != 1 for p, i, b in zip(prods, ins, bs)):
+                continue
+            ns = [int(b.shape[1]) for b in bs]
+            wname = f"{ins[0][1]}.qkv"
+            low.consts[wname] = np.ascontiguousarray(np.concatenate(bs, axis=1))
+            attrs = {}
+        if len(set(ns)) != 1 or any(int(b.shape[0]) != n for b, n in zip(biases, ns) if b is not None):
+            continue
+        new_ins = [x, wname]
+        if any(b is not None for b in biases):
+            bname = f"{ins[0][2] or wname}.qkv_bias"
+            low.consts[bname] = np.concatenate([b if b is not None else np.zeros(n, np.float32)
+                                                for b, n in zip(biases, ns)]).astype(np.float32)
+            new_ins.append(bname)
+        if ins[0][3]:
+            new_ins += [""] * (3 - len(new_ins)) + [ins[0][3]]
+        out = f"{att['name']}/qkv"
+        prods[0].update({"name": prods[0]["name"] + "/qkv", "inputs": new_ins, "outputs": [out], "attrs": attrs})
+        drop.update(id(p) for p in prods[1:])
+        att["inputs"] = [out, out, out] + list(att["inputs"][3:])
+        att["attrs"].update({"cols": [0, ns[0], ns[0] + ns[1]], "width": ns[0]})
+        fused += 1
+    low.ops = [op for op in low.ops if id(op) not in drop]
+    return fused
+
+
 def fuse_transformer(low) -> Dict[str, int]:
     """Runs the fusions on `low` (an exporters.lbpk._Lowering after run()); returns the counts."""
     counts = {"attention": _fuse_attention(low)}
     counts["bias"] = _fold_bias(low)
     counts["gelu"] = _fuse_gelu(low)  # after the bias: a GELU right after a GEMM becomes its epilogue
+    counts["qkv"] = _fuse_qkv(low)  # after the bias (concatenated too), before the panel packing
     counts["residual"] = _fold_residual(low)
     counts["packed"] = _pack_matmul_weights(low)  # last: the fusions above read B as [K, N]
     return counts

@@ -100,12 +100,15 @@ def test_attention_fused_matches_ort(tmp_path, name):
     assert ks.count("attention_f32") == 1 and ks.count("gelu_f32") == 1, ks
     for k in ("softmax_f32", "transpose", "erf_f32", "add", "mul", "div"):
         assert k not in ks, f"{name}: {k} left after the fusions: {ks}"
-    assert [op["attrs"].get("post") for op in s.manifest["ops"] if op["kernel"] == "matmul_f32"] == [None] * 3 + ["gelu"]
+    # Q, K and V: one GEMM over the concatenated weights, the attention reads its column blocks
+    assert [op["attrs"].get("post") for op in s.manifest["ops"] if op["kernel"] == "matmul_f32"] == [None, "gelu"]
+    E = CASES[name][2] * CASES[name][3]
+    att = next(op for op in s.manifest["ops"] if op["kernel"] == "attention_f32")
+    assert att["attrs"]["cols"] == [0, E, 2 * E] and att["attrs"]["width"] == E and len(set(att["inputs"][:3])) == 1
     assert [len(op["inputs"]) for op in s.manifest["ops"] if op["kernel"] == "layer_norm_f32"] == [4]
     B, S = CASES[name][:2]  # weights stored in panels when A has >= 16 rows (else the few-rows GEMM)
     panels = [op["attrs"].get("b_panels") for op in s.manifest["ops"] if op["kernel"] == "matmul_f32"]
-    E = CASES[name][2] * CASES[name][3]
-    assert panels == ([E] * 3 + [2 * E] if B * S >= 16 else [None] * 4), panels
+    assert panels == ([3 * E, 2 * E] if B * S >= 16 else [None] * 2), panels
     outs = {}
     for t in (1, 2):
         outs[t] = lowbit.load(pkg, threads=t).run(feeds)
@@ -146,7 +149,7 @@ def test_attention_lowered_attrs(tmp_path):
     low = lbpk._Lowering(import_onnx(str(tmp_path / "tails.onnx"), {n: s_ for n, s_ in inputs}))
     low.run()
     counts = lbpk_attn.fuse_transformer(low)
-    assert counts == {"attention": 1, "gelu": 2, "bias": 4, "residual": 1, "packed": 4}, counts
+    assert counts == {"attention": 1, "gelu": 2, "bias": 4, "qkv": 1, "residual": 1, "packed": 2}, counts
     att = next(op for op in low.ops if op["kernel"] == "attention_f32")
     assert att["attrs"]["head_dim"] == 5 and "heads" not in att["attrs"]
     assert att["attrs"]["lead"] == [2, 13, 2, 13, 2, 13]

@@ -23,8 +23,9 @@ namespace lb {
 namespace {
 
 // p.i[0] B, i[1] S, i[2] Sk, i[3] H, i[4] D, i[5] has mask, i[6..9] mask strides (b, h, i, j) in
-// elements (0 where broadcast); p.f[0] scale.
-constexpr int kMs = 6;
+// elements (0 where broadcast), i[10..12] the column offsets of q, k, v in their rows, i[13..15] their
+// row strides; p.f[0] scale.
+constexpr int kMs = 6, kCol = 10, kLd = 13;
 
 // Row softmax of s[0:n] after s = s * scale + mask (mask may be null; mstride its element step).
 void softmax_row_portable(float* s, int64_t n, float scale, const float* mask, int64_t mstride) {
@@ -118,8 +119,29 @@ lb_status attn_infer(OpCtx& c) {
     c.err = "needs inputs q, k, v (and an optional mask)";
     return LB_ERR_SHAPE;
   }
-  const auto &q = c.in[0]->shape, &k = c.in[1]->shape, &v = c.in[2]->shape;
+  auto q = c.in[0]->shape, k = c.in[1]->shape, v = c.in[2]->shape;
   OpParams& p = *c.p;
+  // "cols" + "width": q, k and v are column blocks [off, off + width) of wider rows (the exporter's
+  // fused Q/K/V GEMM writes one [B, S, 3*H*D] tensor); the checks below then see [.., width].
+  std::vector<int64_t> cols;
+  const bool blocks = attr_ints(*c.attrs, "cols", &cols);
+  if (blocks) {
+    const int64_t w = attr_int(*c.attrs, "width", 0);
+    std::vector<int64_t>* sh[3] = {&q, &k, &v};
+    for (int j = 0; j < 3; ++j) {
+      const int64_t last = sh[j]->size() == 3 ? (*sh[j])[2] : 0;
+      if (cols.size() != 3 || w <= 0 || cols[size_t(j)] < 0 || cols[size_t(j)] + w > last) {
+        c.err = "cols/width: " + std::string("qkv").substr(size_t(j), 1) + " " + shape_str(*sh[j]) +
+                " has no column block of width " + std::to_string(w) + " at the given offset (cols needs 3 offsets)";
+        return LB_ERR_SHAPE;
+      }
+      p.i[kCol + j] = cols[size_t(j)];
+      p.i[kLd + j] = last;
+      (*sh[j])[2] = w;
+    }
+  } else {
+    for (int j = 0; j < 3; ++j) p.i[kLd + j] = c.in[size_t(j)]->shape.size() == 3 ? c.in[size_t(j)]->shape[2] : 0;
+  }
   // heads and/or head_dim (the exporter stores the ones the model's Reshapes fix)
   const int64_t Ha = attr_int(*c.attrs, "heads", 0), Da = attr_int(*c.attrs, "head_dim", 0);
   const int64_t hd = q.size() == 3 ? q[2] : 0;
@@ -187,9 +209,10 @@ void attn_run(OpCtx& c) {
   const OpParams& p = *c.p;
   const int64_t B = p.i[0], S = p.i[1], Sk = p.i[2], H = p.i[3], D = p.i[4], HD = H * D;
   const float scale = p.f[0];
-  const float* q = c.in[0]->f32();
-  const float* k = c.in[1]->f32();
-  const float* v = c.in[2]->f32();
+  const float* q = c.in[0]->f32() + p.i[kCol];
+  const float* k = c.in[1]->f32() + p.i[kCol + 1];
+  const float* v = c.in[2]->f32() + p.i[kCol + 2];
+  const int64_t ldq = p.i[kLd], ldk = p.i[kLd + 1], ldv = p.i[kLd + 2];
   const float* mask = p.i[5] ? c.in[3]->f32() : nullptr;
   float* out = c.out[0]->f32();
   const size_t per = gemm_scratch_per_thread() + scores_bytes(S, Sk);
@@ -202,10 +225,10 @@ void attn_run(OpCtx& c) {
     const size_t gbytes = per - scores_bytes(S, Sk) - 64;
     for (int64_t bh = i0; bh < i1; ++bh) {
       const int64_t b = bh / H, h = bh % H;
-      const float* qb = q + b * S * HD + h * D;
-      const float* kb = k + b * Sk * HD + h * D;
-      const float* vb = v + b * Sk * HD + h * D;
-      GemmArgs g1{S, Sk, D, qb, HD, kb, HD, true, sc, Sk};
+      const float* qb = q + b * S * ldq + h * D;
+      const float* kb = k + b * Sk * ldk + h * D;
+      const float* vb = v + b * Sk * ldv + h * D;
+      GemmArgs g1{S, Sk, D, qb, ldq, kb, ldk, true, sc, Sk};
       isa[tid] = gemm(g1, nullptr, gs, gbytes);
       const float* mb = mask ? mask + b * p.i[kMs] + h * p.i[kMs + 1] : nullptr;
       for (int64_t i = 0; i < S; ++i) {
@@ -218,7 +241,7 @@ void attn_run(OpCtx& c) {
 #endif
         softmax_row_portable(sc + i * Sk, Sk, scale, mr, p.i[kMs + 3]);
       }
-      GemmArgs g2{S, D, Sk, sc, Sk, vb, HD, false, out + b * S * HD + h * D, HD};
+      GemmArgs g2{S, D, Sk, sc, Sk, vb, ldv, false, out + b * S * HD + h * D, HD};
       gemm(g2, nullptr, gs, gbytes);
     }
   });
