@@ -149,7 +149,7 @@ def test_attention_lowered_attrs(tmp_path):
     low = lbpk._Lowering(import_onnx(str(tmp_path / "tails.onnx"), {n: s_ for n, s_ in inputs}))
     low.run()
     counts = lbpk_attn.fuse_transformer(low)
-    assert counts == {"attention": 1, "gelu": 2, "bias": 4, "qkv": 1, "residual": 1, "packed": 2}, counts
+    assert counts == {"attention": 1, "gelu": 2, "bias": 4, "qkv": 1, "residual": 1, "packed": 2, "embedding": 0}, counts
     att = next(op for op in low.ops if op["kernel"] == "attention_f32")
     assert att["attrs"]["head_dim"] == 5 and "heads" not in att["attrs"]
     assert att["attrs"]["lead"] == [2, 13, 2, 13, 2, 13]

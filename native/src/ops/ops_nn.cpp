@@ -630,10 +630,12 @@ void bn_run(OpCtx& c) {
 
 }  // namespace
 
-void register_ops_attn(std::vector<OpDef>& r);  // ops_attn.cpp (registered with the NN ops)
+void register_ops_attn(std::vector<OpDef>& r);    // ops_attn.cpp (registered with the NN ops)
+void register_ops_gather(std::vector<OpDef>& r);  // ops_gather.cpp (int8 embedding tables)
 
 void register_ops_nn(std::vector<OpDef>& r) {
   register_ops_attn(r);
+  register_ops_gather(r);
   r.push_back(OpDef{"matmul_f32", matmul_infer, matmul_run, false});
   r.push_back(OpDef{"gemm_f32", gemm_infer, gemm_run, false});
   r.push_back(OpDef{"global_avg_pool_f32", gap_infer, gap_run, false});
