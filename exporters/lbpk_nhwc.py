@@ -12,6 +12,9 @@ Runs on the op list of ``lbpk._Lowering`` after it has mapped every node to a ke
 * ``_requantize_nhwc``: a chain conv's f32 output read only by quantizers with other scales (the
   PP-OCRv5 det backbone stages its FPN reads) is written f32 NHWC and requantized by
   ``quantize_f32nhwc_q8`` from contiguous rows: no NCHW scatter, no transposing quantizer;
+* ``_se_gates``: squeeze-excitation gates (GlobalAveragePool -> SE convs -> x * g, x + x * g) and the
+  FPN top-down merges after them (+ nearest Resize of the level above) on f32 NHWC values:
+  ``global_avg_pool_nhwc_f32`` and ``se_gate_nhwc_q8``, which also quantizes for the next conv;
 * ``_concat_resize``: a channel Concat (of nearest Resizes) read only by a chain entry's quantizer
   is quantized per input before it: ``resize_nearest_nhwc_q8`` and ``concat_nhwc_q8`` on int8 NHWC
   values, the same bits (section 6.2).
@@ -30,6 +33,7 @@ def int8_nhwc(low, only_chains: bool = False) -> None:
     _transposed_convs(low)
     _concat_resize(low)
     _requantize_nhwc(low)
+    _se_gates(low)
 
 
 def _conv_chains(low, only_chains: bool = False) -> None:
@@ -526,3 +530,155 @@ def _requantize_nhwc(low) -> None:
             a["outs"][k], op["outputs"][k] = "f32_nhwc", nhwc
         for i in readers:
             ops[i].update(kernel="quantize_f32nhwc_q8", inputs=[nhwc] + ops[i]["inputs"][1:])
+
+
+def _trace_to(ops, prod, v: str, target: str, depth: int = 4) -> bool:
+    """Whether value ``v`` is computed from ``target`` through at most ``depth`` single-input-chain ops."""
+    for _ in range(depth):
+        i = prod.get(v)
+        if i is None or not ops[i]["inputs"]:
+            return False
+        v = ops[i]["inputs"][0]
+        if v == target:
+            return True
+    return False
+
+
+def _toposorted(ops: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """``ops`` in an order where every op comes after the producers of its inputs, as close to the
+    given order as possible (a fused op placed where its last absorbed op was may read a value
+    that another fused op, placed later, makes)."""
+    made = {v for op in ops for v in op["outputs"]}
+    have: set = set()
+    left = list(ops)
+    out: List[Dict[str, Any]] = []
+    while left:
+        k = next((k for k, op in enumerate(left) if all(not v or v not in made or v in have for v in op["inputs"])), 0)
+        op = left.pop(k)
+        out.append(op)
+        have.update(op["outputs"])
+    return out
+
+
+def _se_gates(low) -> None:
+    """Squeeze-excitation gates and FPN top-down merges on f32 NHWC (docs/package-format.md, 6.2).
+
+    A GlobalAveragePool of a chain conv's f32 NCHW output ``x`` whose other readers are the gate's
+    ``mul`` (x * g, g the f32 output of the SE's last conv) and optionally ``add`` (x + x * g): the
+    conv writes f32 NHWC instead, the pool becomes ``global_avg_pool_nhwc_f32`` and the Mul / Add
+    one ``se_gate_nhwc_q8``. If the result is read only by an Add with a nearest Resize of another
+    such gate's result (an FPN top-down merge), the Resize and the Add fold in too (input 2 is the
+    other gate's f32 NHWC result). A quantize_nhwc_q8 of the result becomes the op's q8 output;
+    other readers get an f32 NCHW copy. The float operations are those of the ops replaced, in
+    their order: the same bits."""
+    outs = {low.name(t.name) for t in low.g.outputs}
+    ops = low.ops
+    prod, users = _index(ops)
+    recs: List[Dict[str, Any]] = []
+    for gi, gap in enumerate(ops):
+        if gap["kernel"] != "global_avg_pool_f32":
+            continue
+        v = gap["inputs"][0]
+        pi = prod.get(v)
+        if pi is None or ops[pi]["kernel"] != "qconv2d_nhwc_q8" or "f32" not in ops[pi]["attrs"]["outs"] or v in outs:
+            continue
+        rd = sorted(set(users.get(v, [])))
+        mi = next((i for i in rd if ops[i]["kernel"] == "mul"), None)
+        if mi is None or len(ops[mi]["inputs"]) != 2 or ops[mi]["attrs"] or ops[mi]["inputs"].count(v) != 1:
+            continue
+        m = ops[mi]
+        gate = next(x for x in m["inputs"] if x != v)
+        gp = prod.get(gate)
+        if gp is None or ops[gp]["kernel"] != "qconv2d_nhwc_q8" or ops[gp]["attrs"]["outs"] != ["f32"] \
+                or not _trace_to(ops, prod, gate, gap["outputs"][0]) or gate in outs:
+            continue
+        r, res, absorbed = m["outputs"][0], 0, [mi]
+        others = [i for i in rd if i not in (gi, mi)]
+        if others:
+            ai = others[0]
+            a = ops[ai]
+            if len(others) != 1 or a["kernel"] != "add" or a["attrs"] or sorted(a["inputs"]) != sorted([v, r]) \
+                    or users.get(r) != [ai] or r in outs:
+                continue
+            r, res, absorbed = a["outputs"][0], 1, [mi, ai]
+        if r in outs:
+            continue
+        recs.append({"conv": pi, "gap": gi, "x": v, "gate": gate, "res": res, "r": r, "absorbed": absorbed,
+                     "up": None})
+    if not recs:
+        return
+    by_r = {rec["r"]: rec for rec in recs}
+    changed = True
+    while changed:  # FPN merges: result + nearest Resize(another gate's final result)
+        changed = False
+        for rec in recs:
+            r = rec["r"]
+            if rec["up"] is not None or len(users.get(r, [])) != 1:
+                continue
+            ai = users[r][0]
+            a = ops[ai]
+            if a["kernel"] != "add" or a["attrs"] or len(a["inputs"]) != 2 or a["inputs"].count(r) != 1:
+                continue
+            rr = next(x for x in a["inputs"] if x != r)
+            ri = prod.get(rr)
+            if ri is None or ops[ri]["kernel"] != "resize_f32" or ops[ri]["attrs"].get("mode", "nearest") != "nearest" \
+                    or users.get(rr) != [ai] or rr in outs:
+                continue
+            u = ops[ri]["inputs"][0]
+            src = by_r.get(u)
+            if src is None or src is rec or len(users.get(u, [])) == 1:  # the source's result must be final
+                continue
+            rec.update(up=(u, ri), r=a["outputs"][0], absorbed=rec["absorbed"] + [ri, ai])
+            del by_r[r]
+            by_r[rec["r"]] = rec
+            changed = True
+    dead = {i for rec in recs for i in rec["absorbed"]}
+    up_of = {rec["up"][0] for rec in recs if rec["up"]}
+    placed: Dict[int, Dict[str, Any]] = {}
+    for rec in recs:
+        r = rec["r"]
+        qi = next((i for i in users.get(r, []) if ops[i]["kernel"] == "quantize_nhwc_q8" and ops[i]["inputs"][0] == r
+                   and i not in dead), None)
+        kinds, names, ins_q = [], [], ""
+        attrs: Dict[str, Any] = {"residual": rec["res"]}
+        if qi is not None:
+            q = ops[qi]
+            kinds.append("q8")
+            names.append(q["outputs"][0])
+            attrs.update(scale=float(q["attrs"]["scale"]), zero=int(q["attrs"]["zero"]))
+            ins_q = q["inputs"][1] if len(q["inputs"]) > 1 else ""
+            dead.add(qi)
+        rest = [i for i in users.get(r, []) if i != qi and i not in dead]
+        if r in up_of:
+            kinds.append("f32_nhwc")
+            names.append(f"{r}.nhwc")
+        if rest or r in outs or not kinds:
+            kinds.append("f32")
+            names.append(r)
+        attrs["outs"] = kinds
+        ins = [f"{rec['x']}.nhwc", rec["gate"], "", ins_q]
+        if rec["up"]:
+            u, ri = rec["up"]
+            ins[2] = f"{u}.nhwc"
+            ins += ops[ri]["inputs"][1:]
+            attrs.update(ops[ri]["attrs"])
+        while not ins[-1]:
+            ins.pop()
+        last = max(rec["absorbed"] + ([qi] if qi is not None else []))
+        placed[last] = {"name": f"{ops[rec['absorbed'][-1]]['name']}.se", "op": "SEGate", "kernel": "se_gate_nhwc_q8",
+                        "inputs": ins, "outputs": names, "attrs": attrs}
+        c = ops[rec["conv"]]  # the conv writes x as f32 NHWC; the pool reads it
+        k = c["attrs"]["outs"].index("f32")
+        if "f32_nhwc" in c["attrs"]["outs"]:
+            ins[0] = c["outputs"][c["attrs"]["outs"].index("f32_nhwc")]
+            del c["attrs"]["outs"][k], c["outputs"][k]
+        else:
+            c["attrs"]["outs"][k], c["outputs"][k] = "f32_nhwc", f"{rec['x']}.nhwc"
+        ops[rec["gap"]].update(kernel="global_avg_pool_nhwc_f32", inputs=[ins[0]])
+    new: List[Dict[str, Any]] = []
+    for i, op in enumerate(ops):
+        if i in placed:
+            new.append(placed[i])
+        elif i not in dead:
+            new.append(op)
+    low.ops = _drop_unread(_toposorted(new), outs)

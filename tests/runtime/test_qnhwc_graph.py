@@ -257,3 +257,115 @@ def test_bad_attributes_are_refused_by_name(tmp_path, monkeypatch, kernel, attr,
         lowbit.load(pkg).run({"x": x})
     msg = str(e.value)
     assert corrupt.name in msg and words in msg, msg
+
+
+# ---- squeeze-excitation gates and FPN merges on f32 NHWC (global_avg_pool_nhwc_f32, se_gate_nhwc_q8) ----
+def _gate(b, x, C):
+    """PP-OCRv5's SE gate: GlobalAveragePool -> 1x1 conv + Relu -> 1x1 conv -> HardSigmoid (float g)."""
+    p = b.op("GlobalAveragePool", [x])
+    h = b.conv(b.conv(p, C, max(C // 4, 2), 1), max(C // 4, 2), C, 1, relu=False)
+    return b.op("HardSigmoid", [h], {"alpha": 0.2, "beta": 0.5})
+
+
+def _se_neck(H=32, W=48, seed=5, C=40):
+    """A backbone SE (x * g read by a conv) and a two-level RSE FPN (x + x * g; the lower level
+    + nearest x2 Resize of the upper one, read by a 3x3 conv; the upper one also read by a conv),
+    C = 40 channels (channel stride 64)."""
+    b = _Head(seed)
+    y = b.conv(b.conv("x", 3, 16, 3, stride=2), 16, 16, 3, stride=2)          # H/4
+    x1 = b.conv(y, 16, 16, 1, relu=False)
+    c4 = b.conv(b.op("Mul", [x1, _gate(b, x1, 16)]), 16, C, 3, stride=2)       # H/8
+    c5 = b.conv(c4, C, C, 3, stride=2)                                         # H/16
+    t5 = b.conv(c5, C, C, 1, relu=False)
+    t5 = b.op("Add", [t5, b.op("Mul", [t5, _gate(b, t5, C)])])
+    t4 = b.conv(c4, C, C, 1, relu=False)
+    t4 = b.op("Add", [b.op("Mul", [_gate(b, t4, C), t4]), t4])
+    up = b.op("Resize", [t5, b.const("roi", np.zeros(0, np.float32)), b.const("s2", np.array([1, 1, 2, 2], np.float32))],
+              {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"})
+    m4 = b.op("Add", [up, t4])
+    o1 = b.conv(m4, C, 8, 3, relu=False, smooth=True)
+    o2 = b.conv(t5, C, 8, 3, relu=False)
+    return Graph("se_neck", b.nodes, [TensorInfo("x", "float32", (1, 3, H, W))],
+                 [TensorInfo(o1, "float32", None), TensorInfo(o2, "float32", None)], b.inits)
+
+
+@pytest.fixture(scope="module")
+def neck(tmp_path_factory):
+    d = tmp_path_factory.mktemp("qnhwc_se")
+    g = _se_neck()
+    new = write_package(g, d / "new.lbpk", target="x86-64-avx2", scheme="w8a8")
+    old = write_package(g, d / "old.lbpk", target="x86-64-avx2", scheme="w8a8", int8_nhwc=False)
+    x = np.random.default_rng(2).standard_normal((1, 3, 32, 48)).astype(np.float32)
+    return g, new, old, x, d
+
+
+def test_se_gates_and_fpn_merges_are_fused_with_the_same_bits(neck):
+    g, new, old, x, d = neck
+    kernels = [o["kernel"] for o in runtime_ops(g)]
+    assert kernels.count("global_avg_pool_nhwc_f32") == 3 and kernels.count("se_gate_nhwc_q8") == 3, kernels
+    for gone in ("global_avg_pool_f32", "mul", "add", "resize_f32", "hardsigmoid_f32"):
+        assert gone not in kernels, (gone, kernels)
+    se = [o for o in runtime_ops(g) if o["kernel"] == "se_gate_nhwc_q8"]
+    assert sorted(o["attrs"]["residual"] for o in se) == [0, 1, 1]
+    merge = next(o for o in se if len(o["inputs"]) > 4 and o["inputs"][2])  # the FPN level with the upsampling
+    assert merge["attrs"]["outs"] == ["q8"] and merge["attrs"]["mode"] == "nearest"
+    assert any(o["attrs"]["outs"] == ["q8", "f32_nhwc"] for o in se)  # the upper level: its conv's input + the merge's
+    ref = lowbit.load(old, threads=1).run({"x": x})
+    for t in (1, 2):
+        got = lowbit.load(new, threads=t).run({"x": x})
+        for k in ref:
+            assert np.array_equal(got[k], ref[k]), (t, k, np.max(np.abs(got[k] - ref[k])))
+    np.save(d / "x.npy", x)
+    code = ("import sys, numpy as np, lowbit; s = lowbit.load(sys.argv[1], threads=1); "
+            "r = s.run({'x': np.load(sys.argv[2])}); np.savez(sys.argv[3], **r)")
+    subprocess.run([sys.executable, "-c", code, str(new), str(d / "x.npy"), str(d / "scalar.npz")],
+                   env=dict(os.environ, LOWBIT_ISA="scalar"), check=True)
+    for k, v in np.load(d / "scalar.npz").items():
+        assert np.array_equal(v, ref[k]), k
+
+
+@pytest.mark.qemu
+def test_se_gates_on_aarch64_give_the_x86_bits(neck, native_host, native_aarch64):
+    from lowbit_testutil import run
+
+    g, new, _, x, d = neck
+    np.save(d / "xa.npy", x)
+    outs = {}
+    for name, cmd in (("x86", [native_host / "lowbit-run"]),
+                      ("arm", ["qemu-aarch64", "-cpu", "max", native_aarch64 / "lowbit-run"])):
+        o = d / f"out_{name}"
+        o.mkdir(exist_ok=True)
+        r = run(cmd + ["run", new, "--input", f"x={d / 'xa.npy'}", "--output", o])
+        assert r.returncode == 0, r.stdout + r.stderr
+        outs[name] = {p.stem: np.load(p) for p in sorted(o.glob("*.npy"))}
+    assert sorted(outs["x86"]) == sorted(outs["arm"]) == sorted(t.name for t in g.outputs)
+    for k in outs["x86"]:
+        np.testing.assert_array_equal(outs["arm"][k], outs["x86"][k])
+
+
+@pytest.mark.parametrize("attr,value,words", [
+    ("residual", 2, "residual"),
+    ("outs", ["f64"], "unknown"),
+    ("scale", -1.0, "scale > 0"),
+    ("sizes", None, "pixels"),
+])
+def test_se_gate_bad_attributes_are_refused_by_name(tmp_path, monkeypatch, attr, value, words):
+    from lowbit.exporters import lbpk_nhwc
+
+    real = lbpk_nhwc.int8_nhwc
+
+    def corrupt(low, **kw):
+        real(low, **kw)
+        op = next(o for o in low.ops if o["kernel"] == "se_gate_nhwc_q8" and len(o["inputs"]) > 4)
+        if value is None:  # the upsampling's scales replaced by ones that do not reach input 0's size
+            low.consts[op["inputs"][5]] = np.array([1, 1, 3, 3], np.float32)
+        else:
+            op["attrs"][attr] = value
+        corrupt.name = op["name"]
+
+    monkeypatch.setattr(lbpk_nhwc, "int8_nhwc", corrupt)
+    pkg = write_package(_se_neck(), tmp_path / "bad.lbpk", target="x86-64-avx2", scheme="w8a8")
+    with pytest.raises(lowbit.LowbitError) as e:
+        lowbit.load(pkg).run({"x": np.zeros((1, 3, 32, 48), np.float32)})
+    msg = str(e.value)
+    assert corrupt.name in msg and words in msg, msg

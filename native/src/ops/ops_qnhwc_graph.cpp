@@ -21,6 +21,12 @@
 //     f32 NCHW. The weight's int8
 //     scales are per input channel (the quantizer's axis 0), which an int32 dot product cannot carry,
 //     so the GEMM is float: results within float rounding of qdq_f32 + conv_transpose2d_f32.
+//   global_avg_pool_nhwc_f32: GlobalAveragePool of an f32 NHWC value (a chain conv's "f32_nhwc"
+//     output) with global_avg_pool_f32's summation order: the same bits.
+//   se_gate_nhwc_q8: a squeeze-excitation gate's float tail (x * g or x + x * g with the f32 gate of
+//     the SE convs), optionally + the nearest upsampling of a lower-resolution f32 NHWC value (an FPN
+//     top-down Add), then int8 NHWC (quantize_nhwc_q8's operations) and / or f32 NHWC / NCHW: one pass
+//     instead of Mul, Add, Resize, Add and a transposing quantizer over f32 NCHW maps; the same bits.
 #pragma GCC optimize("O3")
 #include <algorithm>
 #include <cmath>
@@ -429,6 +435,238 @@ void convt_run(OpCtx& c) {
   c.isa = rq == requant_row_scalar && !std::strcmp(gemm_isa, "scalar") ? "scalar" : gemm_isa;
 }
 
+
+// ---- global_avg_pool_nhwc_f32 -------------------------------------------------------------------
+// f32 NHWC [N, H, W, C] -> f32 [N, C, 1, 1]: global_avg_pool_f32's sums (pixel j into partial sum
+// j % 32, in pixel order, then the fixed pairwise reduction and one division), over channels
+// instead of along rows: the same bits. params: i[0] N, i[1] HW, i[2] C
+lb_status gap_nhwc_infer(OpCtx& c) {
+  const Tensor* x = c.in[0];
+  OpParams& p = *c.p;
+  if (x->dtype != DType::F32 || x->shape.size() != 4) {
+    c.err = "expects a 4-D f32 NHWC input, got " + shape_str(x->shape);
+    return LB_ERR_SHAPE;
+  }
+  p.i[0] = x->shape[0], p.i[1] = x->shape[1] * x->shape[2], p.i[2] = x->shape[3];
+  c.out[0]->dtype = DType::F32;
+  c.out[0]->shape = {x->shape[0], x->shape[3], 1, 1};
+  c.scratch_bytes = al64(size_t(32 * p.i[2]) * 4) * size_t(op_threads(c));
+  c.flops = uint64_t(x->numel());
+  return LB_OK;
+}
+
+void gap_nhwc_run(OpCtx& c) {
+  const OpParams& p = *c.p;
+  const int64_t HW = p.i[1], C = p.i[2];
+  const float* x = c.in[0]->f32();
+  float* y = c.out[0]->f32();
+  char* base = static_cast<char*>(c.scratch);
+  for_ranges(c, p.i[0] * C, HW, [&](int tid, int64_t b, int64_t e) {
+    float* part = reinterpret_cast<float*>(base + size_t(tid) * al64(size_t(32 * C) * 4));
+    for (int64_t s = b; s < e;) {  // channels [c0, c1) of image n
+      const int64_t n = s / C, c0 = s % C, c1 = std::min(C, c0 + (e - s)), w = c1 - c0;
+      std::fill(part, part + 32 * w, 0.f);
+      const float* xn = x + n * HW * C + c0;
+      for (int64_t j = 0; j < HW; ++j) {
+        float* pj = part + (j % 32) * w;
+        const float* r = xn + j * C;
+        for (int64_t k = 0; k < w; ++k) pj[k] += r[k];
+      }
+      for (int64_t h = 16; h >= 1; h /= 2)
+        for (int64_t l = 0; l < h; ++l)
+          for (int64_t k = 0; k < w; ++k) part[l * w + k] += part[(l + h) * w + k];
+      for (int64_t k = 0; k < w; ++k) y[n * C + c0 + k] = part[k] / float(HW);
+      s += w;
+    }
+  });
+  c.isa = "scalar";
+}
+
+// ---- se_gate_nhwc_q8 ----------------------------------------------------------------------------
+// The float tail of a squeeze-excitation gate and an FPN top-down merge on f32 NHWC values, in one
+// pass per pixel row, writing the int8 NHWC input of the next conv (and / or f32 NHWC / NCHW):
+//   t = x * g[n, c]; t = x + t (attr residual = 1); t = t + up[n, ty[y], tx[x], c] (input 2: nearest
+//   Resize of a lower-resolution f32 NHWC value, resize_f32's taps); q = quantizer(t * m[c]).
+// The float operations of the Mul / Add / Resize / Add / quantize_nhwc_q8 ops it replaces, one
+// rounding each, in their order: the same bits.
+// inputs: 0 x f32 NHWC [N, H, W, C]; 1 g f32 [N, C, 1, 1]; 2 up f32 NHWC or ""; 3 m [C] or "";
+// 4... the Resize's inputs after its data (roi, scales, sizes) when 2 is given.
+// params: i[3] N, i[4] H, i[5] W, i[6] C, i[7] Cs, i[8] h, i[9] w, i[10] residual, i[11] zero,
+// i[12..14] output index of q8 / f32_nhwc / f32 (-1: none); f[2] scale; v: H row taps, W column taps
+enum { sN = 3, sH, sW, sC, sCs, sUh, sUw, sRes, sZero, sOutQ, sOutF, sOutN };
+
+lb_status se_infer(OpCtx& c) {
+  const Tensor* x = c.in[0];
+  OpParams& p = *c.p;
+  if (x->dtype != DType::F32 || x->shape.size() != 4) {
+    c.err = "input 0 must be a 4-D f32 NHWC value, got " + shape_str(x->shape);
+    return LB_ERR_SHAPE;
+  }
+  const int64_t N = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
+  const Tensor* g = c.in.size() > 1 ? c.in[1] : nullptr;
+  if (!g || g->dtype != DType::F32 || g->numel() != N * C) {
+    c.err = "input 1 (the gate) must be f32 [N, C, 1, 1] = [" + std::to_string(N) + ", " + std::to_string(C) +
+            ", 1, 1], got " + (g ? shape_str(g->shape) : std::string("nothing"));
+    return LB_ERR_SHAPE;
+  }
+  p.i[sN] = N, p.i[sH] = H, p.i[sW] = W, p.i[sC] = C, p.i[sCs] = nhwc_cstride(C);
+  p.i[sRes] = attr_int(*c.attrs, "residual", 0);
+  if (p.i[sRes] != 0 && p.i[sRes] != 1) {
+    c.err = "attr residual must be 0 (x * g) or 1 (x + x * g)";
+    return LB_ERR_UNSUPPORTED;
+  }
+  const Tensor* up = c.in.size() > 2 ? c.in[2] : nullptr;
+  p.v.clear();
+  p.i[sUh] = p.i[sUw] = 0;
+  if (up) {
+    if (up->dtype != DType::F32 || up->shape.size() != 4 || up->shape[0] != N || up->shape[3] != C) {
+      c.err = "input 2 (the value to upsample and add) must be f32 NHWC [" + std::to_string(N) + ", h, w, " +
+              std::to_string(C) + "], got " + shape_str(up->shape);
+      return LB_ERR_SHAPE;
+    }
+    Tensor view, vout;  // resize_f32's own shape inference on the NCHW view of the value
+    view.dtype = DType::F32;
+    view.shape = {N, C, up->shape[1], up->shape[2]};
+    OpParams rp;
+    OpCtx sub;
+    sub.attrs = c.attrs;
+    sub.in = {&view};
+    for (size_t k = 4; k < c.in.size(); ++k) sub.in.push_back(c.in[k]);
+    sub.out = {&vout};
+    sub.p = &rp;
+    const lb_status st = find_op("resize_f32")->infer(sub);
+    if (st != LB_OK) {
+      c.err = "the upsampling: " + sub.err;
+      return st;
+    }
+    if (rp.i[0] != 0) {
+      c.err = "the upsampling is nearest only";
+      return LB_ERR_UNSUPPORTED;
+    }
+    if (vout.shape[2] != H || vout.shape[3] != W) {
+      c.err = "the upsampled input 2 is " + shape_str(vout.shape) + ", input 0 has " + std::to_string(H) + "x" +
+              std::to_string(W) + " pixels";
+      return LB_ERR_SHAPE;
+    }
+    p.i[sUh] = up->shape[1], p.i[sUw] = up->shape[2];
+    p.v.resize(size_t(H + W));
+    for (int64_t oy = 0; oy < H; ++oy) p.v[size_t(oy)] = resize_tap(rp, oy, rp.f[0], p.i[sUh], H).i0;
+    for (int64_t ox = 0; ox < W; ++ox) p.v[size_t(H + ox)] = resize_tap(rp, ox, rp.f[1], p.i[sUw], W).i0;
+  }
+  const Tensor* m = c.in.size() > 3 ? c.in[3] : nullptr;
+  if (m && (!m->data || m->dtype != DType::F32 || m->numel() != C)) {
+    c.err = "input 3 (smoothing multipliers) must be " + std::to_string(C) + " constant f32 values";
+    return LB_ERR_SHAPE;
+  }
+  std::vector<std::string> outs;
+  if (c.attrs->has("outs"))
+    for (const Json& s : (*c.attrs)["outs"].elems()) outs.push_back(s.str());
+  if (outs.empty() || outs.size() != c.out.size()) {
+    c.err = "attr outs must name each output (q8, f32_nhwc, f32)";
+    return LB_ERR_SHAPE;
+  }
+  p.i[sOutQ] = p.i[sOutF] = p.i[sOutN] = -1;
+  for (size_t k = 0; k < outs.size(); ++k) {
+    int64_t* slot = outs[k] == "q8" ? &p.i[sOutQ] : outs[k] == "f32_nhwc" ? &p.i[sOutF] : outs[k] == "f32" ? &p.i[sOutN] : nullptr;
+    if (!slot || *slot >= 0) {
+      c.err = "attr outs: unknown or repeated kind '" + outs[k] + "' (q8, f32_nhwc, f32)";
+      return LB_ERR_UNSUPPORTED;
+    }
+    *slot = int64_t(k);
+    if (outs[k] == "q8") {
+      p.f[2] = attr_float(*c.attrs, "scale", 0.f);
+      p.i[sZero] = attr_int(*c.attrs, "zero", 0);
+      if (!(p.f[2] > 0.f) || !std::isfinite(p.f[2]) || p.i[sZero] < -128 || p.i[sZero] > 127) {
+        c.err = "a q8 output needs scale > 0 and zero in [-128, 127]";
+        return LB_ERR_UNSUPPORTED;
+      }
+      c.out[k]->dtype = DType::I8;
+      c.out[k]->shape = {N, H, W, p.i[sCs]};
+    } else {
+      c.out[k]->dtype = DType::F32;
+      c.out[k]->shape = outs[k] == "f32" ? std::vector<int64_t>{N, C, H, W} : std::vector<int64_t>{N, H, W, C};
+    }
+  }
+  if (p.i[sOutQ] < 0 && m) {
+    c.err = "input 3 (smoothing multipliers) is for a q8 output, which attr outs does not name";
+    return LB_ERR_SHAPE;
+  }
+  c.scratch_bytes = 2 * al64(size_t(C) * 4) * size_t(op_threads(c));
+  c.flops = uint64_t(x->numel()) * 4;
+  return LB_OK;
+}
+
+// one row of C channels: t = x * g, (x + t), (t + u): separate roundings, scalar and AVX2
+void se_row_scalar(const float* x, const float* g, const float* u, bool res, int64_t C, float* t) {
+  for (int64_t k = 0; k < C; ++k) {
+    float v = x[k] * g[k];
+    if (res) v = x[k] + v;
+    if (u) v = v + u[k];
+    t[k] = v;
+  }
+}
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) void se_row_avx2(const float* x, const float* g, const float* u, bool res, int64_t C,
+                                                 float* t) {
+  int64_t k = 0;
+  for (; k + 8 <= C; k += 8) {
+    const __m256 xv = _mm256_loadu_ps(x + k);
+    __m256 v = _mm256_mul_ps(xv, _mm256_loadu_ps(g + k));
+    if (res) v = _mm256_add_ps(xv, v);
+    if (u) v = _mm256_add_ps(v, _mm256_loadu_ps(u + k));
+    _mm256_storeu_ps(t + k, v);
+  }
+  se_row_scalar(x + k, g + k, u ? u + k : nullptr, res, C - k, t + k);
+}
+#endif
+
+void se_run(OpCtx& c) {
+  const OpParams& p = *c.p;
+  const int64_t H = p.i[sH], W = p.i[sW], C = p.i[sC], Cs = p.i[sCs], uh = p.i[sUh], uw = p.i[sUw];
+  const bool res = p.i[sRes] != 0;
+  const float* x = c.in[0]->f32();
+  const float* g = c.in[1]->f32();
+  const float* up = c.in.size() > 2 && c.in[2] ? c.in[2]->f32() : nullptr;
+  const float* m = c.in.size() > 3 && c.in[3] ? c.in[3]->f32() : nullptr;
+  int8_t* yq = p.i[sOutQ] >= 0 ? static_cast<int8_t*>(c.out[size_t(p.i[sOutQ])]->data) : nullptr;
+  float* yf = p.i[sOutF] >= 0 ? c.out[size_t(p.i[sOutF])]->f32() : nullptr;
+  float* yn = p.i[sOutN] >= 0 ? c.out[size_t(p.i[sOutN])]->f32() : nullptr;
+  const float inv = yq ? 1.0f / p.f[2] : 0.f, zf = float(p.i[sZero]);
+  RequantFn rq = requant_row_scalar;
+  auto row = se_row_scalar;
+#if defined(__x86_64__)
+  if (vmath::use_avx2()) rq = requant_row_avx2, row = se_row_avx2;
+#endif
+  c.isa = rq == requant_row_scalar ? "scalar" : "avx2";
+  const int64_t* ty = p.v.data();
+  const int64_t* tx = p.v.data() + H;
+  char* base = static_cast<char*>(c.scratch);
+  for_ranges(c, p.i[sN] * H, W * C, [&](int tid, int64_t r0, int64_t r1) {
+    float* tmp = reinterpret_cast<float*>(base + size_t(tid) * 2 * al64(size_t(C) * 4));
+    float* tm = tmp + al64(size_t(C) * 4) / 4;
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / H, yy = r % H;
+      const float* gn = g + n * C;
+      const float* urow = up ? up + (n * uh + ty[yy]) * uw * C : nullptr;
+      for (int64_t xx = 0; xx < W; ++xx) {
+        const int64_t pix = r * W + xx;
+        float* t = yf ? yf + pix * C : tmp;
+        row(x + pix * C, gn, urow ? urow + tx[xx] * C : nullptr, res, C, t);
+        if (yn)
+          for (int64_t k = 0; k < C; ++k) yn[((n * C + k) * H + yy) * W + xx] = t[k];
+        if (yq) {
+          const float* v = t;
+          if (m) {  // x * m[c] first, then the quantizer: quantize_nhwc_q8's order
+            for (int64_t k = 0; k < C; ++k) tm[k] = t[k] * m[k];
+            v = tm;
+          }
+          rq(v, C, Cs, inv, zf, yq + pix * Cs);
+        }
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void register_ops_qnhwc_graph(std::vector<OpDef>& r) {
@@ -436,6 +674,8 @@ void register_ops_qnhwc_graph(std::vector<OpDef>& r) {
   r.push_back(OpDef{"concat_nhwc_q8", concat_q8_infer, concat_q8_run, false});
   r.push_back(OpDef{"quantize_f32nhwc_q8", quant_nhwc_infer, quant_nhwc_run, false});
   r.push_back(OpDef{"conv_transpose_nhwc_q8", convt_infer, convt_run, false});
+  r.push_back(OpDef{"global_avg_pool_nhwc_f32", gap_nhwc_infer, gap_nhwc_run, false});
+  r.push_back(OpDef{"se_gate_nhwc_q8", se_infer, se_run, false});
 }
 
 }  // namespace lb
