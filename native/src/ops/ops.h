@@ -95,7 +95,8 @@ bool read_ints(const Tensor* t, std::vector<int64_t>* out);
 bool broadcast_shapes(const std::vector<int64_t>& a, const std::vector<int64_t>& b, std::vector<int64_t>* out);
 
 /// Fused activation codes (Conv/Gemm/MatMul "act" attribute).
-enum Act : int64_t { ACT_NONE = 0, ACT_RELU, ACT_CLIP, ACT_HARDSWISH, ACT_HARDSIGMOID, ACT_SIGMOID };
+// ACT_HARDSWISH_AFFINE: s * hardswish(x) + t (lo = s, hi = t; PP-LCNetV3's affine block folded in).
+enum Act : int64_t { ACT_NONE = 0, ACT_RELU, ACT_CLIP, ACT_HARDSWISH, ACT_HARDSIGMOID, ACT_SIGMOID, ACT_HARDSWISH_AFFINE };
 bool parse_act(const Json& attrs, OpParams* p, int slot_code, int slot_f);
 /// The window attributes of a 2-D Conv-like op into win[8] = {stride h, w, dilation h, w, pad top,
 /// left, bottom, right} (ONNX defaults 1, 1, 0); false with `err` for a non-positive stride or

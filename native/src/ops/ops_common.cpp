@@ -114,6 +114,11 @@ bool parse_act(const Json& attrs, OpParams* p, int slot_code, int slot_f) {
     p->f[slot_f] = attr_float(attrs, "act_alpha", 0.2f);
     p->f[slot_f + 1] = attr_float(attrs, "act_beta", 0.5f);
   } else if (a == "sigmoid") p->i[slot_code] = ACT_SIGMOID;
+  else if (a == "hardswish_affine") {
+    p->i[slot_code] = ACT_HARDSWISH_AFFINE;
+    p->f[slot_f] = attr_float(attrs, "act_scale", 1.f);
+    p->f[slot_f + 1] = attr_float(attrs, "act_shift", 0.f);
+  }
   else return false;
   return true;
 }
@@ -132,6 +137,9 @@ void apply_act(float* x, int64_t n, int64_t code, float lo, float hi) {
       return;
     case ACT_HARDSIGMOID:
       for (int64_t i = 0; i < n; ++i) x[i] = std::min(std::max(lo * x[i] + hi, 0.f), 1.f);
+      return;
+    case ACT_HARDSWISH_AFFINE:
+      for (int64_t i = 0; i < n; ++i) x[i] = lo * (x[i] * std::min(std::max(x[i] / 6.f + 0.5f, 0.f), 1.f)) + hi;
       return;
     case ACT_SIGMOID:
       vmath::map<vmath::SIGMOID>(x, x, n);

@@ -71,7 +71,7 @@ lb_status conv_geometry(OpCtx& c, bool transpose) {
 }
 
 size_t dw_scratch_floats(const OpParams& p);
-size_t direct_scratch_bytes(const OpParams& p);
+size_t direct_scratch_bytes(const OpParams& p, int64_t threads);
 size_t dwb_scratch_floats(const OpParams& p);
 
 lb_status conv_infer(OpCtx& c) {
@@ -82,14 +82,14 @@ lb_status conv_infer(OpCtx& c) {
   const bool pw = p.i[kKh] == 1 && p.i[kKw] == 1 && p.i[kSh] == 1 && p.i[kSw] == 1 && !p.i[kPt] && !p.i[kPl] && !p.i[kPb] && !p.i[kPr];
   if (g == p.i[kC] && g == p.i[kO]) p.i[kMode] = 1;
   else if (pw && g == 1) p.i[kMode] = 0;
-  else if (direct_scratch_bytes(p) <= (size_t(64) << 20)) p.i[kMode] = 3;  // direct (padded input copy)
+  else if (direct_scratch_bytes(p, op_threads(c)) <= (size_t(64) << 20)) p.i[kMode] = 3;  // direct (padded input copy)
   else p.i[kMode] = 2;
   const int64_t kdim = cg * p.i[kKh] * p.i[kKw];
   p.i[kCol] = 0;  // im2col is gathered panel by panel inside the GEMM (no column buffer)
   c.scratch_bytes = size_t(p.i[kCol]) + gemm_scratch_per_thread() * op_threads(c);
   if (p.i[kMode] == 1)
     c.scratch_bytes = (std::max(dw_scratch_floats(p), dwb_scratch_floats(p)) * sizeof(float) + 63) / 64 * 64 * op_threads(c);
-  if (p.i[kMode] == 3) c.scratch_bytes = direct_scratch_bytes(p);
+  if (p.i[kMode] == 3) c.scratch_bytes = direct_scratch_bytes(p, op_threads(c));
   c.flops = uint64_t(2) * p.i[kN] * p.i[kO] * p.i[kOH] * p.i[kOW] * kdim;
   return LB_OK;
 }
@@ -451,11 +451,18 @@ size_t direct_input_floats(const OpParams& p) {
   return size_t(std::max(p.i[kC] * g.plane + 32, blocked) + 15) / 16 * 16;
 }
 
-// Scratch: padded input, then the K offsets, then the packed weights of the output-channel tile.
-size_t direct_scratch_bytes(const OpParams& p) {
-  const int64_t K = p.i[kC] / p.i[kG] * p.i[kKh] * p.i[kKw];
+// The output-channel tile's K chunk (input channels) and its per-thread row of partial sums
+// (og channels x OW rounded up to 12 pixels), placed after the packed weights wp[K][og].
+constexpr int64_t kOcvChunkC = 8;
+inline int64_t ocv_part_offset(int64_t K, int64_t og) { return (K * og + 15) / 16 * 16; }
+inline int64_t ocv_part_floats(int64_t OW, int64_t og) { return (OW + 11) / 12 * 12 * og; }
+
+// Scratch: padded input, then the K offsets, then the packed weights of the output-channel tile
+// and its per-thread partial-sum rows (`threads` of them).
+size_t direct_scratch_bytes(const OpParams& p, int64_t threads) {
+  const int64_t K = p.i[kC] / p.i[kG] * p.i[kKh] * p.i[kKw], og = p.i[kO] / p.i[kG];
   return direct_input_floats(p) * sizeof(float) + (size_t(K) * sizeof(int64_t) + 63) / 64 * 64 +
-         size_t(K * p.i[kO] / p.i[kG]) * sizeof(float) + 64;
+         size_t(ocv_part_offset(K, og) + threads * ocv_part_floats(p.i[kOW], og)) * sizeof(float) + 64;
 }
 
 // Fills channel planes [c0, c1) of the padded, phase-split buffer from x.
@@ -553,14 +560,15 @@ __attribute__((target("avx2,fma"))) void direct_tile_avx2(const float* A, int64_
 // (bias, then k in order) as direct_tile_avx2, so the two are bitwise equal.
 template <int OB, int J>
 __attribute__((target("avx2,fma"))) void ocv_tile_avx2(const float* wp, int64_t K, const float* base,
-                                                        const int64_t* off, int64_t ps, const float* bias, float* y,
-                                                        int64_t OHW, int64_t nj, int64_t act, float lo, float hi) {
+                                                        const int64_t* off, int64_t ps, const float* bias, float* part,
+                                                        bool first, bool last, float* y, int64_t OHW, int64_t nj,
+                                                        int64_t act, float lo, float hi) {
   __m256 acc[OB][J];
 #pragma GCC unroll 4
   for (int ob = 0; ob < OB; ++ob) {
     const __m256 bv = bias ? _mm256_loadu_ps(bias + ob * 8) : _mm256_setzero_ps();
 #pragma GCC unroll 12
-    for (int j = 0; j < J; ++j) acc[ob][j] = bv;
+    for (int j = 0; j < J; ++j) acc[ob][j] = first ? bv : _mm256_load_ps(part + (ob * J + j) * 8);
   }
   for (int64_t k = 0; k < K; ++k) {
     const float* xb = base + off[k];
@@ -573,6 +581,13 @@ __attribute__((target("avx2,fma"))) void ocv_tile_avx2(const float* wp, int64_t 
 #pragma GCC unroll 4
       for (int ob = 0; ob < OB; ++ob) acc[ob][j] = _mm256_fmadd_ps(wv[ob], xv, acc[ob][j]);
     }
+  }
+  if (!last) {  // partial sums of this K chunk parked in the per-thread row buffer (L1)
+#pragma GCC unroll 4
+    for (int ob = 0; ob < OB; ++ob)
+#pragma GCC unroll 12
+      for (int j = 0; j < J; ++j) _mm256_store_ps(part + (ob * J + j) * 8, acc[ob][j]);
+    return;
   }
   alignas(32) float tmp[8];
 #pragma GCC unroll 4
@@ -587,8 +602,8 @@ __attribute__((target("avx2,fma"))) void ocv_tile_avx2(const float* wp, int64_t 
       for (int c = 0; c < 8; ++c) y[(ob * 8 + c) * OHW + j] = tmp[c];
     }
 }
-using OcvFn = void (*)(const float*, int64_t, const float*, const int64_t*, int64_t, const float*, float*, int64_t,
-                       int64_t, int64_t, float, float);
+using OcvFn = void (*)(const float*, int64_t, const float*, const int64_t*, int64_t, const float*, float*, bool, bool,
+                       float*, int64_t, int64_t, int64_t, float, float);
 using DirectFn = void (*)(const float*, int64_t, const float*, const int64_t*, int64_t, const float*, float*, int64_t,
                           int64_t, bool, bool, int64_t, float, float);
 const DirectFn kDirectAvx2[7] = {nullptr, direct_tile_avx2<1>, direct_tile_avx2<2>, direct_tile_avx2<3>,
@@ -637,12 +652,22 @@ void conv_direct_run(OpCtx& c, const float* x, const float* w, const float* b, f
           fill_block8(x + (n * C + bi * 8) * HW, std::min<int64_t>(8, C - bi * 8), p.i[kH], p.i[kW], p.i[kPt],
                       p.i[kPl], 0, PH, PW, buf + bi * bs);
       });
-      for_ranges(c, OH * tx, og * K * J, [&](int, int64_t i0, int64_t i1) {
-        for (int64_t it = i0; it < i1; ++it) {
-          const int64_t oy = it / tx, ox0 = (it % tx) * J;
-          fn(wp, K, buf + (oy * sh * PW + ox0 * sw) * 8, off, sw * 8, b, y + n * O * OHW + oy * OW + ox0, OHW,
-             std::min<int64_t>(J, OW - ox0), act, lo, hi);
-        }
+      // items: output rows; K in chunks of kOcvChunkC input channels (one interleaved block: the
+      // chunk's weights, 8*kh*kw*og floats, stay in L1 over the row's tiles), partial sums parked
+      // per tile in the thread's row buffer. Per element still bias, then k in order.
+      const int64_t kc = std::min<int64_t>(K, kOcvChunkC * kh * kw);
+      for_ranges(c, OH, og * K * OW, [&](int t, int64_t r0, int64_t r1) {
+        float* part = wp + ocv_part_offset(K, og) + t * ocv_part_floats(OW, og);
+        for (int64_t oy = r0; oy < r1; ++oy)
+          for (int64_t k0 = 0; k0 < K; k0 += kc) {
+            const int64_t kn = std::min(kc, K - k0);
+            for (int64_t ti = 0; ti < tx; ++ti) {
+              const int64_t ox0 = ti * J;
+              fn(wp + k0 * og, kn, buf + (oy * sh * PW + ox0 * sw) * 8, off + k0, sw * 8, b, part + ti * J * og,
+                 k0 == 0, k0 + kn >= K, y + n * O * OHW + oy * OW + ox0, OHW, std::min<int64_t>(J, OW - ox0), act, lo,
+                 hi);
+            }
+          }
       });
     }
     return;

@@ -47,6 +47,11 @@ LB_VM_T __m256 act8(__m256 v, int64_t act, float lo, float hi) {
       const __m256 t = _mm256_add_ps(_mm256_div_ps(v, _mm256_set1_ps(6.f)), _mm256_set1_ps(0.5f));
       return _mm256_mul_ps(v, _mm256_min_ps(_mm256_max_ps(t, zero), one));
     }
+    case ACT_HARDSWISH_AFFINE: {
+      const __m256 t = _mm256_add_ps(_mm256_div_ps(v, _mm256_set1_ps(6.f)), _mm256_set1_ps(0.5f));
+      const __m256 h = _mm256_mul_ps(v, _mm256_min_ps(_mm256_max_ps(t, zero), one));
+      return _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(lo), h), _mm256_set1_ps(hi));
+    }
     default: return v;
   }
 }
