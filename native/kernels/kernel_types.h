@@ -31,24 +31,7 @@ struct lb_mm_args {
   const float* bias;       ///< [n] or null
   float* y;                ///< output, row m at y + m * ldy
   int64_t ldy;             ///< output row stride (>= n)
-  // int8 output mode (gemm_q8 / gemm_q7 on AVX2 and the scalar references; the other kernels do
-  // not read these fields, so a caller checks the kernel's ISA first). When q8 is set, the float v
-  // that would go to y[m, n] is finished to int8 instead: q8[m * ldq + n] =
-  // clamp(rint(c(v) * q_mul[n] * q_inv) + q_zero, -128, 127), c(v) = min(max(v, q_lo), q_hi) when
-  // q_clamp, each step a separate IEEE operation (the chain epilogue's Relu/Clip + requantization).
-  int8_t* q8;              ///< int8 rows instead of y, or null (float output)
-  int64_t ldq;             ///< int8 row stride (>= q_pad)
-  int64_t q_pad;           ///< the call whose n1 == n writes columns [n, q_pad) of its rows as 0
-  const float* q_mul;      ///< [n] multipliers applied after the clamp, or null
-  float q_inv;             ///< 1 / output scale
-  float q_zero;            ///< output zero point
-  float q_lo, q_hi;        ///< clamp bounds (q_clamp != 0)
-  int32_t q_clamp;
 };
-
-/// Whether the gemm_q8 / gemm_q7 variant of ISA `isa` (lb_isa) implements the int8 output mode of
-/// lb_mm_args: the scalar references and AVX2 (the AVX-512 and NEON GEMMs write floats only).
-inline bool lb_mm_q8_out_isa(int isa) { return isa == 0 /* LB_ISA_SCALAR */ || isa == 1 /* LB_ISA_AVX2 */; }
 
 /// Matmul kernel: rows [m0, m1) x columns [n0, n1) of lb_mm_args.
 using lb_mm_t = void(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1);

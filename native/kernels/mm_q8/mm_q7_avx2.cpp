@@ -18,7 +18,7 @@
 #if !defined(__AVX2__)
 #error "mm_q7_avx2.cpp must be compiled with -mavx2"
 #endif
-#include "mm_q8_out_avx2.h"
+#include "mm_avx2.h"
 
 namespace {
 using namespace lb::avx2;
@@ -62,12 +62,11 @@ inline void q7_micro(const uint8_t* wq, int64_t pstride, const uint8_t* xa, int6
   for (int i = 0; i < MR * NP; ++i) _mm256_store_si256(reinterpret_cast<__m256i*>(acc_mem) + i, acc[i]);
 }
 
-/// Epilogue of 8 outputs (panel at column n) of row m: (dot - (128 + zero) * row_sum) * dx * row_scale + bias,
-/// to y or (int8 output mode) requantized to q8.
+/// Epilogue of 8 outputs (panel at column n) of row m: (dot - (128 + zero) * row_sum) * dx * row_scale + bias.
 inline void q7_finish(const lb_mm_args* a, int64_t m, int64_t n, int64_t n1, __m256i dot, __m256i off) {
   const __m256i rs = _mm256_mullo_epi32(off, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->row_sum + n)));
   const __m256 s = _mm256_mul_ps(_mm256_set1_ps(a->xm[m].d), _mm256_loadu_ps(a->row_scale + n));
-  out_rows(a, m, n, n1, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(dot, rs)), s));
+  store_rows(a->y + m * a->ldy, a->bias, n, n1, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(dot, rs)), s));
 }
 
 /// One MR x (NP * 8) register tile over all of K (a single chunk), finished in place: no int32

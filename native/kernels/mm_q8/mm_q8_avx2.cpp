@@ -5,7 +5,7 @@
 #if !defined(__AVX2__)
 #error "mm_q8_avx2.cpp must be compiled with -mavx2"
 #endif
-#include "mm_q8_out_avx2.h"
+#include "mm_avx2.h"
 
 namespace {
 using namespace lb::avx2;
@@ -14,14 +14,13 @@ inline __m256i dot4(__m256i acc, __m256i ax, __m256i bx, __m256i w, __m256i ones
   return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(w, bx)), ones));
 }
 
-/// Epilogue of 8 outputs (rows n .. n+7): (dot - zero * row_sum) * dx * row_scale + bias, to y or
-/// (int8 output mode) requantized to q8.
+/// Epilogue of 8 outputs (rows n .. n+7): (dot - zero * row_sum) * dx * row_scale + bias.
 inline void finish(const lb_mm_args* a, int64_t m, int64_t n, int64_t n1, __m256i dot) {
   if (a->act_zero)
     dot = _mm256_sub_epi32(dot, _mm256_mullo_epi32(_mm256_set1_epi32(a->act_zero),
                                                     _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->row_sum + n))));
   const __m256 s = _mm256_mul_ps(_mm256_set1_ps(a->xm[m].d), _mm256_loadu_ps(a->row_scale + n));
-  out_rows(a, m, n, n1, _mm256_mul_ps(_mm256_cvtepi32_ps(dot), s));
+  store_rows(a->y + m * a->ldy, a->bias, n, n1, _mm256_mul_ps(_mm256_cvtepi32_ps(dot), s));
 }
 
 template <int NP>
@@ -112,7 +111,7 @@ inline void q8_tile(const lb_mm_args* a, const uint8_t* wq, const int16_t* xa, i
   for (int r = 0; r < MR && r < left; ++r) {
     const __m256i dot = _mm256_sub_epi32(fold_rows(_mm256_load_si256(v + 2 * r), _mm256_load_si256(v + 2 * r + 1)), zs);
     const __m256 s = _mm256_mul_ps(_mm256_set1_ps(a->xm[m + r].d), sw);
-    out_rows(a, m + r, n, n1, _mm256_mul_ps(_mm256_cvtepi32_ps(dot), s));
+    store_rows(a->y + (m + r) * a->ldy, a->bias, n, n1, _mm256_mul_ps(_mm256_cvtepi32_ps(dot), s));
   }
 }
 

@@ -874,22 +874,6 @@ void conv_run(OpCtx& c) {
   base.bias = bias;
   base.ldy = O;
   const float sx = p.f[2];
-  // int8 output mode: when the epilogue is only Relu/Clip (+ the next convs' smoothing multipliers)
-  // and the requantization, the GEMM finishes its register tiles straight to the int8 output rows
-  // (the epilogue's float operations, same bits); no float tile.
-  const int64_t act = p.i[kAct];
-  const bool q8_out = o.q && !o.f && !o.n && !o.res && !p.i[kNPost] &&
-                      (act == ACT_NONE || act == ACT_RELU || act == ACT_CLIP) && lb_mm_q8_out_isa(kern.isa);
-  if (q8_out) {
-    base.ldq = p.i[kOs];
-    base.q_pad = p.i[kOs];
-    base.q_mul = o.qmul;
-    base.q_inv = 1.0f / p.f[3];
-    base.q_zero = float(p.i[kZout]);
-    base.q_clamp = act != ACT_NONE;
-    base.q_lo = act == ACT_CLIP ? p.f[0] : 0.f;
-    base.q_hi = act == ACT_CLIP ? p.f[1] : INFINITY;
-  }
   for_ranges(c, tiles, T * kp * O / 8, [&](int tid, int64_t t0, int64_t t1) {
     char* s = sbase + size_t(tid) * per;
     float* yt = reinterpret_cast<float*>(s);
@@ -933,11 +917,6 @@ void conv_run(OpCtx& c) {
           }
         }
         a.xq = rows;
-      }
-      if (q8_out) {
-        a.q8 = o.q + P0 * p.i[kOs];
-        kern.fn(&a, 0, m, 0, O);
-        continue;
       }
       kern.fn(&a, 0, m, 0, O);
       epilogue(p, o, yt, P0, m, rq, flat);
