@@ -43,8 +43,8 @@ class QuantOptions:
     budget_bits: Optional[float] = None
     calib_method: str = "minmax"
     # int8 weights in [-63, 63] (lowbit.quant.weights.QMAX_INT8_7BIT): the exact u8 x s8 AVX2 GEMM
-    # (fewer instructions per multiply-add than the int16 one) for x86 without VNNI; RTN only; costs
-    # accuracy (MiniLM w8a8 cosine 0.9972 -> 0.9953, EfficientNet top-1 82.5% -> 75.5%: docs/kernels.md)
+    # (fewer instructions per multiply-add than the int16 one) for x86 without VNNI; rounded like 8-bit
+    # weights (GPTQ, error compensation) within +-63; accuracy in docs/quantization.md ("7-bit weights")
     weight_bits7: bool = False
     gptq_damp: float = 0.01
     act_order: bool = True
