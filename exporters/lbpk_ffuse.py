@@ -10,7 +10,8 @@ HardSwish pair) and is no graph output, this pass folds, repeatedly:
 * ``Add(y, c)`` with a constant ``c`` of one value or one per output channel (``[1,O,1,1]``,
   ``[O,1,1]``) into the bias;
 * ``Mul(y, c)`` (same constants; ``conv2d_f32`` only) into the weight rows and the bias;
-* ``Relu`` / ``HardSigmoid`` / ``Clip`` (constant bounds) into the activation (``act``);
+* ``BatchNormalization`` (constant parameters; a ConvTranspose of one group too) likewise;
+* ``Relu`` / ``Sigmoid`` / ``HardSigmoid`` / ``Clip`` (constant bounds) into the activation (``act``);
 * ``HardSigmoid(y; 1/6, 0.5)`` + ``Mul(y, that)`` into ``act = hardswish``;
 * after ``act = hardswish``: ``Mul(., scalar)`` / ``Add(., scalar)`` into
   ``act = hardswish_affine`` (``act_scale``, ``act_shift``: ``y = s * hardswish(z) + t``).
@@ -115,10 +116,21 @@ class _Fuser:
                 conv["inputs"][1] = self.new_const(conv["inputs"][1], w * c.reshape(o, 1, 1, 1))
                 self.set_bias(conv, b * c)
             return u
-        if act is None and k in ("relu_f32", "hardsigmoid_f32", "clip_f32"):
+        if act is None and k == "batch_norm_f32" and len(u["inputs"]) == 5 and u["inputs"][0] == y:
+            prm = [self.low.const(i) for i in u["inputs"][1:]]  # [O] each
+            prm = [v.astype(np.float32) if v is not None and v.shape == (o,) else None for v in prm]
+            if any(v is None for v in prm) or (transpose and int(conv["attrs"].get("group", 1)) != 1):
+                return None
+            g, beta, mean, var = (v.astype(np.float64) for v in prm)
+            c = g / np.sqrt(var + float(u["attrs"].get("epsilon", 1e-5)))
+            shape = (1, o, 1, 1) if transpose else (o, 1, 1, 1)
+            conv["inputs"][1] = self.new_const(conv["inputs"][1], (w * c.reshape(shape)).astype(np.float32))
+            self.set_bias(conv, (self.bias(conv, o) * c + beta - mean * c).astype(np.float32))
+            return u
+        if act is None and k in ("relu_f32", "sigmoid_f32", "hardsigmoid_f32", "clip_f32"):
             a = conv["attrs"]
-            if k == "relu_f32":
-                a["act"] = "relu"
+            if k in ("relu_f32", "sigmoid_f32"):
+                a["act"] = k[:-4]
             elif k == "hardsigmoid_f32":
                 a.update(act="hardsigmoid", act_alpha=float(u["attrs"].get("alpha", 0.2)),
                          act_beta=float(u["attrs"].get("beta", 0.5)))

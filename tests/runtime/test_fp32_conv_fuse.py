@@ -59,14 +59,18 @@ class _G:
 
 def _lcnet_block():
     """3x3 conv -> bias -> affine -> HardSwish -> affine -> depthwise 3x3 -> bias -> affine ->
-    1x1 (8x8 map: conv2d_pw_f32) -> bias -> Relu -> 1x1 on a 20x20 map through ConvTranspose."""
+    1x1 (8x8 map: conv2d_pw_f32) -> bias -> Relu -> ConvTranspose 2x2 s2 -> bias -> BatchNorm -> Relu -> ConvTranspose -> bias -> Sigmoid
+    (PP-OCR det's DB head)."""
     g = _G()
     y = g.affine(g.hswish(g.affine(g.bias(g.conv("x", 24, 16, 3, stride=2), 24), 1.21, 0.47)), 0.83, -0.12)
     y = g.affine(g.bias(g.conv(y, 24, 24, 3, group=24), 24), 1.1, 0.05)
     y = g.op("Relu", [g.bias(g.conv(y, 32, 24, 1), 32)])
     w = g.const(_w(32, 16, 2, 2, seed=11))
     y = g.op("ConvTranspose", [y, w], kernel_shape=[2, 2], strides=[2, 2])
-    g.op("Relu", [g.bias(y, 16)], "y")
+    bn = [g.const(_w(16, seed=s) + 1.0) for s in (12, 13)] + [g.const(_w(16, seed=14)), g.const(_w(16, seed=15) ** 2 + 0.5)]
+    y = g.op("Relu", [g.op("BatchNormalization", [g.bias(y, 16)] + bn, epsilon=1e-3)])
+    w = g.const(_w(16, 4, 2, 2, seed=16))
+    g.op("Sigmoid", [g.bias(g.op("ConvTranspose", [y, w], kernel_shape=[2, 2], strides=[2, 2]), 4)], "y")
     return g.nodes, [("x", [1, 16, 16, 16])], g.inits
 
 
@@ -95,7 +99,8 @@ def _not_foldable():
 
 
 CASES = {
-    "lcnet_block": (_lcnet_block, ["conv2d_f32", "conv2d_f32", "conv2d_pw_f32", "conv_transpose2d_f32"]),
+    "lcnet_block": (_lcnet_block, ["conv2d_f32", "conv2d_f32", "conv2d_pw_f32", "conv_transpose2d_f32",
+                                   "conv_transpose2d_f32"]),
     "gemm_map": (_gemm_map, ["conv2d_f32", "conv2d_f32"]),
     "not_foldable": (_not_foldable, ["conv2d_f32", "add", "conv2d_f32", "add", "conv2d_pw_f32", "hardsigmoid_f32",
                                      "mul", "conv2d_f32", "mul"]),
@@ -129,6 +134,7 @@ def test_fused_attributes(tmp_path):
     assert a["act_scale"] == pytest.approx(0.83) and a["act_shift"] == pytest.approx(-0.12)
     assert len(ops[0]["inputs"]) == 3  # the bias Add became the conv's bias
     assert "act" not in ops[1]["attrs"] and ops[2]["attrs"]["act"] == "relu" and ops[3]["attrs"]["act"] == "relu"
+    assert ops[4]["attrs"]["act"] == "sigmoid"
     pkg, _, _ = _build(tmp_path, "gemm_map")
     ops = lowbit.load(pkg).manifest["ops"]
     assert ops[0]["attrs"]["act"] == "hardswish_affine" and ops[1]["attrs"]["act"] == "clip"
