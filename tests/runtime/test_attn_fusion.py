@@ -19,6 +19,8 @@ CASES = {
     "tails": (2, 13, 3, 5, (2, 1, 13, 13), "Div"),  # S and D not multiples of 8: vector tails, edge panels
     "nomask": (1, 9, 2, 16, None, "Mul"),
     "headmask": (2, 9, 2, 4, (1, 2, 9, 9), "Mul"),  # a mask per head, broadcast over the batch; N = 8
+    # MiniLM's head size on the AVX2 small-head path: a 6-row tile with 1 row left, 37 keys (8x8 K^T blocks + 5)
+    "head32": (1, 37, 2, 32, (1, 1, 1, 37), "Mul"),
 }
 
 
@@ -131,7 +133,7 @@ def test_attention_not_fused_with_an_intermediate_output(tmp_path):
 
 def test_attention_portable_path(tmp_path):
     """LOWBIT_ISA=scalar runs the portable softmax row and GEMM (what a non-x86 build runs)."""
-    for name in ("tails", "headmask"):
+    for name in ("tails", "headmask", "head32"):
         pkg, feeds, ref = _build(tmp_path, name)
         got, isa = run_scalar_path(pkg, feeds, tmp_path, kernel="attention_f32")
         assert isa == "scalar", f"{name}: attention ran {isa}"

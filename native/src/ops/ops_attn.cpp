@@ -109,6 +109,127 @@ __attribute__((target("avx2,fma"))) void softmax_row_avx2(float* s, int64_t n, f
 
 size_t scores_bytes(int64_t S, int64_t Sk) { return (size_t(S * Sk) * sizeof(float) + 63) & ~size_t(63); }
 
+// ---- The small-head path (AVX2, head size D a multiple of 8, D <= kMaxD): per (batch, head) K^T is
+// copied once into [D, Skp] (Skp = Sk rounded up to 16, zero columns past Sk), then per tile of up to
+// kR query rows: scores [kR, Skp] in registers 6 x 16 at a time (D broadcasts of q against K^T rows),
+// the softmax of each row, and P.V [kR, D] with 6 x 16 (or 6 x 8) accumulators over the Sk keys, V
+// read in place. No GEMM packing per head and the [S, Sk] score matrix never leaves a 6-row tile.
+constexpr int kR = 6;
+constexpr int64_t kMaxD = 256;
+inline int64_t round16(int64_t v) { return (v + 15) & ~int64_t(15); }
+size_t small_bytes(int64_t Sk, int64_t D) { return size_t(round16(Sk) * (D + kR)) * sizeof(float); }
+bool small_head(int64_t D) { return D % 8 == 0 && D <= kMaxD && vmath::use_avx2(); }
+
+#if defined(__x86_64__)
+// Six rows at a time; the accumulators are named (an array of __m256 was kept on the stack by GCC, one
+// store per FMA). A tile with fewer rows repeats its last row (computed, never stored).
+#define LB_ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
+// s[r, j0:j0+16] = q_r[:D] . kt[:D, j0:j0+16] for the 6 rows q_r
+__attribute__((target("avx2,fma"))) inline void qk_tile6(const float* const* qr, const float* kt, int64_t skp,
+                                                         int64_t D, float* s, int64_t j0) {
+#define LB_Z(r) __m256 a##r = _mm256_setzero_ps(), b##r = _mm256_setzero_ps();
+  LB_ROWS6(LB_Z)
+#undef LB_Z
+  const float *q0 = qr[0], *q1 = qr[1], *q2 = qr[2], *q3 = qr[3], *q4 = qr[4], *q5 = qr[5];
+  for (int64_t d = 0; d < D; ++d) {
+    const __m256 k0 = _mm256_load_ps(kt + d * skp + j0), k1 = _mm256_load_ps(kt + d * skp + j0 + 8);
+#define LB_F(r)                                  \
+  {                                              \
+    const __m256 x = _mm256_broadcast_ss(q##r + d); \
+    a##r = _mm256_fmadd_ps(x, k0, a##r);         \
+    b##r = _mm256_fmadd_ps(x, k1, b##r);         \
+  }
+    LB_ROWS6(LB_F)
+#undef LB_F
+  }
+#define LB_S(r)                                 \
+  _mm256_store_ps(s + r * skp + j0, a##r);      \
+  _mm256_store_ps(s + r * skp + j0 + 8, b##r);
+  LB_ROWS6(LB_S)
+#undef LB_S
+}
+
+// o[r, c0:c0+16] (TWO) or o[r, c0:c0+8] = p[r, :Sk] . v[:Sk, c0:...] for the rows r < rows of the tile
+template <bool TWO>
+__attribute__((target("avx2,fma"))) inline void pv_tile6(const float* p, int64_t skp, const float* v, int64_t ldv,
+                                                         int64_t Sk, float* o, int64_t ldo, int64_t c0, int rows) {
+#define LB_Z(r) __m256 a##r = _mm256_setzero_ps(), b##r = _mm256_setzero_ps();
+  LB_ROWS6(LB_Z)
+#undef LB_Z
+  for (int64_t j = 0; j < Sk; ++j) {
+    const __m256 v0 = _mm256_loadu_ps(v + j * ldv + c0);
+    const __m256 v1 = TWO ? _mm256_loadu_ps(v + j * ldv + c0 + 8) : v0;
+#define LB_F(r)                                         \
+  {                                                     \
+    const __m256 x = _mm256_broadcast_ss(p + r * skp + j); \
+    a##r = _mm256_fmadd_ps(x, v0, a##r);                \
+    if (TWO) b##r = _mm256_fmadd_ps(x, v1, b##r);       \
+  }
+    LB_ROWS6(LB_F)
+#undef LB_F
+  }
+#define LB_S(r)                                                     \
+  if (r < rows) {                                                   \
+    _mm256_storeu_ps(o + r * ldo + c0, a##r);                       \
+    if (TWO) _mm256_storeu_ps(o + r * ldo + c0 + 8, b##r);          \
+  }
+  LB_ROWS6(LB_S)
+#undef LB_S
+}
+#undef LB_ROWS6
+
+// One (batch, head): q [S, D] (row stride ldq), k and v [Sk, D] (ldk, ldv), out [S, D] (ldo).
+__attribute__((target("avx2,fma"))) void head_small(const float* q, int64_t ldq, const float* k, int64_t ldk,
+                                                    const float* v, int64_t ldv, float* o, int64_t ldo, int64_t S,
+                                                    int64_t Sk, int64_t D, float scale, const float* mask,
+                                                    int64_t mrow, int64_t mcol, float* buf) {
+  const int64_t skp = round16(Sk);
+  float* kt = buf;              // [D, skp]
+  float* tile = buf + D * skp;  // [kR, skp]
+  const int64_t sk8 = Sk & ~int64_t(7);
+  for (int64_t j = 0; j < sk8; j += 8)  // 8 x 8 blocks of K -> K^T
+    for (int64_t d = 0; d < D; d += 8) {
+      __m256 r[8];
+      for (int u = 0; u < 8; ++u) r[u] = _mm256_loadu_ps(k + (j + u) * ldk + d);
+      const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+      const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+      const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+      const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+      const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+      const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+      const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      float* o0 = kt + d * skp + j;
+      _mm256_store_ps(o0 + 0 * skp, _mm256_permute2f128_ps(u0, u4, 0x20));
+      _mm256_store_ps(o0 + 1 * skp, _mm256_permute2f128_ps(u1, u5, 0x20));
+      _mm256_store_ps(o0 + 2 * skp, _mm256_permute2f128_ps(u2, u6, 0x20));
+      _mm256_store_ps(o0 + 3 * skp, _mm256_permute2f128_ps(u3, u7, 0x20));
+      _mm256_store_ps(o0 + 4 * skp, _mm256_permute2f128_ps(u0, u4, 0x31));
+      _mm256_store_ps(o0 + 5 * skp, _mm256_permute2f128_ps(u1, u5, 0x31));
+      _mm256_store_ps(o0 + 6 * skp, _mm256_permute2f128_ps(u2, u6, 0x31));
+      _mm256_store_ps(o0 + 7 * skp, _mm256_permute2f128_ps(u3, u7, 0x31));
+    }
+  for (int64_t d = 0; d < D; ++d) {  // the last Sk % 8 keys and the zero columns up to skp
+    float* row = kt + d * skp;
+    for (int64_t j = sk8; j < Sk; ++j) row[j] = k[j * ldk + d];
+    for (int64_t j = Sk; j < skp; ++j) row[j] = 0.f;
+  }
+  for (int64_t i = 0; i < S; i += kR) {
+    const int rows = int(std::min<int64_t>(kR, S - i));
+    const float* qr[kR];
+    for (int r = 0; r < kR; ++r) qr[r] = q + (i + std::min(r, rows - 1)) * ldq;
+    for (int64_t j0 = 0; j0 < skp; j0 += 16) qk_tile6(qr, kt, skp, D, tile, j0);
+    for (int r = 0; r < rows; ++r)
+      softmax_row_avx2(tile + r * skp, Sk, scale, mask ? mask + (i + r) * mrow : nullptr, mcol);
+    float* oi = o + i * ldo;
+    int64_t c0 = 0;
+    for (; c0 + 16 <= D; c0 += 16) pv_tile6<true>(tile, skp, v, ldv, Sk, oi, ldo, c0, rows);
+    if (c0 < D) pv_tile6<false>(tile, skp, v, ldv, Sk, oi, ldo, c0, rows);
+  }
+}
+#endif
+
 lb_status attn_infer(OpCtx& c) {
   for (size_t k = 0; k < c.in.size(); ++k)
     if (c.in[k] && c.in[k]->dtype != DType::F32) {
@@ -200,7 +321,8 @@ lb_status attn_infer(OpCtx& c) {
   }
   c.out[0]->dtype = DType::F32;
   c.out[0]->shape = q;
-  c.scratch_bytes = (gemm_scratch_per_thread() + scores_bytes(p.i[1], p.i[2])) * size_t(op_threads(c));
+  c.scratch_bytes = (std::max(gemm_scratch_per_thread() + scores_bytes(p.i[1], p.i[2]), small_bytes(p.i[2], p.i[4])) + 64) *
+                    size_t(op_threads(c));
   c.flops = uint64_t(4) * p.i[0] * H * p.i[1] * p.i[2] * p.i[4];
   return LB_OK;
 }
@@ -215,9 +337,25 @@ void attn_run(OpCtx& c) {
   const int64_t ldq = p.i[kLd], ldk = p.i[kLd + 1], ldv = p.i[kLd + 2];
   const float* mask = p.i[5] ? c.in[3]->f32() : nullptr;
   float* out = c.out[0]->f32();
-  const size_t per = gemm_scratch_per_thread() + scores_bytes(S, Sk);
+  const size_t per = std::max(gemm_scratch_per_thread() + scores_bytes(S, Sk), small_bytes(Sk, D)) + 64;
   const bool avx2 = vmath::use_avx2();
   const char* isa[kMaxThreads] = {nullptr};
+#if defined(__x86_64__)
+  if (small_head(D)) {
+    for_ranges(c, B * H, 2 * S * Sk * D, [&](int tid, int64_t i0, int64_t i1) {
+      char* base = static_cast<char*>(c.scratch) + size_t(tid) * per;
+      float* buf = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(base) + 63) & ~uintptr_t(63));
+      for (int64_t bh = i0; bh < i1; ++bh) {
+        const int64_t b = bh / H, h = bh % H;
+        const float* mb = mask ? mask + b * p.i[kMs] + h * p.i[kMs + 1] : nullptr;
+        head_small(q + b * S * ldq + h * D, ldq, k + b * Sk * ldk + h * D, ldk, v + b * Sk * ldv + h * D, ldv,
+                   out + b * S * HD + h * D, HD, S, Sk, D, scale, mb, p.i[kMs + 2], p.i[kMs + 3], buf);
+      }
+    });
+    c.isa = "avx2";
+    return;
+  }
+#endif
   for_ranges(c, B * H, 2 * S * Sk * D, [&](int tid, int64_t i0, int64_t i1) {
     char* base = static_cast<char*>(c.scratch) + size_t(tid) * per;
     float* sc = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(base) + 63) & ~uintptr_t(63));
