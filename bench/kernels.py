@@ -100,14 +100,17 @@ class Engine:
         self.name, self.group, self.nbytes, self.fns = name, group, nbytes, fns
         self.i = 0
         self.times = []
+        self.cpu = []  # the calling thread's CPU time of each timed call (all of the work on 1 thread)
         self.info = {}
 
     def run(self, x):
         fn = self.fns[self.i % len(self.fns)]
         self.i += 1
-        t0 = time.perf_counter()
+        c0, t0 = time.thread_time(), time.perf_counter()
         fn(x)
-        return time.perf_counter() - t0
+        t1 = time.perf_counter()
+        self.last_cpu = time.thread_time() - c0
+        return t1 - t0
 
 
 def lowbit_engine(nat, pool, qw, label, m, cold, huge=False, act="dynamic"):
@@ -223,6 +226,7 @@ def measure_row(engines, x, rounds: int):
     for r in range(rounds):
         for e in (order if r % 2 == 0 else order[::-1]):
             e.times.append(e.run(x))
+            e.cpu.append(e.last_cpu)
     return {e.name: statistics.median(e.times) for e in engines}
 
 
@@ -297,7 +301,7 @@ def main(argv=None) -> int:
                 for e in engines:
                     tm = med[e.name]
                     rows.append({"k": k, "n": n, "m": m, "threads": t, "engine": e.name, "median_ms": tm * 1e3,
-                                 "min_ms": min(e.times) * 1e3,
+                                 "min_ms": min(e.times) * 1e3, "cpu_median_ms": statistics.median(e.cpu) * 1e3,
                                  "weight_bytes": e.nbytes, "gbps": e.nbytes / tm / 1e9,
                                  "gops": 2.0 * m * n * k / tm / 1e9, "kernel": e.info.get("kernel", "")})
                 del engines
@@ -376,6 +380,10 @@ def _summary(rows):
                     f = pr["median_ms"] / eng["median_ms"]
                     add(f"{tag} {eng['engine']} / same-rounds read probe of its bytes (medians; fastest rounds "
                         f"{pr['min_ms'] / eng['min_ms']:.2f})", f, ">= 0.90", f >= 0.9)
+                    if t == 1:  # on 1 thread the caller does all the work: its CPU time leaves out descheduled spans
+                        fc = pr["cpu_median_ms"] / eng["cpu_median_ms"]
+                        add(f"{tag} {eng['engine']} / same-rounds read probe, CPU-time medians (time on a core)", fc,
+                            ">= 0.90", fc >= 0.9)
             if nb:
                 goal = 1.4 if t == 1 else 1.2
                 add(f"{tag} w4a8-g32 speed-up over MatMulNBits", nb["median_ms"] / q4["median_ms"], f">= {goal}",
