@@ -225,27 +225,36 @@ def interleaved(engines, prompt, gen_tokens: int, repeat: int, between=None):
     return {k: (float(np.median(p)), float(np.median(d)), first) for k, (p, d, first) in res.items()}
 
 
-def paired_roofline(engine, prompt, gen_tokens: int) -> dict:
+def paired_roofline(engine, prompt, gen_tokens: int, threads: int) -> dict:
     """Decode with the weight-read probe (one read of exactly the bytes a token streams) right
     before every token: per token, (bytes / decode time) / probe GB/s. Both see the same machine
     moment, so the median of these ratios is decode's fraction of the roofline without the
     median-against-best bias of the round-level figure (on this VM a plain read's median is about
-    85% of its best)."""
+    85% of its best). With `threads` == 1 the calling thread does all the work, so the ratio of its
+    CPU times (probe / decode) is also given: spans in which the process had no core left out."""
     s = engine.s
     nb = s.info["weight_bytes"]
     s.reset()
     tok = int(np.argmax(s.prefill(np.asarray(prompt, np.int32))))
-    ratios, probes, tps = [], [], []
+    ratios, probes, tps, cpu_ratios = [], [], [], []
     for _ in range(gen_tokens):
+        c0 = time.thread_time()
         probe = s.read_bandwidth(1)
+        c1 = time.thread_time()
         t0 = time.perf_counter()
         tok = int(np.argmax(s.decode(tok)))
         dt = time.perf_counter() - t0
+        c2 = time.thread_time()
         ratios.append(nb / dt / 1e9 / probe)
         probes.append(probe)
         tps.append(1.0 / dt)
-    return {"median_ratio": float(np.median(ratios)), "fastest_ratio": max(tps) * nb / 1e9 / max(probes),
-            "median_probe_gbps": float(np.median(probes))}
+        if c2 > c1:
+            cpu_ratios.append((c1 - c0) / (c2 - c1))
+    out = {"median_ratio": float(np.median(ratios)), "fastest_ratio": max(tps) * nb / 1e9 / max(probes),
+           "median_probe_gbps": float(np.median(probes))}
+    if threads == 1 and cpu_ratios:
+        out["median_cpu_ratio"] = float(np.median(cpu_ratios))
+    return out
 
 
 def gemv_efficiency(engine, prompt, gen_tokens: int, rounds: int = 3) -> dict:
@@ -367,7 +376,7 @@ def main(argv=None) -> int:
                 row.update({"llama_cpp": qtype, "llama_prefill": p, "llama_decode": d, "llama_bytes_per_token": gb,
                             "llama_roofline": gb * d / (bw * 1e9), "prefill_ratio": lp / p, "decode_ratio": ld / d,
                             "first_logits_cosine": cosine(lfirst, first)})
-            row["paired"] = paired_roofline(engines[0], prompt, args.gen_tokens)
+            row["paired"] = paired_roofline(engines[0], prompt, args.gen_tokens, t)
             if args.profile:
                 row["gemv"] = gemv_efficiency(engines[0], prompt, args.gen_tokens, rounds=args.repeat)
             del engines
@@ -400,6 +409,8 @@ def _print_row(r) -> None:
         s += (f"\n{'':>9} t={r['threads']}  decode vs a weight-read probe right before each token: "
               f"{100 * pr['median_ratio']:.0f}% (median of per-token ratios; probe median {pr['median_probe_gbps']:.1f} "
               f"GB/s), fastest token vs best probe {100 * pr['fastest_ratio']:.0f}%")
+        if "median_cpu_ratio" in pr:
+            s += f"; CPU-time medians (time on a core) {100 * pr['median_cpu_ratio']:.0f}%"
     if "gemv" in r:
         s += "\n" + "  ".join(f"{op} {g['gbps']:.1f} GB/s ({100 * g['of_probe']:.0f}%)" for op, g in r["gemv"].items())
         s += f"  [decode linears in-process vs the weight-read probe; linears {100 * r['gemv']['all linears']['share']:.0f}% of decode]"
