@@ -458,13 +458,19 @@ lb_status gap_nhwc_infer(OpCtx& c) {
 void gap_nhwc_run(OpCtx& c) {
   const OpParams& p = *c.p;
   const int64_t HW = p.i[1], C = p.i[2];
+  // one task per (image, channel block): whole pixel rows for one thread (a block per channel
+  // would read the map with a stride of C floats), a block per thread otherwise; each channel's
+  // sums are its own, so the cut does not change the bits
+  const int64_t nb = std::max<int64_t>(1, std::min<int64_t>(op_threads(c), (C + 7) / 8));
+  const int64_t bw = ((C + nb - 1) / nb + 7) / 8 * 8;
   const float* x = c.in[0]->f32();
   float* y = c.out[0]->f32();
   char* base = static_cast<char*>(c.scratch);
-  for_ranges(c, p.i[0] * C, HW, [&](int tid, int64_t b, int64_t e) {
+  for_ranges(c, p.i[0] * nb, HW * bw, [&](int tid, int64_t b, int64_t e) {
     float* part = reinterpret_cast<float*>(base + size_t(tid) * al64(size_t(32 * C) * 4));
-    for (int64_t s = b; s < e;) {  // channels [c0, c1) of image n
-      const int64_t n = s / C, c0 = s % C, c1 = std::min(C, c0 + (e - s)), w = c1 - c0;
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t n = t / nb, c0 = std::min(C, t % nb * bw), w = std::min(C, c0 + bw) - c0;
+      if (w <= 0) continue;
       std::fill(part, part + 32 * w, 0.f);
       const float* xn = x + n * HW * C + c0;
       for (int64_t j = 0; j < HW; ++j) {
@@ -476,7 +482,6 @@ void gap_nhwc_run(OpCtx& c) {
         for (int64_t l = 0; l < h; ++l)
           for (int64_t k = 0; k < w; ++k) part[l * w + k] += part[(l + h) * w + k];
       for (int64_t k = 0; k < w; ++k) y[n * C + c0 + k] = part[k] / float(HW);
-      s += w;
     }
   });
   c.isa = "scalar";
