@@ -1100,10 +1100,26 @@ void convt_run(OpCtx& c) {
       GemmArgs a{m, HW, cg, wt, cg, x + (n * C + g * cg) * HW, HW, false, col, HW};
       c.isa = gemm(a, c.pool, gs, gbytes);
       // col2im, output channels split over the pool (each channel summed by one thread, taps in order)
+      // kernel == stride, no pads/dilation/output padding (PP-OCR det's 2x2 s2 upsampling): every
+      // output pixel gets exactly one tap, so each output row is written once as bias + tap (the
+      // same value the general path sums), row by row instead of a fill and kh*kw scattered passes.
+      const bool tiled = kh == p.i[kSh] && kw == p.i[kSw] && p.i[kDh] == 1 && p.i[kDw] == 1 && OH == H * kh &&
+                         OW == W * kw && !p.i[kPt] && !p.i[kPl];
       for_ranges(c, og, OH * OW + kh * kw * HW, [&](int, int64_t o0, int64_t o1) {
       for (int64_t o = o0; o < o1; ++o) {
         float* out = y + (n * O + g * og + o) * OH * OW;
         const float bv = b ? b[g * og + o] : 0.f;
+        if (tiled) {
+          for (int64_t iy = 0; iy < H; ++iy)
+            for (int64_t ky = 0; ky < kh; ++ky) {
+              float* row = out + (iy * kh + ky) * OW;
+              const float* src = col + (o * kh + ky) * kw * HW + iy * W;
+              for (int64_t kx = 0; kx < kw; ++kx)
+                for (int64_t ix = 0; ix < W; ++ix) row[ix * kw + kx] = bv + src[kx * HW + ix];
+              apply_act(row, OW, p.i[kAct], p.f[0], p.f[1]);
+            }
+          continue;
+        }
         for (int64_t i = 0; i < OH * OW; ++i) out[i] = bv;
         for (int64_t ky = 0; ky < kh; ++ky)
           for (int64_t kx = 0; kx < kw; ++kx) {
