@@ -184,13 +184,16 @@ def test_chain_bad_input_fails_cleanly(tmp_path):
 
 
 @pytest.mark.parametrize("case", [dict(C=13, O=21, k=3, stride=2, pad=[1, 0, 1, 1]), dict(C=32, O=24, k=3, dil=2),
-                                  dict(C=8, O=16, k=5, stride=2, pad=2, act="clip")])
+                                  dict(C=8, O=16, k=5, stride=2, pad=2, act="clip"), dict(C=16, O=8, k=3, smooth=True)])
 def test_lone_kxk_conv_goes_nhwc(tmp_path, case):
     """A KxK group-1 conv with no chain neighbour is rewritten too (quantize_nhwc_q8 + int8 im2col):
-    same bits as qconv2d_f32, which matches the numpy reference (tests/runtime/test_qconv_ops.py)."""
+    same bits as qconv2d_f32, which matches the numpy reference (tests/runtime/test_qconv_ops.py).
+    C = 8 / 16 / 32 take the entry quantizer's 8-channel transposing AVX2 path (29 x 31 pixels: a tail of
+    3; C = 16: padding channels to 32, and smoothing multipliers)."""
     from lowbit.refexec import RefExecutor
 
     b = _Builder(7)
+    b.smooth = True  # only for the case marked smooth=True
     y = b.conv("x", **case)
     gr = b.graph(("N", case["C"], 29, 31), [y])
     assert [o["kernel"] for o in runtime_ops(gr)] == ["quantize_nhwc_q8", "qconv2d_nhwc_q8"]
