@@ -118,9 +118,10 @@ constexpr int kR = 6;
 constexpr int64_t kMaxD = 256;
 inline int64_t round16(int64_t v) { return (v + 15) & ~int64_t(15); }
 size_t small_bytes(int64_t Sk, int64_t D) { return size_t(round16(Sk) * (D + kR)) * sizeof(float); }
-bool small_head(int64_t D) { return D % 8 == 0 && D <= kMaxD && vmath::use_avx2(); }
 
 #if defined(__x86_64__)
+bool small_head(int64_t D) { return D % 8 == 0 && D <= kMaxD && vmath::use_avx2(); }
+
 // Six rows at a time; the accumulators are named (an array of __m256 was kept on the stack by GCC, one
 // store per FMA). A tile with fewer rows repeats its last row (computed, never stored).
 #define LB_ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
