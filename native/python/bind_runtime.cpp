@@ -17,7 +17,18 @@ namespace {
 
 const char* kDtypeNames[] = {"float32", "float16", "int8", "uint8", "int32", "int64", "bool", "int16"};
 
-py::dtype np_dtype(lb_dtype d) { return py::dtype(kDtypeNames[int(d)]); }
+// numpy's dtype objects for kDtypeNames, made once (a dtype from a name per input per run cost
+// more than the rest of the binding's run); never freed: they live as long as numpy does
+const py::dtype& cached_dtype(int k) {
+  static const std::vector<py::dtype>* d = [] {
+    auto* v = new std::vector<py::dtype>();
+    for (const char* n : kDtypeNames) v->push_back(py::dtype(n));
+    return v;
+  }();
+  return (*d)[size_t(k)];
+}
+
+py::dtype np_dtype(lb_dtype d) { return cached_dtype(int(d)); }
 
 py::dict info_dict(const lb_tensor_info& i) {
   py::dict d;
@@ -71,11 +82,12 @@ struct PySession {
       const std::string name = py::str(item.first);
       py::array a = py::array::ensure(item.second, py::array::c_style);
       if (!a) throw py::value_error("input '" + name + "' is not an array");
+      const py::dtype dt = a.dtype();
       int code = -1;
       // by value, not identity: an array from pickle or another extension carries an equal
       // dtype object that is not numpy's cached singleton (byte-swapped dtypes compare unequal)
       for (int k = 0; k < 8 && code < 0; ++k)
-        if (PyObject_RichCompareBool(a.dtype().ptr(), py::dtype(kDtypeNames[k]).ptr(), Py_EQ) == 1) code = k;
+        if (PyObject_RichCompareBool(dt.ptr(), cached_dtype(k).ptr(), Py_EQ) == 1) code = k;
       if (code < 0) {
         lb_session_set_input(s, name.c_str(), static_cast<lb_dtype>(99), nullptr, 0, nullptr, 0);
         throw std::runtime_error("LB_ERR_DTYPE: input '" + name + "' has dtype " + std::string(py::str(a.dtype())) +

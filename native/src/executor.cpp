@@ -222,20 +222,22 @@ lb_status Session::set_input(const std::string& name, DType dtype, const int64_t
     if (v.name != name) continue;
     if (dtype != v.dtype)
       return set_error(LB_ERR_DTYPE, "input '%s' expects dtype %s, got %s", name.c_str(), dtype_name(v.dtype), dtype_name(dtype));
-    std::vector<int64_t> s(shape, shape + (ndim > 0 ? ndim : 0));
-    bool ok = ndim >= 0 && size_t(ndim) == v.shape.size();
+    // checked in place and copied into the previous binding's storage: no heap allocation per run
+    const size_t nd = size_t(ndim > 0 ? ndim : 0);
+    bool ok = ndim >= 0 && nd == v.shape.size();
     uint64_t count = 1;
-    for (size_t d = 0; ok && d < s.size(); ++d) {
-      if (s[d] < 0 || (v.shape[d] >= 0 && s[d] != v.shape[d]) || (v.shape[d] < 0 && s[d] == 0)) ok = false;
-      count *= uint64_t(s[d] < 0 ? 0 : s[d]);
+    for (size_t d = 0; ok && d < nd; ++d) {
+      if (shape[d] < 0 || (v.shape[d] >= 0 && shape[d] != v.shape[d]) || (v.shape[d] < 0 && shape[d] == 0)) ok = false;
+      count *= uint64_t(shape[d] < 0 ? 0 : shape[d]);
     }
     if (!ok)
       return set_error(LB_ERR_SHAPE, "input '%s' expects shape %s, got %s", name.c_str(), decl_shape_str(v).c_str(),
-                       shape_str(s).c_str());
+                       shape_str(std::vector<int64_t>(shape, shape + nd)).c_str());
     if (count * dtype_size(dtype) != nbytes || (!data && nbytes))
       return set_error(LB_ERR_INVALID_ARG, "input '%s': %zu bytes given, shape %s of %s needs %llu", name.c_str(), nbytes,
-                       shape_str(s).c_str(), dtype_name(dtype), (unsigned long long)(count * dtype_size(dtype)));
-    bound_shapes_[k] = std::move(s);
+                       shape_str(std::vector<int64_t>(shape, shape + nd)).c_str(), dtype_name(dtype),
+                       (unsigned long long)(count * dtype_size(dtype)));
+    bound_shapes_[k].assign(shape, shape + nd);
     bound_data_[k] = data;
     return LB_OK;
   }
