@@ -19,6 +19,9 @@ typedef enum lb_llm_kv_type {
   LB_LLM_KV_F16 = 0,  ///< fp16 keys and values (default)
   LB_LLM_KV_I8 = 1,   ///< int8 with one fp32 scale per (position, head, group of 32 channels)
   LB_LLM_KV_F32 = 2,  ///< fp32 (reference; twice the memory of fp16)
+  LB_LLM_KV_BFP = 3,  ///< block floating point: int8 mantissas, one shared power-of-two exponent (int8) per
+                      ///< (position, head, block of 16 channels); channels reordered by magnitude (docs/llm.md)
+  LB_LLM_KV_BFP_NOREORDER = 4,  ///< LB_LLM_KV_BFP in the natural channel order (the ablation of the reordering)
 } lb_llm_kv_type;
 
 /// Options for lb_llm_open. Fill with lb_llm_options_default first.

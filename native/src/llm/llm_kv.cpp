@@ -5,16 +5,25 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <numeric>
 
 namespace lb {
 namespace llm {
 
 const char* kv_store_name(lb_llm_kv_type t) {
-  return t == LB_LLM_KV_F32 ? "kv_store_f32" : t == LB_LLM_KV_F16 ? "kv_store_f16" : "kv_store_i8";
+  return t == LB_LLM_KV_F32 ? "kv_store_f32" : t == LB_LLM_KV_F16 ? "kv_store_f16" : t == LB_LLM_KV_I8 ? "kv_store_i8"
+                                                                                               : "kv_store_bfp";
 }
 const char* kv_attend_name(lb_llm_kv_type t) {
-  return t == LB_LLM_KV_F32 ? "attend_f32" : t == LB_LLM_KV_F16 ? "attend_f16" : "attend_i8";
+  return t == LB_LLM_KV_F32 ? "attend_f32" : t == LB_LLM_KV_F16 ? "attend_f16" : t == LB_LLM_KV_I8 ? "attend_i8"
+                                                                                         : "attend_bfp";
 }
+
+namespace {
+constexpr int kBfpBlock = 16;  // channels sharing one exponent
+// Scratch of the bfp attention (attend runs on several threads at once).
+thread_local std::vector<float> t_q, t_out, t_scales;
+}  // namespace
 
 void KvCache::init(int layers, int kv_heads, int head_dim, int cap, lb_llm_kv_type type, int h2o_budget,
                    int h2o_recent) {
@@ -26,7 +35,9 @@ void KvCache::init(int layers, int kv_heads, int head_dim, int cap, lb_llm_kv_ty
   h2o_budget_ = h2o_budget;
   h2o_recent_ = h2o_recent;
   elt_ = type == LB_LLM_KV_F32 ? 4 : type == LB_LLM_KV_F16 ? 2 : 1;
-  group_ = head_dim % 32 == 0 ? 32 : head_dim;
+  bfp_ = type == LB_LLM_KV_BFP || type == LB_LLM_KV_BFP_NOREORDER;
+  reorder_ = type == LB_LLM_KV_BFP;
+  group_ = bfp_ ? (head_dim % kBfpBlock == 0 ? kBfpBlock : head_dim) : head_dim % 32 == 0 ? 32 : head_dim;
   ngroups_ = head_dim / group_;
   const size_t rows = size_t(layers) * kv_heads * cap;
   k_.assign(rows * head_dim * elt_, 0);
@@ -38,6 +49,20 @@ void KvCache::init(int layers, int kv_heads, int head_dim, int cap, lb_llm_kv_ty
     ks_.clear();
     vs_.clear();
   }
+  if (bfp_) {
+    ke_.assign(rows * ngroups_, 0);
+    ve_.assign(rows * ngroups_, 0);
+    kperm_.resize(size_t(layers) * kv_heads * head_dim);
+    for (size_t i = 0; i < kperm_.size(); ++i) kperm_[i] = int32_t(i % head_dim);
+    vperm_ = kperm_;
+    row_tmp_.assign(head_dim, 0.f);
+  } else {
+    ke_.clear();
+    ve_.clear();
+    kperm_.clear();
+    vperm_.clear();
+  }
+  ordered_.assign(layers, 0);
   n_.assign(layers, 0);
   pos_.assign(size_t(layers) * cap, 0);
   if (h2o_budget > 0) acc_.assign(rows, 0.f);
@@ -46,14 +71,43 @@ void KvCache::init(int layers, int kv_heads, int head_dim, int cap, lb_llm_kv_ty
 void KvCache::reset() {
   std::fill(n_.begin(), n_.end(), 0);
   std::fill(acc_.begin(), acc_.end(), 0.f);
+  std::fill(ordered_.begin(), ordered_.end(), 0);
+}
+
+void KvCache::set_order(int layer, const float* k, const float* v, int stride, int t) {
+  std::vector<float> mk(d_), mv(d_);
+  const int half = d_ / 2;
+  for (int h = 0; h < kv_heads_; ++h) {
+    std::fill(mk.begin(), mk.end(), 0.f);
+    std::fill(mv.begin(), mv.end(), 0.f);
+    for (int r = 0; r < t; ++r) {
+      const float* kr = k + size_t(r) * stride + size_t(h) * d_;
+      const float* vr = v + size_t(r) * stride + size_t(h) * d_;
+      for (int i = 0; i < d_; ++i) {
+        // RoPE rotates channel i with i +- d/2: their shared magnitude is what persists across positions.
+        const float a = kr[i], b = d_ % 2 == 0 ? kr[i < half ? i + half : i - half] : 0.f;
+        mk[i] = std::max(mk[i], std::sqrt(a * a + b * b));
+        mv[i] = std::max(mv[i], std::fabs(vr[i]));
+      }
+    }
+    int32_t* kp = &kperm_[(size_t(layer) * kv_heads_ + h) * d_];
+    int32_t* vp = &vperm_[(size_t(layer) * kv_heads_ + h) * d_];
+    std::iota(kp, kp + d_, 0);
+    std::iota(vp, vp + d_, 0);
+    std::stable_sort(kp, kp + d_, [&](int32_t a, int32_t b) { return mk[a] > mk[b]; });
+    std::stable_sort(vp, vp + d_, [&](int32_t a, int32_t b) { return mv[a] > mv[b]; });
+  }
+  ordered_[layer] = 1;
 }
 
 int64_t KvCache::bytes() const {
-  return int64_t(k_.size() + v_.size()) + int64_t(ks_.size() + vs_.size()) * 4 + int64_t(acc_.size()) * 4 +
+  return int64_t(k_.size() + v_.size()) + int64_t(ks_.size() + vs_.size()) * 4 + int64_t(ke_.size() + ve_.size()) +
+         int64_t(kperm_.size() + vperm_.size()) * 4 + int64_t(acc_.size()) * 4 +
          int64_t(pos_.size()) * 4;
 }
 
-void KvCache::store_row(uint8_t* base, float* scales, size_t r, const float* x, const VecOps& ops) {
+void KvCache::store_row(uint8_t* base, float* scales, int8_t* exps, const int32_t* perm, size_t r, const float* x,
+                        const VecOps& ops) {
   switch (type_) {
     case LB_LLM_KV_F32:
       std::memcpy(base + r * d_ * 4, x, size_t(d_) * 4);
@@ -74,6 +128,28 @@ void KvCache::store_row(uint8_t* base, float* scales, size_t r, const float* x, 
       }
       break;
     }
+    case LB_LLM_KV_BFP:
+    case LB_LLM_KV_BFP_NOREORDER: {
+      int8_t* q = reinterpret_cast<int8_t*>(base) + r * d_;
+      float* xp = row_tmp_.data();
+      for (int i = 0; i < d_; ++i) xp[i] = x[perm[i]];
+      for (int g = 0; g < ngroups_; ++g) {
+        const float* xg = xp + g * group_;
+        float amax = 0;
+        for (int i = 0; i < group_; ++i) amax = std::max(amax, std::fabs(xg[i]));
+        // Smallest power of two 2^e with amax / 2^e <= 127 (frexp: amax/127 = m * 2^e, m in [0.5, 1)).
+        int e = -127;
+        if (amax > 0) std::frexp(amax / 127.f, &e);
+        e = std::min(127, std::max(-127, e));
+        const float inv = std::ldexp(1.f, -e);
+        for (int i = 0; i < group_; ++i) {
+          const long m = std::lrint(xg[i] * inv);
+          q[g * group_ + i] = int8_t(std::min(127L, std::max(-127L, m)));
+        }
+        exps[r * ngroups_ + g] = int8_t(e);
+      }
+      break;
+    }
   }
 }
 
@@ -82,8 +158,9 @@ void KvCache::append(int layer, int pos, const float* k, const float* v, const V
   pos_[size_t(layer) * cap_ + slot] = pos;
   for (int h = 0; h < kv_heads_; ++h) {
     const size_t r = row(layer, h, slot);
-    store_row(k_.data(), ks_.data(), r, k + size_t(h) * d_, ops);
-    store_row(v_.data(), vs_.data(), r, v + size_t(h) * d_, ops);
+    const size_t ph = (size_t(layer) * kv_heads_ + h) * d_;
+    store_row(k_.data(), ks_.data(), ke_.data(), bfp_ ? &kperm_[ph] : nullptr, r, k + size_t(h) * d_, ops);
+    store_row(v_.data(), vs_.data(), ve_.data(), bfp_ ? &vperm_[ph] : nullptr, r, v + size_t(h) * d_, ops);
     if (!acc_.empty()) acc_[r] = 0.f;
   }
 }
@@ -117,6 +194,10 @@ void KvCache::evict_one(int layer) {
         std::memcpy(&ks_[dst * ngroups_], &ks_[src * ngroups_], ngroups_ * 4);
         std::memcpy(&vs_[dst * ngroups_], &vs_[src * ngroups_], ngroups_ * 4);
       }
+      if (!ke_.empty()) {
+        std::memcpy(&ke_[dst * ngroups_], &ke_[src * ngroups_], ngroups_);
+        std::memcpy(&ve_[dst * ngroups_], &ve_[src * ngroups_], ngroups_);
+      }
       acc_[dst] = acc_[src];
     }
     pos_[size_t(layer) * cap_ + victim] = pos_[size_t(layer) * cap_ + last];
@@ -134,8 +215,34 @@ namespace {
 constexpr int kMaxGroup = 64;  // query heads per KV head on the fast path (stack array of sums)
 }  // namespace
 
+const float* KvCache::bfp_scales(const std::vector<int8_t>& e, size_t r, int cnt) const {
+  const size_t n = size_t(cnt) * ngroups_;
+  if (t_scales.size() < n) t_scales.resize(n);
+  const int8_t* src = &e[r * ngroups_];
+  for (size_t i = 0; i < n; ++i) t_scales[i] = std::ldexp(1.f, src[i]);
+  return t_scales.data();
+}
+
 void KvCache::attend(int layer, int kvh, const float* q, int g, int pos, int window, float* scores, float* out,
                      const VecOps& ops) {
+  if (!bfp_) return attend_rows(layer, kvh, q, g, pos, window, scores, out, ops);
+  // bfp: the cache holds channels in the order perm; q . k is the same in the permuted order, and the
+  // weighted sum of the permuted values is scattered back to the natural order.
+  const size_t ph = (size_t(layer) * kv_heads_ + kvh) * d_;
+  const int32_t* kp = &kperm_[ph];
+  const int32_t* vp = &vperm_[ph];
+  const size_t n = size_t(g) * d_;
+  if (t_q.size() < n) t_q.resize(n);
+  if (t_out.size() < n) t_out.resize(n);
+  for (int gi = 0; gi < g; ++gi)
+    for (int i = 0; i < d_; ++i) t_q[size_t(gi) * d_ + i] = q[size_t(gi) * d_ + kp[i]];
+  attend_rows(layer, kvh, t_q.data(), g, pos, window, scores, t_out.data(), ops);
+  for (int gi = 0; gi < g; ++gi)
+    for (int i = 0; i < d_; ++i) out[size_t(gi) * d_ + vp[i]] = t_out[size_t(gi) * d_ + i];
+}
+
+void KvCache::attend_rows(int layer, int kvh, const float* q, int g, int pos, int window, float* scores, float* out,
+                          const VecOps& ops) {
   const int n = n_[layer];
   int lo = 0, hi = n;
   if (!h2o()) {  // slot == position
@@ -164,6 +271,11 @@ void KvCache::attend(int layer, int kvh, const float* q, int g, int pos, int win
         ops.scores_i8(q, g, reinterpret_cast<const int8_t*>(k_.data()) + e0, &ks_[(r0 + lo) * ngroups_], group_, cnt,
                       d_, inv_sqrt, scores);
         break;
+      case LB_LLM_KV_BFP:
+      case LB_LLM_KV_BFP_NOREORDER:
+        ops.scores_i8(q, g, reinterpret_cast<const int8_t*>(k_.data()) + e0, bfp_scales(ke_, r0 + lo, cnt), group_,
+                      cnt, d_, inv_sqrt, scores);
+        break;
     }
     ops.softmax_cols(scores, cnt, g, sums);
     for (int gi = 0; gi < g; ++gi) sums[gi] = sums[gi] > 0 ? 1.f / sums[gi] : 0.f;
@@ -176,6 +288,11 @@ void KvCache::attend(int layer, int kvh, const float* q, int g, int pos, int win
         break;
       case LB_LLM_KV_I8:
         ops.wsum_i8(scores, g, reinterpret_cast<const int8_t*>(v_.data()) + e0, &vs_[(r0 + lo) * ngroups_], group_,
+                    cnt, d_, sums, out);
+        break;
+      case LB_LLM_KV_BFP:
+      case LB_LLM_KV_BFP_NOREORDER:
+        ops.wsum_i8(scores, g, reinterpret_cast<const int8_t*>(v_.data()) + e0, bfp_scales(ve_, r0 + lo, cnt), group_,
                     cnt, d_, sums, out);
         break;
     }
@@ -199,11 +316,15 @@ void KvCache::attend(int layer, int kvh, const float* q, int g, int pos, int win
           case LB_LLM_KV_F16:
             s = ops.dot_f16(qg, reinterpret_cast<const uint16_t*>(k_.data()) + r * d_, d_);
             break;
-          case LB_LLM_KV_I8: {
+          case LB_LLM_KV_I8:
+          case LB_LLM_KV_BFP:
+          case LB_LLM_KV_BFP_NOREORDER: {
             const int8_t* kq = reinterpret_cast<const int8_t*>(k_.data()) + r * d_;
             s = 0;
-            for (int gr = 0; gr < ngroups_; ++gr)
-              s += ks_[r * ngroups_ + gr] * ops.dot_i8(qg + gr * group_, kq + gr * group_, group_);
+            for (int gr = 0; gr < ngroups_; ++gr) {
+              const float sc = bfp_ ? std::ldexp(1.f, ke_[r * ngroups_ + gr]) : ks_[r * ngroups_ + gr];
+              s += sc * ops.dot_i8(qg + gr * group_, kq + gr * group_, group_);
+            }
             break;
           }
         }
@@ -243,10 +364,14 @@ void KvCache::attend(int layer, int kvh, const float* q, int g, int pos, int win
         case LB_LLM_KV_F16:
           ops.axpy_f16(p, reinterpret_cast<const uint16_t*>(v_.data()) + r * d_, o, d_);
           break;
-        case LB_LLM_KV_I8: {
+        case LB_LLM_KV_I8:
+        case LB_LLM_KV_BFP:
+        case LB_LLM_KV_BFP_NOREORDER: {
           const int8_t* vq = reinterpret_cast<const int8_t*>(v_.data()) + r * d_;
-          for (int gr = 0; gr < ngroups_; ++gr)
-            ops.axpy_i8(p * vs_[r * ngroups_ + gr], vq + gr * group_, o + gr * group_, group_);
+          for (int gr = 0; gr < ngroups_; ++gr) {
+            const float sc = bfp_ ? std::ldexp(1.f, ve_[r * ngroups_ + gr]) : vs_[r * ngroups_ + gr];
+            ops.axpy_i8(p * sc, vq + gr * group_, o + gr * group_, group_);
+          }
           break;
         }
       }

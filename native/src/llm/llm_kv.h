@@ -1,6 +1,8 @@
 // The KV cache and fused attention. Keys/values are stored per layer as
 // [kv_head][slot][head_dim] in fp32, fp16 or int8 (int8: one fp32 scale per slot, head and group
-// of 32 channels). Without eviction slot == position; with H2O eviction each layer keeps its own
+// of 32 channels; bfp: int8 mantissas and one int8 power-of-two exponent per slot, head and block of
+// 16 channels, in a per-(layer, head) channel order that groups channels of similar magnitude; see
+// docs/llm.md). Without eviction slot == position; with H2O eviction each layer keeps its own
 // slot -> position map and the accumulated attention each slot received.
 #pragma once
 #include <cstdint>
@@ -30,6 +32,11 @@ class KvCache {
 
   /// With H2O: makes room for `incoming` new slots in every layer (evicts heavy-hitter losers).
   void make_room(int incoming);
+  /// bfp with reordering: true until the layer's channel order is set (first prefill chunk after reset).
+  bool needs_order(int layer) const { return reorder_ && !ordered_[layer]; }
+  /// Sets the layer's channel order per kv head from `t` rows of keys / values (row stride `stride`
+  /// floats; post-RoPE): channels sorted by magnitude (keys: the norm of the RoPE pair i, i + d/2).
+  void set_order(int layer, const float* k, const float* v, int stride, int t);
   /// Appends the key and value rows (all kv heads, [kv_heads * head_dim]) of one position.
   void append(int layer, int pos, const float* k, const float* v, const VecOps& ops);
   /// Attention for `g` query heads sharing kv head `kvh`: q [g][head_dim] -> out [g][head_dim].
@@ -45,13 +52,23 @@ class KvCache {
   size_t elt_ = 2;                  // bytes per element
   std::vector<uint8_t> k_, v_;      // [layer][kv_head][slot][d] elements
   std::vector<float> ks_, vs_;      // int8 scales [layer][kv_head][slot][ngroups]
+  std::vector<int8_t> ke_, ve_;     // bfp exponents [layer][kv_head][slot][ngroups]
+  bool bfp_ = false, reorder_ = false;
+  std::vector<uint8_t> ordered_;    // [layer] channel order set (bfp with reordering)
+  std::vector<int32_t> kperm_, vperm_;  // [layer][kv_head][d]: stored channel i holds channel perm[i]
   std::vector<int> n_;              // filled slots per layer
   std::vector<int32_t> pos_;        // [layer][slot] position held by the slot
   std::vector<float> acc_;          // [layer][kv_head][slot] accumulated attention (H2O)
 
   size_t row(int layer, int kvh, int slot) const { return ((size_t(layer) * kv_heads_ + kvh) * cap_ + slot); }
-  void store_row(uint8_t* base, float* scales, size_t r, const float* x, const VecOps& ops);
+  void store_row(uint8_t* base, float* scales, int8_t* exps, const int32_t* perm, size_t r, const float* x,
+                 const VecOps& ops);
   void evict_one(int layer);
+  void attend_rows(int layer, int kvh, const float* q, int g, int pos, int window, float* scores, float* out,
+                   const VecOps& ops);
+  /// bfp: the exponents of `cnt` rows from row r as fp32 scales (thread-local scratch).
+  const float* bfp_scales(const std::vector<int8_t>& e, size_t r, int cnt) const;
+  std::vector<float> row_tmp_;      // bfp store: one row in cache order
 };
 
 }  // namespace llm

@@ -22,8 +22,10 @@ double now_s() {
 lb_status Session::open(const char* path, const lb_llm_options& opt, std::unique_ptr<Session>* out) {
   if (opt.threads < 0 || opt.max_context < 0 || opt.prefill_chunk < 0 || opt.h2o_budget < 0 || opt.h2o_recent < 0)
     return set_error(LB_ERR_INVALID_ARG, "lb_llm_open: negative option value");
-  if (opt.kv_type < LB_LLM_KV_F16 || opt.kv_type > LB_LLM_KV_F32)
-    return set_error(LB_ERR_INVALID_ARG, "lb_llm_open: unknown kv_type %d (0 f16, 1 int8, 2 f32)", opt.kv_type);
+  if (opt.kv_type < LB_LLM_KV_F16 || opt.kv_type > LB_LLM_KV_BFP_NOREORDER)
+    return set_error(LB_ERR_INVALID_ARG,
+                     "lb_llm_open: unknown kv_type %d (0 f16, 1 int8, 2 f32, 3 bfp, 4 bfp without reordering)",
+                     opt.kv_type);
   if (dispatch_status() != LB_OK) return set_error(LB_ERR_ISA, "lb_llm_open: LOWBIT_ISA names an ISA path this CPU or build cannot run");
   std::unique_ptr<Session> s(new (std::nothrow) Session());
   if (!s) return set_error(LB_ERR_OUT_OF_MEMORY, "out of memory");
@@ -194,6 +196,7 @@ lb_status Session::forward_chunk(const int32_t* tokens, int t, float* logits, bo
       rope_apply(row + Q, c.kv_heads, d, pos_ + r, m.inv_freq, c.rope_scale);
     }
     pf.mark(ph, l, kOpRope, "rope", "scalar");
+    if (kv_.needs_order(l)) kv_.set_order(l, &qkv_[Q], &qkv_[Q + KV], QKV, t);
     for (int r = 0; r < t; ++r) {
       const float* row = &qkv_[size_t(r) * QKV];
       kv_.append(l, pos_ + r, row + Q, row + Q + KV, ops);

@@ -117,7 +117,8 @@ def _bench(args) -> int:
 def _common(p, threads_default=0):
     p.add_argument("package", help="an LLM .lbpk (from `lowbit export MODEL_DIR`)")
     p.add_argument("--threads", type=int, default=threads_default, help="threads (0 = default)")
-    p.add_argument("--kv-cache", default="f16", choices=["f16", "int8", "f32"], help="KV cache type")
+    p.add_argument("--kv-cache", default="f16", choices=["f16", "int8", "f32", "bfp", "bfp-noreorder"],
+                   help="KV cache type")
     p.add_argument("--max-context", type=int, default=0, help="KV cache capacity in tokens (0 = model's)")
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import lowbit
 from lowbit import LowbitError
 
-KV_TYPES = {"f16": 0, "fp16": 0, "int8": 1, "i8": 1, "f32": 2, "fp32": 2}
+KV_TYPES = {"f16": 0, "fp16": 0, "int8": 1, "i8": 1, "f32": 2, "fp32": 2, "bfp": 3, "bfp-noreorder": 4}
 
 
 def is_llm_package(path) -> bool:
@@ -46,8 +46,9 @@ def _ids(tokens, what: str) -> np.ndarray:
 class LlmSession:
     """One decoding sequence of an LLM package.
 
-    threads: worker threads (default: lowbit's default). kv_cache: "f16" (default), "int8" or
-    "f32". max_context: KV cache capacity (default: the model's context length). h2o_budget:
+    threads: worker threads (default: lowbit's default). kv_cache: "f16" (default), "int8", "f32",
+    "bfp" (block floating point, channels reordered by magnitude; docs/llm.md) or "bfp-noreorder".
+    max_context: KV cache capacity (default: the model's context length). h2o_budget:
     keep at most this many cached tokens per layer (heavy-hitter eviction), 0 = off.
     copy_weights: copy the linears' weights at open into anonymous huge-page memory (default;
     Linux): faster decode (fewer TLB misses), same results, a slower open; False reads them from
@@ -58,7 +59,7 @@ class LlmSession:
                  prefill_chunk: int = 0, h2o_budget: int = 0, h2o_recent: int = 0, verify: bool = True,
                  copy_weights: bool = True):
         if kv_cache not in KV_TYPES:
-            raise LowbitError(f"kv_cache must be one of f16, int8, f32 (got {kv_cache!r})")
+            raise LowbitError(f"kv_cache must be one of f16, int8, f32, bfp, bfp-noreorder (got {kv_cache!r})")
         self.path = Path(path)
         try:
             self._rt = lowbit.native().LlmRuntime(str(self.path), threads=int(threads), kv_type=KV_TYPES[kv_cache],
