@@ -23,6 +23,15 @@ namespace {
 constexpr int kBfpBlock = 16;  // channels sharing one exponent
 // Scratch of the bfp attention (attend runs on several threads at once).
 thread_local std::vector<float> t_q, t_out, t_scales;
+// 2^e for the exponents e in [-127, 127] (index e + 127): a table instead of ldexp in the loops.
+struct Pow2Table {
+  float v[255];
+  Pow2Table() {
+    for (int e = -127; e <= 127; ++e) v[e + 127] = std::ldexp(1.f, e);
+  }
+};
+const Pow2Table kPow2;
+inline float pow2(int e) { return kPow2.v[e + 127]; }
 }  // namespace
 
 void KvCache::init(int layers, int kv_heads, int head_dim, int cap, lb_llm_kv_type type, int h2o_budget,
@@ -141,7 +150,7 @@ void KvCache::store_row(uint8_t* base, float* scales, int8_t* exps, const int32_
         int e = -127;
         if (amax > 0) std::frexp(amax / 127.f, &e);
         e = std::min(127, std::max(-127, e));
-        const float inv = std::ldexp(1.f, -e);
+        const float inv = pow2(-e);
         for (int i = 0; i < group_; ++i) {
           const long m = std::lrint(xg[i] * inv);
           q[g * group_ + i] = int8_t(std::min(127L, std::max(-127L, m)));
@@ -219,7 +228,7 @@ const float* KvCache::bfp_scales(const std::vector<int8_t>& e, size_t r, int cnt
   const size_t n = size_t(cnt) * ngroups_;
   if (t_scales.size() < n) t_scales.resize(n);
   const int8_t* src = &e[r * ngroups_];
-  for (size_t i = 0; i < n; ++i) t_scales[i] = std::ldexp(1.f, src[i]);
+  for (size_t i = 0; i < n; ++i) t_scales[i] = pow2(src[i]);
   return t_scales.data();
 }
 
@@ -322,7 +331,7 @@ void KvCache::attend_rows(int layer, int kvh, const float* q, int g, int pos, in
             const int8_t* kq = reinterpret_cast<const int8_t*>(k_.data()) + r * d_;
             s = 0;
             for (int gr = 0; gr < ngroups_; ++gr) {
-              const float sc = bfp_ ? std::ldexp(1.f, ke_[r * ngroups_ + gr]) : ks_[r * ngroups_ + gr];
+              const float sc = bfp_ ? pow2(ke_[r * ngroups_ + gr]) : ks_[r * ngroups_ + gr];
               s += sc * ops.dot_i8(qg + gr * group_, kq + gr * group_, group_);
             }
             break;
@@ -369,7 +378,7 @@ void KvCache::attend_rows(int layer, int kvh, const float* q, int g, int pos, in
         case LB_LLM_KV_BFP_NOREORDER: {
           const int8_t* vq = reinterpret_cast<const int8_t*>(v_.data()) + r * d_;
           for (int gr = 0; gr < ngroups_; ++gr) {
-            const float sc = bfp_ ? std::ldexp(1.f, ve_[r * ngroups_ + gr]) : vs_[r * ngroups_ + gr];
+            const float sc = bfp_ ? pow2(ve_[r * ngroups_ + gr]) : vs_[r * ngroups_ + gr];
             ops.axpy_i8(p * sc, vq + gr * group_, o + gr * group_, group_);
           }
           break;
