@@ -752,6 +752,103 @@ __attribute__((target("avx2"))) void vec_avx2(float* y, const float* c, int64_t 
   vec_scalar(y + j, c + j, n - j, mul);
 }
 #endif
+#if defined(__x86_64__)
+struct PostStep {
+  int64_t kind;
+  const float* c;  // per-channel constants (POST_ADD_C / POST_MUL_C)
+  float f0, f1;
+};
+// Relu / Clip, the folded elementwise steps and the residual add in one pass over the tile (AVX2):
+// each element goes through the same IEEE operations in the same order as the separate passes
+// (flat_avx2 / vec_avx2, their scalar tails for the last O % 8 channels of a row), so the bits are
+// the same; the tile is read and written once instead of once per step.
+/// NV vectors of a row at y (channel offset j0): each step dispatched once for all NV (constant NV
+/// keeps them in registers).
+template <int NV>
+__attribute__((target("avx2"), always_inline)) inline void post_block_avx2(float* y, const float* r, int64_t j0, bool clamp,
+                                                                          float lo, float hi, const PostStep* st,
+                                                                          int64_t ns) {
+  const __m256 z = _mm256_setzero_ps(), one = _mm256_set1_ps(1.f);
+  __m256 v[NV];
+  for (int u = 0; u < NV; ++u) v[u] = _mm256_loadu_ps(y + 8 * u);
+  if (clamp) {
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    for (int u = 0; u < NV; ++u) v[u] = _mm256_min_ps(_mm256_max_ps(v[u], vlo), vhi);
+  }
+  for (int64_t s = 0; s < ns; ++s) {
+    const PostStep& q = st[s];
+    const __m256 f0 = _mm256_set1_ps(q.f0), f1 = _mm256_set1_ps(q.f1);
+    switch (q.kind) {
+      case POST_ADD_S: for (int u = 0; u < NV; ++u) v[u] = _mm256_add_ps(v[u], f0); break;
+      case POST_MUL_S: for (int u = 0; u < NV; ++u) v[u] = _mm256_mul_ps(f0, v[u]); break;
+      case POST_ADD_C: for (int u = 0; u < NV; ++u) v[u] = _mm256_add_ps(v[u], _mm256_loadu_ps(q.c + j0 + 8 * u)); break;
+      case POST_MUL_C: for (int u = 0; u < NV; ++u) v[u] = _mm256_mul_ps(v[u], _mm256_loadu_ps(q.c + j0 + 8 * u)); break;
+      case POST_HSWISH:
+        for (int u = 0; u < NV; ++u)
+          v[u] = _mm256_mul_ps(_mm256_min_ps(one, _mm256_max_ps(z, _mm256_add_ps(_mm256_mul_ps(f0, v[u]), f1))), v[u]);
+        break;
+      case POST_HSIG:
+        for (int u = 0; u < NV; ++u) v[u] = _mm256_min_ps(one, _mm256_max_ps(z, _mm256_add_ps(_mm256_mul_ps(f0, v[u]), f1)));
+        break;
+      case POST_RELU: for (int u = 0; u < NV; ++u) v[u] = _mm256_max_ps(v[u], z); break;
+      default: break;
+    }
+  }
+  if (r)
+    for (int u = 0; u < NV; ++u) v[u] = _mm256_add_ps(v[u], _mm256_loadu_ps(r + 8 * u));
+  for (int u = 0; u < NV; ++u) _mm256_storeu_ps(y + 8 * u, v[u]);
+}
+__attribute__((target("avx2"))) void post_fused_avx2(float* yt, int64_t m, int64_t O, bool clamp, float lo, float hi,
+                                                    const PostStep* st, int64_t ns, const float* res) {
+  bool per_channel = false;
+  for (int64_t s = 0; s < ns; ++s) per_channel |= st[s].kind == POST_ADD_C || st[s].kind == POST_MUL_C;
+  if (!per_channel) {  // every step is elementwise: the m rows are one flat array (as flat_avx2 sees it)
+    const int64_t n = m * O, n8 = n / 8 * 8;
+    int64_t j0 = 0;
+    for (; j0 + 64 <= n8; j0 += 64) post_block_avx2<8>(yt + j0, res ? res + j0 : nullptr, 0, clamp, lo, hi, st, ns);
+    for (; j0 < n8; j0 += 8) post_block_avx2<1>(yt + j0, res ? res + j0 : nullptr, 0, clamp, lo, hi, st, ns);
+    if (j0 < n) {  // the scalar tail, the same steps in the same order
+      if (clamp) flat_scalar(yt + j0, n - j0, F_CLAMP, lo, hi);
+      for (int64_t s = 0; s < ns; ++s) {
+        const PostStep& q = st[s];
+        const int kind = q.kind == POST_ADD_S ? F_ADD_S : q.kind == POST_MUL_S ? F_MUL_S : q.kind == POST_HSWISH ? F_HSWISH
+                         : q.kind == POST_HSIG ? F_HSIG : F_RELU;
+        flat_scalar(yt + j0, n - j0, kind, q.f0, q.f1);
+      }
+      if (res) vec_scalar(yt + j0, res + j0, n - j0, false);
+    }
+    return;
+  }
+  const int64_t O8 = O / 8 * 8;
+  for (int64_t i = 0; i < m; ++i) {
+    float* y = yt + i * O;
+    const float* r = res ? res + i * O : nullptr;
+    int64_t j0 = 0;
+    for (; j0 + 64 <= O8; j0 += 64) post_block_avx2<8>(y + j0, r ? r + j0 : nullptr, j0, clamp, lo, hi, st, ns);
+    if (O8 - j0 >= 32) post_block_avx2<4>(y + j0, r ? r + j0 : nullptr, j0, clamp, lo, hi, st, ns), j0 += 32;
+    if (O8 - j0 >= 16) post_block_avx2<2>(y + j0, r ? r + j0 : nullptr, j0, clamp, lo, hi, st, ns), j0 += 16;
+    if (O8 - j0 >= 8) post_block_avx2<1>(y + j0, r ? r + j0 : nullptr, j0, clamp, lo, hi, st, ns), j0 += 8;
+    if (O8 == O) continue;
+    float* yj = y + O8;  // the channel tail: the scalar steps, in the same order
+    const int64_t nt = O - O8;
+    if (clamp) flat_scalar(yj, nt, F_CLAMP, lo, hi);
+    for (int64_t s = 0; s < ns; ++s) {
+      const PostStep& q = st[s];
+      switch (q.kind) {
+        case POST_ADD_S: flat_scalar(yj, nt, F_ADD_S, q.f0, q.f1); break;
+        case POST_MUL_S: flat_scalar(yj, nt, F_MUL_S, q.f0, q.f1); break;
+        case POST_ADD_C:
+        case POST_MUL_C: vec_scalar(yj, q.c + O8, nt, q.kind == POST_MUL_C); break;
+        case POST_HSWISH: flat_scalar(yj, nt, F_HSWISH, q.f0, q.f1); break;
+        case POST_HSIG: flat_scalar(yj, nt, F_HSIG, q.f0, q.f1); break;
+        case POST_RELU: flat_scalar(yj, nt, F_RELU, q.f0, q.f1); break;
+        default: break;
+      }
+    }
+    if (r) vec_scalar(yj, r + O8, nt, false);
+  }
+}
+#endif
 struct Outs {
   const std::vector<Tensor*>* in = nullptr;  // the op's inputs (post-step constants)
   const float* qmul = nullptr;               // smoothing multipliers of the q8 output, or null
@@ -779,10 +876,32 @@ void epilogue(const OpParams& p, const Outs& o, float* yt, int64_t P0, int64_t m
 #endif
   // The tile is m contiguous rows of O floats: elementwise steps run over it as one array.
   void (*vec)(float*, const float*, int64_t, bool) = vec_scalar;
+  bool done = false;  // act, post steps and residual applied
 #if defined(__x86_64__)
-  if (rq == requant_row_avx2) vec = vec_avx2;
+  if (rq == requant_row_avx2) {
+    vec = vec_avx2;
+    constexpr int64_t kMaxFused = 16;
+    const int64_t ns = p.i[kNPost];
+    if (ns <= kMaxFused && (ns > 0 || o.res)) {  // one pass instead of one per step
+      PostStep steps[kMaxFused];
+      const int64_t* st = p.v.data() + p.i[kPostOff];
+      for (int64_t k = 0; k < ns; ++k, st += 4) {
+        const uint32_t u0 = uint32_t(st[2]), u1 = uint32_t(st[3]);
+        steps[k].kind = st[0];
+        std::memcpy(&steps[k].f0, &u0, 4);
+        std::memcpy(&steps[k].f1, &u1, 4);
+        steps[k].c = st[0] == POST_ADD_C || st[0] == POST_MUL_C ? (*o.in)[size_t(st[1])]->f32() : nullptr;
+      }
+      const bool clamp = act == ACT_RELU || act == ACT_CLIP;
+      if (!clamp && act != ACT_NONE) apply_act(yt, n, act, p.f[0], p.f[1]);
+      post_fused_avx2(yt, m, O, clamp, act == ACT_CLIP ? p.f[0] : 0.f, act == ACT_CLIP ? p.f[1] : INFINITY, steps, ns,
+                      o.res ? o.res + P0 * O : nullptr);
+      done = true;
+    }
+  }
 #endif
-  if (act == ACT_RELU || act == ACT_CLIP) {
+  if (done) {
+  } else if (act == ACT_RELU || act == ACT_CLIP) {
     flat(yt, n, F_CLAMP, act == ACT_RELU ? 0.f : p.f[0], act == ACT_CLIP ? p.f[1] : INFINITY);
   } else if (act != ACT_NONE) {
     apply_act(yt, n, act, p.f[0], p.f[1]);
@@ -790,7 +909,7 @@ void epilogue(const OpParams& p, const Outs& o, float* yt, int64_t P0, int64_t m
   // folded elementwise ops, each with the float operations of its own kernel (add, mul,
   // hardsigmoid_f32 then mul, relu_f32): a + b, a * b, min(max(alpha * v + beta, 0), 1)
   const int64_t* st = p.v.data() + p.i[kPostOff];
-  for (int64_t k = 0; k < p.i[kNPost]; ++k, st += 4) {
+  for (int64_t k = 0; !done && k < p.i[kNPost]; ++k, st += 4) {
     float f0, f1;
     const uint32_t u0 = uint32_t(st[2]), u1 = uint32_t(st[3]);
     std::memcpy(&f0, &u0, 4);
@@ -810,7 +929,7 @@ void epilogue(const OpParams& p, const Outs& o, float* yt, int64_t P0, int64_t m
       default: break;
     }
   }
-  if (o.res) vec(yt, o.res + P0 * O, n, false);
+  if (o.res && !done) vec(yt, o.res + P0 * O, n, false);
   if (o.f) std::memcpy(o.f + P0 * O, yt, size_t(n) * 4);
   if (o.q && o.qmul) {
     const float inv = 1.0f / p.f[3], zf = float(p.i[kZout]);
