@@ -165,6 +165,28 @@ __attribute__((target("avx2,fma"))) void act_requant_avx2(const float* v, const 
 #endif
 
 #if defined(__x86_64__)
+/// r[k] = row k of an 8 x 8 float block -> r[k] = column k (in registers: unpack, shuffle, lane permute).
+__attribute__((target("avx2"), always_inline)) inline void transpose8x8_ps(__m256* r) {
+  __m256 t[8];
+  for (int k = 0; k < 8; k += 2) {
+    t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
+    t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
+  }
+  for (int k = 0; k < 8; k += 4) {
+    r[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
+    r[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xEE);
+    r[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+    r[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
+  }
+  for (int k = 0; k < 4; ++k) {
+    t[k] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x20);
+    t[k + 4] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x31);
+  }
+  for (int k = 0; k < 8; ++k) r[k] = t[k];
+}
+#endif
+
+#if defined(__x86_64__)
 // Chain entry for C % 8 == 0 (AVX2): pixels [i0, i1) of image n, 8 channels x 8 pixels at a time: the
 // channel rows (times the smoothing multiplier, when there is one) are transposed in registers to pixel
 // rows of 8 channels, requantized with q8_lanes and stored as 8 bytes; the pixel tail goes through
@@ -177,25 +199,13 @@ __attribute__((target("avx2,fma"))) void quant_block_avx2(const float* xn, int64
   int64_t i = i0;
   for (; i + 8 <= i1; i += 8) {
     for (int64_t c0 = 0; c0 < C; c0 += 8) {
-      __m256 r[8], t[8];
+      __m256 r[8];
       for (int k = 0; k < 8; ++k) {
         r[k] = _mm256_loadu_ps(xn + (c0 + k) * HW + i);
         if (mul) r[k] = _mm256_mul_ps(r[k], _mm256_set1_ps(mul[c0 + k]));
       }
-      for (int k = 0; k < 8; k += 2) {
-        t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
-        t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
-      }
-      for (int k = 0; k < 8; k += 4) {
-        r[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
-        r[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xEE);
-        r[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
-        r[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
-      }
-      for (int k = 0; k < 4; ++k) {  // pixel i + k and i + k + 4
-        store8_q8(yn + (i + k) * Cs + c0, q8_lanes(_mm256_permute2f128_ps(r[k], r[k + 4], 0x20), vinv, vz));
-        store8_q8(yn + (i + k + 4) * Cs + c0, q8_lanes(_mm256_permute2f128_ps(r[k], r[k + 4], 0x31), vinv, vz));
-      }
+      transpose8x8_ps(r);
+      for (int k = 0; k < 8; ++k) store8_q8(yn + (i + k) * Cs + c0, q8_lanes(r[k], vinv, vz));  // pixel i + k
     }
     if (Cs > C)
       for (int k = 0; k < 8; ++k) std::memset(yn + (i + k) * Cs + C, 0, size_t(Cs - C));
@@ -711,22 +721,10 @@ __attribute__((target("avx2"))) void to_nchw_avx2(const float* y, int64_t O, int
   const int64_t O8 = O / 8 * 8, L8 = len / 8 * 8;
   for (int64_t j0 = 0; j0 < O8; j0 += 8)
     for (int64_t i0 = 0; i0 < L8; i0 += 8) {  // 8 x 8 block transposed in registers
-      __m256 r[8], t[8];
+      __m256 r[8];
       for (int k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(y + (i0 + k) * O + j0);
-      for (int k = 0; k < 8; k += 2) {
-        t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
-        t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
-      }
-      for (int k = 0; k < 8; k += 4) {
-        r[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
-        r[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xEE);
-        r[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
-        r[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
-      }
-      for (int k = 0; k < 4; ++k) {
-        _mm256_storeu_ps(d + (j0 + k) * ld + i0, _mm256_permute2f128_ps(r[k], r[k + 4], 0x20));
-        _mm256_storeu_ps(d + (j0 + k + 4) * ld + i0, _mm256_permute2f128_ps(r[k], r[k + 4], 0x31));
-      }
+      transpose8x8_ps(r);
+      for (int k = 0; k < 8; ++k) _mm256_storeu_ps(d + (j0 + k) * ld + i0, r[k]);
     }
   if (L8 < len)  // pixel tail of the channel blocks
     for (int64_t j = 0; j < O8; ++j)
