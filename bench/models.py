@@ -141,6 +141,37 @@ def _ort_static_int8(onnx_path, feeds_list, out: Path):
     return out
 
 
+def _first_output(out) -> np.ndarray:
+    """The first output of a lowbit run (dict), an ORT run (list) or a torch call, as float64."""
+    if isinstance(out, dict):
+        out = next(iter(out.values()))
+    elif isinstance(out, (list, tuple)):
+        out = out[0]
+    return np.asarray(out, np.float64).ravel()
+
+
+def _agreement(fns) -> dict:
+    """Output agreement of every engine with ONNX Runtime float on the bench's input (one run each, untimed):
+    max |diff| / max |ref| (the runtime tests' fp32 metric, target 1e-4) and cosine; each lowbit quantized
+    package also against ORT running the same quantized graph as QDQ ONNX."""
+    ref = _first_output(fns["ort_fp32"]())
+    outs = {k: _first_output(f()) for k, f in fns.items() if k != "ort_fp32" and not k.startswith("torch")}
+    res = {}
+
+    def _cmp(a, b):
+        if a.shape != b.shape:
+            return None
+        return {"max_rel": float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-12)),
+                "cosine": float(a @ b / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-30))}
+
+    for k, o in outs.items():
+        res[k + "_vs_ort_fp32"] = _cmp(o, ref)
+        peer = "ort_qdq_" + k[len("lowbit_"):]
+        if k.startswith("lowbit_") and peer in outs:
+            res[k + "_vs_" + peer] = _cmp(o, outs[peer])
+    return res
+
+
 def bench_model(name, onnx_path, feeds, torch_model, threads, runs, work: Path, calib=None, schemes=SCHEMES):
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -220,6 +251,8 @@ def bench_model(name, onnx_path, feeds, torch_model, threads, runs, work: Path, 
                     m(*args)
 
             fns["torch_fp32"] = _torch
+        if t == threads[0]:
+            res["agreement"] = _agreement(fns)
         row = _interleaved(fns, runs)
         lb = row["lowbit_fp32"]["median_ms"]
         row["ratio_ort_fp32_over_lowbit_fp32"] = row["ort_fp32"]["median_ms"] / lb
@@ -253,6 +286,8 @@ def main(argv=None) -> int:
             print(f"  {k}: package {ps['package_mb']:.1f} MB, load {ps['load_ms_verified']:.1f} ms verified / "
                   f"{ps['load_ms_lazy']:.1f} ms lazy (python process), peak RSS {ps['peak_rss_mb']:.0f} MB "
                   f"(baseline {r['baseline_rss_mb']:.0f} MB, arena {ps['arena_mb']:.1f} MB)")
+        agree = "  ".join(f"{k} {v['max_rel']:.2e}/{v['cosine']:.5f}" for k, v in r.get("agreement", {}).items() if v)
+        print(f"  output agreement (max |diff| / max |ref|, cosine): {agree}")
         for t, row in r["threads"].items():
             cells = "  ".join(f"{k} {v['median_ms']:.1f}/{v['p95_ms']:.1f}" for k, v in row.items()
                               if isinstance(v, dict))
