@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "ops.h"
+#include "transpose8.h"
 #include "vmath.h"
 
 #if defined(__x86_64__)
@@ -193,23 +194,9 @@ __attribute__((target("avx2,fma"))) void head_small(const float* q, int64_t ldq,
     for (int64_t d = 0; d < D; d += 8) {
       __m256 r[8];
       for (int u = 0; u < 8; ++u) r[u] = _mm256_loadu_ps(k + (j + u) * ldk + d);
-      const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-      const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-      const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-      const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-      const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-      const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-      const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-      const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      transpose8x8_ps(r);
       float* o0 = kt + d * skp + j;
-      _mm256_store_ps(o0 + 0 * skp, _mm256_permute2f128_ps(u0, u4, 0x20));
-      _mm256_store_ps(o0 + 1 * skp, _mm256_permute2f128_ps(u1, u5, 0x20));
-      _mm256_store_ps(o0 + 2 * skp, _mm256_permute2f128_ps(u2, u6, 0x20));
-      _mm256_store_ps(o0 + 3 * skp, _mm256_permute2f128_ps(u3, u7, 0x20));
-      _mm256_store_ps(o0 + 4 * skp, _mm256_permute2f128_ps(u0, u4, 0x31));
-      _mm256_store_ps(o0 + 5 * skp, _mm256_permute2f128_ps(u1, u5, 0x31));
-      _mm256_store_ps(o0 + 6 * skp, _mm256_permute2f128_ps(u2, u6, 0x31));
-      _mm256_store_ps(o0 + 7 * skp, _mm256_permute2f128_ps(u3, u7, 0x31));
+      for (int u = 0; u < 8; ++u) _mm256_store_ps(o0 + u * skp, r[u]);
     }
   for (int64_t d = 0; d < D; ++d) {  // the last Sk % 8 keys and the zero columns up to skp
     float* row = kt + d * skp;

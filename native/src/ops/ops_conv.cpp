@@ -9,6 +9,7 @@
 #include <immintrin.h>
 #endif
 #include "ops.h"
+#include "transpose8.h"
 #include "vmath.h"
 
 namespace lb {
@@ -291,23 +292,6 @@ size_t dwb_scratch_floats(const OpParams& p) {
 }
 
 #if defined(__x86_64__)
-__attribute__((target("avx2,fma"), always_inline)) inline void transpose8(__m256& r0, __m256& r1, __m256& r2,
-                                                                          __m256& r3, __m256& r4, __m256& r5,
-                                                                          __m256& r6, __m256& r7) {
-  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-  const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-  const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-  const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-  const __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-  r0 = _mm256_permute2f128_ps(s0, s4, 0x20); r1 = _mm256_permute2f128_ps(s1, s5, 0x20);
-  r2 = _mm256_permute2f128_ps(s2, s6, 0x20); r3 = _mm256_permute2f128_ps(s3, s7, 0x20);
-  r4 = _mm256_permute2f128_ps(s0, s4, 0x31); r5 = _mm256_permute2f128_ps(s1, s5, 0x31);
-  r6 = _mm256_permute2f128_ps(s2, s6, 0x31); r7 = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
-
 // Padded rows [r0, r1) of one block of nc <= 8 channels (planes xin + c*H*W) into a zero-padded
 // buffer of 8-float pixels P[r1 - r0][PW][8] (pt rows / pl columns of padding before the map;
 // missing channels 0): border rows and columns zeroed, inner pixels by 8x8 transposes.
@@ -328,14 +312,11 @@ __attribute__((target("avx2,fma"))) void fill_block8(const float* xin, int64_t n
     if (nc == 8 && W >= 8) {
       for (int64_t xs = 0; xs < W; xs += 8) {  // the last step overlaps the previous one (same values)
         xx = std::min(xs, W - 8);
-        __m256 r0 = _mm256_loadu_ps(src + xx), r1 = _mm256_loadu_ps(src + HW + xx);
-        __m256 r2 = _mm256_loadu_ps(src + 2 * HW + xx), r3 = _mm256_loadu_ps(src + 3 * HW + xx);
-        __m256 r4 = _mm256_loadu_ps(src + 4 * HW + xx), r5 = _mm256_loadu_ps(src + 5 * HW + xx);
-        __m256 r6 = _mm256_loadu_ps(src + 6 * HW + xx), r7 = _mm256_loadu_ps(src + 7 * HW + xx);
-        transpose8(r0, r1, r2, r3, r4, r5, r6, r7);
+        __m256 r[8];
+        for (int u = 0; u < 8; ++u) r[u] = _mm256_loadu_ps(src + u * HW + xx);
+        transpose8x8_ps(r);
         float* d = prow + (pl + xx) * 8;
-        _mm256_storeu_ps(d, r0); _mm256_storeu_ps(d + 8, r1); _mm256_storeu_ps(d + 16, r2); _mm256_storeu_ps(d + 24, r3);
-        _mm256_storeu_ps(d + 32, r4); _mm256_storeu_ps(d + 40, r5); _mm256_storeu_ps(d + 48, r6); _mm256_storeu_ps(d + 56, r7);
+        for (int u = 0; u < 8; ++u) _mm256_storeu_ps(d + 8 * u, r[u]);
       }
       xx = W;
     }
@@ -368,7 +349,7 @@ __attribute__((target("avx2,fma"))) void dwb_pixels(const OpParams& p, const DwB
     for (int j = 0; j < J; ++j) acc[j] = vmath::act8(acc[j], act, p.f[0], p.f[1]);
 #pragma GCC unroll 8
   for (int j = J; j < 8; ++j) acc[j] = _mm256_setzero_ps();
-  transpose8(acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7]);  // acc[c] = channel c, 8 pixels
+  transpose8x8_ps(acc);  // acc[c] = channel c, 8 pixels
   float* o = y + oy * p.i[kOW] + ox0;
   for (int64_t c = 0; c < nc; ++c) {
     if (J == 8) {

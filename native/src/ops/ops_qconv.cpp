@@ -24,6 +24,7 @@
 #include <immintrin.h>
 #endif
 #include "ops.h"
+#include "transpose8.h"
 
 namespace lb {
 namespace {
@@ -325,31 +326,12 @@ __attribute__((target("avx2,fma"))) void transpose_avx2(const float* src, int64_
   for (int64_t rb = r0; rb < r8; rb += 8)
     for (int64_t cb = c0; cb < c8; cb += 8) {
       const float* s0 = src + rb * lds + cb;
-      __m256 a0 = _mm256_loadu_ps(s0), a1 = _mm256_loadu_ps(s0 + lds), a2 = _mm256_loadu_ps(s0 + 2 * lds),
-             a3 = _mm256_loadu_ps(s0 + 3 * lds), a4 = _mm256_loadu_ps(s0 + 4 * lds), a5 = _mm256_loadu_ps(s0 + 5 * lds),
-             a6 = _mm256_loadu_ps(s0 + 6 * lds), a7 = _mm256_loadu_ps(s0 + 7 * lds);
-      __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1), t2 = _mm256_unpacklo_ps(a2, a3),
-             t3 = _mm256_unpackhi_ps(a2, a3), t4 = _mm256_unpacklo_ps(a4, a5), t5 = _mm256_unpackhi_ps(a4, a5),
-             t6 = _mm256_unpacklo_ps(a6, a7), t7 = _mm256_unpackhi_ps(a6, a7);
-      a0 = _mm256_shuffle_ps(t0, t2, 0x44); a1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-      a2 = _mm256_shuffle_ps(t1, t3, 0x44); a3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-      a4 = _mm256_shuffle_ps(t4, t6, 0x44); a5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-      a6 = _mm256_shuffle_ps(t5, t7, 0x44); a7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-      if (k.on) {
-        a0 = _mm256_min_ps(_mm256_max_ps(a0, vlo), vhi); a1 = _mm256_min_ps(_mm256_max_ps(a1, vlo), vhi);
-        a2 = _mm256_min_ps(_mm256_max_ps(a2, vlo), vhi); a3 = _mm256_min_ps(_mm256_max_ps(a3, vlo), vhi);
-        a4 = _mm256_min_ps(_mm256_max_ps(a4, vlo), vhi); a5 = _mm256_min_ps(_mm256_max_ps(a5, vlo), vhi);
-        a6 = _mm256_min_ps(_mm256_max_ps(a6, vlo), vhi); a7 = _mm256_min_ps(_mm256_max_ps(a7, vlo), vhi);
-      }
+      __m256 r[8];
+      for (int u = 0; u < 8; ++u) r[u] = _mm256_loadu_ps(s0 + u * lds);
+      transpose8x8_ps(r);
       float* d0 = dst + cb * ldd + rb;
-      _mm256_storeu_ps(d0, _mm256_permute2f128_ps(a0, a4, 0x20));
-      _mm256_storeu_ps(d0 + ldd, _mm256_permute2f128_ps(a1, a5, 0x20));
-      _mm256_storeu_ps(d0 + 2 * ldd, _mm256_permute2f128_ps(a2, a6, 0x20));
-      _mm256_storeu_ps(d0 + 3 * ldd, _mm256_permute2f128_ps(a3, a7, 0x20));
-      _mm256_storeu_ps(d0 + 4 * ldd, _mm256_permute2f128_ps(a0, a4, 0x31));
-      _mm256_storeu_ps(d0 + 5 * ldd, _mm256_permute2f128_ps(a1, a5, 0x31));
-      _mm256_storeu_ps(d0 + 6 * ldd, _mm256_permute2f128_ps(a2, a6, 0x31));
-      _mm256_storeu_ps(d0 + 7 * ldd, _mm256_permute2f128_ps(a3, a7, 0x31));
+      for (int u = 0; u < 8; ++u)  // the clamp is per element: the same before or after the lane permute
+        _mm256_storeu_ps(d0 + u * ldd, k.on ? _mm256_min_ps(_mm256_max_ps(r[u], vlo), vhi) : r[u]);
     }
   if (c8 < c1) transpose_scalar(src, lds, dst, ldd, r0, r8, c8, c1, k);
   if (r8 < r1) transpose_scalar(src, lds, dst, ldd, r8, r1, c0, c1, k);

@@ -30,6 +30,7 @@
 #endif
 #include "ops.h"
 #include "ops_qnhwc.h"
+#include "transpose8.h"
 
 namespace lb {
 namespace {
@@ -161,28 +162,6 @@ __attribute__((target("avx2,fma"))) void act_requant_avx2(const float* v, const 
     q[i] = q8_scalar(x, inv, zf);
   }
   if (ns > n) std::memset(q + n, 0, size_t(ns - n));
-}
-#endif
-
-#if defined(__x86_64__)
-/// r[k] = row k of an 8 x 8 float block -> r[k] = column k (in registers: unpack, shuffle, lane permute).
-__attribute__((target("avx2"), always_inline)) inline void transpose8x8_ps(__m256* r) {
-  __m256 t[8];
-  for (int k = 0; k < 8; k += 2) {
-    t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
-    t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
-  }
-  for (int k = 0; k < 8; k += 4) {
-    r[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
-    r[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xEE);
-    r[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
-    r[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
-  }
-  for (int k = 0; k < 4; ++k) {
-    t[k] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x20);
-    t[k + 4] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x31);
-  }
-  for (int k = 0; k < 8; ++k) r[k] = t[k];
 }
 #endif
 
