@@ -729,12 +729,33 @@ __attribute__((target("avx2"))) void vec_avx2(float* y, const float* c, int64_t 
   vec_scalar(y + j, c + j, n - j, mul);
 }
 #endif
-#if defined(__x86_64__)
 struct PostStep {
   int64_t kind;
-  const float* c;  // per-channel constants (POST_ADD_C / POST_MUL_C)
+  const float* c;  // per-channel constants (POST_ADD_C / POST_MUL_C), else null
   float f0, f1;
 };
+/// Post step k of a chain conv (validated at load: four int64 per step, kind / input / f0 bits / f1 bits).
+PostStep post_step(const OpParams& p, const std::vector<Tensor*>& in, int64_t k) {
+  const int64_t* st = p.v.data() + p.i[kPostOff] + 4 * k;
+  PostStep q;
+  const uint32_t u0 = uint32_t(st[2]), u1 = uint32_t(st[3]);
+  q.kind = st[0];
+  std::memcpy(&q.f0, &u0, 4);
+  std::memcpy(&q.f1, &u1, 4);
+  q.c = st[0] == POST_ADD_C || st[0] == POST_MUL_C ? in[size_t(st[1])]->f32() : nullptr;
+  return q;
+}
+/// The flat (not per-channel) kernel of a post step.
+int flat_kind(int64_t post) {
+  switch (post) {
+    case POST_ADD_S: return F_ADD_S;
+    case POST_MUL_S: return F_MUL_S;
+    case POST_HSWISH: return F_HSWISH;
+    case POST_HSIG: return F_HSIG;
+    default: return F_RELU;  // POST_RELU (the per-channel kinds never get here)
+  }
+}
+#if defined(__x86_64__)
 // Relu / Clip, the folded elementwise steps and the residual add in one pass over the tile (AVX2):
 // each element goes through the same IEEE operations in the same order as the separate passes
 // (flat_avx2 / vec_avx2, their scalar tails for the last O % 8 channels of a row), so the bits are
@@ -787,10 +808,7 @@ __attribute__((target("avx2"))) void post_fused_avx2(float* yt, int64_t m, int64
     if (j0 < n) {  // the scalar tail, the same steps in the same order
       if (clamp) flat_scalar(yt + j0, n - j0, F_CLAMP, lo, hi);
       for (int64_t s = 0; s < ns; ++s) {
-        const PostStep& q = st[s];
-        const int kind = q.kind == POST_ADD_S ? F_ADD_S : q.kind == POST_MUL_S ? F_MUL_S : q.kind == POST_HSWISH ? F_HSWISH
-                         : q.kind == POST_HSIG ? F_HSIG : F_RELU;
-        flat_scalar(yt + j0, n - j0, kind, q.f0, q.f1);
+        flat_scalar(yt + j0, n - j0, flat_kind(st[s].kind), st[s].f0, st[s].f1);
       }
       if (res) vec_scalar(yt + j0, res + j0, n - j0, false);
     }
@@ -811,16 +829,8 @@ __attribute__((target("avx2"))) void post_fused_avx2(float* yt, int64_t m, int64
     if (clamp) flat_scalar(yj, nt, F_CLAMP, lo, hi);
     for (int64_t s = 0; s < ns; ++s) {
       const PostStep& q = st[s];
-      switch (q.kind) {
-        case POST_ADD_S: flat_scalar(yj, nt, F_ADD_S, q.f0, q.f1); break;
-        case POST_MUL_S: flat_scalar(yj, nt, F_MUL_S, q.f0, q.f1); break;
-        case POST_ADD_C:
-        case POST_MUL_C: vec_scalar(yj, q.c + O8, nt, q.kind == POST_MUL_C); break;
-        case POST_HSWISH: flat_scalar(yj, nt, F_HSWISH, q.f0, q.f1); break;
-        case POST_HSIG: flat_scalar(yj, nt, F_HSIG, q.f0, q.f1); break;
-        case POST_RELU: flat_scalar(yj, nt, F_RELU, q.f0, q.f1); break;
-        default: break;
-      }
+      if (q.c) vec_scalar(yj, q.c + O8, nt, q.kind == POST_MUL_C);
+      else flat_scalar(yj, nt, flat_kind(q.kind), q.f0, q.f1);
     }
     if (r) vec_scalar(yj, r + O8, nt, false);
   }
@@ -861,14 +871,7 @@ void epilogue(const OpParams& p, const Outs& o, float* yt, int64_t P0, int64_t m
     const int64_t ns = p.i[kNPost];
     if (ns <= kMaxFused && (ns > 0 || o.res)) {  // one pass instead of one per step
       PostStep steps[kMaxFused];
-      const int64_t* st = p.v.data() + p.i[kPostOff];
-      for (int64_t k = 0; k < ns; ++k, st += 4) {
-        const uint32_t u0 = uint32_t(st[2]), u1 = uint32_t(st[3]);
-        steps[k].kind = st[0];
-        std::memcpy(&steps[k].f0, &u0, 4);
-        std::memcpy(&steps[k].f1, &u1, 4);
-        steps[k].c = st[0] == POST_ADD_C || st[0] == POST_MUL_C ? (*o.in)[size_t(st[1])]->f32() : nullptr;
-      }
+      for (int64_t k = 0; k < ns; ++k) steps[k] = post_step(p, *o.in, k);
       const bool clamp = act == ACT_RELU || act == ACT_CLIP;
       if (!clamp && act != ACT_NONE) apply_act(yt, n, act, p.f[0], p.f[1]);
       post_fused_avx2(yt, m, O, clamp, act == ACT_CLIP ? p.f[0] : 0.f, act == ACT_CLIP ? p.f[1] : INFINITY, steps, ns,
@@ -885,26 +888,12 @@ void epilogue(const OpParams& p, const Outs& o, float* yt, int64_t P0, int64_t m
   }
   // folded elementwise ops, each with the float operations of its own kernel (add, mul,
   // hardsigmoid_f32 then mul, relu_f32): a + b, a * b, min(max(alpha * v + beta, 0), 1)
-  const int64_t* st = p.v.data() + p.i[kPostOff];
-  for (int64_t k = 0; !done && k < p.i[kNPost]; ++k, st += 4) {
-    float f0, f1;
-    const uint32_t u0 = uint32_t(st[2]), u1 = uint32_t(st[3]);
-    std::memcpy(&f0, &u0, 4);
-    std::memcpy(&f1, &u1, 4);
-    switch (st[0]) {
-      case POST_ADD_S: flat(yt, n, F_ADD_S, f0, f1); break;
-      case POST_MUL_S: flat(yt, n, F_MUL_S, f0, f1); break;
-      case POST_ADD_C:
-      case POST_MUL_C: {
-        const float* cv = (*o.in)[size_t(st[1])]->f32();
-        for (int64_t i = 0; i < m; ++i) vec(yt + i * O, cv, O, st[0] == POST_MUL_C);
-        break;
-      }
-      case POST_HSWISH: flat(yt, n, F_HSWISH, f0, f1); break;
-      case POST_HSIG: flat(yt, n, F_HSIG, f0, f1); break;
-      case POST_RELU: flat(yt, n, F_RELU, f0, f1); break;
-      default: break;
-    }
+  for (int64_t k = 0; !done && k < p.i[kNPost]; ++k) {
+    const PostStep q = post_step(p, *o.in, k);
+    if (q.c)
+      for (int64_t i = 0; i < m; ++i) vec(yt + i * O, q.c, O, q.kind == POST_MUL_C);
+    else
+      flat(yt, n, flat_kind(q.kind), q.f0, q.f1);
   }
   if (o.res && !done) vec(yt, o.res + P0 * O, n, false);
   if (o.f) std::memcpy(o.f + P0 * O, yt, size_t(n) * 4);
