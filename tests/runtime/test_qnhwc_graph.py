@@ -119,14 +119,18 @@ def _rel(a, b):
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
-@pytest.fixture(scope="module")
-def head(tmp_path_factory):
-    d = tmp_path_factory.mktemp("qnhwc_graph")
-    g = _det_head()
+def _new_and_old(tmp_path_factory, tag, g, seed):
+    """g exported with the int8 NHWC lowering (new) and without it (old), an input, the folder."""
+    d = tmp_path_factory.mktemp(tag)
     new = write_package(g, d / "new.lbpk", target="x86-64-avx2", scheme="w8a8")
     old = write_package(g, d / "old.lbpk", target="x86-64-avx2", scheme="w8a8", int8_nhwc=False)
-    x = np.random.default_rng(1).standard_normal((1, 3, 32, 48)).astype(np.float32)
+    x = np.random.default_rng(seed).standard_normal((1, 3, 32, 48)).astype(np.float32)
     return g, new, old, x, d
+
+
+@pytest.fixture(scope="module")
+def head(tmp_path_factory):
+    return _new_and_old(tmp_path_factory, "qnhwc_graph", _det_head(), 1)
 
 
 def test_lowering_keeps_the_neck_and_head_int8(head):
@@ -291,12 +295,7 @@ def _se_neck(H=32, W=48, seed=5, C=40):
 
 @pytest.fixture(scope="module")
 def neck(tmp_path_factory):
-    d = tmp_path_factory.mktemp("qnhwc_se")
-    g = _se_neck()
-    new = write_package(g, d / "new.lbpk", target="x86-64-avx2", scheme="w8a8")
-    old = write_package(g, d / "old.lbpk", target="x86-64-avx2", scheme="w8a8", int8_nhwc=False)
-    x = np.random.default_rng(2).standard_normal((1, 3, 32, 48)).astype(np.float32)
-    return g, new, old, x, d
+    return _new_and_old(tmp_path_factory, "qnhwc_se", _se_neck(), 2)
 
 
 def test_se_gates_and_fpn_merges_are_fused_with_the_same_bits(neck):
