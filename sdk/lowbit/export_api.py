@@ -63,8 +63,10 @@ def _input_infos(model_proto):
 
 
 def _weight_bits7(value, profile=None) -> bool:
-    """The weight_bits7 option: True / False, or "auto" = the target profile (this host's when none is
-    given) lacks int8 dot products (lowbit.quant.weights.weight_bits7_for)."""
+    """The weight_bits7 option: True / False, or "auto" (the default) = the target profile (this host's
+    when none is given) lacks int8 dot products (lowbit.quant.weights.weight_bits7_for): there int8
+    weights are rounded to 7 bits (codes within +-63) so that the AVX2 u8 x s8 GEMM is exact and fast,
+    as ONNX Runtime's `reduce_range` advice for AVX2; VNNI and ARM targets keep 8 bits."""
     if isinstance(value, str) and value.lower() == "auto":
         from lowbit.quant.weights import weight_bits7_for  # noqa: PLC0415
 
@@ -127,7 +129,7 @@ def prepare(model, *, example_inputs=None, scheme="w8a8", calib=None, **options)
                          calib_method=options.get("calib_method", "minmax"),
                          gptq_damp=float(options.get("gptq_damp", 0.01)),
                          act_order=bool(options.get("act_order", True)),
-                         weight_bits7=_weight_bits7(options.get("weight_bits7", False)),
+                         weight_bits7=_weight_bits7(options.get("weight_bits7", "auto")),
                          error_comp=options.get("error_comp", "auto"),
                          progress=bool(options.get("progress", sys.stderr.isatty())))
     qgraph = quantize_graph(graph, sch, feeds, qopts)
@@ -207,8 +209,8 @@ def export_with_report(model, out, *, example_inputs=None, target="auto", scheme
                               **options)), None
     parse_scheme(scheme)  # an unknown scheme fails before anything else
     profile = _resolve_target(target)
-    if options.get("weight_bits7") is not None:  # "auto" follows the target profile
-        options["weight_bits7"] = _weight_bits7(options["weight_bits7"], profile)
+    # "auto" (the default) follows the target profile, not this host
+    options["weight_bits7"] = _weight_bits7(options.get("weight_bits7", "auto"), profile)
     writer = _writer(format)  # a missing writer fails before the (slow) quantization
     _, qgraph, feeds, report = prepare(model, example_inputs=example_inputs, scheme=scheme, calib=calib, **options)
     qgraph.metadata["target"] = getattr(profile, "name", None)

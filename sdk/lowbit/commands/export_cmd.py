@@ -32,6 +32,9 @@ def register(sub) -> None:
                         "input (sequential error compensation; default for w8a8)")
     p.add_argument("--no-error-comp", dest="error_comp", action="store_false",
                    help="plain per-layer rounding (faster export, less accurate)")
+    p.add_argument("--int8-weight-bits", default="auto", choices=["auto", "7", "8"],
+                   help="bits of int8 weights: auto (default) = 7 on x86 targets without VNNI, where the AVX2 "
+                        "u8 x s8 GEMM is then exact and fast, 8 elsewhere")
     p.add_argument("--input-shape", metavar="NAME=D,D,...", action="append",
                    help="fix a dynamic input shape when there is no calibration data, e.g. x=1,3,224,224")
     p.add_argument("--report-json", metavar="PATH", help="also write the accuracy report as JSON here")
@@ -63,6 +66,8 @@ def run(args) -> int:
         options["sparse_outliers"] = args.sparse_outliers
     if args.error_comp is not None:
         options["error_comp"] = args.error_comp
+    if args.int8_weight_bits != "auto":  # the API's default is "auto"
+        options["weight_bits7"] = args.int8_weight_bits == "7"
     if args.input_shape:
         options["input_shapes"] = _shapes(args.input_shape)
     import lowbit.export_api as api
