@@ -58,6 +58,10 @@ CASES = {
     "dw3x3_7x7_c20_relu": _conv([1, 20, 7, 7], [20, 1, 3, 3], "Relu", group=20, pads=[1, 1, 1, 1]),
     "dw5x5_14x14_c13_clip": _conv([1, 13, 14, 14], [13, 1, 5, 5], "Clip", group=13, pads=[2, 2, 2, 2]),
     "dw5x5_s2_15x15_c9": _conv([1, 9, 15, 15], [9, 1, 5, 5], None, group=9, strides=[2, 2], pads=[2, 2, 2, 2]),
+    # a strip of fewer than 8 output pixels (masked stores), rows shorter than 8 (masked fill)
+    "dw3x3_s2_tiny_map_sigmoid": _conv([1, 11, 3, 3], [11, 1, 3, 3], "Sigmoid", group=11, strides=[2, 2],
+                                       pads=[1, 1, 1, 1]),
+    "dw5x5_7x7_c16_hardswish": _conv([1, 16, 7, 7], [16, 1, 5, 5], "HardSwish", group=16, pads=[2, 2, 2, 2]),
     "dw3x3_s2_odd_hardswish": _conv([1, 11, 21, 29], [11, 1, 3, 3], "HardSwish", group=11, strides=[2, 2],
                                     pads=[0, 1, 1, 0]),
     # maps over ~56x56: the channel-blocked kernel in strips of output rows (3 strips each)

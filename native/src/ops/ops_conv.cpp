@@ -294,10 +294,13 @@ size_t dwb_scratch_floats(const OpParams& p) {
 #if defined(__x86_64__)
 // Padded rows [r0, r1) of one block of nc <= 8 channels (planes xin + c*H*W) into a zero-padded
 // buffer of 8-float pixels P[r1 - r0][PW][8] (pt rows / pl columns of padding before the map;
-// missing channels 0): border rows and columns zeroed, inner pixels by 8x8 transposes.
+// missing channels 0): border rows and columns zeroed, inner pixels by 8x8 transposes (a row's
+// last 8 pixels overlap the previous step; rows shorter than 8 read with a lane mask).
 __attribute__((target("avx2,fma"))) void fill_block8(const float* xin, int64_t nc, int64_t H, int64_t W, int64_t pt,
                                                       int64_t pl, int64_t r0, int64_t r1, int64_t PW, float* P) {
   const int64_t HW = H * W;
+  alignas(32) static const int32_t kLanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+  const __m256i mask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLanes + 8 - std::min<int64_t>(W, 8)));
   for (int64_t r = r0; r < r1; ++r) {
     float* prow = P + (r - r0) * PW * 8;
     const int64_t yy = r - pt;
@@ -308,93 +311,109 @@ __attribute__((target("avx2,fma"))) void fill_block8(const float* xin, int64_t n
     std::memset(prow, 0, size_t(pl * 8) * sizeof(float));
     std::memset(prow + (pl + W) * 8, 0, size_t((PW - pl - W) * 8) * sizeof(float));
     const float* src = xin + yy * W;
-    int64_t xx = 0;
-    if (nc == 8 && W >= 8) {
-      for (int64_t xs = 0; xs < W; xs += 8) {  // the last step overlaps the previous one (same values)
-        xx = std::min(xs, W - 8);
-        __m256 r[8];
-        for (int u = 0; u < 8; ++u) r[u] = _mm256_loadu_ps(src + u * HW + xx);
-        transpose8x8_ps(r);
-        float* d = prow + (pl + xx) * 8;
-        for (int u = 0; u < 8; ++u) _mm256_storeu_ps(d + 8 * u, r[u]);
-      }
-      xx = W;
+    for (int64_t xs = 0; xs < W; xs += 8) {
+      const int64_t xx = W >= 8 ? std::min(xs, W - 8) : 0;
+      __m256 v[8];
+#pragma GCC unroll 8
+      for (int u = 0; u < 8; ++u)
+        v[u] = u >= nc ? _mm256_setzero_ps() : W >= 8 ? _mm256_loadu_ps(src + u * HW + xx)
+                                                       : _mm256_maskload_ps(src + u * HW, mask);
+      transpose8x8_ps(v);
+      float* d = prow + (pl + xx) * 8;
+      const int64_t np = std::min<int64_t>(W, 8);
+      for (int64_t u = 0; u < np; ++u) _mm256_storeu_ps(d + 8 * u, v[u]);
     }
-    for (; xx < W; ++xx)
-      for (int64_t c = 0; c < 8; ++c) prow[(pl + xx) * 8 + c] = c < nc ? src[c * HW + xx] : 0.f;
   }
 }
 
-// J output pixels (ox0 .. ox0+J-1) of row oy for one channel block; writes nc <= 8 channel planes.
-template <int J>
-__attribute__((target("avx2,fma"))) void dwb_pixels(const OpParams& p, const DwBlockGeom& g, const float* P,
-                                                    const float* wb, __m256 bias, int64_t oy, int64_t ox0, float* y,
-                                                    int64_t nc, int64_t OHW) {
-  const int64_t kh = p.i[kKh], kw = p.i[kKw], sh = p.i[kSh], sw = p.i[kSw], dh = p.i[kDh], dw = p.i[kDw];
-  const int64_t act = p.i[kAct];
-  __m256 acc[8];
-#pragma GCC unroll 8
-  for (int j = 0; j < J; ++j) acc[j] = bias;
-  for (int64_t ky = 0; ky < kh; ++ky) {
-    const float* row = P + ((oy * sh + ky * dh - g.r0) * g.PW + ox0 * sw) * 8;
-    for (int64_t kx = 0; kx < kw; ++kx) {
-      const __m256 wv = _mm256_loadu_ps(wb + (ky * kw + kx) * 8);
-      const float* s = row + kx * dw * 8;
-#pragma GCC unroll 8
-      for (int j = 0; j < J; ++j) acc[j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s + j * sw * 8), acc[j]);
-    }
+// 8 output pixels of one channel block, given the padded-buffer position of each (px[j]: pixel j's
+// top-left tap; the pixels may lie on different output rows): bias, then every tap in order
+// (toff[t] floats from px[j]), the activation in registers, then the 8 x 8 tile transposed so that
+// acc[c] holds channel c's 8 pixels.
+__attribute__((target("avx2,fma"), always_inline)) inline void dwb_tile(const float* const* px, const int64_t* toff,
+                                                                       int64_t taps, const float* wb, __m256 bias,
+                                                                       int64_t act, float lo, float hi, __m256* acc) {
+  const float *p0 = px[0], *p1 = px[1], *p2 = px[2], *p3 = px[3], *p4 = px[4], *p5 = px[5], *p6 = px[6], *p7 = px[7];
+  __m256 a0 = bias, a1 = bias, a2 = bias, a3 = bias, a4 = bias, a5 = bias, a6 = bias, a7 = bias;
+  for (int64_t t = 0; t < taps; ++t) {
+    const __m256 wv = _mm256_loadu_ps(wb + t * 8);
+    const int64_t o = toff[t];
+    a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p0 + o), a0);
+    a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p1 + o), a1);
+    a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p2 + o), a2);
+    a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p3 + o), a3);
+    a4 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p4 + o), a4);
+    a5 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p5 + o), a5);
+    a6 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p6 + o), a6);
+    a7 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p7 + o), a7);
   }
+  acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3; acc[4] = a4; acc[5] = a5; acc[6] = a6; acc[7] = a7;
   if (act != ACT_NONE && act != ACT_SIGMOID)
 #pragma GCC unroll 8
-    for (int j = 0; j < J; ++j) acc[j] = vmath::act8(acc[j], act, p.f[0], p.f[1]);
-#pragma GCC unroll 8
-  for (int j = J; j < 8; ++j) acc[j] = _mm256_setzero_ps();
-  transpose8x8_ps(acc);  // acc[c] = channel c, 8 pixels
-  float* o = y + oy * p.i[kOW] + ox0;
-  for (int64_t c = 0; c < nc; ++c) {
-    if (J == 8) {
-      _mm256_storeu_ps(o + c * OHW, acc[c]);
-    } else {
-      alignas(32) float tmp[8];
-      _mm256_store_ps(tmp, acc[c]);
-      std::memcpy(o + c * OHW, tmp, J * sizeof(float));
-    }
-    if (act == ACT_SIGMOID) apply_act(o + c * OHW, J, act, p.f[0], p.f[1]);
-  }
+    for (int j = 0; j < 8; ++j) acc[j] = vmath::act8(acc[j], act, lo, hi);
+  transpose8x8_ps(acc);
 }
-using DwbFn = void (*)(const OpParams&, const DwBlockGeom&, const float*, const float*, __m256, int64_t, int64_t,
-                       float*, int64_t, int64_t);
 
-// Channel blocks [b0, b1) (block = (n, 8 channels)).
+// Channel blocks [b0, b1) (block = (n, 8 channels)). The output pixels of a strip are taken 8 at a
+// time in flat (row-major) order, across row ends, so every store is a full 8-pixel vector of a
+// channel plane; the strip's last step overlaps the previous one (the same values), a strip of
+// fewer than 8 pixels stores with a lane mask.
 __attribute__((target("avx2,fma"))) void dwb_range_avx2(const OpParams& p, const float* x, const float* w,
                                                          const float* b, float* y, int64_t b0, int64_t b1, float* buf) {
-  static const DwbFn kFns[9] = {nullptr, dwb_pixels<1>, dwb_pixels<2>, dwb_pixels<3>, dwb_pixels<4>,
-                                dwb_pixels<5>, dwb_pixels<6>, dwb_pixels<7>, dwb_pixels<8>};
   const DwBlockGeom g = dwb_geom(p);
   const int64_t C = p.i[kC], H = p.i[kH], W = p.i[kW], OH = p.i[kOH], OW = p.i[kOW], taps = p.i[kKh] * p.i[kKw];
+  const int64_t kw = p.i[kKw], sh = p.i[kSh], sw = p.i[kSw];
   const int64_t pt = p.i[kPt], pl = p.i[kPl], HW = H * W, OHW = OH * OW, blocks = (C + 7) / 8;
+  const int64_t act = p.i[kAct];
   float* P = buf;
-  float* wb = buf + g.SR * g.PW * 8;
+  float* wb = buf + g.SR * g.PW * 8;  // [taps][8]
+  int64_t toff[64];
+  for (int64_t t = 0; t < taps; ++t) toff[t] = ((t / kw) * p.i[kDh] * g.PW + (t % kw) * p.i[kDw]) * 8;
+  alignas(32) static const int32_t kLanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
   alignas(32) float bias8[8];
   for (int64_t blk = b0; blk < b1; ++blk) {
     const int64_t n = blk / blocks, c0 = (blk % blocks) * 8, nc = std::min<int64_t>(8, C - c0);
     const float* xin = x + (n * C + c0) * HW;
-    // weights [taps][8] and bias of the block (missing channels: 0)
-    for (int64_t t = 0; t < taps; ++t)
+    // weights [taps][8] and bias of the block (missing channels: 0); 8 taps x 8 channels per transpose
+    int64_t t0 = 0;
+    if (nc == 8 && taps >= 8) {
+      for (int64_t ts = 0; ts < taps; ts += 8) {
+        t0 = std::min(ts, taps - 8);
+        __m256 v[8];
+        for (int c = 0; c < 8; ++c) v[c] = _mm256_loadu_ps(w + (c0 + c) * taps + t0);
+        transpose8x8_ps(v);
+        for (int u = 0; u < 8; ++u) _mm256_storeu_ps(wb + (t0 + u) * 8, v[u]);
+      }
+      t0 = taps;
+    }
+    for (int64_t t = t0; t < taps; ++t)
       for (int64_t c = 0; c < 8; ++c) wb[t * 8 + c] = c < nc ? w[(c0 + c) * taps + t] : 0.f;
     for (int64_t c = 0; c < 8; ++c) bias8[c] = b && c < nc ? b[c0 + c] : 0.f;
     const __m256 bias = _mm256_load_ps(bias8);
     float* yout = y + (n * C + c0) * OHW;
     for (int64_t oy0 = 0; oy0 < OH; oy0 += g.S) {
-      const int64_t oy1 = std::min(OH, oy0 + g.S);
-      DwBlockGeom gs = g;
-      gs.r0 = oy0 * p.i[kSh];
-      fill_block8(xin, nc, H, W, pt, pl, gs.r0, std::min(g.PH, gs.r0 + g.SR), g.PW, P);
-      for (int64_t oy = oy0; oy < oy1; ++oy) {
-        int64_t ox = 0;
-        for (; ox + 8 <= OW; ox += 8) dwb_pixels<8>(p, gs, P, wb, bias, oy, ox, yout, nc, OHW);
-        if (ox < OW && OW >= 8) dwb_pixels<8>(p, gs, P, wb, bias, oy, OW - 8, yout, nc, OHW);  // overlaps: same values
-        else if (ox < OW) kFns[OW - ox](p, gs, P, wb, bias, oy, ox, yout, nc, OHW);
+      const int64_t oy1 = std::min(OH, oy0 + g.S), r0 = oy0 * sh;
+      fill_block8(xin, nc, H, W, pt, pl, r0, std::min(g.PH, r0 + g.SR), g.PW, P);
+      const int64_t q1 = oy1 * OW, qn = q1 - oy0 * OW;
+      for (int64_t qs = oy0 * OW; qs < q1; qs += 8) {
+        const int64_t q = qn >= 8 ? std::min(qs, q1 - 8) : qs;
+        const float* px[8];
+        int64_t oy = q / OW, ox = q % OW;
+        for (int j = 0; j < 8; ++j) {  // pixels past the strip (qn < 8) read its first pixel; not stored
+          px[j] = q + j < q1 ? P + ((oy * sh - r0) * g.PW + ox * sw) * 8 : P;
+          if (++ox == OW) ox = 0, ++oy;
+        }
+        __m256 acc[8];
+        dwb_tile(px, toff, taps, wb, bias, act, p.f[0], p.f[1], acc);
+        float* o = yout + q;
+        if (qn >= 8) {
+          for (int64_t c = 0; c < nc; ++c) _mm256_storeu_ps(o + c * OHW, acc[c]);
+        } else {
+          const __m256i m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLanes + 8 - qn));
+          for (int64_t c = 0; c < nc; ++c) _mm256_maskstore_ps(o + c * OHW, m, acc[c]);
+        }
+        if (act == ACT_SIGMOID)
+          for (int64_t c = 0; c < nc; ++c) apply_act(o + c * OHW, std::min<int64_t>(qn, 8), act, p.f[0], p.f[1]);
       }
     }
   }
