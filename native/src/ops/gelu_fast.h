@@ -1,11 +1,14 @@
 // GELU (erf form) as the epilogue of a MatMul / quantized linear (attribute "post": "gelu", set by the
 // exporter's transformer pass, exporters/lbpk_attn.py):
-//   gelu(x) = 0.5 x (1 + erf(x / sqrt 2)),  erf(z) = 1 - (a1 t + ... + a5 t^5) exp(-z^2),  t = 1 / (1 + p z)
-// for z >= 0 (odd extension for z < 0): Abramowitz & Stegun 7.1.26, |erf error| <= 1.5e-7, so the
-// GELU's absolute error is <= 0.75e-7 |x| (the 1e-4 relative budget against ONNX Runtime is ~1000x
-// larger). One exp and one division per 8 values: ~5x cheaper than vmath's GELU, which keeps relative
-// accuracy in the far negative tail (where the value is ~0 and only absolute accuracy matters here).
-// The AVX2 path and the portable one compute the same formula (results differ only in exp's last bits).
+//   gelu(x) = 0.5 x (1 + erf(u)),  u = x / sqrt 2,  erf(u) ~= u P(u^2) / Q(u^2) on |u| <= 3.92
+// with P and Q of degree 5 (a rational fit made for lowbit: weighted least squares on [0, 3.92], iterated on
+// the error; double-precision error 5e-8) and u clamped to +-3.92 (1 - erf(3.92) = 3e-8, half a float ulp
+// of 1). Evaluated in float32 the erf error is <= 4e-7 (rounding of the ~12 operations), so the GELU's
+// absolute error is <= 2e-7 |x| + 1e-7: the 1e-4 relative budget against ONNX Runtime is ~500x larger.
+// One division and 12 FMAs per 8 values, no exp: 2x cheaper than the Abramowitz-Stegun erf with an exp
+// used before (session 5), and ~10x cheaper than vmath's GELU, which keeps relative accuracy in the far
+// negative tail (where the value is ~0 and only absolute accuracy matters here).
+// The AVX2 path and the portable one compute the same formula (results may differ in the last bits: FMA).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -16,32 +19,40 @@
 namespace lb {
 namespace gelu {
 
-constexpr float kP = 0.3275911f, kA1 = 0.254829592f, kA2 = -0.284496736f, kA3 = 1.421413741f,
-                kA4 = -1.453152027f, kA5 = 1.061405429f, kInvSqrt2 = 0.70710678118654752f;
+constexpr float kClamp = 3.92f, kInvSqrt2 = 0.70710678118654752f;
+constexpr float kP0 = 1.12837875f, kP1 = 0.198899746f, kP2 = 0.0538471192f, kP3 = 0.00412715646f,
+                kP4 = 0.000292593584f, kP5 = 1.97682834e-06f;
+constexpr float kQ1 = 0.509599686f, kQ2 = 0.117600195f, kQ3 = 0.0156873632f, kQ4 = 0.0012497796f,
+                kQ5 = 3.77413671e-05f;
 
 /// Portable reference (non-x86 builds and LOWBIT_ISA=scalar).
 inline float ref(float x) {
-  const float z = std::fabs(x) * kInvSqrt2;
-  const float t = 1.f / (1.f + kP * z);
-  const float poly = t * (kA1 + t * (kA2 + t * (kA3 + t * (kA4 + t * kA5))));
-  const float e = 1.f - poly * std::exp(-z * z);
-  return 0.5f * x * (1.f + (x < 0.f ? -e : e));
+  const float u = std::fmin(std::fmax(x * kInvSqrt2, -kClamp), kClamp);
+  const float s = u * u;
+  const float p = kP0 + s * (kP1 + s * (kP2 + s * (kP3 + s * (kP4 + s * kP5))));
+  const float q = 1.f + s * (kQ1 + s * (kQ2 + s * (kQ3 + s * (kQ4 + s * kQ5))));
+  const float h = 0.5f * x;
+  return h + h * (u * p / q);
 }
 
 #if defined(__x86_64__)
 __attribute__((target("avx2,fma"), always_inline)) inline __m256 gelu8(__m256 x) {
-  const __m256 sign = _mm256_set1_ps(-0.f);
-  const __m256 z = _mm256_mul_ps(_mm256_andnot_ps(sign, x), _mm256_set1_ps(kInvSqrt2));
-  const __m256 one = _mm256_set1_ps(1.f);
-  const __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(kP), z, one));
-  __m256 poly = _mm256_fmadd_ps(t, _mm256_set1_ps(kA5), _mm256_set1_ps(kA4));
-  poly = _mm256_fmadd_ps(t, poly, _mm256_set1_ps(kA3));
-  poly = _mm256_fmadd_ps(t, poly, _mm256_set1_ps(kA2));
-  poly = _mm256_fmadd_ps(t, poly, _mm256_set1_ps(kA1));
-  poly = _mm256_mul_ps(t, poly);
-  const __m256 e = _mm256_fnmadd_ps(poly, vmath::exp8(_mm256_mul_ps(_mm256_xor_ps(z, sign), z)), one);
-  const __m256 erf = _mm256_or_ps(e, _mm256_and_ps(x, sign));  // copysign(e, x)
-  return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(one, erf));
+  __m256 u = _mm256_mul_ps(x, _mm256_set1_ps(kInvSqrt2));
+  u = _mm256_min_ps(_mm256_max_ps(u, _mm256_set1_ps(-kClamp)), _mm256_set1_ps(kClamp));
+  const __m256 s = _mm256_mul_ps(u, u);
+  __m256 p = _mm256_fmadd_ps(s, _mm256_set1_ps(kP5), _mm256_set1_ps(kP4));
+  p = _mm256_fmadd_ps(s, p, _mm256_set1_ps(kP3));
+  p = _mm256_fmadd_ps(s, p, _mm256_set1_ps(kP2));
+  p = _mm256_fmadd_ps(s, p, _mm256_set1_ps(kP1));
+  p = _mm256_fmadd_ps(s, p, _mm256_set1_ps(kP0));
+  __m256 q = _mm256_fmadd_ps(s, _mm256_set1_ps(kQ5), _mm256_set1_ps(kQ4));
+  q = _mm256_fmadd_ps(s, q, _mm256_set1_ps(kQ3));
+  q = _mm256_fmadd_ps(s, q, _mm256_set1_ps(kQ2));
+  q = _mm256_fmadd_ps(s, q, _mm256_set1_ps(kQ1));
+  q = _mm256_fmadd_ps(s, q, _mm256_set1_ps(1.f));
+  const __m256 erf = _mm256_div_ps(_mm256_mul_ps(u, p), q);
+  const __m256 h = _mm256_mul_ps(_mm256_set1_ps(0.5f), x);
+  return _mm256_fmadd_ps(h, erf, h);
 }
 
 __attribute__((target("avx2,fma"))) inline void apply_avx2(float* y, int64_t n) {
