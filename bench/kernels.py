@@ -4,8 +4,11 @@ For each (K, N) shape, M (1 = decode GEMV, 32/128 = prefill GEMM) and thread cou
 runs the same y = x @ W^T, engines interleaved round by round so machine noise hits them alike:
 
 * lowbit: w4a8-g32 (int4, block 32, dynamic int8 activations), w8a8 (int8 per channel, dynamic),
-  at M>=2 also w8a8 with 7-bit weights (codes in [-63, 63]: the exact u8 x s8 AVX2 GEMM, gemm_q7),
-  t2a8 (ternary, group 128), and at M=1 w4a8-g32 with the weights on huge pages.
+  t2a8 (ternary, group 128), and at M=1 w4a8-g32 with the weights on huge pages. At M>=2 w8a8 runs
+  twice, each row naming its weight bits: 8-bit weights (the int16 GEMM, gemm_q8) and 7-bit weights
+  (codes in [-63, 63]: the exact u8 x s8 AVX2 GEMM, gemm_q7); "(default)" marks the one lowbit's
+  export writes for this host (`weight_bits7="auto"`: 7-bit on x86 without VNNI, 8-bit elsewhere).
+  At M=1 both run the same GEMV, so one "lowbit w8a8" row stands for both.
 * ONNX Runtime: MatMulNBits (4 bits, block 32, accuracy_level=4: int8 activations) and
   DynamicQuantizeMatMul (int8 weights per column, dynamic uint8 activations).
 * PyTorch: fp32 Linear and quantize_dynamic int8 Linear.
@@ -282,11 +285,11 @@ def main(argv=None) -> int:
                 pool = nat.ThreadPool(t)
                 engines = [
                     lowbit_engine(nat, pool, wts["int4"], "lowbit w4a8-g32", m, cold),
-                    lowbit_engine(nat, pool, wts["int8"], "lowbit w8a8", m, cold),
+                    lowbit_engine(nat, pool, wts["int8"], "lowbit w8a8" if m == 1 else _w8a8_label(8), m, cold),
                     lowbit_engine(nat, pool, wts["ternary"], "lowbit t2a8-g128", m, cold),
                 ]
                 if m > 1:
-                    engines.append(lowbit_engine(nat, pool, wts["int8w7"], "lowbit w8a8 7-bit w", m, cold))
+                    engines.append(lowbit_engine(nat, pool, wts["int8w7"], _w8a8_label(7), m, cold))
                 if not args.no_w4a16:
                     engines.append(lowbit_engine(nat, pool, wts["int4"], "lowbit w4a16-g32", m, cold, act="float"))
                 if cold:
@@ -323,6 +326,18 @@ def main(argv=None) -> int:
     out.write_text(json.dumps({"machine": machine, "rows": rows, "summary": summary["checks"]}, indent=1))
     print(f"\nJSON: {out}")
     return 0
+
+
+def _w8a8_default_bits() -> int:
+    """Weight bits of plain `w8a8` for this host: 7 where the export's weight_bits7="auto" picks them."""
+    from lowbit.export_api import _weight_bits7  # noqa: PLC0415
+
+    return 7 if _weight_bits7("auto") else 8
+
+
+def _w8a8_label(bits: int) -> str:
+    """The M>=2 w8a8 row of `bits`-bit weights; the host's default is marked."""
+    return f"lowbit w8a8 {bits}-bit w" + (" (default)" if bits == _w8a8_default_bits() else "")
 
 
 def _set_rooflines(rows, machine):
@@ -362,8 +377,8 @@ def _summary(rows):
     for (k, n, m, t) in sorted({(r["k"], r["n"], r["m"], r["threads"]) for r in rows}):
         q4 = _find(rows, k, n, m, t, "lowbit w4a8-g32")
         q4h = _find(rows, k, n, m, t, "lowbit w4a8-g32 hugepages")
-        q8 = _find(rows, k, n, m, t, "lowbit w8a8")
-        q7 = _find(rows, k, n, m, t, "lowbit w8a8 7-bit w")
+        q8 = _find(rows, k, n, m, t, "lowbit w8a8" if m == 1 else _w8a8_label(8))
+        q7 = _find(rows, k, n, m, t, _w8a8_label(7))
         t2 = _find(rows, k, n, m, t, "lowbit t2a8-g128")
         nb = _find(rows, k, n, m, t, "ort MatMulNBits b32 acc4")
         dq = _find(rows, k, n, m, t, "ort DynamicQuantizeMatMul")
@@ -395,17 +410,19 @@ def _summary(rows):
             if q4 and nb:
                 add(f"{tag} w4a8-g32 speed-up over MatMulNBits", nb["median_ms"] / q4["median_ms"], ">= 2.0",
                     nb["median_ms"] / q4["median_ms"] >= 2.0)
-            if q8 and dq:
-                add(f"{tag} w8a8 speed-up over DynamicQuantizeMatMul", dq["median_ms"] / q8["median_ms"], ">= 1.1",
-                    dq["median_ms"] / q8["median_ms"] >= 1.1)
-            if q8:
-                add(f"{tag} w8a8 fraction of int8 peak", q8["roofline"], ">= 0.85", q8["roofline"] >= 0.85)
-            if q7 and dq:
-                add(f"{tag} w8a8 7-bit weights speed-up over DynamicQuantizeMatMul", dq["median_ms"] / q7["median_ms"],
-                    ">= 1.1", dq["median_ms"] / q7["median_ms"] >= 1.1)
-            if q7:
-                add(f"{tag} w8a8 7-bit weights fraction of int8 peak", q7["roofline"], ">= 0.85",
-                    q7["roofline"] >= 0.85)
+            for eng in sorted((e for e in (q7, q8) if e), key=lambda e: "(default)" not in e["engine"]):
+                name = eng["engine"].replace("lowbit ", "")
+                if dq:
+                    f = dq["median_ms"] / eng["median_ms"]
+                    add(f"{tag} {name} speed-up over DynamicQuantizeMatMul", f, ">= 1.1", f >= 1.1)
+                add(f"{tag} {name} fraction of int8 peak", eng["roofline"], ">= 0.85", eng["roofline"] >= 0.85)
+                if t == 1:  # CPU-time medians: descheduled spans drop out (the peak is a best-of-run already)
+                    fc = eng["roofline"] * eng["median_ms"] / eng["cpu_median_ms"]
+                    add(f"{tag} {name} fraction of int8 peak, CPU-time medians", fc, ">= 0.85", fc >= 0.85)
+                    if dq:
+                        f = dq["cpu_median_ms"] / eng["cpu_median_ms"]
+                        add(f"{tag} {name} speed-up over DynamicQuantizeMatMul, CPU-time medians", f, ">= 1.1",
+                            f >= 1.1)
     return {"lines": lines, "checks": checks}
 
 
