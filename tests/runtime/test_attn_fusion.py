@@ -151,8 +151,104 @@ def test_attention_lowered_attrs(tmp_path):
     low = lbpk._Lowering(import_onnx(str(tmp_path / "tails.onnx"), {n: s_ for n, s_ in inputs}))
     low.run()
     counts = lbpk_attn.fuse_transformer(low)
-    assert counts == {"attention": 1, "gelu": 2, "bias": 4, "qkv": 1, "residual": 1, "packed": 2, "embedding": 0}, counts
+    assert counts == {"attention": 1, "mask": 0, "gelu": 2, "bias": 4, "qkv": 1, "residual": 1, "packed": 2,
+                      "embedding": 0}, counts
     att = next(op for op in low.ops if op["kernel"] == "attention_f32")
     assert att["attrs"]["head_dim"] == 5 and "heads" not in att["attrs"]
     assert att["attrs"]["lead"] == [2, 13, 2, 13, 2, 13]
     assert abs(att["attrs"]["scale"] - 1 / np.sqrt(5)) < 1e-7
+
+
+def _bool_mask_case(tmp_path, name, extra_user=False):
+    """CASES[name] with its additive mask built as BERT exports do: Where(Expand(cond), 0, -FLT_MAX) from a bool
+    input (Expand to the same shape: a no-op). With extra_user the Where output is also a graph output."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from lowbit.exporters.lbpk import write_package
+    from lowbit.importers.onnx_import import import_onnx
+
+    from runtime_helpers import ort_run
+
+    nodes, inputs, inits, outs = _graph(CASES[name])
+    mshape = list(CASES[name][4])
+    inits.update({"mzero": np.array(0.0, np.float32), "mneg": np.array(np.finfo(np.float32).min, np.float32),
+                  "mshape": np.array(mshape, np.int64)})
+    nodes = [helper.make_node("Expand", ["cond", "mshape"], ["cond_e"]),
+             helper.make_node("Where", ["cond_e", "mzero", "mneg"], ["mask"])] + nodes
+    outs = outs + (("mask",) if extra_user else ())
+    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, inputs[0][1]),
+                                        helper.make_tensor_value_info("cond", TensorProto.BOOL, mshape)],
+                          [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outs],
+                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    onnx_path = tmp_path / f"{name}_bool.onnx"
+    onnx_path.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    rng = np.random.default_rng(5)
+    feeds = {"x": rng.standard_normal(inputs[0][1]).astype(np.float32), "cond": rng.random(mshape) > 0.3}
+    feeds["cond"][..., 0] = True  # every row keeps a key
+    shapes = {"x": inputs[0][1], "cond": mshape}
+    pkg = tmp_path / f"{name}_bool.lbpk"
+    write_package(import_onnx(str(onnx_path), shapes), pkg, target="x86-64-avx2", scheme="fp32")
+    return onnx_path, pkg, feeds, ort_run(onnx_path, feeds), shapes
+
+
+@pytest.mark.parametrize("name", ["bert", "head32", "headmask"])
+def test_attention_bool_mask(tmp_path, name, monkeypatch):
+    """Where(Expand(cond), 0, -FLT_MAX) feeding the attention: the attention reads the bool cond (attrs
+    mask_true / mask_false), no where / expand op is left; outputs match ORT, and are bitwise those of the
+    package that keeps the Where as an f32 mask (AVX2, 1 and 2 threads; the portable path against ORT)."""
+    import lowbit
+    from lowbit.exporters import lbpk_attn
+    from lowbit.exporters.lbpk import write_package
+    from lowbit.importers.onnx_import import import_onnx
+
+    onnx_path, pkg, feeds, ref, shapes = _bool_mask_case(tmp_path, name)
+    ops = lowbit.load(pkg).manifest["ops"]
+    ks = [op["kernel"] for op in ops]
+    assert "where" not in ks and "expand" not in ks, ks
+    att = next(op for op in ops if op["kernel"] == "attention_f32")
+    assert att["inputs"][3] == "cond" and att["attrs"]["mask_true"] == 0.0, att
+    assert att["attrs"]["mask_false"] == float(np.finfo(np.float32).min), att
+    monkeypatch.setattr(lbpk_attn, "_fold_mask", lambda low: 0)
+    plain = tmp_path / f"{name}_plain.lbpk"
+    write_package(import_onnx(str(onnx_path), shapes), plain, target="x86-64-avx2", scheme="fp32")
+    assert "where" in [op["kernel"] for op in lowbit.load(plain).manifest["ops"]]
+    for t in (1, 2):
+        got, want = lowbit.load(pkg, threads=t).run(feeds), lowbit.load(plain, threads=t).run(feeds)
+        for k in ("y", "z", "n"):
+            assert_rel_close(got[k], ref[k], 1e-4, f"{name} {k} threads={t}")
+            assert np.array_equal(got[k], want[k]), f"{name} {k}: bool mask differs from the f32 mask"
+    got, isa = run_scalar_path(pkg, feeds, tmp_path, kernel="attention_f32")
+    assert isa == "scalar", isa
+    for k in ("y", "z", "n"):
+        assert_rel_close(got[k], ref[k], 1e-4, f"scalar {name} {k}")
+
+
+def test_attention_bool_mask_kept_when_where_is_an_output(tmp_path):
+    import lowbit
+
+    _, pkg, feeds, ref, _ = _bool_mask_case(tmp_path, "bert", extra_user=True)
+    ks = [op["kernel"] for op in lowbit.load(pkg).manifest["ops"]]
+    assert "where" in ks and "attention_f32" in ks, ks
+    out = lowbit.load(pkg).run(feeds)
+    for k in ("y", "z", "n", "mask"):
+        assert_rel_close(out[k], ref[k], 1e-4, k)
+
+
+def test_attention_mask_dtype_checked(tmp_path, monkeypatch):
+    """A bool mask without mask_true / mask_false is refused with an error that names the mask."""
+    import lowbit
+    from lowbit.exporters import lbpk_attn
+
+    fold = lbpk_attn._fold_mask
+
+    def fold_without_values(low):
+        n = fold(low)
+        for op in low.ops:
+            op["attrs"].pop("mask_true", None)
+            op["attrs"].pop("mask_false", None)
+        return n
+
+    monkeypatch.setattr(lbpk_attn, "_fold_mask", fold_without_values)
+    _, pkg, feeds, _, _ = _bool_mask_case(tmp_path, "bert")
+    with pytest.raises(Exception, match="mask"):
+        lowbit.load(pkg).run(feeds)

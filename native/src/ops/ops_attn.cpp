@@ -1,6 +1,8 @@
 // Fused multi-head attention (the transformer exporter pass exporters/lbpk_attn.py lowers the
 // MatMul/Mul/Add/Softmax/MatMul chain and its Reshape/Transpose copies into it):
 //   out[b, i, h*D:(h+1)*D] = softmax_j(scale * q_bh[i] . k_bh[j] + mask[b, h, i, j]) . v_bh
+// (the mask f32, or bool with attrs mask_true / mask_false = the values a true / false entry adds: the
+// exporter folds a Where(cond, a, b) that only feeds attention ops into them; each op converts it once per run)
 // with q [B, S, H*D], k and v [B, Sk, H*D] read in place (head h is a column block of width D, so
 // no Transpose/Reshape copies) and the output written straight into its [B, S, H*D] layout.
 // Per (batch, head): scores = Q.K^T through the fp32 GEMM (strided A, transposed B), one pass per
@@ -25,8 +27,10 @@ namespace {
 
 // p.i[0] B, i[1] S, i[2] Sk, i[3] H, i[4] D, i[5] has mask, i[6..9] mask strides (b, h, i, j) in
 // elements (0 where broadcast), i[10..12] the column offsets of q, k, v in their rows, i[13..15] their
-// row strides; p.f[0] scale.
-constexpr int kMs = 6, kCol = 10, kLd = 13;
+// row strides, i[16] 1 when the mask is bool (attrs mask_true / mask_false: the additive value of a true /
+// false entry, p.f[1] / p.f[2]; the exporter folds Where(cond, a, b) into them), i[17] the mask's elements;
+// p.f[0] scale.
+constexpr int kMs = 6, kCol = 10, kLd = 13, kMaskBool = 16, kMaskN = 17;
 
 // Row softmax of s[0:n] after s = s * scale + mask (mask may be null; mstride its element step).
 void softmax_row_portable(float* s, int64_t n, float scale, const float* mask, int64_t mstride) {
@@ -219,7 +223,7 @@ __attribute__((target("avx2,fma"))) void head_small(const float* q, int64_t ldq,
 #endif
 
 lb_status attn_infer(OpCtx& c) {
-  for (size_t k = 0; k < c.in.size(); ++k)
+  for (size_t k = 0; k < c.in.size() && k < 3; ++k)  // (the mask's dtype is checked below)
     if (c.in[k] && c.in[k]->dtype != DType::F32) {
       c.err = "input " + std::to_string(k) + " must be f32, got " + dtype_name(c.in[k]->dtype);
       return LB_ERR_DTYPE;
@@ -288,6 +292,18 @@ lb_status attn_infer(OpCtx& c) {
   const Tensor* m = c.in.size() > 3 ? c.in[3] : nullptr;
   p.i[5] = m != nullptr;
   if (m) {  // right-aligned broadcast to [B, H, S, Sk]
+    const bool sel = c.attrs->has("mask_true") || c.attrs->has("mask_false");
+    if (m->dtype != (sel ? DType::Bool : DType::F32)) {
+      c.err = std::string("mask (input 3) must be ") +
+              (sel ? "bool (attrs mask_true / mask_false give its additive values)" : "f32 (a bool mask needs attrs "
+                                                                                       "mask_true and mask_false)") +
+              ", got " + dtype_name(m->dtype);
+      return LB_ERR_DTYPE;
+    }
+    p.i[kMaskBool] = sel;
+    p.i[kMaskN] = m->numel();
+    p.f[1] = attr_float(*c.attrs, "mask_true", 0.f);
+    p.f[2] = attr_float(*c.attrs, "mask_false", 0.f);
     const int64_t full[4] = {p.i[0], H, p.i[1], p.i[2]};
     const auto& ms = m->shape;
     if (ms.size() > 4) {
@@ -310,7 +326,8 @@ lb_status attn_infer(OpCtx& c) {
   c.out[0]->dtype = DType::F32;
   c.out[0]->shape = q;
   c.scratch_bytes = (std::max(gemm_scratch_per_thread() + scores_bytes(p.i[1], p.i[2]), small_bytes(p.i[2], p.i[4])) + 64) *
-                    size_t(op_threads(c));
+                        size_t(op_threads(c)) +
+                    (p.i[kMaskBool] ? size_t(p.i[kMaskN]) * sizeof(float) : 0);  // the bool mask as f32
   c.flops = uint64_t(4) * p.i[0] * H * p.i[1] * p.i[2] * p.i[4];
   return LB_OK;
 }
@@ -323,9 +340,16 @@ void attn_run(OpCtx& c) {
   const float* k = c.in[1]->f32() + p.i[kCol + 1];
   const float* v = c.in[2]->f32() + p.i[kCol + 2];
   const int64_t ldq = p.i[kLd], ldk = p.i[kLd + 1], ldv = p.i[kLd + 2];
-  const float* mask = p.i[5] ? c.in[3]->f32() : nullptr;
+  const float* mask = p.i[5] && !p.i[kMaskBool] ? c.in[3]->f32() : nullptr;
   float* out = c.out[0]->f32();
   const size_t per = std::max(gemm_scratch_per_thread() + scores_bytes(S, Sk), small_bytes(Sk, D)) + 64;
+  if (p.i[kMaskBool]) {  // the additive values of a bool mask, once per run (MiniLM: 16 Ki values)
+    float* mf = reinterpret_cast<float*>(static_cast<char*>(c.scratch) + per * size_t(op_threads(c)));
+    const uint8_t* mb = static_cast<const uint8_t*>(c.in[3]->data);  // bool: 0 / 1 bytes
+    const float t = p.f[1], f = p.f[2];
+    for (int64_t i = 0; i < p.i[kMaskN]; ++i) mf[i] = mb[i] ? t : f;
+    mask = mf;
+  }
   const bool avx2 = vmath::use_avx2();
   const char* isa[kMaxThreads] = {nullptr};
 #if defined(__x86_64__)
