@@ -265,3 +265,33 @@ def test_folded_elementwise_ops_bitwise(tmp_path):
         got = np.load(out)[y]
         assert np.array_equal(got, ref), (isa, np.max(np.abs(got - ref)))
     assert np.abs(ref).max() > 0.1
+
+
+def test_small_k_1x1_convs_bitwise(tmp_path):
+    """1x1 convs with K <= 64 and 7-bit weights run the small-K u8 x s8 path on AVX2 (ops_qnhwc.cpp,
+    smallk_tile): K = 64 / 33 / 17 / 12 / 3 (1-16 quads, a partial last quad, channel strides 64 / 32 / 12 / 3
+    read in place), O = 9 / 17 / 5 / 33 (a lone or trailing panel, tails of 1-7 channels); K = 9 (stride 9 <
+    round_up(9, 4)) and K = 65 keep the GEMM. Same bits as the unchained package (qconv2d_f32: gemm_q7), as the
+    scalar GEMM reference (LOWBIT_ISA=scalar), and at 1 and 2 threads."""
+    b = _Builder(11, qmax=63)
+    y = b.conv("x", 3, 64, 3, stride=2, act="relu")
+    y = b.conv(y, 64, 9, 1, act="clip")            # K 64, O 9
+    y = b.conv(y, 9, 33, 1)                        # K 9, stride 9: the GEMM path
+    y = b.conv(y, 33, 17, 1, act="relu")           # K 33 (9 quads), O 17
+    y = b.conv(y, 17, 12, 1, zero=-128)            # K 17, O 12
+    y = b.conv(y, 12, 3, 1, act="hardswish")       # K 12, stride 12, O 3
+    y = b.conv(y, 3, 65, 1, act="relu")            # K 3 (stride 3: a 4-byte quad would overrun): GEMM
+    y = b.conv(y, 65, 5, 1)                        # K 65: GEMM
+    gr = b.graph(("N", 3, "H", "W"), [y])
+    new, old = _packages(gr, tmp_path)
+    x = np.random.default_rng(12).standard_normal((2, 3, 27, 22)).astype(np.float32)
+    ref = lowbit.load(old, threads=1).run({"x": x})[y]
+    assert np.abs(ref).max() > 0.1
+    for threads in (1, 2):
+        assert np.array_equal(lowbit.load(new, threads=threads).run({"x": x})[y], ref), threads
+    np.save(tmp_path / "x.npy", x)
+    env = dict(os.environ, LOWBIT_ISA="scalar")
+    r = subprocess.run([sys.executable, "-c", _CHILD, str(new), str(tmp_path / "x.npy"), str(tmp_path / "s.npz"), "1"],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert np.array_equal(np.load(tmp_path / "s.npz")[y], ref)

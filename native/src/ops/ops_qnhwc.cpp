@@ -19,9 +19,11 @@
 // qconv2d_f32 + the following op's quantizer, so a chain gives the same bits as the unchained ops.
 #pragma GCC optimize("O3")
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <new>
+#include <utility>
 
 #include "../dispatch.h"
 #include "../qlinear.h"
@@ -276,6 +278,120 @@ static_assert(sizeof(PackedWeight) <= sizeof(int64_t) * (48 - kPw), "PackedWeigh
 PackedWeight& packed(OpParams& p) { return *reinterpret_cast<PackedWeight*>(&p.i[kPw]); }
 const PackedWeight& packed(const OpParams& p) { return *reinterpret_cast<const PackedWeight*>(&p.i[kPw]); }
 
+// ---- small-K 1x1 convs with 7-bit weights (AVX2) -------------------------------------------------
+// A 1x1 stride-1 conv with K <= 64 reading its int8 NHWC input rows in place (row stride Cs >=
+// round_up(K, 4)) and 7-bit weight codes (|w| <= LB_Q8_W7_MAX, so vpmaddubsw's int16 pair sums of
+// u8 x s8 cannot saturate: 2 * 255 * 64 < 32767). Output channels in the lanes: per pair of weight
+// panels (16 channels) the quads of every k stay in registers while the tile's pixels stream by;
+// per pixel and quad one broadcast of 4 activation bytes (flipped to u = x + 128 once per tile),
+// vpmaddubsw + vpmaddwd(1) + vpaddd per panel. The accumulators start at -(128 + z) * row_sum,
+// so they end at the exact int32 dot of gemm_q7 / the scalar reference (sum (x - z) * w); the
+// float finish is theirs too (float(dot) * (s_x * row_scale) then + bias, no FMA): the same bits
+// as the GEMM it replaces (gemm_q7, whose 4-row x 16-column tiles, activation copies per tile and
+// sums round trip made it 1.3-2.4x slower on these shapes: docs/runtime.md, "Session 6").
+
+constexpr int64_t kSmallKMax = 64;  // K of the small-K path (16 quads)
+
+/// The conv qualifies for the small-K path (the run also needs AVX2): 1x1, stride 1, no padding,
+/// K <= kSmallKMax, input rows long enough for round_up(K, 4) bytes, 7-bit weight codes.
+bool smallk_ok(const OpParams& p) {
+  const int64_t K = p.i[kK];
+  return p.i[kMode] == 0 && p.i[kKh] == 1 && p.i[kKw] == 1 && p.i[kSh] == 1 && p.i[kSw] == 1 && !p.i[kPt] &&
+         !p.i[kPl] && !p.i[kPb] && !p.i[kPr] && K >= 1 && K <= kSmallKMax && p.i[kCs] >= (K + 3) / 4 * 4 &&
+         packed(p).code_bits == 7;
+}
+
+
+#if defined(__x86_64__)
+struct SmallK {
+  const uint8_t* w;  // Q8 panels: [O/8][kp/4][8 rows][4 k]
+  int64_t kp, O;
+  const int32_t* row_sum;
+  const float* row_scale;
+  const float* bias;  // [O] or null
+  int32_t zin;
+  float sx;
+};
+
+template <int NQ, int NP>
+__attribute__((target("avx2,fma"), always_inline)) inline void smallk_panels(const SmallK& s, int64_t p,
+                                                                              const uint8_t* xa, int64_t m, float* y) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i w[NQ][NP];
+  for (int q = 0; q < NQ; ++q)
+    for (int j = 0; j < NP; ++j)
+      w[q][j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.w + (p + j) * 8 * s.kp + 32 * q));
+  __m256i init[NP];
+  __m256 sc[NP], bs[NP];
+  const __m256i off = _mm256_set1_epi32(-(128 + s.zin));
+  for (int j = 0; j < NP; ++j) {
+    const int64_t n = (p + j) * 8;  // row_sum / row_scale are padded to whole panels
+    init[j] = _mm256_mullo_epi32(off, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.row_sum + n)));
+    sc[j] = _mm256_mul_ps(_mm256_set1_ps(s.sx), _mm256_loadu_ps(s.row_scale + n));
+    alignas(32) float b[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int64_t i = n; s.bias && i < n + 8 && i < s.O; ++i) b[i - n] = s.bias[i];
+    bs[j] = _mm256_load_ps(b);
+  }
+  const int64_t nv = std::min<int64_t>(NP * 8, s.O - p * 8);  // outputs of these panels (tail: < 8 * NP)
+  for (int64_t i = 0; i < m; ++i) {
+    __m256i acc[NP];
+    for (int j = 0; j < NP; ++j) acc[j] = init[j];
+    for (int q = 0; q < NQ; ++q) {
+      int32_t v;
+      std::memcpy(&v, xa + i * 4 * NQ + 4 * q, 4);
+      const __m256i b = _mm256_set1_epi32(v);
+      for (int j = 0; j < NP; ++j)
+        acc[j] = _mm256_add_epi32(acc[j], _mm256_madd_epi16(_mm256_maddubs_epi16(b, w[q][j]), ones));
+    }
+    float* yr = y + i * s.O + p * 8;
+    alignas(32) float t[8 * NP];
+    for (int j = 0; j < NP; ++j) {
+      __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[j]), sc[j]);
+      __asm__("" : "+x"(v));  // no FMA contraction: the reference multiplies, then adds
+      v = _mm256_add_ps(v, bs[j]);
+      if (nv == NP * 8) _mm256_storeu_ps(yr + 8 * j, v);
+      else _mm256_store_ps(t + 8 * j, v);
+    }
+    if (nv < NP * 8) std::memcpy(yr, t, size_t(nv) * 4);
+  }
+}
+
+/// y[i][0..O) for the m pixel rows at x (stride ldx): x is flipped to u8 rows of 4 * NQ bytes in xa.
+template <int NQ>
+__attribute__((target("avx2,fma"))) void smallk_tile(const SmallK& s, const int8_t* x, int64_t ldx, int64_t m,
+                                                     uint8_t* xa, float* y) {
+  constexpr int kb = 4 * NQ;  // bytes per pixel: round_up(K, 4) <= ldx
+  for (int64_t i = 0; i < m; ++i) {
+    int c = 0;
+    for (; c + 16 <= kb; c += 16)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(xa + i * kb + c),
+                       _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i * ldx + c)),
+                                     _mm_set1_epi8(int8_t(0x80))));
+    for (; c < kb; c += 4) {
+      uint32_t v;
+      std::memcpy(&v, x + i * ldx + c, 4);
+      v ^= 0x80808080u;
+      std::memcpy(xa + i * kb + c, &v, 4);
+    }
+  }
+  const int64_t np = (s.O + 7) / 8;
+  int64_t p = 0;
+  for (; p + 2 <= np; p += 2) smallk_panels<NQ, 2>(s, p, xa, m, y);
+  if (p < np) smallk_panels<NQ, 1>(s, p, xa, m, y);
+}
+
+using SmallKFn = void (*)(const SmallK&, const int8_t*, int64_t, int64_t, uint8_t*, float*);
+template <int... Q>
+constexpr std::array<SmallKFn, sizeof...(Q)> smallk_table(std::integer_sequence<int, Q...>) {
+  return {smallk_tile<Q + 1>...};
+}
+SmallKFn smallk_fn(int64_t K) {
+  static constexpr auto table = smallk_table(std::make_integer_sequence<int, kSmallKMax / 4>{});
+  return K >= 1 && K <= kSmallKMax ? table[size_t((K + 3) / 4 - 1)] : nullptr;
+}
+#endif
+
+
 // Depthwise weights, interleaved at plan time for the AVX2 kernel (kept in OpParams::v):
 // per block of 16 channels and pair of taps j, 32 int16: the `lo` vector holds (w[c][2j],
 // w[c][2j+1]) for channels 0-3 and 8-11 of the block, `hi` for 4-7 and 12-15 (the order of
@@ -521,7 +637,7 @@ lb_status conv_infer(OpCtx& c) {
   size_t per = al64(size_t(T * O) * 4);                              // float tile
   if (p.i[kMode] == 0) {
     per += al64(size_t(T) * sizeof(lb_q8_meta));                     // row metadata
-    if (!p.i[kDirect]) per += al64(size_t(T * p.i[kKp]));             // im2col rows
+    if (!p.i[kDirect] || smallk_ok(p)) per += al64(size_t(T * p.i[kKp]));  // im2col rows / small-K u8 rows
   } else {
     per += al64(size_t(p.i[kCs] + 64)) + al64(size_t(2 * p.i[kPairs] + 2) * sizeof(void*));  // pad row, tap pointers
   }
@@ -1014,6 +1130,10 @@ void conv_run(OpCtx& c) {
   base.bias = bias;
   base.ldy = O;
   const float sx = p.f[2];
+#if defined(__x86_64__)
+  const SmallKFn skf = avx2 && smallk_ok(p) ? smallk_fn(p.i[kK]) : nullptr;
+  const SmallK sk{pw.data, kp, O, pw.row_sum, pw.row_scale, bias, int32_t(p.i[kZin]), sx};
+#endif
   for_ranges(c, tiles, T * kp * O / 8, [&](int tid, int64_t t0, int64_t t1) {
     char* s = sbase + size_t(tid) * per;
     float* yt = reinterpret_cast<float*>(s);
@@ -1028,6 +1148,13 @@ void conv_run(OpCtx& c) {
     a.y = yt;
     for (int64_t tile = t0; tile < t1; ++tile) {
       const int64_t P0 = tile * T, m = std::min(T, P - P0);
+#if defined(__x86_64__)
+      if (skf) {  // 1x1, K <= 64, 7-bit codes: the input rows in place, same bits as gemm_q7
+        skf(sk, x + P0 * Cs, Cs, m, reinterpret_cast<uint8_t*>(rows), yt);
+        epilogue(p, o, yt, P0, m, rq, flat);
+        continue;
+      }
+#endif
       if (direct) {
         a.xq = x + P0 * Cs;
       } else {
