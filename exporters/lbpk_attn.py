@@ -451,10 +451,54 @@ def _fuse_qkv(low) -> int:
 _EMBED_MIN = 1 << 16  # values: smaller Gather tables (MiniLM's 2 x 384 token types) stay fp32
 
 
+def embedding_q8(t: np.ndarray):
+    """Symmetric per-row int8 codes of a table [V, E]: (codes i8, scale f32 [V]), scale = max|row| / 127, round to
+    nearest. Idempotent on its own output: codes * scale quantizes back to the same codes and scales."""
+    amax = np.abs(t).max(axis=1)
+    scale = (amax / 127.0).astype(np.float32)
+    div = np.where(scale > 0, scale, np.float32(1.0))[:, None]
+    return np.clip(np.rint(t / div), -127, 127).astype(np.int8), scale
+
+
+def _embedding_table(t, name: str, users, outputs, kind, ins, axis) -> bool:
+    """Whether constant `t` is a table that gather_q8 serves: fp32 [V, E] of >= _EMBED_MIN values, not an output,
+    read only as input 0 of axis-0 Gathers."""
+    return t is not None and isinstance(t, np.ndarray) and t.dtype == np.float32 and t.ndim == 2 \
+        and t.size >= _EMBED_MIN and name not in outputs and bool(users) \
+        and all(kind(u) == "gather" and ins(u)[0] == name and name not in ins(u)[1:] and axis(u) in (0, -2)
+                for u in users)
+
+
+def round_embedding_tables(graph) -> List[str]:
+    """On a quantized IR graph (lowbit.ir.Graph) whose linears take int8 activations: replaces every table that
+    the package will store as gather_q8 codes by its dequantized values (codes * scale, float32), so that the
+    accuracy report, the golden vectors and the QDQ ONNX see the table the device runs (export_api.prepare
+    calls this before the report; _quantize_embeddings then finds the same codes and scales again). Returns
+    the names of the rounded tables (also in graph.metadata["embedding_q8"])."""
+    users: Dict[str, List[Any]] = {}
+    for n in graph.nodes:
+        for i in n.inputs:
+            if i:
+                users.setdefault(i, []).append(n)
+    outputs = {t.name for t in graph.outputs}
+    done = []
+    for name, t in list(graph.initializers.items()):
+        if _embedding_table(t, name, users.get(name, []), outputs, lambda n: "gather" if n.op == "Gather" and
+                            not n.domain else n.op, lambda n: n.inputs, lambda n: int(n.attrs.get("axis", 0))):
+            codes, scale = embedding_q8(t)
+            graph.initializers[name] = codes.astype(np.float32) * scale[:, None]
+            done.append(name)
+    if done:
+        graph.metadata["embedding_q8"] = done
+    return done
+
+
 def _quantize_embeddings(low) -> int:
     """Gather(const fp32 [V, E], indices) on axis 0 -> gather_q8(codes i8 [V, E], scale f32 [V], indices) with
-    symmetric per-row codes (scale = max|row| / 127, round to nearest), only in packages whose linears take int8
-    activations (their input error is already of that order; fp32 packages keep exact tables)."""
+    symmetric per-row codes (embedding_q8), only in packages whose linears take int8 activations (their input
+    error is already of that order; fp32 packages keep exact tables). export_api.prepare has already replaced
+    such a table by codes * scale in the quantized graph (round_embedding_tables): the codes found here are the
+    same, and the accuracy report includes the rounding."""
     if not any(op["kernel"] == "qlinear_f32" and op["attrs"].get("act") != "float" for op in low.ops):
         return 0
     outputs = {t.name for t in low.g.outputs}
@@ -466,15 +510,10 @@ def _quantize_embeddings(low) -> int:
     for name in list(users):
         t = low.const(name)
         us = users[name]
-        if t is None or t.dtype != np.float32 or t.ndim != 2 or t.size < _EMBED_MIN or name in outputs \
-                or any(u["kernel"] != "gather" or u["inputs"][0] != name or u["inputs"][1] == name
-                       or int(u["attrs"].get("axis", 0)) not in (0, -2) for u in us):
+        if not _embedding_table(t, name, us, outputs, lambda u: u["kernel"], lambda u: u["inputs"],
+                                lambda u: int(u["attrs"].get("axis", 0))):
             continue
-        amax = np.abs(t).max(axis=1)
-        scale = (amax / 127.0).astype(np.float32)
-        div = np.where(scale > 0, scale, np.float32(1.0))[:, None]
-        low.consts[f"{name}.q8"] = np.clip(np.rint(t / div), -127, 127).astype(np.int8)
-        low.consts[f"{name}.q8_scale"] = scale
+        low.consts[f"{name}.q8"], low.consts[f"{name}.q8_scale"] = embedding_q8(t)
         for u in us:
             u.update({"kernel": "gather_q8", "inputs": [f"{name}.q8", f"{name}.q8_scale", u["inputs"][1]], "attrs": {}})
         done += 1

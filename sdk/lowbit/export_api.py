@@ -133,6 +133,10 @@ def prepare(model, *, example_inputs=None, scheme="w8a8", calib=None, **options)
                          error_comp=options.get("error_comp", "auto"),
                          progress=bool(options.get("progress", sys.stderr.isatty())))
     qgraph = quantize_graph(graph, sch, feeds, qopts)
+    if sch.act_mode is not None:  # int8 activations: large Gather tables become int8 rows in the package (gather_q8);
+        from lowbit.exporters.lbpk_attn import round_embedding_tables  # noqa: PLC0415  round them here, so the
+
+        round_embedding_tables(qgraph)  # report, the golden vectors and an ONNX export see the table the device runs
     report = None
     if feeds:
         from lowbit.accuracy import accuracy_report  # noqa: PLC0415

@@ -77,3 +77,59 @@ def test_gather_stays_fp32_in_fp32_packages(tmp_path):
     s = lowbit.load(write_package(g, tmp_path / "f.lbpk", target="x86-64-avx2", scheme="fp32"))
     assert [op["kernel"] for op in s.manifest["ops"]][0] == "gather"
     assert np.array_equal(s.run(feeds)["e"][1], table[feeds["ids"][1]])
+
+
+def test_round_embedding_tables_is_what_the_package_stores(tmp_path):
+    """export_api.prepare rounds the table in the quantized IR graph (round_embedding_tables) before the accuracy
+    report: the rounded fp32 table is exactly what gather_q8 returns, and the package built from the rounded
+    graph stores the same codes and scales (the rounding is idempotent); tables that feed anything but an
+    axis-0 Gather keep their values."""
+    import copy
+
+    import lowbit
+    from lowbit.exporters.lbpk import write_package
+    from lowbit.exporters.lbpk_attn import embedding_q8, round_embedding_tables
+
+    g, table, feeds = _graph(True)
+    assert round_embedding_tables(g) == ["table"] and g.metadata["embedding_q8"] == ["table"]
+    rounded = g.initializers["table"]
+    assert rounded.dtype == np.float32 and not np.array_equal(rounded, table)
+    codes, scale = embedding_q8(table)
+    assert np.array_equal(rounded, codes.astype(np.float32) * scale[:, None])
+    c2, s2 = embedding_q8(rounded)
+    assert np.array_equal(c2, codes) and np.array_equal(s2, scale)
+    s = lowbit.load(write_package(g, tmp_path / "r.lbpk", target="x86-64-avx2", scheme="w8a8"))
+    assert [op["kernel"] for op in s.manifest["ops"]][0] == "gather_q8"
+    assert np.array_equal(s.run(feeds)["e"], _expected(table, feeds["ids"]))
+    # a table that is also read by another op stays as it is
+    bad = copy.deepcopy(_graph(True)[0])
+    bad.nodes.append(bad.nodes[0].__class__("Mul", "m", ["table", "table"], ["t2"], {}))
+    assert round_embedding_tables(bad) == [] and np.array_equal(bad.initializers["table"], table)
+
+
+def test_prepare_reports_the_rounded_table(tmp_path):
+    """export_api.prepare with int8 activations rounds the table before its accuracy report; w4a16 (float
+    activations) keeps it."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from lowbit.export_api import prepare
+    from lowbit.exporters.lbpk_attn import embedding_q8
+
+    rng = np.random.default_rng(2)
+    table = rng.standard_normal((V, E)).astype(np.float32)
+    w = rng.standard_normal((E, 32)).astype(np.float32)
+    gr = helper.make_graph([helper.make_node("Gather", ["table", "ids"], ["e"], axis=0),
+                            helper.make_node("MatMul", ["e", "w"], ["y"])], "emb",
+                           [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 9])],
+                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 9, 32])],
+                           [numpy_helper.from_array(table, "table"), numpy_helper.from_array(w, "w")])
+    path = tmp_path / "emb.onnx"
+    path.write_bytes(helper.make_model(gr, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    calib = [{"ids": rng.integers(0, V, (1, 9)).astype(np.int64)} for _ in range(2)]
+    _, qg, _, report = prepare(str(path), scheme="w8a8", calib=calib, progress=False)
+    assert qg.metadata["embedding_q8"] == ["table"] and report["samples"] > 0
+    codes, scale = embedding_q8(table)
+    assert np.array_equal(qg.initializers["table"], codes.astype(np.float32) * scale[:, None])
+    _, qg16, _, _ = prepare(str(path), scheme="w4a16", calib=calib, progress=False)
+    assert "embedding_q8" not in qg16.metadata and np.array_equal(qg16.initializers["table"], table)
+
