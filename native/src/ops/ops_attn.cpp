@@ -112,6 +112,81 @@ __attribute__((target("avx2,fma"))) void softmax_row_avx2(float* s, int64_t n, f
 }
 #endif
 
+#if defined(__x86_64__)
+// exp(x) for x <= 0 (scores minus their row maximum): x clamped below at -87.3, 2^n by adding 1.5 * 2^23 (the
+// integer lands in the low mantissa bits: no round / convert), exp(r) on |r| <= ln2 / 2 by Taylor to degree 6
+// (truncation 1.2e-7 relative). Cheaper than vmath::exp8 (no upper clamp, one degree less, no cvtps).
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 exp_neg8(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+  const __m256 magic = _mm256_set1_ps(12582912.f);
+  const __m256 kf = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), magic);
+  const __m256 n = _mm256_sub_ps(kf, magic);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.f / 720.f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 120.f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 24.f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 6.f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(kf), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+// The small-head path's softmax row: s = s * scale + mask and the max (as softmax_row_avx2), then
+// s = exp(s - max) (exp_neg8; the tail padded with -inf); returns 1 / sum: P.V scales its outputs by it
+// (D products per row instead of Sk).
+__attribute__((target("avx2,fma"))) float softmax_row_unnorm_avx2(float* s, int64_t n, float scale, const float* mask,
+                                                                  int64_t mstride) {
+  const __m256 vs = _mm256_set1_ps(scale);
+  __m256 vmx = _mm256_set1_ps(-INFINITY);
+  const int64_t n8 = n & ~int64_t(7);
+  alignas(32) float t[8];
+  for (int64_t j = 0; j < n8; j += 8) {
+    __m256 v = _mm256_mul_ps(_mm256_loadu_ps(s + j), vs);
+    if (mask) {
+      __m256 m;
+      if (mstride == 1) {
+        m = _mm256_loadu_ps(mask + j);
+      } else {
+        for (int l = 0; l < 8; ++l) t[l] = mask[(j + l) * mstride];
+        m = _mm256_load_ps(t);
+      }
+      v = _mm256_add_ps(v, m);
+    }
+    _mm256_storeu_ps(s + j, v);
+    vmx = _mm256_max_ps(vmx, v);
+  }
+  float mx;
+  {
+    _mm256_store_ps(t, vmx);
+    mx = t[0];
+    for (int l = 1; l < 8; ++l) mx = std::max(mx, t[l]);
+  }
+  for (int64_t j = n8; j < n; ++j) {
+    const float v = s[j] * scale + (mask ? mask[j * mstride] : 0.f);
+    s[j] = v;
+    mx = std::max(mx, v);
+  }
+  const __m256 vm = _mm256_set1_ps(mx);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t j = 0; j < n8; j += 8) {
+    const __m256 e = exp_neg8(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
+    _mm256_storeu_ps(s + j, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  if (n8 < n) {
+    for (int l = 0; l < 8; ++l) t[l] = n8 + l < n ? s[n8 + l] - mx : -INFINITY;
+    const __m256 e = exp_neg8(_mm256_load_ps(t));
+    acc = _mm256_add_ps(acc, e);
+    _mm256_store_ps(t, e);
+    std::memcpy(s + n8, t, size_t(n - n8) * sizeof(float));
+  }
+  return 1.f / hsum8(acc);
+}
+#endif
+
 size_t scores_bytes(int64_t S, int64_t Sk) { return (size_t(S * Sk) * sizeof(float) + 63) & ~size_t(63); }
 
 // ---- The small-head path (AVX2, head size D a multiple of 8, D <= kMaxD): per (batch, head) K^T is
@@ -159,7 +234,8 @@ __attribute__((target("avx2,fma"))) inline void qk_tile6(const float* const* qr,
 // o[r, c0:c0+16] (TWO) or o[r, c0:c0+8] = p[r, :Sk] . v[:Sk, c0:...] for the rows r < rows of the tile
 template <bool TWO>
 __attribute__((target("avx2,fma"))) inline void pv_tile6(const float* p, int64_t skp, const float* v, int64_t ldv,
-                                                         int64_t Sk, float* o, int64_t ldo, int64_t c0, int rows) {
+                                                         int64_t Sk, float* o, int64_t ldo, int64_t c0, int rows,
+                                                         const float* inv) {
 #define LB_Z(r) __m256 a##r = _mm256_setzero_ps(), b##r = _mm256_setzero_ps();
   LB_ROWS6(LB_Z)
 #undef LB_Z
@@ -175,10 +251,11 @@ __attribute__((target("avx2,fma"))) inline void pv_tile6(const float* p, int64_t
     LB_ROWS6(LB_F)
 #undef LB_F
   }
-#define LB_S(r)                                                     \
-  if (r < rows) {                                                   \
-    _mm256_storeu_ps(o + r * ldo + c0, a##r);                       \
-    if (TWO) _mm256_storeu_ps(o + r * ldo + c0 + 8, b##r);          \
+#define LB_S(r)                                                                           \
+  if (r < rows) {                                                                         \
+    const __m256 ir = _mm256_broadcast_ss(inv + r);                                       \
+    _mm256_storeu_ps(o + r * ldo + c0, _mm256_mul_ps(a##r, ir));                          \
+    if (TWO) _mm256_storeu_ps(o + r * ldo + c0 + 8, _mm256_mul_ps(b##r, ir));             \
   }
   LB_ROWS6(LB_S)
 #undef LB_S
@@ -212,12 +289,13 @@ __attribute__((target("avx2,fma"))) void head_small(const float* q, int64_t ldq,
     const float* qr[kR];
     for (int r = 0; r < kR; ++r) qr[r] = q + (i + std::min(r, rows - 1)) * ldq;
     for (int64_t j0 = 0; j0 < skp; j0 += 16) qk_tile6(qr, kt, skp, D, tile, j0);
+    alignas(32) float inv[kR];
     for (int r = 0; r < rows; ++r)
-      softmax_row_avx2(tile + r * skp, Sk, scale, mask ? mask + (i + r) * mrow : nullptr, mcol);
+      inv[r] = softmax_row_unnorm_avx2(tile + r * skp, Sk, scale, mask ? mask + (i + r) * mrow : nullptr, mcol);
     float* oi = o + i * ldo;
     int64_t c0 = 0;
-    for (; c0 + 16 <= D; c0 += 16) pv_tile6<true>(tile, skp, v, ldv, Sk, oi, ldo, c0, rows);
-    if (c0 < D) pv_tile6<false>(tile, skp, v, ldv, Sk, oi, ldo, c0, rows);
+    for (; c0 + 16 <= D; c0 += 16) pv_tile6<true>(tile, skp, v, ldv, Sk, oi, ldo, c0, rows, inv);
+    if (c0 < D) pv_tile6<false>(tile, skp, v, ldv, Sk, oi, ldo, c0, rows, inv);
   }
 }
 #endif
