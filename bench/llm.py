@@ -17,9 +17,12 @@ measured read bandwidth. Two probes run before every round, with the same thread
 best of all of them is the roofline (a probe that lands on a busy moment only underestimates
 it): lowbit's generic read microbenchmark (256 MB, fresh 4 KB pages), and a timed read of
 exactly the bytes lowbit's decode streams per token, in place (`LlmSession.read_bandwidth`:
-same pages, huge pages when the session copied its weights, same order). --mapped-too adds a
-third engine, lowbit reading its weights from the package mapping (copy_weights=False), to
-measure what the huge-page copy is worth in the same run. Each row also decodes once more with the
+same pages and order). Each row says how lowbit's weights are paged: the package mapping in 2 MB
+pages (the default when the page cache can hold the file in 2 MB folios: Linux 6.x with large
+folios, docs/llm.md session 6) or copied into anonymous 2 MB pages. --mapped-too adds a third
+engine, lowbit reading its weights from a fresh copy of the package (written now, so its page
+cache is in small folios) with copy_weights=False: 4 KB pages, to measure what 2 MB pages are
+worth in the same run. Each row also decodes once more with the
 weight-read probe right before every token and prints the median of the per-token ratios (decode
 GB/s / probe GB/s): both taken at the same moment, the fraction without the round-level figure's
 median-against-best bias.
@@ -31,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -195,6 +199,7 @@ class LowbitEngine:
         t0 = time.perf_counter()
         self.s = LlmSession(pkg, threads=threads, max_context=prompt_tokens + gen_tokens + 8, copy_weights=copy_weights)
         self.open_s = time.perf_counter() - t0
+        self.pages = weight_pages(self.s, pkg)
 
     def run(self, prompt, gen_tokens: int):
         s = self.s
@@ -207,6 +212,34 @@ class LowbitEngine:
             tok = int(np.argmax(s.decode(tok)))
         t2 = time.perf_counter()
         return len(prompt) / (t1 - t0), gen_tokens / (t2 - t1), first
+
+
+def mapping_huge_fraction(path: Path):
+    """Fraction of this process's mapping of `path` that is mapped with 2 MB pages
+    (FilePmdMapped / Rss in /proc/self/smaps), or None off Linux."""
+    try:
+        lines = Path("/proc/self/smaps").read_text().splitlines()
+    except OSError:
+        return None
+    rss = pmd = 0
+    inside = False
+    for line in lines:
+        head = line.split(maxsplit=5)
+        if len(head) >= 5 and "-" in head[0] and not head[0].endswith(":"):
+            inside = len(head) == 6 and head[5] == str(path.resolve())
+        elif inside and line.startswith("Rss:"):
+            rss += int(line.split()[1])
+        elif inside and line.startswith("FilePmdMapped:"):
+            pmd += int(line.split()[1])
+    return pmd / rss if rss else 0.0
+
+
+def weight_pages(session, pkg: Path) -> str:
+    """How the session's decode weights are paged, in words."""
+    if session.info["copied_bytes"]:
+        return f"copied into anonymous 2 MB pages ({session.info['copied_bytes'] / 1e6:.0f} MB)"
+    f = mapping_huge_fraction(pkg)
+    return "package mapping" + ("" if f is None else f", {100 * f:.0f}% in 2 MB pages")
 
 
 def interleaved(engines, prompt, gen_tokens: int, repeat: int, between=None):
@@ -306,7 +339,7 @@ def main(argv=None) -> int:
                     help="after the rounds: profiled lowbit decodes alternating with the weight-read probe; prints "
                          "each linear's GB/s as a fraction of the probe (kernel efficiency apart from the runtime)")
     ap.add_argument("--mapped-too", action="store_true",
-                    help="also run lowbit with copy_weights=False (weights read from the file mapping)")
+                    help="also run lowbit on 4 KB pages: a fresh copy of the package, copy_weights=False")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
 
@@ -347,7 +380,10 @@ def main(argv=None) -> int:
             bws, wbws = [], []
             engines = [LowbitEngine(pkg, t, args.prompt_tokens, args.gen_tokens)]
             if args.mapped_too:
-                engines.append(LowbitEngine(pkg, t, args.prompt_tokens, args.gen_tokens, copy_weights=False))
+                # a fresh copy: its page cache holds small folios, so the mapping has 4 KB pages
+                small = pkg.with_name(pkg.stem + "-4k.lbpk")
+                shutil.copyfile(pkg, small)
+                engines.append(LowbitEngine(small, t, args.prompt_tokens, args.gen_tokens, copy_weights=False))
             if gg is not None:
                 engines.append(LlamaCppEngine(gg, t, args.prompt_tokens, args.gen_tokens))
 
@@ -365,11 +401,12 @@ def main(argv=None) -> int:
                    "probe_weights_gbps": max(wbws), "load": float(np.median(loads + [os.getloadavg()[0]])),
                    "lowbit_prefill": lp, "lowbit_decode": ld, "lowbit_bytes_per_token": nb,
                    "lowbit_roofline": nb * ld / (bw * 1e9), "lowbit_open_s": engines[0].open_s,
-                   "lowbit_copied_bytes": engines[0].s.info["copied_bytes"]}
+                   "lowbit_copied_bytes": engines[0].s.info["copied_bytes"], "lowbit_pages": engines[0].pages}
             if args.mapped_too:
                 mp, md, _ = res["lowbit-mapped"]
                 row.update({"mapped_prefill": mp, "mapped_decode": md, "mapped_roofline": nb * md / (bw * 1e9),
-                            "mapped_open_s": engines[1].open_s, "copy_decode_ratio": ld / md})
+                            "mapped_open_s": engines[1].open_s, "copy_decode_ratio": ld / md,
+                            "mapped_pages": engines[1].pages})
             if gg is not None:
                 p, d, first = res["llama.cpp"]
                 gb = gguf_bytes_per_token(gg)
@@ -380,6 +417,8 @@ def main(argv=None) -> int:
             if args.profile:
                 row["gemv"] = gemv_efficiency(engines[0], prompt, args.gen_tokens, rounds=args.repeat)
             del engines
+            if args.mapped_too:
+                small.unlink(missing_ok=True)
             rows.append(row)
             _print_row(row)
     if args.json:
@@ -394,11 +433,12 @@ def _print_row(r) -> None:
          f"decode "
          f"{r['lowbit_decode']:6.1f} tok/s ({r['lowbit_bytes_per_token'] / 1e6:.0f} MB/token, "
          f"{100 * r['lowbit_roofline']:.0f}% of {r['read_gbps']:.1f} GB/s; probes: generic "
-         f"{r['probe_generic_gbps']:.1f}, decode's weights {r['probe_weights_gbps']:.1f})")
+         f"{r['probe_generic_gbps']:.1f}, decode's weights {r['probe_weights_gbps']:.1f})"
+         f"\n{'':>9} t={r['threads']}  lowbit weights: {r['lowbit_pages']}, open {r['lowbit_open_s']:.2f} s")
     if "mapped_decode" in r:
         s += (f"\n{'':>9} t={r['threads']}  lowbit-mapped prefill {r['mapped_prefill']:7.1f} tok/s  decode "
-              f"{r['mapped_decode']:6.1f} tok/s ({100 * r['mapped_roofline']:.0f}%)   huge-page copy: decode "
-              f"{r['copy_decode_ratio']:.2f}x, open {r['lowbit_open_s']:.2f} s vs {r['mapped_open_s']:.2f} s")
+              f"{r['mapped_decode']:6.1f} tok/s ({100 * r['mapped_roofline']:.0f}%; {r['mapped_pages']})   lowbit / "
+              f"this: decode {r['copy_decode_ratio']:.2f}x, open {r['lowbit_open_s']:.2f} s vs {r['mapped_open_s']:.2f} s")
     if "llama_cpp" in r:
         s += (f"\n{r['llama_cpp']:>9} t={r['threads']}  llama.cpp prefill {r['llama_prefill']:7.1f} tok/s  decode "
               f"{r['llama_decode']:6.1f} tok/s ({r['llama_bytes_per_token'] / 1e6:.0f} MB/token, "

@@ -30,6 +30,39 @@ uint64_t rd64(const uint8_t* p) { return uint64_t(rd32(p)) | uint64_t(rd32(p + 4
 const char* kDTypeNames[] = {"f32", "f16", "i8", "u8", "i32", "i64", "bool", "i16"};
 const size_t kDTypeSizes[] = {4, 2, 1, 1, 4, 8, 1, 2};
 
+// Maps `size` bytes of the file read-only. A file of 2 MB or more is placed at a 2 MB-aligned
+// address (so every 2 MB of the file lines up with a 2 MB page of the address space) and advised
+// MADV_HUGEPAGE: where the page cache holds the file in 2 MB folios (Linux with large folios,
+// e.g. ext4 from 6.16 or xfs, read through such a mapping), the kernel then maps it with 2 MB
+// pages, and a weight stream takes one TLB miss per 2 MB instead of per 4 KB (docs/llm.md,
+// session 6). Advice only: the bytes are the same either way.
+void* map_file(int fd, size_t size) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr size_t kHuge = size_t(2) << 20;
+  if (size >= kHuge) {
+    void* r = mmap(nullptr, size + kHuge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r != MAP_FAILED) {
+      uint8_t* lo = static_cast<uint8_t*>(r);
+      uint8_t* hi = lo + size + kHuge;
+      uint8_t* at = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(lo) + kHuge - 1) & ~uintptr_t(kHuge - 1));
+      void* p = mmap(at, size, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+      if (p == MAP_FAILED) {
+        munmap(r, size + kHuge);
+      } else {
+        const long pg = sysconf(_SC_PAGESIZE);
+        const uintptr_t page = uintptr_t(pg > 0 ? pg : 4096);
+        uint8_t* end = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(at) + size + page - 1) & ~(page - 1));
+        if (at > lo) munmap(lo, size_t(at - lo));  // the reservation around the file mapping
+        if (hi > end) munmap(end, size_t(hi - end));
+        madvise(p, size, MADV_HUGEPAGE);  // advisory: an error changes nothing
+        return p;
+      }
+    }
+  }
+#endif
+  return mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+}
+
 }  // namespace
 
 size_t dtype_size(DType t) { return t < DType::Count ? kDTypeSizes[int(t)] : 0; }
@@ -67,7 +100,7 @@ lb_status Package::open_file(const char* path, Verify mode, std::unique_ptr<Pack
     return set_error(LB_ERR_FORMAT, "'%s' is %zu bytes: too short for a .lbpk header (%zu bytes); truncated or not a package",
                      path, size, kHeaderSize);
   }
-  void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  void* p = map_file(fd, size);
   ::close(fd);
   if (p == MAP_FAILED) return set_error(LB_ERR_IO, "cannot mmap '%s': %s", path, std::strerror(errno));
   std::unique_ptr<Package> pkg(new (std::nothrow) Package());

@@ -8,6 +8,7 @@
 #include <vector>
 
 #if defined(__linux__)
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #endif
@@ -98,6 +99,7 @@ lb_status load_model(const char* path, bool verify_full, std::unique_ptr<Model>*
   if (!m) return set_error(LB_ERR_OUT_OF_MEMORY, "out of memory");
   lb_status st = Package::open_file(path, verify_full ? Verify::Full : Verify::Lazy, &m->pkg);
   if (st != LB_OK) return st;
+  m->path = path;
   const Json& man = m->pkg->manifest();
   if (man["kind"].str() != "llm")
     return set_error(LB_ERR_FORMAT, "%s: not an LLM package (manifest kind is '%s', expected 'llm'); "
@@ -213,6 +215,38 @@ bool thp_available() {
   buf[n] = 0;
   return std::strstr(buf, "[never]") == nullptr && (std::strstr(buf, "[always]") || std::strstr(buf, "[madvise]"));
 }
+
+// Is the package mapping [base, base + size) already mapped with 2 MB pages, at least 95% of it?
+// The package is mapped 2 MB-aligned with MADV_HUGEPAGE (package.cpp); where the page cache
+// holds the file in 2 MB folios (a kernel with large folios for the file system, the file read
+// through such a mapping) the kernel maps it with 2 MB pages and a copy gains nothing. One byte
+// per 2 MB is read first (each read maps a whole 2 MB folio, or reads it in), then
+// /proc/self/smaps says how much of the mapping is FilePmdMapped.
+bool mapping_in_huge_pages(const uint8_t* base, size_t size) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  if (size < 16 * kHuge || (reinterpret_cast<uintptr_t>(base) & (kHuge - 1)) != 0) return false;
+  uint8_t sink = 0;
+  for (size_t i = 0; i < size; i += kHuge) sink ^= *static_cast<const volatile uint8_t*>(base + i);
+  __asm__ volatile("" : : "r"(sink));
+  FILE* f = std::fopen("/proc/self/smaps", "r");
+  if (!f) return false;
+  const uintptr_t a = reinterpret_cast<uintptr_t>(base);
+  char line[512];
+  bool in = false;
+  unsigned long long pmd_kb = 0;
+  while (std::fgets(line, sizeof line, f)) {
+    unsigned long long lo = 0, hi = 0;
+    char c = 0;
+    if (std::sscanf(line, "%llx-%llx%c", &lo, &hi, &c) == 3 && c == ' ') {
+      in = a >= lo && a < hi;
+      continue;
+    }
+    unsigned long long kb = 0;
+    if (in && std::sscanf(line, "FilePmdMapped: %llu kB", &kb) == 1) pmd_kb += kb;
+  }
+  std::fclose(f);
+  return double(pmd_kb) * 1024.0 >= 0.95 * double(size / kHuge * kHuge);
+}
 }  // namespace
 #endif
 
@@ -220,6 +254,21 @@ lb_status copy_weights_huge(Model* m, ThreadPool* pool, bool* copied) {
   *copied = false;
 #if defined(__linux__)
   if (!thp_available()) return LB_OK;  // nothing to gain: keep reading the mapping
+  const uint8_t* pbase = m->pkg->base();
+  const size_t psize = m->pkg->file_size();
+  if (mapping_in_huge_pages(pbase, psize)) return LB_OK;  // already in 2 MB pages
+  if (!m->path.empty() && psize >= (size_t(32) << 20)) {
+    // Small page-cache folios: drop them (ours, then the file's unshared clean ones) and read the
+    // file again through the MADV_HUGEPAGE mapping. The mapping is private and never written,
+    // so its bytes are the file's before and after.
+    madvise(const_cast<uint8_t*>(pbase), psize, MADV_DONTNEED);
+    const int fd = ::open(m->path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+      ::close(fd);
+    }
+    if (mapping_in_huge_pages(pbase, psize)) return LB_OK;
+  }
   std::vector<Linear*> lins;
   for (Layer& L : m->layers)
     for (Linear* li : {&L.qkv, &L.o, &L.gate_up, &L.down}) lins.push_back(li);

@@ -70,6 +70,7 @@ struct WeightArena {
 
 struct Model {
   std::unique_ptr<Package> pkg;  ///< owns the mapping the embeddings and norms point into
+  std::string path;              ///< the package file (copy_weights_huge re-reads it in 2 MB pages)
   WeightArena arena;             ///< the linears' weights when copied (else they point into the mapping)
   Config cfg;
   Embedding embed;
@@ -83,10 +84,18 @@ struct Model {
 /// Opens and validates a package; errors name the tensor or manifest field at fault.
 lb_status load_model(const char* path, bool verify_full, std::unique_ptr<Model>* out);
 
-/// Copies every linear's weight (the bytes decode streams each token) into one anonymous,
-/// 2 MB-aligned region marked MADV_HUGEPAGE, in decode order, and repoints the linears there.
-/// A file mapping cannot use transparent huge pages, and with 4 KB pages a decode streaming
-/// hundreds of MB per token pays a TLB miss every 4 KB. The source pages are dropped from this
+/// Puts the weights decode streams in 2 MB pages (with 4 KB pages a decode streaming hundreds of
+/// MB per token pays a TLB miss every 4 KB). The package is mapped 2 MB-aligned with
+/// MADV_HUGEPAGE (package.cpp), so where the kernel keeps the file in 2 MB page-cache folios
+/// (Linux 6.x with large folios for the file system, e.g. ext4 from 6.16) the mapping already
+/// has 2 MB pages: then nothing is copied. If the page cache holds the file in small folios (the
+/// exporter wrote it, or it was read through a plain mapping), this process's pages of the file
+/// are dropped and the file's cached pages that no other process maps are evicted
+/// (POSIX_FADV_DONTNEED), and the file is read again through the mapping, in 2 MB folios. Only if
+/// the mapping still is not in 2 MB pages (another process maps the file, dirty pages not yet
+/// written back, a file system without large folios) is every linear's weight copied into one
+/// anonymous, 2 MB-aligned region marked MADV_HUGEPAGE, in decode order, and the linears
+/// repointed there (*copied = true). The source pages are dropped from this
 /// process (MADV_DONTNEED) as they are copied, so peak RSS grows by one copy chunk, not by the
 /// weights (copy chunks run on `pool`, null = the caller). Linux with transparent huge pages
 /// only; elsewhere (THP "never", or the region cannot be mapped) the weights stay mapped and
