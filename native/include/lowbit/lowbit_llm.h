@@ -34,10 +34,11 @@ typedef struct lb_llm_options {
                             ///< evicting the ones with the least accumulated attention (H2O)
   int32_t h2o_recent;       ///< with H2O: the most recent tokens are never evicted; 0 = budget/4
   int32_t verify;           ///< 1 = hash the whole package at open (default), 0 = lazily
-  int32_t copy_weights;     ///< 1 = copy the linears' weights at open into anonymous 2 MB-aligned
-                            ///< memory with transparent huge pages (default; Linux; faster decode,
-                            ///< same results, the package pages are released as they are copied),
-                            ///< 0 = read them from the package's file mapping
+  int32_t copy_weights;     ///< 1 = put the linears' weights in 2 MB pages at open (default; Linux;
+                            ///< faster decode, same results): the package mapping itself when the
+                            ///< page cache can hold it in 2 MB folios, else a copy into anonymous
+                            ///< huge-page memory (the package pages released as they are copied);
+                            ///< 0 = read them from the package's file mapping as it is
 } lb_llm_options;
 
 /// Sampling parameters. temperature 0 = greedy (argmax).
