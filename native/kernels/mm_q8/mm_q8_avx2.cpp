@@ -23,22 +23,23 @@ inline void finish(const lb_mm_args* a, int64_t m, int64_t n, int64_t n1, __m256
   store_rows(a->y + m * a->ldy, a->bias, n, n1, _mm256_mul_ps(_mm256_cvtepi32_ps(dot), s));
 }
 
-template <int NP>
-inline void gemv_panels(const lb_mm_args* a, int64_t m, int64_t n, int64_t n1) {
+/// GEMV of one panel (rows n .. n+7) for activation row m. The panels of a weight follow each
+/// other, so walking one panel at a time reads the weight front to back as one sequential stream,
+/// prefetched by `pf` (carried from panel to panel; every 64-byte line once), as the w4a8 GEMV
+/// does (mm_avx2.h). kp is a multiple of LB_KBLOCK (32), so a step of 8 k is one 64-byte line.
+inline void gemv_panel(const lb_mm_args* a, int64_t m, int64_t n, int64_t n1, StreamPrefetch& pf) {
   const int64_t kp = a->kp;
   const int8_t* x = a->xq + m * kp;
-  const uint8_t* w[NP];
-  for (int p = 0; p < NP; ++p) w[p] = a->w + (n / 8 + p) * 8 * kp;
+  const uint8_t* w = a->w + (n / 8) * 8 * kp;
   const __m256i ones = _mm256_set1_epi16(1);
-  __m256i acc[NP];
-  for (int p = 0; p < NP; ++p) acc[p] = _mm256_setzero_si256();
-  for (int64_t k = 0; k < kp; k += 4) {
-    const __m256i bx = bcast4(x + k), ax = _mm256_abs_epi8(bx);
-    if ((k & 7) == 0)  // every 64 bytes of each panel
-      for (int p = 0; p < NP; ++p) prefetch_ahead(w[p] + 8 * k, 64);
-    for (int p = 0; p < NP; ++p) acc[p] = dot4(acc[p], ax, bx, load32(w[p] + 8 * k), ones);
+  __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0;
+  for (int64_t k = 0; k < kp; k += 8, w += 64) {
+    pf.upto(w + 64);
+    const __m256i b0 = bcast4(x + k), b1 = bcast4(x + k + 4);
+    acc0 = dot4(acc0, _mm256_abs_epi8(b0), b0, load32(w), ones);
+    acc1 = dot4(acc1, _mm256_abs_epi8(b1), b1, load32(w + 32), ones);
   }
-  for (int p = 0; p < NP; ++p) finish(a, m, n + 8 * p, n1, acc[p]);
+  finish(a, m, n, n1, _mm256_add_epi32(acc0, acc1));
 }
 
 /// GEMM, exact int8 x int8 without the sign trick: codes widened to int16 and multiplied with
@@ -119,9 +120,8 @@ inline void q8_tile(const lb_mm_args* a, const uint8_t* wq, const int16_t* xa, i
 
 void lb_gemv_f32_q8d_q8c_16x4__avx2(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   for (int64_t m = m0; m < m1; ++m) {
-    int64_t n = n0;
-    for (; n + 8 < n1; n += 16) gemv_panels<2>(a, m, n, n1);
-    for (; n < n1; n += 8) gemv_panels<1>(a, m, n, n1);
+    StreamPrefetch pf(a->w + (n0 / 8) * 8 * a->kp);
+    for (int64_t n = n0; n < n1; n += 8) gemv_panel(a, m, n, n1, pf);
   }
 }
 
