@@ -65,9 +65,13 @@ CASES = {
     "dw3x3_s2_odd_hardswish": _conv([1, 11, 21, 29], [11, 1, 3, 3], "HardSwish", group=11, strides=[2, 2],
                                     pads=[0, 1, 1, 0]),
     # maps over ~56x56: the channel-blocked kernel in strips of output rows (3 strips each)
-    "dw3x3_large_map_strips": _conv([1, 3, 100, 120], [3, 1, 3, 3], "Relu", group=3, pads=[1, 1, 1, 1]),
+    "dw3x3_large_map_strips": _conv([1, 3, 150, 90], [3, 1, 3, 3], "Relu", group=3, pads=[1, 1, 1, 1]),
     "dw3x3_s2_large_map_strips": _conv([1, 10, 130, 97], [10, 1, 3, 3], "HardSwish", group=10, strides=[2, 2],
                                        pads=[1, 0, 1, 1]),
+    # 3x3 stride 1 with rows of >= 100 outputs: NCHW, weights in registers, 48 outputs per step, then
+    # 8-vectors and an overlapping last vector
+    "dw3x3_wide_rows_sigmoid": _conv([1, 5, 9, 101], [5, 1, 3, 3], "Sigmoid", group=5, pads=[1, 1, 1, 1]),
+    "dw3x3_wide_rows_asym_hardswish": _conv([1, 4, 6, 130], [4, 1, 3, 3], "HardSwish", group=4, pads=[0, 1, 1, 0]),
     # more than 64 taps: the row kernel (each channel padded, 32 outputs per step)
     "dw9x9_row_path": _conv([1, 5, 20, 45], [5, 1, 9, 9], "Clip", group=5, pads=[4, 4, 4, 4]),
     "dw3x3_dilation2_nobias": _conv([1, 8, 12, 12], [8, 1, 3, 3], None, bias=False, group=8, dilations=[2, 2],

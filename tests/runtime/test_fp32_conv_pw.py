@@ -117,6 +117,24 @@ def test_pw_portable_path(tmp_path):
         assert_rel_close(got["y"], ref, RTOL, f"scalar {name}")
 
 
+def test_one_row_matmul_weight_in_panels(tmp_path):
+    """A one-row Gemm (a classifier head) gets B in 16-column panels (b_panels = N, N not a multiple of 16);
+    a two-row one keeps B [K, N] (the few-rows GEMM). Both: ONNX Runtime within 1e-4, 1 and 2 threads
+    bitwise identical, and the portable path."""
+    for rows, panels in ((1, 37), (2, None)):
+        inits = {"B": _w(300, 37), "b": _w(37, seed=2)}
+        pkg, feeds, ref = fp32_graph_case(tmp_path, f"gemm{rows}", [helper.make_node("Gemm", ["x", "B", "b"], ["y"])],
+                                          [("x", [rows, 300])], inits)
+        s = lowbit.load(pkg, threads=1)
+        ops = [op for op in s.manifest["ops"] if op["kernel"] == "matmul_f32"]
+        assert len(ops) == 1 and ops[0]["attrs"].get("b_panels") == panels, ops
+        out = {t: lowbit.load(pkg, threads=t).run(feeds)["y"] for t in (1, 2)}
+        assert_rel_close(out[1], ref["y"], RTOL, f"gemm rows={rows}")
+        assert np.array_equal(out[1], out[2]), f"rows={rows}: 1 and 2 threads differ"
+        got, _ = run_scalar_path(pkg, feeds, tmp_path)
+        assert_rel_close(got["y"], ref["y"], RTOL, f"scalar gemm rows={rows}")
+
+
 @pytest.mark.qemu
 def test_pw_on_aarch64(native_aarch64, tmp_path):
     """The aarch64 build runs conv2d_pw_f32 (its portable path) within float rounding of ONNX Runtime."""
