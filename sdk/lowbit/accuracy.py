@@ -86,3 +86,72 @@ def format_table(report: dict, max_rows: int = 40) -> str:
         extra = f"  top-1 agreement {r['top1_agreement'] * 100:.1f}%" if "top1_agreement" in r else ""
         lines.append(f"output {name}: SNR {r['snr_db']:.2f} dB, cosine {r['cosine']:.6f}{extra}")
     return "\n".join(lines)
+
+
+def error_split(float_graph: Graph, quant_graph: Graph) -> Dict[str, Graph]:
+    """The two halves of a quantized graph's error, as graphs ONNX Runtime / refexec can run:
+
+    * ``"activations_float"``: every weight (and bias) as quantized, every activation quantizer
+      removed; a smoothed layer gets its dequantized weight with the smoothing divided back out, so
+      the float input meets the weight it was folded from;
+    * ``"weights_float"``: the float model's own weights and biases (smoothed where the quantizer
+      divides its input by ``smooth``), every activation quantizer as exported.
+
+    Removing a quantizer through ``ActQuant.smooth`` alone would leave the 1/s in place; this does not.
+    Both graphs are plain float graphs plus ActQuant attributes, independent of ``quant_graph``."""
+    import copy  # noqa: PLC0415
+
+    from lowbit.ir import QuantWeight  # noqa: PLC0415
+
+    def _copy(g: Graph) -> Graph:
+        c = copy.copy(g)
+        c.nodes = [copy.copy(n) for n in g.nodes]
+        for n in c.nodes:
+            n.attrs = dict(n.attrs)
+        c.initializers = dict(g.initializers)
+        c.metadata = dict(g.metadata)
+        return c
+
+    def _unsmooth_shape(n, w: np.ndarray):  # the axis of w the smoothing divisor runs along
+        if n.op == "MatMul":
+            return (-1, 1)
+        return (-1, 1, 1, 1) if n.attrs.get("group", 1) > 1 else (1, -1, 1, 1)
+
+    acts, wts = _copy(quant_graph), _copy(quant_graph)
+    for na, nw in zip(acts.nodes, wts.nodes):
+        aq = na.attrs.pop("act_quant", None)
+        s = None if aq is None else aq.smooth
+        w = quant_graph.initializers.get(na.inputs[1]) if len(na.inputs) > 1 else None
+        if not isinstance(w, QuantWeight):
+            continue
+        d = w.dequantize().astype(np.float32)
+        d = np.ascontiguousarray(d.T) if w.layout == "kn" else d.reshape(w.orig_shape)
+        if s is not None:
+            d = d / s.astype(np.float32).reshape(_unsmooth_shape(na, d))
+        acts.initializers[na.inputs[1]] = d.astype(np.float32)
+        wf = np.asarray(float_graph.initializers[nw.inputs[1]], np.float32)
+        if s is not None:
+            wf = wf * s.astype(np.float32).reshape(_unsmooth_shape(nw, wf))
+        wts.initializers[nw.inputs[1]] = wf.astype(np.float32)
+        bias = nw.inputs[2] if nw.op != "MatMul" and len(nw.inputs) > 2 else None
+        if bias and isinstance(float_graph.initializers.get(bias), np.ndarray):
+            wts.initializers[bias] = float_graph.initializers[bias]
+    return {"activations_float": acts, "weights_float": wts}
+
+
+def error_split_report(float_graph: Graph, quant_graph: Graph, feeds: List[Dict[str, np.ndarray]]) -> dict:
+    """Per model output, SNR / cosine (/ top-1) against float of the quantized graph and of its two
+    halves (:func:`error_split`), all run by ONNX Runtime on ``feeds``."""
+    from lowbit.exporters.onnx_writer import ort_session  # noqa: PLC0415
+
+    graphs = {"quantized": quant_graph, **error_split(float_graph, quant_graph)}
+    fs = ort_session(float_graph, threads=2)
+    sess = {k: ort_session(g, threads=2) for k, g in graphs.items()}
+    outs = [o.name for o in fs.get_outputs()]
+    acc = {k: {n: _Acc() for n in outs} for k in graphs}
+    for feed in feeds:
+        ref = fs.run(None, feed)
+        for k, s in sess.items():
+            for n, r, q in zip(outs, ref, s.run(None, feed)):
+                acc[k][n].add(r, q)
+    return {k: {n: a.result() for n, a in v.items()} for k, v in acc.items()}
