@@ -31,6 +31,10 @@ struct lb_mm_args {
   const float* bias;       ///< [n] or null
   float* y;                ///< output, row m at y + m * ldy
   int64_t ldy;             ///< output row stride (>= n)
+  /// gemm_q7 on AVX2, optional: the activations as u8, xu[i] = xq[i] ^ 0x80 = x + 128 ([m][kp]),
+  /// flipped once per call by the caller (qlinear) so that the kernel reads them in place; null:
+  /// the kernel flips row tiles itself. Every other kernel ignores it.
+  const uint8_t* xu;
 };
 
 /// Matmul kernel: rows [m0, m1) x columns [n0, n1) of lb_mm_args.

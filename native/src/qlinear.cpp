@@ -16,7 +16,8 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 /// Scratch layout of one call (offsets from the 64-byte aligned base).
 struct Plan {
-  size_t xq = 0, xm = 0, xs = 0, total = 0;
+  size_t xq = 0, xm = 0, xs = 0, xu = 0, total = 0;
+  bool flip = false;  // xu: the activations as u8 (xq ^ 0x80) for the 7-bit GEMM (lb_mm_args::xu)
 };
 
 Plan plan(const PackedWeight& w, int64_t m, const QLinearOpts& o) {
@@ -28,9 +29,24 @@ Plan plan(const PackedWeight& w, int64_t m, const QLinearOpts& o) {
     p.xq = 0;
     p.xm = align_up(size_t(m) * size_t(w.kp));
     p.total = p.xm + align_up(size_t(m) * size_t(w.kp / w.group) * sizeof(lb_q8_meta));
+    p.flip = w.fmt == LB_WFMT_Q8 && w.code_bits == 7 && m > 1;
+    if (p.flip) {
+      p.xu = p.total;
+      p.total += align_up(size_t(m) * size_t(w.kp));
+    }
   }
   p.total += kAlign;  // room to align the caller's pointer
   return p;
+}
+
+/// u[i] = q[i] ^ 0x80 (= q + 128 as u8) for n bytes, n a multiple of 8.
+void flip_row(const int8_t* q, uint8_t* u, int64_t n) {
+  for (int64_t i = 0; i < n; i += 8) {
+    uint64_t v;
+    std::memcpy(&v, q + i, 8);
+    v ^= 0x8080808080808080ull;
+    std::memcpy(u + i, &v, 8);
+  }
 }
 
 /// Rows of activations quantized per task (quantization is cheap; a task should be worth a wakeup).
@@ -172,15 +188,18 @@ lb_status qlinear_with(const KernelTable& t, const PackedWeight& w, const float*
     qa.static_scale = o.act_scale;
     qa.static_zero = o.act_zero;
     lb_quant_q8_t* quant = t.quant_q8.fn;
+    uint8_t* xu = p.flip ? base + p.xu : nullptr;
     parallel_for(pool, ceil_div(m, kQuantRowsPerTask), [&](int64_t task, int) {
       lb_quant_args qr = qa;
       for (int64_t r = task * kQuantRowsPerTask; r < std::min(m, (task + 1) * kQuantRowsPerTask); ++r) {
         qr.x = x + r * ldx;
         quant(&qr, xq + r * w.kp, xm + r * ng);
+        if (xu) flip_row(xq + r * w.kp, xu + r * w.kp, w.kp);
       }
     });
     a.xq = xq;
     a.xm = xm;
+    a.xu = xu;
     a.act_zero = qa.is_static ? o.act_zero : 0;
   }
 

@@ -37,10 +37,14 @@ def _expect_kernel(isa, info, q7: bool):
         assert info["kernel"] == ("lb_gemm_f32_q8d_q7c__ref" if q7 else "lb_gemm_f32_q8d_q8c__ref"), info
 
 
-@pytest.mark.parametrize("m,n,k", [(2, 37, 100), (5, 8, 32), (13, 200, 1100), (128, 24, 64), (7, 530, 96)])
+@pytest.mark.parametrize("m,n,k", [(2, 37, 100), (5, 8, 32), (13, 200, 1100), (128, 24, 64), (7, 530, 96),
+                                   (6, 272, 1100), (7, 20, 2100)])
 def test_exact_on_integer_data(nat, m, n, k):
     """Unit scales, integer activations with a +-127 per row: every path equals numpy exactly.
-    (13, 200, 1100): two K chunks of 1024 and two L2 panel blocks; 530 columns: an odd panel."""
+    (13, 200, 1100): two K chunks of 1024 and two L2 panel blocks; 530 columns: an odd panel.
+    qlinear passes the activations pre-flipped (lb_mm_args::xu), so on AVX2 the shapes with several
+    K chunks or L2 blocks run the direct 4 x 3 tiles: (6, 272, 1100) ends on 34 = 30 + 4 panels
+    (4 = two pairs) with a 2-row tile, (7, 20, 2100) on 3 panels and a 3-row tile."""
     rng = np.random.default_rng(m * 1000 + n + k)
     q = _codes7(rng, n, k)
     x = rng.integers(-127, 128, size=(m, k)).astype(np.float32)
@@ -54,12 +58,14 @@ def test_exact_on_integer_data(nat, m, n, k):
         _expect_kernel(isa, info, True)
 
 
-def test_static_activations_with_codes_at_minus_128(nat):
-    """Static zero point: u = q + 128 spans the whole byte range (q = -128 -> 0, 127 -> 255)."""
+@pytest.mark.parametrize("n,k", [(40, 200), (24, 1100)])
+def test_static_activations_with_codes_at_minus_128(nat, n, k):
+    """Static zero point: u = q + 128 spans the whole byte range (q = -128 -> 0, 127 -> 255);
+    k = 1100: the AVX2 kernel's direct path (two K chunks)."""
     rng = np.random.default_rng(5)
-    q = _codes7(rng, 40, 200)
+    q = _codes7(rng, n, k)
     zp = -7
-    x = rng.integers(-140, 140, size=(6, 200)).astype(np.float32)  # codes clamp at -128 and 127
+    x = rng.integers(-140, 140, size=(6, k)).astype(np.float32)  # codes clamp at -128 and 127
     codes = np.clip(x + zp, -128, 127)
     want = ((codes - zp).astype(np.float64) @ q.astype(np.float64).T).astype(np.float32)
     lin = _lin(nat, _qw(q))
@@ -86,7 +92,7 @@ def test_one_code_past_64_keeps_the_8bit_kernel(nat):
 
 def test_random_within_tolerance_and_thread_determinism(nat):
     rng = np.random.default_rng(13)
-    n, k, m = 200, 512, 64
+    n, k, m = 264, 1056, 64  # 33 panels, two K chunks: the AVX2 direct path
     q = _codes7(rng, n, k)
     scale = rng.uniform(0.001, 0.05, (n, 1)).astype(np.float32)
     x = rng.standard_normal((m, k)).astype(np.float32)
