@@ -70,35 +70,47 @@ void requant_row_scalar(const float* v, int64_t n, int64_t ns, float inv, float 
 
 #if defined(__x86_64__)
 namespace {
-// 8 int32 lanes (already within [-128, 127]) -> 8 int8 at q.
-__attribute__((target("avx2"))) inline void store8_q8(int8_t* q, __m256i r) {
-  const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
-  _mm_storel_epi64(reinterpret_cast<__m128i*>(q), _mm_packs_epi16(w, w));
+// Requantization in integers after the one rounding: q8_lanes gives rint(x * inv) as int32 lanes (the
+// multiply and the round-to-nearest-even of the float quantizer; values past 2^30 are capped, NaN and
+// large negatives become INT_MIN), the stores pack them with signed saturation to int16, add the zero point
+// with saturation and pack to int8 with saturation: clamp(rint(x * inv) + z, -128, 127), the bits of
+// q8_scalar (NaN -> -128, +-inf -> 127 / -128) with 3 vector operations per 8 values instead of 7.
+// 8 int32 lanes -> 8 int8 (the low 8 bytes), zero point z16 (int16 lanes).
+__attribute__((target("avx2"))) inline __m128i pack8_q8(__m256i r, __m256i z16) {
+  const __m128i w = _mm_adds_epi16(_mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)),
+                                   _mm256_castsi256_si128(z16));
+  return _mm_packs_epi16(w, w);
 }
-// 4 x 8 int32 lanes (within [-128, 127]) -> 32 int8 at q, in order.
-__attribute__((target("avx2"))) inline void store32_q8(int8_t* q, const __m256i r[4]) {
-  const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
+__attribute__((target("avx2"))) inline void store8_q8(int8_t* q, __m256i r, __m256i z16) {
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(q), pack8_q8(r, z16));
+}
+// 4 x 8 int32 lanes -> 32 int8, in order.
+__attribute__((target("avx2"))) inline __m256i pack32_q8(const __m256i r[4], __m256i z16) {
+  const __m256i b = _mm256_packs_epi16(_mm256_adds_epi16(_mm256_packs_epi32(r[0], r[1]), z16),
+                                       _mm256_adds_epi16(_mm256_packs_epi32(r[2], r[3]), z16));
   // b's lanes: [0-3 8-11 16-19 24-27 | 4-7 12-15 20-23 28-31]
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  return _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
-// clamp(rint(x * inv) + z, -128, 127) as int32 lanes: the float operations of the quantizer.
-__attribute__((target("avx2"))) inline __m256i q8_lanes(__m256 x, __m256 vinv, __m256 vz) {
-  __m256 a = _mm256_round_ps(_mm256_mul_ps(x, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  a = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(a, vz), _mm256_set1_ps(-128.f)), _mm256_set1_ps(127.f));
-  return _mm256_cvtps_epi32(a);
+__attribute__((target("avx2"))) inline void store32_q8(int8_t* q, const __m256i r[4], __m256i z16) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), pack32_q8(r, z16));
+}
+// rint(x * inv) as int32 lanes (min(2^30, .) keeps +inf and huge values positive; NaN stays NaN -> INT_MIN).
+__attribute__((target("avx2"))) inline __m256i q8_lanes(__m256 x, __m256 vinv) {
+  return _mm256_cvtps_epi32(_mm256_min_ps(_mm256_set1_ps(1073741824.f), _mm256_mul_ps(x, vinv)));
 }
 }  // namespace
 __attribute__((target("avx2,fma"))) void requant_row_avx2(const float* v, int64_t n, int64_t ns, float inv, float zf,
                                                            int8_t* q) {
-  const __m256 vinv = _mm256_set1_ps(inv), vz = _mm256_set1_ps(zf);
+  const __m256 vinv = _mm256_set1_ps(inv);
+  const __m256i vz = _mm256_set1_epi16(int16_t(zf));
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
     __m256i r[4];
-    for (int j = 0; j < 4; ++j) r[j] = q8_lanes(_mm256_loadu_ps(v + i + 8 * j), vinv, vz);
-    store32_q8(q + i, r);
+    for (int j = 0; j < 4; ++j) r[j] = q8_lanes(_mm256_loadu_ps(v + i + 8 * j), vinv);
+    store32_q8(q + i, r, vz);
   }
   for (; i + 8 <= n; i += 8)  // rows of 8-24 channels would otherwise run scalar
-    store8_q8(q + i, q8_lanes(_mm256_loadu_ps(v + i), vinv, vz));
+    store8_q8(q + i, q8_lanes(_mm256_loadu_ps(v + i), vinv), vz);
   requant_row_scalar(v + i, n - i, ns - i, inv, zf, q + i);
 }
 #endif
@@ -115,16 +127,17 @@ void requant_mul_scalar(const float* v, const float* mv, float ms, int64_t n, in
 #if defined(__x86_64__)
 __attribute__((target("avx2,fma"))) void requant_mul_avx2(const float* v, const float* mv, float ms, int64_t n,
                                                            int64_t ns, float inv, float zf, int8_t* q) {
-  const __m256 vinv = _mm256_set1_ps(inv), vz = _mm256_set1_ps(zf), vms = _mm256_set1_ps(ms);
+  const __m256 vinv = _mm256_set1_ps(inv), vms = _mm256_set1_ps(ms);
+  const __m256i vz = _mm256_set1_epi16(int16_t(zf));
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
     __m256i r[4];
     for (int j = 0; j < 4; ++j)
-      r[j] = q8_lanes(_mm256_mul_ps(_mm256_loadu_ps(v + i + 8 * j), mv ? _mm256_loadu_ps(mv + i + 8 * j) : vms), vinv, vz);
-    store32_q8(q + i, r);
+      r[j] = q8_lanes(_mm256_mul_ps(_mm256_loadu_ps(v + i + 8 * j), mv ? _mm256_loadu_ps(mv + i + 8 * j) : vms), vinv);
+    store32_q8(q + i, r, vz);
   }
   for (; i + 8 <= n; i += 8)  // rows of 8-24 channels would otherwise run scalar
-    store8_q8(q + i, q8_lanes(_mm256_mul_ps(_mm256_loadu_ps(v + i), mv ? _mm256_loadu_ps(mv + i) : vms), vinv, vz));
+    store8_q8(q + i, q8_lanes(_mm256_mul_ps(_mm256_loadu_ps(v + i), mv ? _mm256_loadu_ps(mv + i) : vms), vinv), vz);
   requant_mul_scalar(v + i, mv ? mv + i : nullptr, ms, n - i, ns - i, inv, zf, q + i);
 }
 #endif
@@ -133,8 +146,9 @@ using RequantMulFn = void (*)(const float*, const float*, float, int64_t, int64_
 #if defined(__x86_64__)
 // The common tail of a chain conv in one pass (AVX2): the fused Relu / Clip (flat_avx2's F_CLAMP
 // operations), the next convs' smoothing multipliers (optional, per element), then the
-// requantization of requant_mul_avx2 / requant_row_avx2: the same operations in the same order as
-// those separate passes, so the same bits, with the float tile read once.
+// requantization of requant_mul_avx2 / requant_row_avx2: the same bits as those separate passes (the same
+// operations in the same order, or the clamp applied to the int8 codes where that is exact), with the float
+// tile read once.
 // 8 elements through the fused clamp (optional) and the smoothing multipliers (optional).
 __attribute__((target("avx2"))) inline __m256 clamp_mul8(const float* v, const float* mv, bool clamp, __m256 va,
                                                          __m256 vb) {
@@ -142,28 +156,43 @@ __attribute__((target("avx2"))) inline __m256 clamp_mul8(const float* v, const f
   if (clamp) x = _mm256_min_ps(_mm256_max_ps(x, va), vb);
   return mv ? _mm256_mul_ps(x, _mm256_loadu_ps(mv)) : x;
 }
-__attribute__((target("avx2,fma"))) void act_requant_avx2(const float* v, const float* mv, int64_t n, int64_t ns,
-                                                           bool clamp, float alo, float ahi, float inv, float zf,
-                                                           int8_t* q) {
-  const __m256 vinv = _mm256_set1_ps(inv), vz = _mm256_set1_ps(zf), va = _mm256_set1_ps(alo), vb = _mm256_set1_ps(ahi);
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    __m256i r[4];
-    for (int j = 0; j < 4; ++j) r[j] = q8_lanes(clamp_mul8(v + i + 8 * j, mv ? mv + i + 8 * j : nullptr, clamp, va, vb), vinv, vz);
-    store32_q8(q + i, r);
-  }
-  for (; i + 8 <= n; i += 8)  // rows of 8-24 channels (O < 32) would otherwise run scalar
-    store8_q8(q + i, q8_lanes(clamp_mul8(v + i, mv ? mv + i : nullptr, clamp, va, vb), vinv, vz));
-  for (; i < n; ++i) {  // the scalar passes' operations (flat_scalar F_CLAMP, requant_*_scalar)
-    float x = v[i];
-    if (clamp) {
-      x = x > alo ? x : alo;
-      x = x < ahi ? x : ahi;
+// `rows` rows of n floats (v, row stride n) into rows of ns bytes (q, row stride ns; bytes n..ns zero).
+__attribute__((target("avx2,fma"))) void act_requant_avx2(const float* v, const float* mv, int64_t rows, int64_t n,
+                                                           int64_t ns, bool clamp, float alo, float ahi, float inv,
+                                                           float zf, int8_t* q) {
+  const __m256 vinv = _mm256_set1_ps(inv), va = _mm256_set1_ps(alo), vb = _mm256_set1_ps(ahi);
+  const __m256i vz = _mm256_set1_epi16(int16_t(zf));
+  // Without multipliers the clamp moves after the quantizer, onto the int8 codes: q is non-decreasing, so
+  // q(min(max(x, lo), hi)) = min(max(q(x), q(lo)), q(hi)) (NaN: max(NaN, lo) = lo, and q(NaN) = -128 <= q(lo)).
+  const bool iclamp = clamp && !mv, fclamp = clamp && mv;
+  const __m256i qlo = _mm256_set1_epi8(iclamp ? q8_scalar(alo, inv, zf) : int8_t(-128));
+  const __m256i qhi = _mm256_set1_epi8(iclamp ? q8_scalar(ahi, inv, zf) : int8_t(127));
+  for (int64_t row = 0; row < rows; ++row, v += n, q += ns) {
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+      __m256i r[4];
+      for (int j = 0; j < 4; ++j) r[j] = q8_lanes(clamp_mul8(v + i + 8 * j, mv ? mv + i + 8 * j : nullptr, fclamp, va, vb), vinv);
+      __m256i b = pack32_q8(r, vz);
+      if (iclamp) b = _mm256_min_epi8(_mm256_max_epi8(b, qlo), qhi);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), b);
     }
-    if (mv) x = x * mv[i];
-    q[i] = q8_scalar(x, inv, zf);
+    for (; i + 8 <= n; i += 8) {  // rows of 8-24 channels (O < 32) would otherwise run scalar
+      __m128i b = pack8_q8(q8_lanes(clamp_mul8(v + i, mv ? mv + i : nullptr, fclamp, va, vb), vinv), vz);
+      if (iclamp) b = _mm_min_epi8(_mm_max_epi8(b, _mm256_castsi256_si128(qlo)), _mm256_castsi256_si128(qhi));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(q + i), b);
+    }
+    for (; i < n; ++i) {  // the scalar passes' operations (flat_scalar F_CLAMP, requant_*_scalar)
+      float x = v[i];
+      if (clamp) {
+        x = x > alo ? x : alo;
+        x = x < ahi ? x : ahi;
+      }
+      if (mv) x = x * mv[i];
+      q[i] = q8_scalar(x, inv, zf);
+    }
+    for (; i + 8 <= ns; i += 8) _mm_storel_epi64(reinterpret_cast<__m128i*>(q + i), _mm_setzero_si128());  // padding
+    for (; i < ns; ++i) q[i] = 0;
   }
-  if (ns > n) std::memset(q + n, 0, size_t(ns - n));
 }
 #endif
 
@@ -176,7 +205,8 @@ __attribute__((target("avx2,fma"))) void act_requant_avx2(const float* v, const 
 __attribute__((target("avx2,fma"))) void quant_block_avx2(const float* xn, int64_t C, int64_t HW, int64_t Cs,
                                                            const float* mul, float inv, float zf, int64_t i0, int64_t i1,
                                                            int8_t* yn) {
-  const __m256 vinv = _mm256_set1_ps(inv), vz = _mm256_set1_ps(zf);
+  const __m256 vinv = _mm256_set1_ps(inv);
+  const __m256i vz = _mm256_set1_epi16(int16_t(zf));
   int64_t i = i0;
   for (; i + 8 <= i1; i += 8) {
     for (int64_t c0 = 0; c0 < C; c0 += 8) {
@@ -186,7 +216,7 @@ __attribute__((target("avx2,fma"))) void quant_block_avx2(const float* xn, int64
         if (mul) r[k] = _mm256_mul_ps(r[k], _mm256_set1_ps(mul[c0 + k]));
       }
       transpose8x8_ps(r);
-      for (int k = 0; k < 8; ++k) store8_q8(yn + (i + k) * Cs + c0, q8_lanes(r[k], vinv, vz));  // pixel i + k
+      for (int k = 0; k < 8; ++k) store8_q8(yn + (i + k) * Cs + c0, q8_lanes(r[k], vinv), vz);  // pixel i + k
     }
     if (Cs > C)
       for (int k = 0; k < 8; ++k) std::memset(yn + (i + k) * Cs + C, 0, size_t(Cs - C));
@@ -972,11 +1002,10 @@ void epilogue(const OpParams& p, const Outs& o, float* yt, int64_t P0, int64_t m
       (act == ACT_NONE || act == ACT_RELU || act == ACT_CLIP)) {  // only act + requantization: one pass
     const float inv = 1.0f / p.f[3], zf = float(p.i[kZout]);
     const float alo = act == ACT_CLIP ? p.f[0] : 0.f, ahi = act == ACT_CLIP ? p.f[1] : INFINITY;
-    if (O == Os && !o.qmul)
-      act_requant_avx2(yt, nullptr, n, n, act != ACT_NONE, alo, ahi, inv, zf, o.q + P0 * Os);
+    if (O == Os && !o.qmul)  // one flat row
+      act_requant_avx2(yt, nullptr, 1, n, n, act != ACT_NONE, alo, ahi, inv, zf, o.q + P0 * Os);
     else
-      for (int64_t i = 0; i < m; ++i)
-        act_requant_avx2(yt + i * O, o.qmul, O, Os, act != ACT_NONE, alo, ahi, inv, zf, o.q + (P0 + i) * Os);
+      act_requant_avx2(yt, o.qmul, m, O, Os, act != ACT_NONE, alo, ahi, inv, zf, o.q + P0 * Os);
     return;
   }
 #endif
