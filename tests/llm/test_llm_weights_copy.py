@@ -1,9 +1,11 @@
-"""copy_weights (default on): the linears' weights are copied at open into anonymous huge-page
-memory. Same bits out as running from the package mapping, for every weight format, and the
-session says how many bytes it copied."""
+"""copy_weights (default on): the linears' weights are put in 2 MB pages at open, either the
+package mapping itself (when the page cache holds the file in 2 MB folios) or a copy into
+anonymous huge-page memory. Same bits out as running from the package mapping as it is, for
+every weight format, and the session says how many bytes it copied."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,3 +63,45 @@ def test_read_bandwidth_probe(tiny_llama, tmp_path):
         assert np.isfinite(g) and g > 0
     with pytest.raises(LowbitError, match="negative repeats"):
         s.read_bandwidth(-1)
+
+
+def _pmd_fraction(path) -> float:
+    """Fraction of this process's mapping of `path` mapped with 2 MB pages (/proc/self/smaps)."""
+    want = str(Path(path).resolve())
+    rss = pmd = 0
+    inside = False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split(maxsplit=5)
+        if len(head) >= 5 and "-" in head[0] and not head[0].endswith(":"):
+            inside = len(head) == 6 and head[5] == want
+        elif inside and line.startswith("Rss:"):
+            rss += int(line.split()[1])
+        elif inside and line.startswith("FilePmdMapped:"):
+            pmd += int(line.split()[1])
+    return pmd / rss if rss else 0.0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="transparent huge pages: Linux only")
+def test_weights_in_2mb_pages_from_the_mapping_or_copied(tmp_path):
+    # A 40 MB fp32 package (past the 32 MB floor of the page-cache path), freshly written, so its
+    # page cache holds small folios: the session either re-reads it into 2 MB folios (then the
+    # mapping must be in 2 MB pages and nothing copied) or copies the linears; same logits either way.
+    d = tmp_path / "hf"
+    make_hf_model(d, "llama", seed=5, hidden_size=1024, intermediate_size=2048, num_hidden_layers=1,
+                  num_attention_heads=8, num_key_value_heads=4, vocab_size=512)
+    pkg = export_hf(d, tmp_path / "big.lbpk", scheme="fp32")
+    assert Path(pkg).stat().st_size > (32 << 20)
+    info_map, mapped = _run(pkg, False, 1)
+    assert info_map["copied_bytes"] == 0
+    s = LlmSession(pkg, threads=1, copy_weights=True)
+    info = s.info
+    if info["copied_bytes"] == 0:
+        assert _pmd_fraction(pkg) >= 0.95, "nothing copied, but the mapping is not in 2 MB pages"
+    else:
+        assert info["copied_bytes"] >= info["weight_bytes"] - 4 * info["hidden_size"]
+    out = [s.prefill(PROMPT)]
+    tok = int(np.argmax(out[0]))
+    for _ in range(4):
+        out.append(s.decode(tok))
+        tok = int(np.argmax(out[-1]))
+    assert np.array_equal(np.stack(out), mapped)
