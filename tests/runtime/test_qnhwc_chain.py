@@ -268,12 +268,11 @@ def test_folded_elementwise_ops_bitwise(tmp_path):
 
 
 def test_small_k_1x1_convs_bitwise(tmp_path):
-    """1x1 convs with K <= 64 (<= 128 with O >= 32) and 7-bit weights run the small-K u8 x s8 path on AVX2 (ops_qnhwc.cpp,
-    smallk_tile): K = 64 / 33 / 17 / 12 / 65 / 40 / 24 (3-17 quads, a partial last quad, channel strides 64 / 32 /
-    12 / 96 read in place), O = 9 / 17 / 12 / 3 / 40 / 112 / 129 (a lone or trailing panel, tails of 1-7 channels);
-    K = 9 and K = 3 (channel stride < round_up(K, 4)), K = 112 with O = 24 and K = 129 keep the GEMM. Same bits as
-    the unchained package (qconv2d_f32: gemm_q7), as the scalar GEMM reference (LOWBIT_ISA=scalar), and at 1 and
-    2 threads."""
+    """1x1 convs with K <= 64 and 7-bit weights run the small-K u8 x s8 path on AVX2 (ops_qnhwc.cpp, smallk_tile):
+    K = 64 / 33 / 17 / 12 / 40 / 24 (3-16 quads, a partial last quad, channel strides 64 / 32 / 12 read in place),
+    O = 9 / 17 / 12 / 3 / 112 / 129 (a lone or trailing panel, tails of 1-7 channels); K = 9 and K = 3 (channel
+    stride < round_up(K, 4)), K = 65, 112 and 129 keep the GEMM. Same bits as the unchained package (qconv2d_f32:
+    gemm_q7), as the scalar GEMM reference (LOWBIT_ISA=scalar), and at 1 and 2 threads."""
     b = _Builder(11, qmax=63)
     y = b.conv("x", 3, 64, 3, stride=2, act="relu")
     y = b.conv(y, 64, 9, 1, act="clip")            # K 64, O 9
@@ -282,9 +281,9 @@ def test_small_k_1x1_convs_bitwise(tmp_path):
     y = b.conv(y, 17, 12, 1, zero=-128)            # K 17, O 12
     y = b.conv(y, 12, 3, 1, act="hardswish")       # K 12, stride 12, O 3
     y = b.conv(y, 3, 65, 1, act="relu")            # K 3 (stride 3: a 4-byte quad would overrun): GEMM
-    y = b.conv(y, 65, 40, 1, act="relu")           # K 65 (17 quads), O 40
+    y = b.conv(y, 65, 40, 1, act="relu")           # K 65: the GEMM
     y = b.conv(y, 40, 112, 1)                      # K 40 (stride 64), O 112
-    y = b.conv(y, 112, 24, 1)                      # K 112 (28 quads), O 24: the GEMM (O < 32)
+    y = b.conv(y, 112, 24, 1)                      # K 112: the GEMM
     y = b.conv(y, 24, 129, 1, act="relu")          # K 24, O 129
     y = b.conv(y, 129, 33, 1)                      # K 129: the GEMM
     gr = b.graph(("N", 3, "H", "W"), [y])

@@ -309,7 +309,7 @@ PackedWeight& packed(OpParams& p) { return *reinterpret_cast<PackedWeight*>(&p.i
 const PackedWeight& packed(const OpParams& p) { return *reinterpret_cast<const PackedWeight*>(&p.i[kPw]); }
 
 // ---- small-K 1x1 convs with 7-bit weights (AVX2) -------------------------------------------------
-// A 1x1 stride-1 conv with K <= 64 (or <= 128 with 32+ output channels) reading its int8 NHWC input rows in place (row stride Cs >=
+// A 1x1 stride-1 conv with K <= 64 reading its int8 NHWC input rows in place (row stride Cs >=
 // round_up(K, 4)) and 7-bit weight codes (|w| <= LB_Q8_W7_MAX, so vpmaddubsw's int16 pair sums of
 // u8 x s8 cannot saturate: 2 * 255 * 64 < 32767). Output channels in the lanes: per pair of weight
 // panels (16 channels) the quads of every k stay in registers while the tile's pixels stream by;
@@ -318,19 +318,17 @@ const PackedWeight& packed(const OpParams& p) { return *reinterpret_cast<const P
 // so they end at the exact int32 dot of gemm_q7 / the scalar reference (sum (x - z) * w); the
 // float finish is theirs too (float(dot) * (s_x * row_scale) then + bias, no FMA): the same bits
 // as the GEMM it replaces (gemm_q7, whose 4-row x 16-column tiles, activation copies per tile and
-// sums round trip made it 1.3-2.4x slower at K <= 64 and 1.15-1.25x at K 80-128: docs/runtime.md, "Session 6").
-// Above 16 quads the weights no longer fit the registers and are read from L1 per pixel.
+// sums round trip made it 1.3-2.5x slower on these shapes: docs/runtime.md, "Session 6").
 
-constexpr int64_t kSmallKMax = 128;  // K of the small-K path (32 quads; above 64 only with O >= 32)
+constexpr int64_t kSmallKMax = 64;  // K of the small-K path (16 quads)
 
 /// The conv qualifies for the small-K path (the run also needs AVX2): 1x1, stride 1, no padding,
-/// K <= 64, or K <= kSmallKMax with O >= 32 (K 96 -> O 24 measured 0.95x of gemm_q7), input rows long
-/// enough for round_up(K, 4) bytes, 7-bit weight codes.
+/// K <= kSmallKMax (above it gemm_q7's direct path of 478ee70 is faster: 0.74-0.88x at K 80-128), input rows
+/// long enough for round_up(K, 4) bytes, 7-bit weight codes.
 bool smallk_ok(const OpParams& p) {
   const int64_t K = p.i[kK];
   return p.i[kMode] == 0 && p.i[kKh] == 1 && p.i[kKw] == 1 && p.i[kSh] == 1 && p.i[kSw] == 1 && !p.i[kPt] &&
-         !p.i[kPl] && !p.i[kPb] && !p.i[kPr] && K >= 1 && (K <= 64 || (K <= kSmallKMax && p.i[kO] >= 32)) &&
-         p.i[kCs] >= (K + 3) / 4 * 4 &&
+         !p.i[kPl] && !p.i[kPb] && !p.i[kPr] && K >= 1 && K <= kSmallKMax && p.i[kCs] >= (K + 3) / 4 * 4 &&
          packed(p).code_bits == 7;
 }
 
