@@ -111,13 +111,19 @@ struct PyQLinear {
   }
 
   py::tuple run(carray<float> x, py::object bias, const std::string& act, float act_scale, int act_zero,
-                lb::ThreadPool* pool, const std::string& isa, py::object out) {
+                lb::ThreadPool* pool, const std::string& isa, py::object out, py::object act_mul) {
     if (x.ndim() != 2 || x.shape(1) != w.k) throw py::value_error("qlinear: x must be [M, K] with K = " + std::to_string(w.k));
     const int64_t m = x.shape(0);
     lb::QLinearOpts o;
     o.act = parse_act(act);
     o.act_scale = act_scale;
     o.act_zero = act_zero;
+    carray<float> mul;
+    if (!act_mul.is_none()) {  // the --smooth multipliers, applied to x before quantizing
+      mul = act_mul.cast<carray<float>>();
+      if (mul.size() != w.k) throw py::value_error("qlinear: act_mul must have K elements");
+      o.act_mul = mul.data();
+    }
     carray<float> b;
     if (!bias.is_none()) {
       b = bias.cast<carray<float>>();
@@ -198,7 +204,7 @@ void bind(py::module_& m) {
            py::arg("n"), py::arg("k"), py::arg("group"))
       .def("__call__", &PyQLinear::run, py::arg("x"), py::arg("bias") = py::none(), py::arg("act") = "dynamic",
            py::arg("act_scale") = 0.f, py::arg("act_zero") = 0, py::arg("pool") = nullptr, py::arg("isa") = "",
-           py::arg("out") = py::none(),
+           py::arg("out") = py::none(), py::arg("act_mul") = py::none(),
            "y [M, N] and {kernel, isa, quant, threads, tasks}: what ran");
 }
 

@@ -25,14 +25,26 @@ constexpr float kP0 = 1.12837875f, kP1 = 0.198899746f, kP2 = 0.0538471192f, kP3 
 constexpr float kQ1 = 0.509599686f, kQ2 = 0.117600195f, kQ3 = 0.0156873632f, kQ4 = 0.0012497796f,
                 kQ5 = 3.77413671e-05f;
 
-/// Portable reference (non-x86 builds and LOWBIT_ISA=scalar).
+/// Portable reference (non-x86 builds and LOWBIT_ISA=scalar): the same operations in the same order
+/// as gelu8, fused multiply-adds included (std::fma rounds once, like vfmadd), so every path gives the
+/// same bits. That matters beyond the GELU: its output is requantized to int8 by the next linear, and
+/// a value one ulp apart on one path can land on the other side of a rounding boundary there; a few
+/// such flipped codes grow through later layers (MiniLM w8a8: 2e-2 of max at the output).
 inline float ref(float x) {
   const float u = std::fmin(std::fmax(x * kInvSqrt2, -kClamp), kClamp);
   const float s = u * u;
-  const float p = kP0 + s * (kP1 + s * (kP2 + s * (kP3 + s * (kP4 + s * kP5))));
-  const float q = 1.f + s * (kQ1 + s * (kQ2 + s * (kQ3 + s * (kQ4 + s * kQ5))));
+  float p = std::fma(s, kP5, kP4);
+  p = std::fma(s, p, kP3);
+  p = std::fma(s, p, kP2);
+  p = std::fma(s, p, kP1);
+  p = std::fma(s, p, kP0);
+  float q = std::fma(s, kQ5, kQ4);
+  q = std::fma(s, q, kQ3);
+  q = std::fma(s, q, kQ2);
+  q = std::fma(s, q, kQ1);
+  q = std::fma(s, q, 1.f);
   const float h = 0.5f * x;
-  return h + h * (u * p / q);
+  return std::fma(h, u * p / q, h);
 }
 
 #if defined(__x86_64__)
