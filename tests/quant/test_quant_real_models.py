@@ -77,8 +77,10 @@ def test_minilm_w8a8_and_smooth(minilm_onnx, minilm_data):
     smoothed = {r["node"]: r for r in rep_s["layers"]}[worst["node"]]
     print(f"\nMiniLM w8a8 cosine {default:.5f} (no smoothing {plain:.5f}); worst-outlier layer {worst['node']} "
           f"(ratio {worst['act_outlier_ratio']}): SNR {worst['snr_db']} -> {smoothed['snr_db']} dB smoothed")
-    assert plain >= 0.99  # measured 0.9931 (docs/quantization.md)
-    assert default >= 0.997  # measured 0.9980 (0.9972 before error compensation); the target is 0.995
+    # measured with 8-bit weights: 0.9931 / 0.9980; with the 7-bit weights the AVX2 host's default writes (session 6):
+    # 0.99365 / 0.99753 (docs/quantization.md); the target is 0.995
+    assert plain >= 0.99
+    assert default >= 0.997
     assert worst["act_outlier_ratio"] > 10
     assert smoothed["smooth"] and smoothed["snr_db"] > worst["snr_db"] + 1.0, (worst, smoothed)
 
@@ -116,5 +118,5 @@ def test_ppocr_fp32_and_w8a8(which, size):
         a, b = orig.run(None, f)[0], qs.run(None, f)[0]
         cos.append(float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum())))
     print(f"\nPP-OCRv5 {which} w8a8 vs ONNX Runtime fp32: mean cosine {np.mean(cos):.4f}")
-    # measured: det 0.978, rec 0.992, cls 0.872 (session 4, docs/quantization.md)
+    # measured: det 0.978, rec 0.992, cls 0.872 (session 4, 8-bit weights); 0.9715 / 0.9906 / 0.9551 with 7-bit (session 6)
     assert np.mean(cos) > {"det": 0.93, "rec": 0.96, "cls": 0.75}[which]
