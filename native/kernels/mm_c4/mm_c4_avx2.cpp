@@ -22,41 +22,31 @@ inline __m256i dot4(__m256i acc, __m256i aw, __m256i w, __m256i bx, __m256i ones
   return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(bx, w)), ones));
 }
 
-template <int NP, int G>
-inline void gemv_panels(const lb_mm_args* a, const Luts& L, int64_t m, int64_t n, int64_t n1) {
+/// GEMV of one panel (rows n .. n+7). Panels follow each other and a panel's groups are
+/// contiguous, so walking one panel per pass reads the weight as one sequential stream, prefetched
+/// by `pf` (carried from panel to panel; every 64-byte line once), as the w4a8 GEMV (mm_avx2.h).
+template <int G>
+inline void gemv_panel(const lb_mm_args* a, const Luts& L, int64_t m, int64_t n, int64_t n1, StreamPrefetch& pf) {
   const int64_t ng = a->k / G;
   constexpr size_t kBB = 16 + 4 * G;
   const int8_t* x = a->xq + m * a->kp;
   const lb_q8_meta* xm = a->xm + m * ng;
-  const uint8_t* blk[NP];
-  __m256 acc[NP];
-  for (int p = 0; p < NP; ++p) {
-    blk[p] = block(a->w, a->fmt, a->k, G, n / 8 + p, 0);
-    acc[p] = _mm256_setzero_ps();
-  }
+  const uint8_t* blk = block(a->w, a->fmt, a->k, G, n / 8, 0);
+  __m256 acc = _mm256_setzero_ps();
   const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0F);
-  for (int64_t g = 0; g < ng; ++g, x += G) {
-    __m256i dot[NP];
-    for (int p = 0; p < NP; ++p) {
-      dot[p] = _mm256_setzero_si256();
-      prefetch_ahead(blk[p], kBB);
-    }
+  for (int64_t g = 0; g < ng; ++g, x += G, blk += kBB) {
+    pf.upto(blk + kBB);
+    __m256i dot = _mm256_setzero_si256();
     for (int c = 0; c < G / 8; ++c) {
       const __m256i b0 = bcast4(x + 8 * c), b1 = bcast4(x + 8 * c + 4);
-      for (int p = 0; p < NP; ++p) {
-        const __m256i v = load32(blk[p] + 16 + 32 * c);
-        const __m256i i0 = _mm256_and_si256(v, m4), i1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-        dot[p] = dot4(dot[p], _mm256_shuffle_epi8(L.av, i0), _mm256_shuffle_epi8(L.v, i0), b0, ones);
-        dot[p] = dot4(dot[p], _mm256_shuffle_epi8(L.av, i1), _mm256_shuffle_epi8(L.v, i1), b1, ones);
-      }
+      const __m256i v = load32(blk + 16 + 32 * c);
+      const __m256i i0 = _mm256_and_si256(v, m4), i1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+      dot = dot4(dot, _mm256_shuffle_epi8(L.av, i0), _mm256_shuffle_epi8(L.v, i0), b0, ones);
+      dot = dot4(dot, _mm256_shuffle_epi8(L.av, i1), _mm256_shuffle_epi8(L.v, i1), b1, ones);
     }
-    const __m256 dx = _mm256_set1_ps(xm[g].d);
-    for (int p = 0; p < NP; ++p) {
-      acc[p] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[p]), _mm256_mul_ps(load_fp16x8(blk[p]), dx), acc[p]);
-      blk[p] += kBB;
-    }
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(load_fp16x8(blk), _mm256_set1_ps(xm[g].d)), acc);
   }
-  for (int p = 0; p < NP; ++p) store_rows(a->y + m * a->ldy, a->bias, n + 8 * p, n1, acc[p]);
+  store_rows(a->y + m * a->ldy, a->bias, n, n1, acc);
 }
 
 template <int MR, int NP, int G>
@@ -111,9 +101,8 @@ template <int G>
 void gemv(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const Luts L(a->lut);
   for (int64_t m = m0; m < m1; ++m) {
-    int64_t n = n0;
-    for (; n + 8 < n1; n += 16) gemv_panels<2, G>(a, L, m, n, n1);
-    for (; n < n1; n += 8) gemv_panels<1, G>(a, L, m, n, n1);
+    StreamPrefetch pf(block(a->w, a->fmt, a->k, G, n0 / 8, 0));
+    for (int64_t n = n0; n < n1; n += 8) gemv_panel<G>(a, L, m, n, n1, pf);
   }
 }
 
