@@ -57,10 +57,39 @@ __attribute__((target("avx2,fma"))) float hsum8(__m256 v) {
   return ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
 }
 
-// The same on 8 lanes: scale + mask and max in one pass, exp + sum in the second, the scaling in
-// the third. The tail (n % 8) is padded with -inf (exp = 0), so every element takes the vector path.
-__attribute__((target("avx2,fma"))) void softmax_row_avx2(float* s, int64_t n, float scale, const float* mask,
-                                                          int64_t mstride) {
+// exp(x) for x <= 0 (scores minus their row maximum): x clamped below at -87.3, 2^n by adding 1.5 * 2^23 (the
+// integer lands in the low mantissa bits: no round / convert), exp(r) on |r| <= ln2 / 2 by Taylor to degree 6
+// (truncation 1.2e-7 relative). Cheaper than vmath::exp8 (no upper clamp, one degree less, no cvtps).
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 exp_neg8(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+  const __m256 magic = _mm256_set1_ps(12582912.f);
+  const __m256 kf = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), magic);
+  const __m256 n = _mm256_sub_ps(kf, magic);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.f / 720.f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 120.f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 24.f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 6.f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(kf), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+template <bool FastExp>
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 softmax_exp8(__m256 x) {
+  if constexpr (FastExp) return exp_neg8(x);
+  else return vmath::exp8(x);
+}
+
+// Softmax's first two passes on 8 lanes: s = s * scale + mask and the max in one pass, then
+// s = exp(s - max) and its sum in the second (the tail, n % 8, padded with -inf: exp = 0, so every element
+// takes the vector path); returns 1 / sum. FastExp: exp_neg8 (the small-head path) instead of vmath::exp8.
+template <bool FastExp>
+__attribute__((target("avx2,fma"))) float softmax_exp_avx2(float* s, int64_t n, float scale, const float* mask,
+                                                           int64_t mstride) {
   const __m256 vs = _mm256_set1_ps(scale);
   __m256 vmx = _mm256_set1_ps(-INFINITY);
   const int64_t n8 = n & ~int64_t(7);
@@ -94,96 +123,35 @@ __attribute__((target("avx2,fma"))) void softmax_row_avx2(float* s, int64_t n, f
   const __m256 vm = _mm256_set1_ps(mx);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t j = 0; j < n8; j += 8) {
-    const __m256 e = vmath::exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
+    const __m256 e = softmax_exp8<FastExp>(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
     _mm256_storeu_ps(s + j, e);
     acc = _mm256_add_ps(acc, e);
   }
   if (n8 < n) {
     for (int l = 0; l < 8; ++l) t[l] = n8 + l < n ? s[n8 + l] - mx : -INFINITY;
-    const __m256 e = vmath::exp8(_mm256_load_ps(t));
-    acc = _mm256_add_ps(acc, e);
-    _mm256_store_ps(t, e);
-    std::memcpy(s + n8, t, size_t(n - n8) * sizeof(float));
-  }
-  const float invs = 1.f / hsum8(acc);
-  const __m256 inv = _mm256_set1_ps(invs);
-  for (int64_t j = 0; j < n8; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inv));
-  for (int64_t j = n8; j < n; ++j) s[j] *= invs;
-}
-#endif
-
-#if defined(__x86_64__)
-// exp(x) for x <= 0 (scores minus their row maximum): x clamped below at -87.3, 2^n by adding 1.5 * 2^23 (the
-// integer lands in the low mantissa bits: no round / convert), exp(r) on |r| <= ln2 / 2 by Taylor to degree 6
-// (truncation 1.2e-7 relative). Cheaper than vmath::exp8 (no upper clamp, one degree less, no cvtps).
-__attribute__((target("avx2,fma"), always_inline)) inline __m256 exp_neg8(__m256 x) {
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
-  const __m256 magic = _mm256_set1_ps(12582912.f);
-  const __m256 kf = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), magic);
-  const __m256 n = _mm256_sub_ps(kf, magic);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.f / 720.f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 120.f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 24.f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 6.f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(kf), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
-// The small-head path's softmax row: s = s * scale + mask and the max (as softmax_row_avx2), then
-// s = exp(s - max) (exp_neg8; the tail padded with -inf); returns 1 / sum: P.V scales its outputs by it
-// (D products per row instead of Sk).
-__attribute__((target("avx2,fma"))) float softmax_row_unnorm_avx2(float* s, int64_t n, float scale, const float* mask,
-                                                                  int64_t mstride) {
-  const __m256 vs = _mm256_set1_ps(scale);
-  __m256 vmx = _mm256_set1_ps(-INFINITY);
-  const int64_t n8 = n & ~int64_t(7);
-  alignas(32) float t[8];
-  for (int64_t j = 0; j < n8; j += 8) {
-    __m256 v = _mm256_mul_ps(_mm256_loadu_ps(s + j), vs);
-    if (mask) {
-      __m256 m;
-      if (mstride == 1) {
-        m = _mm256_loadu_ps(mask + j);
-      } else {
-        for (int l = 0; l < 8; ++l) t[l] = mask[(j + l) * mstride];
-        m = _mm256_load_ps(t);
-      }
-      v = _mm256_add_ps(v, m);
-    }
-    _mm256_storeu_ps(s + j, v);
-    vmx = _mm256_max_ps(vmx, v);
-  }
-  float mx;
-  {
-    _mm256_store_ps(t, vmx);
-    mx = t[0];
-    for (int l = 1; l < 8; ++l) mx = std::max(mx, t[l]);
-  }
-  for (int64_t j = n8; j < n; ++j) {
-    const float v = s[j] * scale + (mask ? mask[j * mstride] : 0.f);
-    s[j] = v;
-    mx = std::max(mx, v);
-  }
-  const __m256 vm = _mm256_set1_ps(mx);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t j = 0; j < n8; j += 8) {
-    const __m256 e = exp_neg8(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
-    _mm256_storeu_ps(s + j, e);
-    acc = _mm256_add_ps(acc, e);
-  }
-  if (n8 < n) {
-    for (int l = 0; l < 8; ++l) t[l] = n8 + l < n ? s[n8 + l] - mx : -INFINITY;
-    const __m256 e = exp_neg8(_mm256_load_ps(t));
+    const __m256 e = softmax_exp8<FastExp>(_mm256_load_ps(t));
     acc = _mm256_add_ps(acc, e);
     _mm256_store_ps(t, e);
     std::memcpy(s + n8, t, size_t(n - n8) * sizeof(float));
   }
   return 1.f / hsum8(acc);
+}
+
+// The softmax row on 8 lanes: the two passes above, then the scaling by 1 / sum.
+__attribute__((target("avx2,fma"))) void softmax_row_avx2(float* s, int64_t n, float scale, const float* mask,
+                                                          int64_t mstride) {
+  const float invs = softmax_exp_avx2<false>(s, n, scale, mask, mstride);
+  const int64_t n8 = n & ~int64_t(7);
+  const __m256 inv = _mm256_set1_ps(invs);
+  for (int64_t j = 0; j < n8; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inv));
+  for (int64_t j = n8; j < n; ++j) s[j] *= invs;
+}
+
+// The small-head path's softmax row: s = exp(s * scale + mask - max) with exp_neg8, unnormalised; returns
+// 1 / sum: P.V scales its outputs by it (D products per row instead of Sk).
+__attribute__((target("avx2,fma"))) float softmax_row_unnorm_avx2(float* s, int64_t n, float scale, const float* mask,
+                                                                  int64_t mstride) {
+  return softmax_exp_avx2<true>(s, n, scale, mask, mstride);
 }
 #endif
 
