@@ -330,10 +330,11 @@ def _fold_residual(low) -> int:
     return len(drop)
 
 
-def _pack_matmul_weights(low) -> int:
-    """A matmul_f32 with a constant float B [K, N] (used by no other op) and at least 16 rows of A gets B
-    stored in the GEMM's panel layout [ceil(N/16), K, 16] (zero-padded columns; attr b_panels = N): the
-    kernels read it in place instead of packing B on every run (native/src/ops/gemm_prepacked.h)."""
+def _pack_matmul_weights(low, rows_ok=lambda m: m >= 16) -> int:
+    """A matmul_f32 with a constant float B [K, N] (used by no other op) and a number of rows of A that
+    ``rows_ok`` accepts (default at least 16) gets B stored in the GEMM's panel layout [ceil(N/16), K, 16]
+    (zero-padded columns; attr b_panels = N): the kernels read it in place instead of packing B on every
+    run (native/src/ops/gemm_prepacked.h). Returns how many."""
     uses: Dict[str, int] = {}
     for op in low.ops:
         for i in op["inputs"]:
@@ -347,7 +348,7 @@ def _pack_matmul_weights(low) -> int:
         b = low.const(bname)
         sa = _static_shape(low, op["inputs"][0])
         if b is None or b.dtype != np.float32 or b.ndim != 2 or uses.get(bname, 0) != 1 or bname in outputs \
-                or sa is None or len(sa) < 2 or int(np.prod(sa[:-1])) < 16:
+                or sa is None or len(sa) < 2 or not rows_ok(int(np.prod(sa[:-1]))):
             continue
         k, n = b.shape
         p = -(-n // 16)

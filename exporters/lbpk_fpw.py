@@ -52,32 +52,9 @@ def blocked_weight(w: np.ndarray) -> np.ndarray:
 
 def _one_row_matmul_panels(low) -> int:
     """B of the one-row ``matmul_f32`` ops -> 16-column panels (module docstring); returns how many."""
-    from lowbit.exporters.lbpk_attn import _static_shape
+    from lowbit.exporters.lbpk_attn import _pack_matmul_weights
 
-    uses: dict = {}
-    for op in low.ops:
-        for i in op["inputs"]:
-            uses[i] = uses.get(i, 0) + 1
-    outputs = {t.name for t in low.g.outputs}
-    count = 0
-    for op in low.ops:
-        if op["kernel"] != "matmul_f32" or len(op["inputs"]) < 2 or "b_panels" in op["attrs"]:
-            continue
-        bname = op["inputs"][1]
-        b: Any = low.const(bname)
-        sa = _static_shape(low, op["inputs"][0])
-        if b is None or b.dtype != np.float32 or b.ndim != 2 or uses.get(bname, 0) != 1 or bname in outputs \
-                or sa is None or len(sa) < 2 or int(np.prod(sa[:-1])) != 1:
-            continue
-        k, n = b.shape
-        pad = np.zeros((k, -(-n // 16) * 16), np.float32)
-        pad[:, :n] = b
-        name = f"{bname}.panels16"
-        low.consts[name] = np.ascontiguousarray(pad.reshape(k, -1, 16).transpose(1, 0, 2))
-        op["inputs"] = [op["inputs"][0], name] + list(op["inputs"][2:])
-        op["attrs"]["b_panels"] = int(n)
-        count += 1
-    return count
+    return _pack_matmul_weights(low, rows_ok=lambda m: m == 1)
 
 
 def float_pointwise(low) -> int:
