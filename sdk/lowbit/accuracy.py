@@ -99,25 +99,14 @@ def error_split(float_graph: Graph, quant_graph: Graph) -> Dict[str, Graph]:
 
     Removing a quantizer through ``ActQuant.smooth`` alone would leave the 1/s in place; this does not.
     Both graphs are plain float graphs plus ActQuant attributes, independent of ``quant_graph``."""
-    import copy  # noqa: PLC0415
-
     from lowbit.ir import QuantWeight  # noqa: PLC0415
-
-    def _copy(g: Graph) -> Graph:
-        c = copy.copy(g)
-        c.nodes = [copy.copy(n) for n in g.nodes]
-        for n in c.nodes:
-            n.attrs = dict(n.attrs)
-        c.initializers = dict(g.initializers)
-        c.metadata = dict(g.metadata)
-        return c
 
     def _unsmooth_shape(n, w: np.ndarray):  # the axis of w the smoothing divisor runs along
         if n.op == "MatMul":
             return (-1, 1)
         return (-1, 1, 1, 1) if n.attrs.get("group", 1) > 1 else (1, -1, 1, 1)
 
-    acts, wts = _copy(quant_graph), _copy(quant_graph)
+    acts, wts = quant_graph.clone(), quant_graph.clone()
     for na, nw in zip(acts.nodes, wts.nodes):
         aq = na.attrs.pop("act_quant", None)
         s = None if aq is None else aq.smooth

@@ -14,6 +14,7 @@ Numpy only: no torch/onnx import here.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -123,6 +124,17 @@ class Graph:
     initializers: Dict[str, Union[np.ndarray, QuantWeight]] = field(default_factory=dict)
     value_info: Dict[str, TensorInfo] = field(default_factory=dict)  # inferred types of intermediate values
     metadata: Dict[str, Any] = field(default_factory=dict)  # scheme, source, opset, accuracy report, ...
+
+    def clone(self) -> "Graph":
+        """A copy a pass may edit: its own node objects (with their own attrs dicts), initializer and
+        metadata dicts; tensors, TensorInfos and node input/output lists are shared."""
+        c = copy.copy(self)
+        c.nodes = [copy.copy(n) for n in self.nodes]
+        for n in c.nodes:
+            n.attrs = dict(n.attrs)
+        c.initializers = dict(self.initializers)
+        c.metadata = dict(self.metadata)
+        return c
 
     def producer(self, value: str) -> Optional[Node]:
         for n in self.nodes:

@@ -8,7 +8,6 @@ ConvTranspose, input channels x the rest) and its activation input gets ``attrs[
 """
 from __future__ import annotations
 
-import copy
 import fnmatch
 import logging
 from dataclasses import dataclass, field
@@ -123,12 +122,7 @@ def quantize_graph(graph: Graph, scheme, feeds: List[Dict[str, np.ndarray]],
     opts = options or QuantOptions()
     scheme = parse_scheme(scheme) if isinstance(scheme, str) else scheme
     check_supported(graph, opts.keep_float)
-    q = copy.copy(graph)
-    q.nodes = [copy.copy(n) for n in graph.nodes]
-    for n in q.nodes:
-        n.attrs = dict(n.attrs)
-    q.initializers = dict(graph.initializers)
-    q.metadata = dict(graph.metadata)
+    q = graph.clone()
     q.metadata["scheme"] = scheme.name
     if scheme.is_float:
         return q
