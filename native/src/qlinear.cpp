@@ -188,7 +188,7 @@ lb_status qlinear_with(const KernelTable& t, const PackedWeight& w, const float*
     qa.static_scale = o.act_scale;
     qa.static_zero = o.act_zero;
     lb_quant_q8_t* quant = t.quant_q8.fn;
-    uint8_t* xu = p.flip ? base + p.xu : nullptr;
+    uint8_t* xu = p.flip && kern.isa == LB_ISA_AVX2 ? base + p.xu : nullptr;  // only the AVX2 gemm_q7 reads it
     parallel_for(pool, ceil_div(m, kQuantRowsPerTask), [&](int64_t task, int) {
       lb_quant_args qr = qa;
       for (int64_t r = task * kQuantRowsPerTask; r < std::min(m, (task + 1) * kQuantRowsPerTask); ++r) {
