@@ -244,7 +244,8 @@ def weight_pages(session, pkg: Path) -> str:
 
 def interleaved(engines, prompt, gen_tokens: int, repeat: int, between=None):
     """Runs the engines in alternating rounds (A B A B ..., the order flipped each round) and
-    returns per engine the median prefill and decode tokens/s and the first logits. between()
+    returns per engine the median prefill and decode tokens/s, the first logits and the prefill
+    tokens/s of every round (the first is the first prefill after the engine was opened). between()
     runs after every round (the bandwidth probe)."""
     res = {e.name: ([], [], None) for e in engines}
     for i in range(repeat):
@@ -255,7 +256,7 @@ def interleaved(engines, prompt, gen_tokens: int, repeat: int, between=None):
             res[e.name][0].append(p)
             res[e.name][1].append(d)
             res[e.name] = (res[e.name][0], res[e.name][1], first)
-    return {k: (float(np.median(p)), float(np.median(d)), first) for k, (p, d, first) in res.items()}
+    return {k: (float(np.median(p)), float(np.median(d)), first, p) for k, (p, d, first) in res.items()}
 
 
 def paired_roofline(engine, prompt, gen_tokens: int, threads: int) -> dict:
@@ -395,22 +396,22 @@ def main(argv=None) -> int:
             res = interleaved(engines, prompt, args.gen_tokens, args.repeat,
                               between=lambda: (probe(), loads.append(os.getloadavg()[0])))
             bw = max(bws + wbws)
-            lp, ld, lfirst = res["lowbit"]
+            lp, ld, lfirst, lrounds = res["lowbit"]
             nb = engines[0].s.info["weight_bytes"]
             row = {"scheme": scheme, "threads": t, "read_gbps": bw, "probe_generic_gbps": max(bws),
                    "probe_weights_gbps": max(wbws), "load": float(np.median(loads + [os.getloadavg()[0]])),
-                   "lowbit_prefill": lp, "lowbit_decode": ld, "lowbit_bytes_per_token": nb,
+                   "lowbit_prefill": lp, "lowbit_prefill_rounds": lrounds, "lowbit_decode": ld, "lowbit_bytes_per_token": nb,
                    "lowbit_roofline": nb * ld / (bw * 1e9), "lowbit_open_s": engines[0].open_s,
                    "lowbit_copied_bytes": engines[0].s.info["copied_bytes"], "lowbit_pages": engines[0].pages}
             if args.mapped_too:
-                mp, md, _ = res["lowbit-mapped"]
+                mp, md, _, _ = res["lowbit-mapped"]
                 row.update({"mapped_prefill": mp, "mapped_decode": md, "mapped_roofline": nb * md / (bw * 1e9),
                             "mapped_open_s": engines[1].open_s, "copy_decode_ratio": ld / md,
                             "mapped_pages": engines[1].pages})
             if gg is not None:
-                p, d, first = res["llama.cpp"]
+                p, d, first, prounds = res["llama.cpp"]
                 gb = gguf_bytes_per_token(gg)
-                row.update({"llama_cpp": qtype, "llama_prefill": p, "llama_decode": d, "llama_bytes_per_token": gb,
+                row.update({"llama_cpp": qtype, "llama_prefill": p, "llama_prefill_rounds": prounds, "llama_decode": d, "llama_bytes_per_token": gb,
                             "llama_roofline": gb * d / (bw * 1e9), "prefill_ratio": lp / p, "decode_ratio": ld / d,
                             "first_logits_cosine": cosine(lfirst, first)})
             row["paired"] = paired_roofline(engines[0], prompt, args.gen_tokens, t)
@@ -434,7 +435,8 @@ def _print_row(r) -> None:
          f"{r['lowbit_decode']:6.1f} tok/s ({r['lowbit_bytes_per_token'] / 1e6:.0f} MB/token, "
          f"{100 * r['lowbit_roofline']:.0f}% of {r['read_gbps']:.1f} GB/s; probes: generic "
          f"{r['probe_generic_gbps']:.1f}, decode's weights {r['probe_weights_gbps']:.1f})"
-         f"\n{'':>9} t={r['threads']}  lowbit weights: {r['lowbit_pages']}, open {r['lowbit_open_s']:.2f} s")
+         f"\n{'':>9} t={r['threads']}  lowbit weights: {r['lowbit_pages']}, open {r['lowbit_open_s']:.2f} s; "
+         f"prefill by round (the first right after open) {', '.join(f'{v:.1f}' for v in r['lowbit_prefill_rounds'])}")
     if "mapped_decode" in r:
         s += (f"\n{'':>9} t={r['threads']}  lowbit-mapped prefill {r['mapped_prefill']:7.1f} tok/s  decode "
               f"{r['mapped_decode']:6.1f} tok/s ({100 * r['mapped_roofline']:.0f}%; {r['mapped_pages']})   lowbit / "
