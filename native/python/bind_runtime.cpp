@@ -10,6 +10,7 @@
 #include "bindings.h"
 #include "lowbit/lowbit.h"
 #include "ops/ops.h"
+#include "package_sha256.h"
 
 namespace py = pybind11;
 
@@ -170,6 +171,24 @@ void bind(py::module_& m) {
       .def("enable_profiling", [](PySession& p, bool on) { lbpy::check(lb_session_enable_profiling(p.s, on)); })
       .def("profile_events", &PySession::events);
   m.def("runtime_kernels", [] { return lb::op_kernel_names(); }, "kernel names the graph runtime of this build has");
+  m.def("sha256_many", [](const std::vector<py::buffer>& bufs) {  // the package reader's SHA-256 (tests, bench/load.py)
+        std::vector<py::buffer_info> info;
+        std::vector<lb::Sha256Job> jobs(bufs.size());
+        for (size_t i = 0; i < bufs.size(); ++i) {
+          info.push_back(bufs[i].request());
+          if (!PyBuffer_IsContiguous(info.back().view(), 'C')) throw py::value_error("sha256_many: buffers must be contiguous");
+          jobs[i].data = info.back().ptr;
+          jobs[i].size = size_t(info.back().size * info.back().itemsize);
+        }
+        {
+          py::gil_scoped_release r;
+          lb::sha256_many(jobs.data(), jobs.size());
+        }
+        py::list out;
+        for (const auto& j : jobs) out.append(py::bytes(reinterpret_cast<const char*>(j.digest), 32));
+        return out;
+      }, "SHA-256 digests of the buffers, hashed in this thread two at a time (multi-buffer SHA-NI where the CPU has it)");
+  m.def("sha256_impl", [] { return std::string(lb::sha256_impl()); }, "\"sha-ni\" or \"portable\"");
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -219,37 +220,48 @@ lb_status Package::verify_section(const Section& s) const {
 }
 
 lb_status Package::verify_all() const {
-  // Big packages: hash sections on a few threads (each section is one sequential SHA-256).
   std::vector<const Section*> todo;
-  uint64_t bytes = 0;
   for (const auto& s : sections_)
-    if (s->state.load() == 0) {
-      todo.push_back(s.get());
-      bytes += s->size;
-    }
-  unsigned nt = std::thread::hardware_concurrency();
-  if (nt > 8) nt = 8;
-  if (bytes < (8u << 20) || todo.size() < 2 || nt < 2) {
-    for (const Section* s : todo) verify_section(*s);
-  } else {
-    std::atomic<size_t> next{0};
-    auto work = [&] {
-      for (size_t i = next++; i < todo.size(); i = next++) {
-        uint8_t digest[32];
-        sha256(base_ + todo[i]->offset, todo[i]->size, digest);
-        todo[i]->state.store(std::memcmp(digest, todo[i]->sha256, 32) == 0 ? 1 : 2);
-      }
-    };
-    std::vector<std::thread> th;
-    for (unsigned t = 1; t < nt && t < todo.size(); ++t) th.emplace_back(work);
-    work();
-    for (auto& t : th) t.join();
-  }
+    if (s->state.load() == 0) todo.push_back(s.get());
+  hash_sections(todo, 0);
   for (const auto& s : sections_) {
     const lb_status st = verify_section(*s);
     if (st != LB_OK) return st;
   }
   return LB_OK;
+}
+
+void Package::hash_sections(std::vector<const Section*> todo, int threads) const {
+  // Longest first; each thread hashes two sections at a time (sha256_many), taking the next one
+  // from the shared list when one of its two ends. A big package's time is then about
+  // max(its largest section alone, all bytes / (threads * two-stream speed)).
+  std::sort(todo.begin(), todo.end(), [](const Section* a, const Section* b) { return a->size > b->size; });
+  std::vector<Sha256Job> jobs(todo.size());
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < todo.size(); ++i) {
+    jobs[i].data = base_ + todo[i]->offset;
+    jobs[i].size = size_t(todo[i]->size);
+    bytes += todo[i]->size;
+  }
+  size_t nt = size_t(threads > 0 ? threads : lb_default_threads());
+  if (nt > 8) nt = 8;
+  if (nt > (jobs.size() + 1) / 2) nt = (jobs.size() + 1) / 2;  // two sections per thread
+  if (bytes < (8u << 20)) nt = 1;
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> th;
+  for (size_t t = 1; t < nt; ++t) {
+    try {
+      th.emplace_back([&] { sha256_many(jobs.data(), jobs.size(), &next); });
+    } catch (...) {  // no thread to be had: the others (and this one) take its share
+      break;
+    }
+  }
+  sha256_many(jobs.data(), jobs.size(), &next);
+  for (auto& t : th) t.join();
+  for (size_t i = 0; i < todo.size(); ++i) {
+    int expect = 0;  // a concurrent verify_section may have set it already (same result)
+    todo[i]->state.compare_exchange_strong(expect, std::memcmp(jobs[i].digest, todo[i]->sha256, 32) == 0 ? 1 : 2);
+  }
 }
 
 lb_status Package::tensor(const std::string& name, TensorView* out) const {

@@ -75,8 +75,12 @@ class Package {
   lb_status tensor(const std::string& name, TensorView* out) const;
   /// Hashes a section if it has not been checked yet (thread-safe); CHECKSUM on mismatch.
   lb_status verify_section(const Section& s) const;
-  /// Hashes every section not yet checked.
+  /// Hashes every section not yet checked (hash_sections on lb_default_threads() threads).
   lb_status verify_all() const;
+  /// Hashes the given sections (not yet checked) and records good/bad in their state, on up to
+  /// `threads` threads (0: lb_default_threads(), i.e. LOWBIT_NUM_THREADS or the CPUs this process
+  /// may use), two sections at a time per thread. Errors are reported by verify_section/tensor.
+  void hash_sections(std::vector<const Section*> todo, int threads) const;
 
  private:
   Package() = default;
