@@ -669,6 +669,7 @@ lb_status conv_infer(OpCtx& c) {
   if (p.i[kMode] == 0) {
     per += al64(size_t(T) * sizeof(lb_q8_meta));                     // row metadata
     if (!p.i[kDirect] || smallk_ok(p)) per += al64(size_t(T * p.i[kKp]));  // im2col rows / small-K u8 rows
+    if (packed(p).code_bits == 7) per += al64(size_t(T * p.i[kKp]));      // u8 rows for gemm_q7 (lb_mm_args::xu)
   } else {
     per += al64(size_t(p.i[kCs] + 64)) + al64(size_t(2 * p.i[kPairs] + 2) * sizeof(void*));  // pad row, tap pointers
   }
@@ -1066,6 +1067,18 @@ void epilogue(const OpParams& p, const Outs& o, float* yt, int64_t P0, int64_t m
     }
 }
 
+#if defined(__x86_64__)
+/// u[i] = x[i] ^ 0x80 (= x + 128 as u8) for i < n: rows for gemm_q7's direct path (lb_mm_args::xu).
+__attribute__((target("avx2"))) void flip_rows_avx2(const int8_t* x, uint8_t* u, int64_t n) {
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + i),
+                        _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)),
+                                         _mm256_set1_epi8(int8_t(0x80))));
+  for (; i < n; ++i) u[i] = uint8_t(x[i]) ^ 0x80u;
+}
+#endif
+
 void conv_run(OpCtx& c) {
   const OpParams& p = *c.p;
   const int8_t* x = static_cast<const int8_t*>(c.in[0]->data);
@@ -1155,6 +1168,8 @@ void conv_run(OpCtx& c) {
   c.isa = lb_isa_name(kern.isa);
   const int64_t kp = p.i[kKp];
   const bool direct = p.i[kDirect] != 0;
+  // gemm_q7 on AVX2 reads the activations pre-flipped to u8 (lb_mm_args::xu); the other kernels ignore them
+  const bool flip = pw.code_bits == 7 && kern.isa == LB_ISA_AVX2;
   lb_mm_args base = mm_args(pw);
   base.act_zero = int32_t(p.i[kZin]);
   base.bias = bias;
@@ -1171,6 +1186,8 @@ void conv_run(OpCtx& c) {
     lb_q8_meta* meta = reinterpret_cast<lb_q8_meta*>(s);
     s += al64(size_t(T) * sizeof(lb_q8_meta));
     int8_t* rows = reinterpret_cast<int8_t*>(s);
+    if (!direct || smallk_ok(p)) s += al64(size_t(T * kp));
+    uint8_t* xu = flip ? reinterpret_cast<uint8_t*>(s) : nullptr;
     if (!direct) std::memset(rows, 0, size_t(T * kp));  // K padding: written once, the gather fills [0, K)
     for (int64_t i = 0; i < T; ++i) meta[i] = lb_q8_meta{sx, 0};
     lb_mm_args a = base;
@@ -1214,6 +1231,12 @@ void conv_run(OpCtx& c) {
           }
         }
         a.xq = rows;
+      }
+      if (xu) {  // the tile's rows flipped to u8 once (the kernel would flip them once per L2 block of panels)
+#if defined(__x86_64__)
+        flip_rows_avx2(a.xq, xu, m * kp);
+#endif
+        a.xu = xu;
       }
       kern.fn(&a, 0, m, 0, O);
       epilogue(p, o, yt, P0, m, rq, flat);
