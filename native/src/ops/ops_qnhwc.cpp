@@ -671,7 +671,7 @@ lb_status conv_infer(OpCtx& c) {
     if (!p.i[kDirect] || smallk_ok(p)) per += al64(size_t(T * p.i[kKp]));  // im2col rows / small-K u8 rows
     if (packed(p).code_bits == 7) per += al64(size_t(T * p.i[kKp]));      // u8 rows for gemm_q7 (lb_mm_args::xu)
   } else {
-    per += al64(size_t(p.i[kCs] + 64)) + al64(size_t(2 * p.i[kPairs] + 2) * sizeof(void*));  // pad row, tap pointers
+    per += al64(size_t(p.i[kCs] + 64)) + al64(size_t(8 * p.i[kPairs]) * sizeof(void*));  // pad row, 4 x tap pointers
   }
   p.i[kPer] = int64_t(per);
   c.scratch_bytes = per * size_t(op_threads(c));
@@ -760,6 +760,53 @@ __attribute__((target("avx2,fma"))) void dw_pixel4_avx2(const OpParams& p, const
       for (int q = 0; q < 4; ++q) {
         const __m256i a = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pa + q * step)));
         const __m256i b = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pb + q * step)));
+        lo[q] = _mm256_add_epi32(lo[q], _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wl));
+        hi[q] = _mm256_add_epi32(hi[q], _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wh));
+      }
+    }
+    const __m256i z0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(dv.zc + c0));
+    const __m256i z1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(dv.zc + c0 + 8));
+    const __m256 m0 = _mm256_loadu_ps(dv.comb + c0), m1 = _mm256_loadu_ps(dv.comb + c0 + 8);
+    const bool full = c0 + 16 <= C;
+    const __m256 b0 = bias ? _mm256_loadu_ps(bias + c0) : _mm256_setzero_ps();
+    const __m256 b1 = bias && full ? _mm256_loadu_ps(bias + c0 + 8) : _mm256_setzero_ps();
+    for (int q = 0; q < 4; ++q) {
+      const __m256i r0 = _mm256_sub_epi32(_mm256_permute2x128_si256(lo[q], hi[q], 0x20), z0);
+      const __m256i r1 = _mm256_sub_epi32(_mm256_permute2x128_si256(lo[q], hi[q], 0x31), z1);
+      float* a = acc + q * O;
+      if (full) {
+        _mm256_storeu_ps(a + c0, _mm256_fmadd_ps(_mm256_cvtepi32_ps(r0), m0, b0));
+        _mm256_storeu_ps(a + c0 + 8, _mm256_fmadd_ps(_mm256_cvtepi32_ps(r1), m1, b1));
+      } else {  // the last block of C (bias has only C values)
+        alignas(32) int32_t sv[16];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(sv), r0);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(sv + 8), r1);
+        for (int64_t ch = c0; ch < C; ++ch) a[ch] = std::fma(float(sv[ch - c0]), dv.comb[ch], bias ? bias[ch] : 0.f);
+      }
+    }
+  }
+}
+#endif
+
+#if defined(__x86_64__)
+// Four output pixels anywhere in the tile (border pixels included): tap t of pixel q at xt4[q * tp + t]
+// (tp = 2 * pairs pointers per pixel: a row of zero points for padding taps and for the odd count's
+// partner, whose weight is 0). The weight pair vectors are loaded once for the four pixels; per pixel
+// the integer sums and the final vfmadd of dw_pixel_avx2 (so the same bits).
+__attribute__((target("avx2,fma"))) void dw_pixel4p_avx2(const OpParams& p, const int8_t* const* xt4, int64_t tp,
+                                                          const float* bias, float* acc) {
+  const int64_t C = p.i[kC], Cs = p.i[kCs], pairs = p.i[kPairs], O = p.i[kO];
+  const DwView dv = dw_view(p);
+  for (int64_t c0 = 0; c0 + 16 <= Cs && c0 < C; c0 += 16) {
+    const __m256i* wv = reinterpret_cast<const __m256i*>(dv.wi + (c0 / 16) * pairs * 32);
+    __m256i lo[4], hi[4];
+    for (int j = 0; j < 4; ++j) lo[j] = hi[j] = _mm256_setzero_si256();
+    for (int64_t j = 0; j < pairs; ++j) {
+      const __m256i wl = _mm256_loadu_si256(wv + 2 * j), wh = _mm256_loadu_si256(wv + 2 * j + 1);
+      for (int q = 0; q < 4; ++q) {
+        const int8_t* const* xq = xt4 + q * tp + 2 * j;
+        const __m256i a = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xq[0] + c0)));
+        const __m256i b = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xq[1] + c0)));
         lo[q] = _mm256_add_epi32(lo[q], _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wl));
         hi[q] = _mm256_add_epi32(hi[q], _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wh));
       }
@@ -1115,24 +1162,31 @@ void conv_run(OpCtx& c) {
       char* s = sbase + size_t(tid) * per;
       float* yt = reinterpret_cast<float*>(s);
       int8_t* pad = reinterpret_cast<int8_t*>(s + al64(size_t(T * O) * 4));
-      const int8_t** xt = reinterpret_cast<const int8_t**>(s + al64(size_t(T * O) * 4) + al64(size_t(Cs + 64)));
+      const int8_t** xt4 = reinterpret_cast<const int8_t**>(s + al64(size_t(T * O) * 4) + al64(size_t(Cs + 64)));
       std::memset(pad, zin, size_t(Cs + 64));
-      for (int64_t t = 2 * pairs - 1; t >= taps; --t) xt[t] = pad;  // the odd tap pair's partner
+      const int64_t tp = 2 * pairs;  // tap pointers per pixel slot (4 slots: dw_pixel4p_avx2)
+      for (int q = 0; q < 4; ++q)
+        for (int64_t t = tp - 1; t >= taps; --t) xt4[q * tp + t] = pad;  // the odd tap pair's partner
       int64_t toff[64];
       for (int64_t t = 0; t < taps && t < 64; ++t) toff[t] = ((t / kw) * dh * W + (t % kw) * dwl) * Cs;
+      [[maybe_unused]] const bool four = avx2 && Cs >= 16;  // pixels in groups of four (dw_pixel4p_avx2), border pixels included
       for (int64_t tile = t0; tile < t1; ++tile) {
         const int64_t P0 = tile * T, m = std::min(T, P - P0);
-        for (int64_t i = 0; i < m; ++i) {
+        int64_t pend = 0;  // pixels [i - pend, i) have their tap pointers in slots 0..pend-1
+        for (int64_t i = 0; i < m;) {
           const int64_t Pi = P0 + i, n = Pi / OHW, oy = (Pi % OHW) / OW, ox = Pi % OW;
           const int64_t iy0 = oy * sh - pt, ix0 = ox * sw - pl;
 #if defined(__x86_64__)
-          if (avx2 && Cs >= 16 && taps <= 64 && i + 4 <= m && ox + 4 <= OW && iy0 >= 0 && iy0 + ekh <= H && ix0 >= 0 &&
-              ix0 + 3 * sw + ekw <= W) {  // four pixels of this row, all inside
+          if (four && taps <= 64 && i + 4 <= m && ox + 4 <= OW && iy0 >= 0 && iy0 + ekh <= H && ix0 >= 0 &&
+              ix0 + 3 * sw + ekw <= W) {  // four pixels of this row, all inside (after the pending ones, one by one)
+            for (int64_t q = 0; q < pend; ++q) dw_pixel_avx2(p, xt4 + q * tp, codes, dv.comb, bias, yt + (i - pend + q) * O);
+            pend = 0;
             dw_pixel4_avx2(p, x + ((n * H + iy0) * W + ix0) * Cs, sw * Cs, toff, bias, yt + i * O);
-            i += 3;
+            i += 4;
             continue;
           }
 #endif
+          const int8_t** xt = xt4 + pend * tp;
           if (taps <= 64 && iy0 >= 0 && iy0 + ekh <= H && ix0 >= 0 && ix0 + ekw <= W) {  // every tap inside
             const int8_t* px = x + ((n * H + iy0) * W + ix0) * Cs;
             for (int64_t t = 0; t < taps; ++t) xt[t] = px + toff[t];
@@ -1145,12 +1199,24 @@ void conv_run(OpCtx& c) {
               }
             }
           }
+          ++i;
 #if defined(__x86_64__)
-          if (avx2) dw_pixel_avx2(p, xt, codes, dv.comb, bias, yt + i * O);
+          if (four) {
+            if (++pend == 4) {
+              dw_pixel4p_avx2(p, xt4, tp, bias, yt + (i - 4) * O);
+              pend = 0;
+            }
+            continue;
+          }
+          if (avx2) dw_pixel_avx2(p, xt, codes, dv.comb, bias, yt + (i - 1) * O);
           else
 #endif
-            dw_pixel_scalar(p, xt, codes, dv.comb, bias, yt + i * O);
+            dw_pixel_scalar(p, xt, codes, dv.comb, bias, yt + (i - 1) * O);
         }
+#if defined(__x86_64__)
+        for (int64_t q = 0; q < pend; ++q)  // the last 1-3 pixels of the tile
+          dw_pixel_avx2(p, xt4 + q * tp, codes, dv.comb, bias, yt + (m - pend + q) * O);
+#endif
         epilogue(p, o, yt, P0, m, rq, flat);
       }
     });
