@@ -664,6 +664,16 @@ lb_status conv_infer(OpCtx& c) {
     T = std::min<int64_t>(256, std::max<int64_t>(4, 8192 / std::max<int64_t>(O, 1)));
   }
   T = std::max<int64_t>(1, std::min(T, P));
+  // With several threads, small maps get a tile count that is a multiple of the thread count (tiles of
+  // equal size): 49 pixels in 3 tiles of 18 / 18 / 13 left one thread 31 rows and the other 18. The cut
+  // never changes a bit (every output is computed whole by one tile).
+  if (const int64_t th = op_threads(c); th > 1 && P > T) {
+    int64_t nt = (P + T - 1) / T;
+    if (nt < 4 * th) {
+      nt = (nt + th - 1) / th * th;
+      T = (P + nt - 1) / nt;
+    }
+  }
   p.i[kT] = T;
   size_t per = al64(size_t(T * O) * 4);                              // float tile
   if (p.i[kMode] == 0) {
