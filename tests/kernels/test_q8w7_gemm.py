@@ -38,13 +38,15 @@ def _expect_kernel(isa, info, q7: bool):
 
 
 @pytest.mark.parametrize("m,n,k", [(2, 37, 100), (5, 8, 32), (13, 200, 1100), (128, 24, 64), (7, 530, 96),
-                                   (6, 272, 1100), (7, 20, 2100)])
+                                   (6, 272, 1100), (7, 20, 2100), (3, 44, 200), (11, 48, 300)])
 def test_exact_on_integer_data(nat, m, n, k):
     """Unit scales, integer activations with a +-127 per row: every path equals numpy exactly.
     (13, 200, 1100): two K chunks of 1024 and two L2 panel blocks; 530 columns: an odd panel.
     qlinear passes the activations pre-flipped (lb_mm_args::xu), so on AVX2 the shapes with several
     K chunks or L2 blocks run the direct 4 x 3 tiles: (6, 272, 1100) ends on 34 = 30 + 4 panels
-    (4 = two pairs) with a 2-row tile, (7, 20, 2100) on 3 panels and a 3-row tile."""
+    (4 = two pairs) with a 2-row tile, (7, 20, 2100) on 3 panels and a 3-row tile. Every shape runs
+    the direct path on AVX2 (small K too); (3, 44, 200) and (11, 48, 300) end on the 3-row asm tile
+    (two groups of 3 panels; at 44 columns the last panel is partial)."""
     rng = np.random.default_rng(m * 1000 + n + k)
     q = _codes7(rng, n, k)
     x = rng.integers(-127, 128, size=(m, k)).astype(np.float32)
