@@ -219,9 +219,38 @@ void quant_nhwc_run(OpCtx& c) {
 // ---- conv_transpose_nhwc_q8 ---------------------------------------------------------------------
 enum PostKind : int64_t { POST_ADD_S = 0, POST_MUL_S, POST_ADD_C, POST_MUL_C, POST_RELU, POST_SIGMOID };
 enum { kN, kH, kW, kC, kCs, kO, kOs, kKh, kKw, kZin, kZout, kAct, kOutQ, kOutF, kNPost };
-// input pixels per task: a float tile [T, kh*kw*O] that stays in L2; more pixels when the GEMM runs
-// transposed (few columns), whose per-call work is small
-inline int64_t convt_tile(int64_t NO) { return NO < 16 ? 256 : 128; }
+// input pixels per task; the "dot" form (kh*kw*O <= 4 columns: the DB head's last upsampler) does
+// little work per pixel, so it takes more of them
+inline int64_t convt_tile(int64_t NO) { return NO <= 4 ? 256 : 128; }
+
+// The layout of one run (all derived from the params):
+//   K8 = C rounded up to 8 (the dequantized input row, zeros past C);
+//   dot form (NO <= 4): per pixel, 4 columns j of K8 products each in 8 lanes (lane l sums channels
+//     l, l+8, ...: a multiply, then fused multiply-adds in channel order), reduced as
+//     ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)); weights wd[4][K8]; a row of the tile is 4 floats, two
+//     pixels share one 8-lane epilogue (lane l: column l % 4);
+//   broadcast form (NO > 4): per pixel, NOp = NO rounded up to 8 columns in the lanes, one multiply
+//     then fused multiply-adds over the C channels in order; weights wp[C][NOp]; a row is NOp floats.
+// Both the AVX2 path and the scalar reference (std::fma) do exactly these operations: same bits.
+struct ConvtLayout {
+  int64_t K8, NO, NOp, S, NPat, tile;
+  bool dot;
+  size_t shared_bytes, per_thread;
+};
+ConvtLayout convt_layout(const OpParams& p) {
+  ConvtLayout L{};
+  const int64_t C = p.i[kC];
+  L.NO = p.i[kO] * p.i[kKh] * p.i[kKw];
+  L.K8 = (C + 7) / 8 * 8;
+  L.dot = L.NO <= 4;
+  L.NOp = (L.NO + 7) / 8 * 8;
+  L.S = L.dot ? 4 : L.NOp;
+  L.NPat = L.dot ? 8 : L.NOp;
+  L.tile = convt_tile(L.NO);
+  L.shared_bytes = al64(size_t(L.dot ? 4 * L.K8 : C * L.NOp) * 4) + al64(size_t((1 + p.i[kNPost]) * L.NPat) * 4);
+  L.per_thread = al64(size_t((L.tile + 1) * L.K8) * 4) + al64(size_t((L.tile + 1) * L.S) * 4);
+  return L;
+}
 
 lb_status convt_infer(OpCtx& c) {
   const Tensor* x = c.in[0];
@@ -328,111 +357,336 @@ lb_status convt_infer(OpCtx& c) {
       return LB_ERR_UNSUPPORTED;
     }
   }
-  const int64_t NO = O * kh * kw;
-  const int64_t kTile = convt_tile(NO);
-  c.scratch_bytes = (al64(size_t(kTile * (C + 2 * NO)) * 4 + size_t(kTile * NO)) + gemm_scratch_per_thread()) *
-                    size_t(op_threads(c));
-  c.flops = uint64_t(p.i[kN] * p.i[kH] * p.i[kW]) * uint64_t(2 * C * NO);
+  const ConvtLayout L = convt_layout(p);
+  c.scratch_bytes = L.shared_bytes + L.per_thread * size_t(op_threads(c));
+  c.flops = uint64_t(p.i[kN] * p.i[kH] * p.i[kW]) * uint64_t(2 * C * L.NO);
   return LB_OK;
 }
 
+// The epilogue: bias (when there is one), the fused act, the folded float steps in graph order. Every
+// step has a row of NPat lane constants (add_s / mul_s: the scalar in every lane).
+struct ConvtEpi {
+  const float* bias;  // [NPat] or null
+  const float* pat;   // [nposts][NPat]
+  const int64_t* v;   // the post steps (kind, input index, f32 bits)
+  int64_t nposts, NPat, act;
+  float lo, hi;
+};
+// the scalar reference of the vector epilogue, one value in lane l
+float convt_epi_scalar(const ConvtEpi& e, float y, int64_t l) {
+  if (e.bias) y = y + e.bias[l];
+  if (e.act != ACT_NONE) apply_act(&y, 1, e.act, e.lo, e.hi);
+  for (int64_t k = 0; k < e.nposts; ++k) {
+    const float a = e.pat[k * e.NPat + l];
+    switch (e.v[3 * k]) {
+      case POST_ADD_S:
+      case POST_ADD_C: y = y + a; break;
+      case POST_MUL_S:
+      case POST_MUL_C: y = y * a; break;
+      case POST_RELU: y = y > 0.f ? y : 0.f; break;
+      default: y = vmath::ref(vmath::SIGMOID, y); break;
+    }
+  }
+  return y;
+}
+
+// scalar reference GEMMs (the AVX2 operations in the same order)
+void convt_dot_scalar(const float* xr, const float* wd, int64_t K8, float* y) {
+  for (int64_t j = 0; j < 4; ++j) {
+    float l[8];
+    for (int k = 0; k < 8; ++k) l[k] = xr[k] * wd[j * K8 + k];
+    for (int64_t c0 = 8; c0 < K8; c0 += 8)
+      for (int k = 0; k < 8; ++k) l[k] = std::fma(xr[c0 + k], wd[j * K8 + c0 + k], l[k]);
+    y[j] = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+  }
+}
+void convt_bc_scalar(const float* xr, const float* wp, int64_t C, int64_t NOp, float* y) {
+  for (int64_t j = 0; j < NOp; ++j) {
+    float a = xr[0] * wp[j];
+    for (int64_t c = 1; c < C; ++c) a = std::fma(xr[c], wp[c * NOp + j], a);
+    y[j] = a;
+  }
+}
+
+#if defined(__x86_64__)
+#define LB_CT_T __attribute__((target("avx2,fma"), always_inline)) inline
+enum { EPI_ADD, EPI_MUL, EPI_RELU, EPI_SIGMOID, EPI_ACT };
+template <int OP>
+LB_CT_T __m256 convt_op8(__m256 u, __m256 a, const ConvtEpi& e) {
+  if (OP == EPI_ADD) return _mm256_add_ps(u, a);
+  if (OP == EPI_MUL) return _mm256_mul_ps(u, a);
+  if (OP == EPI_RELU) return _mm256_max_ps(u, _mm256_setzero_ps());
+  if (OP == EPI_SIGMOID) return vmath::sigmoid8(u);
+  return vmath::act8(u, e.act, e.lo, e.hi);
+}
+// one step over nv vectors y; lane constants pat + 8v (or pat for every vector when `one`)
+template <int OP>
+LB_CT_T void convt_pass(const ConvtEpi& e, float* y, int64_t nv, bool one, const float* pat) {
+  if (one) {
+    const __m256 a = _mm256_loadu_ps(pat);
+    for (int64_t v = 0; v < nv; ++v) _mm256_storeu_ps(y + 8 * v, convt_op8<OP>(_mm256_loadu_ps(y + 8 * v), a, e));
+  } else {
+    for (int64_t v = 0; v < nv; ++v)
+      _mm256_storeu_ps(y + 8 * v, convt_op8<OP>(_mm256_loadu_ps(y + 8 * v), _mm256_loadu_ps(pat + 8 * v), e));
+  }
+}
+// the epilogue over nv vectors y, one pass per step (its branch taken once per row, not per vector);
+// a multiply's result goes through memory before the next step's add: no FMA contraction
+__attribute__((target("avx2,fma"))) void convt_epi_avx2(const ConvtEpi& e, float* y, int64_t nv, bool one) {
+  if (e.bias) convt_pass<EPI_ADD>(e, y, nv, one, e.bias);
+  if (e.act == ACT_SIGMOID)  // act8 passes Sigmoid through
+    convt_pass<EPI_SIGMOID>(e, y, nv, one, e.pat);
+  else if (e.act != ACT_NONE)
+    convt_pass<EPI_ACT>(e, y, nv, one, e.pat);
+  for (int64_t k = 0; k < e.nposts; ++k) {
+    const float* pat = e.pat + k * e.NPat;
+    switch (e.v[3 * k]) {
+      case POST_ADD_S:
+      case POST_ADD_C: convt_pass<EPI_ADD>(e, y, nv, one, pat); break;
+      case POST_MUL_S:
+      case POST_MUL_C: convt_pass<EPI_MUL>(e, y, nv, one, pat); break;
+      case POST_RELU: convt_pass<EPI_RELU>(e, y, nv, one, pat); break;
+      default: convt_pass<EPI_SIGMOID>(e, y, nv, one, pat); break;
+    }
+  }
+}
+// 8 lanes of rint(y / s) + z as int8 (the bits of requant_row_scalar: cvtps rounds to nearest even, the
+// packs saturate; min(2^30, .) keeps large values positive, NaN becomes INT_MIN -> -128)
+LB_CT_T __m128i convt_q8(__m256 y, __m256 vinv, __m128i z16) {
+  const __m256i r = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_set1_ps(1073741824.f), _mm256_mul_ps(y, vinv)));
+  const __m128i w = _mm_adds_epi16(_mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)), z16);
+  return _mm_packs_epi16(w, w);
+}
+// the 8 lanes of a as ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)) for 4 vectors: one 4-lane result
+LB_CT_T __m128 convt_hsum4(const __m256* a) {
+  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+// dot form: rows i and i + 1 of the tile -> yt rows (4 floats each), epilogue applied
+__attribute__((target("avx2,fma"))) void convt_dot_avx2(const float* xf, const float* wd, int64_t K8, int64_t m,
+                                                        const ConvtEpi& e, float* yt) {
+  for (int64_t i = 0; i < m; i += 2) {
+    const float* xa = xf + i * K8;
+    const float* xb = xa + K8;
+    __m256 a[4], b[4];
+    const __m256 x0 = _mm256_loadu_ps(xa), x1 = _mm256_loadu_ps(xb);
+    for (int j = 0; j < 4; ++j) {
+      const __m256 w = _mm256_loadu_ps(wd + j * K8);
+      a[j] = _mm256_mul_ps(x0, w);
+      b[j] = _mm256_mul_ps(x1, w);
+    }
+    for (int64_t c0 = 8; c0 < K8; c0 += 8) {
+      const __m256 y0 = _mm256_loadu_ps(xa + c0), y1 = _mm256_loadu_ps(xb + c0);
+      for (int j = 0; j < 4; ++j) {
+        const __m256 w = _mm256_loadu_ps(wd + j * K8 + c0);
+        a[j] = _mm256_fmadd_ps(y0, w, a[j]);
+        b[j] = _mm256_fmadd_ps(y1, w, b[j]);
+      }
+    }
+    _mm256_storeu_ps(yt + i * 4, _mm256_insertf128_ps(_mm256_castps128_ps256(convt_hsum4(a)), convt_hsum4(b), 1));
+  }
+  convt_epi_avx2(e, yt, (m + 1) / 2, true);
+}
+// broadcast form: NB vectors of columns from vector j0 of one pixel's row, the raw sums into y
+template <int NB>
+__attribute__((target("avx2,fma"))) void convt_bc_gemm(const float* xr, const float* wp, int64_t C, int64_t NOp,
+                                                       int64_t j0, float* y) {
+  const float* w = wp + j0 * 8;
+  __m256 acc[NB];
+  const __m256 x0 = _mm256_broadcast_ss(xr);
+  for (int v = 0; v < NB; ++v) acc[v] = _mm256_mul_ps(x0, _mm256_loadu_ps(w + 8 * v));
+  for (int64_t c = 1; c < C; ++c) {
+    const __m256 xv = _mm256_broadcast_ss(xr + c);
+    const float* wr = w + c * NOp;
+    for (int v = 0; v < NB; ++v) acc[v] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(wr + 8 * v), acc[v]);
+  }
+  for (int v = 0; v < NB; ++v) _mm256_storeu_ps(y + j0 * 8 + 8 * v, acc[v]);
+}
+// where the int8 output goes when the broadcast kernel writes it (O % 8 == 0: an 8-lane group never
+// straddles two output pixels)
+struct ConvtQ8 {
+  int8_t* yq;  // null: the epilogue's floats stay in yt
+  int64_t O, Os, H, W, kh, kw;
+  float inv;
+  int16_t z;
+};
+// broadcast form over the m pixels of a tile starting at pixel P0: GEMM, epilogue, int8 stores
+__attribute__((target("avx2,fma"))) void convt_bc_avx2(const float* xf, int64_t m, int64_t P0, int64_t K8,
+                                                       const float* wp, int64_t C, int64_t NOp, const ConvtEpi& e,
+                                                       const ConvtQ8& q, float* yt) {
+  const int64_t nv = NOp / 8, OW = q.W * q.kw, OH = q.H * q.kh;
+  const __m256 vinv = _mm256_set1_ps(q.inv);
+  const __m128i z16 = _mm_set1_epi16(q.z);
+  int8_t* dst[64];
+  for (int64_t i = 0; i < m; ++i) {
+    const float* xr = xf + i * K8;
+    float* y = yt + i * NOp;
+    int64_t j0 = 0;
+    for (; j0 + 12 <= nv; j0 += 12) convt_bc_gemm<12>(xr, wp, C, NOp, j0, y);
+    switch (nv - j0) {
+      case 0: break;
+      case 1: convt_bc_gemm<1>(xr, wp, C, NOp, j0, y); break;
+      case 2: convt_bc_gemm<2>(xr, wp, C, NOp, j0, y); break;
+      case 3: convt_bc_gemm<3>(xr, wp, C, NOp, j0, y); break;
+      case 4: convt_bc_gemm<4>(xr, wp, C, NOp, j0, y); break;
+      case 5: convt_bc_gemm<5>(xr, wp, C, NOp, j0, y); break;
+      case 6: convt_bc_gemm<6>(xr, wp, C, NOp, j0, y); break;
+      case 7: convt_bc_gemm<7>(xr, wp, C, NOp, j0, y); break;
+      case 8: convt_bc_gemm<8>(xr, wp, C, NOp, j0, y); break;
+      case 9: convt_bc_gemm<9>(xr, wp, C, NOp, j0, y); break;
+      case 10: convt_bc_gemm<10>(xr, wp, C, NOp, j0, y); break;
+      default: convt_bc_gemm<11>(xr, wp, C, NOp, j0, y); break;
+    }
+    convt_epi_avx2(e, y, nv, false);
+    if (!q.yq) continue;
+    const int64_t pix = P0 + i, n = pix / (q.H * q.W), yy = pix / q.W % q.H, xx = pix % q.W;
+    for (int64_t ky = 0; ky < q.kh; ++ky)
+      for (int64_t kx = 0; kx < q.kw; ++kx) {
+        int8_t* d = q.yq + ((n * OH + yy * q.kh + ky) * OW + xx * q.kw + kx) * q.Os;
+        dst[ky * q.kw + kx] = d;
+        for (int64_t o = q.O; o < q.Os; o += 8) _mm_storel_epi64(reinterpret_cast<__m128i*>(d + o), _mm_setzero_si128());
+      }
+    for (int64_t v = 0, blk = 0, o = 0; v < nv; ++v) {
+      const __m256 r = _mm256_loadu_ps(y + 8 * v);
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(dst[blk] + o), convt_q8(r, vinv, z16));
+      if ((o += 8) == q.O) o = 0, ++blk;
+    }
+  }
+}
+// the tile's int8 rows dequantized ((q - z) * s, as qdq_f32), K8 floats per pixel, zeros past C
+__attribute__((target("avx2,fma"))) void convt_dequant_avx2(const int8_t* q, int64_t m, int64_t C, int64_t Cs,
+                                                            int64_t K8, float z, float s, float* xf) {
+  const __m256 vz = _mm256_set1_ps(z), vs = _mm256_set1_ps(s);
+  for (int64_t i = 0; i < m; ++i) {
+    const int8_t* r = q + i * Cs;
+    for (int64_t c0 = 0; c0 < K8; c0 += 8) {
+      __m128i b;
+      if (c0 + 8 <= Cs) {
+        b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(r + c0));
+      } else {
+        alignas(16) int8_t t[16] = {0};
+        std::memcpy(t, r + c0, size_t(Cs - c0));
+        b = _mm_load_si128(reinterpret_cast<const __m128i*>(t));
+      }
+      __m256 v = _mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b)), vz), vs);
+      if (c0 + 8 > C) {  // lanes past C: 0
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        v = _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(C - c0)), lane)));
+      }
+      _mm256_storeu_ps(xf + i * K8 + c0, v);
+    }
+  }
+}
+#undef LB_CT_T
+#endif
+
 void convt_run(OpCtx& c) {
   const OpParams& p = *c.p;
+  const ConvtLayout L = convt_layout(p);
   const int64_t H = p.i[kH], W = p.i[kW], C = p.i[kC], Cs = p.i[kCs], O = p.i[kO], Os = p.i[kOs];
-  const int64_t kh = p.i[kKh], kw = p.i[kKw], kk = kh * kw, NO = O * kk, OH = H * kh, OW = W * kw;
-  const int64_t kTile = convt_tile(NO), P = p.i[kN] * H * W, tiles = (P + kTile - 1) / kTile;
+  const int64_t kh = p.i[kKh], kw = p.i[kKw], kk = kh * kw, NO = L.NO, OH = H * kh, OW = W * kw;
+  const int64_t K8 = L.K8, NOp = L.NOp, S = L.S, NPat = L.NPat, kTile = L.tile;
+  const int64_t P = p.i[kN] * H * W, tiles = (P + kTile - 1) / kTile, nposts = p.i[kNPost];
   const int8_t* x = static_cast<const int8_t*>(c.in[0]->data);
-  const float* w = c.in[1]->f32();
+  const float* w = c.in[1]->f32();  // [kh, kw, O, C]: column (ky*kw + kx)*O + o, C values
   const float* bias = c.in.size() > 2 && c.in[2] ? c.in[2]->f32() : nullptr;
   int8_t* yq = p.i[kOutQ] >= 0 ? static_cast<int8_t*>(c.out[size_t(p.i[kOutQ])]->data) : nullptr;
   float* yf = p.i[kOutF] >= 0 ? c.out[size_t(p.i[kOutF])]->f32() : nullptr;
   const float s_in = p.f[0], z_in = float(p.i[kZin]);
   const float inv = yq ? 1.0f / p.f[3] : 0.f, z_out = float(p.i[kZout]);
+  const bool avx2 = vmath::use_avx2();
+  // the weights and lane constants in the kernels' layout (a few KB, once per run)
+  char* base = static_cast<char*>(c.scratch);
+  float* wk = reinterpret_cast<float*>(base);
+  float* pats = reinterpret_cast<float*>(base + al64(size_t(L.dot ? 4 * K8 : C * NOp) * 4));  // bias, then steps
+  const auto lane_col = [&](int64_t l) { return L.dot ? l % 4 : l; };  // the tile column of pattern lane l
+  if (L.dot) {
+    std::fill(wk, wk + 4 * K8, 0.f);
+    for (int64_t j = 0; j < NO; ++j) std::memcpy(wk + j * K8, w + j * C, size_t(C) * 4);
+  } else {
+    for (int64_t ch = 0; ch < C; ++ch)
+      for (int64_t j = 0; j < NOp; ++j) wk[ch * NOp + j] = j < NO ? w[j * C + ch] : 0.f;
+  }
+  for (int64_t l = 0; l < NPat; ++l) {
+    const int64_t j = lane_col(l);
+    pats[l] = bias && j < NO ? bias[j % O] : 0.f;
+    for (int64_t k = 0; k < nposts; ++k) {
+      const int64_t* st = p.v.data() + 3 * k;
+      float a;
+      const uint32_t bits = uint32_t(st[2]);
+      std::memcpy(&a, &bits, 4);
+      if (st[0] == POST_ADD_C || st[0] == POST_MUL_C) a = j < NO ? c.in[size_t(st[1])]->f32()[j % O] : 0.f;
+      pats[(1 + k) * NPat + l] = a;
+    }
+  }
+  const ConvtEpi epi{bias ? pats : nullptr, pats + NPat, p.v.data(), nposts, NPat, p.i[kAct], p.f[1], p.f[2]};
+  // int8 output written by the AVX2 broadcast kernel itself (8-lane groups within one output pixel)
+  const bool direct_q8 = avx2 && yq && !L.dot && O % 8 == 0 && kk <= 64;
   RequantFn rq = requant_row_scalar;
 #if defined(__x86_64__)
-  if (vmath::use_avx2()) rq = requant_row_avx2;
+  if (avx2) rq = requant_row_avx2;
 #endif
-  const size_t gs = gemm_scratch_per_thread(), per = al64(size_t(kTile * (C + 2 * NO)) * 4 + size_t(kTile * NO)) + gs;
-  const bool trans = NO < 16;  // few output columns: weight rows x pixel columns (the GEMM's small-M path)
-  char* base = static_cast<char*>(c.scratch);
-  const char* gemm_isa = "scalar";
+  char* tbase = base + L.shared_bytes;
   for_ranges(c, tiles, kTile * C * NO, [&](int tid, int64_t t0, int64_t t1) {
-    char* mine = base + size_t(tid) * per;
-    float* xf = reinterpret_cast<float*>(mine + gs);  // [kTile, C] ([C, m] when trans)
-    float* yt = xf + kTile * C;                         // [kTile, kh*kw*O], column (ky*kw + kx)*O + o
-    float* yT = yt + kTile * NO;                        // trans: the GEMM's [kh*kw*O, m]
-    int8_t* tq = reinterpret_cast<int8_t*>(yT + kTile * NO);  // the tile requantized
+    char* mine = tbase + size_t(tid) * L.per_thread;
+    float* xf = reinterpret_cast<float*>(mine);                                 // [kTile + 1, K8]
+    float* yt = reinterpret_cast<float*>(mine + al64(size_t((kTile + 1) * K8) * 4));  // [kTile + 1, S]
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t P0 = t * kTile, m = std::min(kTile, P - P0);
-      const int8_t* q = x + P0 * Cs;  // the input's dequantized values: (q - z) * s, as qdq_f32
-      if (trans)
-        for (int64_t ch = 0; ch < C; ++ch)
-          for (int64_t i = 0; i < m; ++i) xf[ch * m + i] = (float(q[i * Cs + ch]) - z_in) * s_in;
-      else
+      const int8_t* q = x + P0 * Cs;
+#if defined(__x86_64__)
+      if (avx2) {
+        convt_dequant_avx2(q, m, C, Cs, K8, z_in, s_in, xf);
+      } else
+#endif
+      {
         for (int64_t i = 0; i < m; ++i)
-          for (int64_t ch = 0; ch < C; ++ch) xf[i * C + ch] = (float(q[i * Cs + ch]) - z_in) * s_in;
-      if (trans) {
-        GemmArgs g{NO, m, C, w, C, xf, m, false, yT, m};
-        gemm_isa = gemm(g, nullptr, mine, gs);
-        for (int64_t i = 0; i < m; ++i)
-          for (int64_t j = 0; j < NO; ++j) yt[i * NO + j] = yT[j * m + i];
-      } else {
-        GemmArgs g{m, NO, C, xf, C, w, C, true, yt, NO};
-        gemm_isa = gemm(g, nullptr, mine, gs);
+          for (int64_t ch = 0; ch < K8; ++ch) xf[i * K8 + ch] = ch < C ? (float(q[i * Cs + ch]) - z_in) * s_in : 0.f;
       }
-      if (bias)
-        for (int64_t r = 0; r < m * kk; ++r)
-          for (int64_t o = 0; o < O; ++o) yt[r * O + o] = yt[r * O + o] + bias[o];
-      if (p.i[kAct] != ACT_NONE) apply_act(yt, m * NO, p.i[kAct], p.f[1], p.f[2]);
-      for (int64_t k = 0; k < p.i[kNPost]; ++k) {  // the folded float ops, in graph order
-        const int64_t* st = p.v.data() + 3 * k;
-        float a;
-        const uint32_t bits = uint32_t(st[2]);
-        std::memcpy(&a, &bits, 4);
-        const float* cv = st[0] == POST_ADD_C || st[0] == POST_MUL_C ? c.in[size_t(st[1])]->f32() : nullptr;
-        switch (st[0]) {
-          case POST_ADD_S: for (int64_t j = 0; j < m * NO; ++j) yt[j] = yt[j] + a; break;
-          case POST_MUL_S: for (int64_t j = 0; j < m * NO; ++j) yt[j] = yt[j] * a; break;
-          case POST_ADD_C:
-          case POST_MUL_C:
-            for (int64_t r = 0; r < m * kk; ++r) {
-              float* y = yt + r * O;
-              if (st[0] == POST_ADD_C)
-                for (int64_t o = 0; o < O; ++o) y[o] = y[o] + cv[o];
-              else
-                for (int64_t o = 0; o < O; ++o) y[o] = y[o] * cv[o];
-            }
-            break;
-          case POST_RELU: apply_act(yt, m * NO, ACT_RELU, 0.f, 0.f); break;
-          default: apply_act(yt, m * NO, ACT_SIGMOID, 0.f, 0.f); break;
+      if (L.dot) std::fill(xf + m * K8, xf + (m + 1) * K8, 0.f);  // the pair partner of an odd last pixel
+      // GEMM + epilogue -> yt rows (and, direct_q8, the int8 output)
+#if defined(__x86_64__)
+      if (avx2 && L.dot) {
+        convt_dot_avx2(xf, wk, K8, m, epi, yt);
+      } else if (avx2) {
+        const ConvtQ8 cq{direct_q8 ? yq : nullptr, O, Os, H, W, kh, kw, inv, int16_t(z_out)};
+        convt_bc_avx2(xf, m, P0, K8, wk, C, NOp, epi, cq, yt);
+      } else
+#endif
+      {
+        for (int64_t i = 0; i < m; ++i) {
+          float* yr = yt + i * S;
+          if (L.dot)
+            convt_dot_scalar(xf + i * K8, wk, K8, yr);
+          else
+            convt_bc_scalar(xf + i * K8, wk, C, NOp, yr);
+          for (int64_t j = 0; j < std::min(NO, S); ++j) yr[j] = convt_epi_scalar(epi, yr[j], j);
         }
       }
-      if (yq) rq(yt, m * NO, m * NO, inv, z_out, tq);  // the whole tile at once, then O bytes per output pixel
+      // the rest of the outputs from yt: int8 blocks (unless written above), f32 NCHW rows
       for (int64_t i0 = 0; i0 < m;) {  // runs of pixels within one input row
         const int64_t pix = P0 + i0, n = pix / (H * W), yy = pix / W % H, xx = pix % W;
         const int64_t len = std::min(m - i0, W - xx);
         for (int64_t ky = 0; ky < kh; ++ky) {
           const int64_t oy = yy * kh + ky;
-          if (yq)
+          if (yq && !direct_q8)
             for (int64_t i = 0; i < len; ++i)
-              for (int64_t kx = 0; kx < kw; ++kx) {
-                int8_t* d = yq + ((n * OH + oy) * OW + (xx + i) * kw + kx) * Os;
-                std::memcpy(d, tq + ((i0 + i) * kk + ky * kw + kx) * O, size_t(O));
-                std::memset(d + O, 0, size_t(Os - O));
-              }
+              for (int64_t kx = 0; kx < kw; ++kx)
+                rq(yt + (i0 + i) * S + (ky * kw + kx) * O, O, Os, inv, z_out,
+                   yq + ((n * OH + oy) * OW + (xx + i) * kw + kx) * Os);
           if (yf)
             for (int64_t o = 0; o < O; ++o) {  // output row oy of channel o: len * kw contiguous floats
               float* d = yf + ((n * O + o) * OH + oy) * OW + xx * kw;
-              const float* sr = yt + (i0 * kk + ky * kw) * O + o;
+              const float* sr = yt + i0 * S + ky * kw * O + o;
               for (int64_t i = 0; i < len; ++i)
-                for (int64_t kx = 0; kx < kw; ++kx) d[i * kw + kx] = sr[(i * kk + kx) * O];
+                for (int64_t kx = 0; kx < kw; ++kx) d[i * kw + kx] = sr[i * S + kx * O];
             }
         }
         i0 += len;
       }
     }
   });
-  c.isa = rq == requant_row_scalar && !std::strcmp(gemm_isa, "scalar") ? "scalar" : gemm_isa;
+  c.isa = avx2 ? "avx2" : "scalar";
 }
 
 
