@@ -57,6 +57,9 @@ extern "C" {
 LB_API lb_status lb_model_load(const char* path, uint32_t flags, lb_model** model) {
   if (!path || !model) return lb::set_error(LB_ERR_INVALID_ARG, "lb_model_load: NULL argument");
   *model = nullptr;
+  if (flags & ~uint32_t(LB_LOAD_LAZY))
+    return lb::set_error(LB_ERR_INVALID_ARG, "lb_model_load: unknown flag bits 0x%x (known: LB_LOAD_LAZY = 0x1)",
+                         unsigned(flags & ~uint32_t(LB_LOAD_LAZY)));
   return guarded("lb_model_load", [&] {
     std::unique_ptr<lb::Package> pkg;
     const lb_status st = lb::Package::open_file(path, (flags & LB_LOAD_LAZY) ? lb::Verify::Lazy : lb::Verify::Full, &pkg);
@@ -68,6 +71,9 @@ LB_API lb_status lb_model_load(const char* path, uint32_t flags, lb_model** mode
 LB_API lb_status lb_model_load_buffer(const void* data, size_t size, uint32_t flags, lb_model** model) {
   if (!data || !model) return lb::set_error(LB_ERR_INVALID_ARG, "lb_model_load_buffer: NULL argument");
   *model = nullptr;
+  if (flags & ~uint32_t(LB_LOAD_LAZY))
+    return lb::set_error(LB_ERR_INVALID_ARG, "lb_model_load_buffer: unknown flag bits 0x%x (known: LB_LOAD_LAZY = 0x1)",
+                         unsigned(flags & ~uint32_t(LB_LOAD_LAZY)));
   return guarded("lb_model_load_buffer", [&] {
     std::unique_ptr<lb::Package> pkg;
     const lb_status st = lb::Package::open_buffer(data, size, (flags & LB_LOAD_LAZY) ? lb::Verify::Lazy : lb::Verify::Full, &pkg);

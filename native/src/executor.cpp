@@ -114,6 +114,12 @@ lb_status Model::create(std::unique_ptr<Package> pkg, std::unique_ptr<Model>* ou
       if (n_missing++ < 8) missing += (missing.empty() ? "" : ", ") + d.name + " (" + d.type + " needs kernel '" + d.kernel + "')";
     }
     const int idx = int(m->ops_.size());
+    // Every op reads its first input (no kernel has an optional first input): an op without
+    // that is a damaged manifest, refused here instead of in each op's shape inference.
+    if (!o["inputs"].is_array() || o["inputs"].elems().empty() || !o["inputs"].elems()[0].is_string() ||
+        o["inputs"].elems()[0].str().empty() || !o["outputs"].is_array())
+      return set_error(LB_ERR_FORMAT, "manifest: op '%s' (%s) needs 'inputs' (a list naming at least its first input) "
+                       "and 'outputs' (a list); re-export the model", d.name.c_str(), d.type.c_str());
     for (const Json& i : o["inputs"].elems()) {
       if (!i.is_string()) return set_error(LB_ERR_FORMAT, "manifest: op '%s' has a non-string input", d.name.c_str());
       if (i.str().empty()) {
@@ -170,8 +176,8 @@ lb_status Session::create(const Model* model, int threads, std::unique_ptr<Sessi
   std::unique_ptr<Session> s(new Session(model, threads));
   const auto& vals = model->values();
   s->tensors_.resize(vals.size());
-  // Lazy packages: hash the data sections this graph uses now, one section per task on the
-  // session's pool (tensor() below then finds them checked).
+  // Lazy packages: hash the data sections this graph uses now, on the session's thread count
+  // (tensor() below then finds them checked).
   if (model->package().mode() == Verify::Lazy) {
     std::vector<const Package::Section*> todo;
     const Json& tensors = model->package().manifest()["tensors"];
@@ -180,8 +186,7 @@ lb_status Session::create(const Model* model, int threads, std::unique_ptr<Sessi
       const Package::Section* sec = model->package().section(tensors[v.name]["section"].str());
       if (sec && sec->state.load() == 0 && std::find(todo.begin(), todo.end(), sec) == todo.end()) todo.push_back(sec);
     }
-    parallel_for(s->pool_.get(), int64_t(todo.size()),
-                 [&](int64_t i, int) { model->package().verify_section(*todo[size_t(i)]); });  // errors: tensor() reports
+    model->package().hash_sections(std::move(todo), threads);  // two per thread (multi-buffer); errors: tensor() reports
   }
   for (size_t i = 0; i < vals.size(); ++i) {
     if (!vals[i].is_const) continue;
@@ -228,12 +233,14 @@ lb_status Session::set_input(const std::string& name, DType dtype, const int64_t
     uint64_t count = 1;
     for (size_t d = 0; ok && d < nd; ++d) {
       if (shape[d] < 0 || (v.shape[d] >= 0 && shape[d] != v.shape[d]) || (v.shape[d] < 0 && shape[d] == 0)) ok = false;
+      if (ok && shape[d] > 0 && count > (uint64_t(1) << 50) / uint64_t(shape[d])) ok = false;  // no size_t wrap
       count *= uint64_t(shape[d] < 0 ? 0 : shape[d]);
     }
     if (!ok)
       return set_error(LB_ERR_SHAPE, "input '%s' expects shape %s, got %s", name.c_str(), decl_shape_str(v).c_str(),
                        shape_str(std::vector<int64_t>(shape, shape + nd)).c_str());
-    if (count * dtype_size(dtype) != nbytes || (!data && nbytes))
+    if (!data && nbytes) return set_error(LB_ERR_INVALID_ARG, "input '%s': NULL data for %zu bytes", name.c_str(), nbytes);
+    if (count * dtype_size(dtype) != nbytes)
       return set_error(LB_ERR_INVALID_ARG, "input '%s': %zu bytes given, shape %s of %s needs %llu", name.c_str(), nbytes,
                        shape_str(std::vector<int64_t>(shape, shape + nd)).c_str(), dtype_name(dtype),
                        (unsigned long long)(count * dtype_size(dtype)));

@@ -108,6 +108,9 @@ lb_status load_model(const char* path, bool verify_full, std::unique_ptr<Model>*
   if (!j.is_object()) return set_error(LB_ERR_FORMAT, "%s: manifest has no 'llm' object", path);
   Config& c = m->cfg;
   c.arch = j["arch"].str();
+  if (c.arch != "llama" && c.arch != "qwen2" && c.arch != "mistral")  // the decoders this runtime implements
+    return set_error(LB_ERR_UNSUPPORTED, "%s: LLM architecture '%s' is not supported by this runtime (it runs llama, "
+                     "qwen2, mistral); update lowbit or re-export", path, c.arch.c_str());
   c.scheme = man["scheme"].str();
   c.vocab = geti(j, "vocab_size");
   c.hidden = geti(j, "hidden_size");

@@ -165,8 +165,8 @@ void make_strides(const std::vector<int64_t>& in, const std::vector<int64_t>& ou
 template <int B>
 lb_status binary_infer(OpCtx& c) {
   const int nin = B == B_WHERE ? 3 : 2;
-  if (int(c.in.size()) < nin) {
-    c.err = "missing inputs";
+  if (int(c.in.size()) < nin || !c.in[0] || !c.in[1] || (nin == 3 && !c.in[2])) {
+    c.err = "needs " + std::to_string(nin) + " inputs, got fewer (or one omitted)";
     return LB_ERR_FORMAT;
   }
   std::vector<int64_t> out = c.in[0]->shape;

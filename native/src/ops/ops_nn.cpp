@@ -27,6 +27,10 @@ bool need_f32(OpCtx& c, size_t n) {
 // i[9] B in panels (attr "b_panels");
 // optional input 2: bias [N]
 lb_status matmul_infer(OpCtx& c) {
+  if (c.in.size() < 2 || !c.in[1]) {
+    c.err = "needs inputs A and B";
+    return LB_ERR_FORMAT;
+  }
   if (!need_f32(c, 2)) return LB_ERR_DTYPE;
   std::vector<int64_t> a = c.in[0]->shape, b = c.in[1]->shape;
   // attr "b_panels" = N: the exporter stored a constant B [K, N] as panels [ceil(N/16), K, 16] (gemm_prepacked.h)

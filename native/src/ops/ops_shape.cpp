@@ -311,6 +311,10 @@ void slice_run(OpCtx& c) {
 
 // ---- Gather(data, indices, axis)
 lb_status gather_infer(OpCtx& c) {
+  if (c.in.size() < 2 || !c.in[1]) {
+    c.err = "needs inputs data and indices";
+    return LB_ERR_FORMAT;
+  }
   const auto& s = c.in[0]->shape;
   const int64_t r = int64_t(s.size());
   const int64_t axis = norm_axis(attr_int(*c.attrs, "axis", 0), r);
