@@ -1,7 +1,8 @@
 """fp32 convolutions of the session-3 runtime: the direct convolution (padded, column-phase-split
 input read in place by the GEMM tile: every Conv that is neither 1x1 stride-1 nor depthwise),
-the channel-blocked depthwise kernel, the GEMM's row blocks for few-panel shapes, ConvTranspose's
-parallel col2im and batched MatMul split by whole GEMMs. Each case runs on the AVX2 path with 1, 2 and 3 threads
+the channel-blocked depthwise kernel, the NCHW depthwise kernels for wide rows (3x3 stride 1,
+3x3 / 5x5 stride 2), the stems' output-channel tile, the GEMM's row blocks for few-panel shapes, ConvTranspose's parallel col2im
+and batched MatMul split by whole GEMMs. Each case runs on the AVX2 path with 1, 2 and 3 threads
 (bitwise identical), against ONNX Runtime (1e-4 relative), and on the portable path
 (LOWBIT_ISA=scalar) against ONNX Runtime. Shapes hit partial 16-column tiles, partial 6-row weight
 tiles, several K chunks, strides 2 and 3, dilation, groups, asymmetric pads and every fused
@@ -54,6 +55,14 @@ CASES = {
                                            pads=[4, 2, 4, 2]),
     "direct1x7_7x1_pads": _conv([1, 8, 9, 33], [6, 8, 1, 7], "HardSigmoid", pads=[0, 3, 0, 3]),
     "direct2x2_s2_nopad": _conv([1, 16, 14, 14], [20, 16, 2, 2], None, strides=[2, 2]),
+    # stems (K <= 32 taps, 8..32 output channels): channels in lanes, input read in place, border
+    # tiles through a zero-filled patch, rows moved to the planes by 8x8 transposes (OW not a
+    # multiple of 8 or of the tile width)
+    "stem3x3_s2_oc32_clip": _conv([1, 3, 30, 41], [32, 3, 3, 3], "Clip", strides=[2, 2], pads=[0, 0, 1, 1]),
+    "stem3x3_s2_oc16_hardswish": _conv([1, 3, 20, 35], [16, 3, 3, 3], "HardSwish", strides=[2, 2], pads=[1, 1, 1, 1]),
+    "stem3x3_oc24_sigmoid": _conv([1, 2, 9, 19], [24, 2, 3, 3], "Sigmoid", pads=[1, 1, 1, 1]),
+    "stem3x3_oc8_dilated_nobias": _conv([1, 3, 14, 26], [8, 3, 3, 3], None, bias=False, dilations=[2, 2],
+                                        pads=[2, 2, 2, 2]),
     # channel-blocked depthwise (partial channel blocks, small and wide maps, strides 1/2)
     "dw3x3_7x7_c20_relu": _conv([1, 20, 7, 7], [20, 1, 3, 3], "Relu", group=20, pads=[1, 1, 1, 1]),
     "dw5x5_14x14_c13_clip": _conv([1, 13, 14, 14], [13, 1, 5, 5], "Clip", group=13, pads=[2, 2, 2, 2]),
@@ -72,6 +81,14 @@ CASES = {
     # 8-vectors and an overlapping last vector
     "dw3x3_wide_rows_sigmoid": _conv([1, 5, 9, 101], [5, 1, 3, 3], "Sigmoid", group=5, pads=[1, 1, 1, 1]),
     "dw3x3_wide_rows_asym_hardswish": _conv([1, 4, 6, 130], [4, 1, 3, 3], "HardSwish", group=4, pads=[0, 1, 1, 0]),
+    # 3x3 / 5x5 stride 2 with rows of >= 48 outputs: NCHW, each padded row split into even / odd
+    # columns once (odd and even left pads, a masked last chunk of 5 inputs, OW not a multiple of 8)
+    "dw3x3_s2_wide_rows_sigmoid": _conv([1, 5, 7, 101], [5, 1, 3, 3], "Sigmoid", group=5, strides=[2, 2],
+                                        pads=[0, 1, 1, 0]),
+    "dw5x5_s2_wide_rows_clip": _conv([1, 9, 12, 112], [9, 1, 5, 5], "Clip", group=9, strides=[2, 2],
+                                     pads=[2, 2, 2, 2]),
+    "dw3x3_s2_wide_rows_hardswish": _conv([1, 3, 5, 130], [3, 1, 3, 3], "HardSwish", group=3, strides=[2, 2],
+                                          pads=[1, 0, 1, 1]),
     # more than 64 taps: the row kernel (each channel padded, 32 outputs per step)
     "dw9x9_row_path": _conv([1, 5, 20, 45], [5, 1, 9, 9], "Clip", group=5, pads=[4, 4, 4, 4]),
     "dw3x3_dilation2_nobias": _conv([1, 8, 12, 12], [8, 1, 3, 3], None, bias=False, group=8, dilations=[2, 2],

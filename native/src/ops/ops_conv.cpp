@@ -313,6 +313,116 @@ __attribute__((target("avx2,fma"))) void dw3_range_avx2(const OpParams& p, const
 }
 #endif
 
+struct Dws2Geom {
+  int64_t PWh;  // floats per phase row (the ring holds kh rows of two phases)
+};
+Dws2Geom dws2_geom(const OpParams& p) {
+  return Dws2Geom{(p.i[kW] + p.i[kPl] + p.i[kPr] + 1) / 2 + 16};
+}
+#if defined(__x86_64__)
+// Stride-2 depthwise on wide rows (AVX2), NCHW, no whole-plane copy: each padded input row of the
+// channel is split once into its even and odd columns (two 8-float deinterleaves per 16 inputs)
+// into a ring of kh row pairs (in L1), so tap (ky, kx) of output row oy reads a contiguous run of
+// phase kx % 2 of padded row 2 oy + ky from column kx / 2. Four output vectors per step (positions
+// 0, 8, ..., and an overlapping OW - 8). Bias, then the taps in order: bitwise equal to the other
+// AVX2 paths. (The channel-blocked kernel's 8x8 transposes of a wide map's whole input cost more.)
+// Padded row r of a channel plane into its phases E (even padded columns) and O (odd ones).
+__attribute__((target("avx2,fma"))) inline void dws2_row(const OpParams& p, const Dws2Geom& g, const float* plane,
+                                                         int64_t r, float* E, float* O) {
+  const int64_t W = p.i[kW], pl = p.i[kPl], yy = r - p.i[kPt];
+  std::memset(E, 0, size_t(2 * g.PWh) * sizeof(float));  // E and O are adjacent
+  if (yy < 0 || yy >= p.i[kH]) return;
+  const float* src = plane + yy * W;
+  float* de = (pl % 2 ? O : E) + pl / 2;        // input column x even
+  float* dd = (pl % 2 ? E : O) + (pl + 1) / 2;  // input column x odd
+  int64_t x = 0;
+  for (; x + 16 <= W; x += 16) {
+    const __m256 a = _mm256_loadu_ps(src + x), b = _mm256_loadu_ps(src + x + 8);
+    const __m256 ev = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+    const __m256 od = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+    _mm256_storeu_ps(de + x / 2, ev);
+    _mm256_storeu_ps(dd + x / 2, od);
+  }
+  if (x < W) {  // the last < 16 inputs by masked loads: the lanes past W are zeros (right padding)
+    alignas(32) static const int32_t kLanes[24] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                                    0, 0, 0, 0, 0, 0, 0, 0};
+    const int64_t n = W - x;
+    const __m256i m0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLanes + 16 - std::min<int64_t>(n, 8)));
+    const __m256i m1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLanes + 16 - std::max<int64_t>(n - 8, 0)));
+    const __m256 a = _mm256_maskload_ps(src + x, m0), b = _mm256_maskload_ps(src + x + 8, m1);
+    _mm256_storeu_ps(de + x / 2, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8)));
+    _mm256_storeu_ps(dd + x / 2, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8)));
+  }
+}
+// Four output vectors of one row at column positions q[0..3] (repeats allowed: the same values are
+// stored twice); taps KH x KW read from the phase rows (row ky: even phase at rows[ky], odd at
+// rows[ky] + PWh).
+template <int KH, int KW>
+__attribute__((target("avx2,fma"), always_inline)) inline void dws2_quad(const float* const* rows, int64_t PWh,
+                                                                        const float* wc, __m256 bias, const int64_t* q,
+                                                                        int64_t act, float lo, float hi, float* o) {
+  __m256 a0 = bias, a1 = bias, a2 = bias, a3 = bias;
+#pragma GCC unroll 5
+  for (int ky = 0; ky < KH; ++ky) {
+#pragma GCC unroll 5
+    for (int kx = 0; kx < KW; ++kx) {
+      const float* s = rows[ky] + (kx % 2) * PWh + kx / 2;
+      const __m256 wv = _mm256_broadcast_ss(wc + ky * KW + kx);
+      a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s + q[0]), a0);
+      a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s + q[1]), a1);
+      a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s + q[2]), a2);
+      a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s + q[3]), a3);
+    }
+  }
+  if (act != ACT_SIGMOID) {
+    a0 = vmath::act8(a0, act, lo, hi); a1 = vmath::act8(a1, act, lo, hi);
+    a2 = vmath::act8(a2, act, lo, hi); a3 = vmath::act8(a3, act, lo, hi);
+  }
+  _mm256_storeu_ps(o + q[0], a0); _mm256_storeu_ps(o + q[1], a1);
+  _mm256_storeu_ps(o + q[2], a2); _mm256_storeu_ps(o + q[3], a3);
+}
+template <int KH, int KW>
+__attribute__((target("avx2,fma"))) void dws2_range_avx2(const OpParams& p, const float* x, const float* w,
+                                                          const float* b, float* y, int64_t c0, int64_t c1, float* buf) {
+  const Dws2Geom g = dws2_geom(p);
+  const int64_t C = p.i[kC], HW = p.i[kH] * p.i[kW], OH = p.i[kOH], OW = p.i[kOW], act = p.i[kAct];
+  const float lo = p.f[0], hi = p.f[1];
+  // vector positions of a row: 0, 8, ..., and OW - 8 when OW is not a multiple of 8, padded to a
+  // multiple of 4 by repeating the last
+  int64_t q[64];
+  int64_t nq = 0;
+  for (int64_t ox = 0; ox < OW; ox += 8) q[nq++] = std::min(ox, OW - 8);
+  while (nq % 4) q[nq] = q[nq - 1], ++nq;
+  const float* rows[KH];
+  for (int64_t nc = c0; nc < c1; ++nc) {
+    const int64_t ch = nc % C;
+    const float* plane = x + nc * HW;
+    const float* wc = w + ch * KH * KW;
+    float* o = y + nc * OH * OW;
+    const __m256 bias = _mm256_set1_ps(b ? b[ch] : 0.f);
+    int64_t filled = 0;  // padded rows [0, filled) split so far
+    for (int64_t oy = 0; oy < OH; ++oy, o += OW) {
+      for (; filled < 2 * oy + KH; ++filled) {
+        float* E = buf + (filled % KH) * 2 * g.PWh;
+        dws2_row(p, g, plane, filled, E, E + g.PWh);
+      }
+      for (int ky = 0; ky < KH; ++ky) rows[ky] = buf + ((2 * oy + ky) % KH) * 2 * g.PWh;
+      for (int64_t i = 0; i < nq; i += 4) dws2_quad<KH, KW>(rows, g.PWh, wc, bias, q + i, act, lo, hi, o);
+      if (act == ACT_SIGMOID) apply_act(o, OW, act, lo, hi);
+    }
+  }
+}
+#endif
+// 3x3 or 5x5, stride 2, no dilation, rows of at least kDws2MinOW outputs: dws2_range_avx2 (A/B
+// against the channel-blocked kernel, op time, load 4-6: rows of 160 / 80 / 56 outputs 0.85-0.90x of
+// its time, 40 1.0-1.1x, 28 (5x5) 1.3x, 14 1.6x).
+constexpr int64_t kDws2MinOW = 48;
+[[maybe_unused]] bool dws2_wide(const OpParams& p) {
+  return p.i[kSh] == 2 && p.i[kSw] == 2 && p.i[kDh] == 1 && p.i[kDw] == 1 && p.i[kKh] == p.i[kKw] &&
+         (p.i[kKh] == 3 || p.i[kKh] == 5) && p.i[kOW] >= kDws2MinOW && p.i[kOW] <= 256 &&
+         2 * dws2_geom(p).PWh * p.i[kKh] <= int64_t(dw_scratch_floats(p));
+}
+
 // Channel-blocked depthwise (AVX2): 8 channels per vector. Each block of 8 channels is copied
 // (8x8 transposes) into a zero-padded buffer of 8-float pixels, P[PH][PW][8]; an output row is
 // computed J <= 8 pixels at a time, all taps accumulated in registers (each tap's 8 channel
@@ -661,6 +771,108 @@ __attribute__((target("avx2,fma"))) void ocv_tile_avx2(const float* wp, int64_t 
       for (int c = 0; c < 8; ++c) y[(ob * 8 + c) * OHW + j] = tmp[c];
     }
 }
+// Stems (K <= 32 taps, e.g. 3 input channels x 3x3; 8..32 output channels, one group): output
+// channels in the lanes, the input read in place (no padded copy): a tile is og = 8 OB channels x J
+// pixels of one output row, per tap OB weight vectors (wp[K][og]) and J broadcasts of the input
+// (pixel stride ps). Results go to a row buffer rb[OW][og] (activation in registers); the row is
+// then moved to the og NCHW planes by 8x8 transposes. Per element bias, then k in order: bitwise
+// equal to the 6x16 direct tile.
+template <int OB, int J>
+__attribute__((target("avx2,fma"))) void stem_tile_avx2(const float* wp, int64_t K, const float* base,
+                                                         const int64_t* off, int64_t ps, const float* bias, float* rb,
+                                                         int64_t nj, int64_t act, float lo, float hi) {
+  __m256 acc[OB][J];
+#pragma GCC unroll 4
+  for (int ob = 0; ob < OB; ++ob) {
+    const __m256 bv = bias ? _mm256_loadu_ps(bias + ob * 8) : _mm256_setzero_ps();
+#pragma GCC unroll 12
+    for (int j = 0; j < J; ++j) acc[ob][j] = bv;
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const float* xb = base + off[k];
+    __m256 wv[OB];
+#pragma GCC unroll 4
+    for (int ob = 0; ob < OB; ++ob) wv[ob] = _mm256_loadu_ps(wp + k * OB * 8 + ob * 8);
+#pragma GCC unroll 12
+    for (int j = 0; j < J; ++j) {
+      const __m256 xv = _mm256_broadcast_ss(xb + j * ps);
+#pragma GCC unroll 4
+      for (int ob = 0; ob < OB; ++ob) acc[ob][j] = _mm256_fmadd_ps(wv[ob], xv, acc[ob][j]);
+    }
+  }
+#pragma GCC unroll 12
+  for (int j = 0; j < J; ++j) {  // compile-time indices only: acc stays in registers
+    if (j >= nj) break;
+#pragma GCC unroll 4
+    for (int ob = 0; ob < OB; ++ob)
+      _mm256_storeu_ps(rb + j * OB * 8 + ob * 8, act == ACT_SIGMOID ? acc[ob][j] : vmath::act8(acc[ob][j], act, lo, hi));
+  }
+}
+using StemFn = void (*)(const float*, int64_t, const float*, const int64_t*, int64_t, const float*, float*, int64_t,
+                        int64_t, float, float);
+
+// The stem path over output rows (K <= 32, og in {8, 16, 24, 32}, one group, OW >= 8). Tiles whose
+// taps all lie inside the input read it in place; border tiles (padding) gather their K x J taps
+// into a zero-filled patch first. Scratch: off[K], wp[K][og], then per thread a row buffer.
+void conv_stem_avx2(OpCtx& c, const float* x, const float* w, const float* b, float* y, int64_t* off) {
+  const OpParams& p = *c.p;
+  const int64_t N = p.i[kN], C = p.i[kC], H = p.i[kH], W = p.i[kW], O = p.i[kO], OH = p.i[kOH], OW = p.i[kOW];
+  const int64_t kh = p.i[kKh], kw = p.i[kKw], sh = p.i[kSh], sw = p.i[kSw], dh = p.i[kDh], dw = p.i[kDw];
+  const int64_t pt = p.i[kPt], pl = p.i[kPl], K = C * kh * kw, HW = H * W, OHW = OH * OW, og = O;
+  const int64_t act = p.i[kAct];
+  const float lo = p.f[0], hi = p.f[1];
+  float* wp = reinterpret_cast<float*>(reinterpret_cast<char*>(off) + (size_t(K) * sizeof(int64_t) + 63) / 64 * 64);
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t o = 0; o < og; ++o) wp[k * og + o] = w[o * K + k];
+  for (int64_t ci = 0, k = 0; ci < C; ++ci)
+    for (int64_t ky = 0; ky < kh; ++ky)
+      for (int64_t kx = 0; kx < kw; ++kx, ++k) off[k] = ci * HW + ky * dh * W + kx * dw;
+  const int OB = int(og / 8), J = OB == 4 ? 3 : OB == 3 ? 4 : OB == 2 ? 6 : 12;
+  const StemFn fn = OB == 4 ? stem_tile_avx2<4, 3> : OB == 3 ? stem_tile_avx2<3, 4>
+                  : OB == 2 ? stem_tile_avx2<2, 6> : stem_tile_avx2<1, 12>;
+  const int64_t ey = (kh - 1) * dh, ex = (kw - 1) * dw;
+  for_ranges(c, N * OH, og * K * OW, [&](int t, int64_t r0, int64_t r1) __attribute__((target("avx2,fma"))) {
+    float* rb = wp + ocv_part_offset(K, og) + t * ocv_part_floats(OW, og);
+    alignas(32) float patch[32 * 12];
+    int64_t offp[32];
+    for (int64_t k = 0; k < K; ++k) offp[k] = k * J;
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / OH, oy = r % OH, iy0 = oy * sh - pt;
+      const float* xn = x + n * C * HW;
+      const bool rows_in = iy0 >= 0 && iy0 + ey < H;
+      for (int64_t ox0 = 0; ox0 < OW; ox0 += J) {
+        const int64_t nj = std::min<int64_t>(J, OW - ox0), ix0 = ox0 * sw - pl;
+        if (rows_in && nj == J && ix0 >= 0 && ix0 + (J - 1) * sw + ex < W) {
+          fn(wp, K, xn + iy0 * W + ix0, off, sw, b, rb + ox0 * og, J, act, lo, hi);
+          continue;
+        }
+        for (int64_t ci = 0, k = 0; ci < C; ++ci)
+          for (int64_t ky = 0; ky < kh; ++ky)
+            for (int64_t kx = 0; kx < kw; ++kx, ++k) {
+              const int64_t iy = iy0 + ky * dh;
+              for (int64_t j = 0; j < J; ++j) {
+                const int64_t ix = ix0 + j * sw + kx * dw;
+                patch[k * J + j] = j < nj && iy >= 0 && iy < H && ix >= 0 && ix < W ? xn[ci * HW + iy * W + ix] : 0.f;
+              }
+            }
+        fn(wp, K, patch, offp, 1, b, rb + ox0 * og, nj, act, lo, hi);
+      }
+      if (act == ACT_SIGMOID) apply_act(rb, OW * og, act, lo, hi);
+      float* yr = y + n * O * OHW + oy * OW;
+      for (int64_t q0 = 0; q0 < OW; q0 += 8) {  // [OW][og] -> og planes, 8 pixels x 8 channels at a time
+        const int64_t q = std::min(q0, OW - 8);
+        for (int64_t ob = 0; ob < OB; ++ob) {
+          __m256 v[8];
+#pragma GCC unroll 8
+          for (int u = 0; u < 8; ++u) v[u] = _mm256_loadu_ps(rb + (q + u) * og + ob * 8);
+          transpose8x8_ps(v);
+#pragma GCC unroll 8
+          for (int u = 0; u < 8; ++u) _mm256_storeu_ps(yr + (ob * 8 + u) * OHW + q, v[u]);
+        }
+      }
+    }
+  });
+}
 using OcvFn = void (*)(const float*, int64_t, const float*, const int64_t*, int64_t, const float*, float*, bool, bool,
                        float*, int64_t, int64_t, int64_t, float, float);
 using DirectFn = void (*)(const float*, int64_t, const float*, const int64_t*, int64_t, const float*, float*, int64_t,
@@ -691,6 +903,10 @@ void conv_direct_run(OpCtx& c, const float* x, const float* w, const float* b, f
   const float lo = p.f[0], hi = p.f[1];
   const int64_t kchunk = std::max<int64_t>(1, 256 / (kh * kw)) * kh * kw;
 #if defined(__x86_64__)
+  if (avx2 && G == 1 && og % 8 == 0 && og <= 32 && K <= 32 && OW >= 8) {
+    conv_stem_avx2(c, x, w, b, y, off);
+    return;
+  }
   if (avx2 && G == 1 && (og == 8 || og == 16 || og == 24) && K >= 64) {  // (small K: the scatter dominates)
     float* wp = reinterpret_cast<float*>(reinterpret_cast<char*>(off) + (size_t(K) * sizeof(int64_t) + 63) / 64 * 64);
     for (int64_t k = 0; k < K; ++k)
@@ -1092,6 +1308,13 @@ void conv_run(OpCtx& c) {
     if (fn == dw_range_avx2 && dw3_wide(p)) {
       for_ranges(c, N * C, OHW * 9, [&](int tid, int64_t c0, int64_t c1) {
         dw3_range_avx2(p, x, w, b, y, c0, c1, reinterpret_cast<float*>(base + size_t(tid) * per));
+      });
+      return;
+    }
+    if (fn == dw_range_avx2 && dws2_wide(p)) {
+      for_ranges(c, N * C, OHW * p.i[kKh] * p.i[kKw], [&](int tid, int64_t c0, int64_t c1) {
+        (p.i[kKh] == 3 ? dws2_range_avx2<3, 3> : dws2_range_avx2<5, 5>)(p, x, w, b, y, c0, c1,
+                                                                       reinterpret_cast<float*>(base + size_t(tid) * per));
       });
       return;
     }
