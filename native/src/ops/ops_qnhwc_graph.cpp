@@ -518,7 +518,12 @@ __attribute__((target("avx2,fma"))) void convt_bc_avx2(const float* xf, int64_t 
   const __m256 vinv = _mm256_set1_ps(q.inv);
   const __m128i z16 = _mm_set1_epi16(q.z);
   int8_t* dst[64];
-  for (int64_t i = 0; i < m; ++i) {
+  int64_t n = P0 / (q.H * q.W), yy = P0 / q.W % q.H, xx = P0 % q.W;  // pixel i's coordinates, stepped below
+  for (int64_t i = 0; i < m; ++i, ++xx) {
+    if (xx == q.W) {
+      xx = 0;
+      if (++yy == q.H) yy = 0, ++n;
+    }
     const float* xr = xf + i * K8;
     float* y = yt + i * NOp;
     int64_t j0 = 0;
@@ -539,7 +544,6 @@ __attribute__((target("avx2,fma"))) void convt_bc_avx2(const float* xf, int64_t 
     }
     convt_epi_avx2(e, y, nv, false);
     if (!q.yq) continue;
-    const int64_t pix = P0 + i, n = pix / (q.H * q.W), yy = pix / q.W % q.H, xx = pix % q.W;
     for (int64_t ky = 0; ky < q.kh; ++ky)
       for (int64_t kx = 0; kx < q.kw; ++kx) {
         int8_t* d = q.yq + ((n * OH + yy * q.kh + ky) * OW + xx * q.kw + kx) * q.Os;
