@@ -231,7 +231,12 @@ class PackageReader:
         if "manifest" not in self.sections:
             raise PackageError(f"{self.path}: no manifest section")
         self.verify_section("manifest")
-        self.manifest = json.loads(bytes(self.section_bytes("manifest")))
+        try:
+            self.manifest = json.loads(bytes(self.section_bytes("manifest")))
+        except ValueError as exc:  # bad UTF-8 or JSON behind a valid hash (a writer bug, a hand edit)
+            raise PackageError(f"{self.path}: the manifest is not valid JSON ({exc})") from None
+        if not isinstance(self.manifest, dict):
+            raise PackageError(f"{self.path}: the manifest is not a JSON object")
         if verify:
             for nm in self.sections:
                 self.verify_section(nm)

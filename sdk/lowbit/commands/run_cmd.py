@@ -89,6 +89,13 @@ def describe(path: str) -> dict:
     except (PackageError, OSError) as exc:
         raise LowbitError(str(exc)) from None
     m = r.manifest
+    try:
+        return _summary(path, r, m)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # damaged behind a valid hash
+        raise LowbitError(f"{path}: malformed manifest ({type(exc).__name__}: {exc}); re-export the model") from None
+
+
+def _summary(path, r, m) -> dict:
     kinds = {1: "manifest", 2: "tensors", 3: "blob"}
     ops = m.get("ops", [])
     return {
