@@ -4,7 +4,7 @@ run, one ORT run, repeated), medians and the ratio ORT/lowbit; optional per-op-t
     .venv/bin/python bench/fp32_runtime.py [--models effnet,minilm,det] [--threads 1,2] [--runs 15] [--profile]
     .venv/bin/python bench/fp32_runtime.py --op-best [--runs 20]
     .venv/bin/python bench/fp32_runtime.py --cpu-time [--models ...] [--runs 15]
-    .venv/bin/python bench/fp32_runtime.py --op-table [--models effnet,det] [--runs 20]
+    .venv/bin/python bench/fp32_runtime.py --op-table [--models effnet,det] [--runs 20] [--threads 2]
 
 --cpu-time: 1 thread only; times each run by the calling thread's CPU time (time.thread_time)
 instead of wall time, so time spent descheduled by other processes does not count (cache and
@@ -16,6 +16,7 @@ Runtime's per-node profile, 1 thread) — a disturbance-free comparison of the k
 --op-table: the same per-op best times, grouped by (op type, input shape, weight shape) on both
 sides (ORT's NCHWc nodes carry the original shapes; its Reorder nodes get their own rows), one line
 per group: count, lowbit ms, ORT ms, ORT/lowbit. Lists where the time goes and which shapes lose.
+Both run 1 thread unless --threads N is given (then the first value: per-op times with N threads).
 Packages and ONNX files are cached under build/bench-rt (delete it after changing the exporter).
 """
 from __future__ import annotations
@@ -52,9 +53,9 @@ def _shape_key(op_type, shapes):
     return op_type + " " + " x ".join(str(list(v)) for v in shapes[:2])
 
 
-def op_table(names, runs, table: bool = True) -> int:
-    """Per-op best times (1 thread) of lowbit's profile events and ORT's node profile, summed by op
-    type and shapes; table=False prints only the two sums (--op-best)."""
+def op_table(names, runs, table: bool = True, threads: int = 1) -> int:
+    """Per-op best times (`threads` threads, default 1) of lowbit's profile events and ORT's node
+    profile, summed by op type and shapes; table=False prints only the two sums (--op-best)."""
     import json
     import re
 
@@ -66,11 +67,11 @@ def op_table(names, runs, table: bool = True) -> int:
     work.mkdir(parents=True, exist_ok=True)
     print(f"load average {os.getloadavg()}")
     for name, (onnx_path, pkg, feeds) in prepare(names, work).items():
-        s = lowbit.load(pkg, threads=1)
+        s = lowbit.load(pkg, threads=threads)
         s.run(feeds)
         s.enable_profiling(True)
         so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
+        so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         so.enable_profiling = True
         so.profile_file_prefix = str(work / "ort-profile")
@@ -106,7 +107,7 @@ def op_table(names, runs, table: bool = True) -> int:
             r[3] += min(v)
         lsum = sum(r[1] for r in rows.values())
         osum = sum(r[3] for r in rows.values())
-        print(f"== {name}: sum of per-op best lowbit {lsum:.2f} ms, ORT {osum:.2f} ms, ORT/lowbit {osum / lsum:.2f}x",
+        print(f"== {name} ({threads} thread{'s' if threads > 1 else ''}): sum of per-op best lowbit {lsum:.2f} ms, ORT {osum:.2f} ms, ORT/lowbit {osum / lsum:.2f}x",
               flush=True)
         if not table:
             continue
@@ -126,12 +127,12 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", action="store_true", help="per-op-type time of lowbit (1 thread)")
     ap.add_argument("--op-best", action="store_true", help="sum of per-op best times, lowbit vs ORT (1 thread)")
     ap.add_argument("--cpu-time", action="store_true", help="1 thread, timed by thread CPU time (loaded machines)")
-    ap.add_argument("--op-table", action="store_true", help="per-op best times by op and shape, lowbit vs ORT (1 thread)")
+    ap.add_argument("--op-table", action="store_true",
+                    help="per-op best times by op and shape, lowbit vs ORT (1 thread, or the first --threads value if given)")
     args = ap.parse_args(argv)
-    if args.op_table:
-        return op_table(args.models.split(","), args.runs)
-    if args.op_best:
-        return op_table(args.models.split(","), args.runs, table=False)
+    if args.op_table or args.op_best:  # one thread count: the first of --threads, 1 unless given
+        t = int(args.threads.split(",")[0]) if "--threads" in " ".join(argv or sys.argv) else 1
+        return op_table(args.models.split(","), args.runs, table=args.op_table, threads=t)
     clock = time.perf_counter
     if args.cpu_time:
         args.threads, clock = "1", time.thread_time

@@ -1,12 +1,12 @@
-"""fp32 convolutions of the session-3 runtime: the direct convolution (padded, column-phase-split
-input read in place by the GEMM tile: every Conv that is neither 1x1 stride-1 nor depthwise),
-the channel-blocked depthwise kernel, the NCHW depthwise kernels for wide rows (3x3 stride 1,
-3x3 / 5x5 stride 2), the stems' output-channel tile, the GEMM's row blocks for few-panel shapes, ConvTranspose's parallel col2im
-and batched MatMul split by whole GEMMs. Each case runs on the AVX2 path with 1, 2 and 3 threads
-(bitwise identical), against ONNX Runtime (1e-4 relative), and on the portable path
-(LOWBIT_ISA=scalar) against ONNX Runtime. Shapes hit partial 16-column tiles, partial 6-row weight
-tiles, several K chunks, strides 2 and 3, dilation, groups, asymmetric pads and every fused
-activation."""
+"""fp32 convolutions of the session-3 runtime and later: the direct convolution (padded,
+column-phase-split input read in place by the GEMM tile: every Conv that is neither 1x1 stride-1
+nor depthwise), the stems' output-channel tile, the channel-blocked depthwise kernel, the NCHW
+depthwise kernels for wide rows (3x3 stride 1, 3x3 / 5x5 stride 2), the GEMM's row blocks for
+few-panel shapes, ConvTranspose's parallel col2im, batched MatMul split by whole GEMMs and
+GlobalAveragePool on small maps. Each case runs on the AVX2 path with 1, 2 and 3 threads (bitwise
+identical), against ONNX Runtime (1e-4 relative), and on the portable path (LOWBIT_ISA=scalar)
+against ONNX Runtime. Shapes hit partial 16-column tiles, partial 6-row weight tiles, several K
+chunks, strides 2 and 3, dilation, groups, asymmetric pads and every fused activation."""
 
 import numpy as np
 import pytest
@@ -102,6 +102,9 @@ CASES = {
     "convtranspose3x3_s2_pads": ([helper.make_node("ConvTranspose", ["x", "w"], ["y"], kernel_shape=[3, 3],
                                                    strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1])],
                                  [("x", [1, 6, 8, 11])], {"w": _w(6, 7, 3, 3)}),
+    # GlobalAveragePool on maps of fewer than 64 values (8 partial sums; 49 = 6 x 8 + 1, and 5)
+    "gap_7x7": ([helper.make_node("GlobalAveragePool", ["x"], ["y"])], [("x", [2, 20, 7, 7])], {}),
+    "gap_1x5": ([helper.make_node("GlobalAveragePool", ["x"], ["y"])], [("x", [1, 9, 1, 5])], {}),
     # batched MatMul (attention scores): whole GEMMs per thread
     "matmul_batched_heads": ([helper.make_node("MatMul", ["x", "k"], ["y"])],
                              [("x", [1, 5, 33, 24])], {"k": _w(1, 5, 24, 40)}),

@@ -141,6 +141,10 @@ void matmul_run(OpCtx& c) {
 // ---- Gemm: Y = alpha * A' B' + beta * C (A' = A or A^T, B' = B or B^T) --------------------
 // i[0] M, i[1] N, i[2] K, i[3] transA, i[4] transB, i[5] bias kind (0 none, 2 per column, 3 general), i[6] act
 lb_status gemm_infer(OpCtx& c) {
+  if (c.in.size() < 2 || !c.in[1]) {
+    c.err = "needs inputs A and B";
+    return LB_ERR_FORMAT;
+  }
   if (!need_f32(c, 3)) return LB_ERR_DTYPE;
   const Tensor* a = c.in[0];
   const Tensor* b = c.in[1];
@@ -238,8 +242,20 @@ void gap_run(OpCtx& c) {
   for_ranges(c, nc, hw, [&](int, int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       // 32 independent partial sums (vectorizable; one serial chain was latency-bound), then a
-      // fixed pairwise reduction: the same order on every ISA and for any thread count
+      // fixed pairwise reduction: the same order on every ISA and for any thread count. Maps of
+      // fewer than 64 values (EfficientNet's 7x7 head) use 8 partial sums: the 32-wide reduction
+      // and tail were most of the work there.
       const float* r = x + i * hw;
+      if (hw < 64) {
+        float part[8] = {0.f};
+        int64_t j = 0;
+        for (; j + 8 <= hw; j += 8)
+          for (int l = 0; l < 8; ++l) part[l] += r[j + l];
+        for (int l = 0; j < hw; ++j, ++l) part[l] += r[j];
+        for (int l = 0; l < 4; ++l) part[l] += part[l + 4];
+        y[i] = ((part[0] + part[2]) + (part[1] + part[3])) / float(hw);
+        continue;
+      }
       float part[32] = {0.f};
       int64_t j = 0;
       for (; j + 32 <= hw; j += 32)
