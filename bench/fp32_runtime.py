@@ -17,7 +17,8 @@ Runtime's per-node profile, 1 thread) — a disturbance-free comparison of the k
 sides (ORT's NCHWc nodes carry the original shapes; its Reorder nodes get their own rows), one line
 per group: count, lowbit ms, ORT ms, ORT/lowbit. Lists where the time goes and which shapes lose.
 Both run 1 thread unless --threads N is given (then the first value: per-op times with N threads).
-Packages and ONNX files are cached under build/bench-rt (delete it after changing the exporter).
+Packages and ONNX files are cached under build/bench-rt; a package older than the exporter / importer
+sources is rebuilt.
 """
 from __future__ import annotations
 
@@ -39,10 +40,17 @@ def prepare(names, work: Path):
     from lowbit.exporters.lbpk import write_package
     from lowbit.importers.onnx_import import import_onnx
 
+    import lowbit.exporters.lbpk as lbpk_mod
+    import lowbit.importers.onnx_import as imp_mod
+
+    # a cached package older than the exporter or importer sources is rebuilt (session 7 found a
+    # MiniLM package of 2026-11-25 20:57 here, from before the attention fusion)
+    srcs = list(Path(lbpk_mod.__file__).parent.glob("*.py")) + list(Path(imp_mod.__file__).parent.glob("*.py"))
+    newest = max(f.stat().st_mtime for f in srcs)
     out = {}
     for name, (onnx_path, feeds, *_rest) in models(names, work).items():
         pkg = work / (Path(onnx_path).stem + ".fp32.lbpk")
-        if not pkg.exists():
+        if not pkg.exists() or pkg.stat().st_mtime < newest:
             g = import_onnx(str(onnx_path), {k: v.shape for k, v in feeds.items()})
             write_package(g, pkg, target="auto", scheme="fp32")
         out[name] = (onnx_path, pkg, feeds)
