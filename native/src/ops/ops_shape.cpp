@@ -378,29 +378,34 @@ lb_status expand_infer(OpCtx& c) {
     c.err = "cannot expand " + shape_str(c.in[0]->shape) + " to " + shape_str(shape);
     return LB_ERR_SHAPE;
   }
-  c.p->v = o;
-  c.out[0]->dtype = c.in[0]->dtype;
-  c.out[0]->shape = o;
-  return LB_OK;
-}
-void expand_run(OpCtx& c) {
-  const auto& o = c.out[0]->shape;
+  // v: the output shape, then the input's element stride along each output axis (0: broadcast), so a
+  // run allocates nothing
   const auto& s = c.in[0]->shape;
   const int64_t r = int64_t(o.size()), off = r - int64_t(s.size());
-  const size_t es = dtype_size(c.in[0]->dtype);
   std::vector<int64_t> st(size_t(r), 0);
   int64_t acc = 1;
   for (int64_t d = r - 1; d >= off; --d) {
     st[size_t(d)] = s[size_t(d - off)] == 1 ? 0 : acc;
     acc *= s[size_t(d - off)];
   }
+  c.p->v = o;
+  c.p->v.insert(c.p->v.end(), st.begin(), st.end());
+  c.out[0]->dtype = c.in[0]->dtype;
+  c.out[0]->shape = o;
+  return LB_OK;
+}
+void expand_run(OpCtx& c) {
+  const auto& o = c.out[0]->shape;
+  const int64_t r = int64_t(o.size());
+  const size_t es = dtype_size(c.in[0]->dtype);
+  const int64_t* st = c.p->v.data() + r;
   const char* src = static_cast<const char*>(c.in[0]->data);
   char* dst = static_cast<char*>(c.out[0]->data);
   const int64_t n = c.out[0]->numel();
   for (int64_t i = 0; i < n; ++i) {
     int64_t rem = i, so = 0;
     for (int64_t d = r - 1; d >= 0; --d) {
-      so += (rem % o[size_t(d)]) * st[size_t(d)];
+      so += (rem % o[size_t(d)]) * st[d];
       rem /= o[size_t(d)];
     }
     std::memcpy(dst + i * int64_t(es), src + so * int64_t(es), es);
@@ -580,6 +585,7 @@ lb_status resize_infer(OpCtx& c) {
   c.out[0]->dtype = DType::F32;
   c.out[0]->shape = o;
   c.flops = uint64_t(c.out[0]->numel()) * 4;
+  c.scratch_bytes = size_t(o[2] + o[3]) * sizeof(ResizeTap);  // the tap tables: no allocation per run
   return LB_OK;
 }
 
@@ -624,30 +630,31 @@ void resize_run(OpCtx& c) {
   const int64_t H = s[2], W = s[3], OH = o[2], OW = o[3];
   const float* x = c.in[0]->f32();
   float* y = c.out[0]->f32();
-  std::vector<ResizeTap> ty(static_cast<size_t>(OH)), tx(static_cast<size_t>(OW));
-  for (int64_t oy = 0; oy < OH; ++oy) ty[size_t(oy)] = resize_tap(p, oy, p.f[0], H, OH);
-  for (int64_t ox = 0; ox < OW; ++ox) tx[size_t(ox)] = resize_tap(p, ox, p.f[1], W, OW);
+  ResizeTap* ty = static_cast<ResizeTap*>(c.scratch);
+  ResizeTap* tx = ty + OH;
+  for (int64_t oy = 0; oy < OH; ++oy) ty[oy] = resize_tap(p, oy, p.f[0], H, OH);
+  for (int64_t ox = 0; ox < OW; ++ox) tx[ox] = resize_tap(p, ox, p.f[1], W, OW);
   const bool nearest = p.i[0] == 0;
   for_ranges(c, s[0] * s[1], OH * OW * 4, [&](int, int64_t b, int64_t e) {
     for (int64_t ch = b; ch < e; ++ch) {
       const float* in = x + ch * H * W;
       float* out = y + ch * OH * OW;
       for (int64_t oy = 0; oy < OH; ++oy) {
-        const ResizeTap& t = ty[size_t(oy)];
+        const ResizeTap& t = ty[oy];
         float* orow = out + oy * OW;
-        if (oy > 0 && nearest && t.i0 == ty[size_t(oy - 1)].i0) {  // same source row: copy
+        if (oy > 0 && nearest && t.i0 == ty[oy - 1].i0) {  // same source row: copy
           std::memcpy(orow, orow - OW, size_t(OW) * sizeof(float));
           continue;
         }
         const float* r0 = in + t.i0 * W;
         if (nearest) {
-          for (int64_t ox = 0; ox < OW; ++ox) orow[ox] = r0[tx[size_t(ox)].i0];
+          for (int64_t ox = 0; ox < OW; ++ox) orow[ox] = r0[tx[ox].i0];
           continue;
         }
         const float* r1 = in + t.i1 * W;
         const float dy = t.d;
         for (int64_t ox = 0; ox < OW; ++ox) {
-          const ResizeTap& u = tx[size_t(ox)];
+          const ResizeTap& u = tx[ox];
           const float dx = u.d;
           orow[ox] = (r0[u.i0] * (1 - dx) + r0[u.i1] * dx) * (1 - dy) + (r1[u.i0] * (1 - dx) + r1[u.i1] * dx) * dy;
         }
