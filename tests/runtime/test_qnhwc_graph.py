@@ -9,9 +9,10 @@ ConvTranspose 2x2/2 -> Add -> Sigmoid, each transposed conv after its activation
 * Resize/Concat on int8 values, and the requantization of a chain conv's f32 NHWC output with
   another scale (quantize_f32nhwc_q8), are exact (quantization is elementwise): the 3x3 conv's output (a
   graph output) has the bits of the package without int8 NHWC (int8_nhwc=False), on every ISA path.
-* The transposed convs run a float GEMM on the dequantized int8 input (their weight scales are per
+* The transposed convs multiply the dequantized int8 input in float (their weight scales are per
   input channel): within float rounding of qdq_f32 + conv_transpose2d_f32, and as close to ONNX
-  Runtime on the exported QDQ ONNX as the unchanged package.
+  Runtime on the exported QDQ ONNX as the unchanged package; their AVX2 kernels give the bits of
+  their scalar reference.
 * 1 and 2 threads agree bitwise.
 """
 import os

@@ -13,14 +13,14 @@
 //     another scale / zero point / smoothing multipliers than the conv's own q8 output: the
 //     operations of quantize_nhwc_q8 (x * m[c], then the static quantizer) on contiguous rows.
 //   conv_transpose_nhwc_q8: ConvTranspose whose kernel equals its stride (no overlap, no pads, group
-//     1; PP-OCRv5 det's 2x2/2 upsamplers): each input pixel is one row of a float GEMM [C] x [C, kh*kw*O]
-//     (the weight stored as [kh, kw, O, C]; with fewer than 16 columns the GEMM runs transposed, the
-//     pixels as its columns) on the dequantized int8 input (the values qdq_f32 makes),
-//     + bias, fused act, folded elementwise steps, then each (ky, kx) block of O values goes to output
-//     pixel (y*kh+ky, x*kw+kx) as int8 NHWC (requantized to the next transposed conv's input) and / or
-//     f32 NCHW. The weight's int8
-//     scales are per input channel (the quantizer's axis 0), which an int32 dot product cannot carry,
-//     so the GEMM is float: results within float rounding of qdq_f32 + conv_transpose2d_f32.
+//     1; PP-OCRv5 det's 2x2/2 upsamplers): each input pixel's dequantized int8 row ((q - z) * s, the
+//     values qdq_f32 makes) times the weight [C, kh*kw*O] (stored [kh, kw, O, C]), + bias, fused act,
+//     folded elementwise steps, then each (ky, kx) block of O values goes to output pixel
+//     (y*kh+ky, x*kw+kx) as int8 NHWC (requantized to the next transposed conv's input) and / or f32
+//     NCHW. The weight's int8 scales are per input channel (the quantizer's axis 0), which an int32 dot
+//     product cannot carry, so the products are float: AVX2 kernels with a fixed order of operations
+//     (columns in the lanes with one multiply then FMAs in channel order; or, for <= 4 columns, 8-lane
+//     partial sums and a fixed reduction), and a scalar reference doing the same operations (same bits).
 //   global_avg_pool_nhwc_f32: GlobalAveragePool of an f32 NHWC value (a chain conv's "f32_nhwc"
 //     output) with global_avg_pool_f32's summation order: the same bits.
 //   se_gate_nhwc_q8: a squeeze-excitation gate's float tail (x * g or x + x * g with the f32 gate of
