@@ -97,3 +97,45 @@ def test_damaged_manifests_fail_cleanly_never_crash(tmp_path, nat):
     assert counts.get("LB_ERR_FORMAT", 0) > 200, counts
     assert set(counts) <= {"ok", "LB_ERR_FORMAT", "LB_ERR_SHAPE", "LB_ERR_DTYPE", "LB_ERR_UNSUPPORTED",
                            "LB_ERR_NOT_FOUND", "LB_ERR_OUT_OF_MEMORY", "LB_ERR_INVALID_ARG", "LB_ERR_VERSION"}, counts
+
+
+KERNELS_CHILD = r'''
+import sys
+import numpy as np
+import lowbit
+import lowbit._native as nat
+from lowbit.exporters.lbpk_container import PackageWriter
+from lowbit.runtime import RuntimeStatusError
+
+counts = {}
+for k in nat.runtime_kernels():
+    for n in (1, 2, 3, 4):
+        variants = [["x"] * n] + [["x"] + ["c"] * (n - 1) for _ in range(1)]
+        variants += [["x"] + ["c" if j != omit else "" for j in range(1, n)] for omit in range(1, n)]
+        for ins in variants:
+            print("TRY", k, ins, flush=True)
+            p = sys.argv[1] + "/k.lbpk"
+            with PackageWriter(p) as w:
+                w.add_tensor("c", np.ones((1, 2, 4, 4), np.float32))
+                w.manifest.update({"kind": "graph", "inputs": [{"name": "x", "dtype": "f32", "shape": [1, 2, 4, 4]}],
+                                   "outputs": [{"name": "y", "dtype": "f32", "shape": [1, 2, 4, 4]}],
+                                   "ops": [{"name": "op", "op": "Probe", "kernel": k, "inputs": ins, "outputs": ["y"],
+                                            "attrs": {}}]})
+            try:
+                lowbit.load(p).run({"x": np.ones((1, 2, 4, 4), np.float32)})
+                r = "ok"
+            except RuntimeStatusError as e:
+                r = e.status
+            counts[r] = counts.get(r, 0) + 1
+print("COUNTS", counts, flush=True)
+'''
+
+
+def test_every_kernel_with_missing_or_repeated_inputs_fails_cleanly(tmp_path, nat):
+    """One op of each kernel of this build, with 1-4 inputs, some omitted (""): a required input
+    left out must be refused by the op's shape inference, never dereferenced."""
+    r = run([sys.executable, "-c", KERNELS_CHILD, str(tmp_path)], timeout=300)
+    last = [ln for ln in r.stdout.splitlines() if ln.startswith("TRY")][-1:]
+    assert r.returncode == 0, f"crashed (rc {r.returncode}) at {last}:\n{r.stderr[-3000:]}"
+    counts = eval(r.stdout.split("COUNTS", 1)[1])  # noqa: S307 (our own child's dict)
+    assert sum(counts.values()) >= 10 * len(nat.runtime_kernels()), counts
