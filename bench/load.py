@@ -8,7 +8,8 @@ MatMul weights packed into 16 MiB sections), 100.7 MB in all. Each measurement r
 child process that calls the C API (`lb_model_load` through ctypes, no Python runtime in the
 timed part) on the page-cached file, `rounds` times, interleaving verified and lazy loads and the
 hashing-thread counts round by round (LOWBIT_NUM_THREADS, which `lb_model_load` honours for its
-hashing threads); reports medians and minimums of wall time, CPU time (user + sys of the process
+hashing threads), and "lazy+session": a lazy load plus `lb_session_create` on that many threads
+(which hashes the sections the graph uses, the same multi-buffer way); reports medians and minimums of wall time, CPU time (user + sys of the process
 during the call) and the load average. The machine is shared and noisy: read the medians as a
 range, and the load average next to them.
 """
@@ -28,18 +29,26 @@ ROOT = Path(__file__).resolve().parents[1]
 _CHILD = r"""
 import ctypes, json, os, resource, sys, time
 lib = ctypes.CDLL(sys.argv[1])
-path, flags, rounds = sys.argv[2].encode(), int(sys.argv[3]), int(sys.argv[4])
+path, mode, rounds = sys.argv[2].encode(), int(sys.argv[3]), int(sys.argv[4])
+flags = 1 if mode else 0  # mode 2: lazy load + lb_session_create (which hashes the sections the graph uses)
 lib.lb_model_load.argtypes = [ctypes.c_char_p, ctypes.c_uint32, ctypes.POINTER(ctypes.c_void_p)]
 lib.lb_model_free.argtypes = [ctypes.c_void_p]
+lib.lb_session_create.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_void_p)]
+lib.lb_session_free.argtypes = [ctypes.c_void_p]
+threads = ctypes.c_int(int(os.environ.get("LOWBIT_NUM_THREADS", "0")))
 lib.lb_last_error.restype = ctypes.c_char_p
 out = []
 for _ in range(rounds):
     m = ctypes.c_void_p()
     r0 = resource.getrusage(resource.RUSAGE_SELF); t0 = time.perf_counter()
     st = lib.lb_model_load(path, flags, ctypes.byref(m))
+    sess = ctypes.c_void_p()
+    if st == 0 and mode == 2:
+        st = lib.lb_session_create(m, ctypes.byref(threads), ctypes.byref(sess))
     t1 = time.perf_counter(); r1 = resource.getrusage(resource.RUSAGE_SELF)
     if st != 0:
         sys.exit("load failed: %s" % lib.lb_last_error().decode())
+    lib.lb_session_free(sess)
     lib.lb_model_free(m)
     out.append([(t1 - t0) * 1e3, (r1.ru_utime - r0.ru_utime) * 1e3, (r1.ru_stime - r0.ru_stime) * 1e3])
 print(json.dumps(out))
@@ -118,8 +127,8 @@ def measure(pkgs, threads, rounds: int, lib: Path) -> dict:
         rows = {}
         for _ in range(rounds):  # round by round: every variant sees the same load changes
             for t in threads:
-                for lazy in (0, 1):
-                    key = f"{'lazy' if lazy else 'verified'} t{t}"
+                for lazy in (0, 1, 2):
+                    key = f"{('verified', 'lazy', 'lazy+session')[lazy]} t{t}"
                     env = dict(os.environ, LOWBIT_NUM_THREADS=str(t))
                     r = subprocess.run([sys.executable, "-c", _CHILD, str(lib), str(pkg), str(lazy), "3"],
                                        capture_output=True, text=True, env=env, timeout=300)
@@ -154,7 +163,7 @@ def main() -> None:
         print(f"{pkg}: {r['package_mb']:.1f} MB, load average {la0[0]:.1f} -> {r['load_avg'][0]:.1f}")
         for key, v in r.items():
             if isinstance(v, dict):
-                print(f"  {key:12s} wall median {v['wall_ms_median']:7.2f} ms (min {v['wall_ms_min']:6.2f}), "
+                print(f"  {key:16s} wall median {v['wall_ms_median']:7.2f} ms (min {v['wall_ms_min']:6.2f}), "
                       f"CPU user {v['user_ms_median']:6.1f} + sys {v['sys_ms_median']:5.1f} ms  (n={v['n']})")
     if a.out:
         a.out.write_text(json.dumps({"sha256": sha, "load_avg_start": la0, "results": res}, indent=1))
