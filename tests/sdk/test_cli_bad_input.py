@@ -67,6 +67,11 @@ def test_cli_inspect_and_verify_bad_packages(pkg, tmp_path, capsys):
         _fails(capsys, [cmd, str(tmp_path / "broken.lbpk")], "manifest")
         _fails(capsys, [cmd, str(tmp_path / "none.lbpk")], "none.lbpk")
     _fails(capsys, ["verify", str(tmp_path / "flipped.lbpk")], "data.0", "checksum")
+    old = bytearray(raw)
+    old[8] = 0  # format major 0: older than this runtime reads
+    (tmp_path / "old.lbpk").write_bytes(bytes(old))
+    _fails(capsys, ["verify", str(tmp_path / "old.lbpk")], "format 0.0", "re-export")
+    _fails(capsys, ["inspect", str(tmp_path / "old.lbpk")], "format version 0.0")
     assert main(["inspect", str(pkg), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["model"] == "cli_bad"
 
