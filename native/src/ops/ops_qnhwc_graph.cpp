@@ -581,6 +581,20 @@ __attribute__((target("avx2,fma"))) void convt_dequant_avx2(const int8_t* q, int
     }
   }
 }
+// the dot form's f32 NCHW rows when O = 1 and the kernel is 2x2 (the DB head's probability map): tile
+// rows [k00 k01 k10 k11] of len pixels -> output rows 2y (k00 k01 ...) and 2y + 1 (k10 k11 ...)
+__attribute__((target("avx2,fma"))) void convt_rows_2x2_avx2(const float* yt, int64_t len, float* d0, float* d1) {
+  int64_t i = 0;
+  for (; i + 4 <= len; i += 4) {
+    const __m256d a = _mm256_castps_pd(_mm256_loadu_ps(yt + 4 * i)), b = _mm256_castps_pd(_mm256_loadu_ps(yt + 4 * i + 8));
+    _mm256_storeu_pd(reinterpret_cast<double*>(d0 + 2 * i), _mm256_permute4x64_pd(_mm256_unpacklo_pd(a, b), 0xD8));
+    _mm256_storeu_pd(reinterpret_cast<double*>(d1 + 2 * i), _mm256_permute4x64_pd(_mm256_unpackhi_pd(a, b), 0xD8));
+  }
+  for (; i < len; ++i) {
+    d0[2 * i] = yt[4 * i], d0[2 * i + 1] = yt[4 * i + 1];
+    d1[2 * i] = yt[4 * i + 2], d1[2 * i + 1] = yt[4 * i + 3];
+  }
+}
 #undef LB_CT_T
 #endif
 
@@ -671,6 +685,14 @@ void convt_run(OpCtx& c) {
       for (int64_t i0 = 0; i0 < m;) {  // runs of pixels within one input row
         const int64_t pix = P0 + i0, n = pix / (H * W), yy = pix / W % H, xx = pix % W;
         const int64_t len = std::min(m - i0, W - xx);
+#if defined(__x86_64__)
+        if (avx2 && yf && !yq && L.dot && O == 1 && kh == 2 && kw == 2) {
+          float* d0 = yf + (n * OH + 2 * yy) * OW + 2 * xx;
+          convt_rows_2x2_avx2(yt + i0 * S, len, d0, d0 + OW);
+          i0 += len;
+          continue;
+        }
+#endif
         for (int64_t ky = 0; ky < kh; ++ky) {
           const int64_t oy = yy * kh + ky;
           if (yq && !direct_q8)
