@@ -1100,7 +1100,7 @@ void epilogue(const OpParams& p, const Outs& o, float* yt, int64_t P0, int64_t m
       flat(yt, n, flat_kind(q.kind), q.f0, q.f1);
   }
   if (o.res && !done) vec(yt, o.res + P0 * O, n, false);
-  if (o.f) std::memcpy(o.f + P0 * O, yt, size_t(n) * 4);
+  if (o.f && yt != o.f + P0 * O) std::memcpy(o.f + P0 * O, yt, size_t(n) * 4);
   if (o.q && o.qmul) {
     const float inv = 1.0f / p.f[3], zf = float(p.i[kZout]);
     for (int64_t i = 0; i < m; ++i) o.rqm(yt + i * O, o.qmul, 0.f, O, Os, inv, zf, o.q + (P0 + i) * Os);
@@ -1156,6 +1156,9 @@ void conv_run(OpCtx& c) {
   if (p.f[4] > 0.f) o.qmul = c.in[size_t(p.f[4])]->f32();
   const int64_t N = p.i[kN], H = p.i[kH], W = p.i[kW], Cs = p.i[kCs], C = p.i[kC], O = p.i[kO];
   const int64_t OH = p.i[kOH], OW = p.i[kOW], OHW = OH * OW, P = N * OHW, T = p.i[kT];
+  // With an f32 NHWC output the tile is computed in place there (the epilogue then skips its copy),
+  // unless the residual shares that memory (the tile would overwrite residual rows before they are read).
+  float* const fout = o.f && (!o.res || o.res + P * O <= o.f || o.f + P * O <= o.res) ? o.f : nullptr;
   const int64_t kh = p.i[kKh], kw = p.i[kKw], sh = p.i[kSh], sw = p.i[kSw], dh = p.i[kDh], dwl = p.i[kDw];
   const int64_t pt = p.i[kPt], pl = p.i[kPl];
   const int8_t zin = int8_t(p.i[kZin]);
@@ -1170,7 +1173,7 @@ void conv_run(OpCtx& c) {
     const int64_t ekh = (kh - 1) * dh + 1, ekw = (kw - 1) * dwl + 1;
     for_ranges(c, tiles, T * C * taps, [&](int tid, int64_t t0, int64_t t1) {
       char* s = sbase + size_t(tid) * per;
-      float* yt = reinterpret_cast<float*>(s);
+      float* const ys = reinterpret_cast<float*>(s);
       int8_t* pad = reinterpret_cast<int8_t*>(s + al64(size_t(T * O) * 4));
       const int8_t** xt4 = reinterpret_cast<const int8_t**>(s + al64(size_t(T * O) * 4) + al64(size_t(Cs + 64)));
       std::memset(pad, zin, size_t(Cs + 64));
@@ -1182,6 +1185,7 @@ void conv_run(OpCtx& c) {
       [[maybe_unused]] const bool four = avx2 && Cs >= 16;  // pixels in groups of four (dw_pixel4p_avx2), border pixels included
       for (int64_t tile = t0; tile < t1; ++tile) {
         const int64_t P0 = tile * T, m = std::min(T, P - P0);
+        float* const yt = fout ? fout + P0 * O : ys;
         int64_t pend = 0;  // pixels [i - pend, i) have their tap pointers in slots 0..pend-1
         for (int64_t i = 0; i < m;) {
           const int64_t Pi = P0 + i, n = Pi / OHW, oy = (Pi % OHW) / OW, ox = Pi % OW;
@@ -1257,7 +1261,7 @@ void conv_run(OpCtx& c) {
 #endif
   for_ranges(c, tiles, T * kp * O / 8, [&](int tid, int64_t t0, int64_t t1) {
     char* s = sbase + size_t(tid) * per;
-    float* yt = reinterpret_cast<float*>(s);
+    float* const ys = reinterpret_cast<float*>(s);
     s += al64(size_t(T * O) * 4);
     lb_q8_meta* meta = reinterpret_cast<lb_q8_meta*>(s);
     s += al64(size_t(T) * sizeof(lb_q8_meta));
@@ -1268,9 +1272,10 @@ void conv_run(OpCtx& c) {
     for (int64_t i = 0; i < T; ++i) meta[i] = lb_q8_meta{sx, 0};
     lb_mm_args a = base;
     a.xm = meta;
-    a.y = yt;
     for (int64_t tile = t0; tile < t1; ++tile) {
       const int64_t P0 = tile * T, m = std::min(T, P - P0);
+      float* const yt = fout ? fout + P0 * O : ys;
+      a.y = yt;
 #if defined(__x86_64__)
       if (skf) {  // 1x1, K <= 64, 7-bit codes: the input rows in place, same bits as gemm_q7
         skf(sk, x + P0 * Cs, Cs, m, reinterpret_cast<uint8_t*>(rows), yt);
