@@ -660,6 +660,9 @@ lb_status conv_infer(OpCtx& c) {
     T = std::min<int64_t>(240, std::max<int64_t>(48, 32768 / std::max<int64_t>(O, 1) / 6 * 6));
     const int64_t quarter = ((P + 3) / 4 + 5) / 6 * 6;  // at least ~4 tiles (2 threads) on small maps
     if (P >= 24) T = std::min(T, quarter);
+    // im2col tiles of at most ~64 KB of rows (det's 3x3 96 -> 24 head convs: 72 rows of 864 bytes instead
+    // of 240: ~2 % faster per op at 1 thread, a smaller working set between the gather and the GEMM)
+    if (!p.i[kDirect]) T = std::min(T, std::max<int64_t>(48, 65536 / std::max<int64_t>(p.i[kKp], 1) / 6 * 6));
   } else {
     T = std::min<int64_t>(256, std::max<int64_t>(4, 8192 / std::max<int64_t>(O, 1)));
   }
