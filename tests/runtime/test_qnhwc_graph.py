@@ -120,12 +120,12 @@ def _rel(a, b):
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
-def _new_and_old(tmp_path_factory, tag, g, seed):
+def _new_and_old(tmp_path_factory, tag, g, seed, hw=(32, 48)):
     """g exported with the int8 NHWC lowering (new) and without it (old), an input, the folder."""
     d = tmp_path_factory.mktemp(tag)
     new = write_package(g, d / "new.lbpk", target="x86-64-avx2", scheme="w8a8")
     old = write_package(g, d / "old.lbpk", target="x86-64-avx2", scheme="w8a8", int8_nhwc=False)
-    x = np.random.default_rng(seed).standard_normal((1, 3, 32, 48)).astype(np.float32)
+    x = np.random.default_rng(seed).standard_normal((1, 3) + tuple(hw)).astype(np.float32)
     return g, new, old, x, d
 
 
@@ -365,6 +365,17 @@ def test_se_gates_and_fpn_merges_are_fused_with_the_same_bits(neck):
                    env=dict(os.environ, LOWBIT_ISA="scalar"), check=True)
     for k, v in np.load(d / "scalar.npz").items():
         assert np.array_equal(v, ref[k]), k
+
+
+def test_se_gate_pools_of_8_to_63_values_keep_the_unfused_bits(tmp_path_factory):
+    """global_avg_pool_nhwc_f32 sums in global_avg_pool_f32's order, which takes 8 partial sums for maps
+    of fewer than 64 values (else 32): fused and unfused give the same outputs with a 7 x 8 = 56-value
+    pooled level (the others 224 and 896)."""
+    g, new, old, x, _ = _new_and_old(tmp_path_factory, "qnhwc_se56", _se_neck(H=112, W=128), 3, hw=(112, 128))
+    ref = lowbit.load(old, threads=1).run({"x": x})
+    got = lowbit.load(new, threads=1).run({"x": x})
+    for k in ref:
+        assert np.array_equal(got[k], ref[k]), (k, np.max(np.abs(got[k] - ref[k])))
 
 
 @pytest.mark.qemu

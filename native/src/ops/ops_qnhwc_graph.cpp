@@ -751,14 +751,16 @@ void gap_nhwc_run(OpCtx& c) {
     for (int64_t t = b; t < e; ++t) {
       const int64_t n = t / nb, c0 = std::min(C, t % nb * bw), w = std::min(C, c0 + bw) - c0;
       if (w <= 0) continue;
-      std::fill(part, part + 32 * w, 0.f);
+      // global_avg_pool_f32's partial sums: 8 for maps of fewer than 64 values, else 32
+      const int64_t np = HW < 64 ? 8 : 32;
+      std::fill(part, part + np * w, 0.f);
       const float* xn = x + n * HW * C + c0;
       for (int64_t j = 0; j < HW; ++j) {
-        float* pj = part + (j % 32) * w;
+        float* pj = part + (j % np) * w;
         const float* r = xn + j * C;
         for (int64_t k = 0; k < w; ++k) pj[k] += r[k];
       }
-      for (int64_t h = 16; h >= 1; h /= 2)
+      for (int64_t h = np / 2; h >= 1; h /= 2)
         for (int64_t l = 0; l < h; ++l)
           for (int64_t k = 0; k < w; ++k) part[l * w + k] += part[(l + h) * w + k];
       for (int64_t k = 0; k < w; ++k) y[n * C + c0 + k] = part[k] / float(HW);
