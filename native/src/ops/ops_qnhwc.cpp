@@ -754,12 +754,13 @@ __attribute__((target("avx2,fma"))) void dw_pixel_avx2(const OpParams& p, const 
 #endif
 
 #if defined(__x86_64__)
-// Four neighbouring output pixels of one row, every tap inside the image: pixel j reads at
-// px + j * step + toff[t]. The weight pair vectors are loaded once for the four pixels; per pixel
-// the same integer sums and the same final vfmadd as dw_pixel_avx2 (so the same bits).
-__attribute__((target("avx2,fma"))) void dw_pixel4_avx2(const OpParams& p, const int8_t* px, int64_t step,
-                                                         const int64_t* toff, const float* bias, float* acc) {
-  const int64_t C = p.i[kC], Cs = p.i[kCs], pairs = p.i[kPairs], taps = p.i[kTaps], O = p.i[kO];
+// Four output pixels at once: the weight pair vectors are loaded once for the four pixels; per
+// pixel the same integer sums and the same final vfmadd as dw_pixel_avx2 (so the same bits).
+// taps(q, j, &pa, &pb) gives pixel q's two taps of weight pair j (channel 0).
+template <class Taps>
+__attribute__((target("avx2,fma"), always_inline)) inline void dw_pixel4_core(const OpParams& p, Taps taps,
+                                                                               const float* bias, float* acc) {
+  const int64_t C = p.i[kC], Cs = p.i[kCs], pairs = p.i[kPairs], O = p.i[kO];
   const DwView dv = dw_view(p);
   for (int64_t c0 = 0; c0 + 16 <= Cs && c0 < C; c0 += 16) {
     const __m256i* wv = reinterpret_cast<const __m256i*>(dv.wi + (c0 / 16) * pairs * 32);
@@ -767,12 +768,11 @@ __attribute__((target("avx2,fma"))) void dw_pixel4_avx2(const OpParams& p, const
     for (int j = 0; j < 4; ++j) lo[j] = hi[j] = _mm256_setzero_si256();
     for (int64_t j = 0; j < pairs; ++j) {
       const __m256i wl = _mm256_loadu_si256(wv + 2 * j), wh = _mm256_loadu_si256(wv + 2 * j + 1);
-      const int8_t* pa = px + toff[2 * j] + c0;
-      const bool odd = 2 * j + 1 >= taps;  // the last tap of an odd count pairs with a zero weight
-      const int8_t* pb = odd ? pa : px + toff[2 * j + 1] + c0;
       for (int q = 0; q < 4; ++q) {
-        const __m256i a = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pa + q * step)));
-        const __m256i b = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pb + q * step)));
+        const int8_t *pa, *pb;
+        taps(q, j, &pa, &pb);
+        const __m256i a = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pa + c0)));
+        const __m256i b = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pb + c0)));
         lo[q] = _mm256_add_epi32(lo[q], _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wl));
         hi[q] = _mm256_add_epi32(hi[q], _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wh));
       }
@@ -799,52 +799,25 @@ __attribute__((target("avx2,fma"))) void dw_pixel4_avx2(const OpParams& p, const
     }
   }
 }
-#endif
-
-#if defined(__x86_64__)
+// Four neighbouring output pixels of one row, every tap inside the image: pixel q reads at
+// px + q * step + toff[t] (the last tap of an odd count pairs with itself and a zero weight).
+__attribute__((target("avx2,fma"))) void dw_pixel4_avx2(const OpParams& p, const int8_t* px, int64_t step,
+                                                         const int64_t* toff, const float* bias, float* acc) {
+  const int64_t taps = p.i[kTaps];
+  dw_pixel4_core(p, [&](int q, int64_t j, const int8_t** pa, const int8_t** pb) {
+    *pa = px + q * step + toff[2 * j];
+    *pb = 2 * j + 1 >= taps ? *pa : px + q * step + toff[2 * j + 1];
+  }, bias, acc);
+}
 // Four output pixels anywhere in the tile (border pixels included): tap t of pixel q at xt4[q * tp + t]
 // (tp = 2 * pairs pointers per pixel: a row of zero points for padding taps and for the odd count's
-// partner, whose weight is 0). The weight pair vectors are loaded once for the four pixels; per pixel
-// the integer sums and the final vfmadd of dw_pixel_avx2 (so the same bits).
+// partner, whose weight is 0).
 __attribute__((target("avx2,fma"))) void dw_pixel4p_avx2(const OpParams& p, const int8_t* const* xt4, int64_t tp,
                                                           const float* bias, float* acc) {
-  const int64_t C = p.i[kC], Cs = p.i[kCs], pairs = p.i[kPairs], O = p.i[kO];
-  const DwView dv = dw_view(p);
-  for (int64_t c0 = 0; c0 + 16 <= Cs && c0 < C; c0 += 16) {
-    const __m256i* wv = reinterpret_cast<const __m256i*>(dv.wi + (c0 / 16) * pairs * 32);
-    __m256i lo[4], hi[4];
-    for (int j = 0; j < 4; ++j) lo[j] = hi[j] = _mm256_setzero_si256();
-    for (int64_t j = 0; j < pairs; ++j) {
-      const __m256i wl = _mm256_loadu_si256(wv + 2 * j), wh = _mm256_loadu_si256(wv + 2 * j + 1);
-      for (int q = 0; q < 4; ++q) {
-        const int8_t* const* xq = xt4 + q * tp + 2 * j;
-        const __m256i a = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xq[0] + c0)));
-        const __m256i b = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xq[1] + c0)));
-        lo[q] = _mm256_add_epi32(lo[q], _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wl));
-        hi[q] = _mm256_add_epi32(hi[q], _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wh));
-      }
-    }
-    const __m256i z0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(dv.zc + c0));
-    const __m256i z1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(dv.zc + c0 + 8));
-    const __m256 m0 = _mm256_loadu_ps(dv.comb + c0), m1 = _mm256_loadu_ps(dv.comb + c0 + 8);
-    const bool full = c0 + 16 <= C;
-    const __m256 b0 = bias ? _mm256_loadu_ps(bias + c0) : _mm256_setzero_ps();
-    const __m256 b1 = bias && full ? _mm256_loadu_ps(bias + c0 + 8) : _mm256_setzero_ps();
-    for (int q = 0; q < 4; ++q) {
-      const __m256i r0 = _mm256_sub_epi32(_mm256_permute2x128_si256(lo[q], hi[q], 0x20), z0);
-      const __m256i r1 = _mm256_sub_epi32(_mm256_permute2x128_si256(lo[q], hi[q], 0x31), z1);
-      float* a = acc + q * O;
-      if (full) {
-        _mm256_storeu_ps(a + c0, _mm256_fmadd_ps(_mm256_cvtepi32_ps(r0), m0, b0));
-        _mm256_storeu_ps(a + c0 + 8, _mm256_fmadd_ps(_mm256_cvtepi32_ps(r1), m1, b1));
-      } else {  // the last block of C (bias has only C values)
-        alignas(32) int32_t sv[16];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(sv), r0);
-        _mm256_store_si256(reinterpret_cast<__m256i*>(sv + 8), r1);
-        for (int64_t ch = c0; ch < C; ++ch) a[ch] = std::fma(float(sv[ch - c0]), dv.comb[ch], bias ? bias[ch] : 0.f);
-      }
-    }
-  }
+  dw_pixel4_core(p, [&](int q, int64_t j, const int8_t** pa, const int8_t** pb) {
+    *pa = xt4[q * tp + 2 * j];
+    *pb = xt4[q * tp + 2 * j + 1];
+  }, bias, acc);
 }
 #endif
 
