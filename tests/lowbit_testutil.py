@@ -77,15 +77,20 @@ def rewrite_manifest(raw: bytes, manifest: dict) -> bytes:
     """The .lbpk bytes `raw` with its manifest replaced by `manifest` (JSON), the other sections
     kept in place, section table and hashes recomputed: a package whose checksums are all valid
     but whose manifest says something else (tests of the readers' checks behind the hashes)."""
-    import hashlib
     import json
+
+    return replace_manifest_bytes(raw, json.dumps(manifest).encode())
+
+
+def replace_manifest_bytes(raw: bytes, text: bytes) -> bytes:
+    """`raw` with a manifest section of arbitrary bytes `text` (need not be JSON), hashes valid."""
+    import hashlib
     import struct
 
     header, entry = struct.Struct("<8sHHIQQII32s"), struct.Struct("<40sIIQQ32s")
     magic, major, minor, flags, _, toff, n, esize, _ = header.unpack_from(raw, 0)
     keep = [e for e in (entry.unpack_from(raw, toff + i * esize) for i in range(n)) if e[0].rstrip(b"\0") != b"manifest"]
     off = -(-max([e[3] + e[4] for e in keep] + [128]) // 64) * 64
-    text = json.dumps(manifest).encode()
     body = bytearray(raw[:off]) + text
     body += b"\0" * (-len(body) % 64)
     ents = keep + [(b"manifest".ljust(40, b"\0"), 1, 0, off, len(text), hashlib.sha256(text).digest())]

@@ -9,7 +9,7 @@ from lowbit.cli import main
 from lowbit.exporters.lbpk import write_package
 from lowbit.exporters.lbpk_container import PackageReader
 from lowbit.ir import Graph, Node, TensorInfo
-from lowbit_testutil import rewrite_manifest
+from lowbit_testutil import replace_manifest_bytes, rewrite_manifest
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_cli_inspect_and_verify_bad_packages(pkg, tmp_path, capsys):
     flipped[PackageReader(pkg).sections["data.0"].offset] ^= 1
     (tmp_path / "flipped.lbpk").write_bytes(bytes(flipped))
     man = PackageReader(pkg).manifest
-    (tmp_path / "badjson.lbpk").write_bytes(_raw_manifest(raw, b"{not json"))
+    (tmp_path / "badjson.lbpk").write_bytes(replace_manifest_bytes(raw, b"{not json"))
     broken = dict(man, ops=[{"name": "conv"}])  # ops without their fields
     (tmp_path / "broken.lbpk").write_bytes(rewrite_manifest(raw, broken))
     for cmd in ("inspect", "verify"):
@@ -74,24 +74,3 @@ def test_cli_inspect_and_verify_bad_packages(pkg, tmp_path, capsys):
     _fails(capsys, ["inspect", str(tmp_path / "old.lbpk")], "format version 0.0")
     assert main(["inspect", str(pkg), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["model"] == "cli_bad"
-
-
-def _raw_manifest(raw: bytes, text: bytes) -> bytes:
-    """`raw` with a manifest section of arbitrary bytes (hashes valid)."""
-    import hashlib
-    import struct
-
-    header, entry = struct.Struct("<8sHHIQQII32s"), struct.Struct("<40sIIQQ32s")
-    magic, major, minor, flags, _, toff, n, esize, _ = header.unpack_from(raw, 0)
-    ents = [entry.unpack_from(raw, toff + i * esize) for i in range(n)]
-    keep = [e for e in ents if e[0].rstrip(b"\0") != b"manifest"]
-    off = -(-max(e[3] + e[4] for e in keep) // 64) * 64
-    body = bytearray(raw[:off]) + text
-    body += b"\0" * (-len(body) % 64)
-    ents = keep + [(b"manifest".ljust(40, b"\0"), 1, 0, off, len(text), hashlib.sha256(text).digest())]
-    table = b"".join(entry.pack(*e) for e in ents)
-    toff2 = len(body)
-    body += table
-    body[:128] = header.pack(magic, major, minor, flags, len(body), toff2, len(ents), esize,
-                             hashlib.sha256(table).digest()).ljust(128, b"\0")
-    return bytes(body)
