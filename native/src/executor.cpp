@@ -287,7 +287,13 @@ lb_status Session::plan() {
     for (size_t j = 0; j < d.in.size(); ++j)
       if (d.in[j] >= 0 && !known[size_t(d.in[j])] && vals[size_t(d.in[j])].producer >= 0 && tensors_[size_t(d.in[j])].data)
         tensors_[size_t(d.in[j])].data = nullptr;
-    const lb_status st = d.def->infer(c);
+    lb_status st;
+    try {
+      st = d.def->infer(c);
+    } catch (const AttrError& e) {
+      st = LB_ERR_FORMAT;
+      c.err = e.what();
+    }
     if (st != LB_OK) {
       for (size_t k2 = 0; k2 < saved.size(); ++k2) tensors_[size_t(model_->inputs()[k2])].data = saved[k2];
       return set_error(st, "op '%s' (%s): %s", d.name.c_str(), d.type.c_str(), c.err.c_str());

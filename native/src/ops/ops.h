@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,14 @@ void register_ops_qnhwc(std::vector<OpDef>& r);
 void register_ops_qnhwc_graph(std::vector<OpDef>& r);
 
 // ---- shared helpers -----------------------------------------------------------------
+/// Thrown by the attr_* readers when an attribute is present with the wrong JSON type (a list where
+/// a number belongs, a string element in a list of ints, 2.5 for an integer): the executor turns it
+/// into LB_ERR_FORMAT naming the op, instead of the op silently running with the default.
+struct AttrError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+/// The attr_* readers: an absent (or null) key gives the default / false; a present key of the
+/// wrong type throws AttrError.
 bool attr_ints(const Json& attrs, const char* key, std::vector<int64_t>* out);
 int64_t attr_int(const Json& attrs, const char* key, int64_t def);
 float attr_float(const Json& attrs, const char* key, float def);

@@ -40,24 +40,64 @@ std::vector<std::string> op_kernel_names() {
   return out;
 }
 
+namespace {
+const char* json_type_name(const Json& v) {
+  switch (v.type()) {
+    case Json::Null: return "null";
+    case Json::Bool: return "a boolean";
+    case Json::Number: return "a number";
+    case Json::String: return "a string";
+    case Json::Array: return "a list";
+    case Json::Object: return "an object";
+  }
+  return "?";
+}
+[[noreturn]] void attr_type_error(const char* key, const char* want, const Json& got) {
+  throw AttrError(std::string("attribute '") + key + "' must be " + want + ", got " + json_type_name(got) +
+                  " (the manifest was not written by lowbit's exporter, or was edited: re-export the model)");
+}
+// An integer-valued number (or a boolean, which ONNX attributes store as ints).
+bool json_int(const Json& v, int64_t* out) {
+  if (v.type() == Json::Bool) {
+    *out = v.boolean() ? 1 : 0;
+    return true;
+  }
+  if (!v.is_number() || double(v.i64()) != v.num()) return false;
+  *out = v.i64();
+  return true;
+}
+}  // namespace
+
 bool attr_ints(const Json& attrs, const char* key, std::vector<int64_t>* out) {
   const Json& v = attrs[key];
   out->clear();
-  if (!v.is_array()) return false;
-  for (const Json& e : v.elems()) out->push_back(e.i64());
+  if (v.is_null()) return false;
+  if (!v.is_array()) attr_type_error(key, "a list of integers", v);
+  for (const Json& e : v.elems()) {
+    int64_t x = 0;
+    if (!json_int(e, &x)) attr_type_error(key, "a list of integers (an element is not)", e);
+    out->push_back(x);
+  }
   return true;
 }
 int64_t attr_int(const Json& attrs, const char* key, int64_t def) {
   const Json& v = attrs[key];
-  return v.is_number() ? v.i64() : def;
+  if (v.is_null()) return def;
+  int64_t x = 0;
+  if (!json_int(v, &x)) attr_type_error(key, "an integer", v);
+  return x;
 }
 float attr_float(const Json& attrs, const char* key, float def) {
   const Json& v = attrs[key];
-  return v.is_number() ? float(v.num()) : def;
+  if (v.is_null()) return def;
+  if (!v.is_number()) attr_type_error(key, "a number", v);
+  return float(v.num());
 }
 std::string attr_str(const Json& attrs, const char* key, const char* def) {
   const Json& v = attrs[key];
-  return v.is_string() ? v.str() : std::string(def);
+  if (v.is_null()) return std::string(def);
+  if (!v.is_string()) attr_type_error(key, "a string", v);
+  return v.str();
 }
 
 std::string shape_str(const std::vector<int64_t>& s) {
