@@ -1,16 +1,18 @@
 """Package load time: verified and lazy `lb_model_load` of a ~100 MB package, and SHA-256 alone.
 
-    .venv/bin/python bench/load.py [--package PKG ...] [--threads 1,2] [--rounds 15] [--out load.json]
+    .venv/bin/python bench/load.py [--package PKG ...] [--chunks 0,1024] [--threads 1,2] [--rounds 15] [--out load.json]
 
-Without --package it writes (once) build/bench-load/synthetic-100mb.lbpk: a graph package with
-MiniLM's layout of data sections (one 50 MB embedding table alone in its section, eight 6.3 MB
-MatMul weights packed into 16 MiB sections), 100.7 MB in all. Each measurement runs in a fresh
+Without --package it writes (once each) build/bench-load/synthetic-100mb-c<KiB>.lbpk: a graph
+package with MiniLM's layout of data sections (one 50 MB embedding table alone in its section,
+eight 6.3 MB MatMul weights packed into 16 MiB sections), 100.7 MB in all, for every chunk size of
+--chunks: 0 is format 1.0 (a SHA-256 per section, as written before session 8), N > 0 format 1.1
+with a SHA-256 per N KiB chunk (docs/package-format.md, "Chunk table"). Each measurement runs in a fresh
 child process that calls the C API (`lb_model_load` through ctypes, no Python runtime in the
 timed part) on the page-cached file, `rounds` times, interleaving verified and lazy loads and the
 hashing-thread counts round by round (LOWBIT_NUM_THREADS, which `lb_model_load` honours for its
 hashing threads), and "lazy+session": a lazy load plus `lb_session_create` on that many threads
 (which hashes the sections the graph uses, the same multi-buffer way); reports medians and minimums of wall time, CPU time (user + sys of the process
-during the call) and the load average. The machine is shared and noisy: read the medians as a
+during the call), MB/s (package bytes / median wall) and the load average. The machine is shared and noisy: read the medians as a
 range, and the load average next to them.
 """
 from __future__ import annotations
@@ -63,16 +65,16 @@ def _lib() -> Path:
     return p
 
 
-def synthetic_package(path: Path) -> Path:
-    """A ~100 MB graph package laid out like MiniLM fp32's: ids -> Gather(emb) -> 8 MatMuls."""
+def synthetic_package(path: Path, chunk_kib: int) -> Path:
+    """A ~100 MB graph package laid out like MiniLM fp32's: ids -> Gather(emb) -> 8 MatMuls;
+    chunk_kib 0: format 1.0, else a SHA-256 per chunk of that many KiB (format 1.1)."""
     if path.exists():
         return path
-    sys.path.insert(0, str(ROOT / "exporters"))
-    from lbpk_container import PackageWriter  # noqa: PLC0415
+    from lowbit.exporters.lbpk_container import PackageWriter  # noqa: PLC0415
 
     rng = np.random.default_rng(0)
     vocab, e, f = 32768, 384, 4096
-    with PackageWriter(path) as w:
+    with PackageWriter(path, chunk_bytes=chunk_kib << 10) as w:
         w.add_tensor("emb", rng.standard_normal((vocab, e), dtype=np.float32))
         ops, cur = [{"name": "embed", "op": "Gather", "kernel": "gather", "inputs": ["emb", "ids"], "outputs": ["h0"],
                      "attrs": {"axis": 0}}], "h0"
@@ -118,14 +120,13 @@ def sha_mbps(size_mb: int = 32, repeats: int = 7) -> dict:
 
 
 def measure(pkgs, threads, rounds: int, lib: Path) -> dict:
-    res = {}
     for pkg in pkgs:
-        size = pkg.stat().st_size
         with open(pkg, "rb") as f:  # page-cache it
             while f.read(16 << 20):
                 pass
-        rows = {}
-        for _ in range(rounds):  # round by round: every variant sees the same load changes
+    rows = {str(p): {} for p in pkgs}
+    for _ in range(rounds):  # round by round: every package and variant sees the same load changes
+        for pkg in pkgs:
             for t in threads:
                 for lazy in (0, 1, 2):
                     key = f"{('verified', 'lazy', 'lazy+session')[lazy]} t{t}"
@@ -134,11 +135,15 @@ def measure(pkgs, threads, rounds: int, lib: Path) -> dict:
                                        capture_output=True, text=True, env=env, timeout=300)
                     if r.returncode:
                         sys.exit(r.stderr)
-                    rows.setdefault(key, []).extend(json.loads(r.stdout)[1:])  # the first of 3: cold process
+                    rows[str(pkg)].setdefault(key, []).extend(json.loads(r.stdout)[1:])  # the first of 3: cold process
+    res = {}
+    for pkg in pkgs:
+        size = pkg.stat().st_size
         out = {"package_mb": size / 1e6, "load_avg": os.getloadavg()}
-        for key, v in rows.items():
+        for key, v in rows[str(pkg)].items():
             a = np.array(v)
             out[key] = {"wall_ms_median": float(np.median(a[:, 0])), "wall_ms_min": float(a[:, 0].min()),
+                        "mb_per_s": size / 1e3 / float(np.median(a[:, 0])),
                         "user_ms_median": float(np.median(a[:, 1])), "sys_ms_median": float(np.median(a[:, 2])),
                         "n": len(v)}
         res[str(pkg)] = out
@@ -148,11 +153,14 @@ def measure(pkgs, threads, rounds: int, lib: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--package", action="append", type=Path, help="package(s) to load (default: the synthetic one)")
+    ap.add_argument("--chunks", default="0,1024",
+                    help="synthetic packages' chunk sizes in KiB (0: format 1.0, no chunk table)")
     ap.add_argument("--threads", default="1,2", help="hashing threads (LOWBIT_NUM_THREADS)")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
-    pkgs = a.package or [synthetic_package(ROOT / "build" / "bench-load" / "synthetic-100mb.lbpk")]
+    pkgs = a.package or [synthetic_package(ROOT / "build" / "bench-load" / f"synthetic-100mb-c{int(c)}.lbpk", int(c))
+                         for c in a.chunks.split(",")]
     threads = [int(t) for t in a.threads.split(",")]
     la0 = os.getloadavg()
     sha = sha_mbps()
@@ -164,7 +172,8 @@ def main() -> None:
         for key, v in r.items():
             if isinstance(v, dict):
                 print(f"  {key:16s} wall median {v['wall_ms_median']:7.2f} ms (min {v['wall_ms_min']:6.2f}), "
-                      f"CPU user {v['user_ms_median']:6.1f} + sys {v['sys_ms_median']:5.1f} ms  (n={v['n']})")
+                      f"{v['mb_per_s']:6.0f} MB/s, CPU user {v['user_ms_median']:6.1f} + sys {v['sys_ms_median']:5.1f} ms  "
+                      f"(n={v['n']})")
     if a.out:
         a.out.write_text(json.dumps({"sha256": sha, "load_avg_start": la0, "results": res}, indent=1))
 

@@ -22,7 +22,7 @@ from lowbit.fsutil import publish
 
 MAGIC = b"LBPK\x00\r\n\x1a"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 0
+FORMAT_MINOR = 1  # newest minor known; a package without a chunk table is written as 1.0
 HEADER_SIZE = 128
 ENTRY_SIZE = 96
 ALIGN = 64
@@ -31,12 +31,19 @@ NAME_BYTES = 40
 KIND_MANIFEST = 1
 KIND_TENSORS = 2
 KIND_BLOB = 3
+KIND_CHUNKS = 4  # format 1.1 chunk table (SHA-256 per chunk of the sections larger than a chunk)
+CHUNKS_SECTION = "chunks"
+CHUNK_BYTES = 1 << 20  # default chunk size of the writer
 
 # header: magic, major, minor, flags, file_size, table_offset, n_sections, entry_size, table_sha256
 _HEADER = struct.Struct("<8sHHIQQII32s")
 # entry: name, kind, flags, offset, size, sha256
 _ENTRY = struct.Struct("<40sIIQQ32s")
+# chunk table: chunk size, entry count, reserved; entry: section name, section size, chunk count, reserved
+_CHUNK_HEADER = struct.Struct("<QII")
+_CHUNK_ENTRY = struct.Struct("<40sQQQ")
 assert _ENTRY.size == ENTRY_SIZE and _HEADER.size <= HEADER_SIZE
+assert _CHUNK_HEADER.size == 16 and _CHUNK_ENTRY.size == 64
 
 # numpy dtype name <-> package dtype name (the runtime's names)
 DTYPES = {
@@ -61,6 +68,37 @@ class Section:
     offset: int
     size: int
     sha256: bytes
+    chunks: Optional[List[bytes]] = None  # format 1.1: SHA-256 of each chunk (chunked sections only)
+
+
+class _SectionHash:
+    """SHA-256 of a section's bytes as they are written: of the whole, and of each ``chunk``-byte
+    chunk (0: no chunks)."""
+
+    def __init__(self, chunk: int):
+        self.whole = hashlib.sha256()
+        self.chunk = chunk
+        self.done: List[bytes] = []
+        self.cur = hashlib.sha256()
+        self.fill = 0
+
+    def update(self, data: bytes) -> None:
+        self.whole.update(data)
+        mv = memoryview(data)
+        while self.chunk and len(mv):
+            take = min(self.chunk - self.fill, len(mv))
+            self.cur.update(mv[:take])
+            self.fill += take
+            mv = mv[take:]
+            if self.fill == self.chunk:
+                self.done.append(self.cur.digest())
+                self.cur, self.fill = hashlib.sha256(), 0
+
+    def chunk_digests(self, size: int) -> Optional[List[bytes]]:
+        """The chunks' digests for a section larger than one chunk, else None (hashed whole)."""
+        if not self.chunk or size <= self.chunk:
+            return None
+        return self.done + ([self.cur.digest()] if self.fill else [])
 
 
 class PackageWriter:
@@ -69,16 +107,22 @@ class PackageWriter:
     package at ``path``).
 
     Tensors go into data sections of at most ``section_bytes`` each (named ``data.0``,
-    ``data.1``, ...), so that the loader can hash them in parallel and the lazy mode can check
-    them one at a time.
+    ``data.1``, ...), so that the lazy mode can check them one at a time. A section larger than
+    ``chunk_bytes`` (blobs too, not the manifest) also gets a SHA-256 per chunk in a chunk table
+    (format 1.1), so that the loader can hash one section on many streams and threads; the
+    whole-section SHA-256 stays in the section table, so readers of format 1.0 still verify the
+    package. ``chunk_bytes=0``: no chunk table, a format 1.0 package (the session-7 writer's bytes).
     """
 
-    def __init__(self, path: Union[str, Path], *, section_bytes: int = 16 << 20):
+    def __init__(self, path: Union[str, Path], *, section_bytes: int = 16 << 20, chunk_bytes: int = CHUNK_BYTES):
+        if chunk_bytes and (chunk_bytes < 4096 or chunk_bytes % 64 or chunk_bytes > 1 << 30):
+            raise ValueError(f"chunk_bytes={chunk_bytes}: must be 0 or a multiple of 64 from 4096 to 2**30")
         self.path = Path(path)
         self.manifest: Dict[str, Any] = {}
         self.tensors: Dict[str, Dict[str, Any]] = {}
         self._sections: List[Section] = []
         self._section_bytes = section_bytes
+        self._chunk_bytes = chunk_bytes
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
         self._tmp = Path(tmp)
@@ -97,17 +141,27 @@ class PackageWriter:
         d = self._open_data
         if d is None:
             return
-        self._sections.append(Section(d["name"], KIND_TENSORS, d["offset"], d["size"], d["hash"].digest()))
+        h = d["hash"]
+        self._sections.append(Section(d["name"], KIND_TENSORS, d["offset"], d["size"], h.whole.digest(),
+                                      h.chunk_digests(d["size"])))
         self._open_data = None
 
     def add_blob(self, name: str, data: bytes, kind: int = KIND_BLOB) -> None:
-        """A raw section (its own SHA-256), e.g. a tokenizer file."""
+        """A raw section (its own SHA-256), e.g. a tokenizer file. A chunk table (kind 4) copied
+        from another package is dropped: ``close()`` writes this package's own."""
+        if kind == KIND_CHUNKS:
+            return
+        self._add_section(name, data, kind, self._chunk_bytes if kind != KIND_MANIFEST else 0)
+
+    def _add_section(self, name: str, data: bytes, kind: int, chunk: int) -> None:
         self._finish_data()
         self._check_name(name)
         self._pad_to_align()
         off = self._f.tell()
         self._f.write(data)
-        self._sections.append(Section(name, kind, off, len(data), hashlib.sha256(data).digest()))
+        h = _SectionHash(chunk)
+        h.update(data)
+        self._sections.append(Section(name, kind, off, len(data), h.whole.digest(), h.chunk_digests(len(data))))
 
     def add_tensor(self, name: str, array: np.ndarray, **meta: Any) -> Dict[str, Any]:
         """Stores ``array`` (C order) 64-byte aligned; returns its manifest entry.
@@ -126,7 +180,7 @@ class PackageWriter:
         if d is None:
             self._pad_to_align()
             d = self._open_data = {"name": f"data.{sum(s.kind == KIND_TENSORS for s in self._sections)}",
-                                   "offset": self._f.tell(), "size": 0, "hash": hashlib.sha256()}
+                                   "offset": self._f.tell(), "size": 0, "hash": _SectionHash(self._chunk_bytes)}
         pad = _align(d["size"]) - d["size"]
         if pad:
             self._f.write(b"\0" * pad)
@@ -150,11 +204,17 @@ class PackageWriter:
             return self.path
         try:
             self._finish_data()
+            chunked = [s for s in self._sections if s.chunks]
+            minor = 1 if chunked else 0
             man = dict(self.manifest)
-            man.setdefault("format", f"lbpk {FORMAT_MAJOR}.{FORMAT_MINOR}")
+            man.setdefault("format", f"lbpk {FORMAT_MAJOR}.{minor}")
             man["tensors"] = self.tensors
             text = json.dumps(man, separators=(",", ":"), sort_keys=False, allow_nan=False).encode()
-            self.add_blob("manifest", text, KIND_MANIFEST)
+            self._add_section("manifest", text, KIND_MANIFEST, 0)
+            if chunked:
+                table = _CHUNK_HEADER.pack(self._chunk_bytes, len(chunked), 0) + b"".join(
+                    _CHUNK_ENTRY.pack(s.name.encode().ljust(NAME_BYTES, b"\0"), s.size, len(s.chunks), 0) for s in chunked)
+                self._add_section(CHUNKS_SECTION, table + b"".join(d for s in chunked for d in s.chunks), KIND_CHUNKS, 0)
             self._pad_to_align()
             table_off = self._f.tell()
             table = b"".join(
@@ -162,7 +222,7 @@ class PackageWriter:
                 for s in self._sections)
             self._f.write(table)
             size = self._f.tell()
-            header = _HEADER.pack(MAGIC, FORMAT_MAJOR, FORMAT_MINOR, 0, size, table_off, len(self._sections),
+            header = _HEADER.pack(MAGIC, FORMAT_MAJOR, minor, 0, size, table_off, len(self._sections),
                                   ENTRY_SIZE, hashlib.sha256(table).digest())
             self._f.seek(0)
             self._f.write(header.ljust(HEADER_SIZE, b"\0"))
@@ -230,6 +290,8 @@ class PackageReader:
             self.sections[nm] = Section(nm, kind, off, ssize, sha)
         if "manifest" not in self.sections:
             raise PackageError(f"{self.path}: no manifest section")
+        self.chunk_bytes = 0
+        self._read_chunk_table()
         self.verify_section("manifest")
         try:
             self.manifest = json.loads(bytes(self.section_bytes("manifest")))
@@ -241,12 +303,73 @@ class PackageReader:
             for nm in self.sections:
                 self.verify_section(nm)
 
+    def _read_chunk_table(self) -> None:
+        """Format 1.1: the chunk table (the section of kind 4), checked like the native reader."""
+        tables = [s for s in self.sections.values() if s.kind == KIND_CHUNKS]
+        if not tables:
+            return
+        if len(tables) > 1:
+            raise PackageError(f"{self.path}: two chunk tables; a package has at most one")
+        ct = tables[0]
+        self.verify_section(ct.name)
+        raw = bytes(self.section_bytes(ct.name))
+        where = f"{self.path}: chunk table {ct.name!r}"
+        if len(raw) < _CHUNK_HEADER.size:
+            raise PackageError(f"{where} is {len(raw)} bytes, shorter than its {_CHUNK_HEADER.size}-byte header (truncated)")
+        cs, count, res = _CHUNK_HEADER.unpack_from(raw, 0)
+        if cs < 4096 or cs % 64 or cs > 1 << 30:
+            raise PackageError(f"{where} has chunk size {cs}; it must be a multiple of 64 from 4096 to 2^30 bytes")
+        if res:
+            raise PackageError(f"{where}: header reserved field is not zero")
+        if count > len(self.sections) or count * _CHUNK_ENTRY.size > len(raw) - _CHUNK_HEADER.size:
+            raise PackageError(f"{where} lists {count} sections, but its {len(raw)} bytes hold at most "
+                               f"{(len(raw) - _CHUNK_HEADER.size) // _CHUNK_ENTRY.size} entries (truncated or wrong count)")
+        listed = []
+        for i in range(count):
+            name, size, nc, res = _CHUNK_ENTRY.unpack_from(raw, _CHUNK_HEADER.size + i * _CHUNK_ENTRY.size)
+            nm = name.split(b"\0", 1)[0].decode(errors="replace")
+            s = self.sections.get(nm)
+            if s is None or b"\0" not in name:
+                raise PackageError(f"{where}: entry {i} names section {nm!r}, which the section table lacks")
+            if s.kind in (KIND_MANIFEST, KIND_CHUNKS) or s in listed:
+                raise PackageError(f"{where}: entry {i}: section {nm!r} "
+                                   + ("is listed twice" if s in listed else "cannot be chunked (hashed whole)"))
+            if size != s.size:
+                raise PackageError(f"{where} says section {nm!r} is {size} bytes; the section table says {s.size}")
+            want = -(-size // cs)
+            if nc != want or nc == 0:
+                raise PackageError(f"{where} gives section {nm!r} {nc} chunks; {size} bytes in {cs}-byte chunks are {want}")
+            if res:
+                raise PackageError(f"{where}: entry {i} reserved field is not zero")
+            listed.append(s)
+        need = _CHUNK_HEADER.size + count * _CHUNK_ENTRY.size + 32 * sum(-(-s.size // cs) for s in listed)
+        if len(raw) != need:
+            raise PackageError(f"{where} is {len(raw)} bytes; its {count} entries take {need} "
+                               f"({'truncated' if len(raw) < need else 'trailing bytes'})")
+        pos = _CHUNK_HEADER.size + count * _CHUNK_ENTRY.size
+        for s in listed:
+            n = -(-s.size // cs)
+            s.chunks = [raw[pos + 32 * c:pos + 32 * c + 32] for c in range(n)]
+            pos += 32 * n
+        self.chunk_bytes = cs
+
     def section_bytes(self, name: str) -> memoryview:
         s = self.sections[name]
         return memoryview(self._mm)[s.offset:s.offset + s.size]
 
     def verify_section(self, name: str) -> None:
-        if hashlib.sha256(self.section_bytes(name)).digest() != self.sections[name].sha256:
+        """Checks a section's SHA-256 and, if it is chunked (format 1.1), every chunk's: both, so
+        that a package whose two sets of hashes disagree (which only a writer bug can make: format
+        1.0 readers check the first, the native 1.1 reader the second) is refused here."""
+        s, cs = self.sections[name], self.chunk_bytes
+        with self.section_bytes(name) as data:  # released before an error (close() needs no view left)
+            bad = [c for c, want in enumerate(s.chunks or ()) if hashlib.sha256(data[c * cs:(c + 1) * cs]).digest() != want]
+            whole = hashlib.sha256(data).digest() == s.sha256
+        if bad:
+            lo, hi = bad[0] * cs, min(bad[0] * cs + cs, s.size)
+            raise PackageError(f"{self.path}: section {name!r} checksum mismatch in chunk {bad[0]} of {len(s.chunks)} "
+                               f"(bytes {lo}..{hi} of its {s.size}; corrupted)")
+        if not whole:
             raise PackageError(f"{self.path}: section {name!r} checksum mismatch (corrupted)")
 
     def tensor(self, name: str) -> np.ndarray:

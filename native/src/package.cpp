@@ -23,6 +23,19 @@ constexpr size_t kHeaderSize = 128;
 constexpr size_t kEntrySize = 96;
 constexpr size_t kHeaderUsed = 72;
 constexpr size_t kNameBytes = 40;
+constexpr uint32_t kKindManifest = 1, kKindChunks = 4;
+constexpr size_t kChunkHeader = 16;  // chunk table: chunk size, entry count, reserved
+constexpr size_t kChunkEntry = 64;   // name, section size, chunk count, reserved
+// A hashing thread is started only for at least this many bytes (~1.5 ms of two-stream SHA-NI,
+// against ~0.1 ms to start and join a thread).
+constexpr uint64_t kBytesPerThread = uint64_t(4) << 20;
+
+// The result of hashing a section: good (bad == -2), the whole section bad (-1) or its first bad chunk.
+void record(const Package::Section& s, int64_t bad) {
+  int expect = 0;  // a concurrent verify_section may have set it already (same result)
+  if (bad >= -1) s.bad_chunk.store(bad, std::memory_order_relaxed);
+  s.state.compare_exchange_strong(expect, bad == -2 ? 1 : 2, std::memory_order_acq_rel);
+}
 
 uint16_t rd16(const uint8_t* p) { return uint16_t(p[0] | p[1] << 8); }
 uint32_t rd32(const uint8_t* p) { return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24; }
@@ -183,8 +196,10 @@ lb_status Package::init(Verify mode, const char* what) {
     sections_.push_back(std::move(s));
   }
   const Section* man = section("manifest");
-  if (!man || man->kind != 1) return set_error(LB_ERR_FORMAT, "%s: no manifest section", what);
-  lb_status st = verify_section(*man);
+  if (!man || man->kind != kKindManifest) return set_error(LB_ERR_FORMAT, "%s: no manifest section", what);
+  lb_status st = read_chunk_table(what);
+  if (st != LB_OK) return st;
+  st = verify_section(*man);
   if (st != LB_OK) return st;
   manifest_text_.assign(reinterpret_cast<const char*>(base_ + man->offset), man->size);
   std::string err;
@@ -205,18 +220,89 @@ const Package::Section* Package::section(const std::string& name) const {
   return nullptr;
 }
 
-lb_status Package::verify_section(const Section& s) const {
-  int state = s.state.load(std::memory_order_acquire);
-  if (state == 0) {
-    uint8_t digest[32];
-    sha256(base_ + s.offset, s.size, digest);
-    state = std::memcmp(digest, s.sha256, 32) == 0 ? 1 : 2;
-    s.state.store(state, std::memory_order_release);
+// Format 1.1 chunk table (docs/package-format.md, "Chunk table"): the one section of kind 4,
+// checked by its own SHA-256 like any section, then every field against the section table.
+lb_status Package::read_chunk_table(const char* what) {
+  const Section* ct = nullptr;
+  for (const auto& s : sections_)
+    if (s->kind == kKindChunks) {
+      if (ct) return set_error(LB_ERR_FORMAT, "%s: two chunk tables ('%s' and '%s'); a package has at most one", what, ct->name.c_str(), s->name.c_str());
+      ct = s.get();
+    }
+  if (!ct) return LB_OK;
+  lb_status st = verify_section(*ct);
+  if (st != LB_OK) return st;
+  const uint8_t* p = base_ + ct->offset;
+  const uint64_t n = ct->size;
+  if (n < kChunkHeader)
+    return set_error(LB_ERR_FORMAT, "%s: chunk table '%s' is %llu bytes, shorter than its %zu-byte header (truncated)", what,
+                     ct->name.c_str(), (unsigned long long)n, kChunkHeader);
+  const uint64_t cs = rd64(p);
+  const uint32_t count = rd32(p + 8);
+  if (cs < 4096 || cs % 64 || cs > (uint64_t(1) << 30))
+    return set_error(LB_ERR_FORMAT, "%s: chunk table '%s' has chunk size %llu; it must be a multiple of 64 from 4096 to 2^30 bytes",
+                     what, ct->name.c_str(), (unsigned long long)cs);
+  if (rd32(p + 12) != 0) return set_error(LB_ERR_FORMAT, "%s: chunk table '%s' header reserved field is not zero", what, ct->name.c_str());
+  if (count > sections_.size() || uint64_t(count) * kChunkEntry > n - kChunkHeader)
+    return set_error(LB_ERR_FORMAT, "%s: chunk table '%s' lists %u sections, but its %llu bytes hold at most %llu entries (truncated or wrong count)",
+                     what, ct->name.c_str(), count, (unsigned long long)n, (unsigned long long)((n - kChunkHeader) / kChunkEntry));
+  uint64_t digests = 0;
+  std::vector<Section*> listed;
+  for (uint32_t i = 0; i < count; ++i) {
+    const uint8_t* e = p + kChunkHeader + size_t(i) * kChunkEntry;
+    size_t len = 0;
+    while (len < kNameBytes && e[len]) ++len;
+    const std::string name(reinterpret_cast<const char*>(e), len);
+    Section* s = nullptr;
+    std::string shown = name;  // for messages: a damaged name may hold any byte
+    for (char& c : shown)
+      if (c < 0x20 || c > 0x7e) c = '?';
+    for (const auto& x : sections_)
+      if (x->name == name) s = x.get();
+    if (!s || len == kNameBytes)
+      return set_error(LB_ERR_FORMAT, "%s: chunk table entry %u names section '%s', which the section table lacks", what, i, shown.c_str());
+    if (s->kind == kKindManifest || s->kind == kKindChunks || s->n_chunks)
+      return set_error(LB_ERR_FORMAT, "%s: chunk table entry %u: section '%s' %s", what, i, shown.c_str(),
+                       s->n_chunks ? "is listed twice" : "cannot be chunked (the manifest and the chunk table are hashed whole)");
+    const uint64_t size = rd64(e + 40), nc = rd64(e + 48);
+    if (size != s->size)
+      return set_error(LB_ERR_FORMAT, "%s: chunk table says section '%s' is %llu bytes; the section table says %llu", what,
+                       shown.c_str(), (unsigned long long)size, (unsigned long long)s->size);
+    const uint64_t want = (size + cs - 1) / cs;
+    if (nc != want || nc == 0)
+      return set_error(LB_ERR_FORMAT, "%s: chunk table gives section '%s' %llu chunks; %llu bytes in %llu-byte chunks are %llu", what,
+                       shown.c_str(), (unsigned long long)nc, (unsigned long long)size, (unsigned long long)cs, (unsigned long long)want);
+    if (rd64(e + 56) != 0) return set_error(LB_ERR_FORMAT, "%s: chunk table entry %u reserved field is not zero", what, i);
+    s->n_chunks = nc;
+    digests += nc;
+    listed.push_back(s);
   }
-  if (state == 2)
-    return set_error(LB_ERR_CHECKSUM, "%s: section '%s' checksum mismatch: SHA-256 of its %llu bytes differs from the section table (corrupted package)",
-                     where_.c_str(), s.name.c_str(), (unsigned long long)s.size);
+  const uint64_t need = kChunkHeader + uint64_t(count) * kChunkEntry + digests * 32;
+  if (n != need)
+    return set_error(LB_ERR_FORMAT, "%s: chunk table '%s' is %llu bytes; %u entries with %llu chunk hashes take %llu (%s)", what,
+                     ct->name.c_str(), (unsigned long long)n, count, (unsigned long long)digests, (unsigned long long)need,
+                     n < need ? "truncated" : "trailing bytes");
+  const uint8_t* d = p + kChunkHeader + size_t(count) * kChunkEntry;
+  for (Section* s : listed) {  // the digests follow in entry order
+    s->chunk_sha256 = d;
+    d += s->n_chunks * 32;
+  }
+  chunk_size_ = cs;
   return LB_OK;
+}
+
+lb_status Package::verify_section(const Section& s) const {
+  if (s.state.load(std::memory_order_acquire) == 0) hash_sections({&s}, 1);
+  if (s.state.load(std::memory_order_acquire) != 2) return LB_OK;
+  const int64_t c = s.bad_chunk.load(std::memory_order_relaxed);
+  if (c >= 0) {
+    const uint64_t lo = uint64_t(c) * chunk_size_, hi = std::min(lo + chunk_size_, s.size);
+    return set_error(LB_ERR_CHECKSUM, "%s: section '%s' checksum mismatch in chunk %lld of %llu (bytes %llu..%llu of its %llu): SHA-256 differs from the chunk table (corrupted package)",
+                     where_.c_str(), s.name.c_str(), (long long)c, (unsigned long long)s.n_chunks, (unsigned long long)lo,
+                     (unsigned long long)hi, (unsigned long long)s.size);
+  }
+  return set_error(LB_ERR_CHECKSUM, "%s: section '%s' checksum mismatch: SHA-256 of its %llu bytes differs from the section table (corrupted package)",
+                   where_.c_str(), s.name.c_str(), (unsigned long long)s.size);
 }
 
 lb_status Package::verify_all() const {
@@ -232,27 +318,52 @@ lb_status Package::verify_all() const {
 }
 
 void Package::hash_sections(std::vector<const Section*> todo, int threads) const {
-  // Longest first; each thread hashes two sections at a time (sha256_many), taking the next one
-  // from the shared list when one of its two ends. A big package's time is then about
-  // max(its largest section alone, all bytes / (threads * two-stream speed)).
-  std::sort(todo.begin(), todo.end(), [](const Section* a, const Section* b) { return a->size > b->size; });
-  std::vector<Sha256Job> jobs(todo.size());
+  // One message per chunk of a chunked section (format 1.1), one per whole section otherwise;
+  // longest first. Each thread hashes two messages at a time (sha256_many), taking the next one
+  // from the shared list when one of its two ends, so the time is about
+  // max(the longest message alone, all bytes / (threads * two-stream speed)).
+  struct Piece {
+    Sha256Job job;
+    size_t section;  // index in todo
+    int64_t chunk;   // -1: the whole section
+  };
+  std::vector<Piece> pieces;
   uint64_t bytes = 0;
   for (size_t i = 0; i < todo.size(); ++i) {
-    jobs[i].data = base_ + todo[i]->offset;
-    jobs[i].size = size_t(todo[i]->size);
-    bytes += todo[i]->size;
+    const Section& s = *todo[i];
+    const uint8_t* p = base_ + s.offset;
+    if (s.n_chunks) {
+      for (uint64_t c = 0; c < s.n_chunks; ++c) {
+        Piece x;
+        x.job.data = p + c * chunk_size_;
+        x.job.size = size_t(std::min(chunk_size_, s.size - c * chunk_size_));
+        x.section = i;
+        x.chunk = int64_t(c);
+        pieces.push_back(x);
+      }
+    } else {
+      Piece x;
+      x.job.data = p;
+      x.job.size = size_t(s.size);
+      x.section = i;
+      x.chunk = -1;
+      pieces.push_back(x);
+    }
+    bytes += s.size;
   }
+  std::stable_sort(pieces.begin(), pieces.end(), [](const Piece& a, const Piece& b) { return a.job.size > b.job.size; });
+  std::vector<Sha256Job> jobs(pieces.size());
+  for (size_t i = 0; i < pieces.size(); ++i) jobs[i] = pieces[i].job;
   size_t nt = size_t(threads > 0 ? threads : lb_default_threads());
   if (nt > 8) nt = 8;
-  // With t threads the time is at least max(largest section alone, bytes / (2 t) streams): a
-  // thread more helps only while bytes / (2 t) > largest. A package whose largest section is
-  // half of it (MiniLM's embedding table) hashes fastest on one thread, both streams busy (this
-  // VM, bench/load.py: 1 thread 49 ms median, 2 threads 61 ms for 100 MB at load 1.8).
-  const uint64_t largest = todo.empty() ? 0 : todo[0]->size;
-  const uint64_t useful = largest ? bytes / (2 * largest) : 1;
+  // With t threads the time is at least max(longest message alone, bytes / (2 t) streams): a
+  // thread more helps only while bytes / (2 t) > longest (a format 1.0 package whose largest
+  // section is half of it hashes fastest on one thread, both streams busy), and only for
+  // kBytesPerThread bytes or more each (thread start-up).
+  const uint64_t largest = jobs.empty() ? 0 : jobs[0].size;
+  uint64_t useful = largest ? bytes / (2 * largest) : 1;
+  useful = std::min(useful, bytes / kBytesPerThread);
   if (nt > useful) nt = size_t(useful > 0 ? useful : 1);
-  if (bytes < (8u << 20)) nt = 1;
   std::atomic<size_t> next{0};
   std::vector<std::thread> th;
   for (size_t t = 1; t < nt; ++t) {
@@ -264,10 +375,14 @@ void Package::hash_sections(std::vector<const Section*> todo, int threads) const
   }
   sha256_many(jobs.data(), jobs.size(), &next);
   for (auto& t : th) t.join();
-  for (size_t i = 0; i < todo.size(); ++i) {
-    int expect = 0;  // a concurrent verify_section may have set it already (same result)
-    todo[i]->state.compare_exchange_strong(expect, std::memcmp(jobs[i].digest, todo[i]->sha256, 32) == 0 ? 1 : 2);
+  std::vector<int64_t> bad(todo.size(), -2);  // -2 good, -1 whole section bad, else the first bad chunk
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    const Piece& x = pieces[i];
+    const Section& s = *todo[x.section];
+    const uint8_t* want = x.chunk < 0 ? s.sha256 : s.chunk_sha256 + 32 * size_t(x.chunk);
+    if (std::memcmp(jobs[i].digest, want, 32) != 0 && (bad[x.section] == -2 || x.chunk < bad[x.section])) bad[x.section] = x.chunk;
   }
+  for (size_t i = 0; i < todo.size(); ++i) record(*todo[i], bad[i]);
 }
 
 lb_status Package::tensor(const std::string& name, TensorView* out) const {

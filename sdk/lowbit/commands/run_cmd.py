@@ -96,7 +96,7 @@ def describe(path: str) -> dict:
 
 
 def _summary(path, r, m) -> dict:
-    kinds = {1: "manifest", 2: "tensors", 3: "blob"}
+    kinds = {1: "manifest", 2: "tensors", 3: "blob", 4: "chunks"}
     ops = m.get("ops", [])
     return {
         "path": str(path), "format": f"{r.version[0]}.{r.version[1]}", "size": Path(path).stat().st_size,
