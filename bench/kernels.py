@@ -18,9 +18,13 @@ working set is larger than the last-level cache. The machine's read bandwidth an
 measured in the same run (lowbit's microbenchmarks, lowbit_profile.h). Each row reports the
 median time, GB/s of weight bytes (M=1) or GOPS (2 ops per MAC), the fraction of the roofline
 (bytes / bandwidth for M=1, ops / int8 peak for M>=32) and lowbit's ratio to each peer.
-M=1 rows also time a plain read of cold copies of the w4a8-g32 weight's bytes ("read probe (same
+M=1 rows also time a plain read of the w4a8-g32 engines' own weight copies ("read probe (same
 bytes)", 4 KiB and huge pages, split over the pool as a GEMV splits its weight) in the same rounds:
 the target lines give w4a8-g32's fraction of both the run's best probe and this same-rounds probe.
+The probe reads the very memory the kernel reads (half a cycle of copies away, so still cold): on
+this VM, separately allocated 4 KiB-page buffers of the same size read 7-15% faster or slower
+depending on when they were allocated (physical placement), which a probe over other buffers
+would have counted against the kernel (docs/kernels.md, session 8).
 
     .venv/bin/python bench/kernels.py                # full grid, table + JSON
     .venv/bin/python bench/kernels.py --quick        # one shape, fewer rounds
@@ -119,23 +123,27 @@ class Engine:
 def lowbit_engine(nat, pool, qw, label, m, cold, huge=False, act="dynamic"):
     blob, meta = packing.pack(qw)
     c = copies_for(blob.size, cold)
-    lins = [nat.QLinear(aligned_copy(blob, huge), meta["format"], meta["n"], meta["k"], meta["group"]) for _ in range(c)]
+    bufs = [aligned_copy(blob, huge) for _ in range(c)]
+    lins = [nat.QLinear(b, meta["format"], meta["n"], meta["k"], meta["group"]) for b in bufs]  # no copy: reads b
     out = np.empty((m, meta["n"]), np.float32)
     eng = Engine(label, "lowbit", blob.size, [])
+    eng.bufs = bufs
     eng.fns = [lambda x, lin=lin: lin(x, act=act, pool=pool, out=out) for lin in lins]
     _, info = lins[0](np.zeros((m, meta["k"]), np.float32), act=act, pool=pool, out=out)
     eng.info = info
     return eng
 
 
-def probe_engine(nat, pool, nbytes, cold, huge=False):
-    """A plain read of cold copies of `nbytes` (the w4a8-g32 weight's size), split over the pool
-    the way a GEMV splits its weight: timed in the same rounds and by the same statistic as the
-    kernels, so "fraction of read bandwidth" compares like with like (the standalone probe is a
-    best-of-5 of one 256 MB read, taken between rows)."""
-    c = copies_for(nbytes, cold)
-    bufs = [aligned_copy(np.full(nbytes, 1, np.uint8), huge) for _ in range(c)]
-    eng = Engine("read probe (same bytes)" + (" hugepages" if huge else ""), "probe", nbytes, [])
+def probe_engine(nat, pool, kernel_eng, huge=False):
+    """A plain read of the cold weight copies of `kernel_eng` (a lowbit w4a8-g32 engine), split over
+    the pool the way a GEMV splits its weight: timed in the same rounds and by the same statistic as
+    the kernels, so "fraction of read bandwidth" compares like with like (the standalone probe is a
+    best-of-5 of one 256 MB read, taken between rows). It reads the kernel's own buffers, starting
+    half a cycle of copies away from the kernel's next one (so the copy it reads is as cold as the
+    kernel's): other buffers of the same size can sit in faster or slower physical memory on 4 KiB
+    pages (7-15% apart on this VM, by allocation order), which would mix placement into the ratio."""
+    bufs = kernel_eng.bufs[len(kernel_eng.bufs) // 2:] + kernel_eng.bufs[:len(kernel_eng.bufs) // 2]
+    eng = Engine("read probe (same bytes)" + (" hugepages" if huge else ""), "probe", kernel_eng.nbytes, [])
     eng.fns = [lambda x, b=b: nat.read_probe(b, pool) for b in bufs]
     return eng
 
@@ -294,8 +302,7 @@ def main(argv=None) -> int:
                     engines.append(lowbit_engine(nat, pool, wts["int4"], "lowbit w4a16-g32", m, cold, act="float"))
                 if cold:
                     engines.append(lowbit_engine(nat, pool, wts["int4"], "lowbit w4a8-g32 hugepages", m, cold, huge=True))
-                    nb4 = engines[0].nbytes
-                    engines += [probe_engine(nat, pool, nb4, cold), probe_engine(nat, pool, nb4, cold, huge=True)]
+                    engines += [probe_engine(nat, pool, engines[0]), probe_engine(nat, pool, engines[-1], huge=True)]
                 engines += [ort_engine("ort MatMulNBits b32 acc4", ort_nbits_model, wts["int4"], m, t, cold),
                             ort_engine("ort DynamicQuantizeMatMul", ort_dqmm_model, wts["int8"], m, t, cold)]
                 if not args.no_torch:
