@@ -299,3 +299,37 @@ def test_small_k_1x1_convs_bitwise(tmp_path):
                        env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert np.array_equal(np.load(tmp_path / "s.npz")[y], ref)
+
+
+def test_depthwise_int8_store_bitwise(tmp_path):
+    """Depthwise convs whose epilogue is only Relu / Clip / nothing + requantization write int8 codes straight from
+    the four-pixel AVX2 kernels (ops_qnhwc.cpp, DwQ8; C % 16 == 0): C = 16 / 32 / 48 / 64 (output channel stride 32
+    / 32 / 64 / 64: zero padding bytes), 3x3 and 5x5, strides 1 and 2, interior and border pixels, odd tile tails,
+    a zero point of -128 and a conv whose output is also a graph output (f32: the float path). Same bits as the
+    unchained package, at 1 and 2 threads, and as the scalar depthwise (LOWBIT_ISA=scalar)."""
+    b = _Builder(21, qmax=63)
+    y = b.conv("x", 3, 16, 3, stride=2, act="relu")
+    y = b.conv(y, 16, 16, 3, dw=True, act="clip")               # C 16, Os 32
+    y = b.conv(y, 16, 32, 1, act="relu")
+    y = b.conv(y, 32, 32, 5, stride=2, dw=True, act="relu")     # 5x5 s2, relu
+    y = b.conv(y, 32, 48, 1)
+    y = b.conv(y, 48, 48, 3, dw=True, zero=-128)                # no act, Os 64
+    y = b.conv(y, 48, 64, 1, act="clip")
+    y1 = b.conv(y, 64, 64, 5, dw=True, act="clip")              # 5x5 s1: mostly border pixels
+    y = b.conv(y1, 64, 24, 1)
+    gr = b.graph(("N", 3, "H", "W"), [y, y1])
+    new, old = _packages(gr, tmp_path)
+    x = np.random.default_rng(22).standard_normal((2, 3, 45, 38)).astype(np.float32)
+    ref = lowbit.load(old, threads=1).run({"x": x})
+    assert np.abs(ref[y]).max() > 0.1
+    for threads in (1, 2):
+        got = lowbit.load(new, threads=threads).run({"x": x})
+        for k in ref:
+            assert np.array_equal(got[k], ref[k]), (k, threads)
+    np.save(tmp_path / "x.npy", x)
+    env = dict(os.environ, LOWBIT_ISA="scalar")
+    r = subprocess.run([sys.executable, "-c", _CHILD, str(new), str(tmp_path / "x.npy"), str(tmp_path / "s.npz"), "1"],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for k in ref:
+        assert np.array_equal(np.load(tmp_path / "s.npz")[k], ref[k]), k

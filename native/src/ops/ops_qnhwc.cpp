@@ -754,14 +754,31 @@ __attribute__((target("avx2,fma"))) void dw_pixel_avx2(const OpParams& p, const 
 #endif
 
 #if defined(__x86_64__)
+// int8 NHWC output of the four-pixel depthwise kernels: the epilogue's act_requant_avx2 (Relu / Clip applied to
+// the codes, no smoothing multipliers) done on the registers, so the float tile is neither stored nor read back.
+// Only for C % 16 == 0 (every channel block full); pixel q's row is q + q * Os, its bytes C..Os zero.
+struct DwQ8 {
+  int8_t* q;
+  int64_t Os;
+  float inv;
+  int16_t z;       // zero point
+  int8_t lo, hi;   // the act's clamp on the codes (-128 / 127 without one)
+};
 // Four output pixels at once: the weight pair vectors are loaded once for the four pixels; per
 // pixel the same integer sums and the same final vfmadd as dw_pixel_avx2 (so the same bits).
-// taps(q, j, &pa, &pb) gives pixel q's two taps of weight pair j (channel 0).
-template <class Taps>
+// taps(q, j, &pa, &pb) gives pixel q's two taps of weight pair j (channel 0). kQ: int8 rows (dq) instead of floats.
+template <bool kQ, class Taps>
 __attribute__((target("avx2,fma"), always_inline)) inline void dw_pixel4_core(const OpParams& p, Taps taps,
-                                                                               const float* bias, float* acc) {
+                                                                               const float* bias, float* acc,
+                                                                               const DwQ8* dq) {
   const int64_t C = p.i[kC], Cs = p.i[kCs], pairs = p.i[kPairs], O = p.i[kO];
   const DwView dv = dw_view(p);
+  if constexpr (kQ)
+    for (int q = 0; q < 4; ++q)
+      for (int64_t c = C; c < dq->Os; c += 16) _mm_storeu_si128(reinterpret_cast<__m128i*>(dq->q + q * dq->Os + c), _mm_setzero_si128());
+  [[maybe_unused]] const __m256 vinv = _mm256_set1_ps(kQ ? dq->inv : 0.f);
+  [[maybe_unused]] const __m256i vz = _mm256_set1_epi16(kQ ? dq->z : 0);
+  [[maybe_unused]] const __m128i qlo = _mm_set1_epi8(kQ ? dq->lo : 0), qhi = _mm_set1_epi8(kQ ? dq->hi : 0);
   for (int64_t c0 = 0; c0 + 16 <= Cs && c0 < C; c0 += 16) {
     const __m256i* wv = reinterpret_cast<const __m256i*>(dv.wi + (c0 / 16) * pairs * 32);
     __m256i lo[4], hi[4];
@@ -786,6 +803,16 @@ __attribute__((target("avx2,fma"), always_inline)) inline void dw_pixel4_core(co
     for (int q = 0; q < 4; ++q) {
       const __m256i r0 = _mm256_sub_epi32(_mm256_permute2x128_si256(lo[q], hi[q], 0x20), z0);
       const __m256i r1 = _mm256_sub_epi32(_mm256_permute2x128_si256(lo[q], hi[q], 0x31), z1);
+      if constexpr (kQ) {  // act_requant_avx2's operations: q8_lanes, saturating packs, zero point, code clamp
+        const __m256 f0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(r0), m0, b0);
+        const __m256 f1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(r1), m1, b1);
+        const __m256i w = _mm256_adds_epi16(_mm256_packs_epi32(q8_lanes(f0, vinv), q8_lanes(f1, vinv)), vz);
+        // bytes of packs_epi16(w, w), in dwords: [0-3 8-11 0-3 8-11 | 4-7 12-15 4-7 12-15]
+        const __m256i b = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w, w), _mm256_setr_epi32(0, 4, 1, 5, 0, 4, 1, 5));
+        const __m128i v = _mm_min_epi8(_mm_max_epi8(_mm256_castsi256_si128(b), qlo), qhi);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dq->q + q * dq->Os + c0), v);
+        continue;
+      }
       float* a = acc + q * O;
       if (full) {
         _mm256_storeu_ps(a + c0, _mm256_fmadd_ps(_mm256_cvtepi32_ps(r0), m0, b0));
@@ -801,23 +828,26 @@ __attribute__((target("avx2,fma"), always_inline)) inline void dw_pixel4_core(co
 }
 // Four neighbouring output pixels of one row, every tap inside the image: pixel q reads at
 // px + q * step + toff[t] (the last tap of an odd count pairs with itself and a zero weight).
+template <bool kQ>
 __attribute__((target("avx2,fma"))) void dw_pixel4_avx2(const OpParams& p, const int8_t* px, int64_t step,
-                                                         const int64_t* toff, const float* bias, float* acc) {
+                                                         const int64_t* toff, const float* bias, float* acc,
+                                                         const DwQ8* dq) {
   const int64_t taps = p.i[kTaps];
-  dw_pixel4_core(p, [&](int q, int64_t j, const int8_t** pa, const int8_t** pb) {
+  dw_pixel4_core<kQ>(p, [&](int q, int64_t j, const int8_t** pa, const int8_t** pb) {
     *pa = px + q * step + toff[2 * j];
     *pb = 2 * j + 1 >= taps ? *pa : px + q * step + toff[2 * j + 1];
-  }, bias, acc);
+  }, bias, acc, dq);
 }
 // Four output pixels anywhere in the tile (border pixels included): tap t of pixel q at xt4[q * tp + t]
 // (tp = 2 * pairs pointers per pixel: a row of zero points for padding taps and for the odd count's
 // partner, whose weight is 0).
+template <bool kQ>
 __attribute__((target("avx2,fma"))) void dw_pixel4p_avx2(const OpParams& p, const int8_t* const* xt4, int64_t tp,
-                                                          const float* bias, float* acc) {
-  dw_pixel4_core(p, [&](int q, int64_t j, const int8_t** pa, const int8_t** pb) {
+                                                          const float* bias, float* acc, const DwQ8* dq) {
+  dw_pixel4_core<kQ>(p, [&](int q, int64_t j, const int8_t** pa, const int8_t** pb) {
     *pa = xt4[q * tp + 2 * j];
     *pb = xt4[q * tp + 2 * j + 1];
-  }, bias, acc);
+  }, bias, acc, dq);
 }
 #endif
 
@@ -1147,6 +1177,17 @@ void conv_run(OpCtx& c) {
     const DwView dv = dw_view(p);
     const int64_t taps = p.i[kTaps], pairs = p.i[kPairs];
     const int64_t ekh = (kh - 1) * dh + 1, ekw = (kw - 1) * dwl + 1;
+#if defined(__x86_64__)
+    // int8 output straight from the four-pixel kernels when the epilogue would only be act + requantization
+    // (its act_requant_avx2 branch without multipliers); single pixels requantize their float row the same way
+    const int64_t act = p.i[kAct];
+    const bool qfuse = avx2 && Cs >= 16 && C % 16 == 0 && O == C && o.q && !o.f && !o.n && !o.res && !o.qmul &&
+                       !p.i[kNPost] && (act == ACT_NONE || act == ACT_RELU || act == ACT_CLIP);
+    const float qinv = 1.0f / p.f[3], qzf = float(p.i[kZout]);
+    const float alo = act == ACT_CLIP ? p.f[0] : 0.f, ahi = act == ACT_CLIP ? p.f[1] : INFINITY;
+    const DwQ8 dq{nullptr, p.i[kOs], qinv, int16_t(qzf), act != ACT_NONE ? q8_scalar(alo, qinv, qzf) : int8_t(-128),
+                  act != ACT_NONE ? q8_scalar(ahi, qinv, qzf) : int8_t(127)};
+#endif
     for_ranges(c, tiles, T * C * taps, [&](int tid, int64_t t0, int64_t t1) {
       char* s = sbase + size_t(tid) * per;
       float* const ys = reinterpret_cast<float*>(s);
@@ -1159,9 +1200,20 @@ void conv_run(OpCtx& c) {
       int64_t toff[64];
       for (int64_t t = 0; t < taps && t < 64; ++t) toff[t] = ((t / kw) * dh * W + (t % kw) * dwl) * Cs;
       [[maybe_unused]] const bool four = avx2 && Cs >= 16;  // pixels in groups of four (dw_pixel4p_avx2), border pixels included
+#if defined(__x86_64__)
+      DwQ8 tq = dq;
+#endif
       for (int64_t tile = t0; tile < t1; ++tile) {
         const int64_t P0 = tile * T, m = std::min(T, P - P0);
         float* const yt = fout ? fout + P0 * O : ys;
+#if defined(__x86_64__)
+        // pixel i alone (AVX2): its float row, then (qfuse) that row requantized as the epilogue would
+        auto one = [&](const int8_t* const* xt, int64_t i) {
+          dw_pixel_avx2(p, xt, codes, dv.comb, bias, yt + i * O);
+          if (qfuse) act_requant_avx2(yt + i * O, nullptr, 1, O, tq.Os, act != ACT_NONE, alo, ahi, qinv, qzf,
+                                      o.q + (P0 + i) * tq.Os);
+        };
+#endif
         int64_t pend = 0;  // pixels [i - pend, i) have their tap pointers in slots 0..pend-1
         for (int64_t i = 0; i < m;) {
           const int64_t Pi = P0 + i, n = Pi / OHW, oy = (Pi % OHW) / OW, ox = Pi % OW;
@@ -1169,9 +1221,15 @@ void conv_run(OpCtx& c) {
 #if defined(__x86_64__)
           if (four && taps <= 64 && i + 4 <= m && ox + 4 <= OW && iy0 >= 0 && iy0 + ekh <= H && ix0 >= 0 &&
               ix0 + 3 * sw + ekw <= W) {  // four pixels of this row, all inside (after the pending ones, one by one)
-            for (int64_t q = 0; q < pend; ++q) dw_pixel_avx2(p, xt4 + q * tp, codes, dv.comb, bias, yt + (i - pend + q) * O);
+            for (int64_t q = 0; q < pend; ++q) one(xt4 + q * tp, i - pend + q);
             pend = 0;
-            dw_pixel4_avx2(p, x + ((n * H + iy0) * W + ix0) * Cs, sw * Cs, toff, bias, yt + i * O);
+            const int8_t* px = x + ((n * H + iy0) * W + ix0) * Cs;
+            if (qfuse) {
+              tq.q = o.q + (P0 + i) * tq.Os;
+              dw_pixel4_avx2<true>(p, px, sw * Cs, toff, bias, nullptr, &tq);
+            } else {
+              dw_pixel4_avx2<false>(p, px, sw * Cs, toff, bias, yt + i * O, nullptr);
+            }
             i += 4;
             continue;
           }
@@ -1193,19 +1251,24 @@ void conv_run(OpCtx& c) {
 #if defined(__x86_64__)
           if (four) {
             if (++pend == 4) {
-              dw_pixel4p_avx2(p, xt4, tp, bias, yt + (i - 4) * O);
+              if (qfuse) {
+                tq.q = o.q + (P0 + i - 4) * tq.Os;
+                dw_pixel4p_avx2<true>(p, xt4, tp, bias, nullptr, &tq);
+              } else {
+                dw_pixel4p_avx2<false>(p, xt4, tp, bias, yt + (i - 4) * O, nullptr);
+              }
               pend = 0;
             }
             continue;
           }
-          if (avx2) dw_pixel_avx2(p, xt, codes, dv.comb, bias, yt + (i - 1) * O);
+          if (avx2) one(xt, i - 1);
           else
 #endif
             dw_pixel_scalar(p, xt, codes, dv.comb, bias, yt + (i - 1) * O);
         }
 #if defined(__x86_64__)
-        for (int64_t q = 0; q < pend; ++q)  // the last 1-3 pixels of the tile
-          dw_pixel_avx2(p, xt4 + q * tp, codes, dv.comb, bias, yt + (m - pend + q) * O);
+        for (int64_t q = 0; q < pend; ++q) one(xt4 + q * tp, m - pend + q);  // the last 1-3 pixels of the tile
+        if (qfuse) continue;
 #endif
         epilogue(p, o, yt, P0, m, rq, flat);
       }
