@@ -12,6 +12,14 @@ A ``matmul_f32`` of one row (A [1, K], EfficientNet-Lite0's classifier) with a c
 used by no other op gets B in the GEMM's panel layout ``[ceil(N/16), K, 16]`` (attr ``b_panels`` = N,
 the layout exporters/lbpk_attn.py gives MatMuls of >= 16 rows): the GEMM then streams each panel
 sequentially instead of reading 64-column strips of the row-major B (1280x1000: 0.55 -> 0.36 ms).
+
+Blocked chains (``float_blocked_chains``, run last): a float tensor produced by a ``conv2d_pw_f32`` or
+a depthwise ``conv2d_f32`` and read only (as the data input) by such ops, with a multiple of 8 channels
+and not a graph output, is kept in the blocked NCHW8c layout ``[N][C/8][H][W][8]`` (the same bytes as
+NCHW): the producer gets ``y_nchw8c = 1``, every consumer ``x_nchw8c = 1``. EfficientNet-Lite0's
+expand -> depthwise -> project blocks on 14x14 / 7x7 maps then skip the depthwise's 8x8 transposes in
+and out and the 1x1 convs' input packing / output transposes (native/src/ops/ops_conv.cpp). The
+shape in the manifest stays the logical NCHW one; the result is bitwise that of the NCHW ops.
 """
 from __future__ import annotations
 
@@ -20,6 +28,8 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 PW_MAX_PIXELS = 256  # larger maps: the GEMM is as fast (bench: 28x28 and up)
+BLOCKED_CHAINS = True  # tests turn it off to compare the blocked ops with the NCHW ones
+DW_BLOCKED_MAX_W = 512  # the runtime's channel-blocked depthwise keeps a few padded rows in ~160 KB
 
 
 def _map_hw(low, name: str) -> Optional[Tuple[int, int]]:
@@ -78,5 +88,47 @@ def float_pointwise(low) -> int:
                                                                    "kernel_shape", "auto_pad")}
         attrs["out_channels"] = int(w.shape[0])
         op.update(kernel="conv2d_pw_f32", attrs=attrs, inputs=[op["inputs"][0], wname] + op["inputs"][2:])
+        count += 1
+    if BLOCKED_CHAINS:
+        float_blocked_chains(low)
+    return count
+
+
+def _blockable(low, op) -> bool:
+    """A ``conv2d_pw_f32``, or a depthwise ``conv2d_f32`` (group = in = out channels, <= 64 taps, a known
+    map at most DW_BLOCKED_MAX_W wide), with channels (in and out) a multiple of 8."""
+    if op["kernel"] == "conv2d_pw_f32":
+        w = low.const(op["inputs"][1])
+        return w is not None and w.shape[1] % 8 == 0 and int(op["attrs"]["out_channels"]) % 8 == 0
+    if op["kernel"] != "conv2d_f32" or len(op["inputs"]) < 2:
+        return False
+    w = low.const(op["inputs"][1])
+    if w is None or w.dtype != np.float32 or w.ndim != 4 or w.shape[1] != 1:
+        return False
+    g = int(op["attrs"].get("group", 1))
+    hw = _map_hw(low, op["inputs"][0])
+    return (g == w.shape[0] and g % 8 == 0 and w.shape[2] * w.shape[3] <= 64 and hw is not None
+            and hw[1] <= DW_BLOCKED_MAX_W)
+
+
+def float_blocked_chains(low) -> int:
+    """Marks the tensors kept blocked (NCHW8c) between ops (module docstring); returns how many."""
+    ok = {id(op): _blockable(low, op) for op in low.ops}
+    readers: dict = {}
+    for op in low.ops:
+        for i, t in enumerate(op["inputs"]):
+            if t:
+                readers.setdefault(t, []).append((op, i))
+    outs = {t.name for t in low.g.outputs}
+    count = 0
+    for op in low.ops:
+        t = op["outputs"][0] if op["outputs"] else None
+        if not ok[id(op)] or not t or t in outs or not readers.get(t):
+            continue
+        if any(i != 0 or not ok[id(r)] for r, i in readers[t]):
+            continue
+        op["attrs"]["y_nchw8c"] = 1
+        for r, _ in readers[t]:
+            r["attrs"]["x_nchw8c"] = 1
         count += 1
     return count

@@ -17,8 +17,36 @@ namespace {
 
 // params: i[0..3] N C H W, i[4] O, i[5] kh, i[6] kw, i[7] sh, i[8] sw, i[9] dh, i[10] dw,
 // i[11] pt, i[12] pl, i[13] pb, i[14] pr, i[15] group, i[16] OH, i[17] OW, i[18] act, i[19] mode
-// (0 gemm1x1, 1 depthwise, 2 im2col, 3 direct; conv2d_pw_f32: 4), i[20] col bytes; f[0], f[1] act bounds.
-enum { kN, kC, kH, kW, kO, kKh, kKw, kSh, kSw, kDh, kDw, kPt, kPl, kPb, kPr, kG, kOH, kOW, kAct, kMode, kCol };
+// (0 gemm1x1, 1 depthwise, 2 im2col, 3 direct; conv2d_pw_f32: 4), i[20] col bytes, i[21] / i[22] input /
+// output in the blocked NCHW8c layout (attrs x_nchw8c / y_nchw8c, below); f[0], f[1] act bounds.
+enum { kN, kC, kH, kW, kO, kKh, kKw, kSh, kSw, kDh, kDw, kPt, kPl, kPb, kPr, kG, kOH, kOW, kAct, kMode, kCol, kXb, kYb };
+
+// Blocked fp32 chains (exporters/lbpk_fpw.py, float_blocked_chains): a tensor between two ops that
+// both take it blocked is stored NCHW8c, [N][C/8][H][W][8] (C a multiple of 8: the same bytes as
+// NCHW), so a depthwise conv and the 1x1 convs around it (conv2d_pw_f32) skip their transposes. The
+// attrs x_nchw8c / y_nchw8c (0/1) say which side of an op is blocked; only the depthwise conv2d_f32
+// and conv2d_pw_f32 take them. Same sums as the NCHW kernels (bitwise equal on each ISA path).
+lb_status parse_blocked(OpCtx& c, int64_t in_ch, int64_t out_ch, bool allowed) {
+  OpParams& p = *c.p;
+  p.i[kXb] = attr_int(*c.attrs, "x_nchw8c", 0);
+  p.i[kYb] = attr_int(*c.attrs, "y_nchw8c", 0);
+  if (!p.i[kXb] && !p.i[kYb]) return LB_OK;
+  if (!allowed) {
+    c.err = "x_nchw8c / y_nchw8c (blocked layout) is only supported on a depthwise conv2d_f32 or conv2d_pw_f32; "
+            "re-export the package";
+    return LB_ERR_UNSUPPORTED;
+  }
+  if ((p.i[kXb] && in_ch % 8) || (p.i[kYb] && out_ch % 8)) {
+    c.err = "the blocked NCHW8c layout needs channels divisible by 8 (input " + std::to_string(in_ch) + ", output " +
+            std::to_string(out_ch) + "); re-export the package";
+    return LB_ERR_SHAPE;
+  }
+  return LB_OK;
+}
+// Index of (n, c, q) (q a pixel of a P-pixel map) in NCHW (blk false) or NCHW8c.
+inline int64_t lay_idx(bool blk, int64_t C, int64_t P, int64_t n, int64_t ch, int64_t q) {
+  return blk ? (n * C + ch / 8 * 8) * P + q * 8 + ch % 8 : (n * C + ch) * P + q;
+}
 
 lb_status conv_geometry(OpCtx& c, bool transpose) {
   const Tensor* x = c.in[0];
@@ -74,6 +102,7 @@ lb_status conv_geometry(OpCtx& c, bool transpose) {
 size_t dw_scratch_floats(const OpParams& p);
 size_t direct_scratch_bytes(const OpParams& p, int64_t threads);
 size_t dwb_scratch_floats(const OpParams& p);
+bool dwb_fits(const OpParams& p);
 
 lb_status conv_infer(OpCtx& c) {
   lb_status s = conv_geometry(c, false);
@@ -90,6 +119,12 @@ lb_status conv_infer(OpCtx& c) {
   c.scratch_bytes = size_t(p.i[kCol]) + gemm_scratch_per_thread() * op_threads(c);
   if (p.i[kMode] == 1)
     c.scratch_bytes = (std::max(dw_scratch_floats(p), dwb_scratch_floats(p)) * sizeof(float) + 63) / 64 * 64 * op_threads(c);
+  s = parse_blocked(c, p.i[kC], p.i[kO], p.i[kMode] == 1);
+  if (s != LB_OK) return s;
+  if ((p.i[kXb] || p.i[kYb]) && !dwb_fits(p)) {
+    c.err = "a blocked (NCHW8c) depthwise conv needs rows of at most ~2500 padded pixels and at most 64 taps";
+    return LB_ERR_UNSUPPORTED;
+  }
   if (p.i[kMode] == 3) c.scratch_bytes = direct_scratch_bytes(p, op_threads(c));
   c.flops = uint64_t(2) * p.i[kN] * p.i[kO] * p.i[kOH] * p.i[kOW] * kdim;
   return LB_OK;
@@ -182,6 +217,33 @@ void dw_range_portable(const OpParams& p, const float* x, const float* w, const 
     std::memcpy(o, acc, size_t(OW) * sizeof(float));
     apply_act(o, OW, p.i[kAct], p.f[0], p.f[1]);
   });
+}
+
+// Portable depthwise with a blocked (NCHW8c) input and/or output (channels [c0, c1) of all images):
+// per output, bias then the taps inside the map in order (padding adds nothing).
+void dw_blocked_portable(const OpParams& p, const float* x, const float* w, const float* b, float* y, int64_t c0,
+                         int64_t c1) {
+  const int64_t C = p.i[kC], H = p.i[kH], W = p.i[kW], OH = p.i[kOH], OW = p.i[kOW], kh = p.i[kKh], kw = p.i[kKw];
+  const bool xbl = p.i[kXb] != 0, ybl = p.i[kYb] != 0;
+  for (int64_t nc = c0; nc < c1; ++nc) {
+    const int64_t n = nc / C, ch = nc % C;
+    const float* wc = w + ch * kh * kw;
+    for (int64_t oy = 0; oy < OH; ++oy)
+      for (int64_t ox = 0; ox < OW; ++ox) {
+        float acc = b ? b[ch] : 0.f;
+        for (int64_t ky = 0; ky < kh; ++ky) {
+          const int64_t iy = oy * p.i[kSh] - p.i[kPt] + ky * p.i[kDh];
+          if (iy < 0 || iy >= H) continue;
+          for (int64_t kx = 0; kx < kw; ++kx) {
+            const int64_t ix = ox * p.i[kSw] - p.i[kPl] + kx * p.i[kDw];
+            if (ix >= 0 && ix < W) acc += wc[ky * kw + kx] * x[lay_idx(xbl, C, H * W, n, ch, iy * W + ix)];
+          }
+        }
+        float* o = y + lay_idx(ybl, C, OH * OW, n, ch, oy * OW + ox);
+        *o = acc;
+        apply_act(o, 1, p.i[kAct], p.f[0], p.f[1]);
+      }
+  }
 }
 
 #if defined(__x86_64__)
@@ -495,13 +557,30 @@ __attribute__((target("avx2,fma"))) void fill_block8(const float* xin, int64_t n
   }
 }
 
+// fill_block8 for a blocked (NCHW8c) input: block plane xb [H][W][8]; inner rows are plain copies.
+void fill_block8b(const float* xb, int64_t H, int64_t W, int64_t pt, int64_t pl, int64_t r0, int64_t r1, int64_t PW,
+                  float* P) {
+  for (int64_t r = r0; r < r1; ++r) {
+    float* prow = P + (r - r0) * PW * 8;
+    const int64_t yy = r - pt;
+    if (yy < 0 || yy >= H) {
+      std::memset(prow, 0, size_t(PW * 8) * sizeof(float));
+      continue;
+    }
+    std::memset(prow, 0, size_t(pl * 8) * sizeof(float));
+    std::memcpy(prow + pl * 8, xb + yy * W * 8, size_t(W * 8) * sizeof(float));
+    std::memset(prow + (pl + W) * 8, 0, size_t((PW - pl - W) * 8) * sizeof(float));
+  }
+}
+
 // 8 output pixels of one channel block, given the padded-buffer position of each (px[j]: pixel j's
 // top-left tap; the pixels may lie on different output rows): bias, then every tap in order
-// (toff[t] floats from px[j]), the activation in registers, then the 8 x 8 tile transposed so that
-// acc[c] holds channel c's 8 pixels.
+// (toff[t] floats from px[j]), the activation in registers, then (tr) the 8 x 8 tile transposed so
+// that acc[c] holds channel c's 8 pixels; without tr acc[j] is pixel j's 8 channels (NCHW8c).
 __attribute__((target("avx2,fma"), always_inline)) inline void dwb_tile(const float* const* px, const int64_t* toff,
                                                                        int64_t taps, const float* wb, __m256 bias,
-                                                                       int64_t act, float lo, float hi, __m256* acc) {
+                                                                       int64_t act, float lo, float hi, __m256* acc,
+                                                                       bool tr) {
   const float *p0 = px[0], *p1 = px[1], *p2 = px[2], *p3 = px[3], *p4 = px[4], *p5 = px[5], *p6 = px[6], *p7 = px[7];
   __m256 a0 = bias, a1 = bias, a2 = bias, a3 = bias, a4 = bias, a5 = bias, a6 = bias, a7 = bias;
   for (int64_t t = 0; t < taps; ++t) {
@@ -520,13 +599,14 @@ __attribute__((target("avx2,fma"), always_inline)) inline void dwb_tile(const fl
   if (act != ACT_NONE && act != ACT_SIGMOID)
 #pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) acc[j] = vmath::act8(acc[j], act, lo, hi);
-  transpose8x8_ps(acc);
+  if (tr) transpose8x8_ps(acc);
 }
 
 // Channel blocks [b0, b1) (block = (n, 8 channels)). The output pixels of a strip are taken 8 at a
 // time in flat (row-major) order, across row ends, so every store is a full 8-pixel vector of a
 // channel plane; the strip's last step overlaps the previous one (the same values), a strip of
-// fewer than 8 pixels stores with a lane mask.
+// fewer than 8 pixels stores with a lane mask. A blocked input (kXb) is copied row by row into the
+// padded buffer; a blocked output (kYb) stores the untransposed tile, pixel j's 8 channels at a time.
 __attribute__((target("avx2,fma"))) void dwb_range_avx2(const OpParams& p, const float* x, const float* w,
                                                          const float* b, float* y, int64_t b0, int64_t b1, float* buf) {
   const DwBlockGeom g = dwb_geom(p);
@@ -534,6 +614,7 @@ __attribute__((target("avx2,fma"))) void dwb_range_avx2(const OpParams& p, const
   const int64_t kw = p.i[kKw], sh = p.i[kSh], sw = p.i[kSw];
   const int64_t pt = p.i[kPt], pl = p.i[kPl], HW = H * W, OHW = OH * OW, blocks = (C + 7) / 8;
   const int64_t act = p.i[kAct];
+  const bool xbl = p.i[kXb] != 0, ybl = p.i[kYb] != 0;
   float* P = buf;
   float* wb = buf + g.SR * g.PW * 8;  // [taps][8]
   int64_t toff[64];
@@ -562,7 +643,8 @@ __attribute__((target("avx2,fma"))) void dwb_range_avx2(const OpParams& p, const
     float* yout = y + (n * C + c0) * OHW;
     for (int64_t oy0 = 0; oy0 < OH; oy0 += g.S) {
       const int64_t oy1 = std::min(OH, oy0 + g.S), r0 = oy0 * sh;
-      fill_block8(xin, nc, H, W, pt, pl, r0, std::min(g.PH, r0 + g.SR), g.PW, P);
+      if (xbl) fill_block8b(xin, H, W, pt, pl, r0, std::min(g.PH, r0 + g.SR), g.PW, P);
+      else fill_block8(xin, nc, H, W, pt, pl, r0, std::min(g.PH, r0 + g.SR), g.PW, P);
       const int64_t q1 = oy1 * OW, qn = q1 - oy0 * OW;
       for (int64_t qs = oy0 * OW; qs < q1; qs += 8) {
         const int64_t q = qn >= 8 ? std::min(qs, q1 - 8) : qs;
@@ -573,7 +655,17 @@ __attribute__((target("avx2,fma"))) void dwb_range_avx2(const OpParams& p, const
           if (++ox == OW) ox = 0, ++oy;
         }
         __m256 acc[8];
-        dwb_tile(px, toff, taps, wb, bias, act, p.f[0], p.f[1], acc);
+        if (ybl) {
+          dwb_tile(px, toff, taps, wb, bias, act, p.f[0], p.f[1], acc, false);
+          const int64_t ns = std::min<int64_t>(qn, 8);
+          float* o = yout + q * 8;
+#pragma GCC unroll 8
+          for (int j = 0; j < 8; ++j)
+            if (j < ns) _mm256_storeu_ps(o + j * 8, acc[j]);
+          if (act == ACT_SIGMOID) apply_act(o, ns * 8, act, p.f[0], p.f[1]);
+          continue;
+        }
+        dwb_tile(px, toff, taps, wb, bias, act, p.f[0], p.f[1], acc, true);
         float* o = yout + q;
         if (qn >= 8) {
           for (int64_t c = 0; c < nc; ++c) _mm256_storeu_ps(o + c * OHW, acc[c]);
@@ -1020,10 +1112,11 @@ inline void pw_tile_blocks(int64_t nb, int64_t t, int64_t* blk0, int64_t* nblk) 
   *nblk = std::min<int64_t>(3, nb - t * 3);
 }
 
-// Shared: the packed panels; per thread: the tile's bias [32] and the chunk's partial sums [pc][96].
+// Shared: the packed panels; per thread: the tile's bias [32] and the chunk's partial sums [pc][96] (one
+// tile's when K is one block).
 size_t pw_panels_bytes(const OpParams& p) { return (size_t(pw_geom(p).np) * p.i[kC] * 4 * sizeof(float) + 63) / 64 * 64; }
 size_t pw_thread_bytes(const OpParams& p) {
-  return (32 + size_t(p.i[kC] > kPwKb ? pw_geom(p).pc : 0) * 96) * sizeof(float) + 64;
+  return (32 + size_t(p.i[kC] > kPwKb ? pw_geom(p).pc : 1) * 96) * sizeof(float) + 64;
 }
 
 
@@ -1061,38 +1154,73 @@ __attribute__((target("avx2,fma"), always_inline)) inline void pw_store4(__m256 
   }
 }
 
-// One tile over k in [0, kc) (wb, xp already at the K block; block ob's weights at wb + ob * ldw):
-// starts from the bias (first K block) or from acc (the previous blocks' sums); the last block
-// applies the activation and stores to y, the others park the sums in acc (OB*32 floats, L1).
-template <int OB>
-__attribute__((target("avx2,fma"))) void pw_tile_avx2(const float* wb, int64_t ldw, int64_t kc, const float* xp,
-                                                       const float* bias8, float* acc_buf, bool first, bool last,
-                                                       float* y, int64_t P, int64_t nc, int64_t nj, int64_t act,
-                                                       float lo, float hi) {
+// The FMAs of one tile over k in [0, kc) (wb, xp already at the K block; block ob's weights at wb + ob * ldw),
+// from the bias (first) or from the sums parked in acc_buf (OB*32 floats, L1), parked there again. Not
+// inlined: with the tile's epilogue in the same function GCC spilled accumulators / re-read weights.
+// XB: xp is the blocked input itself at (K block, first pixel): k's 4 pixels at xp + (k/8)*P*8 + k%8
+// + j*8 (pixels past nj repeat the last one, not stored; kc a multiple of 8).
+template <int OB, bool XB>
+__attribute__((target("avx2,fma"), noinline)) void pw_accumulate(const float* wb, int64_t ldw, int64_t kc,
+                                                                 const float* xp, const float* bias8, bool first,
+                                                                 float* acc_buf, int64_t P, int64_t nj) {
   __m256 acc[OB][4];
 #pragma GCC unroll 3
   for (int ob = 0; ob < OB; ++ob)
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j)
       acc[ob][j] = first ? _mm256_loadu_ps(bias8 + ob * 8) : _mm256_loadu_ps(acc_buf + (ob * 4 + j) * 8);
-  for (int64_t k = 0; k < kc; ++k) {
-    __m256 wv[OB];
+  if constexpr (XB) {
+    const int64_t j1 = std::min<int64_t>(1, nj - 1) * 8, j2 = std::min<int64_t>(2, nj - 1) * 8,
+                  j3 = std::min<int64_t>(3, nj - 1) * 8;
+    for (int64_t k8 = 0; k8 < kc; k8 += 8) {
+      const float* xk = xp + k8 * P;
+#pragma GCC unroll 8
+      for (int kk = 0; kk < 8; ++kk) {
+        __m256 wv[OB];
 #pragma GCC unroll 3
-    for (int ob = 0; ob < OB; ++ob) wv[ob] = _mm256_loadu_ps(wb + ob * ldw + k * 8);
+        for (int ob = 0; ob < OB; ++ob) wv[ob] = _mm256_loadu_ps(wb + ob * ldw + (k8 + kk) * 8);
+        const float* xs[4] = {xk + kk, xk + j1 + kk, xk + j2 + kk, xk + j3 + kk};
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) {
-      const __m256 xv = _mm256_broadcast_ss(xp + k * 4 + j);
+        for (int j = 0; j < 4; ++j) {
+          const __m256 xv = _mm256_broadcast_ss(xs[j]);
 #pragma GCC unroll 3
-      for (int ob = 0; ob < OB; ++ob) acc[ob][j] = _mm256_fmadd_ps(wv[ob], xv, acc[ob][j]);
+          for (int ob = 0; ob < OB; ++ob) acc[ob][j] = _mm256_fmadd_ps(wv[ob], xv, acc[ob][j]);
+        }
+      }
+    }
+  } else {
+    for (int64_t k = 0; k < kc; ++k) {
+      __m256 wv[OB];
+#pragma GCC unroll 3
+      for (int ob = 0; ob < OB; ++ob) wv[ob] = _mm256_loadu_ps(wb + ob * ldw + k * 8);
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) {
+        const __m256 xv = _mm256_broadcast_ss(xp + k * 4 + j);
+#pragma GCC unroll 3
+        for (int ob = 0; ob < OB; ++ob) acc[ob][j] = _mm256_fmadd_ps(wv[ob], xv, acc[ob][j]);
+      }
     }
   }
-  if (!last) {
 #pragma GCC unroll 3
-    for (int ob = 0; ob < OB; ++ob)
+  for (int ob = 0; ob < OB; ++ob)
 #pragma GCC unroll 4
-      for (int j = 0; j < 4; ++j) _mm256_storeu_ps(acc_buf + (ob * 4 + j) * 8, acc[ob][j]);
-    return;
-  }
+    for (int j = 0; j < 4; ++j) _mm256_storeu_ps(acc_buf + (ob * 4 + j) * 8, acc[ob][j]);
+}
+
+// One tile over k in [0, kc): pw_accumulate, then (last K block) the activation and the store to y.
+// YB: y is the blocked output at (block blk0, first pixel); block ob's pixel j at y + ob*P*8 + j*8.
+template <int OB, bool XB, bool YB>
+__attribute__((target("avx2,fma"))) void pw_tile_avx2(const float* wb, int64_t ldw, int64_t kc, const float* xp,
+                                                       const float* bias8, float* acc_buf, bool first, bool last,
+                                                       float* y, int64_t P, int64_t nc, int64_t nj, int64_t act,
+                                                       float lo, float hi) {
+  pw_accumulate<OB, XB>(wb, ldw, kc, xp, bias8, first, acc_buf, P, nj);
+  if (!last) return;
+  __m256 acc[OB][4];
+#pragma GCC unroll 3
+  for (int ob = 0; ob < OB; ++ob)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) acc[ob][j] = _mm256_loadu_ps(acc_buf + (ob * 4 + j) * 8);
 #pragma GCC unroll 3
   for (int ob = 0; ob < OB; ++ob) {
     const int64_t ncb = std::min<int64_t>(8, nc - ob * 8);
@@ -1100,17 +1228,31 @@ __attribute__((target("avx2,fma"))) void pw_tile_avx2(const float* wb, int64_t l
     if (act != ACT_NONE && act != ACT_SIGMOID)
 #pragma GCC unroll 4
       for (int j = 0; j < 4; ++j) acc[ob][j] = vmath::act8(acc[ob][j], act, lo, hi);
-    pw_store4(acc[ob][0], acc[ob][1], acc[ob][2], acc[ob][3], y + ob * 8 * P, P, ncb, nj);
+    if constexpr (YB) {
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j)  // constant indices: acc stays in registers
+        if (j < nj) _mm256_storeu_ps(y + ob * P * 8 + j * 8, acc[ob][j]);
+    } else {
+      pw_store4(acc[ob][0], acc[ob][1], acc[ob][2], acc[ob][3], y + ob * 8 * P, P, ncb, nj);
+    }
   }
-  if (act == ACT_SIGMOID)
+  if (YB && act == ACT_SIGMOID)  // after every store: no call while acc is live (it would spill acc)
+    for (int64_t ob = 0; ob < std::min<int64_t>(OB, nc / 8); ++ob) apply_act(y + ob * P * 8, nj * 8, act, lo, hi);
+  if (!YB && act == ACT_SIGMOID)
     for (int64_t c = 0; c < std::min<int64_t>(nc, OB * 8); ++c) apply_act(y + c * P, nj, act, lo, hi);
 }
 using PwFn = void (*)(const float*, int64_t, int64_t, const float*, const float*, float*, bool, bool, float*, int64_t,
                       int64_t, int64_t, int64_t, float, float);
 
 void conv_pw_run_avx2(OpCtx& c, const float* x, const float* w, const float* b, float* y) {
-  static const PwFn kFns[4] = {nullptr, pw_tile_avx2<1>, pw_tile_avx2<2>, pw_tile_avx2<3>};
+  static const PwFn kFns[2][2][4] = {
+      {{nullptr, pw_tile_avx2<1, false, false>, pw_tile_avx2<2, false, false>, pw_tile_avx2<3, false, false>},
+       {nullptr, pw_tile_avx2<1, false, true>, pw_tile_avx2<2, false, true>, pw_tile_avx2<3, false, true>}},
+      {{nullptr, pw_tile_avx2<1, true, false>, pw_tile_avx2<2, true, false>, pw_tile_avx2<3, true, false>},
+       {nullptr, pw_tile_avx2<1, true, true>, pw_tile_avx2<2, true, true>, pw_tile_avx2<3, true, true>}}};
   const OpParams& p = *c.p;
+  const bool xbl = p.i[kXb] != 0, ybl = p.i[kYb] != 0;
+  const PwFn* fns = kFns[xbl][ybl];
   const PwGeom g = pw_geom(p);
   const int64_t N = p.i[kN], K = p.i[kC], O = p.i[kO], P = p.i[kH] * p.i[kW];
   const int64_t act = p.i[kAct];
@@ -1122,7 +1264,8 @@ void conv_pw_run_avx2(OpCtx& c, const float* x, const float* w, const float* b, 
   for (int64_t n = 0; n < N; ++n) {
     const float* xn = x + n * K * P;
     float* yn = y + n * O * P;
-    for_ranges(c, g.np, K * 4, [&](int, int64_t t0, int64_t t1) { pw_pack_panels(xn, K, P, t0, t1, xp); });
+    if (!xbl)  // a blocked input is read in place
+      for_ranges(c, g.np, K * 4, [&](int, int64_t t0, int64_t t1) { pw_pack_panels(xn, K, P, t0, t1, xp); });
     for_ranges(c, g.chunks * g.tiles, g.pc * 4 * 24 * K, [&](int tid, int64_t i0, int64_t i1) {
       float* bias8 = reinterpret_cast<float*>(per_thread + size_t(tid) * per);
       float* acc_buf = bias8 + 32;
@@ -1138,8 +1281,9 @@ void conv_pw_run_avx2(OpCtx& c, const float* x, const float* w, const float* b, 
         for (int64_t k0 = 0; k0 < K; k0 += kPwKb) {
           const int64_t kc = std::min(kPwKb, K - k0);
           for (int64_t q = q0; q < q1; ++q)
-            kFns[nblk](wt + k0 * 8, K * 8, kc, xp + (q * K + k0) * 4, bias8, acc_buf + (q - q0) * 96, k0 == 0,
-                       k0 + kc >= K, yn + o0 * P + q * 4, P, nc, std::min<int64_t>(4, P - q * 4), act, lo, hi);
+            fns[nblk](wt + k0 * 8, K * 8, kc, xbl ? xn + k0 * P + q * 32 : xp + (q * K + k0) * 4, bias8,
+                      acc_buf + (K > kPwKb ? q - q0 : 0) * 96, k0 == 0, k0 + kc >= K, yn + o0 * P + q * (ybl ? 32 : 4), P, nc,
+                      std::min<int64_t>(4, P - q * 4), act, lo, hi);
         }
       }
     });
@@ -1152,6 +1296,24 @@ void conv_pw_run_portable(OpCtx& c, const float* x, const float* w, const float*
   const OpParams& p = *c.p;
   const int64_t N = p.i[kN], K = p.i[kC], O = p.i[kO], P = p.i[kH] * p.i[kW];
   c.isa = "scalar";
+  if (p.i[kXb] || p.i[kYb]) {  // blocked input and/or output: the same per-element order, strided
+    const bool xbl = p.i[kXb] != 0, ybl = p.i[kYb] != 0;
+    for (int64_t n = 0; n < N; ++n)
+      for_ranges(c, O, K * P, [&](int, int64_t o0, int64_t o1) {
+        for (int64_t o = o0; o < o1; ++o) {
+          const float bv = b ? b[o] : 0.f;
+          const float* wo = w + (o / 8) * K * 8 + o % 8;
+          for (int64_t q = 0; q < P; ++q) {
+            float acc = bv;
+            for (int64_t k = 0; k < K; ++k) acc += wo[k * 8] * x[lay_idx(xbl, K, P, n, k, q)];
+            float* yo = y + lay_idx(ybl, O, P, n, o, q);
+            *yo = acc;
+            apply_act(yo, 1, p.i[kAct], p.f[0], p.f[1]);
+          }
+        }
+      });
+    return;
+  }
   for (int64_t n = 0; n < N; ++n)
     for_ranges(c, O, K * P, [&](int, int64_t o0, int64_t o1) {
       for (int64_t o = o0; o < o1; ++o) {
@@ -1195,6 +1357,7 @@ lb_status conv_pw_infer(OpCtx& c) {
   }
   p.i[kN] = x->shape[0]; p.i[kC] = x->shape[1]; p.i[kH] = x->shape[2]; p.i[kW] = x->shape[3];
   p.i[kO] = O; p.i[kG] = 1; p.i[kKh] = p.i[kKw] = 1; p.i[kOH] = p.i[kH]; p.i[kOW] = p.i[kW]; p.i[kMode] = 4;
+  if (lb_status s = parse_blocked(c, p.i[kC], O, true); s != LB_OK) return s;
   c.out[0]->dtype = DType::F32;
   c.out[0]->shape = {p.i[kN], O, p.i[kH], p.i[kW]};
   c.scratch_bytes = pw_panels_bytes(p) + pw_thread_bytes(p) * size_t(op_threads(c));
@@ -1290,6 +1453,23 @@ void conv_run(OpCtx& c) {
   const float* b = c.in.size() > 2 && c.in[2] ? c.in[2]->f32() : nullptr;
   float* y = c.out[0]->f32();
   const int64_t N = p.i[kN], C = p.i[kC], O = p.i[kO], G = p.i[kG], HW = p.i[kH] * p.i[kW], OHW = p.i[kOH] * p.i[kOW];
+  if (p.i[kMode] == 1 && (p.i[kXb] || p.i[kYb])) {  // blocked chain: the channel-blocked kernel
+#if defined(__x86_64__)
+    if ((lb_cpu_features() & LB_CPU_AVX2) && lb_isa_active() != LB_ISA_SCALAR) {
+      c.isa = "avx2";
+      const size_t per = (std::max(dw_scratch_floats(p), dwb_scratch_floats(p)) * sizeof(float) + 63) / 64 * 64;
+      char* base = static_cast<char*>(c.scratch);
+      for_ranges(c, N * ((C + 7) / 8), 8 * OHW * p.i[kKh] * p.i[kKw], [&](int tid, int64_t b0, int64_t b1) {
+        dwb_range_avx2(p, x, w, b, y, b0, b1, reinterpret_cast<float*>(base + size_t(tid) * per));
+      });
+      return;
+    }
+#endif
+    c.isa = "scalar";
+    for_ranges(c, N * C, OHW * p.i[kKh] * p.i[kKw],
+               [&](int, int64_t c0, int64_t c1) { dw_blocked_portable(p, x, w, b, y, c0, c1); });
+    return;
+  }
   if (p.i[kMode] == 1) {
     auto fn = dw_range_portable;
     c.isa = "scalar";
