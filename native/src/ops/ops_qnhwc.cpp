@@ -344,14 +344,17 @@ struct SmallK {
   float sx;
 };
 
-template <int NQ, int NP>
+// R = 1: one pixel at a time, the NQ x NP weight vectors in registers; R = 4: four pixels at a time (m % 4 == 0),
+// the weight vectors loaded per quad (when NQ x NP vectors would not fit the 16 registers and spill).
+template <int NQ, int NP, int R>
 __attribute__((target("avx2,fma"), always_inline)) inline void smallk_panels(const SmallK& s, int64_t p,
                                                                               const uint8_t* xa, int64_t m, float* y) {
   const __m256i ones = _mm256_set1_epi16(1);
-  __m256i w[NQ][NP];
-  for (int q = 0; q < NQ; ++q)
-    for (int j = 0; j < NP; ++j)
-      w[q][j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.w + (p + j) * 8 * s.kp + 32 * q));
+  __m256i w[R == 1 ? NQ : 1][NP];
+  if constexpr (R == 1)
+    for (int q = 0; q < NQ; ++q)
+      for (int j = 0; j < NP; ++j)
+        w[q][j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.w + (p + j) * 8 * s.kp + 32 * q));
   __m256i init[NP];
   __m256 sc[NP], bs[NP];
   const __m256i off = _mm256_set1_epi32(-(128 + s.zin));
@@ -364,26 +367,48 @@ __attribute__((target("avx2,fma"), always_inline)) inline void smallk_panels(con
     bs[j] = _mm256_load_ps(b);
   }
   const int64_t nv = std::min<int64_t>(NP * 8, s.O - p * 8);  // outputs of these panels (tail: < 8 * NP)
-  for (int64_t i = 0; i < m; ++i) {
-    __m256i acc[NP];
-    for (int j = 0; j < NP; ++j) acc[j] = init[j];
+  for (int64_t i = 0; i < m; i += R) {
+    __m256i acc[R][NP];
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < NP; ++j) acc[r][j] = init[j];
     for (int q = 0; q < NQ; ++q) {
-      int32_t v;
-      std::memcpy(&v, xa + i * 4 * NQ + 4 * q, 4);
-      const __m256i b = _mm256_set1_epi32(v);
+      __m256i wq[NP];
       for (int j = 0; j < NP; ++j)
-        acc[j] = _mm256_add_epi32(acc[j], _mm256_madd_epi16(_mm256_maddubs_epi16(b, w[q][j]), ones));
+        wq[j] = R == 1 ? w[R == 1 ? q : 0][j]
+                       : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.w + (p + j) * 8 * s.kp + 32 * q));
+      for (int r = 0; r < R; ++r) {
+        int32_t v;
+        std::memcpy(&v, xa + (i + r) * 4 * NQ + 4 * q, 4);
+        const __m256i b = _mm256_set1_epi32(v);
+        for (int j = 0; j < NP; ++j)
+          acc[r][j] = _mm256_add_epi32(acc[r][j], _mm256_madd_epi16(_mm256_maddubs_epi16(b, wq[j]), ones));
+      }
     }
-    float* yr = y + i * s.O + p * 8;
-    alignas(32) float t[8 * NP];
-    for (int j = 0; j < NP; ++j) {
-      __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[j]), sc[j]);
-      __asm__("" : "+x"(v));  // no FMA contraction: the reference multiplies, then adds
-      v = _mm256_add_ps(v, bs[j]);
-      if (nv == NP * 8) _mm256_storeu_ps(yr + 8 * j, v);
-      else _mm256_store_ps(t + 8 * j, v);
+    for (int r = 0; r < R; ++r) {
+      float* yr = y + (i + r) * s.O + p * 8;
+      alignas(32) float t[8 * NP];
+      for (int j = 0; j < NP; ++j) {
+        __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[r][j]), sc[j]);
+        __asm__("" : "+x"(v));  // no FMA contraction: the reference multiplies, then adds
+        v = _mm256_add_ps(v, bs[j]);
+        if (nv == NP * 8) _mm256_storeu_ps(yr + 8 * j, v);
+        else _mm256_store_ps(t + 8 * j, v);
+      }
+      if (nv < NP * 8) std::memcpy(yr, t, size_t(nv) * 4);
     }
-    if (nv < NP * 8) std::memcpy(yr, t, size_t(nv) * 4);
+  }
+}
+// The panels p..p+NP-1 for m pixels: four pixels at a time with the weights from memory when NQ x NP weight
+// vectors would not fit in registers beside the accumulators (the integer sums are exact, so the same bits).
+template <int NQ, int NP>
+__attribute__((target("avx2,fma"), always_inline)) inline void smallk_run(const SmallK& s, int64_t p, const uint8_t* xa,
+                                                                           int64_t m, float* y) {
+  if constexpr (NQ * NP > 12) {  // K > 24 with two panels (K <= 24, or K <= 48 with one panel: registers)
+    const int64_t m4 = m / 4 * 4;
+    smallk_panels<NQ, NP, 4>(s, p, xa, m4, y);
+    if (m4 < m) smallk_panels<NQ, NP, 1>(s, p, xa + m4 * 4 * NQ, m - m4, y + m4 * s.O);
+  } else {
+    smallk_panels<NQ, NP, 1>(s, p, xa, m, y);
   }
 }
 
@@ -407,8 +432,8 @@ __attribute__((target("avx2,fma"))) void smallk_tile(const SmallK& s, const int8
   }
   const int64_t np = (s.O + 7) / 8;
   int64_t p = 0;
-  for (; p + 2 <= np; p += 2) smallk_panels<NQ, 2>(s, p, xa, m, y);
-  if (p < np) smallk_panels<NQ, 1>(s, p, xa, m, y);
+  for (; p + 2 <= np; p += 2) smallk_run<NQ, 2>(s, p, xa, m, y);
+  if (p < np) smallk_run<NQ, 1>(s, p, xa, m, y);
 }
 
 using SmallKFn = void (*)(const SmallK&, const int8_t*, int64_t, int64_t, uint8_t*, float*);
