@@ -280,9 +280,19 @@ def main(argv=None) -> int:
                     help="lowbit quantized packages to add (comma list; SCHEME = the target's default int8 weight "
                          "bits, SCHEME+w7 / SCHEME+w8 = 7-bit / 8-bit int8 weights forced)")
     ap.add_argument("--out", default="bench-models.json")
+    ap.add_argument("--workdir", default=None,
+                    help="keep the exported models and packages here (for A/B runs); default: a temporary "
+                         "directory removed at the end (the packages of one run take ~0.5 GB)")
     args = ap.parse_args(argv)
+    if args.workdir:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
+        return _run(args, Path(args.workdir))
+    with tempfile.TemporaryDirectory(prefix="lowbit-bench-") as tmp:
+        return _run(args, Path(tmp))
+
+
+def _run(args, work: Path) -> int:
     threads = [int(t) for t in args.threads.split(",")]
-    work = Path(tempfile.mkdtemp(prefix="lowbit-bench-"))
     results = []
     schemes = tuple(x for x in args.schemes.split(",") if x)
     for name, (onnx_path, feeds, tm, calib) in models(args.models.split(","), work).items():
