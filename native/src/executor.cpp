@@ -160,6 +160,14 @@ lb_status Model::create(std::unique_ptr<Package> pkg, std::unique_ptr<Model>* ou
     const ValueDecl& v = m->values_[size_t(id)];
     if (!v.is_input && !v.is_const && v.producer < 0)
       return set_error(LB_ERR_FORMAT, "manifest: output '%s' is never produced", v.name.c_str());
+    // A graph output is returned as stored: it must not be in an op's blocked (NCHW8c) layout.
+    if (v.producer >= 0) {
+      const Json& ya = (*m->ops_[size_t(v.producer)].attrs)["y_nchw8c"];
+      if (ya.i64() != 0 || ya.boolean())
+        return set_error(LB_ERR_FORMAT, "manifest: output '%s' is written by op '%s' in the blocked NCHW8c layout "
+                         "(y_nchw8c); a graph output must be plain: re-export the model", v.name.c_str(),
+                         m->ops_[size_t(v.producer)].name.c_str());
+    }
   }
   *out = std::move(m);
   return LB_OK;

@@ -132,9 +132,19 @@ def test_blocked_flag_that_does_not_fit_is_a_clear_error(tmp_path):
     _refused(pkg, feeds, lambda ops: ops[2]["attrs"].update(x_nchw8c=1), "LB_ERR_SHAPE", "divisible by 8")
     _refused(pkg, feeds, lambda ops: ops[1]["attrs"].update(y_nchw8c=1), "LB_ERR_SHAPE", "divisible by 8")
     (tmp_path / "c3").mkdir()
-    pkg, feeds, _ = fp32_graph_case(tmp_path / "c3", "c3", [helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3])],
+    pkg, feeds, _ = fp32_graph_case(tmp_path / "c3", "c3", [helper.make_node("Conv", ["x", "w"], ["t"], kernel_shape=[3, 3]),
+                                                            helper.make_node("Mul", ["t", "t"], ["y"])],
                                     [("x", [1, 8, 6, 6])], {"w": _w(8, 8, 3, 3)})
     _refused(pkg, feeds, lambda ops: ops[0]["attrs"].update(y_nchw8c=1), "LB_ERR_UNSUPPORTED", "depthwise")
+    # a blocked graph output would be returned as stored: refused at load
+    (tmp_path / "out").mkdir()
+    pkg, feeds, _ = fp32_graph_case(tmp_path / "out", "out", nodes, inputs, inits, outs=outs)
+    man = PackageReader(pkg).manifest
+    last = next(o for o in man["ops"] if man["outputs"][0]["name"] in o["outputs"])
+    last["attrs"]["y_nchw8c"] = 1
+    with pytest.raises(RuntimeStatusError) as ei:
+        lowbit.load(rewrite_manifest(pkg.read_bytes(), man))
+    assert ei.value.status == "LB_ERR_FORMAT" and "graph output must be plain" in str(ei.value), str(ei.value)
 
 
 @pytest.mark.qemu
