@@ -1446,6 +1446,94 @@ void im2col_pack(const void* vctx, int64_t k0, int64_t kc, int64_t n0, int64_t n
   }
 }
 
+#if defined(__x86_64__)
+// 1x1 convs with few input channels on large maps (NCHW, AVX2, mode 0): y[o][p] = bias[o] + sum_k
+// w[o][k] * x[k][p], k in order (the GEMM's per-element order: bitwise equal to it). Nothing is
+// packed: a chunk of pw1_chunk(K) pixels of all K input rows is read in place by
+// every group of 4 output channels; a tile is R <= 4 channels x J vectors of 8 pixels, per k J loads
+// of x, R broadcasts of w, R*J FMAs (4 x 3: 7 loads per 12 FMAs). The GEMM instead copied the whole
+// input into panels and ran 6-row tiles (16 or 24 rows: a 4-row edge tile).
+// Chunks of 24 to 384 pixels, K x chunk <= 8192 floats (A/B in EfficientNet, load 2.5-3, 1 thread: the
+// 32 -> 16 conv on 112x112 ran 221-234 us with 8192, 255-280 with 4096, 445-463 with 1152: longer runs
+// of each input row stream better; 16 -> 96, 96 -> 24, 24 -> 144 were within noise of each other).
+inline int64_t pw1_chunk(int64_t K) { return std::max<int64_t>(24, std::min<int64_t>(384, 8192 / K / 24 * 24)); }
+// K <= 160 and maps of >= 1024 pixels (on 28x28, 40 -> 240 was no faster than the GEMM).
+bool pw1_fits(const OpParams& p) {
+  return p.i[kMode] == 0 && p.i[kC] <= 160 && p.i[kH] * p.i[kW] >= 1024;
+}
+template <int R, int J>
+__attribute__((target("avx2,fma"))) void pw1_tile(const float* w, int64_t K, const float* x, int64_t P,
+                                                   const float* bias, float* y, int64_t act, float lo, float hi) {
+  __m256 acc[R][J];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    const __m256 bv = bias ? _mm256_set1_ps(bias[r]) : _mm256_setzero_ps();
+#pragma GCC unroll 3
+    for (int j = 0; j < J; ++j) acc[r][j] = bv;
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const float* xk = x + k * P;
+    __m256 xv[J];
+#pragma GCC unroll 3
+    for (int j = 0; j < J; ++j) xv[j] = _mm256_loadu_ps(xk + j * 8);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const __m256 wv = _mm256_broadcast_ss(w + r * K + k);
+#pragma GCC unroll 3
+      for (int j = 0; j < J; ++j) acc[r][j] = _mm256_fmadd_ps(wv, xv[j], acc[r][j]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 3
+    for (int j = 0; j < J; ++j)
+      _mm256_storeu_ps(y + r * P + j * 8, act == ACT_SIGMOID ? acc[r][j] : vmath::act8(acc[r][j], act, lo, hi));
+  if (act == ACT_SIGMOID)
+    for (int r = 0; r < R; ++r) apply_act(y + r * P, J * 8, act, lo, hi);
+}
+using Pw1Fn = void (*)(const float*, int64_t, const float*, int64_t, const float*, float*, int64_t, float, float);
+const Pw1Fn kPw1Tiles[5][2] = {{nullptr, nullptr},
+                               {pw1_tile<1, 1>, pw1_tile<1, 3>},
+                               {pw1_tile<2, 1>, pw1_tile<2, 3>},
+                               {pw1_tile<3, 1>, pw1_tile<3, 3>},
+                               {pw1_tile<4, 1>, pw1_tile<4, 3>}};
+
+void pw1_run_avx2(OpCtx& c, const float* x, const float* w, const float* b, float* y) {
+  const OpParams& p = *c.p;
+  const int64_t N = p.i[kN], K = p.i[kC], O = p.i[kO], P = p.i[kH] * p.i[kW];
+  const int64_t act = p.i[kAct];
+  const float lo = p.f[0], hi = p.f[1];
+  c.isa = "avx2";
+  for (int64_t n = 0; n < N; ++n) {
+    const float* xn = x + n * K * P;
+    float* yn = y + n * O * P;
+    const int64_t cp = pw1_chunk(K);
+    for_ranges(c, (P + cp - 1) / cp, K * O * cp, [&](int, int64_t q0, int64_t q1) {
+      for (int64_t q = q0; q < q1; ++q) {
+        const int64_t p0 = q * cp, pe = std::min(P, p0 + cp);
+        for (int64_t o0 = 0; o0 < O; o0 += 4) {
+          const int64_t R = std::min<int64_t>(4, O - o0);
+          const float* wo = w + o0 * K;
+          const float* bo = b ? b + o0 : nullptr;
+          int64_t px = p0;
+          for (; px + 24 <= pe; px += 24) kPw1Tiles[R][1](wo, K, xn + px, P, bo, yn + o0 * P + px, act, lo, hi);
+          for (; px + 8 <= pe; px += 8) kPw1Tiles[R][0](wo, K, xn + px, P, bo, yn + o0 * P + px, act, lo, hi);
+          for (int64_t r = 0; r < R && px < pe; ++r) {  // the last 1-7 pixels of the map
+            float* yr = yn + (o0 + r) * P;
+            for (int64_t q2 = px; q2 < pe; ++q2) {
+              float s = bo ? bo[r] : 0.f;
+              for (int64_t k = 0; k < K; ++k) s = std::fma(wo[r * K + k], xn[k * P + q2], s);
+              yr[q2] = s;
+            }
+            apply_act(yr + px, pe - px, act, lo, hi);
+          }
+        }
+      }
+    });
+  }
+}
+#endif
+
 void conv_run(OpCtx& c) {
   const OpParams& p = *c.p;
   const float* x = c.in[0]->f32();
@@ -1512,6 +1600,12 @@ void conv_run(OpCtx& c) {
     conv_direct_run(c, x, w, b, y);
     return;
   }
+#if defined(__x86_64__)
+  if (vmath::use_avx2() && pw1_fits(p)) {
+    pw1_run_avx2(c, x, w, b, y);
+    return;
+  }
+#endif
 
   const int64_t cg = C / G, og = O / G, kdim = cg * p.i[kKh] * p.i[kKw];
   char* gemm_scratch = static_cast<char*>(c.scratch) + p.i[kCol];
