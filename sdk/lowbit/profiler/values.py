@@ -44,8 +44,9 @@ def all_values_package(src, dst, decls: Optional[Dict[str, dict]] = None) -> Pat
         man["outputs"] = outs
         # A graph output is plain NCHW: drop the blocked-layout marks of fp32 conv chains (values an op
         # keeps 8 channels per block for its reader); the unchained ops compute the same bits.
-        man["ops"] = [dict(op, attrs={k: v for k, v in (op.get("attrs") or {}).items()
-                                      if k not in ("x_nchw8c", "y_nchw8c")}) for op in man.get("ops") or []]
+        blocked = ("x_nchw8c", "y_nchw8c")
+        man["ops"] = [dict(op, attrs={k: v for k, v in op["attrs"].items() if k not in blocked})
+                      if any(k in (op.get("attrs") or {}) for k in blocked) else op for op in man.get("ops") or []]
         with PackageWriter(dst) as w:
             for name, entry in (r.manifest.get("tensors") or {}).items():
                 w.add_tensor(name, np.array(r.tensor(name)), **{k: v for k, v in entry.items() if k not in _TENSOR_KEYS})
