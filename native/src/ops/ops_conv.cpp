@@ -523,15 +523,11 @@ constexpr int64_t kDw3MinOW = 100;
 }
 
 #if defined(__x86_64__)
-// Padded rows [r0, r1) of one block of nc <= 8 channels (planes xin + c*H*W) into a zero-padded
-// buffer of 8-float pixels P[r1 - r0][PW][8] (pt rows / pl columns of padding before the map;
-// missing channels 0): border rows and columns zeroed, inner pixels by 8x8 transposes (a row's
-// last 8 pixels overlap the previous step; rows shorter than 8 read with a lane mask).
-__attribute__((target("avx2,fma"))) void fill_block8(const float* xin, int64_t nc, int64_t H, int64_t W, int64_t pt,
-                                                      int64_t pl, int64_t r0, int64_t r1, int64_t PW, float* P) {
-  const int64_t HW = H * W;
-  alignas(32) static const int32_t kLanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-  const __m256i mask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLanes + 8 - std::min<int64_t>(W, 8)));
+// Padded rows [r0, r1) of a buffer of 8-float pixels P[r1 - r0][PW][8] (pt rows / pl columns of padding
+// before the map): border rows and columns zeroed, inner(d, yy) writes input row yy's W pixels at d.
+template <class Inner>
+__attribute__((always_inline)) inline void fill_padded_rows(int64_t H, int64_t W, int64_t pt, int64_t pl, int64_t r0,
+                                                            int64_t r1, int64_t PW, float* P, Inner inner) {
   for (int64_t r = r0; r < r1; ++r) {
     float* prow = P + (r - r0) * PW * 8;
     const int64_t yy = r - pt;
@@ -541,6 +537,19 @@ __attribute__((target("avx2,fma"))) void fill_block8(const float* xin, int64_t n
     }
     std::memset(prow, 0, size_t(pl * 8) * sizeof(float));
     std::memset(prow + (pl + W) * 8, 0, size_t((PW - pl - W) * 8) * sizeof(float));
+    inner(prow + pl * 8, yy);
+  }
+}
+
+// fill_padded_rows for one block of nc <= 8 channels (planes xin + c*H*W; missing channels 0): inner
+// pixels by 8x8 transposes (a row's last 8 pixels overlap the previous step; rows shorter than 8 read
+// with a lane mask).
+__attribute__((target("avx2,fma"))) void fill_block8(const float* xin, int64_t nc, int64_t H, int64_t W, int64_t pt,
+                                                      int64_t pl, int64_t r0, int64_t r1, int64_t PW, float* P) {
+  const int64_t HW = H * W;
+  alignas(32) static const int32_t kLanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+  const __m256i mask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLanes + 8 - std::min<int64_t>(W, 8)));
+  fill_padded_rows(H, W, pt, pl, r0, r1, PW, P, [&](float* row, int64_t yy) __attribute__((target("avx2,fma"))) {
     const float* src = xin + yy * W;
     for (int64_t xs = 0; xs < W; xs += 8) {
       const int64_t xx = W >= 8 ? std::min(xs, W - 8) : 0;
@@ -550,27 +559,19 @@ __attribute__((target("avx2,fma"))) void fill_block8(const float* xin, int64_t n
         v[u] = u >= nc ? _mm256_setzero_ps() : W >= 8 ? _mm256_loadu_ps(src + u * HW + xx)
                                                        : _mm256_maskload_ps(src + u * HW, mask);
       transpose8x8_ps(v);
-      float* d = prow + (pl + xx) * 8;
+      float* d = row + xx * 8;
       const int64_t np = std::min<int64_t>(W, 8);
       for (int64_t u = 0; u < np; ++u) _mm256_storeu_ps(d + 8 * u, v[u]);
     }
-  }
+  });
 }
 
 // fill_block8 for a blocked (NCHW8c) input: block plane xb [H][W][8]; inner rows are plain copies.
 void fill_block8b(const float* xb, int64_t H, int64_t W, int64_t pt, int64_t pl, int64_t r0, int64_t r1, int64_t PW,
                   float* P) {
-  for (int64_t r = r0; r < r1; ++r) {
-    float* prow = P + (r - r0) * PW * 8;
-    const int64_t yy = r - pt;
-    if (yy < 0 || yy >= H) {
-      std::memset(prow, 0, size_t(PW * 8) * sizeof(float));
-      continue;
-    }
-    std::memset(prow, 0, size_t(pl * 8) * sizeof(float));
-    std::memcpy(prow + pl * 8, xb + yy * W * 8, size_t(W * 8) * sizeof(float));
-    std::memset(prow + (pl + W) * 8, 0, size_t((PW - pl - W) * 8) * sizeof(float));
-  }
+  fill_padded_rows(H, W, pt, pl, r0, r1, PW, P, [&](float* row, int64_t yy) {
+    std::memcpy(row, xb + yy * W * 8, size_t(W * 8) * sizeof(float));
+  });
 }
 
 // 8 output pixels of one channel block, given the padded-buffer position of each (px[j]: pixel j's
