@@ -53,6 +53,30 @@ class Built:
         self.ref = ref
 
 
+def rand_w(*shape, seed=1, scale=0.2):
+    """A float32 weight of `shape`, normal(0, scale), reproducible by seed (the fp32 conv tests' weights)."""
+    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
+
+
+def pw_conv_case(x_shape, o, act=None, bias=True):
+    """(nodes, inputs, inits) for fp32_graph_case: a 1x1 Conv of x_shape's channels to `o` outputs, with or
+    without a bias, then an optional activation (an ONNX op name; Clip is [0, 6]); the output is "y"."""
+    from onnx import helper
+
+    k = x_shape[1]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"] if bias else ["x", "w"], ["c" if act else "y"],
+                              kernel_shape=[1, 1])]
+    inits = {"w": rand_w(o, k, 1, 1)}
+    if bias:
+        inits["b"] = rand_w(o, seed=2)
+    if act == "Clip":
+        nodes.append(helper.make_node("Clip", ["c", "lo", "hi"], ["y"]))
+        inits["lo"], inits["hi"] = np.array(0, np.float32), np.array(6, np.float32)
+    elif act:
+        nodes.append(helper.make_node(act, ["c"], ["y"]))
+    return nodes, [("x", x_shape)], inits
+
+
 def fp32_graph_case(tmp_path: Path, name: str, nodes, inputs, inits, outs=("y",), seed: int = 7):
     """A float ONNX graph of `nodes` (inputs [(name, shape)], initializers {name: array}, outputs
     `outs`) written to tmp_path, its x86-64-avx2 fp32 package, random feeds and ORT's outputs:

@@ -13,7 +13,7 @@ from lowbit.exporters import lbpk_fpw
 from lowbit.exporters.lbpk_container import PackageReader
 from lowbit.runtime import RuntimeStatusError
 from lowbit_testutil import rewrite_manifest
-from runtime_helpers import assert_rel_close, fp32_graph_case, run_scalar_path
+from runtime_helpers import assert_rel_close, fp32_graph_case, rand_w, run_scalar_path
 
 onnx = pytest.importorskip("onnx")
 from onnx import helper  # noqa: E402
@@ -21,15 +21,11 @@ from onnx import helper  # noqa: E402
 RTOL = 1e-4
 
 
-def _w(*shape, seed=1, scale=0.2):
-    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
-
-
 def _block(x_shape, e, k, stride=1, act="Clip", residual=True, extra_reader=False):
     """expand 1x1 (C -> e) + act -> depthwise k x k (stride) + act -> project 1x1 (e -> C) [+ x]."""
     c = x_shape[1]
-    inits = {"w1": _w(e, c, 1, 1), "b1": _w(e, seed=2), "w2": _w(e, 1, k, k, seed=3), "b2": _w(e, seed=4),
-             "w3": _w(c, e, 1, 1, seed=5, scale=0.1), "b3": _w(c, seed=6)}
+    inits = {"w1": rand_w(e, c, 1, 1), "b1": rand_w(e, seed=2), "w2": rand_w(e, 1, k, k, seed=3), "b2": rand_w(e, seed=4),
+             "w3": rand_w(c, e, 1, 1, seed=5, scale=0.1), "b3": rand_w(c, seed=6)}
     nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["a"], kernel_shape=[1, 1])]
 
     def act_node(src, dst):
@@ -134,7 +130,7 @@ def test_blocked_flag_that_does_not_fit_is_a_clear_error(tmp_path):
     (tmp_path / "c3").mkdir()
     pkg, feeds, _ = fp32_graph_case(tmp_path / "c3", "c3", [helper.make_node("Conv", ["x", "w"], ["t"], kernel_shape=[3, 3]),
                                                             helper.make_node("Mul", ["t", "t"], ["y"])],
-                                    [("x", [1, 8, 6, 6])], {"w": _w(8, 8, 3, 3)})
+                                    [("x", [1, 8, 6, 6])], {"w": rand_w(8, 8, 3, 3)})
     _refused(pkg, feeds, lambda ops: ops[0]["attrs"].update(y_nchw8c=1), "LB_ERR_UNSUPPORTED", "depthwise")
     # a blocked graph output would be returned as stored: refused at load
     (tmp_path / "out").mkdir()

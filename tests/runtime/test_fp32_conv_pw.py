@@ -12,7 +12,7 @@ import pytest
 
 import lowbit
 from lowbit.exporters import lbpk_fpw
-from runtime_helpers import assert_rel_close, fp32_graph_case, run_scalar_path
+from runtime_helpers import assert_rel_close, fp32_graph_case, pw_conv_case, rand_w, run_scalar_path
 
 onnx = pytest.importorskip("onnx")
 from onnx import helper  # noqa: E402
@@ -20,33 +20,14 @@ from onnx import helper  # noqa: E402
 RTOL = 1e-4
 
 
-def _w(*shape, seed=1, scale=0.2):
-    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
-
-
-def _pw(x_shape, o, act=None, bias=True):
-    k = x_shape[1]
-    nodes = [helper.make_node("Conv", ["x", "w", "b"] if bias else ["x", "w"], ["c" if act else "y"],
-                              kernel_shape=[1, 1])]
-    inits = {"w": _w(o, k, 1, 1)}
-    if bias:
-        inits["b"] = _w(o, seed=2)
-    if act == "Clip":
-        nodes.append(helper.make_node("Clip", ["c", "lo", "hi"], ["y"]))
-        inits["lo"], inits["hi"] = np.array(0, np.float32), np.array(6, np.float32)
-    elif act:
-        nodes.append(helper.make_node(act, ["c"], ["y"]))
-    return nodes, [("x", x_shape)], inits
-
-
 CASES = {
-    "o8_k3_7x7_relu": _pw([1, 3, 7, 7], 8, "Relu"),
-    "o16_k130_5x3_clip": _pw([1, 130, 5, 3], 16, "Clip"),  # K: 128 + 2; 15 pixels: a partial panel
-    "o24_k300_7x7_hardswish": _pw([1, 300, 7, 7], 24, "HardSwish"),  # K: 128 + 128 + 44
-    "o40_k64_14x14_sigmoid": _pw([1, 64, 14, 14], 40, "Sigmoid"),  # tiles 3 + 2
-    "o13_k40_1x1_hardsigmoid": _pw([1, 40, 1, 1], 13, "HardSigmoid"),  # a partial block, one pixel
-    "o80_k200_16x16_nobias": _pw([1, 200, 16, 16], 80, None, bias=False),  # 256 pixels; tiles 3 + 3 + 2 + 2
-    "o24_k33_6x6_batch2": _pw([2, 33, 6, 6], 24, "Relu"),
+    "o8_k3_7x7_relu": pw_conv_case([1, 3, 7, 7], 8, "Relu"),
+    "o16_k130_5x3_clip": pw_conv_case([1, 130, 5, 3], 16, "Clip"),  # K: 128 + 2; 15 pixels: a partial panel
+    "o24_k300_7x7_hardswish": pw_conv_case([1, 300, 7, 7], 24, "HardSwish"),  # K: 128 + 128 + 44
+    "o40_k64_14x14_sigmoid": pw_conv_case([1, 64, 14, 14], 40, "Sigmoid"),  # tiles 3 + 2
+    "o13_k40_1x1_hardsigmoid": pw_conv_case([1, 40, 1, 1], 13, "HardSigmoid"),  # a partial block, one pixel
+    "o80_k200_16x16_nobias": pw_conv_case([1, 200, 16, 16], 80, None, bias=False),  # 256 pixels; tiles 3 + 3 + 2 + 2
+    "o24_k33_6x6_batch2": pw_conv_case([2, 33, 6, 6], 24, "Relu"),
 }
 
 
@@ -78,13 +59,13 @@ def test_pw_matches_ort_threads_and_gemm_path(tmp_path, monkeypatch, name):
 def test_pw_only_for_small_unstrided_maps(tmp_path):
     """Over 256 pixels, a stride, a pad or a group keeps conv2d_f32."""
     cases = {
-        "big_map": _pw([1, 8, 17, 17], 16),
+        "big_map": pw_conv_case([1, 8, 17, 17], 16),
         "strided": ([helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[1, 1], strides=[2, 2])],
-                    [("x", [1, 8, 8, 8])], {"w": _w(16, 8, 1, 1)}),
+                    [("x", [1, 8, 8, 8])], {"w": rand_w(16, 8, 1, 1)}),
         "padded": ([helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[1, 1], pads=[1, 1, 1, 1])],
-                   [("x", [1, 8, 8, 8])], {"w": _w(16, 8, 1, 1)}),
+                   [("x", [1, 8, 8, 8])], {"w": rand_w(16, 8, 1, 1)}),
         "grouped": ([helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[1, 1], group=2)],
-                    [("x", [1, 8, 8, 8])], {"w": _w(16, 4, 1, 1)}),
+                    [("x", [1, 8, 8, 8])], {"w": rand_w(16, 4, 1, 1)}),
     }
     for name, case in cases.items():
         pkg, feeds, ref = fp32_graph_case(tmp_path, name, *case)
@@ -103,7 +84,7 @@ def test_blocked_weight_layout():
 
 def test_pw_weight_that_does_not_match_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(lbpk_fpw, "blocked_weight", lambda w: np.zeros((1, w.shape[1], 8), np.float32))
-    pkg, feeds, _ = fp32_graph_case(tmp_path, "bad", *_pw([1, 8, 4, 4], 24))
+    pkg, feeds, _ = fp32_graph_case(tmp_path, "bad", *pw_conv_case([1, 8, 4, 4], 24))
     with pytest.raises(lowbit.LowbitError, match=r"Conv_0.*out_channels 24 \(expected \[3, 8, 8\]\)"):
         lowbit.load(pkg).run(feeds)
 
@@ -122,7 +103,7 @@ def test_one_row_matmul_weight_in_panels(tmp_path):
     a two-row one keeps B [K, N] (the few-rows GEMM). Both: ONNX Runtime within 1e-4, 1 and 2 threads
     bitwise identical, and the portable path."""
     for rows, panels in ((1, 37), (2, None)):
-        inits = {"B": _w(300, 37), "b": _w(37, seed=2)}
+        inits = {"B": rand_w(300, 37), "b": rand_w(37, seed=2)}
         pkg, feeds, ref = fp32_graph_case(tmp_path, f"gemm{rows}", [helper.make_node("Gemm", ["x", "B", "b"], ["y"])],
                                           [("x", [rows, 300])], inits)
         s = lowbit.load(pkg, threads=1)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import lowbit
-from runtime_helpers import assert_rel_close, fp32_graph_case, run_scalar_path
+from runtime_helpers import assert_rel_close, fp32_graph_case, pw_conv_case, run_scalar_path
 
 onnx = pytest.importorskip("onnx")
 from onnx import helper  # noqa: E402
@@ -20,33 +20,14 @@ from onnx import helper  # noqa: E402
 RTOL = 1e-4
 
 
-def _w(*shape, seed=1, scale=0.2):
-    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
-
-
-def _pw(x_shape, o, act=None, bias=True):
-    k = x_shape[1]
-    nodes = [helper.make_node("Conv", ["x", "w", "b"] if bias else ["x", "w"], ["c" if act else "y"],
-                              kernel_shape=[1, 1])]
-    inits = {"w": _w(o, k, 1, 1)}
-    if bias:
-        inits["b"] = _w(o, seed=2)
-    if act == "Clip":
-        nodes.append(helper.make_node("Clip", ["c", "lo", "hi"], ["y"]))
-        inits["lo"], inits["hi"] = np.array(0, np.float32), np.array(6, np.float32)
-    elif act:
-        nodes.append(helper.make_node(act, ["c"], ["y"]))
-    return nodes, [("x", x_shape)], inits
-
-
 CASES = {
-    "o16_k32_33x33_nobias": _pw([1, 32, 33, 33], 16, None, bias=False),  # 1089 pixels: 24-, 8-pixel tiles, a tail
-    "o13_k8_32x40_relu": _pw([1, 8, 32, 40], 13, "Relu"),  # 4 + 4 + 4 + 1 channels, 384-pixel chunks
-    "o6_k160_32x32_clip": _pw([1, 160, 32, 32], 6, "Clip"),  # 4 + 2 channels, 48-pixel chunks
-    "o96_k16_33x33_sigmoid": _pw([1, 16, 33, 33], 96, "Sigmoid"),
-    "o24_k96_32x33_hardswish_batch2": _pw([2, 96, 32, 33], 24, "HardSwish"),  # 1056 pixels
-    "o15_k161_32x32_gemm": _pw([1, 161, 32, 32], 15, "Relu"),  # K > 160: the GEMM
-    "o16_k32_31x33_gemm": _pw([1, 32, 31, 33], 16, None),  # 1023 pixels: the GEMM
+    "o16_k32_33x33_nobias": pw_conv_case([1, 32, 33, 33], 16, None, bias=False),  # 1089 pixels: 24-, 8-pixel tiles, a tail
+    "o13_k8_32x40_relu": pw_conv_case([1, 8, 32, 40], 13, "Relu"),  # 4 + 4 + 4 + 1 channels, 384-pixel chunks
+    "o6_k160_32x32_clip": pw_conv_case([1, 160, 32, 32], 6, "Clip"),  # 4 + 2 channels, 48-pixel chunks
+    "o96_k16_33x33_sigmoid": pw_conv_case([1, 16, 33, 33], 96, "Sigmoid"),
+    "o24_k96_32x33_hardswish_batch2": pw_conv_case([2, 96, 32, 33], 24, "HardSwish"),  # 1056 pixels
+    "o15_k161_32x32_gemm": pw_conv_case([1, 161, 32, 32], 15, "Relu"),  # K > 160: the GEMM
+    "o16_k32_31x33_gemm": pw_conv_case([1, 32, 31, 33], 16, None),  # 1023 pixels: the GEMM
 }
 
 
