@@ -24,6 +24,18 @@ TOOLCHAIN_AARCH64 = ROOT / "targets" / "toolchains" / "aarch64-linux-gnu.cmake"
 # not a skip, so CI cannot pass without running the ARM paths.
 REQUIRE_ALL = os.environ.get("LOWBIT_REQUIRE_ALL") == "1"
 
+# The kernel ISAs a dispatch path may run: a path's table falls back to a weaker family's kernel where
+# that one is faster on real hardware (the avx512vnni path keeps the AVX2 ternary GEMV, measured on a
+# Xeon), and to the scalar reference where it has none.
+ISA_INCLUDES = {
+    "scalar": {"scalar"},
+    "avx2": {"scalar", "avx2"},
+    "avx512vnni": {"scalar", "avx2", "avx512vnni"},
+    "neon": {"scalar", "neon"},
+    "dotprod": {"scalar", "neon", "dotprod"},
+    "i8mm": {"scalar", "neon", "dotprod", "i8mm"},
+}
+
 
 def need_tool(tool: str, package: str) -> None:
     """Skips (or, under `make test`, fails) when a command-line tool is missing."""
