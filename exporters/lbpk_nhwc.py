@@ -17,7 +17,10 @@ Runs on the op list of ``lbpk._Lowering`` after it has mapped every node to a ke
   ``global_avg_pool_nhwc_f32`` and ``se_gate_nhwc_q8``, which also quantizes for the next conv;
 * ``_concat_resize``: a channel Concat (of nearest Resizes) read only by a chain entry's quantizer
   is quantized per input before it: ``resize_nearest_nhwc_q8`` and ``concat_nhwc_q8`` on int8 NHWC
-  values, the same bits (section 6.2).
+  values, the same bits (section 6.2);
+* ``_stem_entry``: a float KxK conv (the stem: at most 32 taps, 8-32 output channels) read only by a
+  chain entry's quantizer becomes one ``conv_stem_nhwc_q8`` that writes the int8 NHWC codes, the same
+  bits (section 6.1).
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ def int8_nhwc(low, only_chains: bool = False) -> None:
     _concat_resize(low)
     _requantize_nhwc(low)
     _se_gates(low)
+    _stem_entry(low)
 
 
 def _conv_chains(low, only_chains: bool = False) -> None:
@@ -682,3 +686,47 @@ def _se_gates(low) -> None:
         elif i not in dead:
             new.append(op)
     low.ops = _drop_unread(_toposorted(new), outs)
+
+
+def _stem_entry(low) -> None:
+    """A ``conv2d_f32`` (group 1, not 1x1 stride 1 unpadded, C * kh * kw <= 32 taps, O in 8 / 16 / 24 /
+    32, act none / relu / clip, no blocked layout) whose output only a ``quantize_nhwc_q8`` reads (not
+    a graph output) -> one ``conv_stem_nhwc_q8`` (the conv's inputs, the quantizer's smoothing
+    multipliers as input 3, the conv's attrs + the quantizer's ``scale`` / ``zero``; the quantizer's
+    output name). The runtime computes the conv's float operations (conv2d_f32's direct path) and the
+    quantizer's on each element: the same bits, without the f32 NCHW tensor between them."""
+    outs = {low.name(t.name) for t in low.g.outputs}
+    ops = low.ops
+    prod, users = _index(ops)
+    drop = set()
+    for qi, q in enumerate(ops):
+        if q["kernel"] != "quantize_nhwc_q8":
+            continue
+        v = q["inputs"][0]
+        ci = prod.get(v)
+        if ci is None or v in outs or users.get(v) != [qi]:
+            continue
+        conv = ops[ci]
+        a = conv["attrs"]
+        if conv["kernel"] != "conv2d_f32" or len(conv["outputs"]) != 1 or int(a.get("group", 1)) != 1 \
+                or a.get("act", "none") not in ("none", "relu", "clip") or a.get("y_nchw8c") or a.get("x_nchw8c"):
+            continue
+        w = low.const(conv["inputs"][1]) if len(conv["inputs"]) > 1 else None
+        if w is None or w.ndim != 4 or w.dtype != np.float32:
+            continue
+        o, c, kh, kw = w.shape
+        pads = list(a.get("pads", [0, 0, 0, 0]))
+        pointwise = kh == kw == 1 and list(a.get("strides", [1, 1])) == [1, 1] and not any(pads) \
+            and a.get("auto_pad", "NOTSET") in ("NOTSET", "VALID")
+        if c * kh * kw > 32 or o not in (8, 16, 24, 32) or pointwise:
+            continue
+        bias = conv["inputs"][2] if len(conv["inputs"]) > 2 else ""
+        mul = q["inputs"][1] if len(q["inputs"]) > 1 else ""
+        inputs = [conv["inputs"][0], conv["inputs"][1], bias, mul]
+        while inputs[-1] == "":
+            inputs.pop()
+        conv.update(kernel="conv_stem_nhwc_q8", inputs=inputs, outputs=list(q["outputs"]),
+                    attrs=dict(a, scale=q["attrs"]["scale"], zero=q["attrs"]["zero"]))
+        drop.add(qi)
+    if drop:
+        low.ops = [op for i, op in enumerate(ops) if i not in drop]

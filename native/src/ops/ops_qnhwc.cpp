@@ -9,6 +9,7 @@
 //
 // ops:
 //   quantize_nhwc_q8: f32 NCHW -> i8 NHWC (chain entry), q = clamp(rint(x * (1/s)) + z, -128, 127).
+//   conv_stem_nhwc_q8: a float KxK conv on the f32 NCHW model input + quantize_nhwc_q8 in one op (the stem).
 //   qconv2d_nhwc_q8:  i8 NHWC in; mode "gemm" (group 1: 1x1 stride-1 convs read the input rows in
 //     place, others gather an int8 im2col tile in (ky, kx, c) order) through the gemm_q8 kernel of
 //     the dispatch table, or mode "depthwise" (int16 vpmaddwd over channels). Each tile of output
@@ -33,6 +34,7 @@
 #include "ops.h"
 #include "ops_qnhwc.h"
 #include "transpose8.h"
+#include "vmath.h"
 
 namespace lb {
 namespace {
@@ -1389,11 +1391,241 @@ void conv_run(OpCtx& c) {
   });
 }
 
+
+// ---- conv_stem_nhwc_q8: the float stem conv written straight as the chain's int8 NHWC codes ----------
+// The model's first conv (float: the quantizer keeps the model input float) and the chain entry that
+// quantizes its output, in one op. Per output element the float operations of conv2d_f32's direct path
+// (bias, then the K = C * kh * kw taps in (c, ky, kx) order: FMA on AVX2, multiply + add on the scalar
+// path, a padding tap as w * 0), its fused act, then quantize_nhwc_q8's (times the smoothing multiplier,
+// times 1/s, rint, + zero point, clamp): the same bits as conv2d_f32 + quantize_nhwc_q8, without the f32
+// NCHW tensor between them (1.6 MB for EfficientNet-Lite0), its transposes and the quantizer's pass.
+// AVX2: output channels in the lanes (O = 8, 16, 24, 32: OB vectors), J pixels of an output row per tile
+// (OB * J = 12 accumulators), the input read in place (border tiles gather a zero-filled patch first),
+// conv2d_f32's stem tile (conv_stem_avx2) with an int8 finish: each pixel's O channels are requantized
+// in registers and stored as one NHWC row.
+// params: the conv slots above (kCs: the output's channel stride), kZout; f[0..1] act lo / hi, f[2] scale.
+// p.v: the weight as wp[K][O] floats.
+constexpr int64_t kStemMaxK = 32;
+
+lb_status stem_infer(OpCtx& c) {
+  const Tensor* x = c.in[0];
+  const Tensor* w = c.in.size() > 1 ? c.in[1] : nullptr;
+  const Tensor* b = c.in.size() > 2 ? c.in[2] : nullptr;
+  const Tensor* mul = c.in.size() > 3 ? c.in[3] : nullptr;
+  OpParams& p = *c.p;
+  const Json& a = *c.attrs;
+  if (x->dtype != DType::F32 || x->shape.size() != 4) {
+    c.err = "expects a 4-D f32 NCHW input, got " + std::string(dtype_name(x->dtype)) + " " + shape_str(x->shape);
+    return LB_ERR_SHAPE;
+  }
+  if (!w || !w->data || w->dtype != DType::F32 || w->shape.size() != 4) {
+    c.err = "needs a constant 4-D f32 weight [O, C, kh, kw]";
+    return LB_ERR_UNSUPPORTED;
+  }
+  p.i[kN] = x->shape[0]; p.i[kC] = x->shape[1]; p.i[kH] = x->shape[2]; p.i[kW] = x->shape[3];
+  p.i[kO] = w->shape[0];
+  if (attr_int(a, "group", 1) != 1 || w->shape[1] != p.i[kC]) {
+    c.err = "needs group 1 and a weight [O, " + std::to_string(p.i[kC]) + ", kh, kw] for input " +
+            shape_str(x->shape) + ", got weight " + shape_str(w->shape);
+    return LB_ERR_SHAPE;
+  }
+  if (const lb_status st = conv_window_attrs(a, &p.i[kH], &p.i[kKh], &p.i[kOH], &c.err); st != LB_OK) {
+    if (st == LB_ERR_SHAPE) c.err += " (input " + shape_str(x->shape) + ")";
+    return st;
+  }
+  if (p.i[kKh] != w->shape[2] || p.i[kKw] != w->shape[3]) {
+    c.err = "kernel_shape does not match the weight " + shape_str(w->shape);
+    return LB_ERR_SHAPE;
+  }
+  const int64_t K = p.i[kC] * p.i[kKh] * p.i[kKw], O = p.i[kO];
+  if (K > kStemMaxK || O % 8 || O < 8 || O > 32) {
+    c.err = "takes at most 32 taps (C * kh * kw) and 8, 16, 24 or 32 output channels, got " + std::to_string(K) +
+            " taps and " + std::to_string(O) + " channels (export the conv as conv2d_f32 + quantize_nhwc_q8)";
+    return LB_ERR_UNSUPPORTED;
+  }
+  if (b && (b->dtype != DType::F32 || b->numel() != O)) {
+    c.err = "bias must be " + std::to_string(O) + " f32 values";
+    return LB_ERR_SHAPE;
+  }
+  if (!parse_act(a, &p, kAct, 0) || p.i[kAct] == ACT_SIGMOID) {
+    c.err = "unsupported fused activation '" + attr_str(a, "act", "") + "' (none, relu, clip, hardswish, hardsigmoid)";
+    return LB_ERR_UNSUPPORTED;
+  }
+  p.f[2] = attr_float(a, "scale", 0.f);
+  p.i[kZout] = attr_int(a, "zero", 0);
+  if (!(p.f[2] > 0.f) || !std::isfinite(p.f[2]) || p.i[kZout] < -128 || p.i[kZout] > 127) {
+    c.err = "needs scale > 0 and zero in [-128, 127]";
+    return LB_ERR_UNSUPPORTED;
+  }
+  if (mul && (!mul->data || mul->dtype != DType::F32 || mul->numel() != O)) {
+    c.err = "input 3 (smoothing multipliers) must be " + std::to_string(O) + " constant f32 values";
+    return LB_ERR_SHAPE;
+  }
+  p.i[kCs] = nhwc_cstride(O);
+  p.v.assign(size_t(K * O + 1) / 2, 0);
+  float* wp = reinterpret_cast<float*>(p.v.data());
+  const float* wv = w->f32();
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t o = 0; o < O; ++o) wp[k * O + o] = wv[o * K + k];
+  c.out[0]->dtype = DType::I8;
+  c.out[0]->shape = {p.i[kN], p.i[kOH], p.i[kOW], p.i[kCs]};
+  c.scratch_bytes = 0;
+  c.flops = uint64_t(2) * p.i[kN] * O * p.i[kOH] * p.i[kOW] * K;
+  return LB_OK;
+}
+
+#if defined(__x86_64__)
+// One tile: OB * 8 channels x J pixels (nj stored) of an output row; taps at base + off[k] + j * ps.
+template <int OB, int J>
+__attribute__((target("avx2,fma"))) void stem_q8_tile(const float* wp, int64_t K, const float* base,
+                                                      const int64_t* off, int64_t ps, const float* bias, int64_t nj,
+                                                      int64_t act, float lo, float hi, const float* mul, float inv,
+                                                      int64_t zero, int8_t* y, int64_t Cs) {
+  __m256 acc[OB][J];
+#pragma GCC unroll 4
+  for (int ob = 0; ob < OB; ++ob) {
+    const __m256 bv = bias ? _mm256_loadu_ps(bias + ob * 8) : _mm256_setzero_ps();
+#pragma GCC unroll 12
+    for (int j = 0; j < J; ++j) acc[ob][j] = bv;
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const float* xb = base + off[k];
+    __m256 wv[OB];
+#pragma GCC unroll 4
+    for (int ob = 0; ob < OB; ++ob) wv[ob] = _mm256_loadu_ps(wp + k * OB * 8 + ob * 8);
+#pragma GCC unroll 12
+    for (int j = 0; j < J; ++j) {
+      const __m256 xv = _mm256_broadcast_ss(xb + j * ps);
+#pragma GCC unroll 4
+      for (int ob = 0; ob < OB; ++ob) acc[ob][j] = _mm256_fmadd_ps(wv[ob], xv, acc[ob][j]);
+    }
+  }
+  const __m256 vinv = _mm256_set1_ps(inv);
+  const __m256i vz = _mm256_set1_epi16(int16_t(zero));
+#pragma GCC unroll 12
+  for (int j = 0; j < J; ++j) {  // compile-time indices only: acc stays in registers
+    if (j >= nj) break;
+    __m256i r[4];
+#pragma GCC unroll 4
+    for (int ob = 0; ob < OB; ++ob) {
+      __m256 v = vmath::act8(acc[ob][j], act, lo, hi);
+      if (mul) v = _mm256_mul_ps(v, _mm256_loadu_ps(mul + ob * 8));
+      r[ob] = q8_lanes(v, vinv);
+    }
+    int8_t* d = y + j * Cs;
+    if constexpr (OB == 4) {
+      store32_q8(d, r, vz);
+    } else {
+#pragma GCC unroll 4
+      for (int ob = 0; ob < OB; ++ob) store8_q8(d + ob * 8, r[ob], vz);
+      if (Cs > OB * 8) std::memset(d + OB * 8, 0, size_t(Cs - OB * 8));
+    }
+  }
+}
+using StemQ8Fn = void (*)(const float*, int64_t, const float*, const int64_t*, int64_t, const float*, int64_t, int64_t,
+                          float, float, const float*, float, int64_t, int8_t*, int64_t);
+
+void stem_avx2(OpCtx& c, const float* x, const float* b, const float* mul, int8_t* y) {
+  const OpParams& p = *c.p;
+  const int64_t N = p.i[kN], C = p.i[kC], H = p.i[kH], W = p.i[kW], O = p.i[kO], OH = p.i[kOH], OW = p.i[kOW];
+  const int64_t kh = p.i[kKh], kw = p.i[kKw], sh = p.i[kSh], sw = p.i[kSw], dh = p.i[kDh], dw = p.i[kDw];
+  const int64_t pt = p.i[kPt], pl = p.i[kPl], K = C * kh * kw, HW = H * W, Cs = p.i[kCs], act = p.i[kAct];
+  const float lo = p.f[0], hi = p.f[1], inv = 1.0f / p.f[2];
+  const int64_t zero = p.i[kZout];
+  const float* wp = reinterpret_cast<const float*>(p.v.data());
+  int64_t off[kStemMaxK];
+  for (int64_t ci = 0, k = 0; ci < C; ++ci)
+    for (int64_t ky = 0; ky < kh; ++ky)
+      for (int64_t kx = 0; kx < kw; ++kx, ++k) off[k] = ci * HW + ky * dh * W + kx * dw;
+  const int OB = int(O / 8), J = OB == 4 ? 3 : OB == 3 ? 4 : OB == 2 ? 6 : 12;
+  const StemQ8Fn fn = OB == 4 ? stem_q8_tile<4, 3> : OB == 3 ? stem_q8_tile<3, 4>
+                    : OB == 2 ? stem_q8_tile<2, 6> : stem_q8_tile<1, 12>;
+  const int64_t ey = (kh - 1) * dh, ex = (kw - 1) * dw;
+  for_ranges(c, N * OH, O * K * OW, [&](int, int64_t r0, int64_t r1) {
+    alignas(32) float patch[kStemMaxK * 12];
+    int64_t offp[kStemMaxK];
+    for (int64_t k = 0; k < K; ++k) offp[k] = k * J;
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / OH, oy = r % OH, iy0 = oy * sh - pt;
+      const float* xn = x + n * C * HW;
+      int8_t* yr = y + r * OW * Cs;
+      const bool rows_in = iy0 >= 0 && iy0 + ey < H;
+      for (int64_t ox0 = 0; ox0 < OW; ox0 += J) {
+        const int64_t nj = std::min<int64_t>(J, OW - ox0), ix0 = ox0 * sw - pl;
+        if (rows_in && nj == J && ix0 >= 0 && ix0 + (J - 1) * sw + ex < W) {
+          fn(wp, K, xn + iy0 * W + ix0, off, sw, b, J, act, lo, hi, mul, inv, zero, yr + ox0 * Cs, Cs);
+          continue;
+        }
+        for (int64_t ci = 0, k = 0; ci < C; ++ci)  // border tile: its K x J taps, 0 for padding
+          for (int64_t ky = 0; ky < kh; ++ky)
+            for (int64_t kx = 0; kx < kw; ++kx, ++k) {
+              const int64_t iy = iy0 + ky * dh;
+              for (int64_t j = 0; j < J; ++j) {
+                const int64_t ix = ix0 + j * sw + kx * dw;
+                patch[k * J + j] = j < nj && iy >= 0 && iy < H && ix >= 0 && ix < W ? xn[ci * HW + iy * W + ix] : 0.f;
+              }
+            }
+        fn(wp, K, patch, offp, 1, b, nj, act, lo, hi, mul, inv, zero, yr + ox0 * Cs, Cs);
+      }
+    }
+  });
+}
+#endif
+
+// Scalar path (LOWBIT_ISA=scalar, non-x86 builds): conv2d_f32's portable direct tile per output pixel
+// (acc = bias, then acc += w * x over k in order, padding taps x = 0), apply_act, quantize_nhwc_q8's q8_scalar.
+void stem_scalar(OpCtx& c, const float* x, const float* b, const float* mul, int8_t* y) {
+  const OpParams& p = *c.p;
+  const int64_t N = p.i[kN], C = p.i[kC], H = p.i[kH], W = p.i[kW], O = p.i[kO], OH = p.i[kOH], OW = p.i[kOW];
+  const int64_t kh = p.i[kKh], kw = p.i[kKw], sh = p.i[kSh], sw = p.i[kSw], dh = p.i[kDh], dw = p.i[kDw];
+  const int64_t pt = p.i[kPt], pl = p.i[kPl], K = C * kh * kw, HW = H * W, Cs = p.i[kCs], act = p.i[kAct];
+  const float lo = p.f[0], hi = p.f[1], inv = 1.0f / p.f[2], zf = float(p.i[kZout]);
+  const float* wp = reinterpret_cast<const float*>(p.v.data());
+  for_ranges(c, N * OH, O * K * OW, [&](int, int64_t r0, int64_t r1) {
+    float acc[32];
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / OH, oy = r % OH;
+      const float* xn = x + n * C * HW;
+      for (int64_t ox = 0; ox < OW; ++ox) {
+        for (int64_t o = 0; o < O; ++o) acc[o] = b ? b[o] : 0.f;
+        for (int64_t ci = 0, k = 0; ci < C; ++ci)
+          for (int64_t ky = 0; ky < kh; ++ky)
+            for (int64_t kx = 0; kx < kw; ++kx, ++k) {
+              const int64_t iy = oy * sh - pt + ky * dh, ix = ox * sw - pl + kx * dw;
+              const float xv = iy >= 0 && iy < H && ix >= 0 && ix < W ? xn[ci * HW + iy * W + ix] : 0.f;
+              for (int64_t o = 0; o < O; ++o) acc[o] += wp[k * O + o] * xv;
+            }
+        apply_act(acc, O, act, lo, hi);
+        int8_t* d = y + (r * OW + ox) * Cs;
+        for (int64_t o = 0; o < O; ++o) d[o] = q8_scalar(mul ? acc[o] * mul[o] : acc[o], inv, zf);
+        for (int64_t o = O; o < Cs; ++o) d[o] = 0;
+      }
+    }
+  });
+}
+
+void stem_run(OpCtx& c) {
+  const float* x = c.in[0]->f32();
+  const float* b = c.in.size() > 2 && c.in[2] ? c.in[2]->f32() : nullptr;
+  const float* mul = c.in.size() > 3 && c.in[3] ? c.in[3]->f32() : nullptr;
+  int8_t* y = static_cast<int8_t*>(c.out[0]->data);
+#if defined(__x86_64__)
+  if (use_avx2() && (lb_cpu_features() & LB_CPU_FMA)) {
+    c.isa = "avx2";
+    stem_avx2(c, x, b, mul, y);
+    return;
+  }
+#endif
+  c.isa = "scalar";
+  stem_scalar(c, x, b, mul, y);
+}
+
 }  // namespace
 
 void register_ops_qnhwc(std::vector<OpDef>& r) {
   r.push_back(OpDef{"quantize_nhwc_q8", quant_infer, quant_run, false});
   r.push_back(OpDef{"qconv2d_nhwc_q8", conv_infer, conv_run, false});
+  r.push_back(OpDef{"conv_stem_nhwc_q8", stem_infer, stem_run, false});
 }
 
 // Shared with ops_qnhwc_graph.cpp (declared in ops_qnhwc.h).
