@@ -1,0 +1,58 @@
+"""The fp32 GEMM's row tiles and panel chunks (session 9, native/src/ops/ops_gemm.cpp): the last 7 or 8
+rows of a GEMM run as 4 + 3 / 4 + 4 row tiles instead of 6 + 1 / 6 + 2, and the panels are split into an
+even number of chunks of ~8 panels (MiniLM's M = 128 GEMMs: 12 chunks of 8 for N = 1536, 4 of 6 for N =
+384). Each case: ONNX Runtime within 1e-4 relative and bitwise identity for 1, 2 and 3 threads; and the
+tile height never changes a sum (k in order): rows computed by 4-row tiles equal the same rows computed
+by 6-row tiles, bit for bit. Shapes: M = 128 (20 x 6 + 4 + 4), 127 (+ 4 + 3), 14
+(6 + 4 + 4); K = 1536 (four K blocks); N = 1536, 1000 (an edge panel), 384; weights in panels (A with >=
+16 rows) and packed per run (M < 16, and Gemm with transB)."""
+
+import numpy as np
+import pytest
+
+import lowbit
+from runtime_helpers import assert_rel_close, fp32_graph_case, rand_w
+
+onnx = pytest.importorskip("onnx")
+from onnx import helper  # noqa: E402
+
+RTOL = 1e-4
+
+
+def _matmul(m, k, n, seed=1):
+    return ([helper.make_node("MatMul", ["x", "w"], ["t"]), helper.make_node("Add", ["t", "b"], ["y"])],
+            [("x", [m, k])], {"w": rand_w(k, n, seed=seed), "b": rand_w(n, seed=seed + 1)})
+
+
+CASES = {
+    "m128_k384_n1536": _matmul(128, 384, 1536),
+    "m128_k1536_n384": _matmul(128, 1536, 384),
+    "m127_k96_n1000": _matmul(127, 96, 1000),
+    "m14_k200_n1000": _matmul(14, 200, 1000),
+    "gemm_transb_m128": ([helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)],
+                         [("x", [128, 203])], {"w": rand_w(517, 203, seed=6), "b": rand_w(517, seed=7)}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_gemm_tiles_match_ort_bitwise_threads(tmp_path, name):
+    pkg, feeds, ref = fp32_graph_case(tmp_path, name, *CASES[name])
+    runs = {t: lowbit.load(pkg, threads=t).run(feeds)["y"] for t in (1, 2, 3)}
+    assert_rel_close(runs[1], ref["y"], RTOL, name)
+    for t in (2, 3):
+        assert np.array_equal(runs[1], runs[t]), f"{name}: {t} threads differ from 1 thread"
+
+
+def test_gemm_tile_height_keeps_sums(tmp_path):
+    """M = 128 runs rows 120..127 as two 4-row tiles; M = 126 runs rows 120..125 in one 6-row tile and a
+    6-row GEMM (M < 16: weights packed per run) runs rows 122..127 in one 6-row tile: same bits."""
+    k, n = 384, 1000
+    inits = {"w": rand_w(k, n, seed=3), "b": rand_w(n, seed=4)}
+    nodes = _matmul(1, k, n)[0]
+    x = np.random.default_rng(5).standard_normal((128, k)).astype(np.float32)
+    out = {}
+    for m, rows in ((128, slice(0, 128)), (126, slice(0, 126)), (6, slice(122, 128))):
+        pkg, _, _ = fp32_graph_case(tmp_path, f"rows{m}", nodes, [("x", [m, k])], inits)
+        out[m] = lowbit.load(pkg, threads=2).run({"x": x[rows]})["y"]
+    assert np.array_equal(out[128][:126], out[126])
+    assert np.array_equal(out[128][122:], out[6])
