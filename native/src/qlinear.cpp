@@ -17,7 +17,8 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 /// Scratch layout of one call (offsets from the 64-byte aligned base).
 struct Plan {
   size_t xq = 0, xm = 0, xs = 0, xu = 0, total = 0;
-  bool flip = false;  // xu: the activations as u8 (xq ^ 0x80) for the 7-bit GEMM (lb_mm_args::xu)
+  bool flip = false;  // xu: the activations as u8 (xq ^ 0x80) for the AVX2 GEMMs that read them (lb_mm_args::xu)
+  int64_t ldu = 0;    // bytes from one xu row to the next
 };
 
 Plan plan(const PackedWeight& w, int64_t m, const QLinearOpts& o) {
@@ -29,10 +30,15 @@ Plan plan(const PackedWeight& w, int64_t m, const QLinearOpts& o) {
     p.xq = 0;
     p.xm = align_up(size_t(m) * size_t(w.kp));
     p.total = p.xm + align_up(size_t(m) * size_t(w.kp / w.group) * sizeof(lb_q8_meta));
-    p.flip = w.fmt == LB_WFMT_Q8 && w.code_bits == 7 && m > 1;
+    // gemm_q7 reads rows kp apart; the w4a8 / t2a8 GEMM (lb::avx2::ugemm) reads 6 rows at a time,
+    // which at kp = 4096 would share one L1 set: their rows are padded by 64 bytes.
+    const bool q7 = w.fmt == LB_WFMT_Q8 && w.code_bits == 7;
+    const bool unp = w.fmt == LB_WFMT_Q4 || w.fmt == LB_WFMT_Q4A || w.fmt == LB_WFMT_T2;
+    p.flip = (q7 || unp) && m > 1;
     if (p.flip) {
+      p.ldu = q7 ? w.kp : w.kp + 64;
       p.xu = p.total;
-      p.total += align_up(size_t(m) * size_t(w.kp));
+      p.total += align_up(size_t(m) * size_t(p.ldu));
     }
   }
   p.total += kAlign;  // room to align the caller's pointer
@@ -188,24 +194,33 @@ lb_status qlinear_with(const KernelTable& t, const PackedWeight& w, const float*
     qa.static_scale = o.act_scale;
     qa.static_zero = o.act_zero;
     lb_quant_q8_t* quant = t.quant_q8.fn;
-    uint8_t* xu = p.flip && kern.isa == LB_ISA_AVX2 ? base + p.xu : nullptr;  // only the AVX2 gemm_q7 reads it
+    uint8_t* xu = p.flip && kern.isa == LB_ISA_AVX2 ? base + p.xu : nullptr;  // only the AVX2 GEMMs read it
     parallel_for(pool, ceil_div(m, kQuantRowsPerTask), [&](int64_t task, int) {
       lb_quant_args qr = qa;
       for (int64_t r = task * kQuantRowsPerTask; r < std::min(m, (task + 1) * kQuantRowsPerTask); ++r) {
         qr.x = x + r * ldx;
         quant(&qr, xq + r * w.kp, xm + r * ng);
-        if (xu) flip_row(xq + r * w.kp, xu + r * w.kp, w.kp);
+        if (xu) flip_row(xq + r * w.kp, xu + r * p.ldu, w.kp);
       }
     });
     a.xq = xq;
     a.xm = xm;
     a.xu = xu;
+    a.ldu = p.ldu;
     a.act_zero = qa.is_static ? o.act_zero : 0;
   }
 
   // 2. The output split: contiguous panel ranges (and row ranges for tall GEMMs). Every output
   // element is computed whole by one kernel call, so the split never changes a result bit.
   const int64_t panels = ceil_div(w.n, LB_PANEL_ROWS);
+  lb_mm_t* fn = kern.fn;
+  if (m == 1) {  // the GEMV: guided chunks, so the threads finish together (threadpool.h)
+    const int64_t tasks = parallel_guided(pool, panels, 2, [&](int, int64_t p0, int64_t p1) {
+      fn(&a, 0, 1, p0 * LB_PANEL_ROWS, std::min(w.n, p1 * LB_PANEL_ROWS));
+    });
+    if (info) *info = QLinearInfo{kern.name, kern.isa, float_act ? "" : t.quant_q8.name, threads, tasks};
+    return LB_OK;
+  }
   int64_t m_tasks = 1;
   if (m > 1 && threads > 1 && panels < 8 * threads) m_tasks = ceil_div(m, kGemmRowsPerTask);
   const int64_t want_n_tasks = threads == 1 ? 1 : std::max<int64_t>(1, (8 * threads + m_tasks - 1) / m_tasks);
@@ -214,7 +229,6 @@ lb_status qlinear_with(const KernelTable& t, const PackedWeight& w, const float*
   if (m > 1 && n_tasks > 1) panels_per_task += panels_per_task & 1;  // GEMM tiles are 16 columns wide
   const int64_t n_chunks = ceil_div(panels, panels_per_task);
   const int64_t rows_per_task = ceil_div(m, m_tasks);
-  lb_mm_t* fn = kern.fn;
   parallel_for(pool, n_chunks * m_tasks, [&](int64_t task, int) {
     const int64_t nc = task % n_chunks, mc = task / n_chunks;
     const int64_t n0 = nc * panels_per_task * LB_PANEL_ROWS;

@@ -1,9 +1,13 @@
 // ThreadPool under stress: every task runs exactly once, jobs back to back and after the workers
 // went to sleep, nested calls run serially, a pool is destroyed while its workers sleep or spin,
-// and parallel_ranges cuts [0, n) the same way for any pool size.
+// parallel_ranges cuts [0, n) the same way for any pool size, and parallel_guided covers it once.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <mutex>
+#include <string>
+#include <utility>
 #include <thread>
 #include <vector>
 
@@ -80,4 +84,36 @@ LB_TEST(runtime_threadpool_ranges_do_not_depend_on_threads) {
       LB_EXPECT(cuts(&p2, n, grain) == ref);
       LB_EXPECT(cuts(&p4, n, grain) == ref);
     }
+}
+
+// parallel_guided covers [0, n) exactly once in chunks of at least `grain` (but the last), the
+// chunks never grow from one task to the next, and it returns the number of chunks it ran.
+LB_TEST(runtime_threadpool_guided_covers_once_and_shrinks) {
+  for (int threads : {1, 2, 3, 8}) {
+    lb::ThreadPool pool(threads);
+    for (int64_t n : {1, 2, 3, 7, 16, 100, 256, 1408, 4000}) {
+      for (int64_t grain : {1, 2, 5}) {
+        std::vector<std::atomic<int>> hits(size_t(n) + 1);
+        std::vector<std::pair<int64_t, int64_t>> chunks;
+        std::mutex mu;
+        const int64_t count = lb::parallel_guided(&pool, n, grain, [&](int th, int64_t b, int64_t e) {
+          LB_EXPECT(th >= 0 && th < pool.size());
+          std::lock_guard<std::mutex> lk(mu);
+          chunks.emplace_back(b, e);
+          for (int64_t i = b; i < e; ++i) hits[size_t(i)].fetch_add(1);
+        });
+        const std::string where = "threads " + std::to_string(threads) + " n " + std::to_string(n);
+        LB_EXPECT_MSG(count == int64_t(chunks.size()), where);
+        for (int64_t i = 0; i < n; ++i) LB_EXPECT_MSG(hits[size_t(i)].load() == 1, where + " item " + std::to_string(i));
+        std::sort(chunks.begin(), chunks.end());
+        for (size_t c = 0; c < chunks.size(); ++c) {
+          const int64_t len = chunks[c].second - chunks[c].first;
+          LB_EXPECT_MSG(len >= 1 && (len >= grain || chunks[c].second == n), where);
+          if (c + 1 < chunks.size() && chunks[c + 1].second < n)
+            LB_EXPECT_MSG(chunks[c + 1].second - chunks[c + 1].first <= len, where + " chunk grew");
+        }
+        if (threads > 1 && n >= 8 * threads * grain) LB_EXPECT_MSG(count > threads, where);  // not one chunk per thread
+      }
+    }
+  }
 }
