@@ -35,6 +35,7 @@ struct lb_mm_args {
   /// flipped once per call by the caller (qlinear) so that the kernel reads them in place; null:
   /// the kernel flips row tiles itself. Every other kernel ignores it.
   const uint8_t* xu;
+  int64_t ldu;  ///< bytes from one xu row to the next (0: kp); qlinear pads it for the AVX2 w4a8 / t2a8 GEMMs
 };
 
 /// Matmul kernel: rows [m0, m1) x columns [n0, n1) of lb_mm_args.

@@ -17,7 +17,8 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 /// Scratch layout of one call (offsets from the 64-byte aligned base).
 struct Plan {
   size_t xq = 0, xm = 0, xs = 0, xu = 0, total = 0;
-  bool flip = false;  // xu: the activations as u8 (xq ^ 0x80) for the 7-bit GEMM (lb_mm_args::xu)
+  bool flip = false;  // xu: the activations as u8 (xq ^ 0x80) for the AVX2 GEMMs that read them (lb_mm_args::xu)
+  int64_t ldu = 0;    // bytes from one xu row to the next
 };
 
 Plan plan(const PackedWeight& w, int64_t m, const QLinearOpts& o) {
@@ -29,10 +30,15 @@ Plan plan(const PackedWeight& w, int64_t m, const QLinearOpts& o) {
     p.xq = 0;
     p.xm = align_up(size_t(m) * size_t(w.kp));
     p.total = p.xm + align_up(size_t(m) * size_t(w.kp / w.group) * sizeof(lb_q8_meta));
-    p.flip = w.fmt == LB_WFMT_Q8 && w.code_bits == 7 && m > 1;
+    // gemm_q7 reads rows kp apart; the w4a8 / t2a8 GEMM (lb::avx2::ugemm) reads 6 rows at a time,
+    // which at kp = 4096 would share one L1 set: their rows are padded by 64 bytes.
+    const bool q7 = w.fmt == LB_WFMT_Q8 && w.code_bits == 7;
+    const bool unp = w.fmt == LB_WFMT_Q4 || w.fmt == LB_WFMT_Q4A || w.fmt == LB_WFMT_T2;
+    p.flip = (q7 || unp) && m > 1;
     if (p.flip) {
+      p.ldu = q7 ? w.kp : w.kp + 64;
       p.xu = p.total;
-      p.total += align_up(size_t(m) * size_t(w.kp));
+      p.total += align_up(size_t(m) * size_t(p.ldu));
     }
   }
   p.total += kAlign;  // room to align the caller's pointer
@@ -188,18 +194,19 @@ lb_status qlinear_with(const KernelTable& t, const PackedWeight& w, const float*
     qa.static_scale = o.act_scale;
     qa.static_zero = o.act_zero;
     lb_quant_q8_t* quant = t.quant_q8.fn;
-    uint8_t* xu = p.flip && kern.isa == LB_ISA_AVX2 ? base + p.xu : nullptr;  // only the AVX2 gemm_q7 reads it
+    uint8_t* xu = p.flip && kern.isa == LB_ISA_AVX2 ? base + p.xu : nullptr;  // only the AVX2 GEMMs read it
     parallel_for(pool, ceil_div(m, kQuantRowsPerTask), [&](int64_t task, int) {
       lb_quant_args qr = qa;
       for (int64_t r = task * kQuantRowsPerTask; r < std::min(m, (task + 1) * kQuantRowsPerTask); ++r) {
         qr.x = x + r * ldx;
         quant(&qr, xq + r * w.kp, xm + r * ng);
-        if (xu) flip_row(xq + r * w.kp, xu + r * w.kp, w.kp);
+        if (xu) flip_row(xq + r * w.kp, xu + r * p.ldu, w.kp);
       }
     });
     a.xq = xq;
     a.xm = xm;
     a.xu = xu;
+    a.ldu = p.ldu;
     a.act_zero = qa.is_static ? o.act_zero : 0;
   }
 

@@ -1,5 +1,6 @@
 // w4a8 (Q4 / Q4A) for AVX2: unsigned nibbles x int8 activations with int16 sums per 32 k.
-// GEMV: one panel (8 rows) at a time. GEMM: 4 rows x 16 columns.
+// GEMV: one panel (8 rows) at a time. GEMM: codes unpacked once per call into int8 panels, 6 rows x
+// 16 columns per register tile (lb::avx2::ugemm, mm_avx2.h).
 //
 // Why one panel: a panel's groups are contiguous and panels follow each other, so walking the
 // panels in order reads the weight as one sequential stream, which the hardware prefetcher
@@ -22,7 +23,8 @@ void lb_gemv_f32_q8d_q4g_32x32__avx2(const lb_mm_args* a, int64_t m0, int64_t m1
   else lb::avx2::ugemv<UFmt<Nib, 8, false>>(a, m0, m1, n0, n1);
 }
 
+// (The name keeps its registered "4x16"; the register tile is now 6 rows x 16 columns.)
 void lb_gemm_f32_q8d_q4g_4x16__avx2(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  if (a->fmt == LB_WFMT_Q4A) lb::avx2::ugemm<UFmt<Nib, 0, true>, 4, 2>(a, m0, m1, n0, n1);
-  else lb::avx2::ugemm<UFmt<Nib, 8, false>, 4, 2>(a, m0, m1, n0, n1);
+  if (a->fmt == LB_WFMT_Q4A) lb::avx2::ugemm<UFmt<Nib, 0, true>>(a, m0, m1, n0, n1);
+  else lb::avx2::ugemm<UFmt<Nib, 8, false>>(a, m0, m1, n0, n1);
 }

@@ -11,7 +11,7 @@
 // (measured on cold 4096x11008 weights, same run: 4 panels per pass 6-8 GB/s, 2 panels 7-9,
 // 1 panel 9-10.6). Bitwise identical to the shared kernel and to the reference (integer dot
 // products, then the same float epilogue per group).
-// GEMM: the shared ugemm tiles (4 rows x 2 panels).
+// GEMM: the shared ugemm of mm_avx2.h (codes unpacked to int8 panels, 6 x 2 register tiles).
 #if !defined(__AVX2__)
 #error "mm_t2_avx2.cpp must be compiled with -mavx2"
 #endif
@@ -91,5 +91,5 @@ void lb_gemv_f32_q8d_t2g_8x16__avx2(const lb_mm_args* a, int64_t m0, int64_t m1,
 }
 
 void lb_gemm_f32_q8d_t2g_4x16__avx2(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  lb::avx2::ugemm<UFmt<Ter, 1, false>, 4, 2>(a, m0, m1, n0, n1);
+  lb::avx2::ugemm<UFmt<Ter, 1, false>>(a, m0, m1, n0, n1);
 }
