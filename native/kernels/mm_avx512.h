@@ -186,9 +186,9 @@ void ugemm(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
   }
 }
 
-/// Q8 (w8a8): MR rows x 16 outputs; dpbusd of (x + 128) with the weights, minus 128 * row_sum.
-template <int MR>
-void gemm_q8(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+/// Q8 (w8a8) GEMV: 16 outputs (two panels, two weight streams) per pass; dpbusd of (x + 128) with
+/// the weights, minus 128 * row_sum. (The GEMM is mm_q8_avx512vnni.cpp's register-tiled kernel.)
+inline void gemv_q8(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const int64_t kp = a->kp;
   const __m512i flip = _mm512_set1_epi8(char(0x80));
   for (int64_t n = n0; n < n1; n += 16) {
@@ -201,28 +201,21 @@ void gemm_q8(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->row_sum + pb * 8)), 1);
     const __m512 rsc = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(a->row_scale + pa * 8)),
                                           _mm256_loadu_ps(a->row_scale + pb * 8), 1);
-    for (int64_t m = m0; m < m1; m += MR) {
-      const int mr = int(m1 - m < MR ? m1 - m : MR);
-      const int8_t* x[MR];
-      for (int r = 0; r < MR; ++r) x[r] = a->xq + (m + (r < mr ? r : 0)) * kp;
-      __m512i dot[MR];
-      for (int r = 0; r < MR; ++r) dot[r] = _mm512_setzero_si512();
-      for (int64_t k = 0; k < kp; k += 4) {
-        if constexpr (MR == 1) {  // the GEMV: two weight streams (panels pa, pb), each line prefetched once
-          if ((k & 7) == 0) {
-            _mm_prefetch(reinterpret_cast<const char*>(wa + 8 * k) + kPrefetchAhead, _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(wb + 8 * k) + kPrefetchAhead, _MM_HINT_T0);
-          }
+    // sum (x + 128) w - 128 sum w - zero * sum w
+    const __m512i corr = _mm512_mullo_epi32(rs, _mm512_set1_epi32(128 + a->act_zero));
+    for (int64_t m = m0; m < m1; ++m) {
+      const int8_t* x = a->xq + m * kp;
+      __m512i dot = _mm512_setzero_si512();
+      for (int64_t k = 0; k < kp; k += 4) {  // two weight streams (panels pa, pb), each line prefetched once
+        if ((k & 7) == 0) {
+          _mm_prefetch(reinterpret_cast<const char*>(wa + 8 * k) + kPrefetchAhead, _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(wb + 8 * k) + kPrefetchAhead, _MM_HINT_T0);
         }
         const __m512i w = load_pair(wa + 8 * k, wb + 8 * k);
-        for (int r = 0; r < MR; ++r) dot[r] = _mm512_dpbusd_epi32(dot[r], _mm512_xor_si512(bcast4(x[r] + k), flip), w);
+        dot = _mm512_dpbusd_epi32(dot, _mm512_xor_si512(bcast4(x + k), flip), w);
       }
-      // sum (x + 128) w - 128 sum w - zero * sum w
-      const __m512i corr = _mm512_mullo_epi32(rs, _mm512_set1_epi32(128 + a->act_zero));
-      for (int r = 0; r < mr; ++r) {
-        const __m512 s = _mm512_mul_ps(rsc, _mm512_set1_ps(a->xm[m + r].d));
-        store16(a->y + (m + r) * a->ldy, a->bias, n, n1, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(dot[r], corr)), s));
-      }
+      const __m512 s = _mm512_mul_ps(rsc, _mm512_set1_ps(a->xm[m].d));
+      store16(a->y + m * a->ldy, a->bias, n, n1, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(dot, corr)), s));
     }
   }
 }

@@ -36,3 +36,28 @@ def test_avx512vnni_kernels_emulated(native_host, tmp_path):
     r = run([exe])
     assert r.returncode == 0, r.stdout[-4000:]
     assert "0 failed" in r.stdout and " 0 kernels" not in r.stdout, r.stdout[-2000:]
+
+
+def test_avx512vnni_q8_gemm_blocks_emulated(native_host, tmp_path):
+    """The w8a8 GEMM's M, N and K blocks on shapes beyond the self-check's (q8_tiles_main.cpp)."""
+    if not SIMDE.exists() or not shutil.which("g++"):
+        msg = "SIMDe headers not found: apt-get install libsimde-dev (or run `make system-deps`)"
+        if REQUIRE_ALL:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    inc = ["-I", str(ROOT / "tests/kernels/avx512_emu"), "-I", str(ROOT / "native/kernels"),
+           "-I", str(ROOT / "native/include"), "-I", str(ROOT / "native/src")]
+    obj = tmp_path / "mm_q8_avx512vnni.o"
+    r = subprocess.run(["g++", "-O1", "-std=c++17", "-w", "-D__AVX512VNNI__", "-D__AVX512BW__", "-D__AVX512DQ__",
+                        "-DSIMDE_NO_NATIVE", *inc, "-c", str(ROOT / "native/kernels/mm_q8/mm_q8_avx512vnni.cpp"),
+                        "-o", str(obj)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    exe = tmp_path / "q8_tiles"
+    r = subprocess.run(["g++", "-O1", "-std=c++17", "-w", "-DLB_HAVE_AVX2=1", "-DLB_HAVE_AVX512VNNI=1", *inc,
+                        "-I", str(native_host / "generated"), str(ROOT / "tests/kernels/avx512_emu/q8_tiles_main.cpp"),
+                        str(obj), str(native_host / "liblowbit.a"), "-lpthread", "-o", str(exe)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = run([exe])
+    assert r.returncode == 0, r.stdout[-4000:]
+    assert "8 checks, 0 failed" in r.stdout, r.stdout[-2000:]
