@@ -169,6 +169,21 @@ __attribute__((target("avx2,fma"))) void act_requant_avx2(const float* v, const 
   const bool iclamp = clamp && !mv, fclamp = clamp && mv;
   const __m256i qlo = _mm256_set1_epi8(iclamp ? q8_scalar(alo, inv, zf) : int8_t(-128));
   const __m256i qhi = _mm256_set1_epi8(iclamp ? q8_scalar(ahi, inv, zf) : int8_t(127));
+  if (ns == 32 && n < 32 && n % 8 == 0) {
+    // rows of 8 / 16 / 24 values padded to 32 bytes: each row is packed whole (the missing vectors as zeros)
+    // and stored with one 32-byte store, its padding bytes masked to 0 (the same operations per value)
+    const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n / 4)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (int64_t row = 0; row < rows; ++row, v += n, q += ns) {
+      __m256i r[4];
+      for (int j = 0; j < 4; ++j)
+        r[j] = 8 * j < n ? q8_lanes(clamp_mul8(v + 8 * j, mv ? mv + 8 * j : nullptr, fclamp, va, vb), vinv)
+                         : _mm256_setzero_si256();
+      __m256i b = pack32_q8(r, vz);
+      if (iclamp) b = _mm256_min_epi8(_mm256_max_epi8(b, qlo), qhi);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), _mm256_and_si256(b, keep));
+    }
+    return;
+  }
   for (int64_t row = 0; row < rows; ++row, v += n, q += ns) {
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
@@ -1134,6 +1149,11 @@ void epilogue(const OpParams& p, const Outs& o, float* yt, int64_t P0, int64_t m
   }
   if (o.res && !done) vec(yt, o.res + P0 * O, n, false);
   if (o.f && yt != o.f + P0 * O) std::memcpy(o.f + P0 * O, yt, size_t(n) * 4);
+#if defined(__x86_64__)
+  if (rq == requant_row_avx2 && o.q && O != Os) {  // padded rows (O < Os): all rows in one act_requant_avx2 call
+    act_requant_avx2(yt, o.qmul, m, O, Os, false, 0.f, 0.f, 1.0f / p.f[3], float(p.i[kZout]), o.q + P0 * Os);
+  } else
+#endif
   if (o.q && o.qmul) {
     const float inv = 1.0f / p.f[3], zf = float(p.i[kZout]);
     for (int64_t i = 0; i < m; ++i) o.rqm(yt + i * O, o.qmul, 0.f, O, Os, inv, zf, o.q + (P0 + i) * Os);
