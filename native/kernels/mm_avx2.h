@@ -417,6 +417,7 @@ void ugemm_g(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1
   constexpr int kWs = kQB * 32 + 64;               // bytes from one panel to the next in W
   constexpr int kXs = kQB * 4 + 64;                // bytes from one row to the next in xflip
   const int64_t ng = a->k / G;
+  const size_t bb = lb_wfmt_block_bytes(static_cast<lb_wfmt>(a->fmt), G);
   const uint8_t* xu = a->xu;
   const int64_t xs = a->ldu ? a->ldu : a->kp;
   alignas(32) int8_t W[2 * kWs];
@@ -434,13 +435,38 @@ void ugemm_g(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1
           const int ngb = int(ng - g0 < kGB ? ng - g0 : kGB);
           const bool first = g0 == 0;
           unp_panels<F, NP, G, kWs>(a, n / 8, g0, ngb, W, corr, d, mn);
+          // The codes of the next block (this pair's next k block, else the next pair's first) go
+          // to L2 while the row tiles run, a slice per tile: the unpack would otherwise wait on
+          // memory with nothing to overlap (few row tiles per block at small M).
+          const uint8_t* pfp[2] = {nullptr, nullptr};
+          size_t pfb = 0;
+          if (g0 + kGB < ng) {
+            for (int p = 0; p < NP; ++p) pfp[p] = layout::block(a->w, a->fmt, a->k, G, n / 8 + p, g0 + kGB);
+            pfb = size_t(ng - g0 - kGB < kGB ? ng - g0 - kGB : kGB) * bb;
+          } else if (mc + kMC >= m1 && n + 16 < n1) {
+            pfp[0] = layout::block(a->w, a->fmt, a->k, G, n / 8 + 2, 0);
+            if (n + 24 < n1) pfp[1] = layout::block(a->w, a->fmt, a->k, G, n / 8 + 3, 0);
+            pfb = size_t(ng < kGB ? ng : kGB) * bb;
+          }
+          const int64_t tiles = (me - mc + 5) / 6;
+          int64_t t = 0;
+          size_t done = 0;
+          auto prefetch = [&](bool all) {
+            const size_t upto = all ? pfb : pfb * size_t(++t) / size_t(tiles);
+            for (; done < upto; done += 64)
+              for (int p = 0; p < 2; ++p)
+                if (pfp[p]) _mm_prefetch(reinterpret_cast<const char*>(pfp[p] + done), _MM_HINT_T1);
+          };
           int64_t m = mc;
-          for (; m + 6 <= me; m += 6)
+          for (; m + 6 <= me; m += 6) {
             unp_rows<F, 6, NP, G, kWs, kXs>(a, xu, xs, mc, m, me, g0, ngb, W, corr, d, mn, xflip, facc, dummy, first);
+            prefetch(false);
+          }
           for (; m < me; m += 4) {
             if (me - m > 2) unp_rows<F, 4, NP, G, kWs, kXs>(a, xu, xs, mc, m, me, g0, ngb, W, corr, d, mn, xflip, facc, dummy, first);
             else unp_rows<F, 2, NP, G, kWs, kXs>(a, xu, xs, mc, m, me, g0, ngb, W, corr, d, mn, xflip, facc, dummy, first);
           }
+          prefetch(true);
         }
         for (int64_t m = mc; m < me; ++m)
           for (int p = 0; p < NP; ++p)
