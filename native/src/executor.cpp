@@ -223,6 +223,19 @@ lb_status Session::create(const Model* model, int threads, std::unique_ptr<Sessi
   }
   s->bound_shapes_.resize(model->inputs().size());
   s->bound_data_.assign(model->inputs().size(), nullptr);
+  // Every input shape static: plan now, so that a bad attribute or shape is an error of the load, not of the
+  // first run, the arena is sized before any run, and the first run costs what later ones do. Graphs with
+  // dynamic dims plan on the first run (and again whenever the bound shapes change).
+  std::vector<std::vector<int64_t>> declared;
+  bool all_static = true;
+  for (int id : model->inputs()) {
+    declared.push_back(vals[size_t(id)].shape);
+    for (int64_t d : declared.back()) all_static = all_static && d >= 0;
+  }
+  if (all_static) {
+    const lb_status st = s->plan(declared);
+    if (st != LB_OK) return st;
+  }
   *out = std::move(s);
   return LB_OK;
 }
@@ -261,7 +274,7 @@ lb_status Session::set_input(const std::string& name, DType dtype, const int64_t
   return set_error(LB_ERR_NOT_FOUND, "the model has no input '%s' (its inputs: %s)", name.c_str(), names.c_str());
 }
 
-lb_status Session::plan() {
+lb_status Session::plan(const std::vector<std::vector<int64_t>>& shapes) {
   const auto& vals = model_->values();
   const auto& ops = model_->ops();
   // reset every non-constant value
@@ -273,7 +286,7 @@ lb_status Session::plan() {
   for (size_t k = 0; k < model_->inputs().size(); ++k) {
     Tensor& t = tensors_[size_t(model_->inputs()[k])];
     t.dtype = vals[size_t(model_->inputs()[k])].dtype;
-    t.shape = bound_shapes_[k];
+    t.shape = shapes[k];
     t.data = const_cast<void*>(bound_data_[k]);  // bound at run(); here only for "known" checks
   }
   // inputs are not known at plan time for folding: hide their data while inferring
@@ -375,7 +388,7 @@ lb_status Session::plan() {
     for (const Tensor* t : ctx_[k].out) e.bytes_written += t->nbytes();
     e.ops = ctx_[k].flops;
   }
-  planned_shapes_ = bound_shapes_;
+  planned_shapes_ = shapes;
   planned_ = true;
   return LB_OK;
 }
@@ -387,7 +400,7 @@ lb_status Session::run() {
       return set_error(LB_ERR_INVALID_ARG, "input '%s' was not set (lb_session_set_input)",
                        model_->values()[size_t(ins[k])].name.c_str());
   if (!planned_ || planned_shapes_ != bound_shapes_) {
-    const lb_status st = plan();
+    const lb_status st = plan(bound_shapes_);
     if (st != LB_OK) {
       planned_ = false;
       return st;

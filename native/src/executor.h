@@ -75,7 +75,9 @@ class Session {
 
  private:
   Session(const Model* m, int threads);
-  lb_status plan();
+  /// Shape inference, constant folding and the arena for these input shapes (at create when every input
+  /// shape is static, else at the first run and whenever the bound shapes change).
+  lb_status plan(const std::vector<std::vector<int64_t>>& shapes);
 
   const Model* model_;
   std::unique_ptr<ThreadPool> pool_;         // null for one thread
