@@ -275,6 +275,7 @@ lb_status Session::set_input(const std::string& name, DType dtype, const int64_t
 }
 
 lb_status Session::plan(const std::vector<std::vector<int64_t>>& shapes) {
+  ran_ = false;  // the outputs' storage moves: no previous run's output stays readable
   const auto& vals = model_->values();
   const auto& ops = model_->ops();
   // reset every non-constant value
@@ -427,13 +428,14 @@ lb_status Session::run() {
       ops[k].def->run(c);
     }
   }
+  ran_ = true;
   return LB_OK;
 }
 
 lb_status Session::output(const std::string& name, const Tensor** out) const {
   for (int id : model_->outputs())
     if (model_->values()[size_t(id)].name == name) {
-      if (!planned_) return set_error(LB_ERR_INVALID_ARG, "output '%s': the session has not run yet", name.c_str());
+      if (!ran_) return set_error(LB_ERR_INVALID_ARG, "output '%s': the session has not run yet", name.c_str());
       *out = &tensors_[size_t(id)];
       return LB_OK;
     }

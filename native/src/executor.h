@@ -90,6 +90,7 @@ class Session {
   std::vector<const void*> bound_data_;
   std::vector<std::vector<int64_t>> planned_shapes_;
   bool planned_ = false;
+  bool ran_ = false;  // a run completed since the last plan: outputs hold its results
   void* arena_ = nullptr;
   size_t arena_size_ = 0;
   size_t scratch_offset_ = 0;
