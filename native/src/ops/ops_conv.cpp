@@ -8,6 +8,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
+#include "conv_ocv.h"
 #include "ops.h"
 #include "transpose8.h"
 #include "vmath.h"
@@ -815,25 +816,6 @@ __attribute__((target("avx2,fma"))) void direct_tile_avx2(const float* A, int64_
     if (last && act == ACT_SIGMOID) apply_act(cr, nr, act, lo, hi);
   }
 }
-// acc[ob][j] += wp[k][ob * 8 ..] * base[off[k] + j * ps] for k in order: the tap loop of the
-// output-channels-in-lanes tiles below (OB weight vectors per tap, J broadcasts of the input).
-template <int OB, int J>
-__attribute__((target("avx2,fma"), always_inline)) inline void ocv_accumulate(const float* wp, int64_t K,
-                                                                               const float* base, const int64_t* off,
-                                                                               int64_t ps, __m256 (&acc)[OB][J]) {
-  for (int64_t k = 0; k < K; ++k) {
-    const float* xb = base + off[k];
-    __m256 wv[OB];
-#pragma GCC unroll 4
-    for (int ob = 0; ob < OB; ++ob) wv[ob] = _mm256_loadu_ps(wp + k * OB * 8 + ob * 8);
-#pragma GCC unroll 12
-    for (int j = 0; j < J; ++j) {
-      const __m256 xv = _mm256_broadcast_ss(xb + j * ps);
-#pragma GCC unroll 4
-      for (int ob = 0; ob < OB; ++ob) acc[ob][j] = _mm256_fmadd_ps(wv[ob], xv, acc[ob][j]);
-    }
-  }
-}
 // Few output channels (8, 16 or 24, one group): vectors over output channels instead. The weights
 // are packed once per run as wp[K][og]; a tile is og channels x J output pixels of one row, each
 // tap's og weights loaded once (sequential in k) and each input value broadcast once, so the
@@ -883,12 +865,7 @@ __attribute__((target("avx2,fma"))) void stem_tile_avx2(const float* wp, int64_t
                                                          const int64_t* off, int64_t ps, const float* bias, float* rb,
                                                          int64_t nj, int64_t act, float lo, float hi) {
   __m256 acc[OB][J];
-#pragma GCC unroll 4
-  for (int ob = 0; ob < OB; ++ob) {
-    const __m256 bv = bias ? _mm256_loadu_ps(bias + ob * 8) : _mm256_setzero_ps();
-#pragma GCC unroll 12
-    for (int j = 0; j < J; ++j) acc[ob][j] = bv;
-  }
+  ocv_start<OB, J>(bias, acc);
   ocv_accumulate<OB, J>(wp, K, base, off, ps, acc);
 #pragma GCC unroll 12
   for (int j = 0; j < J; ++j) {  // compile-time indices only: acc stays in registers

@@ -31,6 +31,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
+#include "conv_ocv.h"
 #include "ops.h"
 #include "ops_qnhwc.h"
 #include "transpose8.h"
@@ -1502,24 +1503,8 @@ __attribute__((target("avx2,fma"))) void stem_q8_tile(const float* wp, int64_t K
                                                       int64_t act, float lo, float hi, const float* mul, float inv,
                                                       int64_t zero, int8_t* y, int64_t Cs) {
   __m256 acc[OB][J];
-#pragma GCC unroll 4
-  for (int ob = 0; ob < OB; ++ob) {
-    const __m256 bv = bias ? _mm256_loadu_ps(bias + ob * 8) : _mm256_setzero_ps();
-#pragma GCC unroll 12
-    for (int j = 0; j < J; ++j) acc[ob][j] = bv;
-  }
-  for (int64_t k = 0; k < K; ++k) {
-    const float* xb = base + off[k];
-    __m256 wv[OB];
-#pragma GCC unroll 4
-    for (int ob = 0; ob < OB; ++ob) wv[ob] = _mm256_loadu_ps(wp + k * OB * 8 + ob * 8);
-#pragma GCC unroll 12
-    for (int j = 0; j < J; ++j) {
-      const __m256 xv = _mm256_broadcast_ss(xb + j * ps);
-#pragma GCC unroll 4
-      for (int ob = 0; ob < OB; ++ob) acc[ob][j] = _mm256_fmadd_ps(wv[ob], xv, acc[ob][j]);
-    }
-  }
+  ocv_start<OB, J>(bias, acc);  // conv2d_f32's stem tile's sums (conv_ocv.h): the same bits
+  ocv_accumulate<OB, J>(wp, K, base, off, ps, acc);
   const __m256 vinv = _mm256_set1_ps(inv);
   const __m256i vz = _mm256_set1_epi16(int16_t(zero));
 #pragma GCC unroll 12
