@@ -182,7 +182,7 @@ def write_tvm(graph: Graph, out: Path, profile=None, *, input_shapes: Optional[D
         manifest: Dict[str, Any] = {
             "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION,
             "model": graph.name, "profile": prof.name, "arch": prof.arch, "device": prof.device,
-            "tvm_target": prof.tvm_target(), "tvm_version": tvm.__version__,
+            "isa": prof.isa, "tvm_target": prof.tvm_target(), "tvm_version": tvm.__version__,
             "library": "model.so", "inputs": sig_in, "outputs": sig_out,
             "quant_kernels": sorted(set(qkernels)), "scheme": graph.metadata.get("scheme"),
             "tolerance": TOLERANCE, "opencl": None,
@@ -206,6 +206,16 @@ def _host_arch() -> str:
     from lowbit.targets import host_info  # noqa: PLC0415
 
     return host_info()["arch"]
+
+
+def _usable_isas() -> List[str]:
+    """The lowbit ISA paths this CPU can execute (native CPU detection), or [] without the extension."""
+    try:
+        import lowbit  # noqa: PLC0415
+
+        return list(lowbit.native().isa_usable())
+    except Exception:  # noqa: BLE001  (no native build: nothing to check against)
+        return []
 
 
 def _outputs(graph: Graph, main) -> List[Dict[str, Any]]:
@@ -241,6 +251,13 @@ class TvmModel:
             raise LowbitError(f"{self.path}: built for {self.manifest['profile']} ({self.manifest['arch']}/"
                               f"{self.manifest['device']}); it cannot run on this {_host_arch()} CPU "
                               "(GPU artifacts run through lowbit.exporters.tvm_opencl)")
+        isa = self.manifest.get("isa")  # absent in artifacts written before session 10
+        usable = _usable_isas()
+        if isa and usable and isa not in usable:
+            # Running it would die on an illegal instruction inside TVM's kernels: refuse instead.
+            raise LowbitError(f"{self.path}: built for {self.manifest['profile']}, whose code needs the {isa} "
+                              f"instructions; this CPU runs only {', '.join(usable)}. Export for a profile this CPU "
+                              "supports (`lowbit targets detect` names it) or run the artifact on such a device")
         self._tvm = tvm
         lib = _fresh_copy(self.path / "model.so")
         self._vm = relax.VirtualMachine(tvm.runtime.load_module(lib), tvm.cpu())

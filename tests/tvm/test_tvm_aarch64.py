@@ -1,6 +1,7 @@
 """TVM for the ARM profiles: the Relax library cross-compiled with Debian's aarch64 compiler, and
 the same kernels linked into a static runner that executes under qemu-aarch64 and matches the
-reference. Plus the AVX-512 VNNI profile, which compiles here but cannot run on this CPU."""
+reference. Plus the AVX-512 VNNI profile: its code is checked for 512-bit instructions, run and compared with the
+reference where the CPU has AVX-512 VNNI, and refused with a clear error where it has not."""
 from __future__ import annotations
 
 import json
@@ -56,7 +57,7 @@ def test_arm_kernels_run_under_qemu_and_match(tmp_path, profile, key):
 
 
 def test_avx512vnni_profile_compiles_with_zmm_code(tvm_artifact):
-    """This CPU has no AVX-512: the artifact is only compiled and inspected, never run here."""
+    """The artifact holds 512-bit code (and the AVX2 one none); run_or_refuse below executes it."""
     need_tool("objdump", "binutils")
     graph, path = tvm_artifact("int4-int8", lambda: mlp_graph(("int4", "int8"), k=256, hidden=64), "x86-64-avx512vnni")
     asm = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(path / "model.so")],
@@ -84,3 +85,19 @@ def test_arm_runner_handles_bool_and_float_ops(tmp_path):
     w = np.where(x > 0, x, np.float32(-1.0))
     e = np.exp(w - w.max(-1, keepdims=True))
     np.testing.assert_allclose(tvm_cross.run(folder, {"x": x})["y"], e / e.sum(-1, keepdims=True), rtol=1e-5, atol=1e-6)
+
+
+def test_avx512vnni_artifact_runs_where_the_cpu_can_and_is_refused_elsewhere(tvm_artifact, monkeypatch):
+    graph, path = tvm_artifact("int4-int8", lambda: mlp_graph(("int4", "int8"), k=256, hidden=64), "x86-64-avx512vnni")
+    assert tvm_writer.read_manifest(path)["isa"] == "avx512vnni"
+    x = np.random.default_rng(5).standard_normal(graph.inputs[0].shape).astype(np.float32)
+    if "avx512vnni" in tvm_writer._usable_isas():  # e.g. the Zen 4 VM since session 10
+        out = tvm_writer.load_tvm(path).run({"x": x})
+        ref = reference(graph, {"x": x})
+        for name in ref:
+            err = float(np.max(np.abs(out[name] - ref[name])) / np.max(np.abs(ref[name])))
+            assert err <= tvm_writer.TOLERANCE["max_abs_err_rel_to_max"], f"avx512vnni artifact: {err:.3g}"
+    # A CPU without those instructions gets an error naming them, not SIGILL inside TVM.
+    monkeypatch.setattr(tvm_writer, "_usable_isas", lambda: ["scalar", "avx2"])
+    with pytest.raises(Exception, match="needs the avx512vnni instructions; this CPU runs only scalar, avx2"):
+        tvm_writer.load_tvm(path)
