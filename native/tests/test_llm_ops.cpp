@@ -79,6 +79,58 @@ LB_TEST(llm_vec_ops_match_scalar) {
   }
 }
 
+LB_TEST(llm_add_rms_norm_same_bits_as_scalar) {
+  // The fused residual add + RMSNorm: the same bits on every ISA path (the sum of squares is in
+  // double in a fixed order), tails included; and close to a plain double computation.
+  const VecOps& v = vec_ops();
+  const VecOps& s = vec_ops_scalar();
+  for (int n : {1, 7, 8, 13, 64, 2048, 2051}) {
+    for (bool with_res : {false, true}) {
+      auto x = randv(n, 60 + n, 2.f), res = randv(n, 70 + n), w = randv(n, 80 + n);
+      auto x1 = x, x2 = x;
+      std::vector<float> y1(n), y2(n), y3(n);
+      v.add_rms_norm(x1.data(), with_res ? res.data() : nullptr, w.data(), 1e-5f, n, y1.data());
+      s.add_rms_norm(x2.data(), with_res ? res.data() : nullptr, w.data(), 1e-5f, n, y2.data());
+      const std::string what = std::string(v.isa) + " n=" + std::to_string(n) + (with_res ? " +res" : "");
+      LB_EXPECT_MSG(x1 == x2 && y1 == y2, "add_rms_norm differs from scalar: " + what);
+      std::vector<float> want(n), xs(n);
+      double ss = 0;
+      for (int i = 0; i < n; ++i) {
+        xs[i] = with_res ? x[i] + res[i] : x[i];
+        ss += double(xs[i]) * xs[i];
+      }
+      const double r = 1.0 / std::sqrt(ss / n + 1e-5);
+      for (int i = 0; i < n; ++i) want[i] = float(xs[i] * r * w[i]);
+      LB_EXPECT_MSG(x1 == xs, "residual add wrong: " + what);
+      LB_EXPECT_MSG(max_rel(y1, want) <= kVecOpsRelErr, "add_rms_norm vs double reference: " + what);
+      rms_norm(x.data(), w.data(), 1e-5f, n, y3.data());
+      if (!with_res) LB_EXPECT_MSG(y3 == y2, "rms_norm != add_rms_norm without residual: " + what);
+    }
+  }
+}
+
+LB_TEST(llm_rope_table_matches_rope_apply) {
+  const VecOps& v = vec_ops();
+  const VecOps& s = vec_ops_scalar();
+  for (int d : {64, 48, 20, 128}) {
+    const int heads = 3, half = d / 2;
+    std::vector<float> inv(half);
+    for (int i = 0; i < half; ++i) inv[i] = std::pow(10000.f, -2.f * i / d);
+    for (int pos : {0, 1, 77, 2047}) {
+      auto x = randv(size_t(heads) * d, 90 + d + pos);
+      auto a = x, b = x, c = x;
+      std::vector<float> cs(half), sn(half);
+      rope_table(pos, d, inv.data(), 0.9f, cs.data(), sn.data());
+      v.rope(a.data(), heads, d, cs.data(), sn.data());
+      s.rope(b.data(), heads, d, cs.data(), sn.data());
+      rope_apply(c.data(), heads, d, pos, inv.data(), 0.9f);
+      const std::string what = std::string(v.isa) + " d=" + std::to_string(d) + " pos=" + std::to_string(pos);
+      LB_EXPECT_MSG(b == c, "scalar rope with the table != rope_apply: " + what);
+      LB_EXPECT_MSG(max_rel(a, b) <= kVecOpsRelErr, "rope vs scalar: " + what);
+    }
+  }
+}
+
 // Naive attention of one query head over positions [lo, hi] of k/v rows [pos][d].
 static std::vector<float> naive_attn(const float* q, const std::vector<float>& k, const std::vector<float>& v, int d,
                                      int kv_heads, int h, int lo, int hi) {

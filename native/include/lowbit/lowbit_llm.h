@@ -127,8 +127,8 @@ typedef struct lb_llm_prof_entry {
   int32_t phase;        ///< 0 prefill (and lb_llm_eval_all), 1 decode (and sampling)
   int32_t layer;        ///< decoder block, or -1 for embed / final_norm / lm_head / sampling
   const char* op;       ///< "embed", "attn_norm", "qkv", "rope", "kv_store", "attention", "o_proj",
-                        ///< "residual", "ffn_norm", "gate_up", "swiglu", "down", "final_norm",
-                        ///< "lm_head", "sampling"
+                        ///< "ffn_norm", "gate_up", "swiglu", "down", "final_norm", "lm_head",
+                        ///< "sampling" (the residual adds are fused into the next norm: "add_rms_norm")
   const char* kernel;   ///< what ran, e.g. "lb_gemv_f32_q8d_q4g_8x32__avx2" (static string)
   const char* isa;      ///< the ISA it ran on ("avx2", "scalar", ...)
   int64_t calls;        ///< times the op ran

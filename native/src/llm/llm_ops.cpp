@@ -162,10 +162,41 @@ void swiglu_ref(const float* gate, const float* up, int n, float* out) {
   }
 }
 
+// The sum of squares of add_rms_norm: double partial sums s[i % 8] (the products of floats are
+// exact in double, so FMA or not gives the same bits), combined as the AVX2 path's two
+// 4-lane accumulators are: ((s0+s4) + (s2+s6)) + ((s1+s5) + (s3+s7)).
+inline double sumsq_combine(const double* s) {
+  return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+}
+inline float rms_inv(double ss, int n, float eps) { return float(1.0 / std::sqrt(ss / n + eps)); }
+
+void add_rms_norm_ref(float* x, const float* res, const float* w, float eps, int n, float* y) {
+  double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int i = 0; i < n; ++i) {
+    float v = x[i];
+    if (res) x[i] = v = v + res[i];
+    s[i & 7] += double(v) * double(v);
+  }
+  const float r = rms_inv(sumsq_combine(s), n, eps);
+  for (int i = 0; i < n; ++i) y[i] = x[i] * r * w[i];
+}
+
+void rope_ref(float* x, int heads, int d, const float* cs, const float* sn) {
+  const int half = d / 2;
+  for (int h = 0; h < heads; ++h) {
+    float* v = x + size_t(h) * d;
+    for (int i = 0; i < half; ++i) {
+      const float a = v[i], b = v[i + half];
+      v[i] = a * cs[i] - b * sn[i];
+      v[i + half] = b * cs[i] + a * sn[i];
+    }
+  }
+}
+
 const VecOps kScalar = {"scalar",         dot_f32_ref,      dot_f16_ref,    dot_i8_ref,     axpy_f32_ref,
                         axpy_f16_ref,     axpy_i8_ref,      f32_to_f16_ref, scores_f32_ref, scores_f16_ref,
                         scores_i8_ref,    softmax_cols_ref, wsum_f32_ref,   wsum_f16_ref,   wsum_i8_ref,
-                        swiglu_ref};
+                        swiglu_ref,       add_rms_norm_ref, rope_ref};
 
 #if defined(LB_LLM_X86)
 #define LB_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -408,10 +439,53 @@ LB_AVX2 void swiglu_avx2(const float* gate, const float* up, int n, float* out) 
   if (i < n) swiglu_ref(gate + i, up + i, n - i, out + i);
 }
 
+LB_AVX2 void add_rms_norm_avx2(float* x, const float* res, const float* w, float eps, int n, float* y) {
+  __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_loadu_ps(x + i);
+    if (res) {
+      v = _mm256_add_ps(v, _mm256_loadu_ps(res + i));
+      _mm256_storeu_ps(x + i, v);
+    }
+    const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+    a0 = _mm256_fmadd_pd(lo, lo, a0);
+    a1 = _mm256_fmadd_pd(hi, hi, a1);
+  }
+  alignas(32) double s[8];
+  _mm256_store_pd(s, a0);
+  _mm256_store_pd(s + 4, a1);
+  for (int j = i; j < n; ++j) {
+    float v = x[j];
+    if (res) x[j] = v = v + res[j];
+    s[j & 7] += double(v) * double(v);
+  }
+  const float r = rms_inv(sumsq_combine(s), n, eps);
+  const __m256 vr = _mm256_set1_ps(r);
+  i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vr), _mm256_loadu_ps(w + i)));
+  for (; i < n; ++i) y[i] = x[i] * r * w[i];
+}
+
+LB_AVX2 void rope_avx2(float* x, int heads, int d, const float* cs, const float* sn) {
+  const int half = d / 2;
+  if (half % 8) return rope_ref(x, heads, d, cs, sn);
+  for (int h = 0; h < heads; ++h) {
+    float* v = x + size_t(h) * d;
+    for (int i = 0; i < half; i += 8) {
+      const __m256 a = _mm256_loadu_ps(v + i), b = _mm256_loadu_ps(v + i + half);
+      const __m256 c = _mm256_loadu_ps(cs + i), s = _mm256_loadu_ps(sn + i);
+      _mm256_storeu_ps(v + i, _mm256_fmsub_ps(a, c, _mm256_mul_ps(b, s)));
+      _mm256_storeu_ps(v + i + half, _mm256_fmadd_ps(b, c, _mm256_mul_ps(a, s)));
+    }
+  }
+}
+
 const VecOps kAvx2 = {"avx2",          dot_f32_avx2,      dot_f16_avx2,    dot_i8_avx2,     axpy_f32_avx2,
                       axpy_f16_avx2,   axpy_i8_avx2,      f32_to_f16_avx2, scores_f32_avx2, scores_f16_avx2,
                       scores_i8_avx2,  softmax_cols_avx2, wsum_f32_avx2,   wsum_f16_avx2,   wsum_i8_avx2,
-                      swiglu_avx2};
+                      swiglu_avx2,     add_rms_norm_avx2, rope_avx2};
 #endif
 
 }  // namespace
@@ -429,28 +503,21 @@ const VecOps& vec_ops() {
 }
 
 void rms_norm(const float* x, const float* w, float eps, int n, float* y) {
-  double ss = 0;
-  for (int i = 0; i < n; ++i) ss += double(x[i]) * x[i];
-  const float r = float(1.0 / std::sqrt(ss / n + eps));
-  for (int i = 0; i < n; ++i) y[i] = x[i] * r * w[i];
+  add_rms_norm_ref(const_cast<float*>(x), nullptr, w, eps, n, y);  // x is only read without a residual
 }
 
-void rope_apply(float* x, int heads, int d, int pos, const float* inv_freq, float scale) {
-  const int half = d / 2;
-  float cs[512], sn[512];  // head_dim <= 1024 is checked at load
-  for (int i = 0; i < half; ++i) {
+void rope_table(int pos, int d, const float* inv_freq, float scale, float* cs, float* sn) {
+  for (int i = 0; i < d / 2; ++i) {
     const float f = float(pos) * inv_freq[i];  // fp32 product, as transformers computes it
     cs[i] = std::cos(f) * scale;
     sn[i] = std::sin(f) * scale;
   }
-  for (int h = 0; h < heads; ++h) {
-    float* v = x + size_t(h) * d;
-    for (int i = 0; i < half; ++i) {
-      const float a = v[i], b = v[i + half];
-      v[i] = a * cs[i] - b * sn[i];
-      v[i + half] = b * cs[i] + a * sn[i];
-    }
-  }
+}
+
+void rope_apply(float* x, int heads, int d, int pos, const float* inv_freq, float scale) {
+  float cs[512], sn[512];  // head_dim <= 1024 is checked at load
+  rope_table(pos, d, inv_freq, scale, cs, sn);
+  rope_ref(x, heads, d, cs, sn);
 }
 
 void swiglu(const float* gate, const float* up, int n, float* out) { vec_ops().swiglu(gate, up, n, out); }

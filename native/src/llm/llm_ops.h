@@ -32,6 +32,13 @@ struct VecOps {
                   const float* inv_sum, float* out);
   /// out[i] = silu(gate[i]) * up[i].
   void (*swiglu)(const float* gate, const float* up, int n, float* out);
+  /// x += res (skipped when res is null), then y = x / rms(x) * w over n channels: the residual
+  /// add and the next RMSNorm in one pass. The sum of squares is taken in double in a fixed
+  /// order (8 partial sums, lane i % 8), so every ISA gives the same bits.
+  void (*add_rms_norm)(float* x, const float* res, const float* w, float eps, int n, float* y);
+  /// Rotate-half RoPE in place on `heads` heads of `d` channels with the position's cos / sin
+  /// table (rope_table: d / 2 entries each).
+  void (*rope)(float* x, int heads, int d, const float* cs, const float* sn);
 };
 
 /// The best VecOps for the active ISA path (lb_isa_active()).
@@ -46,6 +53,9 @@ float f16_to_f32_scalar(uint16_t h);
 void rms_norm(const float* x, const float* w, float eps, int n, float* y);
 /// Rotate-half RoPE in place on `heads` heads of `d` channels at position `pos`.
 void rope_apply(float* x, int heads, int d, int pos, const float* inv_freq, float scale);
+/// cos / sin of position `pos` for the d / 2 frequencies, times `scale` (what rope_apply uses;
+/// the same for every layer, so the decoder computes it once per token).
+void rope_table(int pos, int d, const float* inv_freq, float scale, float* cs, float* sn);
 /// out[i] = silu(gate[i]) * up[i].
 void swiglu(const float* gate, const float* up, int n, float* out);
 

@@ -57,6 +57,8 @@ lb_status Session::open(const char* path, const lb_llm_options& opt, std::unique
     s->tmp_.resize(t * c.hidden);
     s->gu_.resize(t * 2 * c.inter);
     s->act_.resize(t * c.inter);
+    s->rope_cs_.resize(t * size_t(c.head_dim / 2));
+    s->rope_sn_.resize(t * size_t(c.head_dim / 2));
     s->scores_.resize(size_t(s->par_->threads()) * (c.heads / c.kv_heads) * cap);
     s->logits_.resize(c.vocab);
     size_t lin = 0;
@@ -184,18 +186,29 @@ lb_status Session::forward_chunk(const int32_t* tokens, int t, float* logits, bo
     }
     return st;
   };
+  // RoPE's cos / sin depend on the position only: one table per row, shared by every layer.
+  const int half = d / 2;
+  for (int r = 0; r < t; ++r)
+    rope_table(pos_ + r, d, m.inv_freq, c.rope_scale, &rope_cs_[size_t(r) * half], &rope_sn_[size_t(r) * half]);
+  // The residual add of a block's last linear (tmp_) is fused into the next RMSNorm (add_rms_norm):
+  // `pending` says tmp_ holds one that x_ has not received yet.
+  bool pending = false;
   for (int l = 0; l < c.layers; ++l) {
     const Layer& L = m.layers[l];
-    for (int r = 0; r < t; ++r) rms_norm(&x_[size_t(r) * H], L.attn_norm, c.eps, H, &h_[size_t(r) * H]);
-    pf.mark(ph, l, kOpAttnNorm, "rms_norm", "scalar");
+    for (int r = 0; r < t; ++r)
+      ops.add_rms_norm(&x_[size_t(r) * H], pending ? &tmp_[size_t(r) * H] : nullptr, L.attn_norm, c.eps, H,
+                       &h_[size_t(r) * H]);
+    pf.mark(ph, l, kOpAttnNorm, pending ? "add_rms_norm" : "rms_norm", visa);
     lb_status st;
     if ((st = lin(L.qkv, h_.data(), qkv_.data(), t, l, kOpQkv)) != LB_OK) return st;
     for (int r = 0; r < t; ++r) {
       float* row = &qkv_[size_t(r) * QKV];
-      rope_apply(row, c.heads, d, pos_ + r, m.inv_freq, c.rope_scale);
-      rope_apply(row + Q, c.kv_heads, d, pos_ + r, m.inv_freq, c.rope_scale);
+      const float* cs = &rope_cs_[size_t(r) * half];
+      const float* sn = &rope_sn_[size_t(r) * half];
+      ops.rope(row, c.heads, d, cs, sn);
+      ops.rope(row + Q, c.kv_heads, d, cs, sn);
     }
-    pf.mark(ph, l, kOpRope, "rope", "scalar");
+    pf.mark(ph, l, kOpRope, "rope", visa);
     if (kv_.needs_order(l)) kv_.set_order(l, &qkv_[Q], &qkv_[Q + KV], QKV, t);
     for (int r = 0; r < t; ++r) {
       const float* row = &qkv_[size_t(r) * QKV];
@@ -211,28 +224,30 @@ lb_status Session::forward_chunk(const int32_t* tokens, int t, float* logits, bo
     });
     pf.mark(ph, l, kOpAttention, kv_attend_name(kv_.type()), visa);
     if ((st = lin(L.o, attn_.data(), tmp_.data(), t, l, kOpOProj)) != LB_OK) return st;
-    for (size_t i = 0; i < size_t(t) * H; ++i) x_[i] += tmp_[i];
-    pf.mark(ph, l, kOpResidual, "add", "scalar");
-    for (int r = 0; r < t; ++r) rms_norm(&x_[size_t(r) * H], L.ffn_norm, c.eps, H, &h_[size_t(r) * H]);
-    pf.mark(ph, l, kOpFfnNorm, "rms_norm", "scalar");
+    for (int r = 0; r < t; ++r)
+      ops.add_rms_norm(&x_[size_t(r) * H], &tmp_[size_t(r) * H], L.ffn_norm, c.eps, H, &h_[size_t(r) * H]);
+    pf.mark(ph, l, kOpFfnNorm, "add_rms_norm", visa);
     if ((st = lin(L.gate_up, h_.data(), gu_.data(), t, l, kOpGateUp)) != LB_OK) return st;
     for (int r = 0; r < t; ++r)
       ops.swiglu(&gu_[size_t(r) * 2 * I], &gu_[size_t(r) * 2 * I + I], I, &act_[size_t(r) * I]);
     pf.mark(ph, l, kOpSwiglu, "swiglu", visa);
     if ((st = lin(L.down, act_.data(), tmp_.data(), t, l, kOpDown)) != LB_OK) return st;
-    for (size_t i = 0; i < size_t(t) * H; ++i) x_[i] += tmp_[i];
-    pf.mark(ph, l, kOpResidual, "add", "scalar");
+    pending = true;
   }
   pos_ += t;
   if (!logits) return LB_OK;
+  const char* fname = pending ? "add_rms_norm" : "rms_norm";
   if (all) {
-    for (int r = 0; r < t; ++r) rms_norm(&x_[size_t(r) * H], m.norm, c.eps, H, &h_[size_t(r) * H]);
-    pf.mark(ph, -1, kOpFinalNorm, "rms_norm", "scalar");
+    for (int r = 0; r < t; ++r)
+      ops.add_rms_norm(&x_[size_t(r) * H], pending ? &tmp_[size_t(r) * H] : nullptr, m.norm, c.eps, H,
+                       &h_[size_t(r) * H]);
+    pf.mark(ph, -1, kOpFinalNorm, fname, visa);
     // the head in row blocks of the chunk, straight into the caller's buffer
     return lin(m.head, h_.data(), logits, t, -1, kOpLmHead);
   }
-  rms_norm(&x_[size_t(t - 1) * H], m.norm, c.eps, H, h_.data());
-  pf.mark(ph, -1, kOpFinalNorm, "rms_norm", "scalar");
+  // only the last row's logits: only its residual and norm
+  ops.add_rms_norm(&x_[size_t(t - 1) * H], pending ? &tmp_[size_t(t - 1) * H] : nullptr, m.norm, c.eps, H, h_.data());
+  pf.mark(ph, -1, kOpFinalNorm, fname, visa);
   return lin(m.head, h_.data(), logits, 1, -1, kOpLmHead);
 }
 

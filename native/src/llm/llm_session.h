@@ -54,6 +54,7 @@ class Session {
   Profiler prof_;
   // scratch, sized for one chunk
   std::vector<float> x_, h_, qkv_, attn_, tmp_, gu_, act_, scores_;
+  std::vector<float> rope_cs_, rope_sn_;  // [chunk row][head_dim / 2] cos / sin of the row's position
   LinearScratch lin_;
   std::vector<float> work_;
   std::vector<uint64_t> keys_;  // sampler candidates
