@@ -1,0 +1,111 @@
+"""The fp32 conv kernels of the AVX-512 path (session 10; lb_isa_active() == avx512vnni, AVX-512F/VL
+part of it): the 8-pixel conv2d_pw_f32 tiles (maps of >= 128 pixels, K > 128; NCHW or blocked input
+and output), the 16-lane stride-2 depthwise (3x3 / 5x5, rows of >= 48 outputs) and the 16-lane 3x3
+stride-1 depthwise (rows of >= 48 outputs). Each keeps the AVX2 kernel's per-element order (bias, then
+the taps / k in order), so each case runs in child processes under LOWBIT_ISA=avx512vnni and avx2 and
+must be bitwise equal, 1 and 2 threads bitwise identical, with the AVX-512 kernel reported, and within
+1e-4 relative of ONNX Runtime (the named float tolerance; the scalar reference path is checked
+against ORT by the other conv tests). Shapes hit partial 8-pixel panels, 1/2/3-block channel tiles,
+several K blocks, odd and even left pads, rows whose width is and is not a multiple of 32 (the
+deinterleave's masked tail), overlapping last vectors and every fused activation. Skipped on CPUs
+without AVX-512."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import lowbit
+from runtime_helpers import assert_rel_close, fp32_graph_case, pw_conv_case, rand_w
+from test_fp32_conv_blocked import _block
+
+onnx = pytest.importorskip("onnx")
+from onnx import helper  # noqa: E402
+
+RTOL = 1e-4
+
+
+def _dw(x_shape, k, stride, act, pads):
+    c = x_shape[1]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c" if act else "y"], kernel_shape=[k, k], pads=pads,
+                              strides=[stride, stride], group=c)]
+    inits = {"w": rand_w(c, 1, k, k), "b": rand_w(c, seed=2)}
+    if act == "Clip":
+        nodes.append(helper.make_node("Clip", ["c", "lo", "hi"], ["y"]))
+        inits["lo"], inits["hi"] = np.array(0, np.float32), np.array(6, np.float32)
+    elif act:
+        nodes.append(helper.make_node(act, ["c"], ["y"]))
+    return nodes, [("x", x_shape)], inits, ("y",)
+
+
+def _pw(x_shape, o, act=None, bias=True):
+    return (*pw_conv_case(x_shape, o, act, bias), ("y",))
+
+
+# (graph, kernel the AVX-512 path must report)
+CASES = {
+    # conv2d_pw_f32, 8-pixel tiles: 13x13 = 169 pixels (21 panels + 1 pixel), O = 40 (tiles 3 + 2), K = 300
+    "pw_13x13_k300_o40_relu": (_pw([1, 300, 13, 13], 40, "Relu"), "conv2d_pw_f32"),
+    "pw_12x12_k136_o13_sigmoid": (_pw([1, 136, 12, 12], 13, "Sigmoid"), "conv2d_pw_f32"),  # a partial block
+    "pw_16x16_k200_o80_nobias_batch2": (_pw([2, 200, 16, 16], 80, None, bias=False), "conv2d_pw_f32"),
+    "pw_11x14_k260_o8_hardswish": (_pw([1, 260, 11, 14], 8, "HardSwish"), "conv2d_pw_f32"),  # 154 pixels
+    # a blocked chain (expand -> depthwise -> project on 12x12; the project reads NCHW8c with K = 144)
+    "chain_12x12_k3_e144": (_block([1, 40, 12, 12], 144, 3), "conv2d_pw_f32"),
+    # stride-2 depthwise on wide rows: W = 101 (masked tail, pl odd), W = 128 (no tail), 5x5, asymmetric pads
+    "dws2_3x3_w101_sigmoid": (_dw([1, 5, 7, 101], 3, 2, "Sigmoid", [0, 1, 1, 0]), "conv2d_f32"),
+    "dws2_3x3_w128_clip": (_dw([1, 6, 9, 128], 3, 2, "Clip", [1, 1, 1, 1]), "conv2d_f32"),
+    "dws2_5x5_w112_hardswish": (_dw([1, 9, 12, 112], 5, 2, "HardSwish", [2, 2, 2, 2]), "conv2d_f32"),
+    "dws2_3x3_w130_relu_asym": (_dw([1, 3, 5, 130], 3, 2, "Relu", [1, 0, 1, 1]), "conv2d_f32"),
+    # 3x3 stride-1 depthwise on rows of 48..: 48 (3 vectors), 56 (overlapping last), 101, 130
+    "dw3_w48_hardsigmoid": (_dw([1, 4, 5, 48], 3, 1, "HardSigmoid", [1, 1, 1, 1]), "conv2d_f32"),
+    "dw3_w56_clip": (_dw([1, 7, 6, 56], 3, 1, "Clip", [1, 1, 1, 1]), "conv2d_f32"),
+    "dw3_w101_sigmoid": (_dw([1, 5, 9, 101], 3, 1, "Sigmoid", [1, 1, 1, 1]), "conv2d_f32"),
+    "dw3_w130_hardswish_asym": (_dw([1, 4, 6, 130], 3, 1, "HardSwish", [0, 1, 1, 0]), "conv2d_f32"),
+}
+
+_CHILD = r"""
+import sys, numpy as np, lowbit
+feeds = dict(np.load(sys.argv[2]))
+s = lowbit.load(sys.argv[1], threads=int(sys.argv[4]))
+s.enable_profiling(True)
+out = s.run(feeds)
+isas = sorted({e["kernel"] + ":" + e["isa"] for e in s.profile_events()})
+np.savez(sys.argv[3], **out, __isa__=np.array(",".join(isas)))
+"""
+
+
+def _run(pkg, feeds, tmp_path, isa, threads):
+    f = tmp_path / "feeds.npz"
+    np.savez(f, **feeds)
+    out = tmp_path / f"out_{isa}_{threads}.npz"
+    r = subprocess.run([sys.executable, "-c", _CHILD, str(pkg), str(f), str(out), str(threads)],
+                       env=dict(os.environ, LOWBIT_ISA=isa), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = dict(np.load(out))
+    return got, str(got.pop("__isa__")).split(",")
+
+
+def _has_avx512():
+    from lowbit import _native
+
+    f = _native.cpu_features()
+    return all(f.get(k) for k in ("avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512vnni"))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_avx512_fp32_conv_bitwise_avx2(tmp_path, name):
+    if not _has_avx512():
+        pytest.skip("this CPU has no AVX-512 VNNI path")
+    (nodes, inputs, inits, outs), kernel = CASES[name]
+    pkg, feeds, ref = fp32_graph_case(tmp_path, name, nodes, inputs, inits, outs=outs)
+    z1, isas = _run(pkg, feeds, tmp_path, "avx512vnni", 1)
+    z2, _ = _run(pkg, feeds, tmp_path, "avx512vnni", 2)
+    a1, isas2 = _run(pkg, feeds, tmp_path, "avx2", 1)
+    assert f"{kernel}:avx512vnni" in isas, f"{name}: the AVX-512 kernel did not run ({isas})"
+    assert not any(i.endswith(":avx512vnni") for i in isas2), isas2
+    for k in outs:
+        assert_rel_close(z1[k], ref[k], RTOL, f"{name} avx512 vs ORT")
+        assert np.array_equal(z1[k], a1[k]), f"{name}: AVX-512 and AVX2 paths differ"
+        assert np.array_equal(z1[k], z2[k]), f"{name}: 2 threads differ from 1 thread"
