@@ -37,6 +37,12 @@
 #include "transpose8.h"
 #include "vmath.h"
 
+#if defined(__x86_64__)
+// the AVX-512 VNNI paths of these ops (ymm with AVX-512VL: 32 registers, vpdpbusd), chosen when LOWBIT_ISA / the CPU
+// give LB_ISA_AVX512VNNI
+#define LB_TARGET_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
+#endif
+
 namespace lb {
 namespace {
 
@@ -339,6 +345,7 @@ const PackedWeight& packed(const OpParams& p) { return *reinterpret_cast<const P
 // sums round trip made it 1.3-2.5x slower on these shapes: docs/runtime.md, "Session 6").
 
 constexpr int64_t kSmallKMax = 64;  // K of the small-K path (16 quads)
+constexpr int64_t kPwVnniMaxK = 128;  // K of the VNNI 1x1 path (above it the GEMM is faster: K 144-1152 0.6-0.9x)
 
 /// The conv qualifies for the small-K path (the run also needs AVX2): 1x1, stride 1, no padding,
 /// K <= kSmallKMax (above it gemm_q7's direct path of 478ee70 is faster: 0.74-0.88x at K 80-128), input rows
@@ -466,6 +473,180 @@ SmallKFn smallk_fn(int64_t K) {
 #endif
 
 
+// ---- 1x1 convs on AVX-512 VNNI ---------------------------------------------------------------------
+// A 1x1 stride-1 conv reading its int8 NHWC input rows in place (row stride Cs = kp), any weight codes (8-bit or
+// 7-bit: vpdpbusd's u8 x s8 products are summed in int32 without saturation). Output channels in the lanes: per group
+// of up to 4 weight panels (32 channels) and 6 pixels, 24 accumulators; per quad of k 4 weight loads (the group's
+// panels stay in L1), 6 broadcasts of 4 activation bytes (flipped to u = x + 128 once per tile) and 24 vpdpbusd. The
+// accumulators start at -(128 + z) * row_sum, so they end at the GEMM's exact int32 dot; the float finish is the
+// GEMM's (float(dot) * (s_x * row_scale), then + bias, no FMA). With an int8 output that needs only the act (none,
+// Relu, Clip), the smoothing multipliers and the requantization (the epilogue's act_requant_avx2 case), the tile
+// is finished in registers: the same operations as act_requant_avx2 and stores of 32 codes per pixel (no float tile
+// stored and read back). Otherwise it writes the float tile for the epilogue. Same bits as gemm_q8 / gemm_q7 and
+// the scalar reference either way.
+
+/// The conv qualifies for the VNNI 1x1 path (the run also needs LB_ISA_AVX512VNNI): 1x1, stride 1, no padding,
+/// input rows read in place (kDirect: Cs == kp).
+bool pw_vnni_ok(const OpParams& p) {
+  return p.i[kMode] == 0 && p.i[kKh] == 1 && p.i[kKw] == 1 && p.i[kDirect] && p.i[kK] <= kPwVnniMaxK;
+}
+
+#if defined(__x86_64__)
+struct PwVnni {
+  const uint8_t* w;  // Q8 panels: [O/8][kp/4][8 rows][4 k]
+  int64_t kp, O, nq;  // nq: quads of k with codes (round_up(K, 4) / 4)
+  const int32_t* row_sum;
+  const float* row_scale;
+  const float* bias;  // [O] or null
+  int32_t zin;
+  float sx;
+  // int8 output in registers (pw_vnni_tile<true>): rows of Os codes
+  int64_t Os;
+  const float* mv;  // smoothing multipliers [O] or null
+  bool clamp;       // Relu / Clip
+  float lo, hi, inv;
+  int16_t z;
+  int8_t qlo, qhi;  // the clamp on the codes (no multipliers)
+};
+
+/// The int32 sums of R pixels (rows xa, stride kp) x NP panels (wp, panel stride 8 * kp) over nq quads, started at
+/// init[j], into sums[r][j][8]. A function of its own, shaped so that GCC 12 keeps the accumulators in place (inside
+/// pw_block it copied every accumulator around each vpdpbusd).
+template <int R, int NP>
+LB_TARGET_VNNI __attribute__((noinline)) void pw_dot(const uint8_t* wp, const uint8_t* xa, int64_t kp, int64_t nq,
+                                                    const __m256i* init, int32_t* sums) {
+  __m256i acc[R * NP];
+#pragma GCC unroll 24
+  for (int i = 0; i < R * NP; ++i) {  // each accumulator its own value (not one shared start value)
+    __m256i t = _mm256_loadu_si256(init + i % NP);
+    __asm__("" : "+v"(t));
+    acc[i] = t;
+  }
+  for (int64_t q = 0; q < nq; ++q) {
+    __m256i w[NP];
+#pragma GCC unroll 4
+    for (int j = 0; j < NP; ++j) w[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + j * 8 * kp + 32 * q));
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      int32_t v;
+      std::memcpy(&v, xa + r * kp + 4 * q, 4);
+      const __m256i b = _mm256_set1_epi32(v);
+#pragma GCC unroll 4
+      for (int j = 0; j < NP; ++j) acc[r * NP + j] = _mm256_dpbusd_epi32(acc[r * NP + j], b, w[j]);
+    }
+  }
+#pragma GCC unroll 24
+  for (int i = 0; i < R * NP; ++i) _mm256_store_si256(reinterpret_cast<__m256i*>(sums + 8 * i), acc[i]);
+}
+
+/// R pixels (rows xa, stride kp) x NP panels from panel p: their float rows (y, stride O) or (Q) int8 rows (qd,
+/// stride Os, 32 bytes from channel 8p: the group's channels past O are stored as 0).
+template <int R, int NP, bool Q>
+LB_TARGET_VNNI __attribute__((noinline)) void pw_block(const PwVnni& s, int64_t p, const uint8_t* xa, float* y,
+                                                      int8_t* qd) {
+  const __m256i off = _mm256_set1_epi32(-(128 + s.zin));
+  __m256i init[NP];
+#pragma GCC unroll 4
+  for (int j = 0; j < NP; ++j)
+    init[j] = _mm256_mullo_epi32(off, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.row_sum + (p + j) * 8)));
+  alignas(32) int32_t sums[R * NP * 8];
+  pw_dot<R, NP>(s.w + p * 8 * s.kp, xa, s.kp, s.nq, init, sums);
+  // channels of this group: nv (a tail group: < 8 * NP; the panels' row_sum / row_scale are padded, bias is not)
+  const int64_t c0 = p * 8, nv = std::min<int64_t>(NP * 8, s.O - c0);
+  __m256 sc[NP], bs[NP];
+#pragma GCC unroll 4
+  for (int j = 0; j < NP; ++j) {
+    const int64_t nj = std::min<int64_t>(8, nv - 8 * j);
+    const __mmask8 mk = __mmask8((1u << nj) - 1u);
+    sc[j] = _mm256_mul_ps(_mm256_set1_ps(s.sx), _mm256_loadu_ps(s.row_scale + c0 + 8 * j));
+    bs[j] = s.bias ? _mm256_maskz_loadu_ps(mk, s.bias + c0 + 8 * j) : _mm256_setzero_ps();
+  }
+  if constexpr (!Q) {
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int j = 0; j < NP; ++j) {
+        __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(sums + 8 * (r * NP + j)))), sc[j]);
+        __asm__("" : "+v"(v));  // no FMA contraction: the reference multiplies, then adds
+        v = _mm256_add_ps(v, bs[j]);
+        const int64_t nj = std::min<int64_t>(8, nv - 8 * j);
+        float* d = y + r * s.O + c0 + 8 * j;
+        if (nj == 8) _mm256_storeu_ps(d, v);
+        else _mm256_mask_storeu_ps(d, __mmask8((1u << nj) - 1u), v);
+      }
+  } else {
+    const __m256 vinv = _mm256_set1_ps(s.inv), va = _mm256_set1_ps(s.lo), vb = _mm256_set1_ps(s.hi);
+    const __m256i vz = _mm256_set1_epi16(s.z);
+    const bool fclamp = s.clamp && s.mv, iclamp = s.clamp && !s.mv;
+    __m256 mvv[NP];
+#pragma GCC unroll 4
+    for (int j = 0; j < NP; ++j)
+      mvv[j] = s.mv ? _mm256_maskz_loadu_ps(__mmask8((1u << std::min<int64_t>(8, nv - 8 * j)) - 1u), s.mv + c0 + 8 * j)
+                    : _mm256_setzero_ps();
+    const __mmask32 keep = nv >= 32 ? ~__mmask32(0) : __mmask32((1u << nv) - 1u);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      __m256i rr[4];
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) {
+        if (j >= NP) {
+          rr[j] = _mm256_setzero_si256();
+          continue;
+        }
+        __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(sums + 8 * (r * NP + j)))), sc[j]);
+        __asm__("" : "+v"(v));  // no FMA contraction
+        v = _mm256_add_ps(v, bs[j]);
+        if (fclamp) v = _mm256_min_ps(_mm256_max_ps(v, va), vb);  // act_requant_avx2's clamp_mul8
+        if (s.mv) v = _mm256_mul_ps(v, mvv[j]);
+        rr[j] = q8_lanes(v, vinv);
+      }
+      __m256i b = pack32_q8(rr, vz);
+      if (iclamp) b = _mm256_min_epi8(_mm256_max_epi8(b, _mm256_set1_epi8(s.qlo)), _mm256_set1_epi8(s.qhi));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(qd + r * s.Os + c0), _mm256_maskz_mov_epi8(keep, b));
+    }
+  }
+}
+
+constexpr int kPwRows = 6;  // pixels per register tile (6 x 4 panels: 24 accumulators)
+template <int NP, bool Q>
+LB_TARGET_VNNI __attribute__((always_inline)) inline void pw_rows(const PwVnni& s, int64_t p, const uint8_t* xa,
+                                                                 int64_t m, float* y, int8_t* qd) {
+  int64_t i = 0;
+  for (; i + kPwRows <= m; i += kPwRows) pw_block<kPwRows, NP, Q>(s, p, xa + i * s.kp, y + i * s.O, qd + i * s.Os);
+  const uint8_t* xr = xa + i * s.kp;
+  float* yr = y + i * s.O;
+  int8_t* qr = qd + i * s.Os;
+  switch (m - i) {
+    case 5: pw_block<5, NP, Q>(s, p, xr, yr, qr); break;
+    case 4: pw_block<4, NP, Q>(s, p, xr, yr, qr); break;
+    case 3: pw_block<3, NP, Q>(s, p, xr, yr, qr); break;
+    case 2: pw_block<2, NP, Q>(s, p, xr, yr, qr); break;
+    case 1: pw_block<1, NP, Q>(s, p, xr, yr, qr); break;
+    default: break;
+  }
+}
+
+/// m pixel rows at x (stride kp) -> float rows y (stride O) or (Q) int8 rows qd (stride Os, Os % 32 == 0); xa:
+/// scratch for the rows flipped to u8 (m * kp bytes).
+template <bool Q>
+LB_TARGET_VNNI void pw_vnni_tile(const PwVnni& s, const int8_t* x, int64_t m, uint8_t* xa, float* y, int8_t* qd) {
+  const __m256i flip = _mm256_set1_epi8(int8_t(0x80));
+  const int64_t nb = m * s.kp;  // kp % 32 == 0
+  for (int64_t i = 0; i < nb; i += 32)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(xa + i),
+                        _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)), flip));
+  const int64_t np = (s.O + 7) / 8;
+  for (int64_t p = 0; p < np; p += 4) {
+    switch (std::min<int64_t>(4, np - p)) {
+      case 4: pw_rows<4, Q>(s, p, xa, m, y, qd); break;
+      case 3: pw_rows<3, Q>(s, p, xa, m, y, qd); break;
+      case 2: pw_rows<2, Q>(s, p, xa, m, y, qd); break;
+      default: pw_rows<1, Q>(s, p, xa, m, y, qd); break;
+    }
+  }
+}
+#endif
+
 // Depthwise weights, interleaved at plan time for the AVX2 kernel (kept in OpParams::v):
 // per block of 16 channels and pair of taps j, 32 int16: the `lo` vector holds (w[c][2j],
 // w[c][2j+1]) for channels 0-3 and 8-11 of the block, `hi` for 4-7 and 12-15 (the order of
@@ -482,6 +663,28 @@ DwView dw_view(const OpParams& p) {
   const int16_t* wi = reinterpret_cast<const int16_t*>(p.v.data());
   const float* comb = reinterpret_cast<const float*>(wi + (Cb / 16) * p.i[kPairs] * 32);
   return DwView{wi, comb, reinterpret_cast<const int32_t*>(comb + Cb)};
+}
+
+// Depthwise weights for the AVX-512 VNNI kernel (depthwise mode only; its OpParams::v offset, in int64, is in
+// p.i[kDwVnni], a slot gemm mode uses for its PackedWeight): four taps per vpdpbusd, the taps of a quad interleaved
+// per channel. Per block of 32 channels and quad j (taps 4j..4j+3, 0 past the last tap), 4 vectors of 8 dwords: vector
+// s, lane l holds the 4 tap codes of channel dwv_channel(s, l), the order vpunpck{l,h}bw then vpunpck{l,h}wd give the
+// four tap rows. Then per channel, in the same order: comb (s_x * s_w), bias (0 without one) and -(128 + z) * sum of
+// the codes (the accumulator's start: the activations are flipped to u8 = x + 128).
+constexpr int kDwVnni = 36;  // == kPw
+inline int dwv_channel(int s, int l) { return l < 4 ? 4 * s + l : 16 + 4 * s + l - 4; }
+struct DwVnni {
+  const int8_t* w;     // [Cb / 32][quads][4][32]
+  const float* comb;   // [Cb] (permuted)
+  const float* bias;   // [Cb] (permuted)
+  const int32_t* zq;   // [Cb] (permuted)
+  int64_t quads;
+};
+DwVnni dw_vnni_view(const OpParams& p) {
+  const int64_t Cb = (p.i[kC] + 31) / 32 * 32, nq = (p.i[kTaps] + 3) / 4;
+  const int8_t* w = reinterpret_cast<const int8_t*>(p.v.data() + p.i[kDwVnni]);
+  const float* comb = reinterpret_cast<const float*>(w + Cb * nq * 4);
+  return DwVnni{w, comb, comb + Cb, reinterpret_cast<const int32_t*>(comb + 2 * Cb), nq};
 }
 
 lb_status conv_infer(OpCtx& c) {
@@ -584,6 +787,33 @@ lb_status conv_infer(OpCtx& c) {
       int32_t sw = 0;
       for (int64_t t = 0; ch < C && t < taps; ++t) sw += codes[ch * taps + t];
       zc[ch] = int32_t(p.i[kZin]) * sw;
+    }
+    {  // the VNNI kernel's tables (dw_vnni_view), appended
+      const int64_t Cv = (C + 31) / 32 * 32, nq = (taps + 3) / 4;
+      const size_t vbytes = size_t(Cv * nq * 4) + size_t(Cv) * 12;
+      p.i[kDwVnni] = int64_t(p.v.size());
+      p.v.resize(p.v.size() + (vbytes + 7) / 8, 0);
+      int8_t* vw = reinterpret_cast<int8_t*>(p.v.data() + p.i[kDwVnni]);
+      float* vc = reinterpret_cast<float*>(vw + Cv * nq * 4);
+      float* vb = vc + Cv;
+      int32_t* vz = reinterpret_cast<int32_t*>(vc + 2 * Cv);
+      const float* bv = b && b->data && b->dtype == DType::F32 && b->numel() == C ? b->f32() : nullptr;
+      for (int64_t blk = 0; blk < Cv / 32; ++blk)
+        for (int s = 0; s < 4; ++s)
+          for (int l = 0; l < 8; ++l) {
+            const int64_t ch = blk * 32 + dwv_channel(s, l), at = blk * 32 + s * 8 + l;
+            int32_t sw = 0;
+            for (int64_t j = 0; j < nq; ++j)
+              for (int t = 0; t < 4; ++t) {
+                const int64_t tap = 4 * j + t;
+                const int8_t v = ch < C && tap < taps ? codes[ch * taps + tap] : int8_t(0);
+                vw[((blk * nq + j) * 4 + s) * 32 + 4 * l + t] = v;
+                sw += v;
+              }
+            vc[at] = ch < C ? comb[ch] : 0.f;
+            vb[at] = ch < C && bv ? bv[ch] : 0.f;
+            vz[at] = -(128 + int32_t(p.i[kZin])) * sw;
+          }
     }
   } else {
     c.err = "unknown mode '" + mode + "' (gemm or depthwise)";
@@ -724,10 +954,11 @@ lb_status conv_infer(OpCtx& c) {
   size_t per = al64(size_t(T * O) * 4);                              // float tile
   if (p.i[kMode] == 0) {
     per += al64(size_t(T) * sizeof(lb_q8_meta));                     // row metadata
-    if (!p.i[kDirect] || smallk_ok(p)) per += al64(size_t(T * p.i[kKp]));  // im2col rows / small-K u8 rows
+    if (!p.i[kDirect] || smallk_ok(p) || pw_vnni_ok(p)) per += al64(size_t(T * p.i[kKp]));  // im2col / u8 rows
     if (packed(p).code_bits == 7) per += al64(size_t(T * p.i[kKp]));      // u8 rows for gemm_q7 (lb_mm_args::xu)
   } else {
-    per += al64(size_t(p.i[kCs] + 64)) + al64(size_t(8 * p.i[kPairs]) * sizeof(void*));  // pad row, 4 x tap pointers
+    // pad row, 4 x tap pointers (2 * pairs for the AVX2 kernels, 4 * quads for the VNNI one)
+    per += al64(size_t(p.i[kCs] + 64)) + al64(size_t(16 * ((p.i[kTaps] + 3) / 4)) * sizeof(void*));
   }
   p.i[kPer] = int64_t(per);
   c.scratch_bytes = per * size_t(op_threads(c));
@@ -891,6 +1122,82 @@ __attribute__((target("avx2,fma"))) void dw_pixel4p_avx2(const OpParams& p, cons
     *pa = xt4[q * tp + 2 * j];
     *pb = xt4[q * tp + 2 * j + 1];
   }, bias, acc, dq);
+}
+#endif
+
+#if defined(__x86_64__)
+// The AVX-512 VNNI depthwise kernel (ymm, AVX-512VL): four output pixels x 32 channels at a time, four taps per
+// vpdpbusd. Per quad of taps the four tap rows (32 bytes each) are flipped to u8 and interleaved per channel (two
+// vpunpck levels), then dotted with the quad's weight vectors (dw_vnni_view): 8 shuffles and 4 vpdpbusd per 128
+// products, where the AVX2 kernel spends 16 shuffles (sign extensions and unpacks) and 8 multiply-adds. The integer
+// sums are exact (the start -(128 + z) * sum w makes them sum (x - z) w), and the finish is dw_pixel4_core's int8 one
+// (the same vfmadd, q8_lanes, saturating packs and code clamp), in the permuted channel order, which the packs undo: the
+// same bits. Only for its qfuse case (C % 16 == 0, int8 output of act + requantization); the padding bytes C..Os are 0.
+// taps(q, j, pt) gives pixel q's 4 tap pointers of quad j (channel 0).
+template <class Taps>
+LB_TARGET_VNNI __attribute__((always_inline)) inline void dw4_vnni_core(const OpParams& p, const DwVnni& v, Taps taps,
+                                                                      const DwQ8* dq) {
+  const int64_t C = p.i[kC], nq = v.quads;
+  for (int q = 0; q < 4; ++q)
+    for (int64_t c = C; c < dq->Os; c += 16) _mm_storeu_si128(reinterpret_cast<__m128i*>(dq->q + q * dq->Os + c), _mm_setzero_si128());
+  const __m256 vinv = _mm256_set1_ps(dq->inv);
+  const __m256i vz = _mm256_set1_epi16(dq->z), flip = _mm256_set1_epi8(int8_t(0x80));
+  const __m256i qlo = _mm256_set1_epi8(dq->lo), qhi = _mm256_set1_epi8(dq->hi);
+  for (int64_t c0 = 0; c0 < C; c0 += 32) {
+    const __m256i* wb = reinterpret_cast<const __m256i*>(v.w + (c0 / 32) * nq * 128);
+    __m256i acc[4][4];
+    for (int s = 0; s < 4; ++s) {
+      const __m256i z0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v.zq + c0 + 8 * s));
+      for (int q = 0; q < 4; ++q) acc[q][s] = z0;
+    }
+    for (int64_t j = 0; j < nq; ++j) {
+      const __m256i w0 = _mm256_loadu_si256(wb + 4 * j), w1 = _mm256_loadu_si256(wb + 4 * j + 1);
+      const __m256i w2 = _mm256_loadu_si256(wb + 4 * j + 2), w3 = _mm256_loadu_si256(wb + 4 * j + 3);
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) {
+        const int8_t* pt[4];
+        taps(q, j, pt);
+        const __m256i a = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pt[0] + c0)), flip);
+        const __m256i b = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pt[1] + c0)), flip);
+        const __m256i c = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pt[2] + c0)), flip);
+        const __m256i d = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pt[3] + c0)), flip);
+        const __m256i ab0 = _mm256_unpacklo_epi8(a, b), ab1 = _mm256_unpackhi_epi8(a, b);
+        const __m256i cd0 = _mm256_unpacklo_epi8(c, d), cd1 = _mm256_unpackhi_epi8(c, d);
+        acc[q][0] = _mm256_dpbusd_epi32(acc[q][0], _mm256_unpacklo_epi16(ab0, cd0), w0);
+        acc[q][1] = _mm256_dpbusd_epi32(acc[q][1], _mm256_unpackhi_epi16(ab0, cd0), w1);
+        acc[q][2] = _mm256_dpbusd_epi32(acc[q][2], _mm256_unpacklo_epi16(ab1, cd1), w2);
+        acc[q][3] = _mm256_dpbusd_epi32(acc[q][3], _mm256_unpackhi_epi16(ab1, cd1), w3);
+      }
+    }
+    __m256 m[4], bs[4];
+    for (int s = 0; s < 4; ++s) m[s] = _mm256_loadu_ps(v.comb + c0 + 8 * s), bs[s] = _mm256_loadu_ps(v.bias + c0 + 8 * s);
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      __m256i r[4];
+      for (int s = 0; s < 4; ++s) r[s] = q8_lanes(_mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[q][s]), m[s], bs[s]), vinv);
+      // packs per 128-bit lane: [s0 s1 s2 s3 lanes 0-3 | lanes 4-7] = channels [0-15 | 16-31]: in order
+      const __m256i b = _mm256_packs_epi16(_mm256_adds_epi16(_mm256_packs_epi32(r[0], r[1]), vz),
+                                           _mm256_adds_epi16(_mm256_packs_epi32(r[2], r[3]), vz));
+      const __m256i o = _mm256_min_epi8(_mm256_max_epi8(b, qlo), qhi);
+      int8_t* dst = dq->q + q * dq->Os + c0;
+      if (c0 + 32 <= C) _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), o);
+      else _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm256_castsi256_si128(o));  // C % 32 == 16
+    }
+  }
+}
+// Four neighbouring output pixels of one row, every tap inside (toff: 4 * quads offsets, 0 past the last tap).
+LB_TARGET_VNNI void dw4_vnni(const OpParams& p, const DwVnni& v, const int8_t* px, int64_t step, const int64_t* toff,
+                             const DwQ8* dq) {
+  dw4_vnni_core(p, v, [&](int q, int64_t j, const int8_t** pt) {
+    const int8_t* b = px + q * step;
+    for (int t = 0; t < 4; ++t) pt[t] = b + toff[4 * j + t];
+  }, dq);
+}
+// Four output pixels anywhere: tap t of pixel q at xt4[q * tp + t] (tp = 4 * quads; padding taps: a row of zero points).
+LB_TARGET_VNNI void dw4p_vnni(const OpParams& p, const DwVnni& v, const int8_t* const* xt4, int64_t tp, const DwQ8* dq) {
+  dw4_vnni_core(p, v, [&](int q, int64_t j, const int8_t** pt) {
+    for (int t = 0; t < 4; ++t) pt[t] = xt4[q * tp + 4 * j + t];
+  }, dq);
 }
 #endif
 
@@ -1235,18 +1542,24 @@ void conv_run(OpCtx& c) {
     const float alo = act == ACT_CLIP ? p.f[0] : 0.f, ahi = act == ACT_CLIP ? p.f[1] : INFINITY;
     const DwQ8 dq{nullptr, p.i[kOs], qinv, int16_t(qzf), act != ACT_NONE ? q8_scalar(alo, qinv, qzf) : int8_t(-128),
                   act != ACT_NONE ? q8_scalar(ahi, qinv, qzf) : int8_t(127)};
+    // the VNNI kernel for the four-pixel groups (the single pixels keep dw_pixel_avx2: the same bits)
+    const bool vnni = qfuse && lb_isa_active() == LB_ISA_AVX512VNNI && taps <= 64;
+    const DwVnni dvv = dw_vnni_view(p);
+#else
+    const bool vnni = false;
 #endif
+    const int64_t tp = vnni ? 4 * ((taps + 3) / 4) : 2 * pairs;  // tap pointers per pixel slot (4 slots)
+    if (vnni) c.isa = "avx512vnni";
     for_ranges(c, tiles, T * C * taps, [&](int tid, int64_t t0, int64_t t1) {
       char* s = sbase + size_t(tid) * per;
       float* const ys = reinterpret_cast<float*>(s);
       int8_t* pad = reinterpret_cast<int8_t*>(s + al64(size_t(T * O) * 4));
       const int8_t** xt4 = reinterpret_cast<const int8_t**>(s + al64(size_t(T * O) * 4) + al64(size_t(Cs + 64)));
       std::memset(pad, zin, size_t(Cs + 64));
-      const int64_t tp = 2 * pairs;  // tap pointers per pixel slot (4 slots: dw_pixel4p_avx2)
       for (int q = 0; q < 4; ++q)
-        for (int64_t t = tp - 1; t >= taps; --t) xt4[q * tp + t] = pad;  // the odd tap pair's partner
+        for (int64_t t = tp - 1; t >= taps; --t) xt4[q * tp + t] = pad;  // the odd pair's / last quad's partners
       int64_t toff[64];
-      for (int64_t t = 0; t < taps && t < 64; ++t) toff[t] = ((t / kw) * dh * W + (t % kw) * dwl) * Cs;
+      for (int64_t t = 0; t < 64; ++t) toff[t] = t < taps ? ((t / kw) * dh * W + (t % kw) * dwl) * Cs : 0;
       [[maybe_unused]] const bool four = avx2 && Cs >= 16;  // pixels in groups of four (dw_pixel4p_avx2), border pixels included
 #if defined(__x86_64__)
       DwQ8 tq = dq;
@@ -1272,7 +1585,10 @@ void conv_run(OpCtx& c) {
             for (int64_t q = 0; q < pend; ++q) one(xt4 + q * tp, i - pend + q);
             pend = 0;
             const int8_t* px = x + ((n * H + iy0) * W + ix0) * Cs;
-            if (qfuse) {
+            if (vnni) {
+              tq.q = o.q + (P0 + i) * tq.Os;
+              dw4_vnni(p, dvv, px, sw * Cs, toff, &tq);
+            } else if (qfuse) {
               tq.q = o.q + (P0 + i) * tq.Os;
               dw_pixel4_avx2<true>(p, px, sw * Cs, toff, bias, nullptr, &tq);
             } else {
@@ -1299,7 +1615,10 @@ void conv_run(OpCtx& c) {
 #if defined(__x86_64__)
           if (four) {
             if (++pend == 4) {
-              if (qfuse) {
+              if (vnni) {
+                tq.q = o.q + (P0 + i - 4) * tq.Os;
+                dw4p_vnni(p, dvv, xt4, tp, &tq);
+              } else if (qfuse) {
                 tq.q = o.q + (P0 + i - 4) * tq.Os;
                 dw_pixel4p_avx2<true>(p, xt4, tp, bias, nullptr, &tq);
               } else {
@@ -1345,6 +1664,20 @@ void conv_run(OpCtx& c) {
 #if defined(__x86_64__)
   const SmallKFn skf = avx2 && smallk_ok(p) ? smallk_fn(p.i[kK]) : nullptr;
   const SmallK sk{pw.data, kp, O, pw.row_sum, pw.row_scale, bias, int32_t(p.i[kZin]), sx};
+  // 1x1 convs on AVX-512 VNNI (pw_vnni_tile); int8 output from registers when the epilogue would be act_requant_avx2
+  const bool pwv = lb_isa_active() == LB_ISA_AVX512VNNI && pw_vnni_ok(p);
+  const int64_t act = p.i[kAct];
+  const bool pwq = pwv && o.q && !o.f && !o.n && !o.res && !p.i[kNPost] && p.i[kOs] % 32 == 0 &&
+                   (act == ACT_NONE || act == ACT_RELU || act == ACT_CLIP);
+  PwVnni pv{pw.data, kp, O, (p.i[kK] + 3) / 4, pw.row_sum, pw.row_scale, bias, int32_t(p.i[kZin]), sx,
+            p.i[kOs], o.qmul, act != ACT_NONE, 0.f, INFINITY, 0.f, 0, -128, 127};
+  if (pwq) {
+    pv.inv = 1.0f / p.f[3];
+    pv.z = int16_t(p.i[kZout]);
+    if (act == ACT_CLIP) pv.lo = p.f[0], pv.hi = p.f[1];
+    if (pv.clamp) pv.qlo = q8_scalar(pv.lo, pv.inv, float(pv.z)), pv.qhi = q8_scalar(pv.hi, pv.inv, float(pv.z));
+  }
+  if (pwv) c.isa = "avx512vnni";
 #endif
   for_ranges(c, tiles, T * kp * O / 8, [&](int tid, int64_t t0, int64_t t1) {
     char* s = sbase + size_t(tid) * per;
@@ -1353,7 +1686,7 @@ void conv_run(OpCtx& c) {
     lb_q8_meta* meta = reinterpret_cast<lb_q8_meta*>(s);
     s += al64(size_t(T) * sizeof(lb_q8_meta));
     int8_t* rows = reinterpret_cast<int8_t*>(s);
-    if (!direct || smallk_ok(p)) s += al64(size_t(T * kp));
+    if (!direct || smallk_ok(p) || pw_vnni_ok(p)) s += al64(size_t(T * kp));
     uint8_t* xu = flip ? reinterpret_cast<uint8_t*>(s) : nullptr;
     if (!direct) std::memset(rows, 0, size_t(T * kp));  // K padding: written once, the gather fills [0, K)
     for (int64_t i = 0; i < T; ++i) meta[i] = lb_q8_meta{sx, 0};
@@ -1364,6 +1697,15 @@ void conv_run(OpCtx& c) {
       float* const yt = fout ? fout + P0 * O : ys;
       a.y = yt;
 #if defined(__x86_64__)
+      if (pwv) {  // 1x1 on VNNI: the input rows in place, same bits as the GEMM
+        if (pwq) {
+          pw_vnni_tile<true>(pv, x + P0 * Cs, m, reinterpret_cast<uint8_t*>(rows), yt, o.q + P0 * pv.Os);
+        } else {
+          pw_vnni_tile<false>(pv, x + P0 * Cs, m, reinterpret_cast<uint8_t*>(rows), yt, reinterpret_cast<int8_t*>(yt));
+          epilogue(p, o, yt, P0, m, rq, flat);
+        }
+        continue;
+      }
       if (skf) {  // 1x1, K <= 64, 7-bit codes: the input rows in place, same bits as gemm_q7
         skf(sk, x + P0 * Cs, Cs, m, reinterpret_cast<uint8_t*>(rows), yt);
         epilogue(p, o, yt, P0, m, rq, flat);
