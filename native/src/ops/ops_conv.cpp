@@ -675,11 +675,12 @@ size_t dwb_scratch_floats(const OpParams& p) {
 }
 // 3x3, stride 1, no dilation, rows of at least kDw3MinOW outputs: dw3_range_avx2 (A/B against the
 // channel-blocked kernel, op time: 160-wide maps 0.90x of its time, 112-wide 0.80-1.0x, 56 and less 1.05-1.1x,
-// on the Zen 3 VM; on Zen 4 (session 10) 56-wide (EfficientNet's 144 x 56 x 56) 0.238 vs 0.267 ms: 48).
-constexpr int64_t kDw3MinOW = 48;
-[[maybe_unused]] bool dw3_wide(const OpParams& p) {
+// on the Zen 3 VM). The AVX-512 path (dw3_range_avx512, 16 lanes) from 48 (session 10, Zen 4: EfficientNet's
+// 144 x 56 x 56 ran 0.238 ms with dw3_range_avx2 vs 0.267 channel-blocked).
+constexpr int64_t kDw3MinOW = 100, kDw3MinOW512 = 48;
+[[maybe_unused]] bool dw3_wide(const OpParams& p, bool avx512 = false) {
   return p.i[kKh] == 3 && p.i[kKw] == 3 && p.i[kSh] == 1 && p.i[kSw] == 1 && p.i[kDh] == 1 && p.i[kDw] == 1 &&
-         p.i[kOW] >= kDw3MinOW;
+         p.i[kOW] >= (avx512 ? kDw3MinOW512 : kDw3MinOW);
 }
 [[maybe_unused]] bool dwb_fits(const OpParams& p) {  // one strip row set in the budget; taps in registers
   return dwb_scratch_floats(p) * sizeof(float) <= size_t(kDwbBytes) && p.i[kKh] * p.i[kKw] <= 64;
@@ -688,18 +689,23 @@ constexpr int64_t kDw3MinOW = 48;
 #if defined(__x86_64__)
 // Padded rows [r0, r1) of a buffer of 8-float pixels P[r1 - r0][PW][8] (pt rows / pl columns of padding
 // before the map): border rows and columns zeroed, inner(d, yy) writes input row yy's W pixels at d.
+// pads_zeroed: the buffer's padding is already zero (a one-strip map: zeroed once per call, since the
+// inner pixels never reach it), only the inner pixels are written.
 template <class Inner>
 __attribute__((always_inline)) inline void fill_padded_rows(int64_t H, int64_t W, int64_t pt, int64_t pl, int64_t r0,
-                                                            int64_t r1, int64_t PW, float* P, Inner inner) {
+                                                            int64_t r1, int64_t PW, float* P, Inner inner,
+                                                            bool pads_zeroed = false) {
   for (int64_t r = r0; r < r1; ++r) {
     float* prow = P + (r - r0) * PW * 8;
     const int64_t yy = r - pt;
     if (yy < 0 || yy >= H) {
-      std::memset(prow, 0, size_t(PW * 8) * sizeof(float));
+      if (!pads_zeroed) std::memset(prow, 0, size_t(PW * 8) * sizeof(float));
       continue;
     }
-    std::memset(prow, 0, size_t(pl * 8) * sizeof(float));
-    std::memset(prow + (pl + W) * 8, 0, size_t((PW - pl - W) * 8) * sizeof(float));
+    if (!pads_zeroed) {
+      std::memset(prow, 0, size_t(pl * 8) * sizeof(float));
+      std::memset(prow + (pl + W) * 8, 0, size_t((PW - pl - W) * 8) * sizeof(float));
+    }
     inner(prow + pl * 8, yy);
   }
 }
@@ -708,7 +714,8 @@ __attribute__((always_inline)) inline void fill_padded_rows(int64_t H, int64_t W
 // pixels by 8x8 transposes (a row's last 8 pixels overlap the previous step; rows shorter than 8 read
 // with a lane mask).
 __attribute__((target("avx2,fma"))) void fill_block8(const float* xin, int64_t nc, int64_t H, int64_t W, int64_t pt,
-                                                      int64_t pl, int64_t r0, int64_t r1, int64_t PW, float* P) {
+                                                      int64_t pl, int64_t r0, int64_t r1, int64_t PW, float* P,
+                                                      bool pads_zeroed) {
   const int64_t HW = H * W;
   alignas(32) static const int32_t kLanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
   const __m256i mask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLanes + 8 - std::min<int64_t>(W, 8)));
@@ -726,15 +733,17 @@ __attribute__((target("avx2,fma"))) void fill_block8(const float* xin, int64_t n
       const int64_t np = std::min<int64_t>(W, 8);
       for (int64_t u = 0; u < np; ++u) _mm256_storeu_ps(d + 8 * u, v[u]);
     }
-  });
+  }, pads_zeroed);
 }
 
-// fill_block8 for a blocked (NCHW8c) input: block plane xb [H][W][8]; inner rows are plain copies.
-void fill_block8b(const float* xb, int64_t H, int64_t W, int64_t pt, int64_t pl, int64_t r0, int64_t r1, int64_t PW,
-                  float* P) {
-  fill_padded_rows(H, W, pt, pl, r0, r1, PW, P, [&](float* row, int64_t yy) {
-    std::memcpy(row, xb + yy * W * 8, size_t(W * 8) * sizeof(float));
-  });
+// fill_block8 for a blocked (NCHW8c) input: block plane xb [H][W][8]; inner rows are plain copies
+// (vector moves, not a memcpy call per row: 7x7 / 14x14 rows are 7-14 vectors).
+__attribute__((target("avx2,fma"))) void fill_block8b(const float* xb, int64_t H, int64_t W, int64_t pt, int64_t pl,
+                                                       int64_t r0, int64_t r1, int64_t PW, float* P, bool pads_zeroed) {
+  fill_padded_rows(H, W, pt, pl, r0, r1, PW, P, [&](float* row, int64_t yy) __attribute__((target("avx2,fma"))) {
+    const float* src = xb + yy * W * 8;
+    for (int64_t u = 0; u < W; ++u) _mm256_storeu_ps(row + u * 8, _mm256_loadu_ps(src + u * 8));
+  }, pads_zeroed);
 }
 
 // 8 output pixels of one channel block, given the padded-buffer position of each (px[j]: pixel j's
@@ -779,6 +788,10 @@ __attribute__((target("avx2,fma"))) void dwb_range_avx2(const OpParams& p, const
   const int64_t pt = p.i[kPt], pl = p.i[kPl], HW = H * W, OHW = OH * OW, blocks = (C + 7) / 8;
   const int64_t act = p.i[kAct];
   const bool xbl = p.i[kXb] != 0, ybl = p.i[kYb] != 0;
+  // A blocked input on a one-strip map: the buffer's padding is zeroed once per call, and each block
+  // copies only its inner rows (session 10: the per-row memsets / memcpy calls were ~15% of the 7x7
+  // depthwise ops). The NCHW input keeps its per-row zeroing (measured faster, 144 x 56 x 56 s2 5x5).
+  const bool one_strip = xbl && g.S >= OH;
   float* P = buf;
   float* wb = buf + g.SR * g.PW * 8;  // [taps][8]
   int64_t toff[64];
@@ -805,10 +818,11 @@ __attribute__((target("avx2,fma"))) void dwb_range_avx2(const OpParams& p, const
     for (int64_t c = 0; c < 8; ++c) bias8[c] = b && c < nc ? b[c0 + c] : 0.f;
     const __m256 bias = _mm256_load_ps(bias8);
     float* yout = y + (n * C + c0) * OHW;
+    if (one_strip && blk == b0) std::memset(P, 0, size_t(g.SR * g.PW * 8) * sizeof(float));  // the padding, once
     for (int64_t oy0 = 0; oy0 < OH; oy0 += g.S) {
       const int64_t oy1 = std::min(OH, oy0 + g.S), r0 = oy0 * sh;
-      if (xbl) fill_block8b(xin, H, W, pt, pl, r0, std::min(g.PH, r0 + g.SR), g.PW, P);
-      else fill_block8(xin, nc, H, W, pt, pl, r0, std::min(g.PH, r0 + g.SR), g.PW, P);
+      if (xbl) fill_block8b(xin, H, W, pt, pl, r0, std::min(g.PH, r0 + g.SR), g.PW, P, one_strip);
+      else fill_block8(xin, nc, H, W, pt, pl, r0, std::min(g.PH, r0 + g.SR), g.PW, P, one_strip);
       const int64_t q1 = oy1 * OW, qn = q1 - oy0 * OW;
       for (int64_t qs = oy0 * OW; qs < q1; qs += 8) {
         const int64_t q = qn >= 8 ? std::min(qs, q1 - 8) : qs;
@@ -1157,7 +1171,7 @@ void conv_direct_run(OpCtx& c, const float* x, const float* w, const float* b, f
       for_ranges(c, nblk, 8 * HW * 2, [&](int, int64_t b0, int64_t b1) {
         for (int64_t bi = b0; bi < b1; ++bi)
           fill_block8(x + (n * C + bi * 8) * HW, std::min<int64_t>(8, C - bi * 8), p.i[kH], p.i[kW], p.i[kPt],
-                      p.i[kPl], 0, PH, PW, buf + bi * bs);
+                      p.i[kPl], 0, PH, PW, buf + bi * bs, false);
       });
       // items: output rows; K in chunks of kOcvChunkC input channels (one interleaved block: the
       // chunk's weights, 8*kh*kw*og floats, stay in L1 over the row's tiles), partial sums parked
@@ -1916,7 +1930,7 @@ void conv_run(OpCtx& c) {
     const size_t per = (std::max(dw_scratch_floats(p), dwb_scratch_floats(p)) * sizeof(float) + 63) / 64 * 64;
     char* base = static_cast<char*>(c.scratch);
 #if defined(__x86_64__)
-    if (fn == dw_range_avx2 && dw3_wide(p) && use_avx512()) {
+    if (fn == dw_range_avx2 && use_avx512() && dw3_wide(p, true) && p.i[kOW] >= 16) {
       c.isa = "avx512vnni";
       for_ranges(c, N * C, OHW * 9, [&](int tid, int64_t c0, int64_t c1) {
         dw3_range_avx512(p, x, w, b, y, c0, c1, reinterpret_cast<float*>(base + size_t(tid) * per));
