@@ -59,6 +59,15 @@ void flip_row(const int8_t* q, uint8_t* u, int64_t n) {
 constexpr int64_t kQuantRowsPerTask = 8;
 /// GEMM: rows per task when m is split (a multiple of every kernel's row tile).
 constexpr int64_t kGemmRowsPerTask = 48;
+/// GEMM row split (below): a weight of at most this many bytes is read whole by every thread,
+/// and each thread needs at least this many rows.
+constexpr int64_t kRowSplitWeightBytes = int64_t(4) << 20;
+constexpr int64_t kRowSplitMinRows = 24;
+/// Row boundaries of the row split: m * i / tasks rounded to a multiple of this. Near the even
+/// cut on purpose: the graph ops' row chunks (parallel_ranges, affine) cut there too, so each
+/// thread reads the rows it wrote itself (MiniLM 2 threads: 5.4 ms with boundaries on the q8 tile's
+/// 12 rows, 5.0 ms on 4; in the stretches without a shared L3 7.6 vs 6.9 ms).
+constexpr int64_t kRowSplitAlign = 4;
 
 /// True when every Q8 code lies in [-LB_Q8_W7_MAX, LB_Q8_W7_MAX] (the 7-bit property). Checks
 /// 4 KiB at a time and stops at the first chunk with a larger code: an 8-bit weight (each row's
@@ -168,7 +177,40 @@ lb_status qlinear_with(const KernelTable& t, const PackedWeight& w, const float*
   a.y = y;
   a.ldy = ldy;
 
-  // 1. Activations, once per call, shared by every thread.
+  // The row split of a GEMM with a small weight (MiniLM's linears: 0.15-0.6 MB) on a few
+  // threads: each task quantizes its own rows and runs them over every column, so no thread reads
+  // activations another one wrote, and quantization, GEMM and epilogue are one job (one closing
+  // barrier instead of two or three). Split over columns, every thread reads every row that the
+  // others quantized: on this 2-core Zen 4 VM, in stretches when its two vCPUs do not share an L3
+  // (the host moves them), that doubled a MiniLM linear's 2-thread time (docs/kernels.md, session 10).
+  // Each task reads the whole weight (from L2 / L3: at >= 24 rows a weight byte feeds >= 48 ops).
+  const int64_t row_tasks = threads > 1 && m > 1 && !float_act && w.kp * w.n <= kRowSplitWeightBytes
+                                ? std::min<int64_t>(threads, m / kRowSplitMinRows)
+                                : 0;
+  const bool row_split = row_tasks >= 2;
+  // Activation quantization of rows [r0, r1) (int8 modes).
+  int8_t* xq = reinterpret_cast<int8_t*>(base + p.xq);
+  lb_q8_meta* xm = reinterpret_cast<lb_q8_meta*>(base + p.xm);
+  uint8_t* xu = p.flip && kern.isa == LB_ISA_AVX2 ? base + p.xu : nullptr;  // only the AVX2 GEMMs read it
+  lb_quant_args qa{};
+  qa.k = w.k;
+  qa.kp = w.kp;
+  qa.block = w.group;
+  qa.per_row = w.fmt == LB_WFMT_Q8 || o.act == LB_ACT_DYNAMIC_ROW;
+  qa.mul = o.act_mul;
+  qa.is_static = o.act == LB_ACT_STATIC;
+  qa.static_scale = o.act_scale;
+  qa.static_zero = o.act_zero;
+  auto quant_rows = [&](int64_t r0, int64_t r1) {
+    lb_quant_args qr = qa;
+    for (int64_t r = r0; r < r1; ++r) {
+      qr.x = x + r * ldx;
+      t.quant_q8.fn(&qr, xq + r * w.kp, xm + r * ng);
+      if (xu) flip_row(xq + r * w.kp, xu + r * p.ldu, w.kp);
+    }
+  };
+
+  // 1. Activations, once per call, shared by every thread (the row split: per task, below).
   if (float_act) {
     if (ldx != w.k) return set_error(LB_ERR_INVALID_ARG, "qlinear: float activations must be contiguous (ldx == k)");
     float* xs = reinterpret_cast<float*>(base + p.xs);
@@ -182,27 +224,10 @@ lb_status qlinear_with(const KernelTable& t, const PackedWeight& w, const float*
     a.xf = x;
     a.xs = xs;
   } else {
-    int8_t* xq = reinterpret_cast<int8_t*>(base + p.xq);
-    lb_q8_meta* xm = reinterpret_cast<lb_q8_meta*>(base + p.xm);
-    lb_quant_args qa{};
-    qa.k = w.k;
-    qa.kp = w.kp;
-    qa.block = w.group;
-    qa.per_row = w.fmt == LB_WFMT_Q8 || o.act == LB_ACT_DYNAMIC_ROW;
-    qa.mul = o.act_mul;
-    qa.is_static = o.act == LB_ACT_STATIC;
-    qa.static_scale = o.act_scale;
-    qa.static_zero = o.act_zero;
-    lb_quant_q8_t* quant = t.quant_q8.fn;
-    uint8_t* xu = p.flip && kern.isa == LB_ISA_AVX2 ? base + p.xu : nullptr;  // only the AVX2 GEMMs read it
-    parallel_for(pool, ceil_div(m, kQuantRowsPerTask), [&](int64_t task, int) {
-      lb_quant_args qr = qa;
-      for (int64_t r = task * kQuantRowsPerTask; r < std::min(m, (task + 1) * kQuantRowsPerTask); ++r) {
-        qr.x = x + r * ldx;
-        quant(&qr, xq + r * w.kp, xm + r * ng);
-        if (xu) flip_row(xq + r * w.kp, xu + r * p.ldu, w.kp);
-      }
-    });
+    if (!row_split)
+      parallel_for(pool, ceil_div(m, kQuantRowsPerTask), [&](int64_t task, int) {
+        quant_rows(task * kQuantRowsPerTask, std::min(m, (task + 1) * kQuantRowsPerTask));
+      });
     a.xq = xq;
     a.xm = xm;
     a.xu = xu;
@@ -218,7 +243,24 @@ lb_status qlinear_with(const KernelTable& t, const PackedWeight& w, const float*
     const int64_t tasks = parallel_guided(pool, panels, 2, [&](int, int64_t p0, int64_t p1) {
       fn(&a, 0, 1, p0 * LB_PANEL_ROWS, std::min(w.n, p1 * LB_PANEL_ROWS));
     });
+    if (o.post) o.post(o.post_ctx, y, ldy, w.n, 0, 1);
     if (info) *info = QLinearInfo{kern.name, kern.isa, float_act ? "" : t.quant_q8.name, threads, tasks};
+    return LB_OK;
+  }
+  if (row_split) {  // row_tasks contiguous row ranges, boundaries on multiples of kRowSplitAlign
+    auto bound = [&](int64_t i) {
+      if (i >= row_tasks) return m;
+      const int64_t b = (m * i / row_tasks + kRowSplitAlign / 2) / kRowSplitAlign * kRowSplitAlign;
+      return std::min(m, b);
+    };
+    parallel_for_affine(pool, row_tasks, [&](int64_t task, int) {
+      const int64_t m0 = bound(task), m1 = bound(task + 1);
+      if (m0 >= m1) return;
+      quant_rows(m0, m1);
+      fn(&a, m0, m1, 0, w.n);
+      if (o.post) o.post(o.post_ctx, y, ldy, w.n, m0, m1);
+    });
+    if (info) *info = QLinearInfo{kern.name, kern.isa, t.quant_q8.name, threads, row_tasks};
     return LB_OK;
   }
   int64_t m_tasks = 1;
@@ -236,6 +278,10 @@ lb_status qlinear_with(const KernelTable& t, const PackedWeight& w, const float*
     const int64_t m0 = mc * rows_per_task, m1 = std::min(m, (mc + 1) * rows_per_task);
     if (n0 < n1 && m0 < m1) fn(&a, m0, m1, n0, n1);
   });
+  if (o.post)
+    parallel_for(pool, ceil_div(m, kQuantRowsPerTask), [&](int64_t task, int) {
+      o.post(o.post_ctx, y, ldy, w.n, task * kQuantRowsPerTask, std::min(m, (task + 1) * kQuantRowsPerTask));
+    });
 
   if (info) {
     info->kernel = kern.name;

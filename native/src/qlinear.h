@@ -70,6 +70,10 @@ struct QLinearOpts {
                                      ///< (smoothing: 1 / smooth[k]); int8 modes only
   int64_t ldx = 0;                   ///< input row stride in floats (0: k)
   int64_t ldy = 0;                   ///< output row stride in floats (0: n)
+  /// optional epilogue on finished output rows [r0, r1) (row r at y + r * ldy), called once per
+  /// disjoint row range, possibly from several threads: it must depend only on the rows' values
+  void (*post)(void* ctx, float* y, int64_t ldy, int64_t n, int64_t r0, int64_t r1) = nullptr;
+  void* post_ctx = nullptr;
 };
 
 /// What ran, for the profiler.

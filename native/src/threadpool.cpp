@@ -41,6 +41,7 @@ ThreadPool::ThreadPool(int threads) {
     const long v = std::strtol(s, &end, 10);
     if (end != s && v >= 0 && v <= 100000) spin_ns_ = int64_t(v) * 1000;
   }
+  ranges_.reset(new Range[threads > 1 ? threads : 1]);
   for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker(i); });
 }
 
@@ -54,7 +55,25 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
+// Runs what is left of `owner`'s range; false when it was already empty.
+bool ThreadPool::drain_range(int owner, int thread) {
+  Range& r = ranges_[owner];
+  bool ran = false;
+  for (;;) {
+    const int64_t t = r.next.fetch_add(1, std::memory_order_relaxed);
+    if (t >= r.end) return ran;
+    fn_(ctx_, t, thread);
+    ran = true;
+  }
+}
+
 void ThreadPool::drain(int thread) {
+  if (affine_) {  // own range first, then help the others (the caller ends with every range empty)
+    const int n = size();
+    drain_range(thread, thread);
+    for (int i = 1; i < n; ++i) drain_range((thread + i) % n, thread);
+    return;
+  }
   const int64_t tasks = tasks_.load(std::memory_order_acquire);
   for (;;) {
     const int64_t t = next_.fetch_add(1, std::memory_order_relaxed);
@@ -63,7 +82,7 @@ void ThreadPool::drain(int thread) {
   }
 }
 
-void ThreadPool::run(int64_t tasks, TaskFn fn, void* ctx) {
+void ThreadPool::run(int64_t tasks, TaskFn fn, void* ctx, bool affine) {
   if (tasks <= 0) return;
   bool expected = false;
   if (workers_.empty() || tasks == 1 || !in_job_.compare_exchange_strong(expected, true)) {
@@ -76,6 +95,14 @@ void ThreadPool::run(int64_t tasks, TaskFn fn, void* ctx) {
     ctx_ = ctx;
     tasks_.store(tasks, std::memory_order_relaxed);
     next_.store(0, std::memory_order_relaxed);
+    affine_ = affine;
+    if (affine) {
+      const int n = size();
+      for (int j = 0; j < n; ++j) {
+        ranges_[j].next.store(tasks * j / n, std::memory_order_relaxed);
+        ranges_[j].end = tasks * (j + 1) / n;
+      }
+    }
     open_.store(true, std::memory_order_seq_cst);
     generation_.fetch_add(1, std::memory_order_seq_cst);
   }

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <type_traits>
@@ -38,14 +39,37 @@ class ThreadPool {
   void parallel_for(int64_t tasks, F&& fn) {
     using Fn = std::remove_reference_t<F>;
     auto tramp = [](void* ctx, int64_t task, int thread) { (*static_cast<Fn*>(ctx))(task, thread); };
-    run(tasks, tramp, const_cast<void*>(static_cast<const void*>(&fn)));
+    run(tasks, tramp, const_cast<void*>(static_cast<const void*>(&fn)), false);
+  }
+
+  /// The same with an affinity: thread j first runs the tasks [tasks * j / size(), tasks * (j + 1)
+  /// / size()) in order, then helps with the other threads' ranges (from their fronts). Task i of
+  /// a job and task i of the next job of the same size land on the same thread whenever both
+  /// threads are running, so the rows one op wrote are read by the same core in the next op (on a
+  /// VM whose vCPUs may not share an L3, reading another core's fresh rows costs ~2x: session 10).
+  /// Which thread runs a task still never changes a result.
+  template <class F>
+  void parallel_for_affine(int64_t tasks, F&& fn) {
+    using Fn = std::remove_reference_t<F>;
+    auto tramp = [](void* ctx, int64_t task, int thread) { (*static_cast<Fn*>(ctx))(task, thread); };
+    run(tasks, tramp, const_cast<void*>(static_cast<const void*>(&fn)), true);
   }
 
  private:
   using TaskFn = void (*)(void* ctx, int64_t task, int thread);
-  void run(int64_t tasks, TaskFn fn, void* ctx);
+  void run(int64_t tasks, TaskFn fn, void* ctx, bool affine);
   void worker(int index);
   void drain(int thread);
+  bool drain_range(int owner, int thread);
+
+  // Affine jobs: thread j's range [ranges_[j].next, ranges_[j].end), taken from the front by its
+  // owner and by helpers alike (fetch_add: each task handed out once).
+  struct alignas(64) Range {
+    std::atomic<int64_t> next{0};
+    int64_t end = 0;
+  };
+  std::unique_ptr<Range[]> ranges_;
+  bool affine_ = false;
 
   std::vector<std::thread> workers_;
   std::mutex mu_;
@@ -79,8 +103,19 @@ void parallel_for(ThreadPool* pool, int64_t tasks, F&& fn) {
   }
 }
 
+/// Runs fn(task, 0) serially when pool is null, else pool->parallel_for_affine.
+template <class F>
+void parallel_for_affine(ThreadPool* pool, int64_t tasks, F&& fn) {
+  if (!pool || pool->size() == 1 || tasks <= 1) {
+    for (int64_t t = 0; t < tasks; ++t) fn(t, 0);
+  } else {
+    pool->parallel_for_affine(tasks, fn);
+  }
+}
+
 /// Range split for the graph ops: [0, n) is cut into chunks of at least `grain` items (at most
-/// `max_chunks` of them) and fn(thread, begin, end) runs once per chunk. The cut depends only on
+/// `max_chunks` of them) and fn(thread, begin, end) runs once per chunk, thread j taking the
+/// j-th share of the chunks first (parallel_for_affine). The cut depends only on
 /// n, grain and max_chunks, never on the thread count, so a result that depended on where a
 /// chunk starts would still be the same for 1 or 16 threads.
 template <class F>
@@ -91,7 +126,7 @@ void parallel_ranges(ThreadPool* pool, int64_t n, int64_t grain, F&& fn, int64_t
   if (chunks > max_chunks) chunks = max_chunks;
   if (chunks < 1) chunks = 1;
   auto body = [&](int64_t c, int thread) { fn(thread, n * c / chunks, n * (c + 1) / chunks); };
-  parallel_for(pool, chunks, body);
+  parallel_for_affine(pool, chunks, body);  // contiguous chunks stay on one thread from op to op
 }
 
 /// Guided split for memory-bound work (the GEMV): [0, n) is cut in rounds of size() chunks of

@@ -1,6 +1,7 @@
 // qlinear on the active ISA path (the suite runs once per path, under qemu and the sanitizers):
 // every format and activation mode against the scalar table within tolerance, outputs bitwise
 // identical for 1, 2 and 3 threads, and errors that name the problem.
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -70,7 +71,7 @@ LB_TEST(qlinear_all_formats_match_scalar_and_any_thread_count) {
   if (lb::dispatch_status() != LB_OK || !scalar) return;
   lb::ThreadPool pool2(2), pool3(3);
   for (const Case& c : kCases)
-    for (int64_t m : {1, 5, 37}) {
+    for (int64_t m : {1, 5, 37, 100}) {  // 100: the row split on 2 and 3 threads (qlinear.cpp)
       const int64_t n = 45, k = c.fmt == LB_WFMT_Q8 ? 200 : 256;
       Packed p;
       LB_EXPECT_MSG(make(p, c.fmt, n, k, c.group, uint64_t(m) * 31 + uint64_t(c.fmt)), lb_last_error());
@@ -98,6 +99,44 @@ LB_TEST(qlinear_all_formats_match_scalar_and_any_thread_count) {
       for (size_t i = 0; i < y1.size(); ++i) worst = std::fmax(worst, std::fabs(y1[i] - yr[i]));
       LB_EXPECT_MSG(worst <= 1e-3f, std::string("vs scalar: ") + info.kernel + " max err " + std::to_string(worst));
     }
+}
+
+LB_TEST(qlinear_post_runs_once_per_row_on_any_split) {
+  // QLinearOpts::post: every output row exactly once, after the row is final, for the GEMV, the
+  // column split (large weight: not here) and the row split (m >= 48 on 2 threads), any thread count.
+  lb::ThreadPool pool2(2), pool3(3);
+  for (int64_t m : {1, 7, 60, 131}) {
+    const int64_t n = 40, k = 96;
+    Packed p;
+    LB_EXPECT_MSG(make(p, LB_WFMT_Q8, n, k, k, uint64_t(m)), lb_last_error());
+    if (!p.w.data) continue;
+    lb::check::Rng rng(static_cast<uint64_t>(m) + 7);
+    std::vector<float> x(static_cast<size_t>(m * k));
+    for (auto& v : x) v = rng.f32(-1.f, 1.f);
+    lb::QLinearOpts o;
+    o.act = lb::LB_ACT_DYNAMIC_ROW;
+    std::vector<uint8_t> scratch(lb::qlinear_scratch_bytes(p.w, m, o));
+    std::vector<float> plain(size_t(m * n));
+    LB_EXPECT(lb::qlinear(p.w, x.data(), m, nullptr, plain.data(), o, nullptr, scratch.data(), scratch.size()) == LB_OK);
+    std::vector<std::atomic<int>> seen(static_cast<size_t>(m));
+    o.post_ctx = &seen;
+    o.post = [](void* ctx, float* y, int64_t ldy, int64_t nn, int64_t r0, int64_t r1) {
+      auto& s = *static_cast<std::vector<std::atomic<int>>*>(ctx);
+      for (int64_t r = r0; r < r1; ++r) {
+        s[size_t(r)].fetch_add(1);
+        for (int64_t j = 0; j < nn; ++j) y[r * ldy + j] = 2.f * y[r * ldy + j] + 1.f;
+      }
+    };
+    for (lb::ThreadPool* pool : {static_cast<lb::ThreadPool*>(nullptr), &pool2, &pool3}) {
+      for (auto& v : seen) v.store(0);
+      std::vector<float> y(size_t(m * n));
+      LB_EXPECT(lb::qlinear(p.w, x.data(), m, nullptr, y.data(), o, pool, scratch.data(), scratch.size()) == LB_OK);
+      for (int64_t r = 0; r < m; ++r) LB_EXPECT_MSG(seen[size_t(r)].load() == 1, "row " + std::to_string(r));
+      bool same = true;
+      for (size_t i = 0; i < y.size(); ++i) same = same && y[i] == 2.f * plain[i] + 1.f;
+      LB_EXPECT_MSG(same, "m " + std::to_string(m) + " threads " + std::to_string(pool ? pool->size() : 1));
+    }
+  }
 }
 
 LB_TEST(qlinear_rejects_bad_input) {

@@ -33,6 +33,29 @@ LB_TEST(runtime_threadpool_every_task_once) {
   }
 }
 
+LB_TEST(runtime_threadpool_affine_every_task_once) {
+  // parallel_for_affine: every task once (owners and helpers take from the same counters), on
+  // jobs of fewer tasks than threads too, and mixed with plain jobs on the same pool.
+  for (int threads : {2, 3, 5}) {
+    lb::ThreadPool pool(threads);
+    std::vector<std::atomic<int>> hits(501);
+    for (int round = 0; round < 300; ++round) {
+      const int64_t tasks = 1 + (round * 53) % 501;
+      for (int64_t t = 0; t < tasks; ++t) hits[size_t(t)].store(0);
+      std::atomic<int> bad_thread{0};
+      auto fn = [&](int64_t t, int th) {
+        if (th < 0 || th >= pool.size()) bad_thread.fetch_add(1);
+        hits[size_t(t)].fetch_add(1);
+      };
+      if (round % 3 == 2) pool.parallel_for(tasks, fn);
+      else pool.parallel_for_affine(tasks, fn);
+      LB_EXPECT(bad_thread.load() == 0);
+      for (int64_t t = 0; t < tasks; ++t) LB_EXPECT_MSG(hits[size_t(t)].load() == 1, "task " + std::to_string(t));
+      if (round % 100 == 99) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
+}
+
 LB_TEST(runtime_threadpool_nested_runs_serially) {
   lb::ThreadPool pool(3);
   std::atomic<int64_t> sum{0};

@@ -86,12 +86,12 @@ void qlinear_run(OpCtx& c) {
   QLinearOpts o = opts_of(p);
   o.act_mul = c.in.size() > 3 && c.in[3] ? c.in[3]->f32() : nullptr;
   float* y = c.out[0]->f32();
+  if (p.i[3])  // GELU on each task's finished rows, inside the GEMM's job (qlinear.h QLinearOpts::post)
+    o.post = [](void*, float* yr, int64_t ldy, int64_t n, int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) gelu::apply(yr + r * ldy, n);
+    };
   qlinear(packed(p), c.in[0]->f32(), p.i[0], bias, y, o, c.pool, c.scratch, c.scratch_bytes, &info);
   c.isa = lb_isa_name(info.isa);
-  if (p.i[3]) {
-    const int64_t n = packed(p).n;
-    for_ranges(c, p.i[0], n * 8, [&](int, int64_t r0, int64_t r1) { gelu::apply(y + r0 * n, (r1 - r0) * n); });
-  }
 }
 
 }  // namespace
