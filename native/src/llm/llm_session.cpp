@@ -178,6 +178,18 @@ lb_status Session::forward_chunk(const int32_t* tokens, int t, float* logits, bo
   for (int r = 0; r < t; ++r) m.embed.row(tokens[r], H, &x_[size_t(r) * H]);
   kv_.make_room(t);
   pf.mark(ph, -1, kOpEmbed, m.embed.i8 ? "embed_i8" : "embed_f32", "scalar");
+  // The per-row float ops of a prefill chunk (norms, RoPE, SwiGLU) split over the threads in
+  // blocks of rows; one row (decode) runs on the caller. Each row is computed whole by one task.
+  auto each_row = [&](auto&& fn) {
+    constexpr int kRowsPerTask = 8;
+    if (t < 2 * kRowsPerTask || par.threads() == 1) {
+      for (int r = 0; r < t; ++r) fn(r);
+      return;
+    }
+    par.run((t + kRowsPerTask - 1) / kRowsPerTask, [&](int task, int) {
+      for (int r = task * kRowsPerTask, e = std::min(t, r + kRowsPerTask); r < e; ++r) fn(r);
+    });
+  };
   auto lin = [&](const Linear& L, const float* in, float* out, int rows, int layer, int op) {
     lb_status st = linear_forward(L, in, rows, out, lin_, par);
     if (pf.on()) {
@@ -195,19 +207,20 @@ lb_status Session::forward_chunk(const int32_t* tokens, int t, float* logits, bo
   bool pending = false;
   for (int l = 0; l < c.layers; ++l) {
     const Layer& L = m.layers[l];
-    for (int r = 0; r < t; ++r)
+    each_row([&](int r) {
       ops.add_rms_norm(&x_[size_t(r) * H], pending ? &tmp_[size_t(r) * H] : nullptr, L.attn_norm, c.eps, H,
                        &h_[size_t(r) * H]);
+    });
     pf.mark(ph, l, kOpAttnNorm, pending ? "add_rms_norm" : "rms_norm", visa);
     lb_status st;
     if ((st = lin(L.qkv, h_.data(), qkv_.data(), t, l, kOpQkv)) != LB_OK) return st;
-    for (int r = 0; r < t; ++r) {
+    each_row([&](int r) {
       float* row = &qkv_[size_t(r) * QKV];
       const float* cs = &rope_cs_[size_t(r) * half];
       const float* sn = &rope_sn_[size_t(r) * half];
       ops.rope(row, c.heads, d, cs, sn);
       ops.rope(row + Q, c.kv_heads, d, cs, sn);
-    }
+    });
     pf.mark(ph, l, kOpRope, "rope", visa);
     if (kv_.needs_order(l)) kv_.set_order(l, &qkv_[Q], &qkv_[Q + KV], QKV, t);
     for (int r = 0; r < t; ++r) {
@@ -224,12 +237,12 @@ lb_status Session::forward_chunk(const int32_t* tokens, int t, float* logits, bo
     });
     pf.mark(ph, l, kOpAttention, kv_attend_name(kv_.type()), visa);
     if ((st = lin(L.o, attn_.data(), tmp_.data(), t, l, kOpOProj)) != LB_OK) return st;
-    for (int r = 0; r < t; ++r)
+    each_row([&](int r) {
       ops.add_rms_norm(&x_[size_t(r) * H], &tmp_[size_t(r) * H], L.ffn_norm, c.eps, H, &h_[size_t(r) * H]);
+    });
     pf.mark(ph, l, kOpFfnNorm, "add_rms_norm", visa);
     if ((st = lin(L.gate_up, h_.data(), gu_.data(), t, l, kOpGateUp)) != LB_OK) return st;
-    for (int r = 0; r < t; ++r)
-      ops.swiglu(&gu_[size_t(r) * 2 * I], &gu_[size_t(r) * 2 * I + I], I, &act_[size_t(r) * I]);
+    each_row([&](int r) { ops.swiglu(&gu_[size_t(r) * 2 * I], &gu_[size_t(r) * 2 * I + I], I, &act_[size_t(r) * I]); });
     pf.mark(ph, l, kOpSwiglu, "swiglu", visa);
     if ((st = lin(L.down, act_.data(), tmp_.data(), t, l, kOpDown)) != LB_OK) return st;
     pending = true;
@@ -238,9 +251,10 @@ lb_status Session::forward_chunk(const int32_t* tokens, int t, float* logits, bo
   if (!logits) return LB_OK;
   const char* fname = pending ? "add_rms_norm" : "rms_norm";
   if (all) {
-    for (int r = 0; r < t; ++r)
+    each_row([&](int r) {
       ops.add_rms_norm(&x_[size_t(r) * H], pending ? &tmp_[size_t(r) * H] : nullptr, m.norm, c.eps, H,
                        &h_[size_t(r) * H]);
+    });
     pf.mark(ph, -1, kOpFinalNorm, fname, visa);
     // the head in row blocks of the chunk, straight into the caller's buffer
     return lin(m.head, h_.data(), logits, t, -1, kOpLmHead);
