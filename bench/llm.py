@@ -200,6 +200,7 @@ class LowbitEngine:
         self.s = LlmSession(pkg, threads=threads, max_context=prompt_tokens + gen_tokens + 8, copy_weights=copy_weights)
         self.open_s = time.perf_counter() - t0
         self.pages = weight_pages(self.s, pkg)
+        self.token_s = []  # every back-to-back decode call's seconds, all rounds
 
     def run(self, prompt, gen_tokens: int):
         s = self.s
@@ -209,7 +210,10 @@ class LowbitEngine:
         t1 = time.perf_counter()
         tok = int(np.argmax(first))
         for _ in range(gen_tokens):
-            tok = int(np.argmax(s.decode(tok)))
+            a = time.perf_counter()
+            lg = s.decode(tok)
+            self.token_s.append(time.perf_counter() - a)
+            tok = int(np.argmax(lg))
         t2 = time.perf_counter()
         return len(prompt) / (t1 - t0), gen_tokens / (t2 - t1), first
 
@@ -402,7 +406,11 @@ def main(argv=None) -> int:
                    "probe_weights_gbps": max(wbws), "load": float(np.median(loads + [os.getloadavg()[0]])),
                    "lowbit_prefill": lp, "lowbit_prefill_rounds": lrounds, "lowbit_decode": ld, "lowbit_bytes_per_token": nb,
                    "lowbit_roofline": nb * ld / (bw * 1e9), "lowbit_open_s": engines[0].open_s,
-                   "lowbit_copied_bytes": engines[0].s.info["copied_bytes"], "lowbit_pages": engines[0].pages}
+                   "lowbit_copied_bytes": engines[0].s.info["copied_bytes"], "lowbit_pages": engines[0].pages,
+                   # per decode call in the rounds (back to back): a median near the mean says every
+                   # token is that slow, a median well above it says a few slow tokens pull it down
+                   "lowbit_decode_token_median": 1.0 / float(np.median(engines[0].token_s)),
+                   "lowbit_decode_token_p90_ms": 1e3 * float(np.percentile(engines[0].token_s, 90))}
             if args.mapped_too:
                 mp, md, _, _ = res["lowbit-mapped"]
                 row.update({"mapped_prefill": mp, "mapped_decode": md, "mapped_roofline": nb * md / (bw * 1e9),
@@ -437,6 +445,9 @@ def _print_row(r) -> None:
          f"{r['probe_generic_gbps']:.1f}, decode's weights {r['probe_weights_gbps']:.1f})"
          f"\n{'':>9} t={r['threads']}  lowbit weights: {r['lowbit_pages']}, open {r['lowbit_open_s']:.2f} s; "
          f"prefill by round (the first right after open) {', '.join(f'{v:.1f}' for v in r['lowbit_prefill_rounds'])}")
+    if "lowbit_decode_token_median" in r:
+        s += (f"\n{'':>9} t={r['threads']}  lowbit decode per token, back to back: median "
+              f"{r['lowbit_decode_token_median']:.1f} tok/s, slowest decile from {r['lowbit_decode_token_p90_ms']:.2f} ms")
     if "mapped_decode" in r:
         s += (f"\n{'':>9} t={r['threads']}  lowbit-mapped prefill {r['mapped_prefill']:7.1f} tok/s  decode "
               f"{r['mapped_decode']:6.1f} tok/s ({100 * r['mapped_roofline']:.0f}%; {r['mapped_pages']})   lowbit / "
