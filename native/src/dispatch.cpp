@@ -74,14 +74,11 @@ KernelTable fill(lb_isa isa) {
 #include "kernels.inc"
 #undef LB_KERNEL
   }
-  // The AVX-512 VNNI ternary GEMV (M = 1) timed slower than the AVX2 one on the one AVX-512
-  // machine it has run on (a 16-core Xeon with AMX, session 4, lowbit-kbench 4096x11008 cold,
-  // three interleaved rounds: 0.99-1.24 vs 0.83-0.98 ms at 1 thread; equal at 16), so the
-  // avx512vnni path keeps the AVX2 one. (The w4a8 / w8a8 zmm GEMVs lost too until they got the
-  // AVX2 GEMVs' software prefetch; with it they match or beat the AVX2 ones there.)
-  // LOWBIT_AVX512_GEMV=1 dispatches it (the self-check and lowbit-kbench then check and time it
-  // on the hardware); the SIMDe test checks it always.
-  if (isa == LB_ISA_AVX512VNNI && !env_flag("LOWBIT_AVX512_GEMV")) t.gemv_t2 = fill(LB_ISA_AVX2).gemv_t2;
+  // Sessions 4-9 kept the AVX2 ternary GEMV on the avx512vnni path (the zmm one timed slower on
+  // the lent Xeon). Since session 10 the AVX-512 GEMVs are ymm EVEX code reading one stream, and
+  // on the Zen 4 VM the ternary one beats the AVX2 one (docs/kernels.md), so it is dispatched;
+  // LOWBIT_AVX2_T2_GEMV=1 puts the AVX2 one back (to re-measure on other AVX-512 parts).
+  if (isa == LB_ISA_AVX512VNNI && env_flag("LOWBIT_AVX2_T2_GEMV")) t.gemv_t2 = fill(LB_ISA_AVX2).gemv_t2;
   return t;
 }
 

@@ -2,11 +2,13 @@
 // turns the 4-bit codes into their int8 table values (the 16-byte table repeated in every 128-bit
 // lane); vpdpbusd multiplies them, as the signed operand, with the activations flipped to unsigned
 // (x + 128), and a second vpdpbusd with ones gives the group's weight sums that remove the
-// offset exactly: dot = sum (x + 128) w - 128 sum w. GEMV: 16 outputs per pass; GEMM: 8 x 16.
+// offset exactly: dot = sum (x + 128) w - 128 sum w. GEMM: 8 x 16. GEMV: one panel per pass in
+// ymm, one weight stream (lb::avx512::gemv::cgemv, mm_avx512_gemv.h).
 #if !defined(__AVX512VNNI__) || !defined(__AVX512BW__)
 #error "mm_c4_avx512vnni.cpp must be compiled with -mavx512vnni -mavx512bw"
 #endif
 #include "mm_avx512.h"
+#include "mm_avx512_gemv.h"
 
 namespace {
 using namespace lb::avx512;
@@ -67,7 +69,7 @@ void cgemm(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
 }  // namespace
 
 void lb_gemv_f32_q8d_c4g_16x8__avx512vnni(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  cgemm<1>(a, m0, m1, n0, n1);
+  lb::avx512::gemv::cgemv(a, m0, m1, n0, n1);
 }
 
 void lb_gemm_f32_q8d_c4g_8x16__avx512vnni(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {

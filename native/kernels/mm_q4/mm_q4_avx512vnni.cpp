@@ -1,15 +1,19 @@
 // w4a8 (Q4 / Q4A) for AVX-512 VNNI: vpdpbusd accumulating in int32.
-// GEMV: one panel (8 rows) per pass, two chunks per zmm, one weight stream (lb::avx512::ugemv; the
-// registered name keeps its "16x32"); GEMM: 8 activation rows x 16 outputs (two panels per zmm).
+// GEMV: one panel (8 rows) per pass in ymm, one weight stream (lb::avx512::gemv::ugemv,
+// mm_avx512_gemv.h; the registered name keeps its "16x32"); GEMM: 8 activation rows x 16 outputs
+// (two panels per zmm).
 #if !defined(__AVX512VNNI__) || !defined(__AVX512BW__)
 #error "mm_q4_avx512vnni.cpp must be compiled with -mavx512vnni -mavx512bw"
 #endif
 #include "mm_avx512.h"
+#include "mm_avx512_gemv.h"
 
 using namespace lb::avx512;
 
 void lb_gemv_f32_q8d_q4g_16x32__avx512vnni(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  if (a->fmt == LB_WFMT_Q4A) ugemv<UFmt<Nib, 0, true>>(a, m0, m1, n0, n1); else ugemv<UFmt<Nib, 8, false>>(a, m0, m1, n0, n1);
+  namespace v = lb::avx512::gemv;
+  if (a->fmt == LB_WFMT_Q4A) v::ugemv<v::UFmt<v::Nib, 0, true>>(a, m0, m1, n0, n1);
+  else v::ugemv<v::UFmt<v::Nib, 8, false>>(a, m0, m1, n0, n1);
 }
 
 void lb_gemm_f32_q8d_q4g_8x16__avx512vnni(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {

@@ -1,5 +1,6 @@
 // w8a8 (Q8) for AVX-512 VNNI: two panels per zmm (16 rows), vpdpbusd accumulating in int32.
-// GEMV: 16 outputs per pass (lb::avx512::gemv_q8).
+// GEMV: one panel (8 outputs) per pass in ymm, one weight stream (lb::avx512::gemv::gemv_q8,
+// mm_avx512_gemv.h; the registered name keeps its "16x4").
 // GEMM (registered as "8x16" since session 4; the tile is 12 rows x 32 columns since session 9):
 // a register tile of 12 activation rows x 32 outputs (two zmm of weights, four panels, per quad;
 // 24 int32 accumulators), K blocked so that every operand of the inner loop comes from L1:
@@ -17,6 +18,7 @@
 #error "mm_q8_avx512vnni.cpp must be compiled with -mavx512vnni -mavx512bw"
 #endif
 #include "mm_avx512.h"
+#include "mm_avx512_gemv.h"
 
 namespace {
 using namespace lb::avx512;
@@ -169,7 +171,7 @@ void gemm_q8_tiled(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int6
 }  // namespace
 
 void lb_gemv_f32_q8d_q8c_16x4__avx512vnni(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  gemv_q8(a, m0, m1, n0, n1);
+  lb::avx512::gemv::gemv_q8(a, m0, m1, n0, n1);
 }
 
 void lb_gemm_f32_q8d_q8c_8x16__avx512vnni(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
