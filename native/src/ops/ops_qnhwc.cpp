@@ -28,6 +28,7 @@
 
 #include "../dispatch.h"
 #include "../qlinear.h"
+#include "mm_layout.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -495,19 +496,23 @@ bool pw_vnni_ok(const OpParams& p) {
 struct PwVnni {
   const uint8_t* w;  // Q8 panels: [O/8][kp/4][8 rows][4 k]
   int64_t kp, O, nq;  // nq: quads of k with codes (round_up(K, 4) / 4)
-  const int32_t* row_sum;
+  const int32_t* init;  // [round_up(O, 8)] the accumulators' start, -(128 + z) * row_sum (pw_vnni_init, per tile)
   const float* row_scale;
   const float* bias;  // [O] or null
-  int32_t zin;
   float sx;
   // int8 output in registers (pw_vnni_tile<true>): rows of Os codes
   int64_t Os;
   const float* mv;  // smoothing multipliers [O] or null
   bool clamp;       // Relu / Clip
+  bool guard;       // q8_lanes' min(2^30, .) (false: every x * inv is bounded far below 2^30, see qrange_ok)
+  bool cmin, cmax;  // the code clamp's min / max (false where it cannot change a code: qhi 127, qlo -128)
   float lo, hi, inv;
   int16_t z;
   int8_t qlo, qhi;  // the clamp on the codes (no multipliers)
+  // the int8 finish for groups of 1-4 panels (pw_finish_q<NP, FL>)
+  void (*fin[4])(const PwVnni&, const int32_t*, int, int64_t, int64_t, const float*, const float*, int8_t*);
 };
+using PwFinishFn = void (*)(const PwVnni&, const int32_t*, int, int64_t, int64_t, const float*, const float*, int8_t*);
 
 /// The int32 sums of R pixels (rows xa, stride kp) x NP panels (wp, panel stride 8 * kp) over nq quads, started at
 /// init[j], into sums[r][j][8]. A function of its own, shaped so that GCC 12 keeps the accumulators in place (inside
@@ -539,18 +544,64 @@ LB_TARGET_VNNI __attribute__((noinline)) void pw_dot(const uint8_t* wp, const ui
   for (int i = 0; i < R * NP; ++i) _mm256_store_si256(reinterpret_cast<__m256i*>(sums + 8 * i), acc[i]);
 }
 
+// The int8 finish of pw_block: act_requant_avx2's operations for each case, chosen once per op (FL: kPwMv multipliers,
+// kPwFClamp Relu / Clip before them, kPwCMax / kPwCMin the code clamp's max / min (no multipliers), kPwGuard the
+// range guard): runtime tests inside the unrolled loop made GCC compute both sides of each.
+enum : int { kPwMv = 1, kPwFClamp = 2, kPwCMax = 4, kPwCMin = 8, kPwGuard = 16 };
+template <int NP, int FL>
+LB_TARGET_VNNI void pw_finish_q(const PwVnni& s, const int32_t* sums, int R, int64_t c0, int64_t nv, const float* scf,
+                                const float* bsf, int8_t* qd) {
+  const __m256 vinv = _mm256_set1_ps(s.inv), va = _mm256_set1_ps(s.lo), vb = _mm256_set1_ps(s.hi);
+  const __m256i vz = _mm256_set1_epi16(s.z), qlo = _mm256_set1_epi8(s.qlo), qhi = _mm256_set1_epi8(s.qhi);
+  __m256 mvv[NP], sc[NP], bs[NP];
+#pragma GCC unroll 4
+  for (int j = 0; j < NP; ++j) sc[j] = _mm256_load_ps(scf + 8 * j), bs[j] = _mm256_load_ps(bsf + 8 * j);
+#pragma GCC unroll 4
+  for (int j = 0; j < NP; ++j)
+    mvv[j] = (FL & kPwMv) ? _mm256_maskz_loadu_ps(__mmask8((1u << std::min<int64_t>(8, nv - 8 * j)) - 1u), s.mv + c0 + 8 * j)
+                          : _mm256_setzero_ps();
+  const __mmask32 keep = nv >= 32 ? ~__mmask32(0) : __mmask32((1u << nv) - 1u);
+  for (int r = 0; r < R; ++r) {
+    __m256i rr[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      if (j >= NP) {
+        rr[j] = _mm256_setzero_si256();
+        continue;
+      }
+      __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(sums + 8 * (r * NP + j)))), sc[j]);
+      __asm__("" : "+v"(v));  // no FMA contraction: the reference multiplies, then adds
+      v = _mm256_add_ps(v, bs[j]);
+      if (FL & kPwFClamp) v = _mm256_min_ps(_mm256_max_ps(v, va), vb);  // act_requant_avx2's clamp_mul8
+      if (FL & kPwMv) v = _mm256_mul_ps(v, mvv[j]);
+      rr[j] = (FL & kPwGuard) ? q8_lanes(v, vinv) : _mm256_cvtps_epi32(_mm256_mul_ps(v, vinv));
+    }
+    __m256i b = pack32_q8(rr, vz);
+    if (FL & kPwCMax) b = _mm256_max_epi8(b, qlo);
+    if (FL & kPwCMin) b = _mm256_min_epi8(b, qhi);
+    if (NP * 8 > nv) b = _mm256_maskz_mov_epi8(keep, b);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(qd + r * s.Os + c0), b);
+  }
+}
+template <int NP, int... F>
+PwFinishFn pw_finish_pick(int fl, std::integer_sequence<int, F...>) {
+  static const PwFinishFn table[] = {pw_finish_q<NP, F>...};
+  return table[fl];
+}
+PwFinishFn pw_finish_fn(int np, int fl) {
+  const auto seq = std::make_integer_sequence<int, 32>{};
+  fl &= 31;
+  return np == 1 ? pw_finish_pick<1>(fl, seq) : np == 2 ? pw_finish_pick<2>(fl, seq) : np == 3 ? pw_finish_pick<3>(fl, seq)
+                                                                                                : pw_finish_pick<4>(fl, seq);
+}
+
 /// R pixels (rows xa, stride kp) x NP panels from panel p: their float rows (y, stride O) or (Q) int8 rows (qd,
 /// stride Os, 32 bytes from channel 8p: the group's channels past O are stored as 0).
 template <int R, int NP, bool Q>
 LB_TARGET_VNNI __attribute__((noinline)) void pw_block(const PwVnni& s, int64_t p, const uint8_t* xa, float* y,
                                                       int8_t* qd) {
-  const __m256i off = _mm256_set1_epi32(-(128 + s.zin));
-  __m256i init[NP];
-#pragma GCC unroll 4
-  for (int j = 0; j < NP; ++j)
-    init[j] = _mm256_mullo_epi32(off, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.row_sum + (p + j) * 8)));
   alignas(32) int32_t sums[R * NP * 8];
-  pw_dot<R, NP>(s.w + p * 8 * s.kp, xa, s.kp, s.nq, init, sums);
+  pw_dot<R, NP>(s.w + p * 8 * s.kp, xa, s.kp, s.nq, reinterpret_cast<const __m256i*>(s.init + p * 8), sums);
   // channels of this group: nv (a tail group: < 8 * NP; the panels' row_sum / row_scale are padded, bias is not)
   const int64_t c0 = p * 8, nv = std::min<int64_t>(NP * 8, s.O - c0);
   __m256 sc[NP], bs[NP];
@@ -575,35 +626,10 @@ LB_TARGET_VNNI __attribute__((noinline)) void pw_block(const PwVnni& s, int64_t 
         else _mm256_mask_storeu_ps(d, __mmask8((1u << nj) - 1u), v);
       }
   } else {
-    const __m256 vinv = _mm256_set1_ps(s.inv), va = _mm256_set1_ps(s.lo), vb = _mm256_set1_ps(s.hi);
-    const __m256i vz = _mm256_set1_epi16(s.z);
-    const bool fclamp = s.clamp && s.mv, iclamp = s.clamp && !s.mv;
-    __m256 mvv[NP];
+    alignas(32) float scf[NP * 8], bsf[NP * 8];
 #pragma GCC unroll 4
-    for (int j = 0; j < NP; ++j)
-      mvv[j] = s.mv ? _mm256_maskz_loadu_ps(__mmask8((1u << std::min<int64_t>(8, nv - 8 * j)) - 1u), s.mv + c0 + 8 * j)
-                    : _mm256_setzero_ps();
-    const __mmask32 keep = nv >= 32 ? ~__mmask32(0) : __mmask32((1u << nv) - 1u);
-#pragma GCC unroll 6
-    for (int r = 0; r < R; ++r) {
-      __m256i rr[4];
-#pragma GCC unroll 4
-      for (int j = 0; j < 4; ++j) {
-        if (j >= NP) {
-          rr[j] = _mm256_setzero_si256();
-          continue;
-        }
-        __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(sums + 8 * (r * NP + j)))), sc[j]);
-        __asm__("" : "+v"(v));  // no FMA contraction
-        v = _mm256_add_ps(v, bs[j]);
-        if (fclamp) v = _mm256_min_ps(_mm256_max_ps(v, va), vb);  // act_requant_avx2's clamp_mul8
-        if (s.mv) v = _mm256_mul_ps(v, mvv[j]);
-        rr[j] = q8_lanes(v, vinv);
-      }
-      __m256i b = pack32_q8(rr, vz);
-      if (iclamp) b = _mm256_min_epi8(_mm256_max_epi8(b, _mm256_set1_epi8(s.qlo)), _mm256_set1_epi8(s.qhi));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(qd + r * s.Os + c0), _mm256_maskz_mov_epi8(keep, b));
-    }
+    for (int j = 0; j < NP; ++j) _mm256_store_ps(scf + 8 * j, sc[j]), _mm256_store_ps(bsf + 8 * j, bs[j]);
+    s.fin[NP - 1](s, sums, R, c0, nv, scf, bsf, qd);
   }
 }
 
@@ -624,6 +650,14 @@ LB_TARGET_VNNI __attribute__((always_inline)) inline void pw_rows(const PwVnni& 
     case 1: pw_block<1, NP, Q>(s, p, xr, yr, qr); break;
     default: break;
   }
+}
+
+/// init[n] = -(128 + z) * row_sum[n] for the round_up(O, 8) rows of the panels (once per tile: a few hundred values).
+LB_TARGET_VNNI void pw_vnni_init(const int32_t* row_sum, int64_t O, int32_t zin, int32_t* init) {
+  for (int64_t n = 0; n < (O + 7) / 8 * 8; n += 8)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(init + n),
+                        _mm256_mullo_epi32(_mm256_set1_epi32(-(128 + zin)),
+                                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row_sum + n))));
 }
 
 /// m pixel rows at x (stride kp) -> float rows y (stride O) or (Q) int8 rows qd (stride Os, Os % 32 == 0); xa:
@@ -685,6 +719,20 @@ DwVnni dw_vnni_view(const OpParams& p) {
   const int8_t* w = reinterpret_cast<const int8_t*>(p.v.data() + p.i[kDwVnni]);
   const float* comb = reinterpret_cast<const float*>(w + Cb * nq * 4);
   return DwVnni{w, comb, comb + Cb, reinterpret_cast<const int32_t*>(comb + 2 * Cb), nq};
+}
+
+/// True when every requantized value x * inv of this conv is finite and far below 2^30 (|x - z| <= 255 per product,
+/// |x| <= sum |w| * 255 * |scale| + |bias|, times the smoothing multiplier): then q8_lanes' min(2^30, .) cannot change
+/// a code and the VNNI kernels skip it. wabs[n]: sum of |code| of output n; scale[n]: its float factor.
+/// lim: the largest |bound| of a float clamp applied before the multipliers (Clip), else 0.
+bool qrange_ok(const std::vector<int64_t>& wabs, const float* scale, const float* bias, const float* mv, float lim,
+               float inv) {
+  for (size_t n = 0; n < wabs.size(); ++n) {
+    const double a = double(wabs[n]) * 255.0 * std::fabs(double(scale[n])) + (bias ? std::fabs(double(bias[n])) : 0.0);
+    const double x = std::max(a, double(lim)) * (mv ? std::fabs(double(mv[n])) : 1.0) * std::fabs(double(inv));
+    if (!(x < 268435456.0)) return false;  // 2^28 (NaN / inf fail too)
+  }
+  return true;
 }
 
 lb_status conv_infer(OpCtx& c) {
@@ -926,6 +974,31 @@ lb_status conv_infer(OpCtx& c) {
       ++p.i[kNPost];
     }
   }
+  // p.f[5] = 1: the int8 output's requantization needs no range guard (qrange_ok; used by the VNNI kernels)
+  p.f[5] = 0.f;
+  if (p.i[kOutQ] >= 0 && !(b && !b->data)) {
+    const float* mvp = p.f[4] > 0.f ? c.in[size_t(p.f[4])]->f32() : nullptr;
+    const float* bp = b ? b->f32() : nullptr;
+    std::vector<int64_t> wabs(size_t(O), 0);
+    std::vector<float> sc(size_t(O), 0.f);
+    if (p.i[kMode] == 0) {
+      const PackedWeight& pw = packed(p);
+      const uint8_t* wd = static_cast<const uint8_t*>(pw.data);
+      for (int64_t n = 0; n < O; ++n) {
+        for (int64_t k = 0; k < pw.kp; ++k) wabs[size_t(n)] += std::abs(int(int8_t(wd[layout::q8_offset(n, k, pw.kp)])));
+        sc[size_t(n)] = p.f[2] * pw.row_scale[n];
+      }
+    } else {
+      const int8_t* codes = static_cast<const int8_t*>(w->data);
+      const float* comb = reinterpret_cast<const float*>(dw_view(p).comb);
+      for (int64_t ch = 0; ch < O; ++ch) {
+        for (int64_t t = 0; t < taps; ++t) wabs[size_t(ch)] += std::abs(int(codes[ch * taps + t]));
+        sc[size_t(ch)] = comb[ch];
+      }
+    }
+    const float lim = p.i[kAct] == ACT_CLIP ? std::max(std::fabs(p.f[0]), std::fabs(p.f[1])) : 0.f;
+    p.f[5] = qrange_ok(wabs, sc.data(), bp, mvp, lim, 1.0f / p.f[3]) ? 1.f : 0.f;
+  }
   // tiles of output pixels (over N * OH * OW), each done whole by one thread
   const int64_t P = N * OH * OW;
   int64_t T;
@@ -955,6 +1028,7 @@ lb_status conv_infer(OpCtx& c) {
   if (p.i[kMode] == 0) {
     per += al64(size_t(T) * sizeof(lb_q8_meta));                     // row metadata
     if (!p.i[kDirect] || smallk_ok(p) || pw_vnni_ok(p)) per += al64(size_t(T * p.i[kKp]));  // im2col / u8 rows
+    if (pw_vnni_ok(p)) per += al64(size_t((O + 7) / 8 * 8) * 4);  // pw_vnni_init's start values
     if (packed(p).code_bits == 7) per += al64(size_t(T * p.i[kKp]));      // u8 rows for gemm_q7 (lb_mm_args::xu)
   } else {
     // pad row, 4 x tap pointers (2 * pairs for the AVX2 kernels, 4 * quads for the VNNI one)
@@ -1037,6 +1111,7 @@ struct DwQ8 {
   float inv;
   int16_t z;       // zero point
   int8_t lo, hi;   // the act's clamp on the codes (-128 / 127 without one)
+  bool guard = true;  // q8_lanes' min(2^30, .) (the VNNI kernel drops it where qrange_ok proved it a no-op)
 };
 // Four output pixels at once: the weight pair vectors are loaded once for the four pixels; per
 // pixel the same integer sums and the same final vfmadd as dw_pixel_avx2 (so the same bits).
@@ -1174,11 +1249,16 @@ LB_TARGET_VNNI __attribute__((always_inline)) inline void dw4_vnni_core(const Op
 #pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) {
       __m256i r[4];
-      for (int s = 0; s < 4; ++s) r[s] = q8_lanes(_mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[q][s]), m[s], bs[s]), vinv);
+      for (int s = 0; s < 4; ++s) {
+        const __m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[q][s]), m[s], bs[s]);
+        r[s] = dq->guard ? q8_lanes(f, vinv) : _mm256_cvtps_epi32(_mm256_mul_ps(f, vinv));
+      }
       // packs per 128-bit lane: [s0 s1 s2 s3 lanes 0-3 | lanes 4-7] = channels [0-15 | 16-31]: in order
       const __m256i b = _mm256_packs_epi16(_mm256_adds_epi16(_mm256_packs_epi32(r[0], r[1]), vz),
                                            _mm256_adds_epi16(_mm256_packs_epi32(r[2], r[3]), vz));
-      const __m256i o = _mm256_min_epi8(_mm256_max_epi8(b, qlo), qhi);
+      __m256i o = b;  // the code clamp, where it can change a code
+      if (dq->lo != -128) o = _mm256_max_epi8(o, qlo);
+      if (dq->hi != 127) o = _mm256_min_epi8(o, qhi);
       int8_t* dst = dq->q + q * dq->Os + c0;
       if (c0 + 32 <= C) _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), o);
       else _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm256_castsi256_si128(o));  // C % 32 == 16
@@ -1544,6 +1624,7 @@ void conv_run(OpCtx& c) {
                   act != ACT_NONE ? q8_scalar(ahi, qinv, qzf) : int8_t(127)};
     // the VNNI kernel for the four-pixel groups (the single pixels keep dw_pixel_avx2: the same bits)
     const bool vnni = qfuse && lb_isa_active() == LB_ISA_AVX512VNNI && taps <= 64;
+    const bool vguard = p.f[5] == 0.f;
     const DwVnni dvv = dw_vnni_view(p);
 #else
     const bool vnni = false;
@@ -1563,6 +1644,7 @@ void conv_run(OpCtx& c) {
       [[maybe_unused]] const bool four = avx2 && Cs >= 16;  // pixels in groups of four (dw_pixel4p_avx2), border pixels included
 #if defined(__x86_64__)
       DwQ8 tq = dq;
+      if (vnni) tq.guard = vguard;  // (the AVX2 kernels always keep it)
 #endif
       for (int64_t tile = t0; tile < t1; ++tile) {
         const int64_t P0 = tile * T, m = std::min(T, P - P0);
@@ -1669,13 +1751,20 @@ void conv_run(OpCtx& c) {
   const int64_t act = p.i[kAct];
   const bool pwq = pwv && o.q && !o.f && !o.n && !o.res && !p.i[kNPost] && p.i[kOs] % 32 == 0 &&
                    (act == ACT_NONE || act == ACT_RELU || act == ACT_CLIP);
-  PwVnni pv{pw.data, kp, O, (p.i[kK] + 3) / 4, pw.row_sum, pw.row_scale, bias, int32_t(p.i[kZin]), sx,
-            p.i[kOs], o.qmul, act != ACT_NONE, 0.f, INFINITY, 0.f, 0, -128, 127};
+  const PwVnni pv0{pw.data, kp, O, (p.i[kK] + 3) / 4, nullptr, pw.row_scale, bias, sx, p.i[kOs], o.qmul,
+                   act != ACT_NONE, p.f[5] == 0.f, false, false, 0.f, INFINITY, 0.f, 0, -128, 127, {}};
+  PwVnni pv = pv0;
   if (pwq) {
     pv.inv = 1.0f / p.f[3];
     pv.z = int16_t(p.i[kZout]);
     if (act == ACT_CLIP) pv.lo = p.f[0], pv.hi = p.f[1];
     if (pv.clamp) pv.qlo = q8_scalar(pv.lo, pv.inv, float(pv.z)), pv.qhi = q8_scalar(pv.hi, pv.inv, float(pv.z));
+    pv.cmax = pv.qlo != -128;
+    pv.cmin = pv.qhi != 127;
+    const bool mv = pv.mv != nullptr;
+    const int fl = (mv ? kPwMv : 0) | (mv && pv.clamp ? kPwFClamp : 0) | (!mv && pv.clamp && pv.cmax ? kPwCMax : 0) |
+                   (!mv && pv.clamp && pv.cmin ? kPwCMin : 0) | (pv.guard ? kPwGuard : 0);
+    for (int np = 1; np <= 4; ++np) pv.fin[np - 1] = pw_finish_fn(np, fl);
   }
   if (pwv) c.isa = "avx512vnni";
 #endif
@@ -1688,6 +1777,15 @@ void conv_run(OpCtx& c) {
     int8_t* rows = reinterpret_cast<int8_t*>(s);
     if (!direct || smallk_ok(p) || pw_vnni_ok(p)) s += al64(size_t(T * kp));
     uint8_t* xu = flip ? reinterpret_cast<uint8_t*>(s) : nullptr;
+#if defined(__x86_64__)
+    PwVnni tpv = pv;  // this thread's start values
+    if (pwv) {
+      if (flip) s += al64(size_t(T * kp));
+      int32_t* init = reinterpret_cast<int32_t*>(s);
+      pw_vnni_init(pw.row_sum, O, int32_t(p.i[kZin]), init);
+      tpv.init = init;
+    }
+#endif
     if (!direct) std::memset(rows, 0, size_t(T * kp));  // K padding: written once, the gather fills [0, K)
     for (int64_t i = 0; i < T; ++i) meta[i] = lb_q8_meta{sx, 0};
     lb_mm_args a = base;
@@ -1699,9 +1797,9 @@ void conv_run(OpCtx& c) {
 #if defined(__x86_64__)
       if (pwv) {  // 1x1 on VNNI: the input rows in place, same bits as the GEMM
         if (pwq) {
-          pw_vnni_tile<true>(pv, x + P0 * Cs, m, reinterpret_cast<uint8_t*>(rows), yt, o.q + P0 * pv.Os);
+          pw_vnni_tile<true>(tpv, x + P0 * Cs, m, reinterpret_cast<uint8_t*>(rows), yt, o.q + P0 * pv.Os);
         } else {
-          pw_vnni_tile<false>(pv, x + P0 * Cs, m, reinterpret_cast<uint8_t*>(rows), yt, reinterpret_cast<int8_t*>(yt));
+          pw_vnni_tile<false>(tpv, x + P0 * Cs, m, reinterpret_cast<uint8_t*>(rows), yt, reinterpret_cast<int8_t*>(yt));
           epilogue(p, o, yt, P0, m, rq, flat);
         }
         continue;
