@@ -58,11 +58,14 @@ CASES = {
     "dws2_3x3_w128_clip": (_dw([1, 6, 9, 128], 3, 2, "Clip", [1, 1, 1, 1]), "conv2d_f32"),
     "dws2_5x5_w112_hardswish": (_dw([1, 9, 12, 112], 5, 2, "HardSwish", [2, 2, 2, 2]), "conv2d_f32"),
     "dws2_3x3_w130_relu_asym": (_dw([1, 3, 5, 130], 3, 2, "Relu", [1, 0, 1, 1]), "conv2d_f32"),
-    # 3x3 stride-1 depthwise on rows of 48..: 48 (3 vectors), 56 (overlapping last), 101, 130
+    # 3x3 stride-1 depthwise on rows of 48..: 48 (3 vectors), 56 (overlapping last), 101, 130; two output rows
+    # at a time (odd OH: an overlapping last pair; OH = 1 and 2)
     "dw3_w48_hardsigmoid": (_dw([1, 4, 5, 48], 3, 1, "HardSigmoid", [1, 1, 1, 1]), "conv2d_f32"),
     "dw3_w56_clip": (_dw([1, 7, 6, 56], 3, 1, "Clip", [1, 1, 1, 1]), "conv2d_f32"),
     "dw3_w101_sigmoid": (_dw([1, 5, 9, 101], 3, 1, "Sigmoid", [1, 1, 1, 1]), "conv2d_f32"),
     "dw3_w130_hardswish_asym": (_dw([1, 4, 6, 130], 3, 1, "HardSwish", [0, 1, 1, 0]), "conv2d_f32"),
+    "dw3_w64_one_row_relu": (_dw([1, 3, 1, 64], 3, 1, "Relu", [1, 1, 1, 1]), "conv2d_f32"),  # OH = 1
+    "dw3_w57_h2_nopad_sigmoid": (_dw([1, 2, 4, 59], 3, 1, "Sigmoid", [0, 0, 0, 0]), "conv2d_f32"),  # OH = 2
 }
 
 _CHILD = r"""

@@ -503,43 +503,76 @@ inline bool use_avx512() {
   return (lb_cpu_features() & need) == need && lb_isa_active() == LB_ISA_AVX512VNNI;
 }
 
-// dw3_range_avx2 with 16-output vectors (3 per step, then single vectors and an overlapping last one;
-// OW >= 16): the same per-output sums, bitwise equal to it.
+// dw3_range_avx2 on 16-output vectors, two output rows at a time (session 10): 4 vector positions
+// per row (0, 16, ..., an overlapping OW - 16; OW >= 16) x 2 rows (an odd last row: the last pair
+// overlaps the previous one) = 8 FMA chains (a row's 3-4 chains
+// alone were bound by the FMA latency), each loaded input vector feeding both rows (4 input rows,
+// 48 loads per 72 FMAs). The padded plane's border is zeroed once per call (the inner copy never
+// writes it). The same per-output sums (bias, then the taps in order): bitwise equal to dw3_range_avx2.
 LB_Z512 void dw3_range_avx512(const OpParams& p, const float* x, const float* w, const float* b, float* y, int64_t c0,
                               int64_t c1, float* buf) {
-  const int64_t OW = p.i[kOW], act = p.i[kAct];
+  const DwGeom g = dw_geom(p);
+  const int64_t C = p.i[kC], H = p.i[kH], W = p.i[kW], HW = H * W, OH = p.i[kOH], OW = p.i[kOW], act = p.i[kAct];
+  const int64_t pt = p.i[kPt], pl = p.i[kPl], PWp = g.PWp;
   const float lo = p.f[0], hi = p.f[1];
-  dw_channels(p, x, y, c0, c1, buf, [&](const DwGeom& g, int64_t ch, int64_t oy, float* o, float*) LB_Z512 {
+  std::memset(buf, 0, size_t(g.PH * PWp) * sizeof(float));
+  int64_t q[40];
+  int64_t nq = 0;
+  for (int64_t ox = 0; ox < OW; ox += 16) q[nq++] = std::min(ox, OW - 16);
+  while (nq % 4) q[nq] = q[nq - 1], ++nq;
+  const __mmask16 tail = __mmask16((1u << (W % 16)) - 1);
+  for (int64_t nc = c0; nc < c1; ++nc) {
+    const float* in = x + nc * HW;
+    for (int64_t yy = 0; yy < H; ++yy) {  // the inner rows of the padded plane
+      const float* src = in + yy * W;
+      float* dst = buf + (yy + pt) * PWp + pl;
+      int64_t i = 0;
+      for (; i + 16 <= W; i += 16) _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
+      if (i < W) _mm512_mask_storeu_ps(dst + i, tail, _mm512_maskz_loadu_ps(tail, src + i));
+    }
+    const int64_t ch = nc % C;
     const float* wc = w + ch * 9;
     __m512 wv[9];
 #pragma GCC unroll 9
     for (int t = 0; t < 9; ++t) wv[t] = _mm512_set1_ps(wc[t]);
     const __m512 bias = _mm512_set1_ps(b ? b[ch] : 0.f);
-    const float* r0 = buf + oy * g.PWp;
-    const float* r1 = r0 + g.PWp;
-    const float* r2 = r1 + g.PWp;
-    auto vec = [&](int64_t ox) LB_Z512 __attribute__((always_inline)) {
-      __m512 a = bias;
-      a = _mm512_fmadd_ps(wv[0], _mm512_loadu_ps(r0 + ox), a);
-      a = _mm512_fmadd_ps(wv[1], _mm512_loadu_ps(r0 + ox + 1), a);
-      a = _mm512_fmadd_ps(wv[2], _mm512_loadu_ps(r0 + ox + 2), a);
-      a = _mm512_fmadd_ps(wv[3], _mm512_loadu_ps(r1 + ox), a);
-      a = _mm512_fmadd_ps(wv[4], _mm512_loadu_ps(r1 + ox + 1), a);
-      a = _mm512_fmadd_ps(wv[5], _mm512_loadu_ps(r1 + ox + 2), a);
-      a = _mm512_fmadd_ps(wv[6], _mm512_loadu_ps(r2 + ox), a);
-      a = _mm512_fmadd_ps(wv[7], _mm512_loadu_ps(r2 + ox + 1), a);
-      a = _mm512_fmadd_ps(wv[8], _mm512_loadu_ps(r2 + ox + 2), a);
-      return act == ACT_SIGMOID ? a : act16(a, act, lo, hi);
-    };
-    int64_t ox = 0;
-    for (; ox + 48 <= OW; ox += 48) {
-      const __m512 v0 = vec(ox), v1 = vec(ox + 16), v2 = vec(ox + 32);
-      _mm512_storeu_ps(o + ox, v0); _mm512_storeu_ps(o + ox + 16, v1); _mm512_storeu_ps(o + ox + 32, v2);
+    float* yc = y + nc * OH * OW;
+    const bool two = OH >= 2;
+    for (int64_t oy0 = 0; oy0 < OH; oy0 += 2) {
+      const int64_t oy = two ? std::min(oy0, OH - 2) : 0;  // odd OH: the last pair overlaps the previous one
+      const float* r[4] = {buf + oy * PWp, buf + (oy + 1) * PWp, buf + (oy + 2) * PWp,
+                           two ? buf + (oy + 3) * PWp : buf + (oy + 2) * PWp};
+      float* o0 = yc + oy * OW;
+      float* o1 = o0 + OW;
+      for (int64_t i = 0; i < nq; i += 4) {
+        __m512 a[4], c[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) a[j] = c[j] = bias;
+#pragma GCC unroll 4
+        for (int ry = 0; ry < 4; ++ry)
+#pragma GCC unroll 3
+          for (int kx = 0; kx < 3; ++kx)
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; ++j) {
+              const __m512 v = _mm512_loadu_ps(r[ry] + q[i + j] + kx);
+              if (ry < 3) a[j] = _mm512_fmadd_ps(wv[ry * 3 + kx], v, a[j]);
+              if (ry > 0) c[j] = _mm512_fmadd_ps(wv[(ry - 1) * 3 + kx], v, c[j]);
+            }
+        if (act != ACT_SIGMOID)
+#pragma GCC unroll 4
+          for (int j = 0; j < 4; ++j) a[j] = act16(a[j], act, lo, hi), c[j] = act16(c[j], act, lo, hi);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) _mm512_storeu_ps(o0 + q[i + j], a[j]);
+        if (two)
+#pragma GCC unroll 4
+          for (int j = 0; j < 4; ++j) _mm512_storeu_ps(o1 + q[i + j], c[j]);
+      }
+      if (act == ACT_SIGMOID) {
+        apply_act(o0, OW, act, lo, hi);
+        if (two) apply_act(o1, OW, act, lo, hi);
+      }
     }
-    for (; ox + 16 <= OW; ox += 16) _mm512_storeu_ps(o + ox, vec(ox));
-    if (ox < OW) _mm512_storeu_ps(o + OW - 16, vec(OW - 16));  // overlaps the previous vector: the same values
-    if (act == ACT_SIGMOID) apply_act(o, OW, act, lo, hi);
-  });
+  }
 }
 
 // dws2_row with 16-float vectors: 32 inputs per step split by two permutes, the last < 32 by
