@@ -59,8 +59,9 @@ void flip_row(const int8_t* q, uint8_t* u, int64_t n) {
 constexpr int64_t kQuantRowsPerTask = 8;
 /// GEMM: rows per task when m is split (a multiple of every kernel's row tile).
 constexpr int64_t kGemmRowsPerTask = 48;
-/// GEMM row split (below): a weight of at most this many bytes is read whole by every thread,
-/// and each thread needs at least this many rows.
+/// GEMM row split (below): a weight of at most this many codes (kp x n: int8 bytes, twice the
+/// bytes of the nibble formats) is read whole by every thread, and each thread needs at least
+/// this many rows.
 constexpr int64_t kRowSplitWeightBytes = int64_t(4) << 20;
 constexpr int64_t kRowSplitMinRows = 24;
 /// Row boundaries of the row split: m * i / tasks rounded to a multiple of this. Near the even
