@@ -346,7 +346,7 @@ const PackedWeight& packed(const OpParams& p) { return *reinterpret_cast<const P
 // sums round trip made it 1.3-2.5x slower on these shapes: docs/runtime.md, "Session 6").
 
 constexpr int64_t kSmallKMax = 64;  // K of the small-K path (16 quads)
-constexpr int64_t kPwVnniMaxK = 128;  // K of the VNNI 1x1 path (above it the GEMM is faster: K 144-1152 0.6-0.9x)
+constexpr int64_t kPwVnniMaxK = 4096;  // K of the VNNI 1x1 path (its u8 rows: T x kp bytes of scratch per thread)
 
 /// The conv qualifies for the small-K path (the run also needs AVX2): 1x1, stride 1, no padding,
 /// K <= kSmallKMax (above it gemm_q7's direct path of 478ee70 is faster: 0.74-0.88x at K 80-128), input rows
