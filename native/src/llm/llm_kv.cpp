@@ -5,7 +5,12 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <new>
 #include <numeric>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 namespace lb {
 namespace llm {
@@ -34,6 +39,41 @@ const Pow2Table kPow2;
 inline float pow2(int e) { return kPow2.v[e + 127]; }
 }  // namespace
 
+void KvBytes::release() {
+#if defined(__linux__)
+  if (map_) munmap(map_, map_len_);
+#endif
+  map_ = nullptr;
+  map_len_ = 0;
+  std::vector<uint8_t>().swap(vec_);
+  p_ = nullptr;
+  n_ = 0;
+}
+
+void KvBytes::assign(size_t n) {
+  release();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr size_t kHuge = size_t(2) << 20;
+  if (n >= kHuge / 2) {  // at least half a huge page: smaller caches stay on the heap
+    const size_t len = (n + kHuge - 1) / kHuge * kHuge + kHuge;  // room to align the start
+    void* b = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (b != MAP_FAILED) {
+      uint8_t* a = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(b) + kHuge - 1) & ~uintptr_t(kHuge - 1));
+      madvise(a, len - size_t(a - static_cast<uint8_t*>(b)), MADV_HUGEPAGE);  // advisory: failure is fine
+      std::memset(a, 0, n);  // fault it in now (at open, as the heap block was), not during the first tokens
+      map_ = b;
+      map_len_ = len;
+      p_ = a;
+      n_ = n;
+      return;
+    }
+  }
+#endif
+  vec_.assign(n, 0);
+  p_ = vec_.data();
+  n_ = n;
+}
+
 void KvCache::init(int layers, int kv_heads, int head_dim, int cap, lb_llm_kv_type type, int h2o_budget,
                    int h2o_recent) {
   layers_ = layers;
@@ -49,8 +89,8 @@ void KvCache::init(int layers, int kv_heads, int head_dim, int cap, lb_llm_kv_ty
   group_ = bfp_ ? (head_dim % kBfpBlock == 0 ? kBfpBlock : head_dim) : head_dim % 32 == 0 ? 32 : head_dim;
   ngroups_ = head_dim / group_;
   const size_t rows = size_t(layers) * kv_heads * cap;
-  k_.assign(rows * head_dim * elt_, 0);
-  v_.assign(rows * head_dim * elt_, 0);
+  k_.assign(rows * head_dim * elt_);
+  v_.assign(rows * head_dim * elt_);
   if (type == LB_LLM_KV_I8) {
     ks_.assign(rows * ngroups_, 0.f);
     vs_.assign(rows * ngroups_, 0.f);
@@ -222,6 +262,15 @@ void KvCache::make_room(int incoming) {
 
 namespace {
 constexpr int kMaxGroup = 64;  // query heads per KV head on the fast path (stack array of sums)
+constexpr int kPrefetchRows = 4;  // cache rows per block of the scores (see attend_rows)
+inline void prefetch_bytes(const char* p, size_t n) {
+#if defined(__GNUC__) || defined(__clang__)
+  for (size_t o = 0; o < n; o += 64) __builtin_prefetch(p + o, 0, 3);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
 }  // namespace
 
 const float* KvCache::bfp_scales(const std::vector<int8_t>& e, size_t r, int cnt) const {
@@ -269,22 +318,38 @@ void KvCache::attend_rows(int layer, int kvh, const float* q, int g, int pos, in
     // (1/sum folded into the output). scores is [cnt][g].
     float sums[kMaxGroup];
     const size_t e0 = (r0 + lo) * d_;
-    switch (type_) {
-      case LB_LLM_KV_F32:
-        ops.scores_f32(q, g, reinterpret_cast<const float*>(k_.data()) + e0, cnt, d_, inv_sqrt, scores);
-        break;
-      case LB_LLM_KV_F16:
-        ops.scores_f16(q, g, reinterpret_cast<const uint16_t*>(k_.data()) + e0, cnt, d_, inv_sqrt, scores);
-        break;
-      case LB_LLM_KV_I8:
-        ops.scores_i8(q, g, reinterpret_cast<const int8_t*>(k_.data()) + e0, &ks_[(r0 + lo) * ngroups_], group_, cnt,
-                      d_, inv_sqrt, scores);
-        break;
-      case LB_LLM_KV_BFP:
-      case LB_LLM_KV_BFP_NOREORDER:
-        ops.scores_i8(q, g, reinterpret_cast<const int8_t*>(k_.data()) + e0, bfp_scales(ke_, r0 + lo, cnt), group_,
-                      cnt, d_, inv_sqrt, scores);
-        break;
+    // Decode finds a layer's rows in memory, not in the caches (a token's ~25 MB of weights went
+    // through them since): the scores run in blocks of kPrefetchRows rows, each block prefetching
+    // the next block's keys and its own values (read by the weighted sum after the softmax), so
+    // the misses overlap the arithmetic instead of waiting on the hardware stream's ramp per head.
+    // Every row's score is computed as without blocks: the same bits.
+    const char* kbytes = reinterpret_cast<const char*>(k_.data()) + e0 * elt_;
+    const char* vbytes = reinterpret_cast<const char*>(v_.data()) + e0 * elt_;
+    const size_t rowb = size_t(d_) * elt_;
+    const float* bfp_k = bfp_ ? bfp_scales(ke_, r0 + lo, cnt) : nullptr;
+    for (int j0 = 0; j0 < cnt; j0 += kPrefetchRows) {
+      const int nb = std::min(kPrefetchRows, cnt - j0);
+      if (j0 + nb < cnt) prefetch_bytes(kbytes + size_t(j0 + nb) * rowb, size_t(std::min(kPrefetchRows, cnt - j0 - nb)) * rowb);
+      prefetch_bytes(vbytes + size_t(j0) * rowb, size_t(nb) * rowb);
+      const size_t ej = e0 + size_t(j0) * d_;
+      float* sj = scores + size_t(j0) * g;
+      switch (type_) {
+        case LB_LLM_KV_F32:
+          ops.scores_f32(q, g, reinterpret_cast<const float*>(k_.data()) + ej, nb, d_, inv_sqrt, sj);
+          break;
+        case LB_LLM_KV_F16:
+          ops.scores_f16(q, g, reinterpret_cast<const uint16_t*>(k_.data()) + ej, nb, d_, inv_sqrt, sj);
+          break;
+        case LB_LLM_KV_I8:
+          ops.scores_i8(q, g, reinterpret_cast<const int8_t*>(k_.data()) + ej, &ks_[(r0 + lo + j0) * ngroups_], group_,
+                        nb, d_, inv_sqrt, sj);
+          break;
+        case LB_LLM_KV_BFP:
+        case LB_LLM_KV_BFP_NOREORDER:
+          ops.scores_i8(q, g, reinterpret_cast<const int8_t*>(k_.data()) + ej, bfp_k + size_t(j0) * ngroups_, group_, nb,
+                        d_, inv_sqrt, sj);
+          break;
+      }
     }
     ops.softmax_cols(scores, cnt, g, sums);
     for (int gi = 0; gi < g; ++gi) sums[gi] = sums[gi] > 0 ? 1.f / sums[gi] : 0.f;

@@ -18,6 +18,36 @@ namespace llm {
 const char* kv_store_name(lb_llm_kv_type t);
 const char* kv_attend_name(lb_llm_kv_type t);
 
+/// Zeroed bytes for the cache's keys and values, in 2 MB pages where the OS allows it (Linux
+/// transparent huge pages through madvise), else a plain heap block. Decode reads each layer's
+/// cache once per token after ~25 MB of weights went through the caches since the last read;
+/// on 4 KB pages every page of a layer's rows then costs a page walk from memory, which doubled
+/// the time of attention (docs/llm.md, session 10).
+class KvBytes {
+ public:
+  KvBytes() = default;
+  ~KvBytes() { release(); }
+  KvBytes(const KvBytes&) = delete;
+  KvBytes& operator=(const KvBytes&) = delete;
+  /// n zero bytes (the old contents are dropped); throws std::bad_alloc.
+  void assign(size_t n);
+  uint8_t* data() { return p_; }
+  const uint8_t* data() const { return p_; }
+  size_t size() const { return n_; }
+  uint8_t& operator[](size_t i) { return p_[i]; }
+  const uint8_t& operator[](size_t i) const { return p_[i]; }
+  /// True when the block is a 2 MB-aligned mapping marked for huge pages.
+  bool huge() const { return map_ != nullptr; }
+
+ private:
+  void release();
+  uint8_t* p_ = nullptr;
+  size_t n_ = 0;
+  void* map_ = nullptr;  // the mapping (Linux), or null when the bytes live in vec_
+  size_t map_len_ = 0;
+  std::vector<uint8_t> vec_;
+};
+
 class KvCache {
  public:
   /// cap: slots per layer. h2o_budget > 0 enables eviction (cap == budget then).
@@ -29,6 +59,8 @@ class KvCache {
   bool h2o() const { return h2o_budget_ > 0; }
   int64_t bytes() const;
   lb_llm_kv_type type() const { return type_; }
+  /// Keys and values are in a huge-page mapping (KvBytes::huge), for tests and the profile.
+  bool huge_pages() const { return k_.huge() && v_.huge(); }
 
   /// With H2O: makes room for `incoming` new slots in every layer (evicts heavy-hitter losers).
   void make_room(int incoming);
@@ -50,7 +82,7 @@ class KvCache {
   lb_llm_kv_type type_ = LB_LLM_KV_F16;
   int h2o_budget_ = 0, h2o_recent_ = 0;
   size_t elt_ = 2;                  // bytes per element
-  std::vector<uint8_t> k_, v_;      // [layer][kv_head][slot][d] elements
+  KvBytes k_, v_;                   // [layer][kv_head][slot][d] elements
   std::vector<float> ks_, vs_;      // int8 scales [layer][kv_head][slot][ngroups]
   std::vector<int8_t> ke_, ve_;     // bfp exponents [layer][kv_head][slot][ngroups]
   bool bfp_ = false, reorder_ = false;
