@@ -333,3 +333,83 @@ def test_depthwise_int8_store_bitwise(tmp_path):
     assert r.returncode == 0, r.stderr
     for k in ref:
         assert np.array_equal(np.load(tmp_path / "s.npz")[k], ref[k]), k
+
+
+_CHILD_ISA = r"""
+import sys, numpy as np, lowbit
+s = lowbit.load(sys.argv[1], threads=int(sys.argv[4]))
+x = np.load(sys.argv[2])
+np.savez(sys.argv[3], **s.run({"x": x}))
+s.enable_profiling(True); s.run({"x": x})
+print(";".join(f"{e['op_name']}={e['isa']}" for e in s.profile_events() if e["kernel"] == "qconv2d_nhwc_q8"))
+"""
+
+
+def _has_vnni():
+    from lowbit import _native
+
+    f = _native.cpu_features()
+    return all(f.get(k) for k in ("avx512f", "avx512vl", "avx512bw", "avx512vnni"))
+
+
+@pytest.mark.parametrize("qmax", [None, 63])  # 8-bit codes (the VNNI targets' w8a8) and 7-bit ones
+def test_vnni_1x1_and_depthwise_bitwise(tmp_path, qmax):
+    """The AVX-512 VNNI paths of ops_qnhwc.cpp (session 10): 1x1 convs read in place (pw_vnni_tile: 6 pixels x 4
+    panels of vpdpbusd; K = 16 / 24 / 33 (a partial last quad) / 40 / 100 / 200 / 520, O = 9 (channel stride 9: the
+    float tile + epilogue), 17 / 40 / 129 (partial panels, a lone trailing panel), 64; int8 out from registers with
+    none / Relu / Clip, smoothing multipliers with and without Clip, a range guard that is needed (an output scale of
+    1e-10: x / s past 2^31, codes saturate) and not; the float tile for HardSwish, residual Adds and graph outputs) and depthwise
+    (dw4_vnni: 4 taps per vpdpbusd; C = 16 / 48 (a 16-channel last block) / 64 / 96, 3x3, 5x5 stride 2, 3x3 dilation
+    2, 7x7, odd maps, border pixels). Same bits as LOWBIT_ISA=avx2, scalar and the unchained package, at 1 and 2
+    threads; the ops report avx512vnni."""
+    if not _has_vnni():
+        pytest.skip("this CPU has no AVX-512 VNNI")
+    b = _Builder(31, qmax=qmax)
+    b.smooth = True
+    y = b.conv("x", 3, 16, 3, stride=2, act="relu")
+    y = b.conv(y, 16, 16, 3, dw=True, act="clip")                 # dw C 16
+    y = b.conv(y, 16, 40, 1, act="clip", smooth=True)             # K 16, O 40: 4 + 1 panels (dw above: AVX2,
+                                                                  # its output has multipliers)
+    r0 = b.conv(y, 40, 40, 5, stride=2, dw=True, act="relu")      # dw C 40 (not % 16: AVX2), 5x5 s2
+    y = b.conv(r0, 40, 24, 1, smooth=True)                        # K 40, O 24 (3 panels), multipliers
+    y = b.conv(y, 24, 48, 1, act="clip", smooth=True)             # K 24, clip + multipliers (float clamp)
+    y = b.conv(y, 48, 48, 3, dw=True, dil=2, act="clip")          # dw C 48, dilation 2
+    g1 = b.conv(y, 48, 33, 1, act="relu", scale=1e-10)            # K 48; its input scale 1e-10: the dw's guard
+    y = b.conv(g1, 33, 17, 1, act="relu")                         # K 33 (9 quads), O 17; the 1x1's guard (below)
+    g2 = b.conv(y, 17, 64, 1, act="hardswish", scale=1e-10)       # float tile + epilogue
+    y = g2
+    y = b.conv(y, 64, 64, 7, dw=True, act="clip")                 # dw C 64, 7x7 (13 quads)
+    r1 = b.conv(y, 64, 100, 1)                                    # also kept f32 NHWC for the residual
+    y2 = b.add(b.conv(r1, 100, 100, 1), r1)                       # the residual Add folded into the conv
+    y = b.conv(y2, 100, 96, 1, act="clip")                        # K 100 (25 quads)
+    y = b.conv(y, 96, 96, 3, dw=True, act="relu")                 # dw C 96
+    y = b.conv(y, 96, 200, 1, act="relu")                         # K 96, O 200
+    y = b.conv(y, 200, 129, 1)                                    # K 200, O 129: a 1-channel last group
+    y = b.conv(y, 129, 520, 1, act="clip")                        # K 129
+    y = b.conv(y, 520, 9, 1)                                      # K 520, O 9 (Os 9: float tile)
+    z = b.conv(y, 9, 20, 1, act="relu")                           # K 9: channel stride 9 (GEMM / im2col)
+    gr = b.graph(("N", 3, "H", "W"), [z, y2, g1, g2])  # g1 / g2: outputs that show the guarded codes (tiny values)
+    new, old = _packages(gr, tmp_path)
+    x = np.random.default_rng(32).standard_normal((2, 3, 53, 47)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    ref = lowbit.load(old, threads=1).run({"x": x})
+    assert np.abs(ref[z]).max() > 0.1
+    isas = {}
+    for isa, threads in (("avx512vnni", 1), ("avx512vnni", 2), ("avx2", 2), ("scalar", 1)):
+        out = tmp_path / f"y_{isa}_{threads}.npz"
+        r = subprocess.run([sys.executable, "-c", _CHILD_ISA, str(new), str(tmp_path / "x.npy"), str(out), str(threads)],
+                           env=dict(os.environ, LOWBIT_ISA=isa), capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        isas[isa] = dict(kv.split("=") for kv in r.stdout.strip().split(";"))
+        got = dict(np.load(out))
+        for k in ref:
+            assert np.array_equal(got[k], ref[k]), (isa, threads, k, np.max(np.abs(got[k] - ref[k])))
+    v = isas["avx512vnni"]
+    ops = {o["name"]: o for o in runtime_ops(gr) if o["kernel"] == "qconv2d_nhwc_q8"}
+    for name, op in ops.items():
+        a = op["attrs"]
+        one = a["mode"] == "gemm" and a["kernel_shape"] == [1, 1] and a["k"] >= 16  # in place: channel stride == kp
+        dwq = a["mode"] == "depthwise" and a["group"] % 16 == 0 and a["outs"] == ["q8"] and "oq_mul" not in a
+        if one or dwq:
+            assert v[name] == "avx512vnni", (name, v[name])
+    assert "avx512vnni" not in isas["avx2"].values()
