@@ -4,14 +4,14 @@
 // 256-bit EVEX code (AVX-512VL + VNNI on ymm): one panel (8 rows) is one ymm of 8 int32 lanes,
 // and one panel per pass, so a thread reads its range of the packed weight as ONE sequential
 // stream. On Zen 4 a zmm op costs two ymm ops and two streams read slower than one (session 10,
-// docs/kernels.md: the former two-panel zmm GEMVs of Q8 / C4 and a two-panel ymm variant of this
-// one ran 1.4-1.5x slower on cold weights), so ymm with one stream it is.
+// docs/kernels.md: the former two-panel zmm GEMVs of Q8 / C4 ran 1.15-1.5x slower than these on
+// cold weights, a two-panel variant of this one 1.3-2x), so ymm with one stream it is.
 // Group formats with unsigned codes (Q4 / Q4A / T2): per quad one vpand and one vpdpbusd with the
 // 4 activation bytes broadcast; the codes are masked in place instead of shifted down: byte & mask
 // = code << s (s = 4 for the high nibble, 2 i for ternary quad i), and the int32 sum of those times
 // x is exactly 2^s times the dot, recovered by one arithmetic shift per group. The integer dots are
 // the reference's and the float epilogues those of the AVX2 GEMVs (same operations in the same
-// order), so the outputs are bitwise those of the AVX2 GEMVs and of the former zmm ones.
+// order), so the outputs are bitwise those of the AVX2 GEMVs (tested).
 #pragma once
 #if !defined(__AVX512VNNI__) || !defined(__AVX512BW__)
 #error "mm_avx512_gemv.h needs -mavx512vnni -mavx512bw (and -mavx512vl)"
@@ -52,11 +52,12 @@ struct StreamPf {
   }
 };
 
-/// The GEMVs' prefetch: each line into L2 8 KiB ahead (T1: Zen 4 fills only L2 for T1 / T2) and
-/// into L1 1 KiB ahead. On the Zen 4 VM, 4096 x 11008 w4a8-g32 cold, 1 thread, CPU-time medians
-/// of 301 rounds against a plain read of the same bytes: 0.93-0.94 with this, 0.91-0.93 with
-/// none, 0.90-0.93 with one T0 stream 2.5 / 4 KiB ahead (the AVX2 GEMVs'), 0.88-0.92 with T1
-/// only (docs/kernels.md, session 10).
+/// The w4a8 GEMV's prefetch: each line into L2 8 KiB ahead (T1: Zen 4 fills only L2 for T1 / T2)
+/// and into L1 1 KiB ahead. On the Zen 4 VM, 4096 x 11008 w4a8-g32 cold, 1 thread, paired medians
+/// of 301 rounds against a plain read of the same bytes: 0.94-0.96 with this, 0.92-0.95 with none,
+/// 0.88-0.93 with one T0 stream 2.5 KiB ahead (the AVX2 GEMVs'); under SCHED_FIFO this and none
+/// tie (0.97). The ternary, codebook and int8 GEMVs read best with no software prefetch at all
+/// (0.90 / 1.01 / 0.94-0.98 against 0.87 / 0.94 / 0.86-0.88 with this one; docs/kernels.md).
 struct Prefetch {
   StreamPf<8192, true> far;
   StreamPf<1024, false> near;
@@ -65,6 +66,12 @@ struct Prefetch {
     far.upto(end);
     near.upto(end);
   }
+};
+
+/// No software prefetch (the hardware prefetchers alone).
+struct NoPrefetch {
+  explicit NoPrefetch(const uint8_t*) {}
+  inline void upto(const uint8_t*) {}
 };
 
 inline __m256i bcast4(const int8_t* p) {
@@ -113,8 +120,8 @@ struct UFmt {
 /// One panel (8 outputs) over all groups. G is a template parameter so the chunks of a group
 /// unroll; one int32 accumulator per quad position, reset per group (independent chains across
 /// groups for the out-of-order core).
-template <class F, int G>
-inline __m256 ugemv_panel(const lb_mm_args* a, const int8_t* x, const lb_q8_meta* xm, const uint8_t* blk, Prefetch& pf) {
+template <class F, int G, class Pf>
+inline __m256 ugemv_panel(const lb_mm_args* a, const int8_t* x, const lb_q8_meta* xm, const uint8_t* blk, Pf& pf) {
   using U = typename F::Unpack;
   constexpr int kQ = U::kQuads;
   constexpr int kChunks = G / (4 * kQ);
@@ -149,33 +156,34 @@ inline __m256 ugemv_panel(const lb_mm_args* a, const int8_t* x, const lb_q8_meta
   return acc;
 }
 
-template <class F, int G>
+template <class F, int G, class Pf>
 void ugemv_g(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const int64_t ng = a->k / G;
   for (int64_t m = m0; m < m1; ++m) {
     const int8_t* x = a->xq + m * a->kp;
     const lb_q8_meta* xm = a->xm + m * ng;
     float* y = a->y + m * a->ldy;
-    Prefetch pf(layout::block(a->w, a->fmt, a->k, G, n0 / 8, 0));
+    Pf pf(layout::block(a->w, a->fmt, a->k, G, n0 / 8, 0));
     for (int64_t n = n0; n < n1; n += 8)
       store8(y, a->bias, n, n1, ugemv_panel<F, G>(a, x, xm, layout::block(a->w, a->fmt, a->k, G, n / 8, 0), pf));
   }
 }
 
-/// GEMV of the group formats with unsigned codes (Q4, Q4A, T2). n0 is a panel boundary.
-template <class F>
+/// GEMV of the group formats with unsigned codes (Q4, Q4A: Pf = Prefetch; T2: NoPrefetch). n0 is
+/// a panel boundary.
+template <class F, class Pf>
 void ugemv(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   switch (a->group) {
-    case 32: ugemv_g<F, 32>(a, m0, m1, n0, n1); break;
-    case 64: ugemv_g<F, 64>(a, m0, m1, n0, n1); break;
-    default: ugemv_g<F, 128>(a, m0, m1, n0, n1); break;
+    case 32: ugemv_g<F, 32, Pf>(a, m0, m1, n0, n1); break;
+    case 64: ugemv_g<F, 64, Pf>(a, m0, m1, n0, n1); break;
+    default: ugemv_g<F, 128, Pf>(a, m0, m1, n0, n1); break;
   }
 }
 
 /// Codebook (C4) GEMV, one panel per pass: vpshufb turns the nibbles into table values + 128 (u8,
 /// the 16-byte table in both 128-bit lanes), vpdpbusd multiplies them with the int8 activations;
 /// sum (w + 128) x = dot + 128 * s (s: the activation block's code sum), removed per group. The
-/// epilogue is the AVX2 C4 GEMV's: acc += float(dot) * (d * dx).
+/// epilogue is the AVX2 C4 GEMV's: acc += float(dot) * (d * dx). No software prefetch (above).
 template <int G>
 void cgemv_g(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   constexpr size_t kBB = 16 + 4 * G;
@@ -188,13 +196,11 @@ void cgemv_g(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1
     const int8_t* x0 = a->xq + m * a->kp;
     const lb_q8_meta* xm = a->xm + m * ng;
     float* y = a->y + m * a->ldy;
-    Prefetch pf(layout::block(a->w, a->fmt, a->k, G, n0 / 8, 0));
     for (int64_t n = n0; n < n1; n += 8) {
       const uint8_t* blk = layout::block(a->w, a->fmt, a->k, G, n / 8, 0);
       const int8_t* x = x0;
       __m256 acc = _mm256_setzero_ps();
       for (int64_t g = 0; g < ng; ++g, x += G, blk += kBB) {
-        pf.upto(blk + kBB);
         __m256i d0 = _mm256_setzero_si256(), d1 = d0;
         for (int c = 0; c < G / 8; ++c) {
           const __m256i v = load32(blk + 16 + 32 * c);
@@ -221,7 +227,8 @@ inline void cgemv(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64
 
 /// Q8 (w8a8) GEMV, one panel per pass: dpbusd of the activations flipped to u8 (x + 128) with the
 /// int8 weights, four accumulators (4 quads = 128 bytes per step; kp is a multiple of 32), minus
-/// (128 + zero) * row_sum. Epilogue as before: float(dot - corr) * (row_scale * d) + bias.
+/// (128 + zero) * row_sum. Epilogue as before: float(dot - corr) * (row_scale * d) + bias. No
+/// software prefetch (above).
 inline void gemv_q8(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const int64_t kp = a->kp;
   const __m256i flip = _mm256_set1_epi8(char(0x80));
@@ -229,12 +236,10 @@ inline void gemv_q8(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int
     const int8_t* x = a->xq + m * kp;
     const __m256i zc = _mm256_set1_epi32(128 + a->act_zero);
     const __m256 dx = _mm256_set1_ps(a->xm[m].d);
-    Prefetch pf(a->w + (n0 / 8) * 8 * kp);
     for (int64_t n = n0; n < n1; n += 8) {
       const uint8_t* w = a->w + (n / 8) * 8 * kp;
       __m256i d0 = _mm256_setzero_si256(), d1 = d0, d2 = d0, d3 = d0;
       for (int64_t k = 0; k < kp; k += 16, w += 128) {
-        pf.upto(w + 128);
         d0 = _mm256_dpbusd_epi32(d0, _mm256_xor_si256(bcast4(x + k), flip), load32(w));
         d1 = _mm256_dpbusd_epi32(d1, _mm256_xor_si256(bcast4(x + k + 4), flip), load32(w + 32));
         d2 = _mm256_dpbusd_epi32(d2, _mm256_xor_si256(bcast4(x + k + 8), flip), load32(w + 64));
