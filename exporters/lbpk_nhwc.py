@@ -148,7 +148,9 @@ def _conv_chains(low, only_chains: bool = False) -> None:
         if op["kernel"] == "add" and len(op["inputs"]) == 2 and not op["attrs"]:
             for a, b in (op["inputs"], op["inputs"][::-1]):
                 pa, pb = prod.get(a), prod.get(b)
-                if pa in cand and pb in cand and pa != pb and pa not in residual and users.get(a) == [i] \
+                # pb < pa: the conv whose epilogue adds b runs after b's producer (ops are in
+                # topological order), so Add(conv_a(y), conv_b(y)) folds into the later conv
+                if pa in cand and pb in cand and pb < pa and pa not in residual and users.get(a) == [i] \
                         and a not in outs and out_ch(ops[pa]) == out_ch(ops[pb]):
                     residual[pa] = b
                     ops[pa]["outputs"] = list(op["outputs"])
