@@ -478,26 +478,31 @@ __attribute__((target("avx2,fma"))) void dws2_range_avx2(const OpParams& p, cons
 
 // AVX-512 path (lb_isa_active() == LB_ISA_AVX512VNNI; AVX-512F/VL are part of it), session 10.
 #define LB_Z512 __attribute__((target("avx2,fma,avx512f,avx512vl,avx512dq,avx512bw")))
-// vmath::act8 on 16 lanes: the same float operations.
+// vmath::act8 on 16 lanes: the same float operations. max / min through their all-lanes maskz forms (the
+// plain intrinsics pass an undefined vector that GCC 12 reports as -Wmaybe-uninitialized).
+#define LB_MAX16(a, b) _mm512_maskz_max_ps(__mmask16(0xFFFF), a, b)
+#define LB_MIN16(a, b) _mm512_maskz_min_ps(__mmask16(0xFFFF), a, b)
 LB_Z512 inline __m512 act16(__m512 v, int64_t act, float lo, float hi) {
   const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.f);
   switch (act) {
-    case ACT_RELU: return _mm512_max_ps(v, zero);
-    case ACT_CLIP: return _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(lo)), _mm512_set1_ps(hi));
+    case ACT_RELU: return LB_MAX16(v, zero);
+    case ACT_CLIP: return LB_MIN16(LB_MAX16(v, _mm512_set1_ps(lo)), _mm512_set1_ps(hi));
     case ACT_HARDSIGMOID:
-      return _mm512_min_ps(_mm512_max_ps(_mm512_fmadd_ps(_mm512_set1_ps(lo), v, _mm512_set1_ps(hi)), zero), one);
+      return LB_MIN16(LB_MAX16(_mm512_fmadd_ps(_mm512_set1_ps(lo), v, _mm512_set1_ps(hi)), zero), one);
     case ACT_HARDSWISH: {
       const __m512 t = _mm512_add_ps(_mm512_div_ps(v, _mm512_set1_ps(6.f)), _mm512_set1_ps(0.5f));
-      return _mm512_mul_ps(v, _mm512_min_ps(_mm512_max_ps(t, zero), one));
+      return _mm512_mul_ps(v, LB_MIN16(LB_MAX16(t, zero), one));
     }
     case ACT_HARDSWISH_AFFINE: {
       const __m512 t = _mm512_add_ps(_mm512_div_ps(v, _mm512_set1_ps(6.f)), _mm512_set1_ps(0.5f));
-      const __m512 h = _mm512_mul_ps(v, _mm512_min_ps(_mm512_max_ps(t, zero), one));
+      const __m512 h = _mm512_mul_ps(v, LB_MIN16(LB_MAX16(t, zero), one));
       return _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(lo), h), _mm512_set1_ps(hi));
     }
     default: return v;
   }
 }
+#undef LB_MAX16
+#undef LB_MIN16
 inline bool use_avx512() {
   static const uint64_t need = LB_CPU_AVX512F | LB_CPU_AVX512VL | LB_CPU_AVX512DQ | LB_CPU_AVX512BW;
   return (lb_cpu_features() & need) == need && lb_isa_active() == LB_ISA_AVX512VNNI;
