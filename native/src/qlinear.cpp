@@ -64,6 +64,9 @@ constexpr int64_t kGemmRowsPerTask = 48;
 /// this many rows.
 constexpr int64_t kRowSplitWeightBytes = int64_t(4) << 20;
 constexpr int64_t kRowSplitMinRows = 24;
+/// Tall GEMMs (convs through qlinear: M = OH x OW) get a multiple of the thread count of tasks of
+/// at most about this many rows, so a descheduled thread's share can be taken over in pieces.
+constexpr int64_t kRowSplitTaskRows = 256;
 /// Row boundaries of the row split: m * i / tasks rounded to a multiple of this. Near the even
 /// cut on purpose: the graph ops' row chunks (parallel_ranges, affine) cut there too, so each
 /// thread reads the rows it wrote itself (MiniLM 2 threads: 5.4 ms with boundaries on the q8 tile's
@@ -185,9 +188,10 @@ lb_status qlinear_with(const KernelTable& t, const PackedWeight& w, const float*
   // others quantized: on this 2-core Zen 4 VM, in stretches when its two vCPUs do not share an L3
   // (the host moves them), that doubled a MiniLM linear's 2-thread time (docs/kernels.md, session 10).
   // Each task reads the whole weight (from L2 / L3: at >= 24 rows a weight byte feeds >= 48 ops).
-  const int64_t row_tasks = threads > 1 && m > 1 && !float_act && w.kp * w.n <= kRowSplitWeightBytes
-                                ? std::min<int64_t>(threads, m / kRowSplitMinRows)
-                                : 0;
+  const int64_t row_tasks =
+      threads > 1 && m > 1 && !float_act && w.kp * w.n <= kRowSplitWeightBytes
+          ? std::min<int64_t>(threads * std::max<int64_t>(1, m / (threads * kRowSplitTaskRows)), m / kRowSplitMinRows)
+          : 0;
   const bool row_split = row_tasks >= 2;
   // Activation quantization of rows [r0, r1) (int8 modes).
   int8_t* xq = reinterpret_cast<int8_t*>(base + p.xq);

@@ -105,7 +105,7 @@ LB_TEST(qlinear_post_runs_once_per_row_on_any_split) {
   // QLinearOpts::post: every output row exactly once, after the row is final, for the GEMV, the
   // column split (large weight: not here) and the row split (m >= 48 on 2 threads), any thread count.
   lb::ThreadPool pool2(2), pool3(3);
-  for (int64_t m : {1, 7, 60, 131}) {
+  for (int64_t m : {1, 7, 60, 131, 1100}) {  // 1100: 4 row tasks on 2 threads
     const int64_t n = 40, k = 96;
     Packed p;
     LB_EXPECT_MSG(make(p, LB_WFMT_Q8, n, k, k, uint64_t(m)), lb_last_error());
