@@ -34,45 +34,13 @@ namespace gemv {
 #define LB_GEMV_IN_REG(v) __asm__("" : "+v"(v))
 #endif
 
-/// Software prefetch of one sequential stream: every 64-byte line once, kAhead bytes ahead of the
-/// read position, carried from panel to panel across a call's range (as lb::avx2::StreamPrefetch),
-/// into L2 (kL2: T1) or L1 (T0).
-template <int kAhead, bool kL2>
-struct StreamPf {
-  const char* next;
-  explicit StreamPf(const uint8_t* p)
-      : next(reinterpret_cast<const char*>((reinterpret_cast<uintptr_t>(p) + kAhead) & ~uintptr_t(63))) {}
-  /// Prefetches the lines up to kAhead bytes past `end` not yet prefetched.
-  inline void upto(const uint8_t* end) {
-    const char* lim = reinterpret_cast<const char*>(end) + kAhead;
-    for (; next < lim; next += 64) {
-      if constexpr (kL2) _mm_prefetch(next, _MM_HINT_T1);
-      else _mm_prefetch(next, _MM_HINT_T0);
-    }
-  }
-};
-
-/// The w4a8 GEMV's prefetch: each line into L2 8 KiB ahead (T1: Zen 4 fills only L2 for T1 / T2)
-/// and into L1 1 KiB ahead. On the Zen 4 VM, 4096 x 11008 w4a8-g32 cold, 1 thread, paired medians
-/// of 301 rounds against a plain read of the same bytes: 0.94-0.96 with this, 0.92-0.95 with none,
-/// 0.88-0.93 with one T0 stream 2.5 KiB ahead (the AVX2 GEMVs'); under SCHED_FIFO this and none
-/// tie (0.97). The ternary, codebook and int8 GEMVs read best with no software prefetch at all
-/// (0.90 / 1.01 / 0.94-0.98 against 0.87 / 0.94 / 0.86-0.88 with this one; docs/kernels.md).
-struct Prefetch {
-  StreamPf<8192, true> far;
-  StreamPf<1024, false> near;
-  explicit Prefetch(const uint8_t* p) : far(p), near(p) {}
-  inline void upto(const uint8_t* end) {
-    far.upto(end);
-    near.upto(end);
-  }
-};
-
-/// No software prefetch (the hardware prefetchers alone).
-struct NoPrefetch {
-  explicit NoPrefetch(const uint8_t*) {}
-  inline void upto(const uint8_t*) {}
-};
+// No software prefetch: on Zen 4 the hardware prefetchers alone read these single streams best.
+// 4096 x 11008 cold, paired ratio to a plain read of the same bytes under SCHED_FIFO, 1 / 2 threads:
+// w4a8-g32 on 2 MiB pages 0.94-0.96 / 0.98-0.99 without, 0.87 / 0.91-0.94 with lines prefetched
+// into L2 8 KiB and L1 1 KiB ahead (4 KiB pages: 0.97 / 0.98 both ways); the AVX2 GEMVs' T0 stream
+// 2.5 KiB ahead 0.83 / 0.88; ternary, codebook and int8 likewise (docs/kernels.md, session 10).
+// The prefetch loops also cost ~3 of the ~13 cycles per w4a8-g32 group, which the 2-thread split
+// (a core's share of ~60 GB/s) cannot spare.
 
 inline __m256i bcast4(const int8_t* p) {
   int32_t v;
@@ -120,8 +88,8 @@ struct UFmt {
 /// One panel (8 outputs) over all groups. G is a template parameter so the chunks of a group
 /// unroll; one int32 accumulator per quad position, reset per group (independent chains across
 /// groups for the out-of-order core).
-template <class F, int G, class Pf>
-inline __m256 ugemv_panel(const lb_mm_args* a, const int8_t* x, const lb_q8_meta* xm, const uint8_t* blk, Pf& pf) {
+template <class F, int G>
+inline __m256 ugemv_panel(const lb_mm_args* a, const int8_t* x, const lb_q8_meta* xm, const uint8_t* blk) {
   using U = typename F::Unpack;
   constexpr int kQ = U::kQuads;
   constexpr int kChunks = G / (4 * kQ);
@@ -132,7 +100,6 @@ inline __m256 ugemv_panel(const lb_mm_args* a, const int8_t* x, const lb_q8_meta
   for (int i = 0; i < kQ; ++i) mask[i] = _mm256_set1_epi8(char(U::kBits << U::shift(i)));
   __m256 acc = _mm256_setzero_ps();
   for (int64_t g = 0; g < ng; ++g, x += G, blk += kBB) {
-    pf.upto(blk + kBB);
     __m256i dq[kQ];
     for (int i = 0; i < kQ; ++i) dq[i] = _mm256_setzero_si256();
     for (int c = 0; c < kChunks; ++c) {
@@ -156,34 +123,32 @@ inline __m256 ugemv_panel(const lb_mm_args* a, const int8_t* x, const lb_q8_meta
   return acc;
 }
 
-template <class F, int G, class Pf>
+template <class F, int G>
 void ugemv_g(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const int64_t ng = a->k / G;
   for (int64_t m = m0; m < m1; ++m) {
     const int8_t* x = a->xq + m * a->kp;
     const lb_q8_meta* xm = a->xm + m * ng;
     float* y = a->y + m * a->ldy;
-    Pf pf(layout::block(a->w, a->fmt, a->k, G, n0 / 8, 0));
     for (int64_t n = n0; n < n1; n += 8)
-      store8(y, a->bias, n, n1, ugemv_panel<F, G>(a, x, xm, layout::block(a->w, a->fmt, a->k, G, n / 8, 0), pf));
+      store8(y, a->bias, n, n1, ugemv_panel<F, G>(a, x, xm, layout::block(a->w, a->fmt, a->k, G, n / 8, 0)));
   }
 }
 
-/// GEMV of the group formats with unsigned codes (Q4, Q4A: Pf = Prefetch; T2: NoPrefetch). n0 is
-/// a panel boundary.
-template <class F, class Pf>
+/// GEMV of the group formats with unsigned codes (Q4, Q4A, T2). n0 is a panel boundary.
+template <class F>
 void ugemv(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   switch (a->group) {
-    case 32: ugemv_g<F, 32, Pf>(a, m0, m1, n0, n1); break;
-    case 64: ugemv_g<F, 64, Pf>(a, m0, m1, n0, n1); break;
-    default: ugemv_g<F, 128, Pf>(a, m0, m1, n0, n1); break;
+    case 32: ugemv_g<F, 32>(a, m0, m1, n0, n1); break;
+    case 64: ugemv_g<F, 64>(a, m0, m1, n0, n1); break;
+    default: ugemv_g<F, 128>(a, m0, m1, n0, n1); break;
   }
 }
 
 /// Codebook (C4) GEMV, one panel per pass: vpshufb turns the nibbles into table values + 128 (u8,
 /// the 16-byte table in both 128-bit lanes), vpdpbusd multiplies them with the int8 activations;
 /// sum (w + 128) x = dot + 128 * s (s: the activation block's code sum), removed per group. The
-/// epilogue is the AVX2 C4 GEMV's: acc += float(dot) * (d * dx). No software prefetch (above).
+/// epilogue is the AVX2 C4 GEMV's: acc += float(dot) * (d * dx).
 template <int G>
 void cgemv_g(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   constexpr size_t kBB = 16 + 4 * G;
@@ -227,8 +192,7 @@ inline void cgemv(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64
 
 /// Q8 (w8a8) GEMV, one panel per pass: dpbusd of the activations flipped to u8 (x + 128) with the
 /// int8 weights, four accumulators (4 quads = 128 bytes per step; kp is a multiple of 32), minus
-/// (128 + zero) * row_sum. Epilogue as before: float(dot - corr) * (row_scale * d) + bias. No
-/// software prefetch (above).
+/// (128 + zero) * row_sum. Epilogue as before: float(dot - corr) * (row_scale * d) + bias.
 inline void gemv_q8(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const int64_t kp = a->kp;
   const __m256i flip = _mm256_set1_epi8(char(0x80));

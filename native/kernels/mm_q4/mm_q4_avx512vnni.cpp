@@ -12,8 +12,8 @@ using namespace lb::avx512;
 
 void lb_gemv_f32_q8d_q4g_16x32__avx512vnni(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   namespace v = lb::avx512::gemv;
-  if (a->fmt == LB_WFMT_Q4A) v::ugemv<v::UFmt<v::Nib, 0, true>, v::Prefetch>(a, m0, m1, n0, n1);
-  else v::ugemv<v::UFmt<v::Nib, 8, false>, v::Prefetch>(a, m0, m1, n0, n1);
+  if (a->fmt == LB_WFMT_Q4A) v::ugemv<v::UFmt<v::Nib, 0, true>>(a, m0, m1, n0, n1);
+  else v::ugemv<v::UFmt<v::Nib, 8, false>>(a, m0, m1, n0, n1);
 }
 
 void lb_gemm_f32_q8d_q4g_8x16__avx512vnni(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
