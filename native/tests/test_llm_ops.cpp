@@ -177,6 +177,36 @@ LB_TEST(llm_attention_matches_naive_for_each_cache_type) {
   }
 }
 
+LB_TEST(llm_kv_in_huge_page_mapping_attends_like_heap_cache) {
+  // A cache of >= 1 MB lives in a 2 MB-aligned mapping (Linux); the scores run in prefetching
+  // blocks of rows. Same rows in a small (heap) and a large (mapped) cache: the same bits, for
+  // row counts around the block size.
+  const int kvh = 2, d = 64, g = 8;
+  for (lb_llm_kv_type t : {LB_LLM_KV_F32, LB_LLM_KV_F16, LB_LLM_KV_I8, LB_LLM_KV_BFP_NOREORDER}) {
+    KvCache small, big;
+    small.init(1, kvh, d, 64, t, 0, 0);
+    big.init(3, kvh, d, 4096, t, 0, 0);
+#if defined(__linux__)
+    LB_EXPECT_MSG(big.huge_pages(), "a 4096-slot cache should be a huge-page mapping");
+#endif
+    LB_EXPECT(!small.huge_pages());
+    for (int n : {1, 3, 4, 5, 9, 37}) {
+      KvCache a, b;
+      a.init(1, kvh, d, 64, t, 0, 0);
+      b.init(3, kvh, d, 4096, t, 0, 0);
+      auto k = randv(size_t(n) * kvh * d, 100 + n), v = randv(size_t(n) * kvh * d, 200 + n), q = randv(size_t(g) * d, 300 + n);
+      for (int p = 0; p < n; ++p) {
+        a.append(0, p, &k[size_t(p) * kvh * d], &v[size_t(p) * kvh * d], vec_ops());
+        b.append(2, p, &k[size_t(p) * kvh * d], &v[size_t(p) * kvh * d], vec_ops());
+      }
+      std::vector<float> sa(size_t(g) * 4096), sb(size_t(g) * 4096), oa(size_t(g) * d), ob(size_t(g) * d);
+      a.attend(0, 1, q.data(), g, n - 1, 0, sa.data(), oa.data(), vec_ops());
+      b.attend(2, 1, q.data(), g, n - 1, 0, sb.data(), ob.data(), vec_ops());
+      LB_EXPECT_MSG(oa == ob, "kv type " + std::to_string(t) + " rows " + std::to_string(n));
+    }
+  }
+}
+
 LB_TEST(llm_swiglu_and_softmax_match_scalar) {
   const VecOps& v = vec_ops();
   const VecOps& s = vec_ops_scalar();
