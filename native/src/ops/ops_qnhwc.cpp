@@ -496,7 +496,7 @@ bool pw_vnni_ok(const OpParams& p) {
 struct PwVnni {
   const uint8_t* w;  // Q8 panels: [O/8][kp/4][8 rows][4 k]
   int64_t kp, O, nq;  // nq: quads of k with codes (round_up(K, 4) / 4)
-  const int32_t* init;  // [round_up(O, 8)] the accumulators' start, -(128 + z) * row_sum (pw_vnni_init, per tile)
+  const int32_t* init;  // [round_up(O, 8)] the accumulators' start, -(128 + z) * row_sum (pw_vnni_init, per thread)
   const float* row_scale;
   const float* bias;  // [O] or null
   float sx;
@@ -652,7 +652,7 @@ LB_TARGET_VNNI __attribute__((always_inline)) inline void pw_rows(const PwVnni& 
   }
 }
 
-/// init[n] = -(128 + z) * row_sum[n] for the round_up(O, 8) rows of the panels (once per tile: a few hundred values).
+/// init[n] = -(128 + z) * row_sum[n] for the round_up(O, 8) rows of the panels (once per thread and run: O values).
 LB_TARGET_VNNI void pw_vnni_init(const int32_t* row_sum, int64_t O, int32_t zin, int32_t* init) {
   for (int64_t n = 0; n < (O + 7) / 8 * 8; n += 8)
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(init + n),
