@@ -103,11 +103,18 @@ __attribute__((noinline)) void q8_tile(const lb_mm_args* a, const Q8Tile& t, con
     const __m512 rsc = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(a->row_scale + pa * 8)),
                                           _mm256_loadu_ps(a->row_scale + pb * 8), 1);
     const __m512i corr = _mm512_mullo_epi32(rs, off);
+    // the bias and the store mask once per 16 columns (stores to y may alias the bias for the
+    // compiler, so through store16 it reloaded them per row); store16's operations
+    const int64_t c0 = n + 16 * p, cnt = n1 - c0 < 16 ? n1 - c0 : 16;
+    const __mmask16 mk = __mmask16((1u << cnt) - 1u);
+    const __m512 bv = a->bias ? _mm512_maskz_loadu_ps(mk, a->bias + c0) : _mm512_setzero_ps();
+    const bool has_bias = a->bias != nullptr;
 #pragma GCC unroll 12
     for (int r = 0; r < MR; ++r) {
       const __m512 s = _mm512_mul_ps(rsc, _mm512_set1_ps(a->xm[m + r].d));
-      store16(a->y + (m + r) * a->ldy, a->bias, n + 16 * p, n1,
-              _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r * NP + p], corr)), s));
+      __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r * NP + p], corr)), s);
+      if (has_bias) v = _mm512_add_ps(v, bv);
+      _mm512_mask_storeu_ps(a->y + (m + r) * a->ldy + c0, mk, v);
     }
   }
 }
