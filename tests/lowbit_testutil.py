@@ -24,9 +24,10 @@ TOOLCHAIN_AARCH64 = ROOT / "targets" / "toolchains" / "aarch64-linux-gnu.cmake"
 # not a skip, so CI cannot pass without running the ARM paths.
 REQUIRE_ALL = os.environ.get("LOWBIT_REQUIRE_ALL") == "1"
 
-# The kernel ISAs a dispatch path may run: a path's table falls back to a weaker family's kernel where
-# that one is faster on real hardware (the avx512vnni path keeps the AVX2 ternary GEMV, measured on a
-# Xeon), and to the scalar reference where it has none.
+# The kernel ISAs a dispatch path may run: a path's table may fall back to a weaker family's kernel where
+# that one is faster on real hardware (the avx512vnni path kept the AVX2 ternary GEMV until session 10;
+# LOWBIT_AVX2_T2_GEMV=1 still selects it), ops use AVX2 code where they have no AVX-512 variant, and the
+# scalar reference runs where a path has nothing else.
 ISA_INCLUDES = {
     "scalar": {"scalar"},
     "avx2": {"scalar", "avx2"},
