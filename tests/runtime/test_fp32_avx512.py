@@ -66,6 +66,8 @@ CASES = {
     "dw3_w130_hardswish_asym": (_dw([1, 4, 6, 130], 3, 1, "HardSwish", [0, 1, 1, 0]), "conv2d_f32"),
     "dw3_w64_one_row_relu": (_dw([1, 3, 1, 64], 3, 1, "Relu", [1, 1, 1, 1]), "conv2d_f32"),  # OH = 1
     "dw3_w57_h2_nopad_sigmoid": (_dw([1, 2, 4, 59], 3, 1, "Sigmoid", [0, 0, 0, 0]), "conv2d_f32"),  # OH = 2
+    # rows of 700 outputs: 44 vector positions (a fixed table of 40 overflowed past 640 until the stop-10 review)
+    "dw3_w700_relu": (_dw([1, 2, 3, 700], 3, 1, "Relu", [1, 1, 1, 1]), "conv2d_f32"),
 }
 
 _CHILD = r"""

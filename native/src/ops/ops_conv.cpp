@@ -521,10 +521,9 @@ LB_Z512 void dw3_range_avx512(const OpParams& p, const float* x, const float* w,
   const int64_t pt = p.i[kPt], pl = p.i[kPl], PWp = g.PWp;
   const float lo = p.f[0], hi = p.f[1];
   std::memset(buf, 0, size_t(g.PH * PWp) * sizeof(float));
-  int64_t q[40];
-  int64_t nq = 0;
-  for (int64_t ox = 0; ox < OW; ox += 16) q[nq++] = std::min(ox, OW - 16);
-  while (nq % 4) q[nq] = q[nq - 1], ++nq;
+  // vector positions of a row: 0, 16, ..., an overlapping OW - 16, in groups of 4 (the last repeated);
+  // computed per group, so any OW works (a fixed array of 40 overflowed past OW = 640)
+  const int64_t nvec = (OW + 15) / 16, nq = (nvec + 3) / 4 * 4;
   const __mmask16 tail = __mmask16((1u << (W % 16)) - 1);
   for (int64_t nc = c0; nc < c1; ++nc) {
     const float* in = x + nc * HW;
@@ -550,6 +549,9 @@ LB_Z512 void dw3_range_avx512(const OpParams& p, const float* x, const float* w,
       float* o0 = yc + oy * OW;
       float* o1 = o0 + OW;
       for (int64_t i = 0; i < nq; i += 4) {
+        int64_t q[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) q[j] = std::min(std::min(i + j, nvec - 1) * 16, OW - 16);
         __m512 a[4], c[4];
 #pragma GCC unroll 4
         for (int j = 0; j < 4; ++j) a[j] = c[j] = bias;
@@ -559,7 +561,7 @@ LB_Z512 void dw3_range_avx512(const OpParams& p, const float* x, const float* w,
           for (int kx = 0; kx < 3; ++kx)
 #pragma GCC unroll 4
             for (int j = 0; j < 4; ++j) {
-              const __m512 v = _mm512_loadu_ps(r[ry] + q[i + j] + kx);
+              const __m512 v = _mm512_loadu_ps(r[ry] + q[j] + kx);
               if (ry < 3) a[j] = _mm512_fmadd_ps(wv[ry * 3 + kx], v, a[j]);
               if (ry > 0) c[j] = _mm512_fmadd_ps(wv[(ry - 1) * 3 + kx], v, c[j]);
             }
@@ -567,10 +569,10 @@ LB_Z512 void dw3_range_avx512(const OpParams& p, const float* x, const float* w,
 #pragma GCC unroll 4
           for (int j = 0; j < 4; ++j) a[j] = act16(a[j], act, lo, hi), c[j] = act16(c[j], act, lo, hi);
 #pragma GCC unroll 4
-        for (int j = 0; j < 4; ++j) _mm512_storeu_ps(o0 + q[i + j], a[j]);
+        for (int j = 0; j < 4; ++j) _mm512_storeu_ps(o0 + q[j], a[j]);
         if (two)
 #pragma GCC unroll 4
-          for (int j = 0; j < 4; ++j) _mm512_storeu_ps(o1 + q[i + j], c[j]);
+          for (int j = 0; j < 4; ++j) _mm512_storeu_ps(o1 + q[j], c[j]);
       }
       if (act == ACT_SIGMOID) {
         apply_act(o0, OW, act, lo, hi);
