@@ -19,14 +19,6 @@
 namespace lb {
 namespace avx512 {
 
-/// Software prefetch distance of the GEMVs' weight stream, as the AVX2 GEMVs (mm_avx2.h): a core
-/// computing between loads falls behind the hardware prefetcher without it (on the AVX-512 Xeon
-/// the zmm GEMVs without it read at 62% of a plain stream where the AVX2 ones reached 80-86%).
-constexpr int kPrefetchAhead = 2048;
-inline void prefetch_ahead(const uint8_t* p, size_t bytes) {
-  for (size_t l = 0; l < bytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchAhead + l, _MM_HINT_T0);
-}
-
 inline __m512i bcast4(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);

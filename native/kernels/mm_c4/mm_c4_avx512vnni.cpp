@@ -38,10 +38,6 @@ void cgemm(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
       const uint8_t* ba = lb::layout::block(a->w, a->fmt, a->k, a->group, pa, 0);
       const uint8_t* bp = lb::layout::block(a->w, a->fmt, a->k, a->group, pb, 0);
       for (int64_t g = 0; g < ng; ++g, ba += bb, bp += bb) {
-        if constexpr (MR == 1) {  // the GEMV streams two panels: prefetch both, as the other GEMVs
-          prefetch_ahead(ba, bb);
-          prefetch_ahead(bp, bb);
-        }
         __m512i dot[MR], wsum = _mm512_setzero_si512();
         for (int r = 0; r < MR; ++r) dot[r] = _mm512_setzero_si512();
         for (int64_t c = 0; c < G / 8; ++c) {
