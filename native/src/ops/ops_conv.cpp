@@ -1340,16 +1340,17 @@ PwGeom pw_geom8(const OpParams& p) {
 
 
 #if defined(__x86_64__)
-// Panels [t0, t1) of xp[P/4][K][4] from X[K][P] (pixels past P: 0).
+// Panels [t0, t1) of xp[P/J][K][J] from X[K][P] (pixels past P: 0); J = 4 (AVX2 tiles) or 8 (AVX-512).
+template <int J>
 void pw_pack_panels(const float* x, int64_t K, int64_t P, int64_t t0, int64_t t1, float* xp) {
   for (int64_t t = t0; t < t1; ++t) {
-    float* d = xp + t * K * 4;
-    const int64_t p0 = t * 4, n = std::min<int64_t>(4, P - p0);
-    if (n == 4) {
-      for (int64_t k = 0; k < K; ++k) std::memcpy(d + k * 4, x + k * P + p0, 4 * sizeof(float));
+    float* d = xp + t * K * J;
+    const int64_t p0 = t * J, n = std::min<int64_t>(J, P - p0);
+    if (n == J) {
+      for (int64_t k = 0; k < K; ++k) std::memcpy(d + k * J, x + k * P + p0, J * sizeof(float));
     } else {
       for (int64_t k = 0; k < K; ++k)
-        for (int64_t j = 0; j < 4; ++j) d[k * 4 + j] = j < n ? x[k * P + p0 + j] : 0.f;
+        for (int64_t j = 0; j < J; ++j) d[k * J + j] = j < n ? x[k * P + p0 + j] : 0.f;
     }
   }
 }
@@ -1374,23 +1375,26 @@ __attribute__((target("avx2,fma"), always_inline)) inline void pw_store4(__m256 
 }
 
 // The FMAs of one tile over k in [0, kc) (wb, xp already at the K block; block ob's weights at wb + ob * ldw),
-// from the bias (first) or from the sums parked in acc_buf (OB*32 floats, L1), parked there again. Not
-// inlined: with the tile's epilogue in the same function GCC spilled accumulators / re-read weights.
-// XB: xp is the blocked input itself at (K block, first pixel): k's 4 pixels at xp + (k/8)*P*8 + k%8
-// + j*8 (pixels past nj repeat the last one, not stored; kc a multiple of 8).
-template <int OB, bool XB>
-__attribute__((target("avx2,fma"), noinline)) void pw_accumulate(const float* wb, int64_t ldw, int64_t kc,
-                                                                 const float* xp, const float* bias8, bool first,
-                                                                 float* acc_buf, int64_t P, int64_t nj) {
-  __m256 acc[OB][4];
+// J pixels (4: the AVX2 tiles, 8: the AVX-512 ones, which need the 32 EVEX registers), from the bias (first)
+// or from the sums parked in acc_buf (OB*J*8 floats, L1), parked there again. The wrappers (pw_accumulate,
+// pw_accumulate512) are not inlined: with the tile's epilogue in the same function GCC spilled accumulators
+// / re-read weights. XB: xp is the blocked input itself at (K block, first pixel): k's J pixels at
+// xp + (k/8)*P*8 + k%8 + j*8 (pixels past nj repeat the last one, not stored; kc a multiple of 8).
+template <int OB, bool XB, int J>
+__attribute__((target("avx2,fma"), always_inline)) inline void pw_accumulate_body(const float* wb, int64_t ldw,
+                                                                                  int64_t kc, const float* xp,
+                                                                                  const float* bias8, bool first,
+                                                                                  float* acc_buf, int64_t P,
+                                                                                  int64_t nj) {
+  __m256 acc[OB][J];
 #pragma GCC unroll 3
   for (int ob = 0; ob < OB; ++ob)
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j)
-      acc[ob][j] = first ? _mm256_loadu_ps(bias8 + ob * 8) : _mm256_loadu_ps(acc_buf + (ob * 4 + j) * 8);
+#pragma GCC unroll 8
+    for (int j = 0; j < J; ++j)
+      acc[ob][j] = first ? _mm256_loadu_ps(bias8 + ob * 8) : _mm256_loadu_ps(acc_buf + (ob * J + j) * 8);
   if constexpr (XB) {
-    const int64_t j1 = std::min<int64_t>(1, nj - 1) * 8, j2 = std::min<int64_t>(2, nj - 1) * 8,
-                  j3 = std::min<int64_t>(3, nj - 1) * 8;
+    int64_t jo[J];
+    for (int j = 0; j < J; ++j) jo[j] = std::min<int64_t>(j, nj - 1) * 8;
     for (int64_t k8 = 0; k8 < kc; k8 += 8) {
       const float* xk = xp + k8 * P;
 #pragma GCC unroll 8
@@ -1398,10 +1402,9 @@ __attribute__((target("avx2,fma"), noinline)) void pw_accumulate(const float* wb
         __m256 wv[OB];
 #pragma GCC unroll 3
         for (int ob = 0; ob < OB; ++ob) wv[ob] = _mm256_loadu_ps(wb + ob * ldw + (k8 + kk) * 8);
-        const float* xs[4] = {xk + kk, xk + j1 + kk, xk + j2 + kk, xk + j3 + kk};
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; ++j) {
-          const __m256 xv = _mm256_broadcast_ss(xs[j]);
+#pragma GCC unroll 8
+        for (int j = 0; j < J; ++j) {
+          const __m256 xv = _mm256_broadcast_ss(xk + jo[j] + kk);
 #pragma GCC unroll 3
           for (int ob = 0; ob < OB; ++ob) acc[ob][j] = _mm256_fmadd_ps(wv[ob], xv, acc[ob][j]);
         }
@@ -1412,9 +1415,9 @@ __attribute__((target("avx2,fma"), noinline)) void pw_accumulate(const float* wb
       __m256 wv[OB];
 #pragma GCC unroll 3
       for (int ob = 0; ob < OB; ++ob) wv[ob] = _mm256_loadu_ps(wb + ob * ldw + k * 8);
-#pragma GCC unroll 4
-      for (int j = 0; j < 4; ++j) {
-        const __m256 xv = _mm256_broadcast_ss(xp + k * 4 + j);
+#pragma GCC unroll 8
+      for (int j = 0; j < J; ++j) {
+        const __m256 xv = _mm256_broadcast_ss(xp + k * J + j);
 #pragma GCC unroll 3
         for (int ob = 0; ob < OB; ++ob) acc[ob][j] = _mm256_fmadd_ps(wv[ob], xv, acc[ob][j]);
       }
@@ -1422,8 +1425,14 @@ __attribute__((target("avx2,fma"), noinline)) void pw_accumulate(const float* wb
   }
 #pragma GCC unroll 3
   for (int ob = 0; ob < OB; ++ob)
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) _mm256_storeu_ps(acc_buf + (ob * 4 + j) * 8, acc[ob][j]);
+#pragma GCC unroll 8
+    for (int j = 0; j < J; ++j) _mm256_storeu_ps(acc_buf + (ob * J + j) * 8, acc[ob][j]);
+}
+template <int OB, bool XB>
+__attribute__((target("avx2,fma"), noinline)) void pw_accumulate(const float* wb, int64_t ldw, int64_t kc,
+                                                                 const float* xp, const float* bias8, bool first,
+                                                                 float* acc_buf, int64_t P, int64_t nj) {
+  pw_accumulate_body<OB, XB, 4>(wb, ldw, kc, xp, bias8, first, acc_buf, P, nj);
 }
 
 // One tile over k in [0, kc): pw_accumulate, then (last K block) the activation and the store to y.
@@ -1463,29 +1472,25 @@ __attribute__((target("avx2,fma"))) void pw_tile_avx2(const float* wb, int64_t l
 using PwFn = void (*)(const float*, int64_t, int64_t, const float*, const float*, float*, bool, bool, float*, int64_t,
                       int64_t, int64_t, int64_t, float, float);
 
-void conv_pw_run_avx2(OpCtx& c, const float* x, const float* w, const float* b, float* y) {
-  static const PwFn kFns[2][2][4] = {
-      {{nullptr, pw_tile_avx2<1, false, false>, pw_tile_avx2<2, false, false>, pw_tile_avx2<3, false, false>},
-       {nullptr, pw_tile_avx2<1, false, true>, pw_tile_avx2<2, false, true>, pw_tile_avx2<3, false, true>}},
-      {{nullptr, pw_tile_avx2<1, true, false>, pw_tile_avx2<2, true, false>, pw_tile_avx2<3, true, false>},
-       {nullptr, pw_tile_avx2<1, true, true>, pw_tile_avx2<2, true, true>, pw_tile_avx2<3, true, true>}}};
+// The tile driver of conv2d_pw_f32 on x86, for J-pixel tiles (fns: the tile functions by [number of blocks]).
+template <int J>
+void conv_pw_drive(OpCtx& c, const float* x, const float* w, const float* b, float* y, const PwFn* fns,
+                   const PwGeom& g, const char* isa) {
   const OpParams& p = *c.p;
   const bool xbl = p.i[kXb] != 0, ybl = p.i[kYb] != 0;
-  const PwFn* fns = kFns[xbl][ybl];
-  const PwGeom g = pw_geom(p);
   const int64_t N = p.i[kN], K = p.i[kC], O = p.i[kO], P = p.i[kH] * p.i[kW];
   const int64_t act = p.i[kAct];
   const float lo = p.f[0], hi = p.f[1];
   float* xp = static_cast<float*>(c.scratch);
   char* per_thread = static_cast<char*>(c.scratch) + pw_panels_bytes(p);
   const size_t per = pw_thread_bytes(p);
-  c.isa = "avx2";
+  c.isa = isa;
   for (int64_t n = 0; n < N; ++n) {
     const float* xn = x + n * K * P;
     float* yn = y + n * O * P;
     if (!xbl)  // a blocked input is read in place
-      for_ranges(c, g.np, K * 4, [&](int, int64_t t0, int64_t t1) { pw_pack_panels(xn, K, P, t0, t1, xp); });
-    for_ranges(c, g.chunks * g.tiles, g.pc * 4 * 24 * K, [&](int tid, int64_t i0, int64_t i1) {
+      for_ranges(c, g.np, K * J, [&](int, int64_t t0, int64_t t1) { pw_pack_panels<J>(xn, K, P, t0, t1, xp); });
+    for_ranges(c, g.chunks * g.tiles, g.pc * J * 24 * K, [&](int tid, int64_t i0, int64_t i1) {
       float* bias8 = reinterpret_cast<float*>(per_thread + size_t(tid) * per);
       float* acc_buf = bias8 + 32;
       for (int64_t it = i0; it < i1; ++it) {
@@ -1518,14 +1523,24 @@ void conv_pw_run_avx2(OpCtx& c, const float* x, const float* w, const float* b, 
               for (int64_t l = lines * (q - q0) / nq, l1 = lines * (q - q0 + 1) / nq; l < l1; ++l)
                 for (int64_t ob = 0; ob < nnb; ++ob)
                   _mm_prefetch(reinterpret_cast<const char*>(nw + ob * K * 8 + l * 16), _MM_HINT_T0);
-            fns[nblk](wt + k0 * 8, K * 8, kc, xbl ? xn + k0 * P + q * 32 : xp + (q * K + k0) * 4, bias8,
-                      acc_buf + (K > kPwKb ? q - q0 : 0) * 96, k0 == 0, k0 + kc >= K, yn + o0 * P + q * (ybl ? 32 : 4), P, nc,
-                      std::min<int64_t>(4, P - q * 4), act, lo, hi);
+            fns[nblk](wt + k0 * 8, K * 8, kc, xbl ? xn + k0 * P + q * J * 8 : xp + (q * K + k0) * J, bias8,
+                      acc_buf + (K > kPwKb ? q - q0 : 0) * 24 * J, k0 == 0, k0 + kc >= K,
+                      yn + o0 * P + q * (ybl ? J * 8 : J), P, nc, std::min<int64_t>(J, P - q * J), act, lo, hi);
           }
         }
       }
     });
   }
+}
+
+void conv_pw_run_avx2(OpCtx& c, const float* x, const float* w, const float* b, float* y) {
+  static const PwFn kFns[2][2][4] = {
+      {{nullptr, pw_tile_avx2<1, false, false>, pw_tile_avx2<2, false, false>, pw_tile_avx2<3, false, false>},
+       {nullptr, pw_tile_avx2<1, false, true>, pw_tile_avx2<2, false, true>, pw_tile_avx2<3, false, true>}},
+      {{nullptr, pw_tile_avx2<1, true, false>, pw_tile_avx2<2, true, false>, pw_tile_avx2<3, true, false>},
+       {nullptr, pw_tile_avx2<1, true, true>, pw_tile_avx2<2, true, true>, pw_tile_avx2<3, true, true>}}};
+  const OpParams& p = *c.p;
+  conv_pw_drive<4>(c, x, w, b, y, kFns[p.i[kXb] != 0][p.i[kYb] != 0], pw_geom(p), "avx2");
 }
 #endif
 
@@ -1539,47 +1554,7 @@ template <int OB, bool XB>
 LB_Z512 __attribute__((noinline)) void pw_accumulate512(const float* wb, int64_t ldw, int64_t kc, const float* xp,
                                                         const float* bias8, bool first, float* acc_buf, int64_t P,
                                                         int64_t nj) {
-  __m256 acc[OB][8];
-#pragma GCC unroll 3
-  for (int ob = 0; ob < OB; ++ob)
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; ++j)
-      acc[ob][j] = first ? _mm256_loadu_ps(bias8 + ob * 8) : _mm256_loadu_ps(acc_buf + (ob * 8 + j) * 8);
-  if constexpr (XB) {
-    int64_t jo[8];
-    for (int j = 0; j < 8; ++j) jo[j] = std::min<int64_t>(j, nj - 1) * 8;
-    for (int64_t k8 = 0; k8 < kc; k8 += 8) {
-      const float* xk = xp + k8 * P;
-#pragma GCC unroll 8
-      for (int kk = 0; kk < 8; ++kk) {
-        __m256 wv[OB];
-#pragma GCC unroll 3
-        for (int ob = 0; ob < OB; ++ob) wv[ob] = _mm256_loadu_ps(wb + ob * ldw + (k8 + kk) * 8);
-#pragma GCC unroll 8
-        for (int j = 0; j < 8; ++j) {
-          const __m256 xv = _mm256_broadcast_ss(xk + jo[j] + kk);
-#pragma GCC unroll 3
-          for (int ob = 0; ob < OB; ++ob) acc[ob][j] = _mm256_fmadd_ps(wv[ob], xv, acc[ob][j]);
-        }
-      }
-    }
-  } else {
-    for (int64_t k = 0; k < kc; ++k) {
-      __m256 wv[OB];
-#pragma GCC unroll 3
-      for (int ob = 0; ob < OB; ++ob) wv[ob] = _mm256_loadu_ps(wb + ob * ldw + k * 8);
-#pragma GCC unroll 8
-      for (int j = 0; j < 8; ++j) {
-        const __m256 xv = _mm256_broadcast_ss(xp + k * 8 + j);
-#pragma GCC unroll 3
-        for (int ob = 0; ob < OB; ++ob) acc[ob][j] = _mm256_fmadd_ps(wv[ob], xv, acc[ob][j]);
-      }
-    }
-  }
-#pragma GCC unroll 3
-  for (int ob = 0; ob < OB; ++ob)
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; ++j) _mm256_storeu_ps(acc_buf + (ob * 8 + j) * 8, acc[ob][j]);
+  pw_accumulate_body<OB, XB, 8>(wb, ldw, kc, xp, bias8, first, acc_buf, P, nj);  // EVEX: 32 registers
 }
 
 template <int OB, bool XB, bool YB>
@@ -1610,18 +1585,6 @@ LB_Z512 void pw_tile512(const float* wb, int64_t ldw, int64_t kc, const float* x
   }
 }
 
-// Panels [t0, t1) of xp[P/8][K][8] from X[K][P] (pixels past P: 0).
-void pw_pack_panels8(const float* x, int64_t K, int64_t P, int64_t t0, int64_t t1, float* xp) {
-  for (int64_t t = t0; t < t1; ++t) {
-    float* d = xp + t * K * 8;
-    const int64_t p0 = t * 8, n = std::min<int64_t>(8, P - p0);
-    for (int64_t k = 0; k < K; ++k) {
-      std::memcpy(d + k * 8, x + k * P + p0, size_t(n) * sizeof(float));
-      for (int64_t j = n; j < 8; ++j) d[k * 8 + j] = 0.f;
-    }
-  }
-}
-
 // Maps of at least kPw512MinP pixels and K > kPwKb run the 8-pixel tiles (7x7 maps: 49 = 6 x 8 + 1
 // wastes 13% of the FMAs; with K <= 128 the 14x14 expand convs measured 2-3% slower than the
 // 4-pixel tiles): the others keep the AVX2 tiles.
@@ -1633,57 +1596,7 @@ void conv_pw_run_avx512(OpCtx& c, const float* x, const float* w, const float* b
       {{nullptr, pw_tile512<1, true, false>, pw_tile512<2, true, false>, pw_tile512<3, true, false>},
        {nullptr, pw_tile512<1, true, true>, pw_tile512<2, true, true>, pw_tile512<3, true, true>}}};
   const OpParams& p = *c.p;
-  const bool xbl = p.i[kXb] != 0, ybl = p.i[kYb] != 0;
-  const PwFn* fns = kFns[xbl][ybl];
-  const PwGeom g = pw_geom8(p);
-  const int64_t N = p.i[kN], K = p.i[kC], O = p.i[kO], P = p.i[kH] * p.i[kW];
-  const int64_t act = p.i[kAct];
-  const float lo = p.f[0], hi = p.f[1];
-  float* xp = static_cast<float*>(c.scratch);
-  char* per_thread = static_cast<char*>(c.scratch) + pw_panels_bytes(p);
-  const size_t per = pw_thread_bytes(p);
-  c.isa = "avx512vnni";
-  for (int64_t n = 0; n < N; ++n) {
-    const float* xn = x + n * K * P;
-    float* yn = y + n * O * P;
-    if (!xbl)
-      for_ranges(c, g.np, K * 8, [&](int, int64_t t0, int64_t t1) { pw_pack_panels8(xn, K, P, t0, t1, xp); });
-    for_ranges(c, g.chunks * g.tiles, g.pc * 8 * 24 * K, [&](int tid, int64_t i0, int64_t i1) {
-      float* bias8 = reinterpret_cast<float*>(per_thread + size_t(tid) * per);
-      float* acc_buf = bias8 + 32;
-      for (int64_t it = i0; it < i1; ++it) {
-        const int64_t chunk = it / g.tiles, t = it % g.tiles;
-        int64_t blk0, nblk;
-        pw_tile_blocks(g.nb, t, &blk0, &nblk);
-        const int64_t o0 = blk0 * 8, nc = std::min<int64_t>(nblk * 8, O - o0);
-        for (int64_t j = 0; j < nblk * 8; ++j) bias8[j] = b && o0 + j < O ? b[o0 + j] : 0.f;
-        const float* wt = w + blk0 * K * 8;
-        const int64_t q0 = chunk * g.pc, q1 = std::min(g.np, q0 + g.pc);
-        for (int64_t k0 = 0; k0 < K; k0 += kPwKb) {
-          const int64_t kc = std::min(kPwKb, K - k0);
-          const float* nw = nullptr;  // the next unit's weights, prefetched as on the AVX2 path
-          int64_t nkc = 0, nnb = 0;
-          if (k0 + kPwKb < K) {
-            nw = wt + (k0 + kPwKb) * 8, nkc = std::min(kPwKb, K - k0 - kPwKb), nnb = nblk;
-          } else if (it + 1 < i1) {
-            int64_t b1;
-            pw_tile_blocks(g.nb, (it + 1) % g.tiles, &b1, &nnb);
-            nw = w + b1 * K * 8, nkc = std::min(kPwKb, K);
-          }
-          const int64_t lines = nkc / 2, nq = q1 - q0;
-          for (int64_t q = q0; q < q1; ++q) {
-            if (nw)
-              for (int64_t l = lines * (q - q0) / nq, l1 = lines * (q - q0 + 1) / nq; l < l1; ++l)
-                for (int64_t ob = 0; ob < nnb; ++ob)
-                  _mm_prefetch(reinterpret_cast<const char*>(nw + ob * K * 8 + l * 16), _MM_HINT_T0);
-            fns[nblk](wt + k0 * 8, K * 8, kc, xbl ? xn + k0 * P + q * 64 : xp + (q * K + k0) * 8, bias8,
-                      acc_buf + (K > kPwKb ? q - q0 : 0) * 192, k0 == 0, k0 + kc >= K,
-                      yn + o0 * P + q * (ybl ? 64 : 8), P, nc, std::min<int64_t>(8, P - q * 8), act, lo, hi);
-          }
-        }
-      }
-    });
-  }
+  conv_pw_drive<8>(c, x, w, b, y, kFns[p.i[kXb] != 0][p.i[kYb] != 0], pw_geom8(p), "avx512vnni");
 }
 #endif
 
