@@ -12,43 +12,14 @@
 #include "pack.h"
 #include "qlinear.h"
 #include "test.h"
+#include "test_weights.h"
 
 namespace {
 
-struct GemvWeight {
-  std::vector<int8_t> q;
-  std::vector<float> scale, minimum, codebook;
-  std::vector<uint8_t> bytes;
-  lb::PackedWeight w;
-};
-
-bool make_weight(GemvWeight& p, lb_wfmt fmt, int64_t n, int64_t k, int32_t group, uint64_t seed) {
-  lb::check::Rng rng(seed);
-  const int32_t g = fmt == LB_WFMT_Q8 ? int32_t(k) : group;
-  p.q.resize(size_t(n * k));
-  p.scale.resize(size_t(n * (k / g)));
-  int lo = -8, hi = 7;
-  if (fmt == LB_WFMT_Q8) lo = -127, hi = 127;
-  if (fmt == LB_WFMT_Q4A || fmt == LB_WFMT_C4) lo = 0, hi = 15;
-  if (fmt == LB_WFMT_T2) lo = -1, hi = 1;
-  for (auto& v : p.q) v = rng.i8(lo, hi);
-  for (auto& v : p.scale) v = rng.f32(0.001f, 0.05f);
-  p.minimum.resize(p.scale.size());
-  for (auto& v : p.minimum) v = rng.f32(-0.4f, 0.f);
-  p.codebook.resize(16);
-  for (int i = 0; i < 16; ++i) p.codebook[size_t(i)] = float(i) / 7.5f - 1.f;
-  lb::QuantWeightView v;
-  v.fmt = fmt;
-  v.n = n;
-  v.k = k;
-  v.group = g;
-  v.q = p.q.data();
-  v.scale = p.scale.data();
-  if (fmt == LB_WFMT_Q4A) v.minimum = p.minimum.data();
-  if (fmt == LB_WFMT_C4) v.codebook = p.codebook.data();
-  p.bytes.resize(size_t(lb_wfmt_packed_bytes(fmt, n, k, g)));
-  return lb::pack_weight(v, p.bytes.data(), p.bytes.size()) == LB_OK &&
-         lb::packed_weight_init(fmt, n, k, g, p.bytes.data(), p.bytes.size(), &p.w) == LB_OK;
+// The weights of these tests: lb::test::make_test_weight (test_weights.h), scales in [0.001, 0.05),
+// int4_asym minimums in [-0.4, 0).
+bool make_weight(lb::test::TestWeight& p, lb_wfmt fmt, int64_t n, int64_t k, int32_t group, uint64_t seed) {
+  return lb::test::make_test_weight(p, fmt, n, k, group, seed, 0.001f, 0.05f, -0.4f, 0.f);
 }
 
 const lb::KernelRef<lb_mm_t>& gemv_of(const lb::KernelTable& t, lb_wfmt fmt) {
@@ -89,7 +60,7 @@ LB_TEST(kernels_gemv_avx512_bitwise_equals_avx2) {
       const int32_t g = f.fmt == LB_WFMT_Q8 ? int32_t(s.k) : f.group;
       if (s.k % g) continue;
       if (s.static_act && f.fmt != LB_WFMT_Q8) continue;
-      GemvWeight w;
+      lb::test::TestWeight w;
       LB_EXPECT(make_weight(w, f.fmt, s.n, s.k, f.group, 1000 + uint64_t(checked)));
       std::vector<float> x(size_t(s.k)), bias(size_t(s.n));
       for (auto& v : x) v = rng.f32(-2.f, 2.f);

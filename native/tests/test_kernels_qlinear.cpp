@@ -11,42 +11,15 @@
 #include "pack.h"
 #include "qlinear.h"
 #include "test.h"
+#include "test_weights.h"
 
 namespace {
 
-struct Packed {
-  std::vector<int8_t> q;
-  std::vector<float> scale, minimum, codebook;
-  std::vector<uint8_t> bytes;
-  lb::PackedWeight w;
-};
-
+// The weights of these tests: lb::test::make_test_weight (test_weights.h), scales in [0.01, 0.03),
+// int4_asym minimums -0.1.
+using Packed = lb::test::TestWeight;
 bool make(Packed& p, lb_wfmt fmt, int64_t n, int64_t k, int32_t group, uint64_t seed) {
-  lb::check::Rng rng(seed);
-  const int32_t g = fmt == LB_WFMT_Q8 ? int32_t(k) : group;
-  p.q.resize(size_t(n * k));
-  p.scale.resize(size_t(n * (k / g)));
-  int lo = -8, hi = 7;
-  if (fmt == LB_WFMT_Q8) lo = -127, hi = 127;
-  if (fmt == LB_WFMT_Q4A || fmt == LB_WFMT_C4) lo = 0, hi = 15;
-  if (fmt == LB_WFMT_T2) lo = -1, hi = 1;
-  for (auto& v : p.q) v = rng.i8(lo, hi);
-  for (auto& v : p.scale) v = rng.f32(0.01f, 0.03f);
-  p.minimum.assign(p.scale.size(), -0.1f);
-  p.codebook.resize(16);
-  for (int i = 0; i < 16; ++i) p.codebook[size_t(i)] = float(i) / 7.5f - 1.f;
-  lb::QuantWeightView v;
-  v.fmt = fmt;
-  v.n = n;
-  v.k = k;
-  v.group = g;
-  v.q = p.q.data();
-  v.scale = p.scale.data();
-  v.minimum = p.minimum.data();
-  v.codebook = p.codebook.data();
-  p.bytes.resize(size_t(lb_wfmt_packed_bytes(fmt, n, k, g)));
-  return lb::pack_weight(v, p.bytes.data(), p.bytes.size()) == LB_OK &&
-         lb::packed_weight_init(fmt, n, k, g, p.bytes.data(), p.bytes.size(), &p.w) == LB_OK;
+  return lb::test::make_test_weight(p, fmt, n, k, group, seed, 0.01f, 0.03f, -0.1f, -0.1f);
 }
 
 struct Case {
