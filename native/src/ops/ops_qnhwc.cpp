@@ -1011,6 +1011,7 @@ lb_status conv_infer(OpCtx& c) {
     if (!p.i[kDirect]) T = std::min(T, std::max<int64_t>(48, 65536 / std::max<int64_t>(p.i[kKp], 1) / 6 * 6));
   } else {
     T = std::min<int64_t>(256, std::max<int64_t>(4, 8192 / std::max<int64_t>(O, 1)));
+    T = T / 4 * 4;  // whole groups of four pixels per tile (the four-pixel kernels; a tail group wastes slots)
   }
   T = std::max<int64_t>(1, std::min(T, P));
   // With several threads, small maps get a tile count that is a multiple of the thread count (tiles of
@@ -1625,6 +1626,7 @@ void conv_run(OpCtx& c) {
     // the VNNI kernel for the four-pixel groups (the single pixels keep dw_pixel_avx2: the same bits)
     const bool vnni = qfuse && lb_isa_active() == LB_ISA_AVX512VNNI && taps <= 64;
     const bool vguard = p.f[5] == 0.f;
+    const bool vtail = T * O * 4 >= 4 * p.i[kOs];  // the float tile holds a group's 4 int8 rows (tile tails)
     const DwVnni dvv = dw_vnni_view(p);
 #else
     const bool vnni = false;
@@ -1662,8 +1664,10 @@ void conv_run(OpCtx& c) {
           const int64_t Pi = P0 + i, n = Pi / OHW, oy = (Pi % OHW) / OW, ox = Pi % OW;
           const int64_t iy0 = oy * sh - pt, ix0 = ox * sw - pl;
 #if defined(__x86_64__)
-          if (four && taps <= 64 && i + 4 <= m && ox + 4 <= OW && iy0 >= 0 && iy0 + ekh <= H && ix0 >= 0 &&
-              ix0 + 3 * sw + ekw <= W) {  // four pixels of this row, all inside (after the pending ones, one by one)
+          // four pixels of this row, all inside (after the pending ones: one by one on AVX2; the VNNI kernel takes
+          // this pixel as a pending one until the slots are full, so no pixel runs alone)
+          if (four && taps <= 64 && (pend == 0 || !vnni) && i + 4 <= m && ox + 4 <= OW && iy0 >= 0 &&
+              iy0 + ekh <= H && ix0 >= 0 && ix0 + 3 * sw + ekw <= W) {
             for (int64_t q = 0; q < pend; ++q) one(xt4 + q * tp, i - pend + q);
             pend = 0;
             const int8_t* px = x + ((n * H + iy0) * W + ix0) * Cs;
@@ -1716,6 +1720,14 @@ void conv_run(OpCtx& c) {
             dw_pixel_scalar(p, xt, codes, dv.comb, bias, yt + (i - 1) * O);
         }
 #if defined(__x86_64__)
+        if (vnni && pend > 0 && vtail) {  // the last 1-3 pixels of the tile: one VNNI group, its free slots
+          for (int64_t q = pend; q < 4; ++q)  // reading the pad row, written to scratch and copied
+            for (int64_t t = 0; t < taps; ++t) xt4[q * tp + t] = pad;
+          tq.q = reinterpret_cast<int8_t*>(ys);
+          dw4p_vnni(p, dvv, xt4, tp, &tq);
+          std::memcpy(o.q + (P0 + m - pend) * tq.Os, ys, size_t(pend * tq.Os));
+          pend = 0;
+        }
         for (int64_t q = 0; q < pend; ++q) one(xt4 + q * tp, m - pend + q);  // the last 1-3 pixels of the tile
         if (qfuse) continue;
 #endif
