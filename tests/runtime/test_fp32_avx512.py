@@ -1,11 +1,11 @@
 """The fp32 conv kernels of the AVX-512 path (session 10; lb_isa_active() == avx512vnni, AVX-512F/VL
 part of it): the 8-pixel conv2d_pw_f32 tiles (maps of >= 128 pixels, K > 128; NCHW or blocked input
 and output), the 16-lane stride-2 depthwise (3x3 / 5x5, rows of >= 48 outputs) and the 16-lane 3x3
-stride-1 depthwise (rows of >= 48 outputs). Each keeps the AVX2 kernel's per-element order (bias, then
+stride-1 depthwise (rows of >= 48 outputs); session 11: the 7-pixel conv2d_pw_f32 tiles (pixel counts a
+multiple of 7 but not of 8, any K). Each keeps the AVX2 kernel's per-element order (bias, then
 the taps / k in order), so each case runs in child processes under LOWBIT_ISA=avx512vnni and avx2 and
 must be bitwise equal, 1 and 2 threads bitwise identical, with the AVX-512 kernel reported, and within
-1e-4 relative of ONNX Runtime (the named float tolerance; the scalar reference path is checked
-against ORT by the other conv tests). Shapes hit partial 8-pixel panels, 1/2/3-block channel tiles,
+1e-4 relative (the named float tolerance) of ONNX Runtime and of the scalar path (LOWBIT_ISA=scalar). Shapes hit partial 8-pixel panels, 1/2/3-block channel tiles,
 several K blocks, odd and even left pads, rows whose width is and is not a multiple of 32 (the
 deinterleave's masked tail), overlapping last vectors and every fused activation. Skipped on CPUs
 without AVX-512."""
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import lowbit
-from runtime_helpers import assert_rel_close, fp32_graph_case, pw_conv_case, rand_w
+from runtime_helpers import assert_rel_close, fp32_graph_case, pw_conv_case, rand_w, run_scalar_path
 from test_fp32_conv_blocked import _block
 
 onnx = pytest.importorskip("onnx")
@@ -53,6 +53,14 @@ CASES = {
     "pw_11x14_k260_o8_hardswish": (_pw([1, 260, 11, 14], 8, "HardSwish"), "conv2d_pw_f32"),  # 154 pixels
     # a blocked chain (expand -> depthwise -> project on 12x12; the project reads NCHW8c with K = 144)
     "chain_12x12_k3_e144": (_block([1, 40, 12, 12], 144, 3), "conv2d_pw_f32"),
+    # 7-pixel tiles (session 11: pixel counts a multiple of 7, not of 8; any K): 7x7 with K = 200 (two K
+    # blocks, tiles 3 + 2), 14x14 with K <= 128 and a partial block, one panel (1x7) with three K blocks,
+    # 3x7 on a batch of 2 without bias, and a blocked chain on 7x7 (NCHW8c in and out)
+    "pw7_7x7_k200_o40_relu": (_pw([1, 200, 7, 7], 40, "Relu"), "conv2d_pw_f32"),
+    "pw7_14x14_k96_o13_sigmoid": (_pw([1, 96, 14, 14], 13, "Sigmoid"), "conv2d_pw_f32"),
+    "pw7_1x7_k300_o24_hardswish": (_pw([1, 300, 1, 7], 24, "HardSwish"), "conv2d_pw_f32"),
+    "pw7_3x7_k64_o8_nobias_batch2": (_pw([2, 64, 3, 7], 8, None, bias=False), "conv2d_pw_f32"),
+    "chain_7x7_k5_e192": (_block([1, 32, 7, 7], 192, 5), "conv2d_pw_f32"),
     # stride-2 depthwise on wide rows: W = 101 (masked tail, pl odd), W = 128 (no tail), 5x5, asymmetric pads
     "dws2_3x3_w101_sigmoid": (_dw([1, 5, 7, 101], 3, 2, "Sigmoid", [0, 1, 1, 0]), "conv2d_f32"),
     "dws2_3x3_w128_clip": (_dw([1, 6, 9, 128], 3, 2, "Clip", [1, 1, 1, 1]), "conv2d_f32"),
@@ -105,9 +113,11 @@ def test_avx512_fp32_conv_bitwise_avx2(tmp_path, name):
     z1, isas = _run(pkg, feeds, tmp_path, "avx512vnni", 1)
     z2, _ = _run(pkg, feeds, tmp_path, "avx512vnni", 2)
     a1, isas2 = _run(pkg, feeds, tmp_path, "avx2", 1)
+    sc, _ = run_scalar_path(pkg, feeds, tmp_path)
     assert f"{kernel}:avx512vnni" in isas, f"{name}: the AVX-512 kernel did not run ({isas})"
     assert not any(i.endswith(":avx512vnni") for i in isas2), isas2
     for k in outs:
         assert_rel_close(z1[k], ref[k], RTOL, f"{name} avx512 vs ORT")
+        assert_rel_close(z1[k], sc[k], RTOL, f"{name} avx512 vs the scalar path")
         assert np.array_equal(z1[k], a1[k]), f"{name}: AVX-512 and AVX2 paths differ"
         assert np.array_equal(z1[k], z2[k]), f"{name}: 2 threads differ from 1 thread"

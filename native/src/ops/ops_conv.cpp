@@ -1316,22 +1316,27 @@ inline void pw_tile_blocks(int64_t nb, int64_t t, int64_t* blk0, int64_t* nblk) 
 
 // Shared: the packed panels; per thread: the tile's bias [32] and the chunk's partial sums [pc][96] (one
 // tile's when K is one block).
-PwGeom pw_geom8(const OpParams& p);
+template <int J>
+PwGeom pw_geom_j(const OpParams& p);
 size_t pw_panels_bytes(const OpParams& p) {
-  const size_t np4 = size_t(pw_geom(p).np) * 4, np8 = size_t(pw_geom8(p).np) * 8;  // pixels incl. padding
-  return (std::max(np4, np8) * p.i[kC] * sizeof(float) + 63) / 64 * 64;
+  const size_t np4 = size_t(pw_geom(p).np) * 4, np8 = size_t(pw_geom_j<8>(p).np) * 8,
+               np7 = size_t(pw_geom_j<7>(p).np) * 7;  // pixels incl. padding
+  return (std::max({np4, np8, np7}) * p.i[kC] * sizeof(float) + 63) / 64 * 64;
 }
 size_t pw_thread_bytes(const OpParams& p) {
   const bool kb = p.i[kC] > kPwKb;  // partial sums of a chunk's panels, or of one tile
-  const size_t a4 = size_t(kb ? pw_geom(p).pc : 1) * 96, a8 = size_t(kb ? pw_geom8(p).pc : 1) * 192;
-  return (32 + std::max(a4, a8)) * sizeof(float) + 64;
+  const size_t a4 = size_t(kb ? pw_geom(p).pc : 1) * 96, a8 = size_t(kb ? pw_geom_j<8>(p).pc : 1) * 192,
+               a7 = size_t(kb ? pw_geom_j<7>(p).pc : 1) * 168;
+  return (32 + std::max({a4, a8, a7})) * sizeof(float) + 64;
 }
-// The AVX-512 tile's geometry (session 10): panels of 8 pixels, ~128 KB of them per chunk.
-PwGeom pw_geom8(const OpParams& p) {
+// The AVX-512 tiles' geometry: panels of J = 8 (session 10) or 7 (session 11) pixels, ~128 KB of them
+// per chunk.
+template <int J>
+PwGeom pw_geom_j(const OpParams& p) {
   PwGeom g = pw_geom(p);
   const int64_t K = p.i[kC], P = p.i[kH] * p.i[kW];
-  g.np = (P + 7) / 8;
-  g.pc = std::min(g.np, std::max<int64_t>(6, (128 << 10) / (K * 32)));
+  g.np = (P + J - 1) / J;
+  g.pc = std::min(g.np, std::max<int64_t>(6, (128 << 10) / (K * J * 4)));
   g.chunks = std::max<int64_t>(1, (g.np + g.pc / 2) / g.pc);
   g.pc = (g.np + g.chunks - 1) / g.chunks;
   g.chunks = (g.np + g.pc - 1) / g.pc;
@@ -1550,34 +1555,35 @@ void conv_pw_run_avx2(OpCtx& c, const float* x, const float* w, const float* b, 
 // vectors (Zen 4 runs 512-bit FMAs as two halves: no more FMAs per cycle, and the weights stay in
 // their 8-channel blocks). Same per-element order (bias, then k in order): bitwise equal to the AVX2
 // tiles. Panels xp[P/8][K][8] for an NCHW input; an NCHW output tile goes out by an 8x8 transpose.
-template <int OB, bool XB>
+template <int OB, bool XB, int J>
 LB_Z512 __attribute__((noinline)) void pw_accumulate512(const float* wb, int64_t ldw, int64_t kc, const float* xp,
                                                         const float* bias8, bool first, float* acc_buf, int64_t P,
                                                         int64_t nj) {
-  pw_accumulate_body<OB, XB, 8>(wb, ldw, kc, xp, bias8, first, acc_buf, P, nj);  // EVEX: 32 registers
+  pw_accumulate_body<OB, XB, J>(wb, ldw, kc, xp, bias8, first, acc_buf, P, nj);  // EVEX: 32 registers
 }
 
-template <int OB, bool XB, bool YB>
+template <int OB, bool XB, bool YB, int J = 8>
 LB_Z512 void pw_tile512(const float* wb, int64_t ldw, int64_t kc, const float* xp, const float* bias8, float* acc_buf,
                         bool first, bool last, float* y, int64_t P, int64_t nc, int64_t nj, int64_t act, float lo,
                         float hi) {
-  pw_accumulate512<OB, XB>(wb, ldw, kc, xp, bias8, first, acc_buf, P, nj);
+  pw_accumulate512<OB, XB, J>(wb, ldw, kc, xp, bias8, first, acc_buf, P, nj);
   if (!last) return;
   const __mmask8 m = __mmask8((1u << nj) - 1);
   for (int64_t ob = 0; ob < OB; ++ob) {
     const int64_t ncb = std::min<int64_t>(8, nc - ob * 8);
     if (ncb <= 0) break;
     __m256 a[8];
+    a[7] = _mm256_setzero_ps();  // J = 7: the transpose's eighth pixel (not stored)
 #pragma GCC unroll 8
-    for (int j = 0; j < 8; ++j) {
-      a[j] = _mm256_loadu_ps(acc_buf + (ob * 8 + j) * 8);
+    for (int j = 0; j < J; ++j) {
+      a[j] = _mm256_loadu_ps(acc_buf + (ob * J + j) * 8);
       if (act != ACT_NONE && act != ACT_SIGMOID) a[j] = vmath::act8(a[j], act, lo, hi);
     }
     if constexpr (YB) {
       for (int64_t j = 0; j < nj; ++j) _mm256_storeu_ps(y + ob * P * 8 + j * 8, a[j]);
       if (act == ACT_SIGMOID) apply_act(y + ob * P * 8, nj * 8, act, lo, hi);
     } else {
-      transpose8x8_ps(a);  // a[c]: channel c's 8 pixels
+      transpose8x8_ps(a);  // a[c]: channel c's 8 pixels (J = 7: 7 of them)
       for (int64_t c = 0; c < ncb; ++c) _mm256_mask_storeu_ps(y + (ob * 8 + c) * P, m, a[c]);
       if (act == ACT_SIGMOID)
         for (int64_t c = 0; c < ncb; ++c) apply_act(y + (ob * 8 + c) * P, nj, act, lo, hi);
@@ -1588,7 +1594,17 @@ LB_Z512 void pw_tile512(const float* wb, int64_t ldw, int64_t kc, const float* x
 // Maps of at least kPw512MinP pixels and K > kPwKb run the 8-pixel tiles (7x7 maps: 49 = 6 x 8 + 1
 // wastes 13% of the FMAs; with K <= 128 the 14x14 expand convs measured 2-3% slower than the
 // 4-pixel tiles): the others keep the AVX2 tiles.
+// Session 11: maps whose pixel count is a multiple of 7 but not of 8 (EfficientNet's 7x7 and 14x14)
+// run 7-pixel tiles instead, any K: OB x 7 accumulators (21 of the 32 registers), per k OB weight
+// loads and 7 broadcasts for 7*OB FMAs, no padded pixel (the 4-pixel tiles computed 52 for 49), and
+// each weight vector read from L1 once per 7 pixels instead of 4. A/B in one process (EfficientNet,
+// 1 thread, chrt, load 4-8): the 7x7 expand convs 257 -> 246 us, projections 222 -> 215, the head
+// 457 -> 434, 14x14 ops within noise or a few us faster; the model's op sum -95 us.
 constexpr int64_t kPw512MinP = 128;
+bool pw7_fits(const OpParams& p) {
+  const int64_t P = p.i[kH] * p.i[kW];
+  return P % 7 == 0 && P % 8 != 0;
+}
 void conv_pw_run_avx512(OpCtx& c, const float* x, const float* w, const float* b, float* y) {
   static const PwFn kFns[2][2][4] = {
       {{nullptr, pw_tile512<1, false, false>, pw_tile512<2, false, false>, pw_tile512<3, false, false>},
@@ -1596,7 +1612,16 @@ void conv_pw_run_avx512(OpCtx& c, const float* x, const float* w, const float* b
       {{nullptr, pw_tile512<1, true, false>, pw_tile512<2, true, false>, pw_tile512<3, true, false>},
        {nullptr, pw_tile512<1, true, true>, pw_tile512<2, true, true>, pw_tile512<3, true, true>}}};
   const OpParams& p = *c.p;
-  conv_pw_drive<8>(c, x, w, b, y, kFns[p.i[kXb] != 0][p.i[kYb] != 0], pw_geom8(p), "avx512vnni");
+  conv_pw_drive<8>(c, x, w, b, y, kFns[p.i[kXb] != 0][p.i[kYb] != 0], pw_geom_j<8>(p), "avx512vnni");
+}
+void conv_pw_run_avx512_j7(OpCtx& c, const float* x, const float* w, const float* b, float* y) {
+  static const PwFn kFns[2][2][4] = {
+      {{nullptr, pw_tile512<1, false, false, 7>, pw_tile512<2, false, false, 7>, pw_tile512<3, false, false, 7>},
+       {nullptr, pw_tile512<1, false, true, 7>, pw_tile512<2, false, true, 7>, pw_tile512<3, false, true, 7>}},
+      {{nullptr, pw_tile512<1, true, false, 7>, pw_tile512<2, true, false, 7>, pw_tile512<3, true, false, 7>},
+       {nullptr, pw_tile512<1, true, true, 7>, pw_tile512<2, true, true, 7>, pw_tile512<3, true, true, 7>}}};
+  const OpParams& p = *c.p;
+  conv_pw_drive<7>(c, x, w, b, y, kFns[p.i[kXb] != 0][p.i[kYb] != 0], pw_geom_j<7>(p), "avx512vnni");
 }
 #endif
 
@@ -1680,6 +1705,10 @@ void conv_pw_run(OpCtx& c) {
   const float* b = c.in.size() > 2 && c.in[2] ? c.in[2]->f32() : nullptr;
   float* y = c.out[0]->f32();
 #if defined(__x86_64__)
+  if (use_avx512() && pw7_fits(*c.p)) {
+    conv_pw_run_avx512_j7(c, x, w, b, y);
+    return;
+  }
   if (use_avx512() && c.p->i[kH] * c.p->i[kW] >= kPw512MinP && c.p->i[kC] > kPwKb) {
     conv_pw_run_avx512(c, x, w, b, y);
     return;
