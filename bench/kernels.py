@@ -24,7 +24,9 @@ the target lines give w4a8-g32's fraction of both the run's best probe and this 
 The probe reads the very memory the kernel reads (half a cycle of copies away, so still cold): on
 this VM, separately allocated 4 KiB-page buffers of the same size read 7-15% faster or slower
 depending on when they were allocated (physical placement), which a probe over other buffers
-would have counted against the kernel (docs/kernels.md, session 8).
+would have counted against the kernel (docs/kernels.md, session 8). Each timed call starts once no
+other thread of the process is running (`settle`: ONNX Runtime's workers spin for ms after a Run and
+took the second core from the next engine's 2-thread call; `--no-settle` times as before session 11).
 
     .venv/bin/python bench/kernels.py                # full grid, table + JSON
     .venv/bin/python bench/kernels.py --quick        # one shape, fewer rounds
@@ -38,6 +40,7 @@ import os
 import platform
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -256,13 +259,50 @@ def _torch_call(mod, x):
 # ---------------------------------------------------------------------------------------------
 
 
-def measure_row(engines, x, rounds: int):
+def settle(timeout_s: float = 0.3) -> float:
+    """Waits (up to `timeout_s`) until no other thread of this process is running; returns the wait.
+
+    Engines leave threads spinning after a call: ONNX Runtime's intra-op workers (allow_spinning)
+    spin ~20-40 ms of CPU after every Run on this VM (session 11), PyTorch's OpenMP workers
+    likewise, lowbit's pool 50 us. On a 2-core machine such a spinner holds the second core while
+    the NEXT engine of the round runs, so every 2-thread row after it ran on about one core (the
+    2-thread lowbit rows and the read probe no faster than their 1-thread rows). Each timed call
+    therefore starts on a settled machine, as it would in a process running that engine alone.
+    Linux only (/proc/self/task); elsewhere it returns at once."""
+    task_dir = "/proc/self/task"
+    if not os.path.isdir(task_dir):
+        return 0.0
+    me = str(threading.get_native_id())
+
+    def running() -> bool:
+        for tid in os.listdir(task_dir):
+            if tid == me:
+                continue
+            try:
+                with open(f"{task_dir}/{tid}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] == "R":
+                        return True
+            except (OSError, IndexError):
+                pass  # the thread ended
+        return False
+
+    t0 = time.perf_counter()
+    idle = 0
+    while idle < 2 and time.perf_counter() - t0 < timeout_s:  # two idle looks 0.5 ms apart
+        idle = 0 if running() else idle + 1
+        time.sleep(0.0005)
+    return time.perf_counter() - t0
+
+
+def measure_row(engines, x, rounds: int, settled: bool = True):
     for e in engines:  # warm-up (and first-touch of every copy)
         for _ in range(min(len(e.fns), 8) + 2):
             e.run(x)
     order = list(engines)
     for r in range(rounds):
         for e in (order if r % 2 == 0 else order[::-1]):
+            if settled:
+                settle()  # no engine's leftover spinning threads on the cores this call uses
             e.times.append(e.run(x))
             e.cpu.append(e.last_cpu)
     return {e.name: statistics.median(e.times) for e in engines}
@@ -276,6 +316,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=str(ROOT / "build" / "bench" / "kernels.json"), help="JSON output path")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch peers")
     ap.add_argument("--no-w4a16", action="store_true", help="skip lowbit w4a16 (int4 weights, float activations)")
+    ap.add_argument("--no-settle", action="store_true",
+                    help="time each call right after the previous engine's (other engines' threads may still spin)")
     ap.add_argument("--m", default="", help="only these M values, e.g. 1 or 1,128")
     ap.add_argument("--shapes", default="", help="only these KxN shapes, e.g. 4096x11008")
     args = ap.parse_args(argv)
@@ -334,7 +376,7 @@ def main(argv=None) -> int:
                             ort_engine("ort DynamicQuantizeMatMul", ort_dqmm_model, wts["int8"], m, t, cold)]
                 if not args.no_torch:
                     engines += torch_engines(wts["float"], m, cold)
-                med = measure_row(engines, x, rounds)
+                med = measure_row(engines, x, rounds, settled=not args.no_settle)
                 for e in engines:
                     tm = med[e.name]
                     rows.append({"k": k, "n": n, "m": m, "threads": t, "engine": e.name, "median_ms": tm * 1e3,
