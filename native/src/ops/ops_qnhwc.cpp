@@ -1209,76 +1209,82 @@ __attribute__((target("avx2,fma"))) void dw_pixel4p_avx2(const OpParams& p, cons
 // sums are exact (the start -(128 + z) * sum w makes them sum (x - z) w), and the finish is dw_pixel4_core's int8 one
 // (the same vfmadd, q8_lanes, saturating packs and code clamp), in the permuted channel order, which the packs undo: the
 // same bits. Only for its qfuse case (C % 16 == 0, int8 output of act + requantization); the padding bytes C..Os are 0.
-// taps(q, j, pt) gives pixel q's 4 tap pointers of quad j (channel 0).
-template <class Taps>
+// taps(q, j, pt) gives pixel q's 4 tap pointers of quad j (channel 0), out(q) its int8 row; ng groups of four pixels
+// (q < 4 * ng) per call, each over all channel blocks (its input rows stay in L1).
+template <class Taps, class Out>
 LB_TARGET_VNNI __attribute__((always_inline)) inline void dw4_vnni_core(const OpParams& p, const DwVnni& v, Taps taps,
-                                                                      const DwQ8* dq) {
+                                                                      Out out, const DwQ8* dq, int64_t ng) {
   const int64_t C = p.i[kC], nq = v.quads;
-  for (int q = 0; q < 4; ++q)
-    for (int64_t c = C; c < dq->Os; c += 16) _mm_storeu_si128(reinterpret_cast<__m128i*>(dq->q + q * dq->Os + c), _mm_setzero_si128());
+  for (int64_t q = 0; q < 4 * ng; ++q)
+    for (int64_t c = C; c < dq->Os; c += 16) _mm_storeu_si128(reinterpret_cast<__m128i*>(out(q) + c), _mm_setzero_si128());
   const __m256 vinv = _mm256_set1_ps(dq->inv);
   const __m256i vz = _mm256_set1_epi16(dq->z), flip = _mm256_set1_epi8(int8_t(0x80));
   const __m256i qlo = _mm256_set1_epi8(dq->lo), qhi = _mm256_set1_epi8(dq->hi);
-  for (int64_t c0 = 0; c0 < C; c0 += 32) {
-    const __m256i* wb = reinterpret_cast<const __m256i*>(v.w + (c0 / 32) * nq * 128);
-    __m256i acc[4][4];
-    for (int s = 0; s < 4; ++s) {
-      const __m256i z0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v.zq + c0 + 8 * s));
-      for (int q = 0; q < 4; ++q) acc[q][s] = z0;
-    }
-    for (int64_t j = 0; j < nq; ++j) {
-      const __m256i w0 = _mm256_loadu_si256(wb + 4 * j), w1 = _mm256_loadu_si256(wb + 4 * j + 1);
-      const __m256i w2 = _mm256_loadu_si256(wb + 4 * j + 2), w3 = _mm256_loadu_si256(wb + 4 * j + 3);
+  for (int64_t g = 0; g < ng; ++g) {
+    for (int64_t c0 = 0; c0 < C; c0 += 32) {
+      const __m256i* wb = reinterpret_cast<const __m256i*>(v.w + (c0 / 32) * nq * 128);
+      __m256i acc[4][4];
+      for (int s = 0; s < 4; ++s) {
+        const __m256i z0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v.zq + c0 + 8 * s));
+        for (int q = 0; q < 4; ++q) acc[q][s] = z0;
+      }
+      for (int64_t j = 0; j < nq; ++j) {
+        const __m256i w0 = _mm256_loadu_si256(wb + 4 * j), w1 = _mm256_loadu_si256(wb + 4 * j + 1);
+        const __m256i w2 = _mm256_loadu_si256(wb + 4 * j + 2), w3 = _mm256_loadu_si256(wb + 4 * j + 3);
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; ++q) {
+          const int8_t* pt[4];
+          taps(int(4 * g + q), j, pt);
+          const __m256i a = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pt[0] + c0)), flip);
+          const __m256i b = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pt[1] + c0)), flip);
+          const __m256i c = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pt[2] + c0)), flip);
+          const __m256i d = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pt[3] + c0)), flip);
+          const __m256i ab0 = _mm256_unpacklo_epi8(a, b), ab1 = _mm256_unpackhi_epi8(a, b);
+          const __m256i cd0 = _mm256_unpacklo_epi8(c, d), cd1 = _mm256_unpackhi_epi8(c, d);
+          acc[q][0] = _mm256_dpbusd_epi32(acc[q][0], _mm256_unpacklo_epi16(ab0, cd0), w0);
+          acc[q][1] = _mm256_dpbusd_epi32(acc[q][1], _mm256_unpackhi_epi16(ab0, cd0), w1);
+          acc[q][2] = _mm256_dpbusd_epi32(acc[q][2], _mm256_unpacklo_epi16(ab1, cd1), w2);
+          acc[q][3] = _mm256_dpbusd_epi32(acc[q][3], _mm256_unpackhi_epi16(ab1, cd1), w3);
+        }
+      }
+      __m256 m[4], bs[4];
+      for (int s = 0; s < 4; ++s) m[s] = _mm256_loadu_ps(v.comb + c0 + 8 * s), bs[s] = _mm256_loadu_ps(v.bias + c0 + 8 * s);
 #pragma GCC unroll 4
       for (int q = 0; q < 4; ++q) {
-        const int8_t* pt[4];
-        taps(q, j, pt);
-        const __m256i a = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pt[0] + c0)), flip);
-        const __m256i b = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pt[1] + c0)), flip);
-        const __m256i c = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pt[2] + c0)), flip);
-        const __m256i d = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pt[3] + c0)), flip);
-        const __m256i ab0 = _mm256_unpacklo_epi8(a, b), ab1 = _mm256_unpackhi_epi8(a, b);
-        const __m256i cd0 = _mm256_unpacklo_epi8(c, d), cd1 = _mm256_unpackhi_epi8(c, d);
-        acc[q][0] = _mm256_dpbusd_epi32(acc[q][0], _mm256_unpacklo_epi16(ab0, cd0), w0);
-        acc[q][1] = _mm256_dpbusd_epi32(acc[q][1], _mm256_unpackhi_epi16(ab0, cd0), w1);
-        acc[q][2] = _mm256_dpbusd_epi32(acc[q][2], _mm256_unpacklo_epi16(ab1, cd1), w2);
-        acc[q][3] = _mm256_dpbusd_epi32(acc[q][3], _mm256_unpackhi_epi16(ab1, cd1), w3);
+        __m256i r[4];
+        for (int s = 0; s < 4; ++s) {
+          const __m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[q][s]), m[s], bs[s]);
+          r[s] = dq->guard ? q8_lanes(f, vinv) : _mm256_cvtps_epi32(_mm256_mul_ps(f, vinv));
+        }
+        // packs per 128-bit lane: [s0 s1 s2 s3 lanes 0-3 | lanes 4-7] = channels [0-15 | 16-31]: in order
+        const __m256i b = _mm256_packs_epi16(_mm256_adds_epi16(_mm256_packs_epi32(r[0], r[1]), vz),
+                                             _mm256_adds_epi16(_mm256_packs_epi32(r[2], r[3]), vz));
+        __m256i o = b;  // the code clamp, where it can change a code
+        if (dq->lo != -128) o = _mm256_max_epi8(o, qlo);
+        if (dq->hi != 127) o = _mm256_min_epi8(o, qhi);
+        int8_t* dst = out(4 * g + q) + c0;
+        if (c0 + 32 <= C) _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), o);
+        else _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm256_castsi256_si128(o));  // C % 32 == 16
       }
-    }
-    __m256 m[4], bs[4];
-    for (int s = 0; s < 4; ++s) m[s] = _mm256_loadu_ps(v.comb + c0 + 8 * s), bs[s] = _mm256_loadu_ps(v.bias + c0 + 8 * s);
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; ++q) {
-      __m256i r[4];
-      for (int s = 0; s < 4; ++s) {
-        const __m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[q][s]), m[s], bs[s]);
-        r[s] = dq->guard ? q8_lanes(f, vinv) : _mm256_cvtps_epi32(_mm256_mul_ps(f, vinv));
-      }
-      // packs per 128-bit lane: [s0 s1 s2 s3 lanes 0-3 | lanes 4-7] = channels [0-15 | 16-31]: in order
-      const __m256i b = _mm256_packs_epi16(_mm256_adds_epi16(_mm256_packs_epi32(r[0], r[1]), vz),
-                                           _mm256_adds_epi16(_mm256_packs_epi32(r[2], r[3]), vz));
-      __m256i o = b;  // the code clamp, where it can change a code
-      if (dq->lo != -128) o = _mm256_max_epi8(o, qlo);
-      if (dq->hi != 127) o = _mm256_min_epi8(o, qhi);
-      int8_t* dst = dq->q + q * dq->Os + c0;
-      if (c0 + 32 <= C) _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), o);
-      else _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm256_castsi256_si128(o));  // C % 32 == 16
     }
   }
 }
-// Four neighbouring output pixels of one row, every tap inside (toff: 4 * quads offsets, 0 past the last tap).
+// ng groups of four neighbouring output pixels of one row (4 * ng pixels), every tap inside (toff: 4 * quads
+// offsets, 0 past the last tap).
 LB_TARGET_VNNI void dw4_vnni(const OpParams& p, const DwVnni& v, const int8_t* px, int64_t step, const int64_t* toff,
-                             const DwQ8* dq) {
+                             const DwQ8* dq, int64_t ng) {
   dw4_vnni_core(p, v, [&](int q, int64_t j, const int8_t** pt) {
     const int8_t* b = px + q * step;
     for (int t = 0; t < 4; ++t) pt[t] = b + toff[4 * j + t];
-  }, dq);
+  }, [&](int64_t q) { return dq->q + q * dq->Os; }, dq, ng);
 }
-// Four output pixels anywhere: tap t of pixel q at xt4[q * tp + t] (tp = 4 * quads; padding taps: a row of zero points).
-LB_TARGET_VNNI void dw4p_vnni(const OpParams& p, const DwVnni& v, const int8_t* const* xt4, int64_t tp, const DwQ8* dq) {
+// Four output pixels anywhere: tap t of pixel q at xt4[q * tp + t] (tp = 4 * quads; padding taps: a row of zero points),
+// its int8 row at dst[q].
+LB_TARGET_VNNI void dw4p_vnni(const OpParams& p, const DwVnni& v, const int8_t* const* xt4, int64_t tp,
+                              int8_t* const* dst, const DwQ8* dq) {
   dw4_vnni_core(p, v, [&](int q, int64_t j, const int8_t** pt) {
     for (int t = 0; t < 4; ++t) pt[t] = xt4[q * tp + 4 * j + t];
-  }, dq);
+  }, [&](int64_t q) { return dst[q]; }, dq, 1);
 }
 #endif
 
@@ -1647,6 +1653,7 @@ void conv_run(OpCtx& c) {
 #if defined(__x86_64__)
       DwQ8 tq = dq;
       if (vnni) tq.guard = vguard;  // (the AVX2 kernels always keep it)
+      int8_t* dst4[4] = {};  // (VNNI) the output rows of the pending pixels
 #endif
       for (int64_t tile = t0; tile < t1; ++tile) {
         const int64_t P0 = tile * T, m = std::min(T, P - P0);
@@ -1659,32 +1666,45 @@ void conv_run(OpCtx& c) {
                                       o.q + (P0 + i) * tq.Os);
         };
 #endif
-        int64_t pend = 0;  // pixels [i - pend, i) have their tap pointers in slots 0..pend-1
+        int64_t pend = 0;  // pending pixels: their tap pointers in slots 0..pend-1 (AVX2: pixels [i - pend, i))
+        int64_t n = P0 / OHW, oy = (P0 % OHW) / OW, ox = P0 % OW;  // pixel P0 + i (advanced with i, no divisions)
+        auto advance = [&](int64_t k) {
+          for (ox += k; ox >= OW; ox -= OW)
+            if (++oy == OH) oy = 0, ++n;
+        };
         for (int64_t i = 0; i < m;) {
-          const int64_t Pi = P0 + i, n = Pi / OHW, oy = (Pi % OHW) / OW, ox = Pi % OW;
           const int64_t iy0 = oy * sh - pt, ix0 = ox * sw - pl;
 #if defined(__x86_64__)
-          // four pixels of this row, all inside (after the pending ones: one by one on AVX2; the VNNI kernel takes
-          // this pixel as a pending one until the slots are full, so no pixel runs alone)
-          if (four && taps <= 64 && (pend == 0 || !vnni) && i + 4 <= m && ox + 4 <= OW && iy0 >= 0 &&
-              iy0 + ekh <= H && ix0 >= 0 && ix0 + 3 * sw + ekw <= W) {
-            for (int64_t q = 0; q < pend; ++q) one(xt4 + q * tp, i - pend + q);
-            pend = 0;
+          // four pixels of this row, all inside (after the pending ones, one by one on AVX2; the VNNI kernel keeps
+          // them pending: its slots carry their output rows, so no pixel runs alone)
+          if (four && taps <= 64 && i + 4 <= m && ox + 4 <= OW && iy0 >= 0 && iy0 + ekh <= H && ix0 >= 0 &&
+              ix0 + 3 * sw + ekw <= W) {
+            if (!vnni) {
+              for (int64_t q = 0; q < pend; ++q) one(xt4 + q * tp, i - pend + q);
+              pend = 0;
+            }
             const int8_t* px = x + ((n * H + iy0) * W + ix0) * Cs;
-            if (vnni) {
+            int64_t k = 4;
+            if (vnni) {  // every following group of four of this row that is inside too, in one call
+              const int64_t ng = std::min({(m - i) / 4, (OW - ox) / 4, ((W - ekw - ix0) / sw + 1) / 4});
               tq.q = o.q + (P0 + i) * tq.Os;
-              dw4_vnni(p, dvv, px, sw * Cs, toff, &tq);
+              dw4_vnni(p, dvv, px, sw * Cs, toff, &tq, ng);
+              k = 4 * ng;
             } else if (qfuse) {
               tq.q = o.q + (P0 + i) * tq.Os;
               dw_pixel4_avx2<true>(p, px, sw * Cs, toff, bias, nullptr, &tq);
             } else {
               dw_pixel4_avx2<false>(p, px, sw * Cs, toff, bias, yt + i * O, nullptr);
             }
-            i += 4;
+            i += k;
+            advance(k);
             continue;
           }
 #endif
           const int8_t** xt = xt4 + pend * tp;
+#if defined(__x86_64__)
+          if (vnni) dst4[pend] = o.q + (P0 + i) * tq.Os;
+#endif
           if (taps <= 64 && iy0 >= 0 && iy0 + ekh <= H && ix0 >= 0 && ix0 + ekw <= W) {  // every tap inside
             const int8_t* px = x + ((n * H + iy0) * W + ix0) * Cs;
             for (int64_t t = 0; t < taps; ++t) xt[t] = px + toff[t];
@@ -1698,12 +1718,12 @@ void conv_run(OpCtx& c) {
             }
           }
           ++i;
+          advance(1);
 #if defined(__x86_64__)
           if (four) {
             if (++pend == 4) {
               if (vnni) {
-                tq.q = o.q + (P0 + i - 4) * tq.Os;
-                dw4p_vnni(p, dvv, xt4, tp, &tq);
+                dw4p_vnni(p, dvv, xt4, tp, dst4, &tq);
               } else if (qfuse) {
                 tq.q = o.q + (P0 + i - 4) * tq.Os;
                 dw_pixel4p_avx2<true>(p, xt4, tp, bias, nullptr, &tq);
@@ -1720,15 +1740,16 @@ void conv_run(OpCtx& c) {
             dw_pixel_scalar(p, xt, codes, dv.comb, bias, yt + (i - 1) * O);
         }
 #if defined(__x86_64__)
-        if (vnni && pend > 0 && vtail) {  // the last 1-3 pixels of the tile: one VNNI group, its free slots
-          for (int64_t q = pend; q < 4; ++q)  // reading the pad row, written to scratch and copied
+        if (vnni && pend > 0 && vtail) {  // the last 1-3 pending pixels of the tile: one VNNI group, its free
+          for (int64_t q = pend; q < 4; ++q) {  // slots reading the pad row and writing to scratch
             for (int64_t t = 0; t < taps; ++t) xt4[q * tp + t] = pad;
-          tq.q = reinterpret_cast<int8_t*>(ys);
-          dw4p_vnni(p, dvv, xt4, tp, &tq);
-          std::memcpy(o.q + (P0 + m - pend) * tq.Os, ys, size_t(pend * tq.Os));
+            dst4[q] = reinterpret_cast<int8_t*>(ys);
+          }
+          dw4p_vnni(p, dvv, xt4, tp, dst4, &tq);
           pend = 0;
         }
-        for (int64_t q = 0; q < pend; ++q) one(xt4 + q * tp, m - pend + q);  // the last 1-3 pixels of the tile
+        for (int64_t q = 0; q < pend; ++q)  // the last 1-3 pixels of the tile (pending: of the tile's end)
+          one(xt4 + q * tp, vnni ? (dst4[q] - o.q) / tq.Os - P0 : m - pend + q);
         if (qfuse) continue;
 #endif
         epilogue(p, o, yt, P0, m, rq, flat);
