@@ -1,7 +1,7 @@
 """Float pointwise convs on small maps -> ``conv2d_pw_f32`` (docs/package-format.md, section 7).
 
 A float ``conv2d_f32`` that is 1x1, stride 1, unpadded, one group, whose output map has at most
-``PW_MAX_PIXELS`` pixels (EfficientNet-Lite0's 7x7 and 14x14 maps, PP-OCR det's 10x20), gets its
+``PW_MAX_PIXELS`` pixels (EfficientNet-Lite0's 7x7, 14x14 and 28x28 maps, PP-OCR det's 10x20), gets its
 weight stored blocked by 8 output channels, ``[ceil(O/8), K, 8]`` (zero-padded), and becomes
 ``conv2d_pw_f32`` with the attribute ``out_channels`` = O. The runtime reads the blocks in place
 with the output channels in the vector lanes (native/src/ops/ops_conv.cpp); the NCHW GEMM it
@@ -17,7 +17,7 @@ Blocked chains (``float_blocked_chains``, run last): a float tensor produced by 
 a depthwise ``conv2d_f32`` and read only (as the data input) by such ops, with a multiple of 8 channels
 and not a graph output, is kept in the blocked NCHW8c layout ``[N][C/8][H][W][8]`` (the same bytes as
 NCHW): the producer gets ``y_nchw8c = 1``, every consumer ``x_nchw8c = 1``. EfficientNet-Lite0's
-expand -> depthwise -> project blocks on 14x14 / 7x7 maps then skip the depthwise's 8x8 transposes in
+expand -> depthwise -> project blocks on 28x28 / 14x14 / 7x7 maps then skip the depthwise's 8x8 transposes in
 and out and the 1x1 convs' input packing / output transposes (native/src/ops/ops_conv.cpp). The
 shape in the manifest stays the logical NCHW one; the result is bitwise that of the NCHW ops.
 """
@@ -27,7 +27,12 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-PW_MAX_PIXELS = 256  # larger maps: the GEMM is as fast (bench: 28x28 and up)
+# Larger maps keep the NCHW GEMM / 1x1 kernels. Session 11 (Zen 4, AVX-512): 256 -> 784 (28x28), where the
+# blocked chain then also covers EfficientNet's 28x28 blocks (separate processes, 1 thread, chrt, load 4-5:
+# the 240 -> 40 projection 161 -> 140 us, the 5x5 depthwise 188 -> 178, the stride-2 one after it 55 -> 47);
+# at 56x56 the blocked chain made the depthwise convs (channel-blocked kernel instead of the 16-lane NCHW
+# ones) and the expansions slower than the projections gained.
+PW_MAX_PIXELS = 784
 BLOCKED_CHAINS = True  # tests turn it off to compare the blocked ops with the NCHW ones
 DW_BLOCKED_MAX_W = 512  # the runtime's channel-blocked depthwise keeps a few padded rows in ~160 KB
 

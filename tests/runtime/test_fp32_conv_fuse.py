@@ -75,14 +75,14 @@ def _lcnet_block():
 
 
 def _gemm_map():
-    """1x1 conv on a 20x20 map (the NCHW GEMM), per-channel Mul, bias, HardSwish, affine; a 3x3
-    16->8 conv (the output-channel tile) with Clip."""
+    """1x1 conv on a 30x30 map (the NCHW GEMM: over PW_MAX_PIXELS), per-channel Mul, bias, HardSwish,
+    affine; a 3x3 16->8 conv (the output-channel tile) with Clip."""
     g = _G()
     y = g.op("Mul", [g.conv("x", 40, 24, 1), g.const(_w(1, 40, 1, 1, seed=4) - 0.5)])
     y = g.affine(g.hswish(g.bias(y, 40)), -0.7, 0.31)
     y = g.conv(y, 8, 40, 3)
     g.op("Clip", [g.bias(y, 8), g.const(-0.5), g.const(0.75)], "y")
-    return g.nodes, [("x", [2, 24, 20, 20])], g.inits
+    return g.nodes, [("x", [2, 24, 30, 30])], g.inits
 
 
 def _not_foldable():

@@ -1,4 +1,4 @@
-"""conv2d_pw_f32 (session 4): float 1x1 stride-1 one-group convs on maps of at most 256 pixels are
+"""conv2d_pw_f32 (session 4): float 1x1 stride-1 one-group convs on maps of at most 256 pixels (784 since session 11) are
 exported with their weight blocked by 8 output channels ([ceil(O/8), K, 8], exporters/lbpk_fpw.py)
 and run with the output channels in the vector lanes (native/src/ops/ops_conv.cpp). Each case:
 the exported kernel, ONNX Runtime within 1e-4 relative, bitwise identity for 1/2/3 threads, bitwise
@@ -57,9 +57,9 @@ def test_pw_matches_ort_threads_and_gemm_path(tmp_path, monkeypatch, name):
 
 
 def test_pw_only_for_small_unstrided_maps(tmp_path):
-    """Over 256 pixels, a stride, a pad or a group keeps conv2d_f32."""
+    """Over PW_MAX_PIXELS (784) pixels, a stride, a pad or a group keeps conv2d_f32."""
     cases = {
-        "big_map": pw_conv_case([1, 8, 17, 17], 16),
+        "big_map": pw_conv_case([1, 8, 29, 29], 16),  # 841 pixels (the limit is 784 since session 11)
         "strided": ([helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[1, 1], strides=[2, 2])],
                     [("x", [1, 8, 8, 8])], {"w": rand_w(16, 8, 1, 1)}),
         "padded": ([helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[1, 1], pads=[1, 1, 1, 1])],
