@@ -5,10 +5,10 @@ stride-1 depthwise (rows of >= 48 outputs); session 11: the 7-pixel conv2d_pw_f3
 multiple of 7 but not of 8, any K). Each keeps the AVX2 kernel's per-element order (bias, then
 the taps / k in order), so each case runs in child processes under LOWBIT_ISA=avx512vnni and avx2 and
 must be bitwise equal, 1 and 2 threads bitwise identical, with the AVX-512 kernel reported, and within
-1e-4 relative (the named float tolerance) of ONNX Runtime and of the scalar path (LOWBIT_ISA=scalar). Shapes hit partial 8-pixel panels, 1/2/3-block channel tiles,
-several K blocks, odd and even left pads, rows whose width is and is not a multiple of 32 (the
-deinterleave's masked tail), overlapping last vectors and every fused activation. Skipped on CPUs
-without AVX-512."""
+1e-4 relative (the named float tolerance) of ONNX Runtime and of the scalar path (LOWBIT_ISA=scalar).
+Shapes hit partial 8-pixel panels, 1/2/3-block channel tiles, several K blocks, odd and even left
+pads, rows whose width is and is not a multiple of 32 (the deinterleave's masked tail), overlapping
+last vectors and every fused activation. Skipped on CPUs without AVX-512."""
 
 import os
 import subprocess

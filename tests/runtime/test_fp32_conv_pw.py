@@ -1,6 +1,6 @@
-"""conv2d_pw_f32 (session 4): float 1x1 stride-1 one-group convs on maps of at most 256 pixels (784 since session 11) are
-exported with their weight blocked by 8 output channels ([ceil(O/8), K, 8], exporters/lbpk_fpw.py)
-and run with the output channels in the vector lanes (native/src/ops/ops_conv.cpp). Each case:
+"""conv2d_pw_f32 (session 4): float 1x1 stride-1 one-group convs on maps of at most 256 pixels
+(784 since session 11) are exported with their weight blocked by 8 output channels ([ceil(O/8), K, 8],
+exporters/lbpk_fpw.py) and run with the output channels in the vector lanes (native/src/ops/ops_conv.cpp). Each case:
 the exported kernel, ONNX Runtime within 1e-4 relative, bitwise identity for 1/2/3 threads, bitwise
 equality with the GEMM path of conv2d_f32 (same per-element order), and the portable path
 (LOWBIT_ISA=scalar) against ONNX Runtime. Shapes hit every channel-tile split (O = 8, 16, 24, 40,
