@@ -47,6 +47,20 @@ inline __m256i bcast4(const int8_t* p) {
   std::memcpy(&v, p, 4);
   return _mm256_set1_epi32(v);
 }
+/// acc += a (u8) . the 4 int8 at p broadcast to every lane, the broadcast folded into the vpdpbusd
+/// as an EVEX embedded broadcast (m32{1to8}): one uop per quad instead of a broadcast load and the
+/// dot (GCC 12 does not fold _mm256_set1_epi32 of a load into it). Same result as
+/// _mm256_dpbusd_epi32(acc, a, bcast4(p)). w4a8-g32 hot: 9.2-10.4 instead of 11.1-13.2 cycles per
+/// group, t2a8-g128 26-27 instead of 29-30 (session 11, docs/kernels.md).
+inline __m256i dpbusd_bcast4(__m256i acc, __m256i a, const int8_t* p) {
+#if defined(SIMDE_VERSION_MAJOR)
+  return _mm256_dpbusd_epi32(acc, a, bcast4(p));
+#else
+  typedef int32_t i32_alias __attribute__((may_alias));
+  __asm__("vpdpbusd %2%{1to8%}, %1, %0" : "+v"(acc) : "v"(a), "m"(*reinterpret_cast<const i32_alias*>(p)));
+  return acc;
+#endif
+}
 inline __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 inline __m256 load_fp16x8(const uint8_t* p) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
@@ -106,7 +120,7 @@ inline __m256 ugemv_panel(const lb_mm_args* a, const int8_t* x, const lb_q8_meta
       __m256i v = load32(blk + kHb + 32 * c);
       LB_GEMV_IN_REG(v);  // one load per chunk, not one folded into each vpand
       for (int i = 0; i < kQ; ++i)
-        dq[i] = _mm256_dpbusd_epi32(dq[i], _mm256_and_si256(v, mask[i]), bcast4(x + 4 * (kQ * c + i)));
+        dq[i] = dpbusd_bcast4(dq[i], _mm256_and_si256(v, mask[i]), x + 4 * (kQ * c + i));
     }
     __m256i d32 = dq[0];  // sum over the group of code * x (exact: |dq[i]| <= 240 * 127 * G)
     for (int i = 1; i < kQ; ++i) d32 = _mm256_add_epi32(d32, _mm256_srai_epi32(dq[i], U::shift(i)));
@@ -171,8 +185,8 @@ void cgemv_g(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1
           const __m256i v = load32(blk + 16 + 32 * c);
           const __m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, m4));
           const __m256i hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
-          d0 = _mm256_dpbusd_epi32(d0, lo, bcast4(x + 8 * c));
-          d1 = _mm256_dpbusd_epi32(d1, hi, bcast4(x + 8 * c + 4));
+          d0 = dpbusd_bcast4(d0, lo, x + 8 * c);
+          d1 = dpbusd_bcast4(d1, hi, x + 8 * c + 4);
         }
         const __m256i dot = _mm256_sub_epi32(_mm256_add_epi32(d0, d1), _mm256_set1_epi32(128 * xm[g].s));
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(load_fp16x8(blk), _mm256_set1_ps(xm[g].d)), acc);
