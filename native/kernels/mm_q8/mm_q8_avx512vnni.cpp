@@ -3,98 +3,88 @@
 // mm_avx512_gemv.h; the registered name keeps its "16x4").
 // GEMM (registered as "8x16" since session 4; the tile is 12 rows x 32 columns since session 9):
 // a register tile of 12 activation rows x 32 outputs (two zmm of weights, four panels, per quad;
-// 24 int32 accumulators), K blocked so that every operand of the inner loop comes from L1:
-// * N blocks of kNB columns (weights kNB x kp: 512 KB at K 4096, kept in L2 across the M blocks);
-// * M blocks of kMB rows; per K block of kKC the block's activations are flipped to u8 (x + 128)
-//   once into a small buffer (kMB x kKC = 12 KB), read by every column tile of the N block;
-//   kp <= 512: one K block of kp (rows 512 apart, up to 24 KB), no partial sums (session 10);
-// * per (N block, M block, K block): column tiles outside, row tiles inside, so a tile's weights
-//   (32 x kKC = 8 KB) stay in L1 for all the row tiles; the first row tile prefetches the same
-//   panels' next K block into L2. Partial int32 sums between K blocks wait in a stack buffer.
+// 24 int32 accumulators) that runs over the whole of K (session 11; before: K blocks of 256 with
+// partial sums in memory and the activations copied per N block, 86-87% of the int8 peak at
+// 4096 x 11008, now ~94%):
+// * the activations are flipped to u8 (x + 128) once per call and laid out per tile of 12 rows in
+//   chunks of 32 codes (the 12 rows' 32 bytes side by side: one sequential stream per tile, read
+//   from L2), in a thread-local buffer; rows in chunks of at most ~576 KB of codes (one chunk at
+//   M = 128, K 4096); an interleave of single quads ([quad][row]) cost a 4 x 4 transpose per 16
+//   bytes and lost 4-12% on tall GEMMs with N <= 64 (im2col convs) where this layout does not;
+// * per chunk: column tiles outside, row tiles inside, so the tile's weights (32 x kp: four
+//   sequential panel streams, 128 KB at K 4096) come from L2 for every row tile but the first,
+//   and the first row tile prefetches the next column tile's weights into L2.
 // Per quad: 4 weight loads (two 32-byte halves per zmm) + 2 vinserti64x4, 12 broadcast loads,
-// 24 vpdpbusd; no xor in the loop (the flip is once per K block and N block).
-// Integer sums are exact in any order, so the blocking never changes a bit; the epilogue is the
-// session-4 one: float(dot - (128 + zero) * row_sum) * (row_scale * d) + bias.
+// 24 vpdpbusd. Integer sums are exact in any order, so the blocking never changes a bit; the
+// epilogue is the session-4 one: float(dot - (128 + zero) * row_sum) * (row_scale * d) + bias.
+// Tried on Zen 4 (session 11): u8 weights times s8 activations with the broadcast folded into
+// vpdpbusd as a {1to16} memory operand: 2-5% slower than the register broadcast.
 #if !defined(__AVX512VNNI__) || !defined(__AVX512BW__)
 #error "mm_q8_avx512vnni.cpp must be compiled with -mavx512vnni -mavx512bw"
 #endif
 #include "mm_avx512.h"
 #include "mm_avx512_gemv.h"
 
+#include <vector>
+
 namespace {
 using namespace lb::avx512;
 
-constexpr int kMR = 12;           // activation rows per register tile
-constexpr int kNR = 32;           // output columns per register tile (two zmm, four panels)
-constexpr int64_t kKC = 256;      // k per K block (a multiple of 32, as kp: blocks of an even number of quads)
-constexpr int64_t kKCOne = 512;   // kp up to this: one K block of kp (no partial sums between K blocks)
-constexpr int kMB = 4 * kMR;      // rows per M block
-constexpr int64_t kNBMax = 128;   // columns per N block, at most (a multiple of kNR)
-constexpr int64_t kNBBytes = 512 * 1024;  // weight bytes per N block (kNB x kp), about
+constexpr int kMR = 12;                      // activation rows per register tile
+constexpr int kNR = 32;                      // output columns per register tile (two zmm, four panels)
+constexpr int64_t kChunkBytes = 576 * 1024;  // interleaved activation codes per row chunk, about
 
-struct Q8Tile {
-  const uint8_t* w[4];  // the four panels at the K block's first quad (past n1: the last valid panel again)
-  const uint8_t* x;     // u8 activations of the tile's first row (rows XS apart: kKC, or kKCOne)
-  int64_t nq;           // quads of the K block
-  int32_t* part;        // partial sums between K blocks, row r at part + r * kNBMax
-  bool first, last, pf;
-};
-
-/// acc += the tile's products over nq quads (nq even: kc is a multiple of 32). PF: one prefetch
-/// per panel every 2 quads, of the same panel's next K block (into L2; only with kKC blocks).
-/// XS: bytes between two activation rows of the block buffer.
-template <int MR, int NP, bool PF, int XS>
-__attribute__((always_inline)) inline void q8_loop(__m512i (&acc)[MR * NP], const Q8Tile& t) {
-  const uint8_t *w0 = t.w[0], *w1 = t.w[1], *w2 = t.w[2], *w3 = t.w[3];
-  const uint8_t* x = t.x;
-  for (int64_t q = 0; q < t.nq; ++q) {
-    if constexpr (PF) {
-      if ((q & 1) == 0) {
-        const int64_t ahead = 32 * q + 8 * kKC;
-        _mm_prefetch(reinterpret_cast<const char*>(w0 + ahead), _MM_HINT_T1);
-        _mm_prefetch(reinterpret_cast<const char*>(w1 + ahead), _MM_HINT_T1);
-        if constexpr (NP == 2) {
-          _mm_prefetch(reinterpret_cast<const char*>(w2 + ahead), _MM_HINT_T1);
-          _mm_prefetch(reinterpret_cast<const char*>(w3 + ahead), _MM_HINT_T1);
+/// acc += the tile's products over nq quads (a multiple of 8); x: the tile's activations as
+/// q8_interleave lays them out (quad q of row r at x + 384 (q / 8) + 32 r + 4 (q % 8)). PF: one prefetch per panel every 2 quads of pw (the next column tile) into L2.
+template <int MR, int NP, bool PF>
+__attribute__((always_inline)) inline void q8_loop(__m512i (&acc)[MR * NP], const uint8_t* const* w, const uint8_t* const* pw,
+                                                   const uint8_t* x, int64_t nq) {
+  const uint8_t *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
+  for (int64_t c = 0; c < nq / 8; ++c, x += 32 * kMR) {
+#pragma GCC unroll 2
+    for (int j = 0; j < 8; ++j) {
+      const int64_t q = 8 * c + j;
+      if constexpr (PF) {
+        if ((j & 1) == 0) {
+          _mm_prefetch(reinterpret_cast<const char*>(pw[0] + 32 * q), _MM_HINT_T1);
+          _mm_prefetch(reinterpret_cast<const char*>(pw[1] + 32 * q), _MM_HINT_T1);
+          if constexpr (NP == 2) {
+            _mm_prefetch(reinterpret_cast<const char*>(pw[2] + 32 * q), _MM_HINT_T1);
+            _mm_prefetch(reinterpret_cast<const char*>(pw[3] + 32 * q), _MM_HINT_T1);
+          }
         }
       }
-    }
-    __m512i wv[NP];
-    wv[0] = load_pair(w0 + 32 * q, w1 + 32 * q);
-    if constexpr (NP == 2) wv[1] = load_pair(w2 + 32 * q, w3 + 32 * q);
+      __m512i wv[NP];
+      wv[0] = load_pair(w0 + 32 * q, w1 + 32 * q);
+      if constexpr (NP == 2) wv[1] = load_pair(w2 + 32 * q, w3 + 32 * q);
 #pragma GCC unroll 12
-    for (int r = 0; r < MR; ++r) {
-      int32_t v;
-      std::memcpy(&v, x + r * XS + 4 * q, 4);
-      const __m512i b = _mm512_set1_epi32(v);
+      for (int r = 0; r < MR; ++r) {
+        int32_t v;
+        std::memcpy(&v, x + 32 * r + 4 * j, 4);
+        const __m512i b = _mm512_set1_epi32(v);
 #pragma GCC unroll 2
-      for (int p = 0; p < NP; ++p) acc[r * NP + p] = _mm512_dpbusd_epi32(acc[r * NP + p], b, wv[p]);
+        for (int p = 0; p < NP; ++p) acc[r * NP + p] = _mm512_dpbusd_epi32(acc[r * NP + p], b, wv[p]);
+      }
     }
   }
 }
 
-/// MR rows x 16 * NP columns over one K block; first: start from zero, else from part; last:
-/// finish into y (rows m.., columns n.. below n1, panels pn), else store to part.
-template <int MR, int NP, int XS>
-__attribute__((noinline)) void q8_tile(const lb_mm_args* a, const Q8Tile& t, const int64_t* pn, int64_t m, int64_t n, int64_t n1) {
+/// MR rows (m..) x 16 * NP columns (n.., below n1; panels pn) over all of K, finished into y.
+template <int MR, int NP, bool PF>
+__attribute__((noinline)) void q8_tile(const lb_mm_args* a, const uint8_t* const* w, const uint8_t* const* pw, const uint8_t* x,
+                                       const int64_t* pn, int64_t m, int64_t n, int64_t n1) {
   __m512i acc[MR * NP];
-#pragma GCC unroll 12
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 12
-    for (int p = 0; p < NP; ++p)
-      acc[r * NP + p] = t.first ? _mm512_setzero_si512() : _mm512_loadu_si512(t.part + r * kNBMax + 16 * p);
-  if (t.pf) q8_loop<MR, NP, true, XS>(acc, t);
-  else q8_loop<MR, NP, false, XS>(acc, t);
-  if (!t.last) {
-#pragma GCC unroll 12
-    for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 12
-      for (int p = 0; p < NP; ++p) _mm512_storeu_si512(t.part + r * kNBMax + 16 * p, acc[r * NP + p]);
-    return;
+  // each accumulator its own start value (GCC 12 otherwise copies a shared zero around every
+  // vpdpbusd, 2x slower: docs/runtime.md, "GCC 12 and vpdpbusd"); mm_avx512_gemv.h's macro
+#pragma GCC unroll 24
+  for (int i = 0; i < MR * NP; ++i) {
+    acc[i] = _mm512_setzero_si512();
+    LB_GEMV_IN_REG(acc[i]);
   }
+  q8_loop<MR, NP, PF>(acc, w, pw, x, a->kp / 4);
   // sum (x + 128) w - 128 sum w - zero * sum w, times row_scale * d, plus bias
   const __m512i off = _mm512_set1_epi32(128 + a->act_zero);
-#pragma GCC unroll 12
+#pragma GCC unroll 2
   for (int p = 0; p < NP; ++p) {
     const int64_t pa = pn[2 * p], pb = pn[2 * p + 1];
     const __m512i rs = _mm512_inserti64x4(
@@ -119,11 +109,12 @@ __attribute__((noinline)) void q8_tile(const lb_mm_args* a, const Q8Tile& t, con
   }
 }
 
-template <int NP, int XS>
-void q8_tile_rows(int mr, const lb_mm_args* a, const Q8Tile& t, const int64_t* pn, int64_t m, int64_t n, int64_t n1) {
+template <int NP, bool PF>
+void q8_tile_rows(int mr, const lb_mm_args* a, const uint8_t* const* w, const uint8_t* const* pw, const uint8_t* x,
+                  const int64_t* pn, int64_t m, int64_t n, int64_t n1) {
   switch (mr) {
 #define LB_Q8_CASE(R) \
-  case R: q8_tile<R, NP, XS>(a, t, pn, m, n, n1); break;
+  case R: q8_tile<R, NP, PF>(a, w, pw, x, pn, m, n, n1); break;
     LB_Q8_CASE(1) LB_Q8_CASE(2) LB_Q8_CASE(3) LB_Q8_CASE(4) LB_Q8_CASE(5) LB_Q8_CASE(6)
     LB_Q8_CASE(7) LB_Q8_CASE(8) LB_Q8_CASE(9) LB_Q8_CASE(10) LB_Q8_CASE(11) LB_Q8_CASE(12)
 #undef LB_Q8_CASE
@@ -131,56 +122,57 @@ void q8_tile_rows(int mr, const lb_mm_args* a, const Q8Tile& t, const int64_t* p
   }
 }
 
-void gemm_q8_tiled(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  const int64_t kp = a->kp;
-  int64_t nb = kNBBytes / kp / kNR * kNR;
-  nb = nb < kNR ? kNR : nb > kNBMax ? kNBMax : nb;
-  alignas(64) uint8_t xb[kMB * kKCOne];
-  alignas(64) int32_t part[kMB * kNBMax];
+/// Rows m0..m1 of xq as u8 (x ^ 0x80), per tile of kMR rows in chunks of 32 codes (8 quads):
+/// codes k..k+31 of row r of tile t at xi + t * tb + 12 * k + 32 r (tb = 12 kp bytes; a short last
+/// tile leaves its missing rows unset), so a tile reads its activations as one sequential stream.
+void q8_interleave(const lb_mm_args* a, int64_t m0, int64_t m1, uint8_t* xi) {
+  const int64_t kp = a->kp, tb = kMR * kp;
   const __m256i flip = _mm256_set1_epi8(char(0x80));
+  for (int64_t m = m0; m < m1; ++m) {
+    const int8_t* src = a->xq + m * kp;
+    uint8_t* dst = xi + (m - m0) / kMR * tb + 32 * ((m - m0) % kMR);
+    for (int64_t k = 0; k < kp; k += 32)
+      _mm256_store_si256(reinterpret_cast<__m256i*>(dst + kMR * k),
+                         _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + k)), flip));
+  }
+}
+
+void gemm_q8_tiled(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const int64_t kp = a->kp, tb = kMR * kp, rows = m1 - m0;
+  if (rows <= 0 || n1 <= n0) return;
+  // rows per chunk: a multiple of kMR, chunks of about equal size, each <= kChunkBytes of codes
+  // where kMR rows allow
+  const int64_t chunks = (rows * kp + kChunkBytes - 1) / kChunkBytes;
+  int64_t mc = (rows + chunks - 1) / chunks;
+  mc = (mc + kMR - 1) / kMR * kMR;
+  thread_local std::vector<uint8_t> buf;  // grows to the largest chunk seen on this thread
+  const size_t need = size_t((mc + kMR - 1) / kMR * tb) + 64;
+  if (buf.size() < need) buf.resize(need);
+  uint8_t* xi = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
   const int64_t last_panel = (n1 - 1) / 8;
-  for (int64_t ns = n0; ns < n1; ns += nb) {
-    const int64_t ne = n1 - ns < nb ? n1 : ns + nb;
-    for (int64_t ms = m0; ms < m1; ms += kMB) {
-      const int64_t me = m1 - ms < kMB ? m1 : ms + kMB;
-      // kp <= kKCOne (MiniLM's K = 384): one K block, rows kKCOne apart (3% faster at K 384-512:
-      // no partial sums; with kKC blocks the kKC stride is 0.5-2% faster at K >= 1024)
-      const bool one = kp <= kKCOne;
-      const int64_t kblk = one ? kp : kKC, xs = one ? kKCOne : kKC;
-      for (int64_t kb = 0; kb < kp; kb += kblk) {
-        const int64_t kc = kp - kb < kblk ? kp - kb : kblk;
-        for (int64_t r = ms; r < me; ++r) {  // the block's activations as u8, rows xs apart
-          const int8_t* src = a->xq + r * kp + kb;
-          uint8_t* dst = xb + (r - ms) * xs;
-          for (int64_t k = 0; k < kc; k += 32)
-            _mm256_store_si256(reinterpret_cast<__m256i*>(dst + k),
-                               _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + k)), flip));
-        }
-        Q8Tile t;
-        t.nq = kc / 4;
-        t.first = kb == 0;
-        t.last = kb + kc >= kp;
-        for (int64_t n = ns; n < ne; n += kNR) {
-          int64_t pn[4];
-          for (int i = 0; i < 4; ++i) {
-            const int64_t p = n / 8 + i;
-            pn[i] = p <= last_panel ? p : last_panel;
-            t.w[i] = a->w + pn[i] * 8 * kp + 8 * kb;
-          }
-          const bool two = n + 16 < ne;
-          for (int64_t m = ms; m < me; m += kMR) {
-            const int mr = int(me - m < kMR ? me - m : kMR);
-            t.x = xb + (m - ms) * xs;
-            t.part = part + (m - ms) * kNBMax + (n - ns);
-            t.pf = m == ms && !t.last;
-            if (one) {
-              if (two) q8_tile_rows<2, kKCOne>(mr, a, t, pn, m, n, ne);
-              else q8_tile_rows<1, kKCOne>(mr, a, t, pn, m, n, ne);
-            } else {
-              if (two) q8_tile_rows<2, kKC>(mr, a, t, pn, m, n, ne);
-              else q8_tile_rows<1, kKC>(mr, a, t, pn, m, n, ne);
-            }
-          }
+  for (int64_t ms = m0; ms < m1; ms += mc) {
+    const int64_t me = m1 - ms < mc ? m1 : ms + mc;
+    q8_interleave(a, ms, me, xi);
+    for (int64_t n = n0; n < n1; n += kNR) {
+      int64_t pn[4];
+      const uint8_t* w[4];
+      const uint8_t* pw[4];  // the next column tile's panels (clamped: prefetching them again is harmless)
+      for (int i = 0; i < 4; ++i) {
+        const int64_t p = n / 8 + i, p2 = p + kNR / 8;
+        pn[i] = p <= last_panel ? p : last_panel;
+        w[i] = a->w + pn[i] * 8 * kp;
+        pw[i] = a->w + (p2 <= last_panel ? p2 : last_panel) * 8 * kp;
+      }
+      const bool two = n + 16 < n1;
+      for (int64_t m = ms; m < me; m += kMR) {
+        const int mr = int(me - m < kMR ? me - m : kMR);
+        const uint8_t* x = xi + (m - ms) / kMR * tb;
+        if (m == ms) {
+          if (two) q8_tile_rows<2, true>(mr, a, w, pw, x, pn, m, n, n1);
+          else q8_tile_rows<1, true>(mr, a, w, pw, x, pn, m, n, n1);
+        } else {
+          if (two) q8_tile_rows<2, false>(mr, a, w, pw, x, pn, m, n, n1);
+          else q8_tile_rows<1, false>(mr, a, w, pw, x, pn, m, n, n1);
         }
       }
     }
