@@ -1655,6 +1655,7 @@ void conv_run(OpCtx& c) {
       if (vnni) tq.guard = vguard;  // (the AVX2 kernels always keep it)
       int8_t* dst4[4] = {};  // (VNNI) the output rows of the pending pixels
 #endif
+      int64_t pend = 0;  // pending pixels: their tap pointers in slots 0..pend-1 (AVX2: pixels [i - pend, i))
       for (int64_t tile = t0; tile < t1; ++tile) {
         const int64_t P0 = tile * T, m = std::min(T, P - P0);
         float* const yt = fout ? fout + P0 * O : ys;
@@ -1666,7 +1667,6 @@ void conv_run(OpCtx& c) {
                                       o.q + (P0 + i) * tq.Os);
         };
 #endif
-        int64_t pend = 0;  // pending pixels: their tap pointers in slots 0..pend-1 (AVX2: pixels [i - pend, i))
         int64_t n = P0 / OHW, oy = (P0 % OHW) / OW, ox = P0 % OW;  // pixel P0 + i (advanced with i, no divisions)
         auto advance = [&](int64_t k) {
           for (ox += k; ox >= OW; ox -= OW)
@@ -1740,7 +1740,8 @@ void conv_run(OpCtx& c) {
             dw_pixel_scalar(p, xt, codes, dv.comb, bias, yt + (i - 1) * O);
         }
 #if defined(__x86_64__)
-        if (vnni && pend > 0 && vtail) {  // the last 1-3 pending pixels of the tile: one VNNI group, its free
+        if (vnni && vtail && tile + 1 < t1) continue;  // (VNNI) pending pixels wait for the next tile of this range
+        if (vnni && pend > 0 && vtail) {  // the last 1-3 pending pixels of the range: one VNNI group, its free
           for (int64_t q = pend; q < 4; ++q) {  // slots reading the pad row and writing to scratch
             for (int64_t t = 0; t < taps; ++t) xt4[q * tp + t] = pad;
             dst4[q] = reinterpret_cast<int8_t*>(ys);
@@ -1750,6 +1751,7 @@ void conv_run(OpCtx& c) {
         }
         for (int64_t q = 0; q < pend; ++q)  // the last 1-3 pixels of the tile (pending: of the tile's end)
           one(xt4 + q * tp, vnni ? (dst4[q] - o.q) / tq.Os - P0 : m - pend + q);
+        pend = 0;
         if (qfuse) continue;
 #endif
         epilogue(p, o, yt, P0, m, rq, flat);
