@@ -2,7 +2,7 @@
 part of it): the 8-pixel conv2d_pw_f32 tiles (maps of >= 128 pixels, K > 128; NCHW or blocked input
 and output), the 16-lane stride-2 depthwise (3x3 / 5x5, rows of >= 48 outputs) and the 16-lane 3x3
 stride-1 depthwise (rows of >= 48 outputs); session 11: the 7-pixel conv2d_pw_f32 tiles (pixel counts a
-multiple of 7 but not of 8, any K). Each keeps the AVX2 kernel's per-element order (bias, then
+multiple of 7 but not of 8, any K) and the channel-blocked depthwise's row tiles (blocked output). Each keeps the AVX2 kernel's per-element order (bias, then
 the taps / k in order), so each case runs in child processes under LOWBIT_ISA=avx512vnni and avx2 and
 must be bitwise equal, 1 and 2 threads bitwise identical, with the AVX-512 kernel reported, and within
 1e-4 relative (the named float tolerance) of ONNX Runtime and of the scalar path (LOWBIT_ISA=scalar).
@@ -61,6 +61,16 @@ CASES = {
     "pw7_1x7_k300_o24_hardswish": (_pw([1, 300, 1, 7], 24, "HardSwish"), "conv2d_pw_f32"),
     "pw7_3x7_k64_o8_nobias_batch2": (_pw([2, 64, 3, 7], 8, None, bias=False), "conv2d_pw_f32"),
     "chain_7x7_k5_e192": (_block([1, 32, 7, 7], 192, 5), "conv2d_pw_f32"),
+    # channel-blocked depthwise rows with a blocked output (session 11): tiles of 14 outputs (OW = 20: a
+    # last tile overlapping the first; OW = 28, 14) or 7 (OW = 10: overlapping; OW = 7), 3x3 / 5x5,
+    # stride 1 / 2, a 40x40 NCHW input (expand over 784 pixels) into a blocked output, every activation
+    "dwb_20x20_k3_s1_clip": (_block([1, 16, 20, 20], 48, 3), "conv2d_f32"),
+    "dwb_10x10_k5_s1_sigmoid": (_block([1, 8, 10, 10], 32, 5, act="Sigmoid"), "conv2d_f32"),
+    "dwb_28x28_k5_s2_hardswish": (_block([1, 16, 28, 28], 40, 5, stride=2, act="HardSwish", residual=False),
+                                  "conv2d_f32"),
+    "dwb_13x13_k3_s2_relu": (_block([1, 8, 13, 13], 24, 3, stride=2, act="Relu", residual=False), "conv2d_f32"),
+    "dwb_40x40_nchw_in_k3_s2_hardsigmoid": (_block([1, 8, 40, 40], 16, 3, stride=2, act="HardSigmoid",
+                                                   residual=False), "conv2d_f32"),
     # stride-2 depthwise on wide rows: W = 101 (masked tail, pl odd), W = 128 (no tail), 5x5, asymmetric pads
     "dws2_3x3_w101_sigmoid": (_dw([1, 5, 7, 101], 3, 2, "Sigmoid", [0, 1, 1, 0]), "conv2d_f32"),
     "dws2_3x3_w128_clip": (_dw([1, 6, 9, 128], 3, 2, "Clip", [1, 1, 1, 1]), "conv2d_f32"),

@@ -815,6 +815,57 @@ __attribute__((target("avx2,fma"), always_inline)) inline void dwb_tile(const fl
   if (tr) transpose8x8_ps(acc);
 }
 
+// AVX-512 path of the channel-blocked depthwise with a blocked output (session 11): J consecutive
+// output pixels of one row per tile (J = 14 or 7 accumulators; EVEX has 32 registers), and per kernel
+// row ky each padded input pixel of the row loaded once and used for every (output, tap) pair that
+// reads it: S (J - 1) + KW loads per KW * J FMAs instead of one load per FMA (dwb_tile was bound by its
+// loads: 9 per 8 FMAs), the KW weights of the row in registers. Per output the taps still come in
+// order (ky, then kx as the input column grows): bias, then every tap in order, bitwise equal to
+// dwb_tile. `in` is the padded buffer at (row oy * sh - r0, column ox0 * S), o the output pixel.
+template <int KW, int S, int J>
+LB_Z512 __attribute__((noinline)) void dwb_row512(const float* in, int64_t PW, int64_t KH, const float* wb,
+                                                  __m256 bias, int64_t act, float lo, float hi, float* o) {
+  __m256 acc[J];
+#pragma GCC unroll 16
+  for (int j = 0; j < J; ++j) acc[j] = bias;
+  constexpr int NC = S * (J - 1) + KW;  // input pixels of a row of taps
+  for (int64_t ky = 0; ky < KH; ++ky) {
+    const float* r = in + ky * PW * 8;
+    __m256 wv[KW];
+#pragma GCC unroll 5
+    for (int kx = 0; kx < KW; ++kx) wv[kx] = _mm256_loadu_ps(wb + (ky * KW + kx) * 8);
+#pragma GCC unroll 40
+    for (int c = 0; c < NC; ++c) {
+      const __m256 v = _mm256_loadu_ps(r + c * 8);
+#pragma GCC unroll 5
+      for (int kx = 0; kx < KW; ++kx) {
+        const int d = c - kx;
+        if (d >= 0 && d % S == 0 && d / S < J) acc[d / S] = _mm256_fmadd_ps(wv[kx], v, acc[d / S]);
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int j = 0; j < J; ++j) {
+    if (act != ACT_NONE && act != ACT_SIGMOID) acc[j] = vmath::act8(acc[j], act, lo, hi);
+    _mm256_storeu_ps(o + j * 8, acc[j]);
+  }
+  if (act == ACT_SIGMOID) apply_act(o, J * 8, act, lo, hi);
+}
+using DwbRowFn = void (*)(const float*, int64_t, int64_t, const float*, __m256, int64_t, float, float, float*);
+// The row tile for p, or nullptr: blocked output, no dilation, 3x3 or 5x5 (any KH for the rows), stride
+// 1 or 2 across, rows of >= 7 outputs (tiles of 14, or 7 below 14; a row's last tile overlaps the one
+// before when J does not divide OW: the same values stored twice).
+DwbRowFn dwb_row512_fn(const OpParams& p) {
+  if (!use_avx512() || !p.i[kYb] || p.i[kDh] != 1 || p.i[kDw] != 1 || p.i[kOW] < 7) return nullptr;
+  const int64_t kw = p.i[kKw], sw = p.i[kSw];
+  const bool j14 = p.i[kOW] >= 14;
+  if (kw == 3 && sw == 1) return j14 ? dwb_row512<3, 1, 14> : dwb_row512<3, 1, 7>;
+  if (kw == 3 && sw == 2) return j14 ? dwb_row512<3, 2, 14> : dwb_row512<3, 2, 7>;
+  if (kw == 5 && sw == 1) return j14 ? dwb_row512<5, 1, 14> : dwb_row512<5, 1, 7>;
+  if (kw == 5 && sw == 2) return j14 ? dwb_row512<5, 2, 14> : dwb_row512<5, 2, 7>;
+  return nullptr;
+}
+
 // Channel blocks [b0, b1) (block = (n, 8 channels)). The output pixels of a strip are taken 8 at a
 // time in flat (row-major) order, across row ends, so every store is a full 8-pixel vector of a
 // channel plane; the strip's last step overlaps the previous one (the same values), a strip of
@@ -838,6 +889,8 @@ __attribute__((target("avx2,fma"))) void dwb_range_avx2(const OpParams& p, const
   for (int64_t t = 0; t < taps; ++t) toff[t] = ((t / kw) * p.i[kDh] * g.PW + (t % kw) * p.i[kDw]) * 8;
   alignas(32) static const int32_t kLanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
   alignas(32) float bias8[8];
+  const DwbRowFn row512 = dwb_row512_fn(p);
+  const int64_t J512 = OW >= 14 ? 14 : 7;
   for (int64_t blk = b0; blk < b1; ++blk) {
     const int64_t n = blk / blocks, c0 = (blk % blocks) * 8, nc = std::min<int64_t>(8, C - c0);
     const float* xin = x + (n * C + c0) * HW;
@@ -863,6 +916,15 @@ __attribute__((target("avx2,fma"))) void dwb_range_avx2(const OpParams& p, const
       const int64_t oy1 = std::min(OH, oy0 + g.S), r0 = oy0 * sh;
       if (xbl) fill_block8b(xin, H, W, pt, pl, r0, std::min(g.PH, r0 + g.SR), g.PW, P, one_strip);
       else fill_block8(xin, nc, H, W, pt, pl, r0, std::min(g.PH, r0 + g.SR), g.PW, P, one_strip);
+      if (row512) {  // AVX-512 rows (blocked output)
+        for (int64_t oy = oy0; oy < oy1; ++oy)
+          for (int64_t xs = 0; xs < OW; xs += J512) {
+            const int64_t ox = std::min(xs, OW - J512);
+            row512(P + ((oy * sh - r0) * g.PW + ox * sw) * 8, g.PW, p.i[kKh], wb, bias, act, p.f[0], p.f[1],
+                   yout + (oy * OW + ox) * 8);
+          }
+        continue;
+      }
       const int64_t q1 = oy1 * OW, qn = q1 - oy0 * OW;
       for (int64_t qs = oy0 * OW; qs < q1; qs += 8) {
         const int64_t q = qn >= 8 ? std::min(qs, q1 - 8) : qs;
@@ -1886,7 +1948,7 @@ void conv_run(OpCtx& c) {
   if (p.i[kMode] == 1 && (p.i[kXb] || p.i[kYb])) {  // blocked chain: the channel-blocked kernel
 #if defined(__x86_64__)
     if ((lb_cpu_features() & LB_CPU_AVX2) && lb_isa_active() != LB_ISA_SCALAR) {
-      c.isa = "avx2";
+      c.isa = dwb_row512_fn(p) ? "avx512vnni" : "avx2";
       const size_t per = (std::max(dw_scratch_floats(p), dwb_scratch_floats(p)) * sizeof(float) + 63) / 64 * 64;
       char* base = static_cast<char*>(c.scratch);
       for_ranges(c, N * ((C + 7) / 8), 8 * OHW * p.i[kKh] * p.i[kKw], [&](int tid, int64_t b0, int64_t b1) {
