@@ -34,13 +34,29 @@ namespace gemv {
 #define LB_GEMV_IN_REG(v) __asm__("" : "+v"(v))
 #endif
 
-// No software prefetch: on Zen 4 the hardware prefetchers alone read these single streams best.
+// No prefetch stream: on Zen 4 the hardware prefetchers read these single streams best.
 // 4096 x 11008 cold, paired ratio to a plain read of the same bytes under SCHED_FIFO, 1 / 2 threads:
 // w4a8-g32 on 2 MiB pages 0.94-0.96 / 0.98-0.99 without, 0.87 / 0.91-0.94 with lines prefetched
 // into L2 8 KiB and L1 1 KiB ahead (4 KiB pages: 0.97 / 0.98 both ways); the AVX2 GEMVs' T0 stream
 // 2.5 KiB ahead 0.83 / 0.88; ternary, codebook and int8 likewise (docs/kernels.md, session 10).
 // The prefetch loops also cost ~3 of the ~13 cycles per w4a8-g32 group, which the 2-thread split
 // (a core's share of ~60 GB/s) cannot spare.
+// What the hardware stream does not do is cross a 4 KiB boundary: each page starts with demand
+// misses, which a plain read overlaps (its reorder window spans ~8 KiB) and these kernels, at
+// ~37 uops per 144 bytes (~1.2 KiB of window), wait for. So the Q4 / Q4A / T2 GEMVs touch the first
+// two lines of the page kPagePrefetchAhead bytes ahead, once per page (one test per group), into L2
+// (session 11: w4a8-g32 1 thread 0.955-0.994 vs 0.915-0.920 on 4 KiB pages, 0.946-0.959 vs
+// 0.938-0.948 on 2 MiB pages; ternary 0.94-0.96 vs 0.78-0.81 on 4 KiB pages, equal on 2 MiB; a T0
+// hint instead read at 0.72). The prefetch may run past the weight's end: prefetches do not fault.
+constexpr size_t kPagePrefetchAhead = 16384;
+inline void prefetch_page_ahead(const uint8_t* blk, size_t group_bytes) {
+  const uintptr_t p = reinterpret_cast<uintptr_t>(blk) + kPagePrefetchAhead;
+  if ((p & 4095) < group_bytes) {  // this group's step crossed into the page at p
+    const char* pg = reinterpret_cast<const char*>(p & ~uintptr_t(4095));
+    _mm_prefetch(pg, _MM_HINT_T1);
+    _mm_prefetch(pg + 64, _MM_HINT_T1);
+  }
+}
 
 inline __m256i bcast4(const int8_t* p) {
   int32_t v;
@@ -114,6 +130,7 @@ inline __m256 ugemv_panel(const lb_mm_args* a, const int8_t* x, const lb_q8_meta
   for (int i = 0; i < kQ; ++i) mask[i] = _mm256_set1_epi8(char(U::kBits << U::shift(i)));
   __m256 acc = _mm256_setzero_ps();
   for (int64_t g = 0; g < ng; ++g, x += G, blk += kBB) {
+    prefetch_page_ahead(blk, kBB);
     __m256i dq[kQ];
     for (int i = 0; i < kQ; ++i) dq[i] = _mm256_setzero_si256();
     for (int c = 0; c < kChunks; ++c) {
