@@ -42,12 +42,14 @@ namespace gemv {
 // The prefetch loops also cost ~3 of the ~13 cycles per w4a8-g32 group, which the 2-thread split
 // (a core's share of ~60 GB/s) cannot spare.
 // What the hardware stream does not do is cross a 4 KiB boundary: each page starts with demand
-// misses, which a plain read overlaps (its reorder window spans ~8 KiB) and these kernels, at
-// ~37 uops per 144 bytes (~1.2 KiB of window), wait for. So the Q4 / Q4A / T2 GEMVs touch the first
-// two lines of the page kPagePrefetchAhead bytes ahead, once per page (one test per group), into L2
-// (session 11: w4a8-g32 1 thread 0.955-0.994 vs 0.915-0.920 on 4 KiB pages, 0.946-0.959 vs
-// 0.938-0.948 on 2 MiB pages; ternary 0.94-0.96 vs 0.78-0.81 on 4 KiB pages, equal on 2 MiB; a T0
-// hint instead read at 0.72). The prefetch may run past the weight's end: prefetches do not fault.
+// misses, which a plain read overlaps (its reorder window spans ~8 KiB) and these kernels (the
+// w4a8 one at ~37 uops per 144 bytes: ~1.2 KiB of window) wait for. So the Q4 / Q4A / T2 and Q8
+// GEMVs touch the first two lines of the page kPagePrefetchAhead bytes ahead, once per page (one
+// test per group), into L2. Session 11, 1 / 2 threads: w4a8-g32 on 4 KiB pages 0.955-0.994 vs
+// 0.915-0.920 at 1 thread, on 2 MiB pages 0.946-0.959 vs 0.938-0.948; ternary on 4 KiB pages
+// 0.94-0.96 vs 0.78-0.81, equal on 2 MiB; w8a8 on 4 KiB pages 1.01 / 1.01-1.03 vs 0.96-0.98 /
+// 0.94-0.96, on 2 MiB 0.97-0.99 vs 0.96-0.97; a T0 hint instead read at 0.72. The prefetch may
+// run past the weight's end: prefetches do not fault.
 constexpr size_t kPagePrefetchAhead = 16384;
 inline void prefetch_page_ahead(const uint8_t* blk, size_t group_bytes) {
   const uintptr_t p = reinterpret_cast<uintptr_t>(blk) + kPagePrefetchAhead;
@@ -235,6 +237,7 @@ inline void gemv_q8(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int
       const uint8_t* w = a->w + (n / 8) * 8 * kp;
       __m256i d0 = _mm256_setzero_si256(), d1 = d0, d2 = d0, d3 = d0;
       for (int64_t k = 0; k < kp; k += 16, w += 128) {
+        prefetch_page_ahead(w, 128);
         d0 = _mm256_dpbusd_epi32(d0, _mm256_xor_si256(bcast4(x + k), flip), load32(w));
         d1 = _mm256_dpbusd_epi32(d1, _mm256_xor_si256(bcast4(x + k + 4), flip), load32(w + 32));
         d2 = _mm256_dpbusd_epi32(d2, _mm256_xor_si256(bcast4(x + k + 8), flip), load32(w + 64));
