@@ -108,6 +108,16 @@ __attribute__((target("avx2"))) inline void store32_q8(int8_t* q, const __m256i 
 __attribute__((target("avx2"))) inline __m256i q8_lanes(__m256 x, __m256 vinv) {
   return _mm256_cvtps_epi32(_mm256_min_ps(_mm256_set1_ps(1073741824.f), _mm256_mul_ps(x, vinv)));
 }
+// rint(x * inv) as int32 lanes where |x * inv| < 2^22 (qrange_ok proved it at plan time): t + 1.5 * 2^23 lies in
+// [2^23, 2^24), where the float spacing is 1, so the add rounds t to the nearest integer, ties to even (1.5 * 2^23
+// is even), as vcvtps2dq does, and the sum's bits minus those of 1.5 * 2^23 are that integer. A float add and an
+// integer subtract: on Zen 4 vcvtps2dq has a third of vmulps' throughput and was the requantization's bottleneck.
+__attribute__((target("avx2"))) inline __m256i q8_round(__m256 x, __m256 vinv) {
+  __m256 t = _mm256_mul_ps(x, vinv);
+  __asm__("" : "+v"(t));  // no FMA contraction: the reference rounds x * inv first
+  t = _mm256_add_ps(t, _mm256_set1_ps(12582912.f));
+  return _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(0x4B400000));
+}
 }  // namespace
 __attribute__((target("avx2,fma"))) void requant_row_avx2(const float* v, int64_t n, int64_t ns, float inv, float zf,
                                                            int8_t* q) {
@@ -504,7 +514,7 @@ struct PwVnni {
   int64_t Os;
   const float* mv;  // smoothing multipliers [O] or null
   bool clamp;       // Relu / Clip
-  bool guard;       // q8_lanes' min(2^30, .) (false: every x * inv is bounded far below 2^30, see qrange_ok)
+  bool guard;       // q8_lanes' min(2^30, .) (false: every |x * inv| < 2^21, see qrange_ok: q8_round)
   bool cmin, cmax;  // the code clamp's min / max (false where it cannot change a code: qhi 127, qlo -128)
   float lo, hi, inv;
   int16_t z;
@@ -574,7 +584,7 @@ LB_TARGET_VNNI void pw_finish_q(const PwVnni& s, const int32_t* sums, int R, int
       v = _mm256_add_ps(v, bs[j]);
       if (FL & kPwFClamp) v = _mm256_min_ps(_mm256_max_ps(v, va), vb);  // act_requant_avx2's clamp_mul8
       if (FL & kPwMv) v = _mm256_mul_ps(v, mvv[j]);
-      rr[j] = (FL & kPwGuard) ? q8_lanes(v, vinv) : _mm256_cvtps_epi32(_mm256_mul_ps(v, vinv));
+      rr[j] = (FL & kPwGuard) ? q8_lanes(v, vinv) : q8_round(v, vinv);
     }
     __m256i b = pack32_q8(rr, vz);
     if (FL & kPwCMax) b = _mm256_max_epi8(b, qlo);
@@ -725,12 +735,13 @@ DwVnni dw_vnni_view(const OpParams& p) {
 /// |x| <= sum |w| * 255 * |scale| + |bias|, times the smoothing multiplier): then q8_lanes' min(2^30, .) cannot change
 /// a code and the VNNI kernels skip it. wabs[n]: sum of |code| of output n; scale[n]: its float factor.
 /// lim: the largest |bound| of a float clamp applied before the multipliers (Clip), else 0.
+/// limit: the bound asked for (2^28: no range guard; 2^21: the rounding by adding 1.5 * 2^23, see q8_round).
 bool qrange_ok(const std::vector<int64_t>& wabs, const float* scale, const float* bias, const float* mv, float lim,
-               float inv) {
+               float inv, double limit) {
   for (size_t n = 0; n < wabs.size(); ++n) {
     const double a = double(wabs[n]) * 255.0 * std::fabs(double(scale[n])) + (bias ? std::fabs(double(bias[n])) : 0.0);
     const double x = std::max(a, double(lim)) * (mv ? std::fabs(double(mv[n])) : 1.0) * std::fabs(double(inv));
-    if (!(x < 268435456.0)) return false;  // 2^28 (NaN / inf fail too)
+    if (!(x < limit)) return false;  // (NaN / inf fail too)
   }
   return true;
 }
@@ -974,8 +985,9 @@ lb_status conv_infer(OpCtx& c) {
       ++p.i[kNPost];
     }
   }
-  // p.f[5] = 1: the int8 output's requantization needs no range guard (qrange_ok; used by the VNNI kernels)
-  p.f[5] = 0.f;
+  // p.f[5] = 1: the int8 output's requantization needs no range guard (qrange_ok; used by the VNNI kernels);
+  // p.f[6] = 1: every x * inv is below 2^21, so the VNNI kernels round it by adding 1.5 * 2^23 (q8_round)
+  p.f[5] = p.f[6] = 0.f;
   if (p.i[kOutQ] >= 0 && !(b && !b->data)) {
     const float* mvp = p.f[4] > 0.f ? c.in[size_t(p.f[4])]->f32() : nullptr;
     const float* bp = b ? b->f32() : nullptr;
@@ -997,7 +1009,8 @@ lb_status conv_infer(OpCtx& c) {
       }
     }
     const float lim = p.i[kAct] == ACT_CLIP ? std::max(std::fabs(p.f[0]), std::fabs(p.f[1])) : 0.f;
-    p.f[5] = qrange_ok(wabs, sc.data(), bp, mvp, lim, 1.0f / p.f[3]) ? 1.f : 0.f;
+    p.f[5] = qrange_ok(wabs, sc.data(), bp, mvp, lim, 1.0f / p.f[3], 268435456.0) ? 1.f : 0.f;
+    p.f[6] = qrange_ok(wabs, sc.data(), bp, mvp, lim, 1.0f / p.f[3], 2097152.0) ? 1.f : 0.f;
   }
   // tiles of output pixels (over N * OH * OW), each done whole by one thread
   const int64_t P = N * OH * OW;
@@ -1112,7 +1125,7 @@ struct DwQ8 {
   float inv;
   int16_t z;       // zero point
   int8_t lo, hi;   // the act's clamp on the codes (-128 / 127 without one)
-  bool guard = true;  // q8_lanes' min(2^30, .) (the VNNI kernel drops it where qrange_ok proved it a no-op)
+  bool guard = true;  // q8_lanes' min(2^30, .) (the VNNI kernel uses q8_round where qrange_ok proved |x * inv| < 2^21)
 };
 // Four output pixels at once: the weight pair vectors are loaded once for the four pixels; per
 // pixel the same integer sums and the same final vfmadd as dw_pixel_avx2 (so the same bits).
@@ -1254,7 +1267,7 @@ LB_TARGET_VNNI __attribute__((always_inline)) inline void dw4_vnni_core(const Op
         __m256i r[4];
         for (int s = 0; s < 4; ++s) {
           const __m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[q][s]), m[s], bs[s]);
-          r[s] = dq->guard ? q8_lanes(f, vinv) : _mm256_cvtps_epi32(_mm256_mul_ps(f, vinv));
+          r[s] = dq->guard ? q8_lanes(f, vinv) : q8_round(f, vinv);
         }
         // packs per 128-bit lane: [s0 s1 s2 s3 lanes 0-3 | lanes 4-7] = channels [0-15 | 16-31]: in order
         const __m256i b = _mm256_packs_epi16(_mm256_adds_epi16(_mm256_packs_epi32(r[0], r[1]), vz),
@@ -1631,7 +1644,7 @@ void conv_run(OpCtx& c) {
                   act != ACT_NONE ? q8_scalar(ahi, qinv, qzf) : int8_t(127)};
     // the VNNI kernel for the four-pixel groups (the single pixels keep dw_pixel_avx2: the same bits)
     const bool vnni = qfuse && lb_isa_active() == LB_ISA_AVX512VNNI && taps <= 64;
-    const bool vguard = p.f[5] == 0.f;
+    const bool vguard = p.f[5] == 0.f || p.f[6] == 0.f;  // (no guard: q8_round)
     const bool vtail = T * O * 4 >= 4 * p.i[kOs];  // the float tile holds a group's 4 int8 rows (tile tails)
     const DwVnni dvv = dw_vnni_view(p);
 #else
@@ -1787,7 +1800,7 @@ void conv_run(OpCtx& c) {
   const bool pwq = pwv && o.q && !o.f && !o.n && !o.res && !p.i[kNPost] && p.i[kOs] % 32 == 0 &&
                    (act == ACT_NONE || act == ACT_RELU || act == ACT_CLIP);
   const PwVnni pv0{pw.data, kp, O, (p.i[kK] + 3) / 4, nullptr, pw.row_scale, bias, sx, p.i[kOs], o.qmul,
-                   act != ACT_NONE, p.f[5] == 0.f, false, false, 0.f, INFINITY, 0.f, 0, -128, 127, {}};
+                   act != ACT_NONE, p.f[5] == 0.f || p.f[6] == 0.f, false, false, 0.f, INFINITY, 0.f, 0, -128, 127, {}};
   PwVnni pv = pv0;
   if (pwq) {
     pv.inv = 1.0f / p.f[3];
