@@ -2,7 +2,8 @@
 part of it): the 8-pixel conv2d_pw_f32 tiles (maps of >= 128 pixels, K > 128; NCHW or blocked input
 and output), the 16-lane stride-2 depthwise (3x3 / 5x5, rows of >= 48 outputs) and the 16-lane 3x3
 stride-1 depthwise (rows of >= 48 outputs); session 11: the 7-pixel conv2d_pw_f32 tiles (pixel counts a
-multiple of 7 but not of 8, any K) and the channel-blocked depthwise's row tiles (blocked output). Each keeps the AVX2 kernel's per-element order (bias, then
+multiple of 7 but not of 8, any K), the channel-blocked depthwise's row tiles (blocked output) and the
+8-row tiles of the 1x1 convs on large NCHW maps (K <= 160, O > 16). Each keeps the AVX2 kernel's per-element order (bias, then
 the taps / k in order), so each case runs in child processes under LOWBIT_ISA=avx512vnni and avx2 and
 must be bitwise equal, 1 and 2 threads bitwise identical, with the AVX-512 kernel reported, and within
 1e-4 relative (the named float tolerance) of ONNX Runtime and of the scalar path (LOWBIT_ISA=scalar).
@@ -69,6 +70,11 @@ CASES = {
     "dwb_28x28_k5_s2_hardswish": (_block([1, 16, 28, 28], 40, 5, stride=2, act="HardSwish", residual=False),
                                   "conv2d_f32"),
     "dwb_13x13_k3_s2_relu": (_block([1, 8, 13, 13], 24, 3, stride=2, act="Relu", residual=False), "conv2d_f32"),
+    # 1x1 convs with K <= 160 on maps of >= 1024 pixels (NCHW, mode 0), 8-row tiles (O > 16, session 11):
+    # O = 40 (5 x 8), 27 (3 x 8 + 3), 33x33 = 1089 pixels (a 1-pixel tail), K = 24 / 160, batch 2
+    "pw1_32x32_k24_o40_clip": (_pw([1, 24, 32, 32], 40, "Clip"), "conv2d_f32"),
+    "pw1_33x33_k160_o27_sigmoid": (_pw([1, 160, 33, 33], 27, "Sigmoid"), "conv2d_f32"),
+    "pw1_40x30_k7_o17_hardswish_batch2": (_pw([2, 7, 40, 30], 17, "HardSwish", bias=False), "conv2d_f32"),
     "dwb_40x40_nchw_in_k3_s2_hardsigmoid": (_block([1, 8, 40, 40], 16, 3, stride=2, act="HardSigmoid",
                                                    residual=False), "conv2d_f32"),
     # stride-2 depthwise on wide rows: W = 101 (masked tail, pl odd), W = 128 (no tail), 5x5, asymmetric pads
