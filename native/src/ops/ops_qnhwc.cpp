@@ -507,6 +507,8 @@ struct PwVnni {
   const uint8_t* w;  // Q8 panels: [O/8][kp/4][8 rows][4 k]
   int64_t kp, O, nq;  // nq: quads of k with codes (round_up(K, 4) / 4)
   const int32_t* init;  // [round_up(O, 8)] the accumulators' start, -(128 + z) * row_sum (pw_vnni_init, per thread)
+  const float* scf;     // [round_up(O, 8)] s_x * row_scale, and bias (0 past O, 0 without one): the finish's
+  const float* bsf;     // factors, once per thread and run (pw_vnni_init) instead of once per block
   const float* row_scale;
   const float* bias;  // [O] or null
   float sx;
@@ -614,15 +616,10 @@ LB_TARGET_VNNI __attribute__((noinline)) void pw_block(const PwVnni& s, int64_t 
   pw_dot<R, NP>(s.w + p * 8 * s.kp, xa, s.kp, s.nq, reinterpret_cast<const __m256i*>(s.init + p * 8), sums);
   // channels of this group: nv (a tail group: < 8 * NP; the panels' row_sum / row_scale are padded, bias is not)
   const int64_t c0 = p * 8, nv = std::min<int64_t>(NP * 8, s.O - c0);
-  __m256 sc[NP], bs[NP];
-#pragma GCC unroll 4
-  for (int j = 0; j < NP; ++j) {
-    const int64_t nj = std::min<int64_t>(8, nv - 8 * j);
-    const __mmask8 mk = __mmask8((1u << nj) - 1u);
-    sc[j] = _mm256_mul_ps(_mm256_set1_ps(s.sx), _mm256_loadu_ps(s.row_scale + c0 + 8 * j));
-    bs[j] = s.bias ? _mm256_maskz_loadu_ps(mk, s.bias + c0 + 8 * j) : _mm256_setzero_ps();
-  }
   if constexpr (!Q) {
+    __m256 sc[NP], bs[NP];
+#pragma GCC unroll 4
+    for (int j = 0; j < NP; ++j) sc[j] = _mm256_load_ps(s.scf + c0 + 8 * j), bs[j] = _mm256_load_ps(s.bsf + c0 + 8 * j);
 #pragma GCC unroll 6
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
@@ -636,10 +633,7 @@ LB_TARGET_VNNI __attribute__((noinline)) void pw_block(const PwVnni& s, int64_t 
         else _mm256_mask_storeu_ps(d, __mmask8((1u << nj) - 1u), v);
       }
   } else {
-    alignas(32) float scf[NP * 8], bsf[NP * 8];
-#pragma GCC unroll 4
-    for (int j = 0; j < NP; ++j) _mm256_store_ps(scf + 8 * j, sc[j]), _mm256_store_ps(bsf + 8 * j, bs[j]);
-    s.fin[NP - 1](s, sums, R, c0, nv, scf, bsf, qd);
+    s.fin[NP - 1](s, sums, R, c0, nv, s.scf + c0, s.bsf + c0, qd);
   }
 }
 
@@ -659,6 +653,16 @@ LB_TARGET_VNNI __attribute__((always_inline)) inline void pw_rows(const PwVnni& 
     case 2: pw_block<2, NP, Q>(s, p, xr, yr, qr); break;
     case 1: pw_block<1, NP, Q>(s, p, xr, yr, qr); break;
     default: break;
+  }
+}
+
+/// scf[n] = s_x * row_scale[n] (row_scale is padded to round_up(O, 8)), bsf[n] = bias[n] or 0 (0 past O): pw_block's
+/// factors (the same float multiply), once per thread and run.
+LB_TARGET_VNNI void pw_vnni_factors(const float* row_scale, const float* bias, float sx, int64_t O, float* scf, float* bsf) {
+  for (int64_t n = 0; n < (O + 7) / 8 * 8; n += 8) {
+    const __mmask8 mk = __mmask8((1u << std::min<int64_t>(8, O - n)) - 1u);
+    _mm256_store_ps(scf + n, _mm256_mul_ps(_mm256_set1_ps(sx), _mm256_loadu_ps(row_scale + n)));
+    _mm256_store_ps(bsf + n, bias ? _mm256_maskz_loadu_ps(mk, bias + n) : _mm256_setzero_ps());
   }
 }
 
@@ -1042,7 +1046,7 @@ lb_status conv_infer(OpCtx& c) {
   if (p.i[kMode] == 0) {
     per += al64(size_t(T) * sizeof(lb_q8_meta));                     // row metadata
     if (!p.i[kDirect] || smallk_ok(p) || pw_vnni_ok(p)) per += al64(size_t(T * p.i[kKp]));  // im2col / u8 rows
-    if (pw_vnni_ok(p)) per += al64(size_t((O + 7) / 8 * 8) * 4);  // pw_vnni_init's start values
+    if (pw_vnni_ok(p)) per += 3 * al64(size_t((O + 7) / 8 * 8) * 4);  // pw_vnni_init's start values and factors
     if (packed(p).code_bits == 7) per += al64(size_t(T * p.i[kKp]));      // u8 rows for gemm_q7 (lb_mm_args::xu)
   } else {
     // pad row, 4 x tap pointers (2 * pairs for the AVX2 kernels, 4 * quads for the VNNI one)
@@ -1799,7 +1803,7 @@ void conv_run(OpCtx& c) {
   const int64_t act = p.i[kAct];
   const bool pwq = pwv && o.q && !o.f && !o.n && !o.res && !p.i[kNPost] && p.i[kOs] % 32 == 0 &&
                    (act == ACT_NONE || act == ACT_RELU || act == ACT_CLIP);
-  const PwVnni pv0{pw.data, kp, O, (p.i[kK] + 3) / 4, nullptr, pw.row_scale, bias, sx, p.i[kOs], o.qmul,
+  const PwVnni pv0{pw.data, kp, O, (p.i[kK] + 3) / 4, nullptr, nullptr, nullptr, pw.row_scale, bias, sx, p.i[kOs], o.qmul,
                    act != ACT_NONE, p.f[5] == 0.f || p.f[6] == 0.f, false, false, 0.f, INFINITY, 0.f, 0, -128, 127, {}};
   PwVnni pv = pv0;
   if (pwq) {
@@ -1832,6 +1836,11 @@ void conv_run(OpCtx& c) {
       int32_t* init = reinterpret_cast<int32_t*>(s);
       pw_vnni_init(pw.row_sum, O, int32_t(p.i[kZin]), init);
       tpv.init = init;
+      const size_t o8 = al64(size_t((O + 7) / 8 * 8) * 4);
+      float* scf = reinterpret_cast<float*>(s + o8);
+      float* bsf = reinterpret_cast<float*>(s + 2 * o8);
+      pw_vnni_factors(pw.row_scale, bias, sx, O, scf, bsf);
+      tpv.scf = scf, tpv.bsf = bsf;
     }
 #endif
     if (!direct) std::memset(rows, 0, size_t(T * kp));  // K padding: written once, the gather fills [0, K)
