@@ -33,6 +33,8 @@ using namespace lb::avx512;
 constexpr int kMR = 12;                      // activation rows per register tile
 constexpr int kNR = 32;                      // output columns per register tile (two zmm, four panels)
 constexpr int64_t kChunkBytes = 576 * 1024;  // interleaved activation codes per row chunk, about
+constexpr int64_t kSmallW = 64 * 1024;        // weight bytes (columns x kp) up to which ...
+constexpr int64_t kSmallChunkBytes = 6 * 1024;  // ... the row chunks are this small instead
 
 /// acc += the tile's products over nq quads (a multiple of 8); x: the tile's activations as
 /// q8_interleave lays them out (quad q of row r at x + 384 (q / 8) + 32 r + 4 (q % 8)). PF: one prefetch per panel every 2 quads of pw (the next column tile) into L2.
@@ -128,12 +130,15 @@ void q8_tile_rows(int mr, const lb_mm_args* a, const uint8_t* const* w, const ui
 void q8_interleave(const lb_mm_args* a, int64_t m0, int64_t m1, uint8_t* xi) {
   const int64_t kp = a->kp, tb = kMR * kp;
   const __m256i flip = _mm256_set1_epi8(char(0x80));
-  for (int64_t m = m0; m < m1; ++m) {
-    const int8_t* src = a->xq + m * kp;
-    uint8_t* dst = xi + (m - m0) / kMR * tb + 32 * ((m - m0) % kMR);
-    for (int64_t k = 0; k < kp; k += 32)
-      _mm256_store_si256(reinterpret_cast<__m256i*>(dst + kMR * k),
-                         _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + k)), flip));
+  for (int64_t m = m0; m < m1; m += kMR, xi += tb) {
+    const int64_t rn = m1 - m < kMR ? m1 - m : kMR;
+    for (int64_t r = 0; r < rn; ++r) {
+      const int8_t* src = a->xq + (m + r) * kp;
+      uint8_t* dst = xi + 32 * r;
+      for (int64_t k = 0; k < kp; k += 32)
+        _mm256_store_si256(reinterpret_cast<__m256i*>(dst + kMR * k),
+                           _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + k)), flip));
+    }
   }
 }
 
@@ -141,8 +146,11 @@ void gemm_q8_tiled(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int6
   const int64_t kp = a->kp, tb = kMR * kp, rows = m1 - m0;
   if (rows <= 0 || n1 <= n0) return;
   // rows per chunk: a multiple of kMR, chunks of about equal size, each <= kChunkBytes of codes
-  // where kMR rows allow
-  const int64_t chunks = (rows * kp + kChunkBytes - 1) / kChunkBytes;
+  // where kMR rows allow; with a small weight (<= 64 KB: the im2col convs' few output channels,
+  // re-read from L2 per chunk at no cost) chunks of ~6 KB, which stay in L1 between the
+  // interleave and the tiles (K 160 x N 16, M 12544 +2-4%)
+  const int64_t cbytes = (n1 - n0) * kp <= kSmallW ? kSmallChunkBytes : kChunkBytes;
+  const int64_t chunks = (rows * kp + cbytes - 1) / cbytes;
   int64_t mc = (rows + chunks - 1) / chunks;
   mc = (mc + kMR - 1) / kMR * kMR;
   thread_local std::vector<uint8_t> buf;  // grows to the largest chunk seen on this thread
@@ -167,8 +175,9 @@ void gemm_q8_tiled(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int6
       for (int64_t m = ms; m < me; m += kMR) {
         const int mr = int(me - m < kMR ? me - m : kMR);
         const uint8_t* x = xi + (m - ms) / kMR * tb;
-        {  // the next row tile's output lines (its stores waited for them from memory when y is
-           // large: 1536 x 11008 +2%, 4096 x 11008 +0.6%)
+        if (kp >= 1024) {  // the next row tile's output lines (its stores waited for them from memory
+          // when y is large: 1536 x 11008 +2%, 4096 x 11008 +0.6%; with short tiles the prefetches
+          // cost more than they save: K 32 x N 32, M 12544 -9%, K 288 -1%)
           const int64_t r1 = me - (m + kMR) < kMR ? me : m + 2 * kMR;
           const int64_t last = (n1 - n < kNR ? n1 - n : kNR) - 1;
           for (int64_t r = m + kMR; r < r1; ++r) {
