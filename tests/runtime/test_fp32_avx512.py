@@ -3,9 +3,9 @@ part of it): the 8-pixel conv2d_pw_f32 tiles (maps of >= 128 pixels, K > 128; NC
 and output), the 16-lane stride-2 depthwise (3x3 / 5x5, rows of >= 48 outputs) and the 16-lane 3x3
 stride-1 depthwise (rows of >= 48 outputs); session 11: the 7-pixel conv2d_pw_f32 tiles (pixel counts a
 multiple of 7 but not of 8, any K), the channel-blocked depthwise's row tiles (blocked output) and the
-8-row tiles of the 1x1 convs on large NCHW maps (K <= 160, O > 16). Each keeps the AVX2 kernel's per-element order (bias, then
-the taps / k in order), so each case runs in child processes under LOWBIT_ISA=avx512vnni and avx2 and
-must be bitwise equal, 1 and 2 threads bitwise identical, with the AVX-512 kernel reported, and within
+8-row / 4x6 tiles of the 1x1 convs on large NCHW maps (K <= 160). Each keeps the AVX2 kernel's
+per-element order (bias, then the taps / k in order), so each case runs in child processes under
+LOWBIT_ISA=avx512vnni and avx2 and must be bitwise equal, 1 and 2 threads bitwise identical, with the AVX-512 kernel reported, and within
 1e-4 relative (the named float tolerance) of ONNX Runtime and of the scalar path (LOWBIT_ISA=scalar).
 Shapes hit partial 8-pixel panels, 1/2/3-block channel tiles, several K blocks, odd and even left
 pads, rows whose width is and is not a multiple of 32 (the deinterleave's masked tail), overlapping
@@ -75,6 +75,9 @@ CASES = {
     "pw1_32x32_k24_o40_clip": (_pw([1, 24, 32, 32], 40, "Clip"), "conv2d_f32"),
     "pw1_33x33_k160_o27_sigmoid": (_pw([1, 160, 33, 33], 27, "Sigmoid"), "conv2d_f32"),
     "pw1_40x30_k7_o17_hardswish_batch2": (_pw([2, 7, 40, 30], 17, "HardSwish", bias=False), "conv2d_f32"),
+    # O <= 16: 4 rows x 6 vectors (48 pixels), then the 4-row tiles' 24- / 8-pixel steps and the scalar tail
+    "pw1_36x36_k32_o16_clip": (_pw([1, 32, 36, 36], 16, "Clip"), "conv2d_f32"),
+    "pw1_35x30_k20_o13_sigmoid": (_pw([1, 20, 35, 30], 13, "Sigmoid"), "conv2d_f32"),
     "dwb_40x40_nchw_in_k3_s2_hardsigmoid": (_block([1, 8, 40, 40], 16, 3, stride=2, act="HardSigmoid",
                                                    residual=False), "conv2d_f32"),
     # stride-2 depthwise on wide rows: W = 101 (masked tail, pl odd), W = 128 (no tail), 5x5, asymmetric pads

@@ -1873,24 +1873,24 @@ __attribute__((target("avx2,fma"), always_inline)) inline void pw1_tile_body(con
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     const __m256 bv = bias ? _mm256_set1_ps(bias[r]) : _mm256_setzero_ps();
-#pragma GCC unroll 3
+#pragma GCC unroll 6
     for (int j = 0; j < J; ++j) acc[r][j] = bv;
   }
   for (int64_t k = 0; k < K; ++k) {
     const float* xk = x + k * P;
     __m256 xv[J];
-#pragma GCC unroll 3
+#pragma GCC unroll 6
     for (int j = 0; j < J; ++j) xv[j] = _mm256_loadu_ps(xk + j * 8);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m256 wv = _mm256_broadcast_ss(w + r * K + k);
-#pragma GCC unroll 3
+#pragma GCC unroll 6
       for (int j = 0; j < J; ++j) acc[r][j] = _mm256_fmadd_ps(wv, xv[j], acc[r][j]);
     }
   }
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
-#pragma GCC unroll 3
+#pragma GCC unroll 6
     for (int j = 0; j < J; ++j)
       _mm256_storeu_ps(y + r * P + j * 8, act == ACT_SIGMOID ? acc[r][j] : vmath::act8(acc[r][j], act, lo, hi));
 }
@@ -1904,8 +1904,9 @@ __attribute__((target("avx2,fma"))) void pw1_tile(const float* w, int64_t K, con
 // AVX-512 (session 11): the same tile with up to 8 rows (R x 3 = 24 accumulators of the 32 EVEX registers),
 // so a chunk of the input is read once per 8 output channels instead of 4. Same per-element order (bitwise
 // equal). In-process A/B (EfficientNet, 1 thread, chrt, load 4-5): 16 -> 96 on 112x112 509 -> 487 us, 96 -> 24
-// and 144 -> 24 on 56x56 217 -> 205 and 290 -> 239; the 32 -> 16 on 112x112 was 13-25 us slower (O <= 16 keeps
-// the 4-row tiles).
+// and 144 -> 24 on 56x56 217 -> 205 and 290 -> 239; the 32 -> 16 on 112x112 was 13-25 us slower with 8 rows
+// and runs 4 rows x 6 vectors instead (24 accumulators, 10 loads per 24 FMAs: 200 -> 185 us). 4 x 6 for O > 16
+// too measured the same as 8 x 3 (-26 / +5 us in two A/Bs).
 template <int R, int J>
 LB_Z512 void pw1_tile512(const float* w, int64_t K, const float* x, int64_t P, const float* bias, float* y,
                          int64_t act, float lo, float hi) {
@@ -1923,6 +1924,8 @@ const Pw1Fn kPw1Tiles512[9][2] = {{nullptr, nullptr},
                                   {pw1_tile512<6, 1>, pw1_tile512<6, 3>},
                                   {pw1_tile512<7, 1>, pw1_tile512<7, 3>},
                                   {pw1_tile512<8, 1>, pw1_tile512<8, 3>}};
+const Pw1Fn kPw1Tiles512J6[5] = {nullptr, pw1_tile512<1, 6>, pw1_tile512<2, 6>, pw1_tile512<3, 6>,
+                                 pw1_tile512<4, 6>};
 const Pw1Fn kPw1Tiles[5][2] = {{nullptr, nullptr},
                                {pw1_tile<1, 1>, pw1_tile<1, 3>},
                                {pw1_tile<2, 1>, pw1_tile<2, 3>},
@@ -1934,10 +1937,11 @@ void pw1_run_avx2(OpCtx& c, const float* x, const float* w, const float* b, floa
   const int64_t N = p.i[kN], K = p.i[kC], O = p.i[kO], P = p.i[kH] * p.i[kW];
   const int64_t act = p.i[kAct];
   const float lo = p.f[0], hi = p.f[1];
-  const bool z = use_avx512() && O > 16;  // pw1_tile512 (16 outputs: measured slower with it)
+  // AVX-512: 8-row tiles for O > 16, 4 rows x 6 vectors (48 pixels) for O <= 16 (tails: the 4-row tiles)
+  const bool z = use_avx512() && O > 16, z6 = use_avx512() && O <= 16;
   const int64_t RM = z ? 8 : 4;
   const Pw1Fn(*tiles)[2] = z ? kPw1Tiles512 : kPw1Tiles;
-  c.isa = z ? "avx512vnni" : "avx2";
+  c.isa = z || z6 ? "avx512vnni" : "avx2";
   for (int64_t n = 0; n < N; ++n) {
     const float* xn = x + n * K * P;
     float* yn = y + n * O * P;
@@ -1950,6 +1954,8 @@ void pw1_run_avx2(OpCtx& c, const float* x, const float* w, const float* b, floa
           const float* wo = w + o0 * K;
           const float* bo = b ? b + o0 : nullptr;
           int64_t px = p0;
+          if (z6)
+            for (; px + 48 <= pe; px += 48) kPw1Tiles512J6[R](wo, K, xn + px, P, bo, yn + o0 * P + px, act, lo, hi);
           for (; px + 24 <= pe; px += 24) tiles[R][1](wo, K, xn + px, P, bo, yn + o0 * P + px, act, lo, hi);
           for (; px + 8 <= pe; px += 8) tiles[R][0](wo, K, xn + px, P, bo, yn + o0 * P + px, act, lo, hi);
           for (int64_t r = 0; r < R && px < pe; ++r) {  // the last 1-7 pixels of the map
