@@ -1,15 +1,15 @@
-"""The fp32 conv kernels of the AVX-512 path (session 10; lb_isa_active() == avx512vnni, AVX-512F/VL
-part of it): the 8-pixel conv2d_pw_f32 tiles (maps of >= 128 pixels, K > 128; NCHW or blocked input
-and output), the 16-lane stride-2 depthwise (3x3 / 5x5, rows of >= 48 outputs) and the 16-lane 3x3
-stride-1 depthwise (rows of >= 48 outputs); session 11: the 7-pixel conv2d_pw_f32 tiles (pixel counts a
-multiple of 7 but not of 8, any K), the channel-blocked depthwise's row tiles (blocked output) and the
-8-row / 4x6 tiles of the 1x1 convs on large NCHW maps (K <= 160). Each keeps the AVX2 kernel's
-per-element order (bias, then the taps / k in order), so each case runs in child processes under
-LOWBIT_ISA=avx512vnni and avx2 and must be bitwise equal, 1 and 2 threads bitwise identical, with the AVX-512 kernel reported, and within
-1e-4 relative (the named float tolerance) of ONNX Runtime and of the scalar path (LOWBIT_ISA=scalar).
-Shapes hit partial 8-pixel panels, 1/2/3-block channel tiles, several K blocks, odd and even left
-pads, rows whose width is and is not a multiple of 32 (the deinterleave's masked tail), overlapping
-last vectors and every fused activation. Skipped on CPUs without AVX-512."""
+"""The fp32 conv kernels of the AVX-512 path (session 10; lb_isa_active() == avx512vnni, AVX-512F/VL part of it):
+the 8-pixel conv2d_pw_f32 tiles (maps of >= 128 pixels, K > 128; NCHW or blocked input and output), the
+16-lane stride-2 depthwise (3x3 / 5x5, rows of >= 48 outputs) and the 16-lane 3x3 stride-1 depthwise (rows of
+>= 48 outputs); session 11: the 7-pixel conv2d_pw_f32 tiles (pixel counts a multiple of 7 but not of 8, any
+K), the channel-blocked depthwise's row tiles (blocked output) and the 8-row / 4x6 tiles of the 1x1 convs on
+large NCHW maps (K <= 160). Each keeps the AVX2 kernel's per-element order (bias, then the taps / k in order),
+so each case runs in child processes under LOWBIT_ISA=avx512vnni and avx2 and must be bitwise equal, 1 and 2
+threads bitwise identical, with the AVX-512 kernel reported, and within 1e-4 relative (the named float
+tolerance) of ONNX Runtime and of the scalar path (LOWBIT_ISA=scalar). Shapes hit partial 8-pixel panels,
+1/2/3-block channel tiles, several K blocks, odd and even left pads, rows whose width is and is not a multiple
+of 32 (the deinterleave's masked tail), overlapping last vectors and every fused activation. Skipped on CPUs
+without AVX-512."""
 
 import os
 import subprocess
