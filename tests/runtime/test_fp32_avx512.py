@@ -95,6 +95,8 @@ CASES = {
     "dw3_w57_h2_nopad_sigmoid": (_dw([1, 2, 4, 59], 3, 1, "Sigmoid", [0, 0, 0, 0]), "conv2d_f32"),  # OH = 2
     # rows of 700 outputs: 44 vector positions (a fixed table of 40 overflowed past 640 until the stop-10 review)
     "dw3_w700_relu": (_dw([1, 2, 3, 700], 3, 1, "Relu", [1, 1, 1, 1]), "conv2d_f32"),
+    # a last group of 2 vector positions (6 = 4 + 2; session 11: the last group is no longer padded to 4)
+    "dw3_w96_clip": (_dw([1, 3, 5, 96], 3, 1, "Clip", [1, 1, 1, 1]), "conv2d_f32"),
 }
 
 _CHILD = r"""

@@ -514,6 +514,37 @@ inline bool use_avx512() {
 // alone were bound by the FMA latency), each loaded input vector feeding both rows (4 input rows,
 // 48 loads per 72 FMAs). The padded plane's border is zeroed once per call (the inner copy never
 // writes it). The same per-output sums (bias, then the taps in order): bitwise equal to dw3_range_avx2.
+// NJ vector positions (i, i + 1, ...; the last one OW - 16) of the two output rows: 2 NJ FMA chains.
+template <int NJ>
+LB_Z512 __attribute__((always_inline)) inline void dw3_group512(const float* const* r, int64_t i, int64_t nvec,
+                                                                int64_t OW, const __m512* wv, __m512 bias,
+                                                                int64_t act, float lo, float hi, float* o0,
+                                                                float* o1, bool two) {
+  int64_t q[NJ];
+#pragma GCC unroll 4
+  for (int j = 0; j < NJ; ++j) q[j] = std::min(std::min(i + j, nvec - 1) * 16, OW - 16);
+  __m512 a[NJ], c[NJ];
+#pragma GCC unroll 4
+  for (int j = 0; j < NJ; ++j) a[j] = c[j] = bias;
+#pragma GCC unroll 4
+  for (int ry = 0; ry < 4; ++ry)
+#pragma GCC unroll 3
+    for (int kx = 0; kx < 3; ++kx)
+#pragma GCC unroll 4
+      for (int j = 0; j < NJ; ++j) {
+        const __m512 v = _mm512_loadu_ps(r[ry] + q[j] + kx);
+        if (ry < 3) a[j] = _mm512_fmadd_ps(wv[ry * 3 + kx], v, a[j]);
+        if (ry > 0) c[j] = _mm512_fmadd_ps(wv[(ry - 1) * 3 + kx], v, c[j]);
+      }
+  if (act != ACT_SIGMOID)
+#pragma GCC unroll 4
+    for (int j = 0; j < NJ; ++j) a[j] = act16(a[j], act, lo, hi), c[j] = act16(c[j], act, lo, hi);
+#pragma GCC unroll 4
+  for (int j = 0; j < NJ; ++j) _mm512_storeu_ps(o0 + q[j], a[j]);
+  if (two)
+#pragma GCC unroll 4
+    for (int j = 0; j < NJ; ++j) _mm512_storeu_ps(o1 + q[j], c[j]);
+}
 LB_Z512 void dw3_range_avx512(const OpParams& p, const float* x, const float* w, const float* b, float* y, int64_t c0,
                               int64_t c1, float* buf) {
   const DwGeom g = dw_geom(p);
@@ -521,9 +552,9 @@ LB_Z512 void dw3_range_avx512(const OpParams& p, const float* x, const float* w,
   const int64_t pt = p.i[kPt], pl = p.i[kPl], PWp = g.PWp;
   const float lo = p.f[0], hi = p.f[1];
   std::memset(buf, 0, size_t(g.PH * PWp) * sizeof(float));
-  // vector positions of a row: 0, 16, ..., an overlapping OW - 16, in groups of 4 (the last repeated);
+  // vector positions of a row: 0, 16, ..., an overlapping OW - 16, in groups of 4 and a last group of 1-3;
   // computed per group, so any OW works (a fixed array of 40 overflowed past OW = 640)
-  const int64_t nvec = (OW + 15) / 16, nq = (nvec + 3) / 4 * 4;
+  const int64_t nvec = (OW + 15) / 16;
   const __mmask16 tail = __mmask16((1u << (W % 16)) - 1);
   for (int64_t nc = c0; nc < c1; ++nc) {
     const float* in = x + nc * HW;
@@ -548,31 +579,15 @@ LB_Z512 void dw3_range_avx512(const OpParams& p, const float* x, const float* w,
                            two ? buf + (oy + 3) * PWp : buf + (oy + 2) * PWp};
       float* o0 = yc + oy * OW;
       float* o1 = o0 + OW;
-      for (int64_t i = 0; i < nq; i += 4) {
-        int64_t q[4];
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; ++j) q[j] = std::min(std::min(i + j, nvec - 1) * 16, OW - 16);
-        __m512 a[4], c[4];
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; ++j) a[j] = c[j] = bias;
-#pragma GCC unroll 4
-        for (int ry = 0; ry < 4; ++ry)
-#pragma GCC unroll 3
-          for (int kx = 0; kx < 3; ++kx)
-#pragma GCC unroll 4
-            for (int j = 0; j < 4; ++j) {
-              const __m512 v = _mm512_loadu_ps(r[ry] + q[j] + kx);
-              if (ry < 3) a[j] = _mm512_fmadd_ps(wv[ry * 3 + kx], v, a[j]);
-              if (ry > 0) c[j] = _mm512_fmadd_ps(wv[(ry - 1) * 3 + kx], v, c[j]);
-            }
-        if (act != ACT_SIGMOID)
-#pragma GCC unroll 4
-          for (int j = 0; j < 4; ++j) a[j] = act16(a[j], act, lo, hi), c[j] = act16(c[j], act, lo, hi);
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; ++j) _mm512_storeu_ps(o0 + q[j], a[j]);
-        if (two)
-#pragma GCC unroll 4
-          for (int j = 0; j < 4; ++j) _mm512_storeu_ps(o1 + q[j], c[j]);
+      int64_t i = 0;
+      for (; i + 4 <= nvec; i += 4) dw3_group512<4>(r, i, nvec, OW, wv, bias, act, lo, hi, o0, o1, two);
+      // the last 1-3 vector positions (session 11: were padded to 4 by repeating the last, 1/8 of the FMAs of
+      // a 112-wide row wasted; in-process A/B, 32x112x112, chrt, load 2-3: -25 us in two runs)
+      switch (nvec - i) {
+        case 3: dw3_group512<3>(r, i, nvec, OW, wv, bias, act, lo, hi, o0, o1, two); break;
+        case 2: dw3_group512<2>(r, i, nvec, OW, wv, bias, act, lo, hi, o0, o1, two); break;
+        case 1: dw3_group512<1>(r, i, nvec, OW, wv, bias, act, lo, hi, o0, o1, two); break;
+        default: break;
       }
       if (act == ACT_SIGMOID) {
         apply_act(o0, OW, act, lo, hi);
