@@ -85,6 +85,10 @@ CASES = {
     "dws2_3x3_w128_clip": (_dw([1, 6, 9, 128], 3, 2, "Clip", [1, 1, 1, 1]), "conv2d_f32"),
     "dws2_5x5_w112_hardswish": (_dw([1, 9, 12, 112], 5, 2, "HardSwish", [2, 2, 2, 2]), "conv2d_f32"),
     "dws2_3x3_w130_relu_asym": (_dw([1, 3, 5, 130], 3, 2, "Relu", [1, 0, 1, 1]), "conv2d_f32"),
+    # rows of 96 / 112 outputs: 6 = 4 + 2 and 7 = 4 + 3 vector positions (padded to quads; a last single
+    # position runs alone since session 11: w130 above, 5 = 4 + 1)
+    "dws2_3x3_w192_relu": (_dw([1, 3, 5, 192], 3, 2, "Relu", [1, 1, 1, 1]), "conv2d_f32"),
+    "dws2_5x5_w224_clip": (_dw([1, 2, 6, 224], 5, 2, "Clip", [2, 2, 2, 2]), "conv2d_f32"),
     # 3x3 stride-1 depthwise on rows of 48..: 48 (3 vectors), 56 (overlapping last), 101, 130; two output rows
     # at a time (odd OH: an overlapping last pair; OH = 1 and 2)
     "dw3_w48_hardsigmoid": (_dw([1, 4, 5, 48], 3, 1, "HardSigmoid", [1, 1, 1, 1]), "conv2d_f32"),

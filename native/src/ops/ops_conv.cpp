@@ -635,30 +635,29 @@ LB_Z512 inline void dws2_row512(const OpParams& p, const Dws2Geom& g, const floa
   _mm512_mask_storeu_ps((pl % 2 ? O : E) + ie0, __mmask16((1u << std::min<int64_t>(16, g.PWh - ie0)) - 1), zero);
   _mm512_mask_storeu_ps((pl % 2 ? E : O) + io0, __mmask16((1u << std::min<int64_t>(16, g.PWh - io0)) - 1), zero);
 }
-// dws2_quad on 16-float vectors.
-template <int KH, int KW>
+// dws2_quad on 16-float vectors, NJ (4 or 1) positions q[0..NJ).
+template <int KH, int KW, int NJ = 4>
 LB_Z512 __attribute__((always_inline)) inline void dws2_quad512(const float* const* rows, int64_t PWh, const float* wc,
                                                                 __m512 bias, const int64_t* q, int64_t act, float lo,
                                                                 float hi, float* o) {
-  __m512 a0 = bias, a1 = bias, a2 = bias, a3 = bias;
+  __m512 a[NJ];
+#pragma GCC unroll 4
+  for (int j = 0; j < NJ; ++j) a[j] = bias;
 #pragma GCC unroll 5
   for (int ky = 0; ky < KH; ++ky) {
 #pragma GCC unroll 5
     for (int kx = 0; kx < KW; ++kx) {
       const float* s = rows[ky] + (kx % 2) * PWh + kx / 2;
       const __m512 wv = _mm512_set1_ps(wc[ky * KW + kx]);
-      a0 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(s + q[0]), a0);
-      a1 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(s + q[1]), a1);
-      a2 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(s + q[2]), a2);
-      a3 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(s + q[3]), a3);
+#pragma GCC unroll 4
+      for (int j = 0; j < NJ; ++j) a[j] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(s + q[j]), a[j]);
     }
   }
-  if (act != ACT_SIGMOID) {
-    a0 = act16(a0, act, lo, hi); a1 = act16(a1, act, lo, hi);
-    a2 = act16(a2, act, lo, hi); a3 = act16(a3, act, lo, hi);
-  }
-  _mm512_storeu_ps(o + q[0], a0); _mm512_storeu_ps(o + q[1], a1);
-  _mm512_storeu_ps(o + q[2], a2); _mm512_storeu_ps(o + q[3], a3);
+  if (act != ACT_SIGMOID)
+#pragma GCC unroll 4
+    for (int j = 0; j < NJ; ++j) a[j] = act16(a[j], act, lo, hi);
+#pragma GCC unroll 4
+  for (int j = 0; j < NJ; ++j) _mm512_storeu_ps(o + q[j], a[j]);
 }
 // dws2_range_avx2 with 16-output vectors (positions 0, 16, ..., and an overlapping OW - 16; OW >= 16):
 // the same per-output sums (bias, then the taps in order), bitwise equal to it.
@@ -671,7 +670,12 @@ LB_Z512 void dws2_range_avx512(const OpParams& p, const float* x, const float* w
   int64_t q[32];
   int64_t nq = 0;
   for (int64_t ox = 0; ox < OW; ox += 16) q[nq++] = std::min(ox, OW - 16);
-  while (nq % 4) q[nq] = q[nq - 1], ++nq;
+  // Full quads; a last 2 or 3 positions run as a quad repeating the last (4 FMA chains: in-process A/B on det's
+  // 32x160x320 s2, 10 = 4 + 4 + 2 positions, the group of 2 was 10 us slower), a last single one alone (det's
+  // 48x80x160 s2, 5 = 4 + 1: 134 -> 113 us; the quad computed it four times).
+  if (nq % 4 >= 2)
+    while (nq % 4) q[nq] = q[nq - 1], ++nq;
+  const int64_t n4 = nq / 4 * 4;
   const float* rows[KH];
   for (int64_t nc = c0; nc < c1; ++nc) {
     const int64_t ch = nc % C;
@@ -686,7 +690,8 @@ LB_Z512 void dws2_range_avx512(const OpParams& p, const float* x, const float* w
         dws2_row512(p, g, plane, filled, E, E + g.PWh);
       }
       for (int ky = 0; ky < KH; ++ky) rows[ky] = buf + ((2 * oy + ky) % KH) * 2 * g.PWh;
-      for (int64_t i = 0; i < nq; i += 4) dws2_quad512<KH, KW>(rows, g.PWh, wc, bias, q + i, act, lo, hi, o);
+      for (int64_t i = 0; i < n4; i += 4) dws2_quad512<KH, KW>(rows, g.PWh, wc, bias, q + i, act, lo, hi, o);
+      if (nq > n4) dws2_quad512<KH, KW, 1>(rows, g.PWh, wc, bias, q + n4, act, lo, hi, o);
       if (act == ACT_SIGMOID) apply_act(o, OW, act, lo, hi);
     }
   }
