@@ -355,7 +355,9 @@ def test_vnni_1x1_and_depthwise_bitwise(tmp_path, qmax):
     panels of vpdpbusd; K = 16 / 24 / 33 (a partial last quad) / 40 / 100 / 200 / 520, O = 9 (channel stride 9: the
     float tile + epilogue), 17 / 40 / 129 (partial panels, a lone trailing panel), 64; int8 out from registers with
     none / Relu / Clip, smoothing multipliers with and without Clip, a range guard that is needed (an output scale of
-    1e-10: x / s past 2^31, codes saturate) and not; the float tile for HardSwish, residual Adds and graph outputs) and depthwise
+    1e-10: x / s past 2^31, codes saturate) and not; residual Adds and f32 NHWC copies from registers (pw_finish_res:
+    with and without multipliers, O 100: a 4-channel last panel); the float tile for HardSwish and graph outputs) and
+    depthwise
     (dw4_vnni: 4 taps per vpdpbusd; C = 16 / 48 (a 16-channel last block) / 64 / 96, 3x3, 5x5 stride 2, 3x3 dilation
     2, 7x7, odd maps, border pixels). Same bits as LOWBIT_ISA=avx2, scalar and the unchained package, at 1 and 2
     threads; the ops report avx512vnni."""
@@ -378,7 +380,9 @@ def test_vnni_1x1_and_depthwise_bitwise(tmp_path, qmax):
     y = b.conv(y, 64, 64, 7, dw=True, act="clip")                 # dw C 64, 7x7 (13 quads)
     r1 = b.conv(y, 64, 100, 1)                                    # also kept f32 NHWC for the residual
     y2 = b.add(b.conv(r1, 100, 100, 1), r1)                       # the residual Add folded into the conv
-    y = b.conv(y2, 100, 96, 1, act="clip")                        # K 100 (25 quads)
+    y3 = b.add(b.conv(y2, 100, 100, 1), y2)                       # residual, kept f32 for the next residual too
+    y3 = b.add(b.conv(y3, 100, 100, 1), y3)                       # residual, multipliers (the next conv's)
+    y = b.conv(y3, 100, 96, 1, act="clip", smooth=True)           # K 100 (25 quads)
     y = b.conv(y, 96, 96, 3, dw=True, act="relu")                 # dw C 96
     y = b.conv(y, 96, 200, 1, act="relu")                         # K 96, O 200
     y = b.conv(y, 200, 129, 1)                                    # K 200, O 129: a 1-channel last group

@@ -522,9 +522,11 @@ struct PwVnni {
   int16_t z;
   int8_t qlo, qhi;  // the clamp on the codes (no multipliers)
   // the int8 finish for groups of 1-4 panels (pw_finish_q<NP, FL>)
-  void (*fin[4])(const PwVnni&, const int32_t*, int, int64_t, int64_t, const float*, const float*, int8_t*);
+  void (*fin[4])(const PwVnni&, const int32_t*, int, int64_t, int64_t, const float*, const float*, int8_t*, float*,
+                 const float*);
 };
-using PwFinishFn = void (*)(const PwVnni&, const int32_t*, int, int64_t, int64_t, const float*, const float*, int8_t*);
+using PwFinishFn = void (*)(const PwVnni&, const int32_t*, int, int64_t, int64_t, const float*, const float*, int8_t*,
+                            float*, const float*);
 
 /// The int32 sums of R pixels (rows xa, stride kp) x NP panels (wp, panel stride 8 * kp) over nq quads, started at
 /// init[j], into sums[r][j][8]. A function of its own, shaped so that GCC 12 keeps the accumulators in place (inside
@@ -562,7 +564,7 @@ LB_TARGET_VNNI __attribute__((noinline)) void pw_dot(const uint8_t* wp, const ui
 enum : int { kPwMv = 1, kPwFClamp = 2, kPwCMax = 4, kPwCMin = 8, kPwGuard = 16 };
 template <int NP, int FL>
 LB_TARGET_VNNI void pw_finish_q(const PwVnni& s, const int32_t* sums, int R, int64_t c0, int64_t nv, const float* scf,
-                                const float* bsf, int8_t* qd) {
+                                const float* bsf, int8_t* qd, float*, const float*) {
   const __m256 vinv = _mm256_set1_ps(s.inv), va = _mm256_set1_ps(s.lo), vb = _mm256_set1_ps(s.hi);
   const __m256i vz = _mm256_set1_epi16(s.z), qlo = _mm256_set1_epi8(s.qlo), qhi = _mm256_set1_epi8(s.qhi);
   __m256 mvv[NP], sc[NP], bs[NP];
@@ -606,12 +608,63 @@ PwFinishFn pw_finish_fn(int np, int fl) {
   return np == 1 ? pw_finish_pick<1>(fl, seq) : np == 2 ? pw_finish_pick<2>(fl, seq) : np == 3 ? pw_finish_pick<3>(fl, seq)
                                                                                                 : pw_finish_pick<4>(fl, seq);
 }
+/// The finish of a 1x1 conv whose epilogue was post_fused_avx2's residual add (+ the f32 NHWC copy) and the
+/// requantization (no act, no post steps): v = float(sum) * scf + bsf (pw_block<.., false>'s operations), v + res
+/// (post_fused_avx2's add; res: R rows of O floats, y the same for the f32 output when kF), v * mv (kMv: the
+/// smoothing multipliers), then q8_lanes and the saturating packs (act_requant_avx2 / requant_row_avx2 /
+/// requant_mul_avx2): the same operations in the same order, from registers.
+template <int NP, bool kF, bool kRes, bool kMv>
+LB_TARGET_VNNI void pw_finish_res(const PwVnni& s, const int32_t* sums, int R, int64_t c0, int64_t nv, const float* scf,
+                                  const float* bsf, int8_t* qd, float* y, const float* res) {
+  const __m256 vinv = _mm256_set1_ps(s.inv);
+  const __m256i vz = _mm256_set1_epi16(s.z);
+  __m256 sc[NP], bs[NP], mvv[NP];
+  __mmask8 mk[NP];
+#pragma GCC unroll 4
+  for (int j = 0; j < NP; ++j) {
+    sc[j] = _mm256_load_ps(scf + 8 * j), bs[j] = _mm256_load_ps(bsf + 8 * j);
+    mk[j] = __mmask8((1u << std::max<int64_t>(0, std::min<int64_t>(8, nv - 8 * j))) - 1u);
+    mvv[j] = kMv ? _mm256_maskz_loadu_ps(mk[j], s.mv + c0 + 8 * j) : _mm256_setzero_ps();
+  }
+  const __mmask32 keep = nv >= 32 ? ~__mmask32(0) : __mmask32((1u << nv) - 1u);
+  for (int r = 0; r < R; ++r) {
+    __m256i rr[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      if (j >= NP) {
+        rr[j] = _mm256_setzero_si256();
+        continue;
+      }
+      __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(sums + 8 * (r * NP + j)))), sc[j]);
+      __asm__("" : "+v"(v));  // no FMA contraction: the reference multiplies, then adds
+      v = _mm256_add_ps(v, bs[j]);
+      if (kRes) v = _mm256_add_ps(v, _mm256_maskz_loadu_ps(mk[j], res + r * s.O + c0 + 8 * j));
+      if (kF) _mm256_mask_storeu_ps(y + r * s.O + c0 + 8 * j, mk[j], v);
+      if (kMv) v = _mm256_mul_ps(v, mvv[j]);
+      rr[j] = q8_lanes(v, vinv);
+    }
+    __m256i b = pack32_q8(rr, vz);
+    if (NP * 8 > nv) b = _mm256_maskz_mov_epi8(keep, b);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(qd + r * s.Os + c0), b);
+  }
+}
+template <bool kF, bool kRes, bool kMv>
+PwFinishFn pw_finish_res_np(int np) {
+  return np == 1 ? pw_finish_res<1, kF, kRes, kMv> : np == 2 ? pw_finish_res<2, kF, kRes, kMv>
+         : np == 3 ? pw_finish_res<3, kF, kRes, kMv> : pw_finish_res<4, kF, kRes, kMv>;
+}
+PwFinishFn pw_finish_res_fn(int np, bool f, bool res, bool mv) {
+  if (mv) return f && res ? pw_finish_res_np<true, true, true>(np) : res ? pw_finish_res_np<false, true, true>(np)
+                                                                         : pw_finish_res_np<true, false, true>(np);
+  return f && res ? pw_finish_res_np<true, true, false>(np) : res ? pw_finish_res_np<false, true, false>(np)
+                                                                  : pw_finish_res_np<true, false, false>(np);
+}
 
 /// R pixels (rows xa, stride kp) x NP panels from panel p: their float rows (y, stride O) or (Q) int8 rows (qd,
 /// stride Os, 32 bytes from channel 8p: the group's channels past O are stored as 0).
 template <int R, int NP, bool Q>
 LB_TARGET_VNNI __attribute__((noinline)) void pw_block(const PwVnni& s, int64_t p, const uint8_t* xa, float* y,
-                                                      int8_t* qd) {
+                                                      int8_t* qd, const float* res) {
   alignas(32) int32_t sums[R * NP * 8];
   pw_dot<R, NP>(s.w + p * 8 * s.kp, xa, s.kp, s.nq, reinterpret_cast<const __m256i*>(s.init + p * 8), sums);
   // channels of this group: nv (a tail group: < 8 * NP; the panels' row_sum / row_scale are padded, bias is not)
@@ -633,25 +686,27 @@ LB_TARGET_VNNI __attribute__((noinline)) void pw_block(const PwVnni& s, int64_t 
         else _mm256_mask_storeu_ps(d, __mmask8((1u << nj) - 1u), v);
       }
   } else {
-    s.fin[NP - 1](s, sums, R, c0, nv, s.scf + c0, s.bsf + c0, qd);
+    s.fin[NP - 1](s, sums, R, c0, nv, s.scf + c0, s.bsf + c0, qd, y, res);
   }
 }
 
 constexpr int kPwRows = 6;  // pixels per register tile (6 x 4 panels: 24 accumulators)
 template <int NP, bool Q>
 LB_TARGET_VNNI __attribute__((always_inline)) inline void pw_rows(const PwVnni& s, int64_t p, const uint8_t* xa,
-                                                                 int64_t m, float* y, int8_t* qd) {
+                                                                 int64_t m, float* y, int8_t* qd, const float* res) {
   int64_t i = 0;
-  for (; i + kPwRows <= m; i += kPwRows) pw_block<kPwRows, NP, Q>(s, p, xa + i * s.kp, y + i * s.O, qd + i * s.Os);
+  for (; i + kPwRows <= m; i += kPwRows)
+    pw_block<kPwRows, NP, Q>(s, p, xa + i * s.kp, y + i * s.O, qd + i * s.Os, res ? res + i * s.O : nullptr);
   const uint8_t* xr = xa + i * s.kp;
   float* yr = y + i * s.O;
   int8_t* qr = qd + i * s.Os;
+  const float* rr = res ? res + i * s.O : nullptr;
   switch (m - i) {
-    case 5: pw_block<5, NP, Q>(s, p, xr, yr, qr); break;
-    case 4: pw_block<4, NP, Q>(s, p, xr, yr, qr); break;
-    case 3: pw_block<3, NP, Q>(s, p, xr, yr, qr); break;
-    case 2: pw_block<2, NP, Q>(s, p, xr, yr, qr); break;
-    case 1: pw_block<1, NP, Q>(s, p, xr, yr, qr); break;
+    case 5: pw_block<5, NP, Q>(s, p, xr, yr, qr, rr); break;
+    case 4: pw_block<4, NP, Q>(s, p, xr, yr, qr, rr); break;
+    case 3: pw_block<3, NP, Q>(s, p, xr, yr, qr, rr); break;
+    case 2: pw_block<2, NP, Q>(s, p, xr, yr, qr, rr); break;
+    case 1: pw_block<1, NP, Q>(s, p, xr, yr, qr, rr); break;
     default: break;
   }
 }
@@ -677,7 +732,8 @@ LB_TARGET_VNNI void pw_vnni_init(const int32_t* row_sum, int64_t O, int32_t zin,
 /// m pixel rows at x (stride kp) -> float rows y (stride O) or (Q) int8 rows qd (stride Os, Os % 32 == 0); xa:
 /// scratch for the rows flipped to u8 (m * kp bytes).
 template <bool Q>
-LB_TARGET_VNNI void pw_vnni_tile(const PwVnni& s, const int8_t* x, int64_t m, uint8_t* xa, float* y, int8_t* qd) {
+LB_TARGET_VNNI void pw_vnni_tile(const PwVnni& s, const int8_t* x, int64_t m, uint8_t* xa, float* y, int8_t* qd,
+                                  const float* res = nullptr) {
   const __m256i flip = _mm256_set1_epi8(int8_t(0x80));
   const int64_t nb = m * s.kp;  // kp % 32 == 0
   for (int64_t i = 0; i < nb; i += 32)
@@ -686,10 +742,10 @@ LB_TARGET_VNNI void pw_vnni_tile(const PwVnni& s, const int8_t* x, int64_t m, ui
   const int64_t np = (s.O + 7) / 8;
   for (int64_t p = 0; p < np; p += 4) {
     switch (std::min<int64_t>(4, np - p)) {
-      case 4: pw_rows<4, Q>(s, p, xa, m, y, qd); break;
-      case 3: pw_rows<3, Q>(s, p, xa, m, y, qd); break;
-      case 2: pw_rows<2, Q>(s, p, xa, m, y, qd); break;
-      default: pw_rows<1, Q>(s, p, xa, m, y, qd); break;
+      case 4: pw_rows<4, Q>(s, p, xa, m, y, qd, res); break;
+      case 3: pw_rows<3, Q>(s, p, xa, m, y, qd, res); break;
+      case 2: pw_rows<2, Q>(s, p, xa, m, y, qd, res); break;
+      default: pw_rows<1, Q>(s, p, xa, m, y, qd, res); break;
     }
   }
 }
@@ -1806,6 +1862,16 @@ void conv_run(OpCtx& c) {
   const PwVnni pv0{pw.data, kp, O, (p.i[kK] + 3) / 4, nullptr, nullptr, nullptr, pw.row_scale, bias, sx, p.i[kOs], o.qmul,
                    act != ACT_NONE, p.f[5] == 0.f || p.f[6] == 0.f, false, false, 0.f, INFINITY, 0.f, 0, -128, 127, {}};
   PwVnni pv = pv0;
+  // int8 output from registers after the residual add and / or with the f32 NHWC copy (the epilogue would be
+  // post_fused_avx2's add and the requantization): pw_finish_res; not where the f32 output overlaps the residual
+  const bool pwr = pwv && !pwq && o.q && !o.n && !p.i[kNPost] && act == ACT_NONE && p.i[kOs] % 32 == 0 &&
+                   (o.res || o.f) && (!o.f || fout);
+  if (pwr) {
+    pv.inv = 1.0f / p.f[3];
+    pv.z = int16_t(p.i[kZout]);
+    for (int np = 1; np <= 4; ++np)
+      pv.fin[np - 1] = pw_finish_res_fn(np, o.f != nullptr, o.res != nullptr, o.qmul != nullptr);
+  }
   if (pwq) {
     pv.inv = 1.0f / p.f[3];
     pv.z = int16_t(p.i[kZout]);
@@ -1855,6 +1921,9 @@ void conv_run(OpCtx& c) {
       if (pwv) {  // 1x1 on VNNI: the input rows in place, same bits as the GEMM
         if (pwq) {
           pw_vnni_tile<true>(tpv, x + P0 * Cs, m, reinterpret_cast<uint8_t*>(rows), yt, o.q + P0 * pv.Os);
+        } else if (pwr) {
+          pw_vnni_tile<true>(tpv, x + P0 * Cs, m, reinterpret_cast<uint8_t*>(rows), yt, o.q + P0 * pv.Os,
+                             o.res ? o.res + P0 * O : nullptr);
         } else {
           pw_vnni_tile<false>(tpv, x + P0 * Cs, m, reinterpret_cast<uint8_t*>(rows), yt, reinterpret_cast<int8_t*>(yt));
           epilogue(p, o, yt, P0, m, rq, flat);
