@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchutil import settle  # noqa: E402  (bench/ is on sys.path)
+
 
 def _export(module, feeds, path, output_names):
     import torch
@@ -86,16 +88,18 @@ def _interleaved(fns, runs, block=4):
     run absorbs the previous engine's thread-pool tail: ORT's workers spin after a run by default (and
     lowbit's for LOWBIT_SPIN_US), and on a 2-core machine threads still spinning steal the core from the
     engine that runs next. Alternating single runs made ORT's 2-thread int8 model slower than its
-    1-thread one (18.8 vs 9.8 ms) and flattered lowbit 2x. Each block also starts after a 20 ms pause
-    (pools stop spinning and block) and the engine order reverses every round: a block timed right
-    after ORT's still measured up to 1.19x slower than the same block after lowbit's (session 4)."""
+    1-thread one (18.8 vs 9.8 ms) and flattered lowbit 2x. Each block also starts on a settled process
+    (`benchutil.settle`: no other thread running; a fixed 20 ms pause was too short for ORT's workers,
+    which spin 20-40 ms of CPU after a Run here, session 11) and the engine order reverses every round:
+    a block timed right after ORT's still measured up to 1.19x slower than the same block after
+    lowbit's (session 4)."""
     for fn in fns.values():
         fn()
     ts = {k: [] for k in fns}
     order = list(fns.items())
     while any(len(v) < runs for v in ts.values()):
         for k, fn in order:
-            time.sleep(0.02)  # idle threads of the previous engine stop spinning and block
+            settle()  # the previous engine's threads stop spinning and block
             fn()  # untimed: the other engine's spinning threads settle
             for _ in range(min(block - 1, runs - len(ts[k]))):
                 t0 = time.perf_counter()

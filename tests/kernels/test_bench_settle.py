@@ -1,7 +1,7 @@
-"""bench/kernels.py's `settle`: before each timed call it waits until no other thread of the process
-runs (ONNX Runtime's and PyTorch's workers spin for milliseconds after a call and took the second
-core from the next engine of the round: session 11). It must wait out a spinning thread and return
-at once when none runs."""
+"""bench/benchutil.py's `settle` (bench/kernels.py and bench/models.py call it): before each timed
+call it waits until no other thread of the process runs (ONNX Runtime's and PyTorch's workers spin
+for milliseconds after a call and took the second core from the next engine of the round: session 11).
+It must wait out a spinning thread and return at once when none runs."""
 import importlib.util
 import sys
 import threading
@@ -18,15 +18,15 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="settle reads /proc/self/task")
 
 
-def _bench_kernels():
-    spec = importlib.util.spec_from_file_location("bench_kernels", ROOT / "bench" / "kernels.py")
+def _benchutil():
+    spec = importlib.util.spec_from_file_location("benchutil", ROOT / "bench" / "benchutil.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
 def test_settle_waits_for_a_spinning_thread():
-    kb = _bench_kernels()
+    kb = _benchutil()
     started = threading.Event()
     spin_s = 0.08
 
@@ -51,5 +51,5 @@ def test_settle_waits_for_a_spinning_thread():
 
 
 def test_settle_returns_at_once_when_idle():
-    kb = _bench_kernels()
+    kb = _benchutil()
     assert kb.settle(timeout_s=2.0) < 0.5
