@@ -37,7 +37,8 @@ constexpr int64_t kSmallW = 64 * 1024;        // weight bytes (columns x kp) up 
 constexpr int64_t kSmallChunkBytes = 6 * 1024;  // ... the row chunks are this small instead
 
 /// acc += the tile's products over nq quads (a multiple of 8); x: the tile's activations as
-/// q8_interleave lays them out (quad q of row r at x + 384 (q / 8) + 32 r + 4 (q % 8)). PF: one prefetch per panel every 2 quads of pw (the next column tile) into L2.
+/// q8_interleave lays them out (quad q of row r at x + 384 (q / 8) + 32 r + 4 (q % 8)). PF: one
+/// prefetch per panel every 2 quads of pw (the next column tile) into L2.
 template <int MR, int NP, bool PF>
 __attribute__((always_inline)) inline void q8_loop(__m512i (&acc)[MR * NP], const uint8_t* const* w, const uint8_t* const* pw,
                                                    const uint8_t* x, int64_t nq) {
