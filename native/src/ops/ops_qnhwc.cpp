@@ -561,19 +561,24 @@ LB_TARGET_VNNI __attribute__((noinline)) void pw_dot(const uint8_t* wp, const ui
 // The int8 finish of pw_block: act_requant_avx2's operations for each case, chosen once per op (FL: kPwMv multipliers,
 // kPwFClamp Relu / Clip before them, kPwCMax / kPwCMin the code clamp's max / min (no multipliers), kPwGuard the
 // range guard): runtime tests inside the unrolled loop made GCC compute both sides of each.
-enum : int { kPwMv = 1, kPwFClamp = 2, kPwCMax = 4, kPwCMin = 8, kPwGuard = 16 };
+// kPwRes / kPwF: the finish of a 1x1 conv whose epilogue was post_fused_avx2's residual add (res: R rows of O floats)
+// and / or the f32 NHWC copy (y, the same layout) before the requantization (no act, no post steps, the range guard):
+// v = float(sum) * scf + bsf (pw_block<.., false>'s operations), v + res, the copy, v * mv, then q8_lanes and the
+// saturating packs (act_requant_avx2 / requant_row_avx2 / requant_mul_avx2): the same operations in the same order.
+enum : int { kPwMv = 1, kPwFClamp = 2, kPwCMax = 4, kPwCMin = 8, kPwGuard = 16, kPwRes = 32, kPwF = 64 };
 template <int NP, int FL>
 LB_TARGET_VNNI void pw_finish_q(const PwVnni& s, const int32_t* sums, int R, int64_t c0, int64_t nv, const float* scf,
-                                const float* bsf, int8_t* qd, float*, const float*) {
+                                const float* bsf, int8_t* qd, float* y, const float* res) {
   const __m256 vinv = _mm256_set1_ps(s.inv), va = _mm256_set1_ps(s.lo), vb = _mm256_set1_ps(s.hi);
   const __m256i vz = _mm256_set1_epi16(s.z), qlo = _mm256_set1_epi8(s.qlo), qhi = _mm256_set1_epi8(s.qhi);
   __m256 mvv[NP], sc[NP], bs[NP];
+  __mmask8 mk[NP];
 #pragma GCC unroll 4
-  for (int j = 0; j < NP; ++j) sc[j] = _mm256_load_ps(scf + 8 * j), bs[j] = _mm256_load_ps(bsf + 8 * j);
-#pragma GCC unroll 4
-  for (int j = 0; j < NP; ++j)
-    mvv[j] = (FL & kPwMv) ? _mm256_maskz_loadu_ps(__mmask8((1u << std::min<int64_t>(8, nv - 8 * j)) - 1u), s.mv + c0 + 8 * j)
-                          : _mm256_setzero_ps();
+  for (int j = 0; j < NP; ++j) {
+    sc[j] = _mm256_load_ps(scf + 8 * j), bs[j] = _mm256_load_ps(bsf + 8 * j);
+    mk[j] = __mmask8((1u << std::max<int64_t>(0, std::min<int64_t>(8, nv - 8 * j))) - 1u);
+    mvv[j] = (FL & kPwMv) ? _mm256_maskz_loadu_ps(mk[j], s.mv + c0 + 8 * j) : _mm256_setzero_ps();
+  }
   const __mmask32 keep = nv >= 32 ? ~__mmask32(0) : __mmask32((1u << nv) - 1u);
   for (int r = 0; r < R; ++r) {
     __m256i rr[4];
@@ -586,6 +591,8 @@ LB_TARGET_VNNI void pw_finish_q(const PwVnni& s, const int32_t* sums, int R, int
       __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(sums + 8 * (r * NP + j)))), sc[j]);
       __asm__("" : "+v"(v));  // no FMA contraction: the reference multiplies, then adds
       v = _mm256_add_ps(v, bs[j]);
+      if (FL & kPwRes) v = _mm256_add_ps(v, _mm256_maskz_loadu_ps(mk[j], res + r * s.O + c0 + 8 * j));
+      if (FL & kPwF) _mm256_mask_storeu_ps(y + r * s.O + c0 + 8 * j, mk[j], v);
       if (FL & kPwFClamp) v = _mm256_min_ps(_mm256_max_ps(v, va), vb);  // act_requant_avx2's clamp_mul8
       if (FL & kPwMv) v = _mm256_mul_ps(v, mvv[j]);
       rr[j] = (FL & kPwGuard) ? q8_lanes(v, vinv) : q8_round(v, vinv);
@@ -602,62 +609,23 @@ PwFinishFn pw_finish_pick(int fl, std::integer_sequence<int, F...>) {
   static const PwFinishFn table[] = {pw_finish_q<NP, F>...};
   return table[fl];
 }
+/// The requantizing finishes (FL below kPwRes: every combination).
 PwFinishFn pw_finish_fn(int np, int fl) {
   const auto seq = std::make_integer_sequence<int, 32>{};
   fl &= 31;
   return np == 1 ? pw_finish_pick<1>(fl, seq) : np == 2 ? pw_finish_pick<2>(fl, seq) : np == 3 ? pw_finish_pick<3>(fl, seq)
                                                                                                 : pw_finish_pick<4>(fl, seq);
 }
-/// The finish of a 1x1 conv whose epilogue was post_fused_avx2's residual add (+ the f32 NHWC copy) and the
-/// requantization (no act, no post steps): v = float(sum) * scf + bsf (pw_block<.., false>'s operations), v + res
-/// (post_fused_avx2's add; res: R rows of O floats, y the same for the f32 output when kF), v * mv (kMv: the
-/// smoothing multipliers), then q8_lanes and the saturating packs (act_requant_avx2 / requant_row_avx2 /
-/// requant_mul_avx2): the same operations in the same order, from registers.
-template <int NP, bool kF, bool kRes, bool kMv>
-LB_TARGET_VNNI void pw_finish_res(const PwVnni& s, const int32_t* sums, int R, int64_t c0, int64_t nv, const float* scf,
-                                  const float* bsf, int8_t* qd, float* y, const float* res) {
-  const __m256 vinv = _mm256_set1_ps(s.inv);
-  const __m256i vz = _mm256_set1_epi16(s.z);
-  __m256 sc[NP], bs[NP], mvv[NP];
-  __mmask8 mk[NP];
-#pragma GCC unroll 4
-  for (int j = 0; j < NP; ++j) {
-    sc[j] = _mm256_load_ps(scf + 8 * j), bs[j] = _mm256_load_ps(bsf + 8 * j);
-    mk[j] = __mmask8((1u << std::max<int64_t>(0, std::min<int64_t>(8, nv - 8 * j))) - 1u);
-    mvv[j] = kMv ? _mm256_maskz_loadu_ps(mk[j], s.mv + c0 + 8 * j) : _mm256_setzero_ps();
-  }
-  const __mmask32 keep = nv >= 32 ? ~__mmask32(0) : __mmask32((1u << nv) - 1u);
-  for (int r = 0; r < R; ++r) {
-    __m256i rr[4];
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) {
-      if (j >= NP) {
-        rr[j] = _mm256_setzero_si256();
-        continue;
-      }
-      __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(sums + 8 * (r * NP + j)))), sc[j]);
-      __asm__("" : "+v"(v));  // no FMA contraction: the reference multiplies, then adds
-      v = _mm256_add_ps(v, bs[j]);
-      if (kRes) v = _mm256_add_ps(v, _mm256_maskz_loadu_ps(mk[j], res + r * s.O + c0 + 8 * j));
-      if (kF) _mm256_mask_storeu_ps(y + r * s.O + c0 + 8 * j, mk[j], v);
-      if (kMv) v = _mm256_mul_ps(v, mvv[j]);
-      rr[j] = q8_lanes(v, vinv);
-    }
-    __m256i b = pack32_q8(rr, vz);
-    if (NP * 8 > nv) b = _mm256_maskz_mov_epi8(keep, b);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(qd + r * s.Os + c0), b);
-  }
-}
-template <bool kF, bool kRes, bool kMv>
+template <int FL>
 PwFinishFn pw_finish_res_np(int np) {
-  return np == 1 ? pw_finish_res<1, kF, kRes, kMv> : np == 2 ? pw_finish_res<2, kF, kRes, kMv>
-         : np == 3 ? pw_finish_res<3, kF, kRes, kMv> : pw_finish_res<4, kF, kRes, kMv>;
+  return np == 1 ? pw_finish_q<1, FL> : np == 2 ? pw_finish_q<2, FL> : np == 3 ? pw_finish_q<3, FL> : pw_finish_q<4, FL>;
 }
+/// The residual / f32-copy finishes (kPwRes and / or kPwF, the range guard, optional multipliers).
 PwFinishFn pw_finish_res_fn(int np, bool f, bool res, bool mv) {
-  if (mv) return f && res ? pw_finish_res_np<true, true, true>(np) : res ? pw_finish_res_np<false, true, true>(np)
-                                                                         : pw_finish_res_np<true, false, true>(np);
-  return f && res ? pw_finish_res_np<true, true, false>(np) : res ? pw_finish_res_np<false, true, false>(np)
-                                                                  : pw_finish_res_np<true, false, false>(np);
+  constexpr int G = kPwGuard, R = kPwRes, F = kPwF, M = kPwMv;
+  if (mv) return f && res ? pw_finish_res_np<G | R | F | M>(np) : res ? pw_finish_res_np<G | R | M>(np)
+                                                                      : pw_finish_res_np<G | F | M>(np);
+  return f && res ? pw_finish_res_np<G | R | F>(np) : res ? pw_finish_res_np<G | R>(np) : pw_finish_res_np<G | F>(np);
 }
 
 /// R pixels (rows xa, stride kp) x NP panels from panel p: their float rows (y, stride O) or (Q) int8 rows (qd,
@@ -1863,7 +1831,8 @@ void conv_run(OpCtx& c) {
                    act != ACT_NONE, p.f[5] == 0.f || p.f[6] == 0.f, false, false, 0.f, INFINITY, 0.f, 0, -128, 127, {}};
   PwVnni pv = pv0;
   // int8 output from registers after the residual add and / or with the f32 NHWC copy (the epilogue would be
-  // post_fused_avx2's add and the requantization): pw_finish_res; not where the f32 output overlaps the residual
+  // post_fused_avx2's add and the requantization): pw_finish_q with kPwRes / kPwF; not where the f32 output overlaps
+  // the residual
   const bool pwr = pwv && !pwq && o.q && !o.n && !p.i[kNPost] && act == ACT_NONE && p.i[kOs] % 32 == 0 &&
                    (o.res || o.f) && (!o.f || fout);
   if (pwr) {
