@@ -6,10 +6,11 @@ A quantized CNN whose model input stays float (EfficientNet-Lite0 w8a8) starts w
 `_stem_entry` pass turns the pair into one op that computes the conv's float operations (conv2d_f32's
 direct path: bias, then the taps in (c, ky, kx) order) and the quantizer's on each element in registers:
 the package must give bitwise the outputs of the two-op package, at 1 and 2 threads, batch 2, on the AVX2
-path and on the scalar path (LOWBIT_ISA=scalar). Cases: EfficientNet's 3 -> 32 3x3 s2 with bottom/right
-padding and Clip, O = 16 / 24 (output channel stride 32: padding bytes), O = 8 (stride 8), one input
-channel 5x5 (25 taps), dilation, Relu / no act, smoothing multipliers on the quantizer, maps narrower
-than a tile, and the cases the pass must leave alone.
+path, on the AVX-512 path (O = 32, LB_ISA_AVX512VNNI: its own tile, the same FMAs) and on the scalar path
+(LOWBIT_ISA=avx2 / scalar). Cases: EfficientNet's 3 -> 32 3x3 s2 with bottom/right padding and Clip, O = 32 with
+Relu and multipliers or a dilated 5x5, O = 16 / 24 (output channel stride 32: padding bytes), O = 8 (stride 8), one
+input channel 5x5 (25 taps), dilation, Relu / no act, smoothing multipliers on the quantizer, maps narrower than a
+tile, NaN / inf pixels, and the cases the pass must leave alone.
 """
 import os
 import subprocess
@@ -86,6 +87,8 @@ np.savez(sys.argv[4], **res)
 
 CASES = [
     dict(),                                                          # EfficientNet-Lite0's stem
+    dict(pad=(1, 1, 1, 1), act="relu", smooth=True),                 # O = 32 with the range guard, multipliers
+    dict(C=1, k=5, stride=1, pad=(2, 2, 2, 2), dil=2, act=None),     # O = 32, one channel 5x5 dilated
     dict(O=16, stride=1, pad=(1, 1, 1, 1), act="relu", smooth=True),  # channel stride 32 (16 padding bytes)
     dict(O=24, k=3, stride=2, pad=(1, 0, 1, 1), dil=2, act=None),    # dilation, asymmetric pads
     dict(C=1, O=8, k=5, stride=2, pad=(2, 2, 2, 2)),                 # 25 taps, channel stride 8
@@ -101,23 +104,32 @@ def test_stem_bitwise_equal_to_conv_and_quantizer(tmp_path, monkeypatch, case):
     assert kn[0] == "conv_stem_nhwc_q8" and "quantize_nhwc_q8" not in kn and "conv2d_f32" not in kn, kn
     assert ko[:2] == ["conv2d_f32", "quantize_nhwc_q8"], ko
     rng = np.random.default_rng(1)
-    for H, W in ((37, 45), (9, 5)):  # 5 columns: every tile is a border tile narrower than J
+    for H, W in ((37, 45), (9, 5), (20, 70)):  # 5 columns: every tile is a border tile narrower than J
         x = (2.0 * rng.standard_normal((2, case.get("C", 3), H, W))).astype(np.float32)  # batch 2
+        if W == 70:  # NaN and +-inf pixels (a Clip maps NaN to its lower bound)
+            x.reshape(-1)[rng.choice(x.size, 12, replace=False)] = [np.nan] * 4 + [np.inf] * 4 + [-np.inf] * 4
         ref = lowbit.load(old, threads=1).run({"x": x})[z]
         for threads in (1, 2):
             got = lowbit.load(new, threads=threads).run({"x": x})[z]
             assert np.array_equal(got, ref), (H, W, threads, np.max(np.abs(got - ref)))
         assert np.abs(ref).max() > 0.1
-    # the scalar path (LOWBIT_ISA=scalar) against the two ops on the scalar path
+    s = lowbit.load(new)
+    s.enable_profiling(True)
+    s.run({"x": x})
+    isa = {e["isa"] for e in s.profile_events() if e["kernel"] == "conv_stem_nhwc_q8"}
+    o32 = case.get("O", 32) == 32 and lowbit.native().isa_active() == "avx512vnni"
+    assert isa == ({"avx512vnni"} if o32 else {"avx2"}), isa  # O = 32: the AVX-512 tile
+    # the AVX2 and scalar paths (LOWBIT_ISA) against the two ops on the same path
     x = rng.standard_normal((1, case.get("C", 3), 23, 30)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    env = dict(os.environ, LOWBIT_ISA="scalar")
-    r = subprocess.run([sys.executable, "-c", _CHILD, str(new), str(old), str(tmp_path / "x.npy"),
-                        str(tmp_path / "y.npz")], env=env, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert "new ['conv_stem_nhwc_q8/scalar']" in r.stdout, r.stdout
-    res = np.load(tmp_path / "y.npz")
-    assert np.array_equal(res["new:" + z], res["old:" + z])
+    for forced in ("avx2", "scalar"):
+        env = dict(os.environ, LOWBIT_ISA=forced)
+        r = subprocess.run([sys.executable, "-c", _CHILD, str(new), str(old), str(tmp_path / "x.npy"),
+                            str(tmp_path / "y.npz")], env=env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert f"new ['conv_stem_nhwc_q8/{forced}']" in r.stdout, r.stdout
+        res = np.load(tmp_path / "y.npz")
+        assert np.array_equal(res["new:" + z], res["old:" + z])
 
 
 def test_stem_pass_leaves_other_convs(tmp_path):

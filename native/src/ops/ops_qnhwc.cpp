@@ -2018,6 +2018,13 @@ lb_status stem_infer(OpCtx& c) {
     return LB_ERR_SHAPE;
   }
   p.i[kCs] = nhwc_cstride(O);
+  // p.f[3] = 1: the requantization needs no range guard (q8_round, the AVX-512 tile): a Clip bounds every value
+  // (NaN included: vmaxps returns the bound) and |max(|lo|, |hi|) * mul / scale| < 2^20
+  double lim = p.i[kAct] == ACT_CLIP ? std::max(std::fabs(double(p.f[0])), std::fabs(double(p.f[1]))) : INFINITY;
+  double mmax = mul ? 0.0 : 1.0;
+  for (int64_t o = 0; mul && o < O; ++o)
+    mmax = std::isfinite(mul->f32()[o]) ? std::max(mmax, std::fabs(double(mul->f32()[o]))) : INFINITY;
+  p.f[3] = lim * mmax / double(p.f[2]) < 1048576.0 ? 1.f : 0.f;
   p.v.assign(size_t(K * O + 1) / 2, 0);
   float* wp = reinterpret_cast<float*>(p.v.data());
   const float* wv = w->f32();
@@ -2110,6 +2117,121 @@ void stem_avx2(OpCtx& c, const float* x, const float* b, const float* mul, int8_
     }
   });
 }
+
+// AVX-512 (LB_ISA_AVX512VNNI, O = 32, act none / Relu / Clip): the 32 channels in two zmm, 8 pixels of an output row
+// per tile (16 accumulators); per tap 2 weight loads, 8 broadcasts and 16 FMAs, each channel's the same FMA in the
+// same order as stem_q8_tile (the same bits). Border tiles read a zero-filled copy of their input span (one segment
+// of kStemSeg floats per (c, ky) row, written with two memsets and a memcpy) instead of a gather per tap and pixel.
+// The finish: act, multipliers, q8_round where p.f[3] proved the range (else q8_lanes' operations), then two pixels'
+// 64 codes with the saturating packs + zero point of pack32_q8 and one vpermd.
+constexpr int kStemJ = 8;
+constexpr int64_t kStemSeg = 64;
+bool stem512_ok(const OpParams& p) {
+  const int64_t act = p.i[kAct];
+  return lb_isa_active() == LB_ISA_AVX512VNNI && p.i[kO] == 32 && p.i[kCs] == 32 &&
+         (act == ACT_NONE || act == ACT_RELU || act == ACT_CLIP) &&
+         (kStemJ - 1) * p.i[kSw] + (p.i[kKw] - 1) * p.i[kDw] + 1 <= kStemSeg;
+}
+
+LB_TARGET_VNNI inline __m512i q8_lanes16(__m512 x, __m512 vinv, bool rnd) {
+  __m512 t = _mm512_mul_ps(x, vinv);
+  if (!rnd) return _mm512_cvtps_epi32(_mm512_min_ps(_mm512_set1_ps(1073741824.f), t));
+  __asm__("" : "+v"(t));  // q8_round: no FMA contraction
+  t = _mm512_add_ps(t, _mm512_set1_ps(12582912.f));
+  return _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(0x4B400000));
+}
+
+template <bool RND>
+LB_TARGET_VNNI void stem_q8_tile512(const float* wp, int64_t K, const float* base, const int64_t* off, int64_t ps,
+                                    const float* bias, int64_t nj, int64_t act, float lo, float hi, const float* mul,
+                                    float inv, int64_t zero, int8_t* y) {
+  __m512 acc[2][kStemJ];
+  const __m512 b0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+  const __m512 b1 = bias ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+  for (int j = 0; j < kStemJ; ++j) acc[0][j] = b0, acc[1][j] = b1;
+  for (int64_t k = 0; k < K; ++k) {
+    const float* xb = base + off[k];
+    const __m512 w0 = _mm512_loadu_ps(wp + k * 32), w1 = _mm512_loadu_ps(wp + k * 32 + 16);
+#pragma GCC unroll 8
+    for (int j = 0; j < kStemJ; ++j) {
+      const __m512 xv = _mm512_set1_ps(xb[j * ps]);
+      acc[0][j] = _mm512_fmadd_ps(w0, xv, acc[0][j]);
+      acc[1][j] = _mm512_fmadd_ps(w1, xv, acc[1][j]);
+    }
+  }
+  const __m512 vinv = _mm512_set1_ps(inv), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), z0 = _mm512_setzero_ps();
+  const __m512 m0 = mul ? _mm512_loadu_ps(mul) : z0, m1 = mul ? _mm512_loadu_ps(mul + 16) : z0;
+  const __m512i vz = _mm512_set1_epi16(int16_t(zero));
+  const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  __m512i w[kStemJ];
+#pragma GCC unroll 8
+  for (int j = 0; j < kStemJ; ++j) {  // compile-time indices only: acc stays in registers
+    __m512 v0 = acc[0][j], v1 = acc[1][j];
+    if (act == ACT_RELU) v0 = _mm512_max_ps(v0, z0), v1 = _mm512_max_ps(v1, z0);  // act8's operand order
+    if (act == ACT_CLIP)
+      v0 = _mm512_min_ps(_mm512_max_ps(v0, vlo), vhi), v1 = _mm512_min_ps(_mm512_max_ps(v1, vlo), vhi);
+    if (mul) v0 = _mm512_mul_ps(v0, m0), v1 = _mm512_mul_ps(v1, m1);
+    // int16 lanes [c 4i..4i+3, c 16+4i..16+4i+3] per 128-bit lane i
+    w[j] = _mm512_adds_epi16(_mm512_packs_epi32(q8_lanes16(v0, vinv, RND), q8_lanes16(v1, vinv, RND)), vz);
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < kStemJ; j += 2) {
+    if (j >= nj) break;
+    // dwords per lane i: [a 4i.., a 16+4i.., b 4i.., b 16+4i..] -> pixel j's 32 codes, then pixel j + 1's
+    const __m512i q = _mm512_permutexvar_epi32(perm, _mm512_packs_epi16(w[j], w[j + 1]));
+    if (j + 1 < nj) _mm512_storeu_si512(y + j * 32, q);
+    else _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + j * 32), _mm512_castsi512_si256(q));
+  }
+}
+
+void stem_avx512(OpCtx& c, const float* x, const float* b, const float* mul, int8_t* y) {
+  const OpParams& p = *c.p;
+  const int64_t N = p.i[kN], C = p.i[kC], H = p.i[kH], W = p.i[kW], O = p.i[kO], OH = p.i[kOH], OW = p.i[kOW];
+  const int64_t kh = p.i[kKh], kw = p.i[kKw], sh = p.i[kSh], sw = p.i[kSw], dh = p.i[kDh], dw = p.i[kDw];
+  const int64_t pt = p.i[kPt], pl = p.i[kPl], K = C * kh * kw, HW = H * W, act = p.i[kAct];
+  const float lo = p.f[0], hi = p.f[1], inv = 1.0f / p.f[2];
+  const int64_t zero = p.i[kZout];
+  const float* wp = reinterpret_cast<const float*>(p.v.data());
+  const auto fn = p.f[3] != 0.f ? stem_q8_tile512<true> : stem_q8_tile512<false>;
+  int64_t off[kStemMaxK], offs[kStemMaxK];  // taps in the image / in the border tiles' segments
+  for (int64_t ci = 0, k = 0; ci < C; ++ci)
+    for (int64_t ky = 0; ky < kh; ++ky)
+      for (int64_t kx = 0; kx < kw; ++kx, ++k)
+        off[k] = ci * HW + ky * dh * W + kx * dw, offs[k] = (ci * kh + ky) * kStemSeg + kx * dw;
+  const int64_t ey = (kh - 1) * dh, ex = (kw - 1) * dw, span = (kStemJ - 1) * sw + ex + 1;
+  for_ranges(c, N * OH, O * K * OW, [&](int, int64_t r0, int64_t r1) {
+    alignas(64) float seg[kStemMaxK * kStemSeg];
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / OH, oy = r % OH, iy0 = oy * sh - pt;
+      const float* xn = x + n * C * HW;
+      int8_t* yr = y + r * OW * 32;
+      const bool rows_in = iy0 >= 0 && iy0 + ey < H;
+      for (int64_t ox0 = 0; ox0 < OW; ox0 += kStemJ) {
+        const int64_t nj = std::min<int64_t>(kStemJ, OW - ox0), ix0 = ox0 * sw - pl;
+        if (rows_in && nj == kStemJ && ix0 >= 0 && ix0 + span <= W) {
+          fn(wp, K, xn + iy0 * W + ix0, off, sw, b, kStemJ, act, lo, hi, mul, inv, zero, yr + ox0 * 32);
+          continue;
+        }
+        // border tile: each (c, ky) row's span [ix0, ix0 + span), 0 outside the image (padding taps: w * 0)
+        const int64_t a0 = std::clamp<int64_t>(-ix0, 0, span), a1 = std::clamp<int64_t>(W - ix0, a0, span);
+        for (int64_t ci = 0; ci < C; ++ci)
+          for (int64_t ky = 0; ky < kh; ++ky) {
+            float* d = seg + (ci * kh + ky) * kStemSeg;
+            const int64_t iy = iy0 + ky * dh;
+            if (iy < 0 || iy >= H) {
+              std::memset(d, 0, size_t(span) * 4);
+              continue;
+            }
+            std::memset(d, 0, size_t(a0) * 4);
+            std::memcpy(d + a0, xn + ci * HW + iy * W + ix0 + a0, size_t(a1 - a0) * 4);
+            std::memset(d + a1, 0, size_t(span - a1) * 4);
+          }
+        fn(wp, K, seg, offs, sw, b, nj, act, lo, hi, mul, inv, zero, yr + ox0 * 32);
+      }
+    }
+  });
+}
 #endif
 
 // Scalar path (LOWBIT_ISA=scalar, non-x86 builds): conv2d_f32's portable direct tile per output pixel
@@ -2150,6 +2272,11 @@ void stem_run(OpCtx& c) {
   const float* mul = c.in.size() > 3 && c.in[3] ? c.in[3]->f32() : nullptr;
   int8_t* y = static_cast<int8_t*>(c.out[0]->data);
 #if defined(__x86_64__)
+  if (stem512_ok(*c.p)) {
+    c.isa = "avx512vnni";
+    stem_avx512(c, x, b, mul, y);
+    return;
+  }
   if (use_avx2() && (lb_cpu_features() & LB_CPU_FMA)) {
     c.isa = "avx2";
     stem_avx2(c, x, b, mul, y);
