@@ -2,8 +2,8 @@
 the 8-pixel conv2d_pw_f32 tiles (maps of >= 128 pixels, K > 128; NCHW or blocked input and output), the
 16-lane stride-2 depthwise (3x3 / 5x5, rows of >= 48 outputs) and the 16-lane 3x3 stride-1 depthwise (rows of
 >= 48 outputs); session 11: the 7-pixel conv2d_pw_f32 tiles (pixel counts a multiple of 7 but not of 8, any
-K), the channel-blocked depthwise's row tiles (blocked output) and the 8-row / 4x6 tiles of the 1x1 convs on
-large NCHW maps (K <= 160). Each keeps the AVX2 kernel's per-element order (bias, then the taps / k in order),
+K), the channel-blocked depthwise's row tiles (blocked output) and the 8-row tiles of the 1x1 convs on
+large NCHW maps (K <= 160; session 12: zmm tiles for O <= 24). Each keeps the AVX2 kernel's per-element order (bias, then the taps / k in order),
 so each case runs in child processes under LOWBIT_ISA=avx512vnni and avx2 and must be bitwise equal, 1 and 2
 threads bitwise identical, with the AVX-512 kernel reported, and within 1e-4 relative (the named float
 tolerance) of ONNX Runtime and of the scalar path (LOWBIT_ISA=scalar). Shapes hit partial 8-pixel panels,
@@ -75,9 +75,13 @@ CASES = {
     "pw1_32x32_k24_o40_clip": (_pw([1, 24, 32, 32], 40, "Clip"), "conv2d_f32"),
     "pw1_33x33_k160_o27_sigmoid": (_pw([1, 160, 33, 33], 27, "Sigmoid"), "conv2d_f32"),
     "pw1_40x30_k7_o17_hardswish_batch2": (_pw([2, 7, 40, 30], 17, "HardSwish", bias=False), "conv2d_f32"),
-    # O <= 16: 4 rows x 6 vectors (48 pixels), then the 4-row tiles' 24- / 8-pixel steps and the scalar tail
+    # O <= 24 (session 12): 8 rows x 3 zmm vectors (48 pixels) with the next chunk's prefetch, 16-pixel tiles,
+    # then the 8-pixel ymm step and the scalar tail: O = 16, 13 (partial row group), 17 (above), 24 with K = 144
+    # (48-pixel chunks, tail 46 = 16 + 16 + 8 + 6), 20 = 8 + 8 + 4 with K = 12 (tail 17 = 16 + 1)
     "pw1_36x36_k32_o16_clip": (_pw([1, 32, 36, 36], 16, "Clip"), "conv2d_f32"),
     "pw1_35x30_k20_o13_sigmoid": (_pw([1, 20, 35, 30], 13, "Sigmoid"), "conv2d_f32"),
+    "pw1_34x31_k144_o24_relu": (_pw([1, 144, 34, 31], 24, "Relu"), "conv2d_f32"),
+    "pw1_37x29_k12_o20_nobias_batch2": (_pw([2, 12, 37, 29], 20, None, bias=False), "conv2d_f32"),
     "dwb_40x40_nchw_in_k3_s2_hardsigmoid": (_block([1, 8, 40, 40], 16, 3, stride=2, act="HardSigmoid",
                                                    residual=False), "conv2d_f32"),
     # stride-2 depthwise on wide rows: W = 101 (masked tail, pl odd), W = 128 (no tail), 5x5, asymmetric pads

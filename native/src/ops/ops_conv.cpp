@@ -1924,9 +1924,7 @@ __attribute__((target("avx2,fma"))) void pw1_tile(const float* w, int64_t K, con
 // AVX-512 (session 11): the same tile with up to 8 rows (R x 3 = 24 accumulators of the 32 EVEX registers),
 // so a chunk of the input is read once per 8 output channels instead of 4. Same per-element order (bitwise
 // equal). In-process A/B (EfficientNet, 1 thread, chrt, load 4-5): 16 -> 96 on 112x112 509 -> 487 us, 96 -> 24
-// and 144 -> 24 on 56x56 217 -> 205 and 290 -> 239; the 32 -> 16 on 112x112 was 13-25 us slower with 8 rows
-// and runs 4 rows x 6 vectors instead (24 accumulators, 10 loads per 24 FMAs: 200 -> 185 us). 4 x 6 for O > 16
-// too measured the same as 8 x 3 (-26 / +5 us in two A/Bs).
+// and 144 -> 24 on 56x56 217 -> 205 and 290 -> 239. For O <= 24 see pw1z_tile.
 template <int R, int J>
 LB_Z512 void pw1_tile512(const float* w, int64_t K, const float* x, int64_t P, const float* bias, float* y,
                          int64_t act, float lo, float hi) {
@@ -1944,8 +1942,66 @@ const Pw1Fn kPw1Tiles512[9][2] = {{nullptr, nullptr},
                                   {pw1_tile512<6, 1>, pw1_tile512<6, 3>},
                                   {pw1_tile512<7, 1>, pw1_tile512<7, 3>},
                                   {pw1_tile512<8, 1>, pw1_tile512<8, 3>}};
-const Pw1Fn kPw1Tiles512J6[5] = {nullptr, pw1_tile512<1, 6>, pw1_tile512<2, 6>, pw1_tile512<3, 6>,
-                                 pw1_tile512<4, 6>};
+// AVX-512, O <= 24 (session 12: the projections 32 -> 16 on 112x112, 96 -> 24 and 144 -> 24 on 56x56): R <= 8
+// rows x J zmm vectors of 16 pixels (8 x 3: 48 pixels, 24 accumulators), and while the first row group runs a
+// chunk it prefetches the same rows of the next chunk (pf floats ahead, J lines per input row): these convs
+// read few outputs per input byte and their input rows (K streams 12-50 KB apart, just written by the
+// depthwise) stalled the loads of the ymm tiles. Same per-element order as pw1_tile (bitwise equal).
+// In-network A/B (EfficientNet, 1 thread, chrt, one liblowbit.a, processes alternating in both orders, 10
+// rounds each, load 7-9): 32 -> 16 182-230 -> 182-189 us, 96 -> 24 154-199 -> 139-143, 144 -> 24 226-250 ->
+// 200-201; the expansions (O 96, 144) were 10-30 us slower this way and keep the ymm tiles; 16 rows x 1 zmm
+// measured the same as 8 x 3 on 32 -> 16, and without the prefetch only 96 -> 24 / 144 -> 24 gained.
+template <int R, int J>
+LB_Z512 void pw1z_tile(const float* w, int64_t K, const float* x, int64_t P, const float* bias, float* y, int64_t act,
+                       float lo, float hi, int64_t pf) {
+  __m512 acc[R][J];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const __m512 bv = bias ? _mm512_set1_ps(bias[r]) : _mm512_setzero_ps();
+#pragma GCC unroll 3
+    for (int j = 0; j < J; ++j) acc[r][j] = bv;
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const float* xk = x + k * P;
+    if (pf)
+#pragma GCC unroll 3
+      for (int j = 0; j < J; ++j) _mm_prefetch(reinterpret_cast<const char*>(xk + pf + j * 16), _MM_HINT_T0);
+    __m512 xv[J];
+#pragma GCC unroll 3
+    for (int j = 0; j < J; ++j) xv[j] = _mm512_loadu_ps(xk + j * 16);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512 wv = _mm512_set1_ps(w[r * K + k]);
+#pragma GCC unroll 3
+      for (int j = 0; j < J; ++j) acc[r][j] = _mm512_fmadd_ps(wv, xv[j], acc[r][j]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 3
+    for (int j = 0; j < J; ++j) {
+      float* d = y + r * P + j * 16;
+      if (act == ACT_NONE || act == ACT_SIGMOID) {
+        _mm512_storeu_ps(d, acc[r][j]);
+      } else {
+        _mm256_storeu_ps(d, vmath::act8(_mm512_castps512_ps256(acc[r][j]), act, lo, hi));
+        _mm256_storeu_ps(d + 8, vmath::act8(_mm512_extractf32x8_ps(acc[r][j], 1), act, lo, hi));
+      }
+    }
+  if (act == ACT_SIGMOID)
+    for (int r = 0; r < R; ++r) apply_act(y + r * P, J * 16, act, lo, hi);
+}
+using Pw1zFn = void (*)(const float*, int64_t, const float*, int64_t, const float*, float*, int64_t, float, float,
+                        int64_t);
+const Pw1zFn kPw1zTiles[9][2] = {{nullptr, nullptr},
+                                 {pw1z_tile<1, 1>, pw1z_tile<1, 3>},
+                                 {pw1z_tile<2, 1>, pw1z_tile<2, 3>},
+                                 {pw1z_tile<3, 1>, pw1z_tile<3, 3>},
+                                 {pw1z_tile<4, 1>, pw1z_tile<4, 3>},
+                                 {pw1z_tile<5, 1>, pw1z_tile<5, 3>},
+                                 {pw1z_tile<6, 1>, pw1z_tile<6, 3>},
+                                 {pw1z_tile<7, 1>, pw1z_tile<7, 3>},
+                                 {pw1z_tile<8, 1>, pw1z_tile<8, 3>}};
 const Pw1Fn kPw1Tiles[5][2] = {{nullptr, nullptr},
                                {pw1_tile<1, 1>, pw1_tile<1, 3>},
                                {pw1_tile<2, 1>, pw1_tile<2, 3>},
@@ -1957,15 +2013,16 @@ void pw1_run_avx2(OpCtx& c, const float* x, const float* w, const float* b, floa
   const int64_t N = p.i[kN], K = p.i[kC], O = p.i[kO], P = p.i[kH] * p.i[kW];
   const int64_t act = p.i[kAct];
   const float lo = p.f[0], hi = p.f[1];
-  // AVX-512: 8-row tiles for O > 16, 4 rows x 6 vectors (48 pixels) for O <= 16 (tails: the 4-row tiles)
-  const bool z = use_avx512() && O > 16, z6 = use_avx512() && O <= 16;
-  const int64_t RM = z ? 8 : 4;
-  const Pw1Fn(*tiles)[2] = z ? kPw1Tiles512 : kPw1Tiles;
-  c.isa = z || z6 ? "avx512vnni" : "avx2";
+  // AVX-512: 8-row ymm tiles for O > 24, 8-row zmm tiles with prefetch (pw1z_tile) for O <= 24
+  const bool z = use_avx512() && O > 24, zz = use_avx512() && O <= 24;
+  const int64_t RM = z || zz ? 8 : 4;
+  const Pw1Fn(*tiles)[2] = z || zz ? kPw1Tiles512 : kPw1Tiles;
+  c.isa = z || zz ? "avx512vnni" : "avx2";
   for (int64_t n = 0; n < N; ++n) {
     const float* xn = x + n * K * P;
     float* yn = y + n * O * P;
-    const int64_t cp = pw1_chunk(K);
+    // zmm tiles: chunks of whole 48-pixel tiles
+    const int64_t cp = zz ? std::max<int64_t>(48, std::min<int64_t>(384, 8192 / K / 48 * 48)) : pw1_chunk(K);
     for_ranges(c, (P + cp - 1) / cp, K * O * cp, [&](int, int64_t q0, int64_t q1) {
       for (int64_t q = q0; q < q1; ++q) {
         const int64_t p0 = q * cp, pe = std::min(P, p0 + cp);
@@ -1974,8 +2031,11 @@ void pw1_run_avx2(OpCtx& c, const float* x, const float* w, const float* b, floa
           const float* wo = w + o0 * K;
           const float* bo = b ? b + o0 : nullptr;
           int64_t px = p0;
-          if (z6)
-            for (; px + 48 <= pe; px += 48) kPw1Tiles512J6[R](wo, K, xn + px, P, bo, yn + o0 * P + px, act, lo, hi);
+          if (zz) {
+            const int64_t pf = o0 == 0 ? cp : 0;
+            for (; px + 48 <= pe; px += 48) kPw1zTiles[R][1](wo, K, xn + px, P, bo, yn + o0 * P + px, act, lo, hi, pf);
+            for (; px + 16 <= pe; px += 16) kPw1zTiles[R][0](wo, K, xn + px, P, bo, yn + o0 * P + px, act, lo, hi, pf);
+          }
           for (; px + 24 <= pe; px += 24) tiles[R][1](wo, K, xn + px, P, bo, yn + o0 * P + px, act, lo, hi);
           for (; px + 8 <= pe; px += 8) tiles[R][0](wo, K, xn + px, P, bo, yn + o0 * P + px, act, lo, hi);
           for (int64_t r = 0; r < R && px < pe; ++r) {  // the last 1-7 pixels of the map
