@@ -36,6 +36,10 @@ struct lb_mm_args {
   /// the kernel flips row tiles itself. Every other kernel ignores it.
   const uint8_t* xu;
   int64_t ldu;  ///< bytes from one xu row to the next (0: kp); qlinear pads it for the AVX2 w4a8 / t2a8 GEMMs
+  /// gemm_q8 / gemm_q7 on AVX-512 VNNI, optional: the activations as u8 in row tiles of 12 (lb::layout::q8_tile_row,
+  /// rows [0, m1)), written once per call by the caller (qlinear) so that every call of every thread reads the same
+  /// copy; null (or m0 not a multiple of 12): the kernel tiles its rows itself. Every other kernel ignores it.
+  const uint8_t* xt;
 };
 
 /// Matmul kernel: rows [m0, m1) x columns [n0, n1) of lb_mm_args.

@@ -19,6 +19,18 @@ inline size_t q8_offset(int64_t n, int64_t k, int64_t kp) {
   return size_t((n / kRows) * kRows * kp + (k / 4) * 32 + (n % kRows) * 4 + (k % 4));
 }
 
+/// Rows per tile of the w8a8 GEMM's activation layout (lb_mm_args::xt): the AVX-512 VNNI kernel's register tile.
+constexpr int64_t kQ8TileRows = 12;
+
+/// lb_mm_args::xt: row r of xq [m][kp] as u8 (x ^ 0x80) in its tile of kQ8TileRows rows, in chunks of 32 codes
+/// (the tile's rows side by side): code k of row r at xt + (r / 12) * 12 kp + 12 (k & ~31) + 32 (r % 12) + (k & 31).
+/// kp is a multiple of 32 (Q8). A plain loop (qlinear and the self-check run it; compilers vectorize it).
+inline void q8_tile_row(const int8_t* q, int64_t r, int64_t kp, uint8_t* xt) {
+  uint8_t* dst = xt + (r / kQ8TileRows) * kQ8TileRows * kp + 32 * (r % kQ8TileRows);
+  for (int64_t k = 0; k < kp; k += 32)
+    for (int j = 0; j < 32; ++j) dst[kQ8TileRows * k + j] = uint8_t(q[k + j]) ^ 0x80u;
+}
+
 /// Header bytes before the codes of one group block (scales, and minimums for Q4A).
 inline int header_bytes(int32_t fmt) { return fmt == LB_WFMT_Q4A ? 32 : 16; }
 

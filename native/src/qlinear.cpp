@@ -6,6 +6,7 @@
 
 #include "dispatch.h"
 #include "error.h"
+#include "mm_layout.h"
 
 namespace lb {
 namespace {
@@ -16,9 +17,10 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 /// Scratch layout of one call (offsets from the 64-byte aligned base).
 struct Plan {
-  size_t xq = 0, xm = 0, xs = 0, xu = 0, total = 0;
+  size_t xq = 0, xm = 0, xs = 0, xu = 0, xt = 0, total = 0;
   bool flip = false;  // xu: the activations as u8 (xq ^ 0x80) for the AVX2 GEMMs that read them (lb_mm_args::xu)
   int64_t ldu = 0;    // bytes from one xu row to the next
+  bool tiles = false;  // xt: the activations in the VNNI w8a8 GEMM's row tiles (lb_mm_args::xt)
 };
 
 Plan plan(const PackedWeight& w, int64_t m, const QLinearOpts& o) {
@@ -39,6 +41,11 @@ Plan plan(const PackedWeight& w, int64_t m, const QLinearOpts& o) {
       p.ldu = q7 ? w.kp : w.kp + 64;
       p.xu = p.total;
       p.total += align_up(size_t(m) * size_t(p.ldu));
+    }
+    p.tiles = w.fmt == LB_WFMT_Q8 && m > 1;
+    if (p.tiles) {
+      p.xt = p.total;
+      p.total += align_up(size_t(layout::round_up(m, layout::kQ8TileRows)) * size_t(w.kp));
     }
   }
   p.total += kAlign;  // room to align the caller's pointer
@@ -197,6 +204,9 @@ lb_status qlinear_with(const KernelTable& t, const PackedWeight& w, const float*
   int8_t* xq = reinterpret_cast<int8_t*>(base + p.xq);
   lb_q8_meta* xm = reinterpret_cast<lb_q8_meta*>(base + p.xm);
   uint8_t* xu = p.flip && kern.isa == LB_ISA_AVX2 ? base + p.xu : nullptr;  // only the AVX2 GEMMs read it
+  // only the VNNI w8a8 GEMM reads xt, and only its column tasks on several threads share it: the row split's tasks
+  // quantize their own rows, and one thread's single call tiles its rows itself (small chunks stay in L1 there)
+  uint8_t* xt = p.tiles && kern.isa == LB_ISA_AVX512VNNI && threads > 1 && !row_split ? base + p.xt : nullptr;
   lb_quant_args qa{};
   qa.k = w.k;
   qa.kp = w.kp;
@@ -212,6 +222,7 @@ lb_status qlinear_with(const KernelTable& t, const PackedWeight& w, const float*
       qr.x = x + r * ldx;
       t.quant_q8.fn(&qr, xq + r * w.kp, xm + r * ng);
       if (xu) flip_row(xq + r * w.kp, xu + r * p.ldu, w.kp);
+      if (xt) layout::q8_tile_row(xq + r * w.kp, r, w.kp, xt);
     }
   };
 
@@ -237,6 +248,7 @@ lb_status qlinear_with(const KernelTable& t, const PackedWeight& w, const float*
     a.xm = xm;
     a.xu = xu;
     a.ldu = p.ldu;
+    a.xt = xt;
     a.act_zero = qa.is_static ? o.act_zero : 0;
   }
 

@@ -24,13 +24,14 @@
 #endif
 #include "mm_avx512.h"
 #include "mm_avx512_gemv.h"
+#include "mm_layout.h"
 
 #include <vector>
 
 namespace {
 using namespace lb::avx512;
 
-constexpr int kMR = 12;                      // activation rows per register tile
+constexpr int kMR = int(lb::layout::kQ8TileRows);  // activation rows per register tile (lb_mm_args::xt's tiles)
 constexpr int kNR = 32;                      // output columns per register tile (two zmm, four panels)
 constexpr int64_t kChunkBytes = 576 * 1024;  // interleaved activation codes per row chunk, about
 constexpr int64_t kSmallW = 64 * 1024;        // weight bytes (columns x kp) up to which ...
@@ -127,7 +128,8 @@ void q8_tile_rows(int mr, const lb_mm_args* a, const uint8_t* const* w, const ui
 
 /// Rows m0..m1 of xq as u8 (x ^ 0x80), per tile of kMR rows in chunks of 32 codes (8 quads):
 /// codes k..k+31 of row r of tile t at xi + t * tb + 12 * k + 32 r (tb = 12 kp bytes; a short last
-/// tile leaves its missing rows unset), so a tile reads its activations as one sequential stream.
+/// tile leaves its missing rows unset), so a tile reads its activations as one sequential stream
+/// (lb::layout::q8_tile_row's layout, from row m0).
 void q8_interleave(const lb_mm_args* a, int64_t m0, int64_t m1, uint8_t* xi) {
   const int64_t kp = a->kp, tb = kMR * kp;
   const __m256i flip = _mm256_set1_epi8(char(0x80));
@@ -154,14 +156,22 @@ void gemm_q8_tiled(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int6
   const int64_t chunks = (rows * kp + cbytes - 1) / cbytes;
   int64_t mc = (rows + chunks - 1) / chunks;
   mc = (mc + kMR - 1) / kMR * kMR;
-  thread_local std::vector<uint8_t> buf;  // grows to the largest chunk seen on this thread
-  const size_t need = size_t((mc + kMR - 1) / kMR * tb) + 64;
-  if (buf.size() < need) buf.resize(need);
-  uint8_t* xi = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+  // the caller's tiles (lb_mm_args::xt: one copy per call, shared by the calls of every thread; at 2 threads and
+  // 16 column tasks each thread tiled all 128 x 4096 activations 8 times, half of them written by the other core),
+  // or the rows tiled here per chunk into a thread-local buffer
+  const bool shared = a->xt && m0 % kMR == 0;
+  uint8_t* own = nullptr;
+  if (!shared) {
+    thread_local std::vector<uint8_t> buf;  // grows to the largest chunk seen on this thread
+    const size_t need = size_t((mc + kMR - 1) / kMR * tb) + 64;
+    if (buf.size() < need) buf.resize(need);
+    own = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+  }
   const int64_t last_panel = (n1 - 1) / 8;
   for (int64_t ms = m0; ms < m1; ms += mc) {
     const int64_t me = m1 - ms < mc ? m1 : ms + mc;
-    q8_interleave(a, ms, me, xi);
+    if (!shared) q8_interleave(a, ms, me, own);
+    const uint8_t* xi = shared ? a->xt + ms / kMR * tb : own;
     for (int64_t n = n0; n < n1; n += kNR) {
       int64_t pn[4];
       const uint8_t* w[4];
