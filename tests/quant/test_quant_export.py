@@ -257,7 +257,8 @@ def test_small_k_layers_get_hessian_rounding(convnet_onnx, convnet_feeds):
     assert max(int(np.abs(v.q).max()) for v in q.initializers.values() if isinstance(v, QuantWeight)) == 63
     # and error compensation by default, as for 8-bit weights
     _, q, _, rep = prepare(convnet_onnx, scheme="w8a8", calib=convnet_feeds, progress=False, weight_bits7=True)
-    assert {r["algo"] for r in rep["layers"]} == {"gptq+comp"}
+    assert {r["node"]: r["algo"] for r in rep["layers"]} == {"conv0": "gptq+comp", "dw1": "gptq+comp",
+                                                              "fc": "rtn+comp"}
     assert max(int(np.abs(v.q).max()) for v in q.initializers.values() if isinstance(v, QuantWeight)) == 63
 
 
@@ -302,14 +303,17 @@ def test_gptq_per_row_is_gptq_with_each_rows_hessian():
 
 def test_error_compensation_fits_the_float_layer_on_the_quantized_input(convnet_onnx, convnet_feeds):
     """w8a8's default sequential pass (quant/seqcomp.py): every layer GPTQ-rounded on the quantized
-    model's own input, the depthwise conv refitted to the float layer's output, each conv's bias
-    corrected so that its mean output on the calibration data equals the float layer's."""
+    model's own input (round to nearest where the calibration data has fewer rows than inputs: the
+    classifier, 8 rows for K = 16), the depthwise conv refitted to the float layer's output, each
+    conv's bias corrected so that its mean output on the calibration data equals the float layer's."""
     from lowbit.refexec import RefExecutor
 
     fg, q, _, rep = prepare(convnet_onnx, scheme="w8a8", calib=convnet_feeds, progress=False)
     _, q_off, _, _ = prepare(convnet_onnx, scheme="w8a8", calib=convnet_feeds, progress=False, error_comp=False)
     assert {r["node"]: r["algo"] for r in rep["layers"]} == {"conv0": "gptq+comp", "dw1": "gptq+comp",
-                                                              "fc": "gptq+comp"}
+                                                              "fc": "rtn+comp"}
+    _, _, _, rep_many = prepare(convnet_onnx, scheme="w8a8", calib=convnet_feeds * 8, progress=False)
+    assert {r["node"]: r["algo"] for r in rep_many["layers"]}["fc"] == "gptq+comp"  # 64 rows for K = 16
     with pytest.raises(LowbitError, match="error_comp"):
         prepare(convnet_onnx, scheme="w8a8", calib=convnet_feeds, progress=False, error_comp="yes")
 

@@ -10,7 +10,9 @@ the float model's input X_f:
   does not excite keep it), then GPTQ-rounded with H (the refit's residual is orthogonal to X_q, so
   GPTQ's error is measured in the same norm);
 * MatMuls and group-1 convs are GPTQ-rounded with the Hessian of X_q (no refit: refitting them to
-  the float output lost accuracy on all-MiniLM-L6-v2 and gained nothing on EfficientNet-Lite0);
+  the float output lost accuracy on all-MiniLM-L6-v2 and gained nothing on EfficientNet-Lite0),
+  when the calibration data gives at least as many rows as inputs (K); with fewer (a singular
+  Hessian) they are rounded to nearest;
 * a conv's bias then absorbs the mean difference between the float layer's output on X_f and the
   quantized layer's on X_q (bias correction with the quantized input).
 
@@ -126,6 +128,11 @@ def _fit_layer(n: Node, q: Graph, envs_f, envs_q, s, quantize_layer, damp, seed)
         Xq = np.concatenate([cal._rows(x, n, q, np.random.default_rng(seed + j), per) for j, x in enumerate(xs_q)])
         if Xq.shape[0] > ROWS_MAX:
             Xq = Xq[np.random.default_rng(seed).choice(Xq.shape[0], ROWS_MAX, replace=False)]
+        if Xq.shape[0] < wnk.shape[1]:
+            # fewer rows than inputs (7x7 feature maps of a few images, a classifier): the Hessian is
+            # singular and GPTQ would push the rounding error into the directions the calibration data
+            # does not excite, which other inputs do; round to nearest (docs/quantization.md, session 12)
+            return quantize_layer(n, wnk, None, None)
         H = (Xq.T @ Xq).astype(np.float64)
         return quantize_layer(n, wnk, 2.0 * H / Xq.shape[0], None)
     # depthwise: one [kh*kw] least-squares refit per channel on the same sampled positions
