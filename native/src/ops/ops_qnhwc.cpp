@@ -101,6 +101,12 @@ __attribute__((target("avx2"))) inline __m256i pack32_q8(const __m256i r[4], __m
   // b's lanes: [0-3 8-11 16-19 24-27 | 4-7 12-15 20-23 28-31]
   return _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
+// 4 x 8 int32 lanes that already hold rint(x * inv) + z with |rint(x * inv)| < 2^21 (q8_round) -> 32 int8, in order:
+// clamp(rint + z, -128, 127), the codes of pack32_q8 (whose int16 saturation before the add cannot change them).
+__attribute__((target("avx2"))) inline __m256i pack32_q8z(const __m256i r[4]) {
+  const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
+  return _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
 __attribute__((target("avx2"))) inline void store32_q8(int8_t* q, const __m256i r[4], __m256i z16) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), pack32_q8(r, z16));
 }
@@ -108,15 +114,16 @@ __attribute__((target("avx2"))) inline void store32_q8(int8_t* q, const __m256i 
 __attribute__((target("avx2"))) inline __m256i q8_lanes(__m256 x, __m256 vinv) {
   return _mm256_cvtps_epi32(_mm256_min_ps(_mm256_set1_ps(1073741824.f), _mm256_mul_ps(x, vinv)));
 }
-// rint(x * inv) as int32 lanes where |x * inv| < 2^22 (qrange_ok proved it at plan time): t + 1.5 * 2^23 lies in
+// rint(x * inv) + z as int32 lanes where |x * inv| < 2^22 (qrange_ok proved it at plan time): t + 1.5 * 2^23 lies in
 // [2^23, 2^24), where the float spacing is 1, so the add rounds t to the nearest integer, ties to even (1.5 * 2^23
-// is even), as vcvtps2dq does, and the sum's bits minus those of 1.5 * 2^23 are that integer. A float add and an
-// integer subtract: on Zen 4 vcvtps2dq has a third of vmulps' throughput and was the requantization's bottleneck.
-__attribute__((target("avx2"))) inline __m256i q8_round(__m256 x, __m256 vinv) {
+// is even), as vcvtps2dq does, and the sum's bits minus those of 1.5 * 2^23 are that integer; the zero point goes
+// into the subtract (vbz = 0x4B400000 - z: pack32_q8z, no saturating add). A float add and an integer subtract: on
+// Zen 4 vcvtps2dq has a third of vmulps' throughput and was the requantization's bottleneck.
+__attribute__((target("avx2"))) inline __m256i q8_round(__m256 x, __m256 vinv, __m256i vbz) {
   __m256 t = _mm256_mul_ps(x, vinv);
   __asm__("" : "+v"(t));  // no FMA contraction: the reference rounds x * inv first
   t = _mm256_add_ps(t, _mm256_set1_ps(12582912.f));
-  return _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(0x4B400000));
+  return _mm256_sub_epi32(_mm256_castps_si256(t), vbz);
 }
 }  // namespace
 __attribute__((target("avx2,fma"))) void requant_row_avx2(const float* v, int64_t n, int64_t ns, float inv, float zf,
@@ -571,6 +578,7 @@ LB_TARGET_VNNI void pw_finish_q(const PwVnni& s, const int32_t* sums, int R, int
                                 const float* bsf, int8_t* qd, float* y, const float* res) {
   const __m256 vinv = _mm256_set1_ps(s.inv), va = _mm256_set1_ps(s.lo), vb = _mm256_set1_ps(s.hi);
   const __m256i vz = _mm256_set1_epi16(s.z), qlo = _mm256_set1_epi8(s.qlo), qhi = _mm256_set1_epi8(s.qhi);
+  const __m256i vbz = _mm256_set1_epi32(0x4B400000 - s.z);
   __m256 mvv[NP], sc[NP], bs[NP];
   __mmask8 mk[NP];
 #pragma GCC unroll 4
@@ -595,9 +603,9 @@ LB_TARGET_VNNI void pw_finish_q(const PwVnni& s, const int32_t* sums, int R, int
       if (FL & kPwF) _mm256_mask_storeu_ps(y + r * s.O + c0 + 8 * j, mk[j], v);
       if (FL & kPwFClamp) v = _mm256_min_ps(_mm256_max_ps(v, va), vb);  // act_requant_avx2's clamp_mul8
       if (FL & kPwMv) v = _mm256_mul_ps(v, mvv[j]);
-      rr[j] = (FL & kPwGuard) ? q8_lanes(v, vinv) : q8_round(v, vinv);
+      rr[j] = (FL & kPwGuard) ? q8_lanes(v, vinv) : q8_round(v, vinv, vbz);
     }
-    __m256i b = pack32_q8(rr, vz);
+    __m256i b = (FL & kPwGuard) ? pack32_q8(rr, vz) : pack32_q8z(rr);
     if (FL & kPwCMax) b = _mm256_max_epi8(b, qlo);
     if (FL & kPwCMin) b = _mm256_min_epi8(b, qhi);
     if (NP * 8 > nv) b = _mm256_maskz_mov_epi8(keep, b);
@@ -1260,6 +1268,7 @@ LB_TARGET_VNNI __attribute__((always_inline)) inline void dw4_vnni_core(const Op
     for (int64_t c = C; c < dq->Os; c += 16) _mm_storeu_si128(reinterpret_cast<__m128i*>(out(q) + c), _mm_setzero_si128());
   const __m256 vinv = _mm256_set1_ps(dq->inv);
   const __m256i vz = _mm256_set1_epi16(dq->z), flip = _mm256_set1_epi8(int8_t(0x80));
+  const __m256i vbz = _mm256_set1_epi32(0x4B400000 - dq->z);
   const __m256i qlo = _mm256_set1_epi8(dq->lo), qhi = _mm256_set1_epi8(dq->hi);
   for (int64_t g = 0; g < ng; ++g) {
     for (int64_t c0 = 0; c0 < C; c0 += 32) {
@@ -1292,15 +1301,19 @@ LB_TARGET_VNNI __attribute__((always_inline)) inline void dw4_vnni_core(const Op
       for (int s = 0; s < 4; ++s) m[s] = _mm256_loadu_ps(v.comb + c0 + 8 * s), bs[s] = _mm256_loadu_ps(v.bias + c0 + 8 * s);
 #pragma GCC unroll 4
       for (int q = 0; q < 4; ++q) {
-        __m256i r[4];
-        for (int s = 0; s < 4; ++s) {
-          const __m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[q][s]), m[s], bs[s]);
-          r[s] = dq->guard ? q8_lanes(f, vinv) : q8_round(f, vinv);
+        __m256 f[4];
+        for (int s = 0; s < 4; ++s) f[s] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[q][s]), m[s], bs[s]);
+        __m256i r[4], w0, w1;
+        if (dq->guard) {
+          for (int s = 0; s < 4; ++s) r[s] = q8_lanes(f[s], vinv);
+          w0 = _mm256_adds_epi16(_mm256_packs_epi32(r[0], r[1]), vz);
+          w1 = _mm256_adds_epi16(_mm256_packs_epi32(r[2], r[3]), vz);
+        } else {  // the zero point already in the lanes (pack32_q8z)
+          for (int s = 0; s < 4; ++s) r[s] = q8_round(f[s], vinv, vbz);
+          w0 = _mm256_packs_epi32(r[0], r[1]), w1 = _mm256_packs_epi32(r[2], r[3]);
         }
         // packs per 128-bit lane: [s0 s1 s2 s3 lanes 0-3 | lanes 4-7] = channels [0-15 | 16-31]: in order
-        const __m256i b = _mm256_packs_epi16(_mm256_adds_epi16(_mm256_packs_epi32(r[0], r[1]), vz),
-                                             _mm256_adds_epi16(_mm256_packs_epi32(r[2], r[3]), vz));
-        __m256i o = b;  // the code clamp, where it can change a code
+        __m256i o = _mm256_packs_epi16(w0, w1);  // then the code clamp, where it can change a code
         if (dq->lo != -128) o = _mm256_max_epi8(o, qlo);
         if (dq->hi != 127) o = _mm256_min_epi8(o, qhi);
         int8_t* dst = out(4 * g + q) + c0;
@@ -2123,7 +2136,7 @@ void stem_avx2(OpCtx& c, const float* x, const float* b, const float* mul, int8_
 // same order as stem_q8_tile (the same bits). Border tiles read a zero-filled copy of their input span (one segment
 // of kStemSeg floats per (c, ky) row, written with two memsets and a memcpy) instead of a gather per tap and pixel.
 // The finish: act, multipliers, q8_round where p.f[3] proved the range (else q8_lanes' operations), then two pixels'
-// 64 codes with the saturating packs + zero point of pack32_q8 and one vpermd.
+// 64 codes with the saturating packs (+ zero point) of pack32_q8 / pack32_q8z and one vpermd.
 constexpr int kStemJ = 8;
 constexpr int64_t kStemSeg = 64;
 bool stem512_ok(const OpParams& p) {
@@ -2133,12 +2146,13 @@ bool stem512_ok(const OpParams& p) {
          (kStemJ - 1) * p.i[kSw] + (p.i[kKw] - 1) * p.i[kDw] + 1 <= kStemSeg;
 }
 
-LB_TARGET_VNNI inline __m512i q8_lanes16(__m512 x, __m512 vinv, bool rnd) {
+// q8_lanes (rnd false) or q8_round with the zero point (rnd: vbz = 0x4B400000 - z) on 16 lanes
+LB_TARGET_VNNI inline __m512i q8_lanes16(__m512 x, __m512 vinv, bool rnd, __m512i vbz) {
   __m512 t = _mm512_mul_ps(x, vinv);
   if (!rnd) return _mm512_cvtps_epi32(_mm512_min_ps(_mm512_set1_ps(1073741824.f), t));
   __asm__("" : "+v"(t));  // q8_round: no FMA contraction
   t = _mm512_add_ps(t, _mm512_set1_ps(12582912.f));
-  return _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(0x4B400000));
+  return _mm512_sub_epi32(_mm512_castps_si512(t), vbz);
 }
 
 template <bool RND>
@@ -2154,15 +2168,14 @@ LB_TARGET_VNNI void stem_q8_tile512(const float* wp, int64_t K, const float* bas
     const float* xb = base + off[k];
     const __m512 w0 = _mm512_loadu_ps(wp + k * 32), w1 = _mm512_loadu_ps(wp + k * 32 + 16);
 #pragma GCC unroll 8
-    for (int j = 0; j < kStemJ; ++j) {
-      const __m512 xv = _mm512_set1_ps(xb[j * ps]);
-      acc[0][j] = _mm512_fmadd_ps(w0, xv, acc[0][j]);
-      acc[1][j] = _mm512_fmadd_ps(w1, xv, acc[1][j]);
+    for (int j = 0; j < kStemJ; ++j) {  // acc += w * x[j] (the input as an embedded broadcast: no broadcast uop)
+      __asm__("vfmadd231ps %2%{1to16%}, %1, %0" : "+v"(acc[0][j]) : "v"(w0), "m"(xb[j * ps]));
+      __asm__("vfmadd231ps %2%{1to16%}, %1, %0" : "+v"(acc[1][j]) : "v"(w1), "m"(xb[j * ps]));
     }
   }
   const __m512 vinv = _mm512_set1_ps(inv), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), z0 = _mm512_setzero_ps();
   const __m512 m0 = mul ? _mm512_loadu_ps(mul) : z0, m1 = mul ? _mm512_loadu_ps(mul + 16) : z0;
-  const __m512i vz = _mm512_set1_epi16(int16_t(zero));
+  const __m512i vz = _mm512_set1_epi16(int16_t(zero)), vbz = _mm512_set1_epi32(0x4B400000 - int32_t(zero));
   const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   __m512i w[kStemJ];
 #pragma GCC unroll 8
@@ -2173,7 +2186,8 @@ LB_TARGET_VNNI void stem_q8_tile512(const float* wp, int64_t K, const float* bas
       v0 = _mm512_min_ps(_mm512_max_ps(v0, vlo), vhi), v1 = _mm512_min_ps(_mm512_max_ps(v1, vlo), vhi);
     if (mul) v0 = _mm512_mul_ps(v0, m0), v1 = _mm512_mul_ps(v1, m1);
     // int16 lanes [c 4i..4i+3, c 16+4i..16+4i+3] per 128-bit lane i
-    w[j] = _mm512_adds_epi16(_mm512_packs_epi32(q8_lanes16(v0, vinv, RND), q8_lanes16(v1, vinv, RND)), vz);
+    w[j] = _mm512_packs_epi32(q8_lanes16(v0, vinv, RND, vbz), q8_lanes16(v1, vinv, RND, vbz));
+    if (!RND) w[j] = _mm512_adds_epi16(w[j], vz);  // RND: the zero point is in the lanes (pack32_q8z)
   }
 #pragma GCC unroll 4
   for (int j = 0; j < kStemJ; j += 2) {
