@@ -135,13 +135,16 @@ inline __m256 ugemv_panel(const lb_mm_args* a, const int8_t* x, const lb_q8_meta
     prefetch_page_ahead(blk, kBB);
     __m256i dq[kQ];
     for (int i = 0; i < kQ; ++i) dq[i] = _mm256_setzero_si256();
+    // The offset term starts the unshifted accumulator (instead of a vpsubd after the sums): one
+    // vector op fewer per group, the same int32 (w4a8-g32 hot 2.85 -> 2.82 ns per group, llm12).
+    if (!F::kAsym) dq[0] = _mm256_set1_epi32(-F::kOff * xm[g].s);
     for (int c = 0; c < kChunks; ++c) {
       __m256i v = load32(blk + kHb + 32 * c);
       LB_GEMV_IN_REG(v);  // one load per chunk, not one folded into each vpand
       for (int i = 0; i < kQ; ++i)
         dq[i] = dpbusd_bcast4(dq[i], _mm256_and_si256(v, mask[i]), x + 4 * (kQ * c + i));
     }
-    __m256i d32 = dq[0];  // sum over the group of code * x (exact: |dq[i]| <= 240 * 127 * G)
+    __m256i d32 = dq[0];  // sum of code * x - kOff * s (exact: |dq[i]| <= 240 * 127 * G + 8 * 127 * G)
     for (int i = 1; i < kQ; ++i) d32 = _mm256_add_epi32(d32, _mm256_srai_epi32(dq[i], U::shift(i)));
     const __m256 dx = _mm256_set1_ps(xm[g].d);
     const __m256 d = load_fp16x8(blk);
@@ -149,8 +152,7 @@ inline __m256 ugemv_panel(const lb_mm_args* a, const int8_t* x, const lb_q8_meta
       const __m256 t = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(d32), _mm256_mul_ps(load_fp16x8(blk + 16), _mm256_set1_ps(float(xm[g].s))));
       acc = _mm256_fmadd_ps(t, dx, acc);
     } else {
-      const __m256i adj = _mm256_sub_epi32(d32, _mm256_set1_epi32(F::kOff * xm[g].s));
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(adj), _mm256_mul_ps(d, dx), acc);
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d32), _mm256_mul_ps(d, dx), acc);
     }
   }
   return acc;
