@@ -359,8 +359,8 @@ def test_vnni_1x1_and_depthwise_bitwise(tmp_path, qmax):
     with and without multipliers, O 100: a 4-channel last panel); the float tile for HardSwish and graph outputs) and
     depthwise
     (dw4_vnni: 4 taps per vpdpbusd; C = 16 / 48 (a 16-channel last block) / 64 / 96, 3x3, 5x5 stride 2, 3x3 dilation
-    2, 7x7, odd maps, border pixels). Same bits as LOWBIT_ISA=avx2, scalar and the unchained package, at 1 and 2
-    threads; the ops report avx512vnni."""
+    2, 7x7 (a one-tap last quad, session 12), 2x2 (a full one), odd maps, border pixels). Same bits as
+    LOWBIT_ISA=avx2, scalar and the unchained package, at 1 and 2 threads; the ops report avx512vnni."""
     if not _has_vnni():
         pytest.skip("this CPU has no AVX-512 VNNI")
     b = _Builder(31, qmax=qmax)
@@ -384,6 +384,7 @@ def test_vnni_1x1_and_depthwise_bitwise(tmp_path, qmax):
     y3 = b.add(b.conv(y3, 100, 100, 1), y3)                       # residual, multipliers (the next conv's)
     y = b.conv(y3, 100, 96, 1, act="clip", smooth=True)           # K 100 (25 quads)
     y = b.conv(y, 96, 96, 3, dw=True, act="relu")                 # dw C 96
+    y = b.conv(y, 96, 96, 2, dw=True, pad=[0, 0, 1, 1])          # dw 2x2: a full last quad (9, 25, 49 taps: one tap)
     y = b.conv(y, 96, 200, 1, act="relu")                         # K 96, O 200
     y = b.conv(y, 200, 129, 1)                                    # K 200, O 129: a 1-channel last group
     y = b.conv(y, 129, 520, 1, act="clip")                        # K 129

@@ -759,12 +759,13 @@ struct DwVnni {
   const float* bias;   // [Cb] (permuted)
   const int32_t* zq;   // [Cb] (permuted)
   int64_t quads;
+  bool one;  // the last quad holds one tap (taps % 4 == 1: 3x3, 5x5, 7x7), its other weights 0
 };
 DwVnni dw_vnni_view(const OpParams& p) {
   const int64_t Cb = (p.i[kC] + 31) / 32 * 32, nq = (p.i[kTaps] + 3) / 4;
   const int8_t* w = reinterpret_cast<const int8_t*>(p.v.data() + p.i[kDwVnni]);
   const float* comb = reinterpret_cast<const float*>(w + Cb * nq * 4);
-  return DwVnni{w, comb, comb + Cb, reinterpret_cast<const int32_t*>(comb + 2 * Cb), nq};
+  return DwVnni{w, comb, comb + Cb, reinterpret_cast<const int32_t*>(comb + 2 * Cb), nq, p.i[kTaps] % 4 == 1};
 }
 
 /// True when every requantized value x * inv of this conv is finite and far below 2^30 (|x - z| <= 255 per product,
@@ -1270,6 +1271,11 @@ LB_TARGET_VNNI __attribute__((always_inline)) inline void dw4_vnni_core(const Op
   const __m256i vz = _mm256_set1_epi16(dq->z), flip = _mm256_set1_epi8(int8_t(0x80));
   const __m256i vbz = _mm256_set1_epi32(0x4B400000 - dq->z);
   const __m256i qlo = _mm256_set1_epi8(dq->lo), qhi = _mm256_set1_epi8(dq->hi);
+  __m256i one_idx[4];  // lane l of acc[q][s] is channel 4s + l (l < 4) / 16 + 4s + l - 4: byte 4s + (l % 4) of its half
+  for (int s = 0; s < 4; ++s) {
+    const auto m = [s](int i) { return int(0x80808000u | unsigned(4 * s + i)); };
+    one_idx[s] = _mm256_setr_epi32(m(0), m(1), m(2), m(3), m(0), m(1), m(2), m(3));
+  }
   for (int64_t g = 0; g < ng; ++g) {
     for (int64_t c0 = 0; c0 < C; c0 += 32) {
       const __m256i* wb = reinterpret_cast<const __m256i*>(v.w + (c0 / 32) * nq * 128);
@@ -1278,7 +1284,7 @@ LB_TARGET_VNNI __attribute__((always_inline)) inline void dw4_vnni_core(const Op
         const __m256i z0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v.zq + c0 + 8 * s));
         for (int q = 0; q < 4; ++q) acc[q][s] = z0;
       }
-      for (int64_t j = 0; j < nq; ++j) {
+      for (int64_t j = 0; j < nq - v.one; ++j) {
         const __m256i w0 = _mm256_loadu_si256(wb + 4 * j), w1 = _mm256_loadu_si256(wb + 4 * j + 1);
         const __m256i w2 = _mm256_loadu_si256(wb + 4 * j + 2), w3 = _mm256_loadu_si256(wb + 4 * j + 3);
 #pragma GCC unroll 4
@@ -1295,6 +1301,19 @@ LB_TARGET_VNNI __attribute__((always_inline)) inline void dw4_vnni_core(const Op
           acc[q][1] = _mm256_dpbusd_epi32(acc[q][1], _mm256_unpackhi_epi16(ab0, cd0), w1);
           acc[q][2] = _mm256_dpbusd_epi32(acc[q][2], _mm256_unpacklo_epi16(ab1, cd1), w2);
           acc[q][3] = _mm256_dpbusd_epi32(acc[q][3], _mm256_unpackhi_epi16(ab1, cd1), w3);
+        }
+      }
+      if (v.one) {  // a one-tap last quad: each channel's byte moved to byte 0 of its dword (the rest 0) by vpshufb
+        const int64_t j = nq - 1;
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; ++q) {
+          const int8_t* pt[4];
+          taps(int(4 * g + q), j, pt);
+          const __m256i a = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pt[0] + c0)), flip);
+#pragma GCC unroll 4
+          for (int s = 0; s < 4; ++s)
+            acc[q][s] = _mm256_dpbusd_epi32(acc[q][s], _mm256_shuffle_epi8(a, one_idx[s]),
+                                            _mm256_loadu_si256(wb + 4 * j + s));
         }
       }
       __m256 m[4], bs[4];
