@@ -8,9 +8,11 @@
 // 4096 x 11008, now ~94%):
 // * the activations are flipped to u8 (x + 128) once per call and laid out per tile of 12 rows in
 //   chunks of 32 codes (the 12 rows' 32 bytes side by side: one sequential stream per tile, read
-//   from L2), in a thread-local buffer; rows in chunks of at most ~576 KB of codes (one chunk at
-//   M = 128, K 4096); an interleave of single quads ([quad][row]) cost a 4 x 4 transpose per 16
-//   bytes and lost 4-12% on tall GEMMs with N <= 64 (im2col convs) where this layout does not;
+//   from L2), in a thread-local buffer, or read from lb_mm_args::xt where the caller laid them out
+//   so once for all its calls (qlinear on several threads, session 12); rows in chunks of at most
+//   ~576 KB of codes (one chunk at M = 128, K 4096); an interleave of single quads ([quad][row])
+//   cost a 4 x 4 transpose per 16 bytes and lost 4-12% on tall GEMMs with N <= 64 (im2col convs)
+//   where this layout does not;
 // * per chunk: column tiles outside, row tiles inside, so the tile's weights (32 x kp: four
 //   sequential panel streams, 128 KB at K 4096) come from L2 for every row tile but the first,
 //   and the first row tile prefetches the next column tile's weights into L2.
@@ -31,7 +33,7 @@
 namespace {
 using namespace lb::avx512;
 
-constexpr int kMR = int(lb::layout::kQ8TileRows);  // activation rows per register tile (lb_mm_args::xt's tiles)
+constexpr int kMR = int(lb::layout::kQ8TileRows);  // activation rows per register tile (xt's tiles)
 constexpr int kNR = 32;                      // output columns per register tile (two zmm, four panels)
 constexpr int64_t kChunkBytes = 576 * 1024;  // interleaved activation codes per row chunk, about
 constexpr int64_t kSmallW = 64 * 1024;        // weight bytes (columns x kp) up to which ...
