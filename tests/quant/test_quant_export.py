@@ -86,6 +86,11 @@ def test_smooth_default_is_matmul_inputs_of_static_schemes(mlp_onnx, mlp_feeds, 
     # default: w8a8 (static per-tensor activations) smooths MatMul inputs with outlier channels ...
     _, q, _, rep = prepare(mlp_onnx, scheme="w8a8", calib=mlp_feeds, progress=False)
     assert {r["node"]: r["smooth"] for r in rep["layers"]}["fc1"]  # fc1: outlier channel 3
+    # ... when the calibration data has at least as many rows as channels: 4 samples of 8 rows for 64
+    # channels are too few to tell an outlier channel from sampling noise (a classifier after pooling)
+    _, _, _, rep4 = prepare(mlp_onnx, scheme="w8a8", calib=mlp_feeds[:4], progress=False)
+    fc1 = {r["node"]: r for r in rep4["layers"]}["fc1"]
+    assert fc1["act_outlier_ratio"] > 8 and not fc1["smooth"]
     # ... but not Conv inputs behind a ReLU, and not the dynamic-activation schemes (their GPTQ/RTN results
     # stay as they were)
     _, q, _, _ = prepare(convnet_onnx, scheme="w8a8", calib=convnet_feeds, progress=False)

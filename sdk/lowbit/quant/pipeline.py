@@ -357,7 +357,10 @@ def _auto_smooth(node: Node, st) -> bool:
     group-1 convs that take negative values (not behind a ReLU: the residual stream of a CNN, whose
     per-channel ranges differ; measured on EfficientNet-Lite0, docs/quantization.md)."""
     if node.op == "MatMul":
-        return (_outlier_ratio(st) or 0) >= AUTO_SMOOTH_MIN_RATIO
+        # the channel maxima of fewer rows than channels (a classifier after global pooling: one row
+        # per image) are sampling noise, not outlier channels (docs/quantization.md, session 12)
+        enough = st.chancount >= st.chanmax.size
+        return enough and (_outlier_ratio(st) or 0) >= AUTO_SMOOTH_MIN_RATIO
     return node.op == "Conv" and st.lo < 0
 
 
