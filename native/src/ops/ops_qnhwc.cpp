@@ -509,16 +509,44 @@ bool pw_vnni_ok(const OpParams& p) {
   return p.i[kMode] == 0 && p.i[kKh] == 1 && p.i[kKw] == 1 && p.i[kDirect] && p.i[kK] <= kPwVnniMaxK;
 }
 
+/// The VNNI 1x1 path's per-channel tables, at the end of OpParams::v (after the post steps), for the round_up(O, 8)
+/// rows of the panels: init[n] = -(128 + z) * row_sum[n] (int32, wrapping: vpmulld's), the accumulators' start;
+/// scf[n] = s_x * row_scale[n] (row_scale is padded) and bsf[n] = bias[n] or 0 (0 past O), the finish's factors.
+/// Built once at plan time (they were computed per thread and run into cold scratch: ~0.7 % of a run's samples).
+struct PwTables {
+  const int32_t* init;
+  const float* scf;
+  const float* bsf;
+};
+PwTables pw_vnni_view(const OpParams& p) {
+  const int64_t Op = (p.i[kO] + 7) / 8 * 8;
+  const int32_t* init = reinterpret_cast<const int32_t*>(p.v.data() + p.i[kPostOff] + 4 * p.i[kNPost]);
+  const float* scf = reinterpret_cast<const float*>(init + Op);
+  return {init, scf, scf + Op};
+}
+void pw_vnni_tables(OpParams& p, const float* bias) {
+  const int64_t O = p.i[kO], Op = (O + 7) / 8 * 8;
+  const PackedWeight& pw = packed(p);
+  p.v.resize(p.v.size() + size_t(Op * 12 / 8), 0);
+  const PwTables t = pw_vnni_view(p);
+  int32_t* init = const_cast<int32_t*>(t.init);
+  float* scf = const_cast<float*>(t.scf);
+  float* bsf = const_cast<float*>(t.bsf);
+  const uint32_t zm = uint32_t(-(128 + int32_t(p.i[kZin])));
+  for (int64_t n = 0; n < Op; ++n) {
+    init[n] = int32_t(zm * uint32_t(pw.row_sum[n]));
+    scf[n] = p.f[2] * pw.row_scale[n];
+    bsf[n] = n < O && bias ? bias[n] : 0.f;
+  }
+}
+
 #if defined(__x86_64__)
 struct PwVnni {
   const uint8_t* w;  // Q8 panels: [O/8][kp/4][8 rows][4 k]
   int64_t kp, O, nq;  // nq: quads of k with codes (round_up(K, 4) / 4)
-  const int32_t* init;  // [round_up(O, 8)] the accumulators' start, -(128 + z) * row_sum (pw_vnni_init, per thread)
+  const int32_t* init;  // [round_up(O, 8)] the accumulators' start, -(128 + z) * row_sum (pw_vnni_tables)
   const float* scf;     // [round_up(O, 8)] s_x * row_scale, and bias (0 past O, 0 without one): the finish's
-  const float* bsf;     // factors, once per thread and run (pw_vnni_init) instead of once per block
-  const float* row_scale;
-  const float* bias;  // [O] or null
-  float sx;
+  const float* bsf;     // factors (pw_vnni_tables; OpParams::v: 8-byte aligned, read with unaligned loads)
   // int8 output in registers (pw_vnni_tile<true>): rows of Os codes
   int64_t Os;
   const float* mv;  // smoothing multipliers [O] or null
@@ -583,7 +611,7 @@ LB_TARGET_VNNI void pw_finish_q(const PwVnni& s, const int32_t* sums, int R, int
   __mmask8 mk[NP];
 #pragma GCC unroll 4
   for (int j = 0; j < NP; ++j) {
-    sc[j] = _mm256_load_ps(scf + 8 * j), bs[j] = _mm256_load_ps(bsf + 8 * j);
+    sc[j] = _mm256_loadu_ps(scf + 8 * j), bs[j] = _mm256_loadu_ps(bsf + 8 * j);
     mk[j] = __mmask8((1u << std::max<int64_t>(0, std::min<int64_t>(8, nv - 8 * j))) - 1u);
     mvv[j] = (FL & kPwMv) ? _mm256_maskz_loadu_ps(mk[j], s.mv + c0 + 8 * j) : _mm256_setzero_ps();
   }
@@ -648,7 +676,7 @@ LB_TARGET_VNNI __attribute__((noinline)) void pw_block(const PwVnni& s, int64_t 
   if constexpr (!Q) {
     __m256 sc[NP], bs[NP];
 #pragma GCC unroll 4
-    for (int j = 0; j < NP; ++j) sc[j] = _mm256_load_ps(s.scf + c0 + 8 * j), bs[j] = _mm256_load_ps(s.bsf + c0 + 8 * j);
+    for (int j = 0; j < NP; ++j) sc[j] = _mm256_loadu_ps(s.scf + c0 + 8 * j), bs[j] = _mm256_loadu_ps(s.bsf + c0 + 8 * j);
 #pragma GCC unroll 6
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
@@ -685,24 +713,6 @@ LB_TARGET_VNNI __attribute__((always_inline)) inline void pw_rows(const PwVnni& 
     case 1: pw_block<1, NP, Q>(s, p, xr, yr, qr, rr); break;
     default: break;
   }
-}
-
-/// scf[n] = s_x * row_scale[n] (row_scale is padded to round_up(O, 8)), bsf[n] = bias[n] or 0 (0 past O): pw_block's
-/// factors (the same float multiply), once per thread and run.
-LB_TARGET_VNNI void pw_vnni_factors(const float* row_scale, const float* bias, float sx, int64_t O, float* scf, float* bsf) {
-  for (int64_t n = 0; n < (O + 7) / 8 * 8; n += 8) {
-    const __mmask8 mk = __mmask8((1u << std::min<int64_t>(8, O - n)) - 1u);
-    _mm256_store_ps(scf + n, _mm256_mul_ps(_mm256_set1_ps(sx), _mm256_loadu_ps(row_scale + n)));
-    _mm256_store_ps(bsf + n, bias ? _mm256_maskz_loadu_ps(mk, bias + n) : _mm256_setzero_ps());
-  }
-}
-
-/// init[n] = -(128 + z) * row_sum[n] for the round_up(O, 8) rows of the panels (once per thread and run: O values).
-LB_TARGET_VNNI void pw_vnni_init(const int32_t* row_sum, int64_t O, int32_t zin, int32_t* init) {
-  for (int64_t n = 0; n < (O + 7) / 8 * 8; n += 8)
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(init + n),
-                        _mm256_mullo_epi32(_mm256_set1_epi32(-(128 + zin)),
-                                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row_sum + n))));
 }
 
 /// m pixel rows at x (stride kp) -> float rows y (stride O) or (Q) int8 rows qd (stride Os, Os % 32 == 0); xa:
@@ -1022,6 +1032,7 @@ lb_status conv_infer(OpCtx& c) {
       ++p.i[kNPost];
     }
   }
+  if (pw_vnni_ok(p)) pw_vnni_tables(p, b ? b->f32() : nullptr);  // the VNNI 1x1 path's tables, after the post steps
   // p.f[5] = 1: the int8 output's requantization needs no range guard (qrange_ok; used by the VNNI kernels);
   // p.f[6] = 1: every x * inv is below 2^21, so the VNNI kernels round it by adding 1.5 * 2^23 (q8_round)
   p.f[5] = p.f[6] = 0.f;
@@ -1079,7 +1090,6 @@ lb_status conv_infer(OpCtx& c) {
   if (p.i[kMode] == 0) {
     per += al64(size_t(T) * sizeof(lb_q8_meta));                     // row metadata
     if (!p.i[kDirect] || smallk_ok(p) || pw_vnni_ok(p)) per += al64(size_t(T * p.i[kKp]));  // im2col / u8 rows
-    if (pw_vnni_ok(p)) per += 3 * al64(size_t((O + 7) / 8 * 8) * 4);  // pw_vnni_init's start values and factors
     if (packed(p).code_bits == 7) per += al64(size_t(T * p.i[kKp]));      // u8 rows for gemm_q7 (lb_mm_args::xu)
   } else {
     // pad row, 4 x tap pointers (2 * pairs for the AVX2 kernels, 4 * quads for the VNNI one)
@@ -1859,9 +1869,9 @@ void conv_run(OpCtx& c) {
   const int64_t act = p.i[kAct];
   const bool pwq = pwv && o.q && !o.f && !o.n && !o.res && !p.i[kNPost] && p.i[kOs] % 32 == 0 &&
                    (act == ACT_NONE || act == ACT_RELU || act == ACT_CLIP);
-  const PwVnni pv0{pw.data, kp, O, (p.i[kK] + 3) / 4, nullptr, nullptr, nullptr, pw.row_scale, bias, sx, p.i[kOs], o.qmul,
-                   act != ACT_NONE, p.f[5] == 0.f || p.f[6] == 0.f, false, false, 0.f, INFINITY, 0.f, 0, -128, 127, {}};
-  PwVnni pv = pv0;
+  const PwTables tabs = pwv ? pw_vnni_view(p) : PwTables{};
+  PwVnni pv{pw.data, kp, O, (p.i[kK] + 3) / 4, tabs.init, tabs.scf, tabs.bsf, p.i[kOs], o.qmul, act != ACT_NONE,
+            p.f[5] == 0.f || p.f[6] == 0.f, false, false, 0.f, INFINITY, 0.f, 0, -128, 127, {}};
   // int8 output from registers after the residual add and / or with the f32 NHWC copy (the epilogue would be
   // post_fused_avx2's add and the requantization): pw_finish_q with kPwRes / kPwF; not where the f32 output overlaps
   // the residual
@@ -1896,20 +1906,6 @@ void conv_run(OpCtx& c) {
     int8_t* rows = reinterpret_cast<int8_t*>(s);
     if (!direct || smallk_ok(p) || pw_vnni_ok(p)) s += al64(size_t(T * kp));
     uint8_t* xu = flip ? reinterpret_cast<uint8_t*>(s) : nullptr;
-#if defined(__x86_64__)
-    PwVnni tpv = pv;  // this thread's start values
-    if (pwv) {
-      if (flip) s += al64(size_t(T * kp));
-      int32_t* init = reinterpret_cast<int32_t*>(s);
-      pw_vnni_init(pw.row_sum, O, int32_t(p.i[kZin]), init);
-      tpv.init = init;
-      const size_t o8 = al64(size_t((O + 7) / 8 * 8) * 4);
-      float* scf = reinterpret_cast<float*>(s + o8);
-      float* bsf = reinterpret_cast<float*>(s + 2 * o8);
-      pw_vnni_factors(pw.row_scale, bias, sx, O, scf, bsf);
-      tpv.scf = scf, tpv.bsf = bsf;
-    }
-#endif
     if (!direct) std::memset(rows, 0, size_t(T * kp));  // K padding: written once, the gather fills [0, K)
     for (int64_t i = 0; i < T; ++i) meta[i] = lb_q8_meta{sx, 0};
     lb_mm_args a = base;
@@ -1921,12 +1917,12 @@ void conv_run(OpCtx& c) {
 #if defined(__x86_64__)
       if (pwv) {  // 1x1 on VNNI: the input rows in place, same bits as the GEMM
         if (pwq) {
-          pw_vnni_tile<true>(tpv, x + P0 * Cs, m, reinterpret_cast<uint8_t*>(rows), yt, o.q + P0 * pv.Os);
+          pw_vnni_tile<true>(pv, x + P0 * Cs, m, reinterpret_cast<uint8_t*>(rows), yt, o.q + P0 * pv.Os);
         } else if (pwr) {
-          pw_vnni_tile<true>(tpv, x + P0 * Cs, m, reinterpret_cast<uint8_t*>(rows), yt, o.q + P0 * pv.Os,
+          pw_vnni_tile<true>(pv, x + P0 * Cs, m, reinterpret_cast<uint8_t*>(rows), yt, o.q + P0 * pv.Os,
                              o.res ? o.res + P0 * O : nullptr);
         } else {
-          pw_vnni_tile<false>(tpv, x + P0 * Cs, m, reinterpret_cast<uint8_t*>(rows), yt, reinterpret_cast<int8_t*>(yt));
+          pw_vnni_tile<false>(pv, x + P0 * Cs, m, reinterpret_cast<uint8_t*>(rows), yt, reinterpret_cast<int8_t*>(yt));
           epilogue(p, o, yt, P0, m, rq, flat);
         }
         continue;
@@ -2257,7 +2253,7 @@ void stem_avx512(OpCtx& c, const float* x, const float* b, const float* mul, int
               continue;
             }
             std::memset(d, 0, size_t(a0) * 4);
-            std::memcpy(d + a0, xn + ci * HW + iy * W + ix0 + a0, size_t(a1 - a0) * 4);
+            if (a1 > a0) std::memcpy(d + a0, xn + ci * HW + iy * W + ix0 + a0, size_t(a1 - a0) * 4);  // (else past the row)
             std::memset(d + a1, 0, size_t(span - a1) * 4);
           }
         fn(wp, K, seg, offs, sw, b, nj, act, lo, hi, mul, inv, zero, yr + ox0 * 32);
