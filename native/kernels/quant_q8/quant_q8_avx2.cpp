@@ -41,7 +41,8 @@ inline int32_t hsum(__m256i v) {
 
 float amax_range(const float* x, const float* mul, int64_t lo, int64_t hi, int64_t k) {
   __m256 m = _mm256_setzero_ps();
-  for (int64_t i = lo; i < hi && i < k; i += 8) m = _mm256_max_ps(m, _mm256_and_ps(load_x(x, mul, i, k), kAbsMask));
+  for (int64_t i = lo; i < hi && i < k; i += 8)  // |x| first: vmaxps returns its second operand on NaN (skipped)
+    m = _mm256_max_ps(_mm256_and_ps(load_x(x, mul, i, k), kAbsMask), m);
   return hmax(m);
 }
 

@@ -38,7 +38,11 @@ inline void quant_q8_blocks(const lb_quant_args* a, int8_t* q, lb_q8_meta* meta)
     const float amax = a->per_row ? row_amax : Isa::amax_range(x, mul, b0, b0 + blk, k);
     const V inv = Isa::splat(amax > 0.f ? 127.0f / amax : 0.f);
     int32_t s = 0;
-    for (int64_t i = b0; i < b0 + blk; i += 32) s += Isa::quant32(x, mul, i, k, inv, zero, lo, hi, q + i);
+    for (int64_t i = b0; i < b0 + blk; i += 32) {
+      s += Isa::quant32(x, mul, i, k, inv, zero, lo, hi, q + i);
+      if (i + 32 > k)  // padding codes are 0 (0 * inv is NaN, code -127, when 127 / amax overflows to inf)
+        for (int64_t j = (i > k ? i : k); j < i + 32; ++j) s -= q[j], q[j] = 0;
+    }
     meta[b] = lb_q8_meta{amax / 127.0f, s};
   }
 }

@@ -1,5 +1,7 @@
 // Self-check of the activation quantizer: codes and metadata bit-exact against the reference,
-// dynamic per block / per row, static, with multipliers, on lengths with tails; guard bands.
+// dynamic per block / per row, static, with multipliers, on lengths with tails; guard bands. The x86
+// quantizers also on rows with NaN / inf and with scales whose inverse overflows (NEON rounds NaN to 0).
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -9,11 +11,13 @@
 namespace lb {
 
 void lb_check_quant_q8(const KernelTable& t, const KernelTable& ref, check::Report& rep) {
-  static const int64_t kLens[] = {1, 7, 31, 32, 33, 64, 100, 128, 1000, 4096};
+  // 545 and 5632: 16-block groups of the AVX-512 quantizer, one block and a tail past them
+  static const int64_t kLens[] = {1, 7, 31, 32, 33, 64, 100, 128, 545, 1000, 4096, 5632};
+  const bool special = t.quant_q8.isa == LB_ISA_AVX2 || t.quant_q8.isa == LB_ISA_AVX512VNNI;
   check::Rng rng(7);
   const char* name = t.quant_q8.name;
   for (int64_t k : kLens)
-    for (int mode = 0; mode < 5; ++mode) {
+    for (int mode = 0; mode < (special ? 7 : 5); ++mode) {
       const int64_t kp = (k + 31) / 32 * 32;
       const int32_t block = (mode == 1 || mode == 2) ? int32_t(kp) : (kp % 64 == 0 && mode == 4 ? 64 : 32);
       std::vector<float> x(static_cast<size_t>(k)), mul(static_cast<size_t>(k));
@@ -21,6 +25,10 @@ void lb_check_quant_q8(const KernelTable& t, const KernelTable& ref, check::Repo
       for (auto& v : x) v = rng.f32(-range, range);
       for (auto& v : mul) v = rng.f32(0.25f, 4.f);
       if (k > 40) std::memset(x.data() + 8, 0, 32 * sizeof(float));  // an all-zero block: scale 0
+      if (mode == 5)  // NaN (skipped by amax, code -127), +-inf (scale inf, codes 0 or -127 for inf * 0)
+        for (int64_t i = 3; i < k; i += 29) x[size_t(i)] = i % 3 == 0 ? NAN : i % 3 == 1 ? INFINITY : -INFINITY;
+      if (mode == 6)  // denormal amax: 127 / amax is inf (padding codes must stay 0, not inf * 0)
+        for (auto& v : x) v *= 1e-40f;
       lb_quant_args a{};
       a.x = x.data();
       a.k = k;

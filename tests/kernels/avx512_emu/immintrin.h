@@ -59,3 +59,21 @@ static inline int32_t _mm512_reduce_add_epi32(simde__m512i v) {
   for (int j = 0; j < 16; ++j) s += i[j];
   return s;
 }
+// Round to nearest even (the only mode the kernels use); NaN and out-of-range -> INT32_MIN, as vcvtps2dq.
+static inline simde__m512i lb_emu_cvtps_epi32_rne(simde__m512 v) {
+  float f[16];
+  int32_t i[16];
+  std::memcpy(f, &v, sizeof f);
+  for (int j = 0; j < 16; ++j) {
+    const float r = __builtin_nearbyintf(f[j]);
+    i[j] = r >= -2147483648.f && r < 2147483648.f ? int32_t(r) : INT32_MIN;
+  }
+  return simde_mm512_loadu_si512(i);
+}
+#define _mm512_cvt_roundps_epi32(v, rounding) lb_emu_cvtps_epi32_rne(v)
+static inline void _mm512_mask_storeu_epi64(void* p, simde__mmask8 m, simde__m512i v) {
+  int64_t q[8];
+  std::memcpy(q, &v, sizeof q);
+  for (int j = 0; j < 8; ++j)
+    if (m >> j & 1) std::memcpy(static_cast<int64_t*>(p) + j, &q[j], 8);
+}
