@@ -363,7 +363,7 @@ const PackedWeight& packed(const OpParams& p) { return *reinterpret_cast<const P
 // sums round trip made it 1.3-2.5x slower on these shapes: docs/runtime.md, "Session 6").
 
 constexpr int64_t kSmallKMax = 64;  // K of the small-K path (16 quads)
-constexpr int64_t kPwVnniMaxK = 4096;  // K of the VNNI 1x1 path (its u8 rows: T x kp bytes of scratch per thread)
+constexpr int64_t kPwVnniMaxK = 4096;  // K of the VNNI 1x1 path
 
 /// The conv qualifies for the small-K path (the run also needs AVX2): 1x1, stride 1, no padding,
 /// K <= kSmallKMax (above it gemm_q7's direct path of 478ee70 is faster: 0.74-0.88x at K 80-128), input rows
@@ -495,11 +495,11 @@ SmallKFn smallk_fn(int64_t K) {
 // A 1x1 stride-1 conv reading its int8 NHWC input rows in place (row stride Cs = kp), any weight codes (8-bit or
 // 7-bit: vpdpbusd's u8 x s8 products are summed in int32 without saturation). Output channels in the lanes: per group
 // of up to 4 weight panels (32 channels) and 6 pixels, 24 accumulators; per quad of k 4 weight loads (the group's
-// panels stay in L1), 6 broadcasts of 4 activation bytes (flipped to u = x + 128 once per tile) and 24 vpdpbusd. The
-// accumulators start at -(128 + z) * row_sum, so they end at the GEMM's exact int32 dot; the float finish is the
-// GEMM's (float(dot) * (s_x * row_scale), then + bias, no FMA). With an int8 output that needs only the act (none,
-// Relu, Clip), the smoothing multipliers and the requantization (the epilogue's act_requant_avx2 case), the tile
-// is finished in registers: the same operations as act_requant_avx2 and stores of 32 codes per pixel (no float tile
+// panels stay in L1), 6 broadcasts of 4 activation bytes (flipped to u = x + 128 as they are broadcast) and 24
+// vpdpbusd. The accumulators start at -(128 + z) * row_sum, so they end at the GEMM's exact int32 dot; the float
+// finish is the GEMM's (float(dot) * (s_x * row_scale), then + bias, no FMA). With an int8 output that needs only
+// the act (none, Relu, Clip), the smoothing multipliers and the requantization (the epilogue's act_requant_avx2
+// case), the tile is finished in registers: the same operations as act_requant_avx2 and stores of 32 codes per pixel (no float tile
 // stored and read back). Otherwise it writes the float tile for the epilogue. Same bits as gemm_q8 / gemm_q7 and
 // the scalar reference either way.
 
@@ -563,12 +563,15 @@ struct PwVnni {
 using PwFinishFn = void (*)(const PwVnni&, const int32_t*, int, int64_t, int64_t, const float*, const float*, int8_t*,
                             float*, const float*);
 
-/// The int32 sums of R pixels (rows xa, stride kp) x NP panels (wp, panel stride 8 * kp) over nq quads, started at
-/// init[j], into sums[r][j][8]. A function of its own, shaped so that GCC 12 keeps the accumulators in place (inside
-/// pw_block it copied every accumulator around each vpdpbusd).
+/// The int32 sums of R pixels (int8 rows x, stride kp) x NP panels (wp, panel stride 8 * kp) over nq quads, started
+/// at init[j], into sums[r][j][8]. A function of its own, shaped so that GCC 12 keeps the accumulators in place
+/// (inside pw_block it copied every accumulator around each vpdpbusd). vpdpbusd's u8 operand is each pixel's 4 codes
+/// flipped to x + 128 as they are broadcast: one vpxord with an embedded broadcast of the 4 input bytes (inline asm:
+/// GCC 12 emits vpbroadcastd + vpxor), instead of a flipped copy of the tile's rows (~2 % of a run's samples).
 template <int R, int NP>
-LB_TARGET_VNNI __attribute__((noinline)) void pw_dot(const uint8_t* wp, const uint8_t* xa, int64_t kp, int64_t nq,
+LB_TARGET_VNNI __attribute__((noinline)) void pw_dot(const uint8_t* wp, const int8_t* x, int64_t kp, int64_t nq,
                                                     const __m256i* init, int32_t* sums) {
+  const __m256i flip = _mm256_set1_epi8(int8_t(0x80));
   __m256i acc[R * NP];
 #pragma GCC unroll 24
   for (int i = 0; i < R * NP; ++i) {  // each accumulator its own value (not one shared start value)
@@ -582,9 +585,10 @@ LB_TARGET_VNNI __attribute__((noinline)) void pw_dot(const uint8_t* wp, const ui
     for (int j = 0; j < NP; ++j) w[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + j * 8 * kp + 32 * q));
 #pragma GCC unroll 6
     for (int r = 0; r < R; ++r) {
-      int32_t v;
-      std::memcpy(&v, xa + r * kp + 4 * q, 4);
-      const __m256i b = _mm256_set1_epi32(v);
+      __m256i b;
+      __asm__("vpxord %1%{1to8%}, %2, %0"
+              : "=v"(b)
+              : "m"(*reinterpret_cast<const int32_t*>(x + r * kp + 4 * q)), "v"(flip));
 #pragma GCC unroll 4
       for (int j = 0; j < NP; ++j) acc[r * NP + j] = _mm256_dpbusd_epi32(acc[r * NP + j], b, w[j]);
     }
@@ -664,13 +668,13 @@ PwFinishFn pw_finish_res_fn(int np, bool f, bool res, bool mv) {
   return f && res ? pw_finish_res_np<G | R | F>(np) : res ? pw_finish_res_np<G | R>(np) : pw_finish_res_np<G | F>(np);
 }
 
-/// R pixels (rows xa, stride kp) x NP panels from panel p: their float rows (y, stride O) or (Q) int8 rows (qd,
+/// R pixels (int8 rows x, stride kp) x NP panels from panel p: their float rows (y, stride O) or (Q) int8 rows (qd,
 /// stride Os, 32 bytes from channel 8p: the group's channels past O are stored as 0).
 template <int R, int NP, bool Q>
-LB_TARGET_VNNI __attribute__((noinline)) void pw_block(const PwVnni& s, int64_t p, const uint8_t* xa, float* y,
+LB_TARGET_VNNI __attribute__((noinline)) void pw_block(const PwVnni& s, int64_t p, const int8_t* x, float* y,
                                                       int8_t* qd, const float* res) {
   alignas(32) int32_t sums[R * NP * 8];
-  pw_dot<R, NP>(s.w + p * 8 * s.kp, xa, s.kp, s.nq, reinterpret_cast<const __m256i*>(s.init + p * 8), sums);
+  pw_dot<R, NP>(s.w + p * 8 * s.kp, x, s.kp, s.nq, reinterpret_cast<const __m256i*>(s.init + p * 8), sums);
   // channels of this group: nv (a tail group: < 8 * NP; the panels' row_sum / row_scale are padded, bias is not)
   const int64_t c0 = p * 8, nv = std::min<int64_t>(NP * 8, s.O - c0);
   if constexpr (!Q) {
@@ -696,12 +700,12 @@ LB_TARGET_VNNI __attribute__((noinline)) void pw_block(const PwVnni& s, int64_t 
 
 constexpr int kPwRows = 6;  // pixels per register tile (6 x 4 panels: 24 accumulators)
 template <int NP, bool Q>
-LB_TARGET_VNNI __attribute__((always_inline)) inline void pw_rows(const PwVnni& s, int64_t p, const uint8_t* xa,
+LB_TARGET_VNNI __attribute__((always_inline)) inline void pw_rows(const PwVnni& s, int64_t p, const int8_t* x,
                                                                  int64_t m, float* y, int8_t* qd, const float* res) {
   int64_t i = 0;
   for (; i + kPwRows <= m; i += kPwRows)
-    pw_block<kPwRows, NP, Q>(s, p, xa + i * s.kp, y + i * s.O, qd + i * s.Os, res ? res + i * s.O : nullptr);
-  const uint8_t* xr = xa + i * s.kp;
+    pw_block<kPwRows, NP, Q>(s, p, x + i * s.kp, y + i * s.O, qd + i * s.Os, res ? res + i * s.O : nullptr);
+  const int8_t* xr = x + i * s.kp;
   float* yr = y + i * s.O;
   int8_t* qr = qd + i * s.Os;
   const float* rr = res ? res + i * s.O : nullptr;
@@ -715,23 +719,18 @@ LB_TARGET_VNNI __attribute__((always_inline)) inline void pw_rows(const PwVnni& 
   }
 }
 
-/// m pixel rows at x (stride kp) -> float rows y (stride O) or (Q) int8 rows qd (stride Os, Os % 32 == 0); xa:
-/// scratch for the rows flipped to u8 (m * kp bytes).
+/// m pixel rows at x (int8, stride kp, read in place) -> float rows y (stride O) or (Q) int8 rows qd (stride Os,
+/// Os % 32 == 0).
 template <bool Q>
-LB_TARGET_VNNI void pw_vnni_tile(const PwVnni& s, const int8_t* x, int64_t m, uint8_t* xa, float* y, int8_t* qd,
+LB_TARGET_VNNI void pw_vnni_tile(const PwVnni& s, const int8_t* x, int64_t m, float* y, int8_t* qd,
                                   const float* res = nullptr) {
-  const __m256i flip = _mm256_set1_epi8(int8_t(0x80));
-  const int64_t nb = m * s.kp;  // kp % 32 == 0
-  for (int64_t i = 0; i < nb; i += 32)
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(xa + i),
-                        _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)), flip));
   const int64_t np = (s.O + 7) / 8;
   for (int64_t p = 0; p < np; p += 4) {
     switch (std::min<int64_t>(4, np - p)) {
-      case 4: pw_rows<4, Q>(s, p, xa, m, y, qd, res); break;
-      case 3: pw_rows<3, Q>(s, p, xa, m, y, qd, res); break;
-      case 2: pw_rows<2, Q>(s, p, xa, m, y, qd, res); break;
-      default: pw_rows<1, Q>(s, p, xa, m, y, qd, res); break;
+      case 4: pw_rows<4, Q>(s, p, x, m, y, qd, res); break;
+      case 3: pw_rows<3, Q>(s, p, x, m, y, qd, res); break;
+      case 2: pw_rows<2, Q>(s, p, x, m, y, qd, res); break;
+      default: pw_rows<1, Q>(s, p, x, m, y, qd, res); break;
     }
   }
 }
@@ -1089,7 +1088,7 @@ lb_status conv_infer(OpCtx& c) {
   size_t per = al64(size_t(T * O) * 4);                              // float tile
   if (p.i[kMode] == 0) {
     per += al64(size_t(T) * sizeof(lb_q8_meta));                     // row metadata
-    if (!p.i[kDirect] || smallk_ok(p) || pw_vnni_ok(p)) per += al64(size_t(T * p.i[kKp]));  // im2col / u8 rows
+    if (!p.i[kDirect] || smallk_ok(p)) per += al64(size_t(T * p.i[kKp]));  // im2col / u8 rows
     if (packed(p).code_bits == 7) per += al64(size_t(T * p.i[kKp]));      // u8 rows for gemm_q7 (lb_mm_args::xu)
   } else {
     // pad row, 4 x tap pointers (2 * pairs for the AVX2 kernels, 4 * quads for the VNNI one)
@@ -1904,7 +1903,7 @@ void conv_run(OpCtx& c) {
     lb_q8_meta* meta = reinterpret_cast<lb_q8_meta*>(s);
     s += al64(size_t(T) * sizeof(lb_q8_meta));
     int8_t* rows = reinterpret_cast<int8_t*>(s);
-    if (!direct || smallk_ok(p) || pw_vnni_ok(p)) s += al64(size_t(T * kp));
+    if (!direct || smallk_ok(p)) s += al64(size_t(T * kp));
     uint8_t* xu = flip ? reinterpret_cast<uint8_t*>(s) : nullptr;
     if (!direct) std::memset(rows, 0, size_t(T * kp));  // K padding: written once, the gather fills [0, K)
     for (int64_t i = 0; i < T; ++i) meta[i] = lb_q8_meta{sx, 0};
@@ -1917,12 +1916,12 @@ void conv_run(OpCtx& c) {
 #if defined(__x86_64__)
       if (pwv) {  // 1x1 on VNNI: the input rows in place, same bits as the GEMM
         if (pwq) {
-          pw_vnni_tile<true>(pv, x + P0 * Cs, m, reinterpret_cast<uint8_t*>(rows), yt, o.q + P0 * pv.Os);
+          pw_vnni_tile<true>(pv, x + P0 * Cs, m, yt, o.q + P0 * pv.Os);
         } else if (pwr) {
-          pw_vnni_tile<true>(pv, x + P0 * Cs, m, reinterpret_cast<uint8_t*>(rows), yt, o.q + P0 * pv.Os,
+          pw_vnni_tile<true>(pv, x + P0 * Cs, m, yt, o.q + P0 * pv.Os,
                              o.res ? o.res + P0 * O : nullptr);
         } else {
-          pw_vnni_tile<false>(pv, x + P0 * Cs, m, reinterpret_cast<uint8_t*>(rows), yt, reinterpret_cast<int8_t*>(yt));
+          pw_vnni_tile<false>(pv, x + P0 * Cs, m, yt, reinterpret_cast<int8_t*>(yt));
           epilogue(p, o, yt, P0, m, rq, flat);
         }
         continue;
