@@ -22,8 +22,9 @@ inline float32x4_t load_x(const float* x, const float* mul, int64_t i, int64_t k
 
 float amax_range(const float* x, const float* mul, int64_t lo, int64_t hi, int64_t k) {
   float32x4_t m = vdupq_n_f32(0.f);
-  for (int64_t i = lo; i < hi && i < k; i += 4) m = vmaxq_f32(m, vabsq_f32(load_x(x, mul, i, k)));
-  return vmaxvq_f32(m);
+  // vmaxnm returns the number when one operand is NaN: a NaN input is skipped, as in the reference
+  for (int64_t i = lo; i < hi && i < k; i += 4) m = vmaxnmq_f32(m, vabsq_f32(load_x(x, mul, i, k)));
+  return vmaxnmvq_f32(m);
 }
 
 /// 32 codes from x[lo, lo+32): rint(x * inv) + zero clamped to [qmin, qmax]; returns their sum.
@@ -33,7 +34,10 @@ inline int32_t quant32(const float* x, const float* mul, int64_t lo, int64_t k, 
   int32x4_t s = vdupq_n_s32(0);
   for (int j = 0; j < 8; ++j) {
     float32x4_t v = vaddq_f32(vrndnq_f32(vmulq_f32(load_x(x, mul, lo + 4 * j, k), inv)), zero);
-    v = vminq_f32(vmaxq_f32(v, qmin), qmax);
+    // the reference's clamp, r > lo ? r : lo then r < hi ? r : hi: NaN becomes qmin (vmaxq would keep the
+    // NaN and vcvtq turn it into 0)
+    v = vbslq_f32(vcgtq_f32(v, qmin), v, qmin);
+    v = vbslq_f32(vcltq_f32(v, qmax), v, qmax);
     r[j] = vcvtq_s32_f32(v);
     s = vaddq_s32(s, r[j]);
   }
