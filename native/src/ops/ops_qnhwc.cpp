@@ -2315,12 +2315,164 @@ void stem_run(OpCtx& c) {
   stem_scalar(c, x, b, mul, y);
 }
 
+
+// ---- qconv2d_nhwc_q8_pwdw: an expansion 1x1 and the depthwise conv that reads it, in row strips (session 13) ----
+// A 1x1 stride-1 qconv2d_nhwc_q8 (one int8 output, no residual) whose output only a depthwise qconv2d_nhwc_q8 (one
+// int8 output, no residual) reads. Per strip of S depthwise output rows, the expanded rows the strip reads
+// ((S - 1) * sh + ekh, clipped to the map) are computed into a per-thread buffer that stays in L1 / L2, then the
+// depthwise runs on them; a thread's consecutive strips keep the rows they share (moved to the buffer's start)
+// instead of recomputing them. Both convs run through conv_run with their own plans (conv_infer on the full shapes,
+// the rows and the top pad patched per call), so every element gets the operations of the two ops: the same bits,
+// without writing the expanded map to the arena (cold every run) and reading it back.
+// attrs: "pw" / "dw" (the two convs' qconv2d_nhwc_q8 attrs), "split": inputs [0, split) are the 1x1's, inputs
+// split... the depthwise's after its input 0. p.v: the two plans (fused_put). p.i: the slots below.
+enum { kFSplit, kFS, kFNs, kFPwPer, kFDwPer, kFBuf, kFRow, kFCin };
+constexpr int64_t kFusedBufBytes = 64 * 1024;  // the strip buffer's target size (rows of the expanded map)
+
+void fused_put(std::vector<int64_t>& v, const OpParams& q) {
+  static_assert(sizeof(q.f) == 4 * sizeof(int64_t), "OpParams::f as 4 int64");
+  v.insert(v.end(), q.i, q.i + 48);
+  int64_t fb[4];
+  std::memcpy(fb, q.f, sizeof(q.f));
+  v.insert(v.end(), fb, fb + 4);
+  v.push_back(int64_t(q.v.size()));
+  v.insert(v.end(), q.v.begin(), q.v.end());
+}
+const int64_t* fused_get(const int64_t* s, OpParams& q) {
+  std::memcpy(q.i, s, sizeof(q.i));
+  std::memcpy(q.f, s + 48, sizeof(q.f));
+  q.v.assign(s + 53, s + 53 + s[52]);
+  return s + 53 + s[52];
+}
+
+lb_status fused_infer(OpCtx& c) {
+  OpParams& p = *c.p;
+  const Json& a = *c.attrs;
+  const int64_t split = attr_int(a, "split", 0);
+  if (split < 2 || size_t(split) > c.in.size() || !a["pw"].is_object() || !a["dw"].is_object() || c.out.size() != 1) {
+    c.err = "needs attrs 'pw' / 'dw' (objects), 'split' (2 <= split <= inputs) and one output";
+    return LB_ERR_FORMAT;
+  }
+  OpParams pp, dp;
+  Tensor mid;
+  OpCtx pc;
+  pc.attrs = &a["pw"];
+  pc.in.assign(c.in.begin(), c.in.begin() + split);
+  pc.out = {&mid};
+  pc.p = &pp;
+  if (const lb_status st = conv_infer(pc); st != LB_OK) {
+    c.err = "pw: " + pc.err;
+    return st;
+  }
+  if (!pp.i[kDirect] || pp.i[kOutQ] != 0 || pp.i[kRes]) {
+    c.err = "pw: needs a 1x1 stride-1 unpadded conv with one q8 output and no residual";
+    return LB_ERR_UNSUPPORTED;
+  }
+  OpCtx dc;
+  dc.attrs = &a["dw"];
+  dc.in.push_back(&mid);
+  dc.in.insert(dc.in.end(), c.in.begin() + split, c.in.end());
+  dc.out = c.out;
+  dc.p = &dp;
+  if (const lb_status st = conv_infer(dc); st != LB_OK) {
+    c.err = "dw: " + dc.err;
+    return st;
+  }
+  if (dp.i[kMode] != 1 || dp.i[kOutQ] != 0 || dp.i[kRes]) {
+    c.err = "dw: needs a depthwise conv with one q8 output and no residual";
+    return LB_ERR_UNSUPPORTED;
+  }
+  // strips of S output rows: the largest S whose rows fit the buffer's target size (at least 1), and at least two
+  // strips per thread
+  const int64_t row = mid.shape[2] * mid.shape[3], H = dp.i[kH], OH = dp.i[kOH], sh = dp.i[kSh];
+  const int64_t ekh = (dp.i[kKh] - 1) * dp.i[kDh] + 1, th = op_threads(c);
+  int64_t S = 1;
+  while (S < OH && std::min(H, S * sh + ekh) * row <= kFusedBufBytes) ++S;
+  S = std::max<int64_t>(1, std::min(S, (OH + 2 * th - 1) / (2 * th)));
+  p.v.clear();
+  p.i[kFSplit] = split;
+  p.i[kFS] = S;
+  p.i[kFNs] = (OH + S - 1) / S;
+  p.i[kFPwPer] = int64_t(al64(size_t(pp.i[kPer])));
+  p.i[kFDwPer] = int64_t(al64(size_t(dp.i[kPer])));
+  p.i[kFBuf] = int64_t(al64(size_t(std::min(H, (S - 1) * sh + ekh) * row)));
+  p.i[kFRow] = row;
+  p.i[kFCin] = pp.i[kCs];
+  fused_put(p.v, pp);
+  fused_put(p.v, dp);
+  c.scratch_bytes = size_t(p.i[kFPwPer] + p.i[kFDwPer] + p.i[kFBuf]) * size_t(th);
+  c.flops = pc.flops + dc.flops;
+  return LB_OK;
+}
+
+void fused_run(OpCtx& c) {
+  const OpParams& p = *c.p;
+  OpParams pp0, dp0;
+  fused_get(fused_get(p.v.data(), pp0), dp0);
+  const int64_t split = p.i[kFSplit], S = p.i[kFS], ns = p.i[kFNs], row = p.i[kFRow], Cin = p.i[kFCin];
+  const int64_t N = dp0.i[kN], H = dp0.i[kH], W = dp0.i[kW], OH = dp0.i[kOH], OW = dp0.i[kOW], Os = dp0.i[kOs];
+  const int64_t sh = dp0.i[kSh], pt = dp0.i[kPt], ekh = (dp0.i[kKh] - 1) * dp0.i[kDh] + 1;
+  const size_t per = size_t(p.i[kFPwPer] + p.i[kFDwPer] + p.i[kFBuf]);
+  const int8_t* x = static_cast<const int8_t*>(c.in[0]->data);
+  int8_t* y = static_cast<int8_t*>(c.out[0]->data);
+  const char* isa = nullptr;
+  parallel_ranges(
+      c.pool, N * ns, 1,
+      [&](int tid, int64_t g0, int64_t g1) {
+        OpParams pp = pp0, dp = dp0;  // (rows and pads patched per strip)
+        char* s = static_cast<char*>(c.scratch) + size_t(tid) * per;
+        int8_t* buf = reinterpret_cast<int8_t*>(s + p.i[kFPwPer] + p.i[kFDwPer]);
+        Tensor xs, ms, ys;
+        ms.data = buf;
+        OpCtx pc, dc;
+        pc.in.assign(c.in.begin(), c.in.begin() + split);
+        pc.in[0] = &xs;
+        pc.out = {&ms};
+        pc.p = &pp;
+        pc.scratch = s;
+        dc.in.push_back(&ms);
+        dc.in.insert(dc.in.end(), c.in.begin() + split, c.in.end());
+        dc.out = {&ys};
+        dc.p = &dp;
+        dc.scratch = s + p.i[kFPwPer];
+        dp.i[kN] = pp.i[kN] = 1;
+        int64_t bn = -1, blo = 0, bhi = 0;  // the buffer holds the expanded rows [blo, bhi) of image bn
+        for (int64_t g = g0; g < g1; ++g) {
+          const int64_t n = g / ns, oy0 = (g % ns) * S, oy1 = std::min(OH, oy0 + S);
+          const int64_t lo = std::max<int64_t>(0, oy0 * sh - pt);
+          const int64_t hi = std::max(lo, std::min(H, (oy1 - 1) * sh - pt + ekh));
+          int64_t start = lo;  // the first row to compute
+          if (bn == n && lo >= blo && lo < bhi) {
+            if (lo > blo) std::memmove(buf, buf + (lo - blo) * row, size_t((bhi - lo) * row));
+            start = std::min(bhi, hi);
+          }
+          if (hi > start) {
+            pp.i[kH] = pp.i[kOH] = hi - start;
+            xs.data = const_cast<int8_t*>(x) + ((n * H + start) * W) * Cin;
+            ms.data = buf + (start - lo) * row;
+            conv_run(pc);
+          }
+          bn = n, blo = lo, bhi = std::max(hi, start);
+          dp.i[kH] = hi - lo;
+          dp.i[kOH] = oy1 - oy0;
+          dp.i[kPt] = lo - (oy0 * sh - pt);
+          ms.data = buf;
+          ys.data = y + ((n * OH + oy0) * OW) * Os;
+          conv_run(dc);
+        }
+        if (tid == 0 && g1 > g0) isa = dc.isa;
+      },
+      op_threads(c));
+  if (isa) c.isa = isa;
+}
+
 }  // namespace
 
 void register_ops_qnhwc(std::vector<OpDef>& r) {
   r.push_back(OpDef{"quantize_nhwc_q8", quant_infer, quant_run, false});
   r.push_back(OpDef{"qconv2d_nhwc_q8", conv_infer, conv_run, false});
   r.push_back(OpDef{"conv_stem_nhwc_q8", stem_infer, stem_run, false});
+  r.push_back(OpDef{"qconv2d_nhwc_q8_pwdw", fused_infer, fused_run, false});
 }
 
 // Shared with ops_qnhwc_graph.cpp (declared in ops_qnhwc.h).
