@@ -25,22 +25,29 @@ def test_efficientnet_lite0_w8a8_top1(effnet_onnx, images):
     calib = feeds[::6][:32]
     fg, qg, _, rep = prepare(effnet_onnx, scheme="w8a8", calib=calib, progress=False)
     fs, qs = ort_session(fg, 2), ort_session(qg, 2)
-    agree, top5, gaps = [], 0.0, []
+    agree, top5, gaps, ftop = [], 0.0, [], []
     for f in feeds:
         a, b = fs.run(None, f)[0][0], qs.run(None, f)[0][0]
+        ftop.append(a.argmax())
         agree.append(a.argmax() == b.argmax())
         top5 += len(set(np.argsort(-a)[:5]) & set(np.argsort(-b)[:5])) / 5
         s = np.sort(a)
         gaps.append(s[-1] - s[-2])
     agree, gaps = np.array(agree), np.array(gaps)
     clear = gaps >= CLEAR_GAP  # the better-conditioned subset: float's top-1 leads top-2 by >= 0.5 logits
+    # the set's own noise floor: the float model on the same images with the resized pixels rounded to
+    # uint8 (what a camera pipeline hands over) changes top-1 on ~6 % of them (docs/quantization.md, session 13)
+    u8 = np.round(images * 128.0 + 127.0).clip(0, 255).astype(np.float32) / 128.0 - 127.0 / 128.0
+    floor = np.mean([fs.run(None, {"input": u8[i:i + 1]})[0][0].argmax() == t for i, t in enumerate(ftop)])
     print(f"\nEfficientNet-Lite0 w8a8: top-1 agreement {agree.mean():.3f}, top-5 overlap {top5 / len(feeds):.3f}; "
-          f"on the {clear.sum()} images with a clear float top-1: {agree[clear].mean():.3f}")
+          f"on the {clear.sum()} images with a clear float top-1: {agree[clear].mean():.3f}; "
+          f"float vs float on uint8-rounded pixels: {floor:.3f}")
     assert len(feeds) >= 200
     # measured 0.945 / 0.969 with 8-bit weights (session 4), 0.950 / 0.956 with the 7-bit weights that
     # w8a8 means on AVX2 hosts without VNNI (session 6), 0.950 / 0.973 with 8-bit weights on the VNNI
     # host (session 12), clear subset 1.0 all (docs/quantization.md); the 99 % is not reached
     assert agree.mean() >= EFFNET_MIN_TOP1, (agree.mean(), top5 / len(feeds))
+    assert agree.mean() >= floor  # int8 moves top-1 no more often than rounding the input pixels does
     assert top5 / len(feeds) >= 0.94
     assert clear.sum() >= 100 and agree[clear].mean() >= 0.99
     assert all(r["fmt"] == "int8" for r in rep["layers"]) and len(rep["layers"]) >= 50
