@@ -18,6 +18,7 @@ from lowbit.exporters import lbpk_attn, lbpk_nhwc
 from lowbit.exporters.lbpk_container import DTYPES, PackageWriter
 from lowbit.exporters.lbpk_fpw import float_pointwise
 from lowbit.exporters.lbpk_ffuse import fuse_float_epilogues
+from lowbit.exporters.lbpk_fpwdw import fuse_expand_depthwise
 
 PRODUCER = "lowbit"
 
@@ -422,6 +423,7 @@ def runtime_ops(graph, *, int8_nhwc: bool = True) -> List[Dict[str, Any]]:
     if int8_nhwc:
         lbpk_nhwc.int8_nhwc(low)
     fuse_float_epilogues(low)  # bias/affine/activation tails into float convs (exporters/lbpk_ffuse.py)
+    fuse_expand_depthwise(low)  # large-map 1x1 expansion + depthwise -> conv2d_pwdw_f32 (exporters/lbpk_fpwdw.py)
     float_pointwise(low)  # float 1x1 convs on small maps -> conv2d_pw_f32 (exporters/lbpk_fpw.py)
     return low.ops
 
@@ -451,6 +453,7 @@ def write_package(graph, out: Path, *, target: str, scheme: str, golden: Optiona
     if int8_nhwc:  # chains of static-int8 convs stay int8 NHWC (docs/package-format.md, section 6)
         lbpk_nhwc.int8_nhwc(low)
     fuse_float_epilogues(low)  # bias/affine/activation tails into float convs (exporters/lbpk_ffuse.py)
+    fuse_expand_depthwise(low)  # large-map 1x1 expansion + depthwise -> conv2d_pwdw_f32 (exporters/lbpk_fpwdw.py)
     float_pointwise(low)  # float 1x1 convs on small maps -> conv2d_pw_f32 (exporters/lbpk_fpw.py)
     used = {i for op in low.ops for i in op["inputs"] if i}
     used |= {t.name for t in graph.outputs}

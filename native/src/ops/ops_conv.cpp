@@ -19,8 +19,11 @@ namespace {
 // params: i[0..3] N C H W, i[4] O, i[5] kh, i[6] kw, i[7] sh, i[8] sw, i[9] dh, i[10] dw,
 // i[11] pt, i[12] pl, i[13] pb, i[14] pr, i[15] group, i[16] OH, i[17] OW, i[18] act, i[19] mode
 // (0 gemm1x1, 1 depthwise, 2 im2col, 3 direct; conv2d_pw_f32: 4), i[20] col bytes, i[21] / i[22] input /
-// output in the blocked NCHW8c layout (attrs x_nchw8c / y_nchw8c, below); f[0], f[1] act bounds.
-enum { kN, kC, kH, kW, kO, kKh, kKw, kSh, kSw, kDh, kDw, kPt, kPl, kPb, kPr, kG, kOH, kOW, kAct, kMode, kCol, kXb, kYb };
+// output in the blocked NCHW8c layout (attrs x_nchw8c / y_nchw8c, below), i[23] the NCHW depthwise kernels'
+// output plane stride (0: OH * OW; conv2d_pwdw_f32's row strips write into the whole map); f[0], f[1] act bounds.
+enum { kN, kC, kH, kW, kO, kKh, kKw, kSh, kSw, kDh, kDw, kPt, kPl, kPb, kPr, kG, kOH, kOW, kAct, kMode, kCol, kXb, kYb,
+       kYs };
+inline int64_t dw_ys(const OpParams& p) { return p.i[kYs] ? p.i[kYs] : p.i[kOH] * p.i[kOW]; }
 
 // Blocked fp32 chains (exporters/lbpk_fpw.py, float_blocked_chains): a tensor between two ops that
 // both take it blocked is stored NCHW8c, [N][C/8][H][W][8] (C a multiple of 8: the same bytes as
@@ -192,7 +195,7 @@ inline __attribute__((always_inline)) void dw_channels(const OpParams& p, const 
   float* acc = buf + g.phases * g.PH * g.PWp;
   for (int64_t nc = c0; nc < c1; ++nc) {
     dw_fill(p, g, x + nc * HW, buf);
-    for (int64_t oy = 0; oy < OH; ++oy) rows(g, nc % C, oy, y + nc * OH * OW + oy * OW, acc);
+    for (int64_t oy = 0; oy < OH; ++oy) rows(g, nc % C, oy, y + nc * dw_ys(p) + oy * OW, acc);
   }
 }
 
@@ -461,7 +464,7 @@ __attribute__((target("avx2,fma"))) void dws2_range_avx2(const OpParams& p, cons
     const int64_t ch = nc % C;
     const float* plane = x + nc * HW;
     const float* wc = w + ch * KH * KW;
-    float* o = y + nc * OH * OW;
+    float* o = y + nc * dw_ys(p);
     const __m256 bias = _mm256_set1_ps(b ? b[ch] : 0.f);
     int64_t filled = 0;  // padded rows [0, filled) split so far
     for (int64_t oy = 0; oy < OH; ++oy, o += OW) {
@@ -571,7 +574,7 @@ LB_Z512 void dw3_range_avx512(const OpParams& p, const float* x, const float* w,
 #pragma GCC unroll 9
     for (int t = 0; t < 9; ++t) wv[t] = _mm512_set1_ps(wc[t]);
     const __m512 bias = _mm512_set1_ps(b ? b[ch] : 0.f);
-    float* yc = y + nc * OH * OW;
+    float* yc = y + nc * dw_ys(p);
     const bool two = OH >= 2;
     for (int64_t oy0 = 0; oy0 < OH; oy0 += 2) {
       const int64_t oy = two ? std::min(oy0, OH - 2) : 0;  // odd OH: the last pair overlaps the previous one
@@ -659,8 +662,41 @@ LB_Z512 __attribute__((always_inline)) inline void dws2_quad512(const float* con
 #pragma GCC unroll 4
   for (int j = 0; j < NJ; ++j) _mm512_storeu_ps(o + q[j], a[j]);
 }
-// dws2_range_avx2 with 16-output vectors (positions 0, 16, ..., and an overlapping OW - 16; OW >= 16):
-// the same per-output sums (bias, then the taps in order), bitwise equal to it.
+// Two output rows (oy, oy + 1) at NJ positions: the KH + 2 phase rows 2 oy .. 2 oy + KH + 1 each loaded once per
+// (kx, position) and used by both rows (rows[r], r < KH: tap (r, kx) of row oy; r >= 2: tap (r - 2, kx) of row
+// oy + 1), 2 NJ FMA chains (a quad's 4 chains alone were bound by the FMA latency). Per output the taps still
+// come in order (ky, then kx): bitwise equal to dws2_quad512.
+template <int KH, int KW, int NJ>
+LB_Z512 __attribute__((always_inline)) inline void dws2_pair512(const float* const* rows, int64_t PWh, const float* wc,
+                                                                __m512 bias, const int64_t* q, int64_t act, float lo,
+                                                                float hi, float* o0, float* o1) {
+  __m512 a[NJ], c[NJ];
+#pragma GCC unroll 4
+  for (int j = 0; j < NJ; ++j) a[j] = c[j] = bias;
+#pragma GCC unroll 7
+  for (int r = 0; r < KH + 2; ++r) {
+#pragma GCC unroll 5
+    for (int kx = 0; kx < KW; ++kx) {
+      const float* s = rows[r] + (kx % 2) * PWh + kx / 2;
+      const __m512 wa = _mm512_set1_ps(wc[(r < KH ? r : 0) * KW + kx]);
+      const __m512 wb = _mm512_set1_ps(wc[(r >= 2 ? r - 2 : 0) * KW + kx]);
+#pragma GCC unroll 4
+      for (int j = 0; j < NJ; ++j) {
+        const __m512 v = _mm512_loadu_ps(s + q[j]);
+        if (r < KH) a[j] = _mm512_fmadd_ps(wa, v, a[j]);
+        if (r >= 2) c[j] = _mm512_fmadd_ps(wb, v, c[j]);
+      }
+    }
+  }
+  if (act != ACT_SIGMOID)
+#pragma GCC unroll 4
+    for (int j = 0; j < NJ; ++j) a[j] = act16(a[j], act, lo, hi), c[j] = act16(c[j], act, lo, hi);
+#pragma GCC unroll 4
+  for (int j = 0; j < NJ; ++j) _mm512_storeu_ps(o0 + q[j], a[j]), _mm512_storeu_ps(o1 + q[j], c[j]);
+}
+// dws2_range_avx2 with 16-output vectors (positions 0, 16, ..., and an overlapping OW - 16; OW >= 16), two output
+// rows at a time (dws2_pair512; a ring of KH + 2 phase-row pairs): the same per-output sums (bias, then the taps
+// in order), bitwise equal to it.
 template <int KH, int KW>
 LB_Z512 void dws2_range_avx512(const OpParams& p, const float* x, const float* w, const float* b, float* y, int64_t c0,
                                int64_t c1, float* buf) {
@@ -676,23 +712,34 @@ LB_Z512 void dws2_range_avx512(const OpParams& p, const float* x, const float* w
   if (nq % 4 >= 2)
     while (nq % 4) q[nq] = q[nq - 1], ++nq;
   const int64_t n4 = nq / 4 * 4;
-  const float* rows[KH];
+  constexpr int kRing = KH + 2;
+  const float* rows[kRing];
   for (int64_t nc = c0; nc < c1; ++nc) {
     const int64_t ch = nc % C;
     const float* plane = x + nc * HW;
     const float* wc = w + ch * KH * KW;
-    float* o = y + nc * OH * OW;
+    float* yc = y + nc * dw_ys(p);
     const __m512 bias = _mm512_set1_ps(b ? b[ch] : 0.f);
     int64_t filled = 0;
-    for (int64_t oy = 0; oy < OH; ++oy, o += OW) {
-      for (; filled < 2 * oy + KH; ++filled) {
-        float* E = buf + (filled % KH) * 2 * g.PWh;
+    for (int64_t oy = 0; oy < OH; oy += 2) {
+      const bool two = oy + 1 < OH;  // an odd last row runs alone
+      for (; filled < 2 * oy + KH + (two ? 2 : 0); ++filled) {
+        float* E = buf + (filled % kRing) * 2 * g.PWh;
         dws2_row512(p, g, plane, filled, E, E + g.PWh);
       }
-      for (int ky = 0; ky < KH; ++ky) rows[ky] = buf + ((2 * oy + ky) % KH) * 2 * g.PWh;
-      for (int64_t i = 0; i < n4; i += 4) dws2_quad512<KH, KW>(rows, g.PWh, wc, bias, q + i, act, lo, hi, o);
-      if (nq > n4) dws2_quad512<KH, KW, 1>(rows, g.PWh, wc, bias, q + n4, act, lo, hi, o);
-      if (act == ACT_SIGMOID) apply_act(o, OW, act, lo, hi);
+      for (int r = 0; r < kRing; ++r) rows[r] = buf + ((2 * oy + r) % kRing) * 2 * g.PWh;
+      float* o = yc + oy * OW;
+      if (two) {
+        for (int64_t i = 0; i < n4; i += 4) dws2_pair512<KH, KW, 4>(rows, g.PWh, wc, bias, q + i, act, lo, hi, o, o + OW);
+        if (nq > n4) dws2_pair512<KH, KW, 1>(rows, g.PWh, wc, bias, q + n4, act, lo, hi, o, o + OW);
+      } else {
+        for (int64_t i = 0; i < n4; i += 4) dws2_quad512<KH, KW>(rows, g.PWh, wc, bias, q + i, act, lo, hi, o);
+        if (nq > n4) dws2_quad512<KH, KW, 1>(rows, g.PWh, wc, bias, q + n4, act, lo, hi, o);
+      }
+      if (act == ACT_SIGMOID) {
+        apply_act(o, OW, act, lo, hi);
+        if (two) apply_act(o + OW, OW, act, lo, hi);
+      }
     }
   }
 }
@@ -704,7 +751,7 @@ constexpr int64_t kDws2MinOW = 48;
 [[maybe_unused]] bool dws2_wide(const OpParams& p) {
   return p.i[kSh] == 2 && p.i[kSw] == 2 && p.i[kDh] == 1 && p.i[kDw] == 1 && p.i[kKh] == p.i[kKw] &&
          (p.i[kKh] == 3 || p.i[kKh] == 5) && p.i[kOW] >= kDws2MinOW && p.i[kOW] <= 256 &&
-         2 * dws2_geom(p).PWh * p.i[kKh] <= int64_t(dw_scratch_floats(p));
+         2 * dws2_geom(p).PWh * (p.i[kKh] + 2) <= int64_t(dw_scratch_floats(p));  // the AVX-512 ring: KH + 2 rows
 }
 
 // Channel-blocked depthwise (AVX2): 8 channels per vector. Each block of 8 channels is copied
@@ -1888,7 +1935,7 @@ bool pw1_fits(const OpParams& p) {
 template <int R, int J>
 __attribute__((target("avx2,fma"), always_inline)) inline void pw1_tile_body(const float* w, int64_t K, const float* x,
                                                                              int64_t P, const float* bias, float* y,
-                                                                             int64_t act, float lo, float hi) {
+                                                                             int64_t ldy, int64_t act, float lo, float hi) {
   __m256 acc[R][J];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
@@ -1912,14 +1959,16 @@ __attribute__((target("avx2,fma"), always_inline)) inline void pw1_tile_body(con
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 6
     for (int j = 0; j < J; ++j)
-      _mm256_storeu_ps(y + r * P + j * 8, act == ACT_SIGMOID ? acc[r][j] : vmath::act8(acc[r][j], act, lo, hi));
+      _mm256_storeu_ps(y + r * ldy + j * 8, act == ACT_SIGMOID ? acc[r][j] : vmath::act8(acc[r][j], act, lo, hi));
 }
+// x: K input rows P floats apart; y: R output rows ldy floats apart.
 template <int R, int J>
 __attribute__((target("avx2,fma"))) void pw1_tile(const float* w, int64_t K, const float* x, int64_t P,
-                                                   const float* bias, float* y, int64_t act, float lo, float hi) {
-  pw1_tile_body<R, J>(w, K, x, P, bias, y, act, lo, hi);
+                                                   const float* bias, float* y, int64_t ldy, int64_t act, float lo,
+                                                   float hi) {
+  pw1_tile_body<R, J>(w, K, x, P, bias, y, ldy, act, lo, hi);
   if (act == ACT_SIGMOID)
-    for (int r = 0; r < R; ++r) apply_act(y + r * P, J * 8, act, lo, hi);
+    for (int r = 0; r < R; ++r) apply_act(y + r * ldy, J * 8, act, lo, hi);
 }
 // AVX-512 (session 11): the same tile with up to 8 rows (R x 3 = 24 accumulators of the 32 EVEX registers),
 // so a chunk of the input is read once per 8 output channels instead of 4. Same per-element order (bitwise
@@ -1927,12 +1976,13 @@ __attribute__((target("avx2,fma"))) void pw1_tile(const float* w, int64_t K, con
 // and 144 -> 24 on 56x56 217 -> 205 and 290 -> 239. For O <= 24 see pw1z_tile.
 template <int R, int J>
 LB_Z512 void pw1_tile512(const float* w, int64_t K, const float* x, int64_t P, const float* bias, float* y,
-                         int64_t act, float lo, float hi) {
-  pw1_tile_body<R, J>(w, K, x, P, bias, y, act, lo, hi);
+                         int64_t ldy, int64_t act, float lo, float hi) {
+  pw1_tile_body<R, J>(w, K, x, P, bias, y, ldy, act, lo, hi);
   if (act == ACT_SIGMOID)
-    for (int r = 0; r < R; ++r) apply_act(y + r * P, J * 8, act, lo, hi);
+    for (int r = 0; r < R; ++r) apply_act(y + r * ldy, J * 8, act, lo, hi);
 }
-using Pw1Fn = void (*)(const float*, int64_t, const float*, int64_t, const float*, float*, int64_t, float, float);
+using Pw1Fn = void (*)(const float*, int64_t, const float*, int64_t, const float*, float*, int64_t, int64_t, float,
+                       float);
 const Pw1Fn kPw1Tiles512[9][2] = {{nullptr, nullptr},
                                   {pw1_tile512<1, 1>, pw1_tile512<1, 3>},
                                   {pw1_tile512<2, 1>, pw1_tile512<2, 3>},
@@ -2008,6 +2058,24 @@ const Pw1Fn kPw1Tiles[5][2] = {{nullptr, nullptr},
                                {pw1_tile<3, 1>, pw1_tile<3, 3>},
                                {pw1_tile<4, 1>, pw1_tile<4, 3>}};
 
+// Output rows [0, R) over n pixels with the ymm tiles (x: the first pixel of K input rows P floats apart; y: the
+// first pixel of R output rows ldy floats apart), the last 1-7 pixels by scalar FMAs in the same order.
+void pw1_span(const Pw1Fn (*tiles)[2], const float* w, int64_t K, const float* x, int64_t P, const float* bias,
+              float* y, int64_t ldy, int64_t R, int64_t n, int64_t act, float lo, float hi) {
+  int64_t i = 0;
+  for (; i + 24 <= n; i += 24) tiles[R][1](w, K, x + i, P, bias, y + i, ldy, act, lo, hi);
+  for (; i + 8 <= n; i += 8) tiles[R][0](w, K, x + i, P, bias, y + i, ldy, act, lo, hi);
+  for (int64_t r = 0; r < R && i < n; ++r) {
+    float* yr = y + r * ldy;
+    for (int64_t q = i; q < n; ++q) {
+      float s = bias ? bias[r] : 0.f;
+      for (int64_t k = 0; k < K; ++k) s = std::fma(w[r * K + k], x[k * P + q], s);
+      yr[q] = s;
+    }
+    apply_act(yr + i, n - i, act, lo, hi);
+  }
+}
+
 void pw1_run_avx2(OpCtx& c, const float* x, const float* w, const float* b, float* y) {
   const OpParams& p = *c.p;
   const int64_t N = p.i[kN], K = p.i[kC], O = p.i[kO], P = p.i[kH] * p.i[kW];
@@ -2036,23 +2104,35 @@ void pw1_run_avx2(OpCtx& c, const float* x, const float* w, const float* b, floa
             for (; px + 48 <= pe; px += 48) kPw1zTiles[R][1](wo, K, xn + px, P, bo, yn + o0 * P + px, act, lo, hi, pf);
             for (; px + 16 <= pe; px += 16) kPw1zTiles[R][0](wo, K, xn + px, P, bo, yn + o0 * P + px, act, lo, hi, pf);
           }
-          for (; px + 24 <= pe; px += 24) tiles[R][1](wo, K, xn + px, P, bo, yn + o0 * P + px, act, lo, hi);
-          for (; px + 8 <= pe; px += 8) tiles[R][0](wo, K, xn + px, P, bo, yn + o0 * P + px, act, lo, hi);
-          for (int64_t r = 0; r < R && px < pe; ++r) {  // the last 1-7 pixels of the map
-            float* yr = yn + (o0 + r) * P;
-            for (int64_t q2 = px; q2 < pe; ++q2) {
-              float s = bo ? bo[r] : 0.f;
-              for (int64_t k = 0; k < K; ++k) s = std::fma(wo[r * K + k], xn[k * P + q2], s);
-              yr[q2] = s;
-            }
-            apply_act(yr + px, pe - px, act, lo, hi);
-          }
+          pw1_span(tiles, wo, K, xn + px, P, bo, yn + o0 * P + px, P, R, pe - px, act, lo, hi);
         }
       }
     });
   }
 }
 #endif
+
+// The NCHW depthwise kernel for p and its ISA name (all of them bitwise equal on the x86 SIMD paths: bias,
+// then the taps in order); dwb_range_avx2 (channel blocks instead of channels) only when blocks_ok.
+using DwFn = void (*)(const OpParams&, const float*, const float*, const float*, float*, int64_t, int64_t, float*);
+DwFn dw_nchw_kernel(const OpParams& p, bool blocks_ok, const char** isa) {
+  *isa = "scalar";
+#if defined(__x86_64__)
+  if ((lb_cpu_features() & LB_CPU_AVX2) && lb_isa_active() != LB_ISA_SCALAR) {
+    *isa = "avx512vnni";
+    if (use_avx512() && dw3_wide(p, true) && p.i[kOW] >= 16) return dw3_range_avx512;
+    if (dws2_wide(p) && use_avx512())
+      return p.i[kKh] == 3 ? dws2_range_avx512<3, 3> : dws2_range_avx512<5, 5>;
+    *isa = "avx2";
+    if (dw3_wide(p)) return dw3_range_avx2;
+    if (dws2_wide(p)) return p.i[kKh] == 3 ? dws2_range_avx2<3, 3> : dws2_range_avx2<5, 5>;
+    if (blocks_ok && dwb_fits(p)) return dwb_range_avx2;
+    return dw_range_avx2;
+  }
+#endif
+  (void)blocks_ok;
+  return dw_range_portable;
+}
 
 void conv_run(OpCtx& c) {
   const OpParams& p = *c.p;
@@ -2079,49 +2159,15 @@ void conv_run(OpCtx& c) {
     return;
   }
   if (p.i[kMode] == 1) {
-    auto fn = dw_range_portable;
-    c.isa = "scalar";
-#if defined(__x86_64__)
-    if ((lb_cpu_features() & LB_CPU_AVX2) && lb_isa_active() != LB_ISA_SCALAR) {
-      fn = dw_range_avx2;
-      c.isa = "avx2";
-    }
-#endif
+    const char* isa = "scalar";
+    const DwFn fn = dw_nchw_kernel(p, true, &isa);
+    c.isa = isa;
     const size_t per = (std::max(dw_scratch_floats(p), dwb_scratch_floats(p)) * sizeof(float) + 63) / 64 * 64;
     char* base = static_cast<char*>(c.scratch);
 #if defined(__x86_64__)
-    if (fn == dw_range_avx2 && use_avx512() && dw3_wide(p, true) && p.i[kOW] >= 16) {
-      c.isa = "avx512vnni";
-      for_ranges(c, N * C, OHW * 9, [&](int tid, int64_t c0, int64_t c1) {
-        dw3_range_avx512(p, x, w, b, y, c0, c1, reinterpret_cast<float*>(base + size_t(tid) * per));
-      });
-      return;
-    }
-    if (fn == dw_range_avx2 && dw3_wide(p)) {
-      for_ranges(c, N * C, OHW * 9, [&](int tid, int64_t c0, int64_t c1) {
-        dw3_range_avx2(p, x, w, b, y, c0, c1, reinterpret_cast<float*>(base + size_t(tid) * per));
-      });
-      return;
-    }
-    if (fn == dw_range_avx2 && dws2_wide(p) && use_avx512()) {
-      c.isa = "avx512vnni";
-      for_ranges(c, N * C, OHW * p.i[kKh] * p.i[kKw], [&](int tid, int64_t c0, int64_t c1) {
-        (p.i[kKh] == 3 ? dws2_range_avx512<3, 3> : dws2_range_avx512<5, 5>)(
-            p, x, w, b, y, c0, c1, reinterpret_cast<float*>(base + size_t(tid) * per));
-      });
-      return;
-    }
-    if (fn == dw_range_avx2 && dws2_wide(p)) {
-      for_ranges(c, N * C, OHW * p.i[kKh] * p.i[kKw], [&](int tid, int64_t c0, int64_t c1) {
-        (p.i[kKh] == 3 ? dws2_range_avx2<3, 3> : dws2_range_avx2<5, 5>)(p, x, w, b, y, c0, c1,
-                                                                       reinterpret_cast<float*>(base + size_t(tid) * per));
-      });
-      return;
-    }
-    if (fn == dw_range_avx2 && dwb_fits(p)) {
-      const int64_t blocks = N * ((C + 7) / 8);
-      for_ranges(c, blocks, 8 * OHW * p.i[kKh] * p.i[kKw], [&](int tid, int64_t b0, int64_t b1) {
-        dwb_range_avx2(p, x, w, b, y, b0, b1, reinterpret_cast<float*>(base + size_t(tid) * per));
+    if (fn == dwb_range_avx2) {
+      for_ranges(c, N * ((C + 7) / 8), 8 * OHW * p.i[kKh] * p.i[kKw], [&](int tid, int64_t b0, int64_t b1) {
+        fn(p, x, w, b, y, b0, b1, reinterpret_cast<float*>(base + size_t(tid) * per));
       });
       return;
     }
@@ -2233,12 +2279,149 @@ void convt_run(OpCtx& c) {
     }
 }
 
+// conv2d_pwdw_f32 (exporters/lbpk_fpwdw.py): a 1x1 expansion (stride 1, no padding, one group, act none /
+// relu / clip) and the depthwise conv that is its only reader, in one op, NCHW. The expanded map never goes to
+// memory: for a strip of S depthwise output rows and a group of 8 channels, the expansion writes the strip's
+// input rows (S * stride + k - stride, clipped to the map; the rows shared with the next strip are computed again)
+// into a per-thread buffer T[8][rows][W] that stays in L2 with the input strip, and the NCHW depthwise kernels
+// run on it as a conv over the strip (its top / bottom padding: the map's where the strip touches the border).
+// Per element the same arithmetic as the two ops (the 1x1 tiles of mode 0 / the GEMM, the depthwise kernels of
+// conv2d_f32 on the same rows): bitwise equal to the unfused pair. Work items (image, strip, channel group) go
+// strip-major to the threads. On this VM a write to memory not in cache costs ~60 us/MB (fp32_12): the
+// EfficientNet expansions wrote 4.8 / 1.8 MB that the depthwise convs read back.
+// params: the depthwise conv's (enum above; kC = kO = kG = expanded channels), then:
+enum { kPwK = kYs + 1, kPwAct, kStrip, kStripRows };  // input channels, expansion act (bounds f[2], f[3]), S, rows
+constexpr int64_t kPwdwGroup = 8;                  // channels per work item (the AVX-512 tiles' 8 rows)
+constexpr int64_t kPwdwStripBytes = 512 << 10;     // input strip + T of one group, bytes (L2 is 1 MB on Zen 4)
+
+lb_status pwdw_infer(OpCtx& c) {
+  const auto four_f32 = [](const Tensor* t) { return t && t->shape.size() == 4 && t->dtype == DType::F32; };
+  if (c.in.size() < 4 || !four_f32(c.in[0]) || !four_f32(c.in[1]) || !four_f32(c.in[3])) {
+    c.err = "expects a 4-D f32 input, a 4-D f32 1x1 weight, an optional bias, a 4-D f32 depthwise weight";
+    return LB_ERR_UNSUPPORTED;
+  }
+  const Tensor *x = c.in[0], *w1 = c.in[1], *w2 = c.in[3];
+  OpParams& p = *c.p;
+  const Json& a = *c.attrs;
+  const int64_t O = w1->shape[0];
+  if (w1->shape[1] != x->shape[1] || w1->shape[2] != 1 || w1->shape[3] != 1 || w2->shape[0] != O ||
+      w2->shape[1] != 1 || attr_int(a, "group", O) != O) {
+    c.err = "weights " + shape_str(w1->shape) + " / " + shape_str(w2->shape) + " are not a 1x1 conv of input " +
+            shape_str(x->shape) + " and a depthwise conv of its output";
+    return LB_ERR_SHAPE;
+  }
+  for (int i : {2, 4})
+    if (int(c.in.size()) > i && c.in[i] && c.in[i]->numel() != O) {
+      c.err = "bias has " + std::to_string(c.in[i]->numel()) + " values, expected " + std::to_string(O);
+      return LB_ERR_SHAPE;
+    }
+  p.i[kN] = x->shape[0]; p.i[kC] = p.i[kO] = p.i[kG] = O; p.i[kH] = x->shape[2]; p.i[kW] = x->shape[3];
+  p.i[kKh] = w2->shape[2]; p.i[kKw] = w2->shape[3]; p.i[kPwK] = x->shape[1];
+  if (!parse_conv_window(a, &p.i[kSh], &c.err)) return LB_ERR_SHAPE;
+  if (!conv_output_hw(attr_str(a, "auto_pad", "NOTSET"), &p.i[kH], &p.i[kKh], &p.i[kSh], &p.i[kOH], &c.err)) {
+    c.err += " (input " + shape_str(x->shape) + ")";
+    return LB_ERR_SHAPE;
+  }
+  if (p.i[kDh] != 1 || p.i[kDw] != 1 || p.i[kPt] >= p.i[kKh] || p.i[kPb] >= p.i[kKh]) {
+    c.err = "needs no dilation and vertical pads smaller than the kernel; re-export the package";
+    return LB_ERR_UNSUPPORTED;
+  }
+  if (!parse_act(a, &p, kAct, 0)) {
+    c.err = "unknown fused activation '" + attr_str(a, "act", "") + "'";
+    return LB_ERR_UNSUPPORTED;
+  }
+  const std::string pa = attr_str(a, "pw_act", "");
+  p.i[kPwAct] = pa.empty() ? int64_t(ACT_NONE) : pa == "relu" ? int64_t(ACT_RELU) : pa == "clip" ? int64_t(ACT_CLIP) : -1;
+  if (p.i[kPwAct] < 0) {
+    c.err = "unknown expansion activation '" + pa + "' (none, relu or clip)";
+    return LB_ERR_UNSUPPORTED;
+  }
+  p.f[2] = pa == "clip" ? attr_float(a, "pw_act_min", -INFINITY) : -INFINITY;
+  p.f[3] = pa == "clip" ? attr_float(a, "pw_act_max", INFINITY) : INFINITY;
+  // the largest strip whose input rows and T fit the budget, then the strips evened out
+  const int64_t H = p.i[kH], W = p.i[kW], K = p.i[kPwK], OH = p.i[kOH], sh = p.i[kSh], kh = p.i[kKh];
+  const auto rows = [&](int64_t S) { return std::min(H, (S - 1) * sh + kh); };
+  int64_t S = OH;
+  while (S > 1 && rows(S) * W * (K + kPwdwGroup) * int64_t(sizeof(float)) > kPwdwStripBytes) --S;
+  S = (OH + (OH + S - 1) / S - 1) / ((OH + S - 1) / S);
+  p.i[kStrip] = S;
+  p.i[kStripRows] = rows(S);
+  c.out[0]->dtype = DType::F32;
+  c.out[0]->shape = {p.i[kN], O, OH, p.i[kOW]};
+  c.scratch_bytes = (size_t(kPwdwGroup * p.i[kStripRows] * W + 16) * sizeof(float) + 63) / 64 * 64 +
+                    (dw_scratch_floats(p) * sizeof(float) + 63) / 64 * 64 + gemm_scratch_per_thread();
+  c.scratch_bytes *= size_t(op_threads(c));
+  c.flops = uint64_t(2) * p.i[kN] * O * (H * W * K + OH * p.i[kOW] * kh * p.i[kKw]);
+  return LB_OK;
+}
+
+void pwdw_run(OpCtx& c) {
+  const OpParams& p = *c.p;
+  const float* x = c.in[0]->f32();
+  const float* w1 = c.in[1]->f32();
+  const float* b1 = c.in[2] ? c.in[2]->f32() : nullptr;
+  const float* w2 = c.in[3]->f32();
+  const float* b2 = c.in.size() > 4 && c.in[4] ? c.in[4]->f32() : nullptr;
+  float* y = c.out[0]->f32();
+  const int64_t N = p.i[kN], K = p.i[kPwK], O = p.i[kO], H = p.i[kH], W = p.i[kW], P = H * W, OH = p.i[kOH];
+  const int64_t OW = p.i[kOW], sh = p.i[kSh], kh = p.i[kKh], pt = p.i[kPt], taps = kh * p.i[kKw];
+  const int64_t S = p.i[kStrip], ns = (OH + S - 1) / S, groups = (O + kPwdwGroup - 1) / kPwdwGroup;
+  const int64_t act = p.i[kPwAct];
+  const float lo = p.f[2], hi = p.f[3];
+  const size_t t_bytes = (size_t(kPwdwGroup * p.i[kStripRows] * W + 16) * sizeof(float) + 63) / 64 * 64;
+  const size_t d_bytes = (dw_scratch_floats(p) * sizeof(float) + 63) / 64 * 64;
+  const size_t per = c.scratch_bytes / size_t(op_threads(c));
+  bool simd = false;
+#if defined(__x86_64__)
+  simd = (lb_cpu_features() & LB_CPU_AVX2) && lb_isa_active() != LB_ISA_SCALAR;
+  const bool z = simd && use_avx512();
+  const Pw1Fn(*tiles)[2] = z ? kPw1Tiles512 : kPw1Tiles;
+  const int64_t RM = z ? 8 : 4;
+  c.isa = z ? "avx512vnni" : simd ? "avx2" : "scalar";
+#else
+  c.isa = "scalar";
+#endif
+  for_ranges(c, N * ns * groups, kPwdwGroup * (p.i[kStripRows] * W * K + S * OW * taps),
+             [&](int tid, int64_t i0, int64_t i1) {
+    char* base = static_cast<char*>(c.scratch) + size_t(tid) * per;
+    float* T = reinterpret_cast<float*>(base);
+    float* dbuf = reinterpret_cast<float*>(base + t_bytes);
+    OpParams q = p;  // the depthwise conv over one strip of one channel group (q.v is empty: no allocation)
+    for (int64_t it = i0; it < i1; ++it) {
+      const int64_t n = it / (ns * groups), st = it / groups % ns, o0 = it % groups * kPwdwGroup;
+      const int64_t oy0 = st * S, oy1 = std::min(OH, oy0 + S), R = std::min(kPwdwGroup, O - o0);
+      const int64_t ya = std::max<int64_t>(0, oy0 * sh - pt), yb = std::min(H, (oy1 - 1) * sh - pt + kh);
+      const int64_t hs = yb - ya;  // input rows [ya, yb) of the strip, expanded into T[R][hs][W]
+      const float* xs = x + n * K * P + ya * W;
+      if (simd) {
+#if defined(__x86_64__)
+        for (int64_t r0 = 0; r0 < R; r0 += RM)
+          pw1_span(tiles, w1 + (o0 + r0) * K, K, xs, P, b1 ? b1 + o0 + r0 : nullptr, T + r0 * hs * W, hs * W,
+                   std::min(RM, R - r0), hs * W, act, lo, hi);
+#endif
+      } else {
+        const GemmArgs ga{R, hs * W, K, w1 + o0 * K, K, xs, P, false, T, hs * W, b1 ? b1 + o0 : nullptr, b1 ? 1 : 0,
+                          act, lo, hi};
+        gemm(ga, nullptr, base + t_bytes + d_bytes, per - t_bytes - d_bytes);
+      }
+      q.i[kN] = 1; q.i[kC] = q.i[kO] = q.i[kG] = R; q.i[kH] = hs; q.i[kOH] = oy1 - oy0;
+      q.i[kPt] = ya + pt - oy0 * sh;
+      q.i[kPb] = (oy1 - oy0 - 1) * sh + kh - hs - q.i[kPt];
+      q.i[kYs] = OH * OW;
+      const char* isa;
+      dw_nchw_kernel(q, false, &isa)(q, T, w2 + o0 * taps, b2 ? b2 + o0 : nullptr, y + (n * O + o0) * OH * OW + oy0 * OW,
+                                     0, R, dbuf);
+    }
+  });
+}
+
 }  // namespace
 
 void register_ops_conv(std::vector<OpDef>& r) {
   r.push_back(OpDef{"conv2d_f32", conv_infer, conv_run, false});
   r.push_back(OpDef{"conv_transpose2d_f32", convt_infer, convt_run, false});
   r.push_back(OpDef{"conv2d_pw_f32", conv_pw_infer, conv_pw_run, false});
+  r.push_back(OpDef{"conv2d_pwdw_f32", pwdw_infer, pwdw_run, false});
 }
 
 }  // namespace lb
