@@ -694,6 +694,35 @@ LB_Z512 __attribute__((always_inline)) inline void dws2_pair512(const float* con
 #pragma GCC unroll 4
   for (int j = 0; j < NJ; ++j) _mm512_storeu_ps(o0 + q[j], a[j]), _mm512_storeu_ps(o1 + q[j], c[j]);
 }
+// Vector positions of a row of OW >= 16 outputs (0, 16, ..., an overlapping OW - 16) into q; returns how many.
+// Full quads; a last 2 or 3 positions run as a quad repeating the last (4 FMA chains: in-process A/B on det's
+// 32x160x320 s2, 10 = 4 + 4 + 2 positions, the group of 2 was 10 us slower), a last single one alone (det's
+// 48x80x160 s2, 5 = 4 + 1: 134 -> 113 us; the quad computed it four times).
+inline int64_t dws2_positions512(int64_t OW, int64_t* q) {
+  int64_t nq = 0;
+  for (int64_t ox = 0; ox < OW; ox += 16) q[nq++] = std::min(ox, OW - 16);
+  if (nq % 4 >= 2)
+    while (nq % 4) q[nq] = q[nq - 1], ++nq;
+  return nq;
+}
+// Output row o (and o + OW when two) from the phase rows (rows[0 .. KH + 1] for two rows, KH for one).
+template <int KH, int KW>
+LB_Z512 __attribute__((always_inline)) inline void dws2_rows512(const float* const* rows, int64_t PWh, const float* wc,
+                                                                __m512 bias, const int64_t* q, int64_t nq, int64_t act,
+                                                                float lo, float hi, float* o, int64_t OW, bool two) {
+  const int64_t n4 = nq / 4 * 4;
+  if (two) {
+    for (int64_t i = 0; i < n4; i += 4) dws2_pair512<KH, KW, 4>(rows, PWh, wc, bias, q + i, act, lo, hi, o, o + OW);
+    if (nq > n4) dws2_pair512<KH, KW, 1>(rows, PWh, wc, bias, q + n4, act, lo, hi, o, o + OW);
+  } else {
+    for (int64_t i = 0; i < n4; i += 4) dws2_quad512<KH, KW>(rows, PWh, wc, bias, q + i, act, lo, hi, o);
+    if (nq > n4) dws2_quad512<KH, KW, 1>(rows, PWh, wc, bias, q + n4, act, lo, hi, o);
+  }
+  if (act == ACT_SIGMOID) {
+    apply_act(o, OW, act, lo, hi);
+    if (two) apply_act(o + OW, OW, act, lo, hi);
+  }
+}
 // dws2_range_avx2 with 16-output vectors (positions 0, 16, ..., and an overlapping OW - 16; OW >= 16), two output
 // rows at a time (dws2_pair512; a ring of KH + 2 phase-row pairs): the same per-output sums (bias, then the taps
 // in order), bitwise equal to it.
@@ -704,14 +733,7 @@ LB_Z512 void dws2_range_avx512(const OpParams& p, const float* x, const float* w
   const int64_t C = p.i[kC], HW = p.i[kH] * p.i[kW], OH = p.i[kOH], OW = p.i[kOW], act = p.i[kAct];
   const float lo = p.f[0], hi = p.f[1];
   int64_t q[32];
-  int64_t nq = 0;
-  for (int64_t ox = 0; ox < OW; ox += 16) q[nq++] = std::min(ox, OW - 16);
-  // Full quads; a last 2 or 3 positions run as a quad repeating the last (4 FMA chains: in-process A/B on det's
-  // 32x160x320 s2, 10 = 4 + 4 + 2 positions, the group of 2 was 10 us slower), a last single one alone (det's
-  // 48x80x160 s2, 5 = 4 + 1: 134 -> 113 us; the quad computed it four times).
-  if (nq % 4 >= 2)
-    while (nq % 4) q[nq] = q[nq - 1], ++nq;
-  const int64_t n4 = nq / 4 * 4;
+  const int64_t nq = dws2_positions512(OW, q);
   constexpr int kRing = KH + 2;
   const float* rows[kRing];
   for (int64_t nc = c0; nc < c1; ++nc) {
@@ -728,18 +750,7 @@ LB_Z512 void dws2_range_avx512(const OpParams& p, const float* x, const float* w
         dws2_row512(p, g, plane, filled, E, E + g.PWh);
       }
       for (int r = 0; r < kRing; ++r) rows[r] = buf + ((2 * oy + r) % kRing) * 2 * g.PWh;
-      float* o = yc + oy * OW;
-      if (two) {
-        for (int64_t i = 0; i < n4; i += 4) dws2_pair512<KH, KW, 4>(rows, g.PWh, wc, bias, q + i, act, lo, hi, o, o + OW);
-        if (nq > n4) dws2_pair512<KH, KW, 1>(rows, g.PWh, wc, bias, q + n4, act, lo, hi, o, o + OW);
-      } else {
-        for (int64_t i = 0; i < n4; i += 4) dws2_quad512<KH, KW>(rows, g.PWh, wc, bias, q + i, act, lo, hi, o);
-        if (nq > n4) dws2_quad512<KH, KW, 1>(rows, g.PWh, wc, bias, q + n4, act, lo, hi, o);
-      }
-      if (act == ACT_SIGMOID) {
-        apply_act(o, OW, act, lo, hi);
-        if (two) apply_act(o + OW, OW, act, lo, hi);
-      }
+      dws2_rows512<KH, KW>(rows, g.PWh, wc, bias, q, nq, act, lo, hi, yc + oy * OW, OW, two);
     }
   }
 }
@@ -2279,6 +2290,62 @@ void convt_run(OpCtx& c) {
     }
 }
 
+#if defined(__x86_64__)
+// Stride-2 fusion on the AVX-512 path: the expansion stores each 16-pixel span of an input row straight into the
+// row's even / odd padded-column phases (the layout dws2_row512 builds in its ring), so the depthwise reads them
+// in place: no row split. R <= 8 channels x 16 pixels (two ymm vectors each: the 8-row tile's per-element order,
+// bias then k in order, then relu / clip), each pair deinterleaved by two permutes; ev / od: phase rows of the
+// span's even / odd pixels, channel r at + r * ld.
+template <int R>
+LB_Z512 void pw1s_tile(const float* w, int64_t K, const float* x, int64_t P, const float* bias, float* ev, float* od,
+                       int64_t ld, int64_t act, float lo, float hi) {
+  __m256 acc[R][2];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = bias ? _mm256_set1_ps(bias[r]) : _mm256_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    const __m256 x0 = _mm256_loadu_ps(x + k * P), x1 = _mm256_loadu_ps(x + k * P + 8);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m256 wv = _mm256_broadcast_ss(w + r * K + k);
+      acc[r][0] = _mm256_fmadd_ps(wv, x0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(wv, x1, acc[r][1]);
+    }
+  }
+  const __m256i ie = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14), io = _mm256_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const __m256 a = vmath::act8(acc[r][0], act, lo, hi), b = vmath::act8(acc[r][1], act, lo, hi);
+    _mm256_storeu_ps(ev + r * ld, _mm256_permutex2var_ps(a, ie, b));
+    _mm256_storeu_ps(od + r * ld, _mm256_permutex2var_ps(a, io, b));
+  }
+}
+using Pw1sFn = void (*)(const float*, int64_t, const float*, int64_t, const float*, float*, float*, int64_t, int64_t,
+                        float, float);
+const Pw1sFn kPw1sTiles[9] = {nullptr,       pw1s_tile<1>, pw1s_tile<2>, pw1s_tile<3>, pw1s_tile<4>,
+                              pw1s_tile<5>, pw1s_tile<6>, pw1s_tile<7>, pw1s_tile<8>};
+// The depthwise part on the phases in T (R channels of hs rows; strip padding: pts rows on top, rows outside
+// [0, hs) read the zero row zr): output rows [0, ohs) of each channel at y + r * OH * OW, the row pairs and
+// positions of dws2_range_avx512 (bitwise equal).
+template <int KH>
+LB_Z512 void pwdw_dws2(const OpParams& p, const float* T, int64_t hs, int64_t pts, int64_t ohs, const float* zr,
+                       const float* w, const float* b, float* y, int64_t R, const int64_t* q, int64_t nq) {
+  const int64_t PWh = dws2_geom(p).PWh, OW = p.i[kOW], ys = p.i[kOH] * OW, act = p.i[kAct];
+  const float lo = p.f[0], hi = p.f[1];
+  const float* rows[KH + 2];
+  for (int64_t r = 0; r < R; ++r) {
+    const float* tr = T + r * hs * 2 * PWh;
+    const __m512 bias = _mm512_set1_ps(b ? b[r] : 0.f);
+    for (int64_t oy = 0; oy < ohs; oy += 2) {
+      for (int k = 0; k < KH + 2; ++k) {
+        const int64_t i = 2 * oy + k - pts;
+        rows[k] = i >= 0 && i < hs ? tr + i * 2 * PWh : zr;
+      }
+      dws2_rows512<KH, KH>(rows, PWh, w + r * KH * KH, bias, q, nq, act, lo, hi, y + r * ys + oy * OW, OW, oy + 1 < ohs);
+    }
+  }
+}
+#endif
+
 // conv2d_pwdw_f32 (exporters/lbpk_fpwdw.py): a 1x1 expansion (stride 1, no padding, one group, act none /
 // relu / clip) and the depthwise conv that is its only reader, in one op, NCHW. The expanded map never goes to
 // memory: for a strip of S depthwise output rows and a group of 8 channels, the expansion writes the strip's
@@ -2293,6 +2360,12 @@ void convt_run(OpCtx& c) {
 enum { kPwK = kYs + 1, kPwAct, kStrip, kStripRows };  // input channels, expansion act (bounds f[2], f[3]), S, rows
 constexpr int64_t kPwdwGroup = 8;                  // channels per work item (the AVX-512 tiles' 8 rows)
 constexpr int64_t kPwdwStripBytes = 512 << 10;     // input strip + T of one group, bytes (L2 is 1 MB on Zen 4)
+
+// Per-thread T floats: 8 channels x the strip's rows, each row W floats or (the stride-2 AVX-512 path) its two
+// padded-column phases of dws2_geom's PWh floats.
+size_t pwdw_t_floats(const OpParams& p) {
+  return size_t(kPwdwGroup * p.i[kStripRows] * std::max(p.i[kW], 2 * dws2_geom(p).PWh) + 16);
+}
 
 lb_status pwdw_infer(OpCtx& c) {
   const auto four_f32 = [](const Tensor* t) { return t && t->shape.size() == 4 && t->dtype == DType::F32; };
@@ -2348,7 +2421,7 @@ lb_status pwdw_infer(OpCtx& c) {
   p.i[kStripRows] = rows(S);
   c.out[0]->dtype = DType::F32;
   c.out[0]->shape = {p.i[kN], O, OH, p.i[kOW]};
-  c.scratch_bytes = (size_t(kPwdwGroup * p.i[kStripRows] * W + 16) * sizeof(float) + 63) / 64 * 64 +
+  c.scratch_bytes = (pwdw_t_floats(p) * sizeof(float) + 63) / 64 * 64 +
                     (dw_scratch_floats(p) * sizeof(float) + 63) / 64 * 64 + gemm_scratch_per_thread();
   c.scratch_bytes *= size_t(op_threads(c));
   c.flops = uint64_t(2) * p.i[kN] * O * (H * W * K + OH * p.i[kOW] * kh * p.i[kKw]);
@@ -2368,7 +2441,7 @@ void pwdw_run(OpCtx& c) {
   const int64_t S = p.i[kStrip], ns = (OH + S - 1) / S, groups = (O + kPwdwGroup - 1) / kPwdwGroup;
   const int64_t act = p.i[kPwAct];
   const float lo = p.f[2], hi = p.f[3];
-  const size_t t_bytes = (size_t(kPwdwGroup * p.i[kStripRows] * W + 16) * sizeof(float) + 63) / 64 * 64;
+  const size_t t_bytes = (pwdw_t_floats(p) * sizeof(float) + 63) / 64 * 64;
   const size_t d_bytes = (dw_scratch_floats(p) * sizeof(float) + 63) / 64 * 64;
   const size_t per = c.scratch_bytes / size_t(op_threads(c));
   bool simd = false;
@@ -2378,6 +2451,11 @@ void pwdw_run(OpCtx& c) {
   const Pw1Fn(*tiles)[2] = z ? kPw1Tiles512 : kPw1Tiles;
   const int64_t RM = z ? 8 : 4;
   c.isa = z ? "avx512vnni" : simd ? "avx2" : "scalar";
+  // stride 2 with the AVX-512 row kernels: the expansion writes the phases, the depthwise reads them in place
+  const bool split = z && sh == 2 && dws2_wide(p);
+  const int64_t PWh = dws2_geom(p).PWh, pl = p.i[kPl];
+  int64_t qpos[32];
+  const int64_t nq = split ? dws2_positions512(OW, qpos) : 0;
 #else
   c.isa = "scalar";
 #endif
@@ -2387,12 +2465,42 @@ void pwdw_run(OpCtx& c) {
     float* T = reinterpret_cast<float*>(base);
     float* dbuf = reinterpret_cast<float*>(base + t_bytes);
     OpParams q = p;  // the depthwise conv over one strip of one channel group (q.v is empty: no allocation)
+#if defined(__x86_64__)
+    if (split) {  // the phases' padding slots are never written: zeroed once, with a zero row for the map's padding
+      std::memset(T, 0, t_bytes);
+      std::memset(dbuf, 0, size_t(2 * PWh) * sizeof(float));
+    }
+#endif
     for (int64_t it = i0; it < i1; ++it) {
       const int64_t n = it / (ns * groups), st = it / groups % ns, o0 = it % groups * kPwdwGroup;
       const int64_t oy0 = st * S, oy1 = std::min(OH, oy0 + S), R = std::min(kPwdwGroup, O - o0);
       const int64_t ya = std::max<int64_t>(0, oy0 * sh - pt), yb = std::min(H, (oy1 - 1) * sh - pt + kh);
       const int64_t hs = yb - ya;  // input rows [ya, yb) of the strip, expanded into T[R][hs][W]
       const float* xs = x + n * K * P + ya * W;
+#if defined(__x86_64__)
+      if (split) {
+        const int64_t ld = hs * 2 * PWh;  // channel stride in T; row i's even phase at T + i * 2 * PWh, odd at + PWh
+        const float* wo = w1 + o0 * K;
+        const float* bo = b1 ? b1 + o0 : nullptr;
+        for (int64_t i = 0; i < hs; ++i) {
+          const float* xr = xs + i * W;
+          float* pe = T + i * 2 * PWh + (pl % 2) * PWh + pl / 2;              // input columns x even
+          float* po = T + i * 2 * PWh + ((pl + 1) % 2) * PWh + (pl + 1) / 2;  // odd
+          int64_t x0 = 0;
+          for (; x0 + 16 <= W; x0 += 16) kPw1sTiles[R](wo, K, xr + x0, P, bo, pe + x0 / 2, po + x0 / 2, ld, act, lo, hi);
+          if (x0 < W) {  // the last < 16 pixels: the 8-pixel tile / scalar FMAs, then into the phases
+            float tail[kPwdwGroup * 16];
+            pw1_span(tiles, wo, K, xr + x0, P, bo, tail, 16, R, W - x0, act, lo, hi);
+            for (int64_t r = 0; r < R; ++r)
+              for (int64_t j = 0; j < W - x0; ++j) (j % 2 ? po : pe)[r * ld + (x0 + j) / 2] = tail[r * 16 + j];
+          }
+        }
+        (kh == 3 ? pwdw_dws2<3> : pwdw_dws2<5>)(p, T, hs, ya + pt - oy0 * sh, oy1 - oy0, dbuf, w2 + o0 * taps,
+                                                 b2 ? b2 + o0 : nullptr, y + (n * O + o0) * OH * OW + oy0 * OW, R,
+                                                 qpos, nq);
+        continue;
+      }
+#endif
       if (simd) {
 #if defined(__x86_64__)
         for (int64_t r0 = 0; r0 < R; r0 += RM)
