@@ -1261,6 +1261,11 @@ __attribute__((target("avx2,fma"))) void dw_pixel4p_avx2(const OpParams& p, cons
 #endif
 
 #if defined(__x86_64__)
+/// acc += the dword dot products of u (u8) and w (s8): vpdpbusd as inline asm with the accumulator tied in place (the
+/// intrinsic let GCC 12 copy each accumulator to another register and back around every vpdpbusd of the tap loop).
+LB_TARGET_VNNI __attribute__((always_inline)) inline void dpbusd_acc(__m256i& acc, __m256i u, __m256i w) {
+  __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "vm"(w));
+}
 // The AVX-512 VNNI depthwise kernel (ymm, AVX-512VL): four output pixels x 32 channels at a time, four taps per
 // vpdpbusd. Per quad of taps the four tap rows (32 bytes each) are flipped to u8 and interleaved per channel (two
 // vpunpck levels), then dotted with the quad's weight vectors (dw_vnni_view): 8 shuffles and 4 vpdpbusd per 128
@@ -1291,7 +1296,11 @@ LB_TARGET_VNNI __attribute__((always_inline)) inline void dw4_vnni_core(const Op
       __m256i acc[4][4];
       for (int s = 0; s < 4; ++s) {
         const __m256i z0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v.zq + c0 + 8 * s));
-        for (int q = 0; q < 4; ++q) acc[q][s] = z0;
+        for (int q = 0; q < 4; ++q) {  // each accumulator its own value: with one shared start value GCC 12 copied
+          __m256i t = z0;               // every accumulator around each vpdpbusd of the tap loop (as in pw_dot)
+          __asm__("" : "+v"(t));
+          acc[q][s] = t;
+        }
       }
       for (int64_t j = 0; j < nq - v.one; ++j) {
         const __m256i w0 = _mm256_loadu_si256(wb + 4 * j), w1 = _mm256_loadu_si256(wb + 4 * j + 1);
@@ -1306,10 +1315,10 @@ LB_TARGET_VNNI __attribute__((always_inline)) inline void dw4_vnni_core(const Op
           const __m256i d = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pt[3] + c0)), flip);
           const __m256i ab0 = _mm256_unpacklo_epi8(a, b), ab1 = _mm256_unpackhi_epi8(a, b);
           const __m256i cd0 = _mm256_unpacklo_epi8(c, d), cd1 = _mm256_unpackhi_epi8(c, d);
-          acc[q][0] = _mm256_dpbusd_epi32(acc[q][0], _mm256_unpacklo_epi16(ab0, cd0), w0);
-          acc[q][1] = _mm256_dpbusd_epi32(acc[q][1], _mm256_unpackhi_epi16(ab0, cd0), w1);
-          acc[q][2] = _mm256_dpbusd_epi32(acc[q][2], _mm256_unpacklo_epi16(ab1, cd1), w2);
-          acc[q][3] = _mm256_dpbusd_epi32(acc[q][3], _mm256_unpackhi_epi16(ab1, cd1), w3);
+          dpbusd_acc(acc[q][0], _mm256_unpacklo_epi16(ab0, cd0), w0);
+          dpbusd_acc(acc[q][1], _mm256_unpackhi_epi16(ab0, cd0), w1);
+          dpbusd_acc(acc[q][2], _mm256_unpacklo_epi16(ab1, cd1), w2);
+          dpbusd_acc(acc[q][3], _mm256_unpackhi_epi16(ab1, cd1), w3);
         }
       }
       if (v.one) {  // a one-tap last quad: each channel's byte moved to byte 0 of its dword (the rest 0) by vpshufb
@@ -1321,8 +1330,7 @@ LB_TARGET_VNNI __attribute__((always_inline)) inline void dw4_vnni_core(const Op
           const __m256i a = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pt[0] + c0)), flip);
 #pragma GCC unroll 4
           for (int s = 0; s < 4; ++s)
-            acc[q][s] = _mm256_dpbusd_epi32(acc[q][s], _mm256_shuffle_epi8(a, one_idx[s]),
-                                            _mm256_loadu_si256(wb + 4 * j + s));
+            dpbusd_acc(acc[q][s], _mm256_shuffle_epi8(a, one_idx[s]), _mm256_loadu_si256(wb + 4 * j + s));
         }
       }
       __m256 m[4], bs[4];
