@@ -20,9 +20,7 @@ Runs on the op list of ``lbpk._Lowering`` after it has mapped every node to a ke
   values, the same bits (section 6.2);
 * ``_stem_entry``: a float KxK conv (the stem: at most 32 taps, 8-32 output channels) read only by a
   chain entry's quantizer becomes one ``conv_stem_nhwc_q8`` that writes the int8 NHWC codes, the same
-  bits (section 6.1);
-* ``_expand_depthwise``: a 1x1 chain conv whose int8 output (a large map) only a depthwise chain conv
-  reads becomes one ``qconv2d_nhwc_q8_pwdw`` with it, run in row strips: the same bits (section 6.2).
+  bits (section 6.1).
 """
 from __future__ import annotations
 
@@ -40,7 +38,6 @@ def int8_nhwc(low, only_chains: bool = False) -> None:
     _requantize_nhwc(low)
     _se_gates(low)
     _stem_entry(low)
-    _expand_depthwise(low)
 
 
 def _conv_chains(low, only_chains: bool = False) -> None:
@@ -733,57 +730,5 @@ def _stem_entry(low) -> None:
         conv.update(kernel="conv_stem_nhwc_q8", inputs=inputs, outputs=list(q["outputs"]),
                     attrs=dict(a, scale=q["attrs"]["scale"], zero=q["attrs"]["zero"]))
         drop.add(qi)
-    if drop:
-        low.ops = [op for i, op in enumerate(ops) if i not in drop]
-
-
-# expanded maps smaller than this (int8 bytes per image) stay two ops: they are written to L2 / L3 anyway
-_PWDW_MIN_BYTES = 128 * 1024
-
-
-def _expand_depthwise(low) -> None:
-    """A ``qconv2d_nhwc_q8`` 1x1 stride-1 unpadded gemm conv with one output (``q8``, no residual), read only by a
-    depthwise ``qconv2d_nhwc_q8`` with one ``q8`` output and no residual, not a graph output, whose int8 NHWC
-    value is at least ``_PWDW_MIN_BYTES`` per image (from the graph's value_info; skipped without it) -> one
-    ``qconv2d_nhwc_q8_pwdw``: inputs = the 1x1's (padded with "" to ``split``), then the depthwise's after its
-    input 0; attrs ``pw`` / ``dw`` (the two ops' attrs) and ``split``; the depthwise's output and name. The runtime
-    computes the expanded rows of each strip of depthwise output rows into a buffer and runs both convs' own
-    operations on them: the same bits as the two ops (section 6.2)."""
-    outs = {low.name(t.name) for t in low.g.outputs}
-    vinfo = getattr(low.g, "value_info", {}) or {}
-    ops = low.ops
-    prod, users = _index(ops)
-    drop = set()
-    for di, dw in enumerate(ops):
-        a = dw["attrs"]
-        if dw["kernel"] != "qconv2d_nhwc_q8" or a.get("mode") != "depthwise" or a.get("outs") != ["q8"] \
-                or len(dw["outputs"]) != 1 or (len(dw["inputs"]) > 4 and dw["inputs"][4]):
-            continue
-        v = dw["inputs"][0]
-        pi = prod.get(v)
-        if pi is None or v in outs or users.get(v) != [di] or pi in drop:
-            continue
-        pw = ops[pi]
-        b = pw["attrs"]
-        pads = list(b.get("pads", [0, 0, 0, 0]))
-        if pw["kernel"] != "qconv2d_nhwc_q8" or b.get("mode") != "gemm" or b.get("outs") != ["q8"] \
-                or len(pw["outputs"]) != 1 or (len(pw["inputs"]) > 4 and pw["inputs"][4]) \
-                or [int(d) for d in b.get("kernel_shape", [0, 0])] != [1, 1] \
-                or [int(d) for d in b.get("strides", [1, 1])] != [1, 1] or any(pads) \
-                or b.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
-            continue
-        vi = vinfo.get(v.rsplit(".q8", 1)[0])
-        shape = list(vi.shape) if vi is not None and vi.shape is not None else []
-        if len(shape) != 4 or not all(isinstance(d, (int, np.integer)) for d in shape[1:]):
-            continue
-        c = int(shape[1])
-        cs = c if c < 16 else (c + 31) // 32 * 32
-        if int(shape[2]) * int(shape[3]) * cs < _PWDW_MIN_BYTES:
-            continue
-        split = len(pw["inputs"])
-        ins = list(pw["inputs"]) + list(dw["inputs"][1:])
-        dw.update(kernel="qconv2d_nhwc_q8_pwdw", inputs=ins,
-                  attrs={"pw": dict(b), "dw": dict(a), "split": split})
-        drop.add(pi)
     if drop:
         low.ops = [op for i, op in enumerate(ops) if i not in drop]
