@@ -4,6 +4,11 @@
 
 #include <chrono>
 #include <cstdlib>
+#if defined(__linux__)
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace lb {
 
@@ -42,6 +47,14 @@ ThreadPool::ThreadPool(int threads) {
     if (end != s && v >= 0 && v <= 100000) spin_ns_ = int64_t(v) * 1000;
   }
   ranges_.reset(new Range[threads > 1 ? threads : 1]);
+  tids_.reset(new std::atomic<int>[threads > 1 ? threads : 1]);
+  for (int i = 0; i < (threads > 1 ? threads : 1); ++i) tids_[i].store(0, std::memory_order_relaxed);
+#if defined(__linux__)
+  cpu_set_t set;
+  if (threads > 1 && sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 1)
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &set)) base_cpus_.push_back(c);
+#endif
   for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker(i); });
 }
 
@@ -108,7 +121,10 @@ void ThreadPool::run(int64_t tasks, TaskFn fn, void* ctx, bool affine) {
   }
   // A sleeper raised sleepers_ under mu_ before it checked the generation, so it is counted here
   // (no lost wake-up); spinning workers need no system call.
-  if (sleepers_.load(std::memory_order_seq_cst) > 0) wake_.notify_all();
+  if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+    keep_off_caller_cpu();
+    wake_.notify_all();
+  }
   drain(0);
   // Every task is handed out: close the job, then wait for the workers that joined it (their
   // last tasks may still run). Dekker-style: close (seq_cst) before reading active_, and
@@ -126,7 +142,35 @@ void ThreadPool::run(int64_t tasks, TaskFn fn, void* ctx, bool affine) {
   in_job_.store(false, std::memory_order_release);
 }
 
+void ThreadPool::keep_off_caller_cpu() {
+#if defined(__linux__)
+  if (base_cpus_.empty()) return;
+  const int cpu = sched_getcpu();
+  if (cpu < 0 || cpu == off_cpu_) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  bool caller_in_base = false;
+  for (int c : base_cpus_) {
+    if (c == cpu) caller_in_base = true;
+    else CPU_SET(c, &set);
+  }
+  if (!caller_in_base) {  // the caller runs outside the pool's CPUs: workers may use all of them
+    for (int c : base_cpus_) CPU_SET(c, &set);
+  }
+  bool all = true;  // every worker has started (else: try again at the next wake-up)
+  for (size_t i = 1; i <= workers_.size(); ++i) {
+    const int tid = tids_[i].load(std::memory_order_acquire);
+    if (tid > 0) sched_setaffinity(tid, sizeof set, &set);  // a failure only leaves the worker where it was
+    else all = false;
+  }
+  if (all) off_cpu_ = cpu;
+#endif
+}
+
 void ThreadPool::worker(int index) {
+#if defined(__linux__)
+  tids_[index].store(int(syscall(SYS_gettid)), std::memory_order_release);
+#endif
   uint64_t seen = 0;
   for (;;) {
     auto fresh = [&] { return generation_.load(std::memory_order_acquire) != seen; };

@@ -91,6 +91,17 @@ class ThreadPool {
   std::atomic<bool> caller_waiting_{false};  // the caller blocks on done_cv_
   std::atomic<bool> in_job_{false};
   std::atomic<bool> stop_{false};
+
+  // Sleeping workers wake on a CPU other than the caller's (Linux): on this project's 2-vCPU VM a
+  // worker woken from sleep was often queued on the caller's own vCPU while the other one idled
+  // (the guest packs tasks onto few vCPUs when it is quiet), so a 2-thread call after an idle gap
+  // ran on one core (docs/kernels.md, session 13). Before a wake-up, when the caller's CPU differs
+  // from the one the workers were last kept off, each worker's affinity becomes base_cpus_ (the
+  // creating thread's) minus the caller's CPU: one sched_setaffinity per worker, only then.
+  void keep_off_caller_cpu();
+  std::unique_ptr<std::atomic<int>[]> tids_;  // each worker's kernel thread id (0 until it started)
+  std::vector<int> base_cpus_;                 // CPUs the pool may use (empty: leave affinity alone)
+  int off_cpu_ = -1;                           // the CPU the workers are kept off now
 };
 
 /// Runs fn(task, 0) serially when pool is null, else pool->parallel_for.
