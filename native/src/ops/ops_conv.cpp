@@ -2323,6 +2323,17 @@ using Pw1sFn = void (*)(const float*, int64_t, const float*, int64_t, const floa
                         float, float);
 const Pw1sFn kPw1sTiles[9] = {nullptr,       pw1s_tile<1>, pw1s_tile<2>, pw1s_tile<3>, pw1s_tile<4>,
                               pw1s_tile<5>, pw1s_tile<6>, pw1s_tile<7>, pw1s_tile<8>};
+// Zeroes the padding slots of one row's phases E (row) and O (row + PWh) around the inner columns: the left
+// pad and 16 floats after each phase's last input (what the taps read), as dws2_row512 does in its ring.
+LB_Z512 inline void phase_pads512(float* row, int64_t PWh, int64_t pl, int64_t W) {
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t ph = 0; ph < 2; ++ph) {
+    float* r = row + ph * PWh;
+    const int64_t a = (pl - ph + 1) / 2, b = (pl + W - ph + 1) / 2;  // inner slots [a, b) of phase ph
+    if (a > 0) _mm512_mask_storeu_ps(r, __mmask16((1u << a) - 1), zero);
+    _mm512_mask_storeu_ps(r + b, __mmask16((1u << std::min<int64_t>(16, PWh - b)) - 1), zero);
+  }
+}
 // The depthwise part on the phases in T (R channels of hs rows; strip padding: pts rows on top, rows outside
 // [0, hs) read the zero row zr): output rows [0, ohs) of each channel at y + r * OH * OW, the row pairs and
 // positions of dws2_range_avx512 (bitwise equal).
@@ -2466,10 +2477,7 @@ void pwdw_run(OpCtx& c) {
     float* dbuf = reinterpret_cast<float*>(base + t_bytes);
     OpParams q = p;  // the depthwise conv over one strip of one channel group (q.v is empty: no allocation)
 #if defined(__x86_64__)
-    if (split) {  // the phases' padding slots are never written: zeroed once, with a zero row for the map's padding
-      std::memset(T, 0, t_bytes);
-      std::memset(dbuf, 0, size_t(2 * PWh) * sizeof(float));
-    }
+    if (split) std::memset(dbuf, 0, size_t(2 * PWh) * sizeof(float));  // the zero row (the map's padding)
 #endif
     for (int64_t it = i0; it < i1; ++it) {
       const int64_t n = it / (ns * groups), st = it / groups % ns, o0 = it % groups * kPwdwGroup;
@@ -2486,6 +2494,7 @@ void pwdw_run(OpCtx& c) {
           const float* xr = xs + i * W;
           float* pe = T + i * 2 * PWh + (pl % 2) * PWh + pl / 2;              // input columns x even
           float* po = T + i * 2 * PWh + ((pl + 1) % 2) * PWh + (pl + 1) / 2;  // odd
+          for (int64_t r = 0; r < R; ++r) phase_pads512(T + r * ld + i * 2 * PWh, PWh, pl, W);
           int64_t x0 = 0;
           for (; x0 + 16 <= W; x0 += 16) kPw1sTiles[R](wo, K, xr + x0, P, bo, pe + x0 / 2, po + x0 / 2, ld, act, lo, hi);
           if (x0 < W) {  // the last < 16 pixels: the 8-pixel tile / scalar FMAs, then into the phases
