@@ -1,6 +1,7 @@
 // ThreadPool under stress: every task runs exactly once, jobs back to back and after the workers
 // went to sleep, nested calls run serially, a pool is destroyed while its workers sleep or spin,
-// parallel_ranges cuts [0, n) the same way for any pool size, and parallel_guided covers it once.
+// parallel_ranges cuts [0, n) the same way for any pool size, parallel_guided covers it once, and a
+// worker woken from sleep is kept off the caller's CPU (Linux).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -10,6 +11,9 @@
 #include <utility>
 #include <thread>
 #include <vector>
+#if defined(__linux__)
+#include <sched.h>
+#endif
 
 #include "test.h"
 #include "threadpool.h"
@@ -140,3 +144,37 @@ LB_TEST(runtime_threadpool_guided_covers_once_and_shrinks) {
     }
   }
 }
+
+#if defined(__linux__)
+// A worker woken from sleep is kept off the caller's CPU: inside its task its affinity is the
+// pool's CPUs minus the CPU the caller ran on when it woke it (the caller may migrate in between,
+// so one clean try of several is required), and never wider than the pool's CPUs.
+LB_TEST(runtime_threadpool_woken_worker_off_caller_cpu) {
+  cpu_set_t base;
+  LB_EXPECT(sched_getaffinity(0, sizeof base, &base) == 0);
+  if (CPU_COUNT(&base) < 2) return;  // one CPU: affinity is left alone
+  lb::ThreadPool pool(2);
+  int clean = 0;
+  for (int attempt = 0; attempt < 20 && clean == 0; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // the worker blocks (spin budget 50 us)
+    const int caller_cpu = sched_getcpu();
+    std::atomic<bool> worker_ran{false};
+    cpu_set_t seen;
+    CPU_ZERO(&seen);
+    pool.parallel_for(64, [&](int64_t, int th) {
+      if (th != 0 && !worker_ran.exchange(true)) sched_getaffinity(0, sizeof seen, &seen);
+      const auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+      while (std::chrono::steady_clock::now() < end) {
+      }
+    });
+    if (!worker_ran.load()) continue;
+    cpu_set_t outside;
+    CPU_XOR(&outside, &seen, &base);
+    CPU_AND(&outside, &outside, &seen);
+    LB_EXPECT(CPU_COUNT(&outside) == 0);  // a subset of the pool's CPUs
+    LB_EXPECT(CPU_COUNT(&seen) >= 1);
+    if (sched_getcpu() == caller_cpu && !CPU_ISSET(caller_cpu, &seen)) ++clean;
+  }
+  LB_EXPECT_MSG(clean > 0, "the woken worker's affinity never excluded the caller's CPU");
+}
+#endif
