@@ -134,6 +134,9 @@ void ThreadPool::run(int64_t tasks, TaskFn fn, void* ctx, bool affine) {
   if (!spin_until(idle, spin_ns_ < 20000 ? spin_ns_ : 20000)) {
     // A joined worker is still in a task (or was preempted inside one): block until the last
     // one leaves. It sees caller_waiting_ (or we see active_ == 0): Dekker again.
+    // While the caller sleeps its CPU is free: let a worker that was preempted there move to it
+    // (the next wake-up keeps the workers off the caller's CPU again).
+    allow_all_cpus();
     std::unique_lock<std::mutex> lk(mu_);
     caller_waiting_.store(true, std::memory_order_seq_cst);
     done_cv_.wait(lk, idle);
@@ -157,14 +160,33 @@ void ThreadPool::keep_off_caller_cpu() {
   if (!caller_in_base) {  // the caller runs outside the pool's CPUs: workers may use all of them
     for (int c : base_cpus_) CPU_SET(c, &set);
   }
+  if (set_worker_cpus(&set)) off_cpu_ = cpu;
+#endif
+}
+
+void ThreadPool::allow_all_cpus() {
+#if defined(__linux__)
+  if (base_cpus_.empty() || off_cpu_ < 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int c : base_cpus_) CPU_SET(c, &set);
+  set_worker_cpus(&set);
+  off_cpu_ = -1;
+#endif
+}
+
+bool ThreadPool::set_worker_cpus(const void* cpus) {
   bool all = true;  // every worker has started (else: try again at the next wake-up)
+#if defined(__linux__)
   for (size_t i = 1; i <= workers_.size(); ++i) {
     const int tid = tids_[i].load(std::memory_order_acquire);
-    if (tid > 0) sched_setaffinity(tid, sizeof set, &set);  // a failure only leaves the worker where it was
+    if (tid > 0) sched_setaffinity(tid, sizeof(cpu_set_t), static_cast<const cpu_set_t*>(cpus));  // a failure only leaves it where it was
     else all = false;
   }
-  if (all) off_cpu_ = cpu;
+#else
+  (void)cpus;
 #endif
+  return all;
 }
 
 void ThreadPool::worker(int index) {
