@@ -664,7 +664,7 @@ LB_Z512 __attribute__((always_inline)) inline void dws2_quad512(const float* con
 }
 // Two output rows (oy, oy + 1) at NJ positions: the KH + 2 phase rows 2 oy .. 2 oy + KH + 1 each loaded once per
 // (kx, position) and used by both rows (rows[r], r < KH: tap (r, kx) of row oy; r >= 2: tap (r - 2, kx) of row
-// oy + 1), 2 NJ FMA chains (a quad's 4 chains alone were bound by the FMA latency). Per output the taps still
+// oy + 1), 2 NJ FMA chains (a quad has NJ), (KH + 2) / (2 KH) loads per FMA instead of 1. Per output the taps still
 // come in order (ky, then kx): bitwise equal to dws2_quad512.
 template <int KH, int KW, int NJ>
 LB_Z512 __attribute__((always_inline)) inline void dws2_pair512(const float* const* rows, int64_t PWh, const float* wc,
