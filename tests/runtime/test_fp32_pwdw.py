@@ -135,3 +135,29 @@ def test_pwdw_fuses_only_eligible_pairs(tmp_path):
     nodes[-1] = helper.make_node("Clip", ["d", "lo", "hi"], ["y0"])
     nodes.append(helper.make_node("Add", ["y0", "e1"], ["y"]))  # the expansion read twice
     assert "conv2d_pwdw_f32" not in _ops(nodes, inputs, inits, tmp_path, "two_readers")
+
+
+@pytest.mark.qemu
+def test_pwdw_aarch64_bitwise_equals_unfused(native_aarch64, tmp_path, monkeypatch):
+    """The aarch64 build (its portable expansion through the GEMM and the portable depthwise, lowbit-run under
+    qemu) gives the unfused package's bits and ONNX Runtime's values within 1e-4."""
+    import lowbit.exporters.lbpk_fpwdw as fpwdw
+    from lowbit.exporters.lbpk_container import PackageReader
+    from lowbit_testutil import run
+
+    nodes, inputs, inits = _pwdw([1, 8, 20, 100], 16, 3, 2, [0, 0, 1, 1])
+    fused, feeds, ref = fp32_graph_case(tmp_path, "arm_fused", nodes, inputs, inits)
+    monkeypatch.setattr(fpwdw, "FUSE", False)
+    plain, _, _ = fp32_graph_case(tmp_path, "arm_plain", nodes, inputs, inits)
+    assert "conv2d_pwdw_f32" in PackageReader(fused).manifest["kernels"]
+    np.save(tmp_path / "x.npy", feeds["x"])
+    outs = {}
+    for pkg in (fused, plain):
+        d = tmp_path / pkg.stem
+        d.mkdir()
+        r = run(["qemu-aarch64", "-cpu", "max", native_aarch64 / "lowbit-run", "run", pkg, "--input",
+                 f"x={tmp_path / 'x.npy'}", "--output", d])
+        assert r.returncode == 0, r.stdout + r.stderr
+        outs[pkg.stem] = np.load(d / "y.npy")
+    assert np.array_equal(outs["arm_fused"], outs["arm_plain"]), "aarch64: fused differs from the two ops"
+    assert_rel_close(outs["arm_fused"], ref["y"], RTOL, "aarch64 fused vs ORT")
