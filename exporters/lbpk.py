@@ -414,18 +414,23 @@ class _Lowering:
         raise _lowbit_error(f"Constant node {n.name!r} has no supported value attribute")
 
 
-def runtime_ops(graph, *, int8_nhwc: bool = True) -> List[Dict[str, Any]]:
-    """The lowered op list (for tests and `lowbit inspect` of IR graphs); raises like write_package."""
+def _lowered(graph, int8_nhwc: bool) -> "_Lowering":
+    """``graph`` lowered to runtime ops with every fusion pass applied; raises on ops without a kernel."""
     low = _Lowering(graph)
     low.run()
     _raise_problems(low.problems)
     lbpk_attn.fuse_transformer(low)  # attention, GELU, bias Adds into the GEMM (exporters/lbpk_attn.py)
-    if int8_nhwc:
+    if int8_nhwc:  # chains of static-int8 convs stay int8 NHWC (docs/package-format.md, section 6)
         lbpk_nhwc.int8_nhwc(low)
     fuse_float_epilogues(low)  # bias/affine/activation tails into float convs (exporters/lbpk_ffuse.py)
     fuse_expand_depthwise(low)  # large-map 1x1 expansion + depthwise -> conv2d_pwdw_f32 (exporters/lbpk_fpwdw.py)
     float_pointwise(low)  # float 1x1 convs on small maps -> conv2d_pw_f32 (exporters/lbpk_fpw.py)
-    return low.ops
+    return low
+
+
+def runtime_ops(graph, *, int8_nhwc: bool = True) -> List[Dict[str, Any]]:
+    """The lowered op list (for tests and `lowbit inspect` of IR graphs); raises like write_package."""
+    return _lowered(graph, int8_nhwc).ops
 
 
 def _raise_problems(problems: List[str]) -> None:
@@ -446,15 +451,7 @@ def write_package(graph, out: Path, *, target: str, scheme: str, golden: Optiona
     import lowbit  # noqa: PLC0415
 
     out = Path(out)
-    low = _Lowering(graph)
-    low.run()
-    _raise_problems(low.problems)
-    lbpk_attn.fuse_transformer(low)  # attention, GELU, bias Adds into the GEMM (exporters/lbpk_attn.py)
-    if int8_nhwc:  # chains of static-int8 convs stay int8 NHWC (docs/package-format.md, section 6)
-        lbpk_nhwc.int8_nhwc(low)
-    fuse_float_epilogues(low)  # bias/affine/activation tails into float convs (exporters/lbpk_ffuse.py)
-    fuse_expand_depthwise(low)  # large-map 1x1 expansion + depthwise -> conv2d_pwdw_f32 (exporters/lbpk_fpwdw.py)
-    float_pointwise(low)  # float 1x1 convs on small maps -> conv2d_pw_f32 (exporters/lbpk_fpw.py)
+    low = _lowered(graph, int8_nhwc)
     used = {i for op in low.ops for i in op["inputs"] if i}
     used |= {t.name for t in graph.outputs}
     value_info = getattr(graph, "value_info", {}) or {}
