@@ -2472,9 +2472,13 @@ void pwdw_run(OpCtx& c) {
 #endif
   for_ranges(c, N * ns * groups, kPwdwGroup * (p.i[kStripRows] * W * K + S * OW * taps),
              [&](int tid, int64_t i0, int64_t i1) {
+    // T at the end of the thread's slot, the zero row / GEMM scratch in front: with T at the slot's start,
+    // thread 0's T began where the op's input ended in EfficientNet's arena and, at 2 threads only, thread 0's
+    // items ran ~1.3x slower than thread 1's (58-60 vs 43-47 kcycles per item, the s2 op 365-379 -> 335-339 us;
+    // cause not found: moving T by 384 B or 2 KB changed nothing, slots 1 and 2 of a 3-slot scratch were both fast).
     char* base = static_cast<char*>(c.scratch) + size_t(tid) * per;
-    float* T = reinterpret_cast<float*>(base);
-    float* dbuf = reinterpret_cast<float*>(base + t_bytes);
+    float* T = reinterpret_cast<float*>(base + per - t_bytes);
+    float* dbuf = reinterpret_cast<float*>(base);
     OpParams q = p;  // the depthwise conv over one strip of one channel group (q.v is empty: no allocation)
 #if defined(__x86_64__)
     if (split) std::memset(dbuf, 0, size_t(2 * PWh) * sizeof(float));  // the zero row (the map's padding)
@@ -2519,7 +2523,7 @@ void pwdw_run(OpCtx& c) {
       } else {
         const GemmArgs ga{R, hs * W, K, w1 + o0 * K, K, xs, P, false, T, hs * W, b1 ? b1 + o0 : nullptr, b1 ? 1 : 0,
                           act, lo, hi};
-        gemm(ga, nullptr, base + t_bytes + d_bytes, per - t_bytes - d_bytes);
+        gemm(ga, nullptr, base + d_bytes, per - t_bytes - d_bytes);
       }
       q.i[kN] = 1; q.i[kC] = q.i[kO] = q.i[kG] = R; q.i[kH] = hs; q.i[kOH] = oy1 - oy0;
       q.i[kPt] = ya + pt - oy0 * sh;
