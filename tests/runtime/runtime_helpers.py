@@ -127,6 +127,34 @@ def run_scalar_path(pkg: Path, feeds, tmp_path: Path, kernel: str = ""):
     return got, str(got.pop("__isa__"))
 
 
+_ISA_CHILD = r"""
+import sys, numpy as np, lowbit
+feeds = dict(np.load(sys.argv[2]))
+s = lowbit.load(sys.argv[1], threads=int(sys.argv[4]))
+s.enable_profiling(True)
+out = s.run(feeds)
+isas = sorted({e["kernel"] + ":" + e["isa"] for e in s.profile_events()})
+np.savez(sys.argv[3], **out, __isa__=np.array(",".join(isas)))
+"""
+
+
+def run_isa_path(pkg: Path, feeds, tmp_path: Path, isa: str, threads: int):
+    """Runs `pkg` on `feeds` in a child process with LOWBIT_ISA=`isa` on `threads` threads. Returns
+    (outputs, ["kernel:isa", ...]): what every op's profile event says ran."""
+    import os
+    import subprocess
+    import sys
+
+    f = tmp_path / "feeds.npz"
+    np.savez(f, **feeds)
+    out = tmp_path / f"out_{Path(pkg).stem}_{isa}_{threads}.npz"
+    r = subprocess.run([sys.executable, "-c", _ISA_CHILD, str(pkg), str(f), str(out), str(threads)],
+                       env=dict(os.environ, LOWBIT_ISA=isa), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = dict(np.load(out))
+    return got, str(got.pop("__isa__")).split(",")
+
+
 def assert_rel_close(got, ref, rtol, what):
     """max |got - ref| / max |ref| below rtol (and equal shapes)."""
     assert got.shape == ref.shape, what

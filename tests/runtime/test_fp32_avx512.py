@@ -10,16 +10,11 @@ tolerance) of ONNX Runtime and of the scalar path (LOWBIT_ISA=scalar). Shapes hi
 1/2/3-block channel tiles, several K blocks, odd and even left pads, rows whose width is and is not a multiple
 of 32 (the deinterleave's masked tail), overlapping last vectors and every fused activation. Skipped on CPUs
 without AVX-512."""
-
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import lowbit
-from runtime_helpers import assert_rel_close, fp32_graph_case, pw_conv_case, rand_w, run_scalar_path
+from runtime_helpers import assert_rel_close, fp32_graph_case, pw_conv_case, rand_w, run_isa_path, run_scalar_path
 from test_fp32_conv_blocked import _block
 
 onnx = pytest.importorskip("onnx")
@@ -107,26 +102,6 @@ CASES = {
     "dw3_w96_clip": (_dw([1, 3, 5, 96], 3, 1, "Clip", [1, 1, 1, 1]), "conv2d_f32"),
 }
 
-_CHILD = r"""
-import sys, numpy as np, lowbit
-feeds = dict(np.load(sys.argv[2]))
-s = lowbit.load(sys.argv[1], threads=int(sys.argv[4]))
-s.enable_profiling(True)
-out = s.run(feeds)
-isas = sorted({e["kernel"] + ":" + e["isa"] for e in s.profile_events()})
-np.savez(sys.argv[3], **out, __isa__=np.array(",".join(isas)))
-"""
-
-
-def _run(pkg, feeds, tmp_path, isa, threads):
-    f = tmp_path / "feeds.npz"
-    np.savez(f, **feeds)
-    out = tmp_path / f"out_{isa}_{threads}.npz"
-    r = subprocess.run([sys.executable, "-c", _CHILD, str(pkg), str(f), str(out), str(threads)],
-                       env=dict(os.environ, LOWBIT_ISA=isa), capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
-    got = dict(np.load(out))
-    return got, str(got.pop("__isa__")).split(",")
 
 
 def _has_avx512():
@@ -139,9 +114,9 @@ def test_avx512_fp32_conv_bitwise_avx2(tmp_path, name):
         pytest.skip("this CPU has no AVX-512 VNNI path")
     (nodes, inputs, inits, outs), kernel = CASES[name]
     pkg, feeds, ref = fp32_graph_case(tmp_path, name, nodes, inputs, inits, outs=outs)
-    z1, isas = _run(pkg, feeds, tmp_path, "avx512vnni", 1)
-    z2, _ = _run(pkg, feeds, tmp_path, "avx512vnni", 2)
-    a1, isas2 = _run(pkg, feeds, tmp_path, "avx2", 1)
+    z1, isas = run_isa_path(pkg, feeds, tmp_path, "avx512vnni", 1)
+    z2, _ = run_isa_path(pkg, feeds, tmp_path, "avx512vnni", 2)
+    a1, isas2 = run_isa_path(pkg, feeds, tmp_path, "avx2", 1)
     sc, _ = run_scalar_path(pkg, feeds, tmp_path)
     assert f"{kernel}:avx512vnni" in isas, f"{name}: the AVX-512 kernel did not run ({isas})"
     assert not any(i.endswith(":avx512vnni") for i in isas2), isas2

@@ -5,16 +5,11 @@ equal to the unfused package's, 1 and 2 threads bitwise identical, and within 1e
 tolerance) of ONNX Runtime. Shapes: stride 1 / 2, 3x3 / 5x5, odd H and W, symmetric and asymmetric pads,
 several strips (a strip boundary, the first strip in the top padding), channel groups with a tail (O not a
 multiple of 8), no expansion bias, batch 2, every expansion activation (none / relu / clip)."""
-
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import lowbit
-from runtime_helpers import assert_rel_close, fp32_graph_case, rand_w
+from runtime_helpers import assert_rel_close, fp32_graph_case, rand_w, run_isa_path
 
 onnx = pytest.importorskip("onnx")
 from onnx import helper  # noqa: E402
@@ -61,26 +56,9 @@ CASES = {
     "s2_k3_pad1_odd_w_many_strips": _pwdw([1, 64, 59, 99], 24, 3, 2, [1, 1, 1, 1], "Relu", "Relu"),
 }
 
-_CHILD = r"""
-import sys, numpy as np, lowbit
-feeds = dict(np.load(sys.argv[2]))
-s = lowbit.load(sys.argv[1], threads=int(sys.argv[4]))
-s.enable_profiling(True)
-out = s.run(feeds)
-isas = sorted({e["kernel"] + ":" + e["isa"] for e in s.profile_events()})
-np.savez(sys.argv[3], **out, __isa__=np.array(",".join(isas)))
-"""
-
-
 def _run(pkg, feeds, tmp_path, isa, threads):
-    f = tmp_path / "feeds.npz"
-    np.savez(f, **feeds)
-    out = tmp_path / f"out_{pkg.stem}_{isa}_{threads}.npz"
-    r = subprocess.run([sys.executable, "-c", _CHILD, str(pkg), str(f), str(out), str(threads)],
-                       env=dict(os.environ, LOWBIT_ISA=isa), capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
-    got = dict(np.load(out))
-    return got["y"], str(got.pop("__isa__")).split(",")
+    got, isas = run_isa_path(pkg, feeds, tmp_path, isa, threads)
+    return got["y"], isas
 
 
 def _isas():
