@@ -79,7 +79,7 @@ def fuse_expand_depthwise(low) -> int:
         if b_op["inputs"][0] != y or b_op["inputs"].count(y) != 1 or not _depthwise(low, b_op, a_op, int(w.shape[0])):
             continue
         pa = a_op["attrs"]
-        attrs = {k: v for k, v in b_op["attrs"].items()}
+        attrs = dict(b_op["attrs"])
         if pa.get("act"):
             attrs["pw_act"] = pa["act"]
             for k in ("act_min", "act_max"):

@@ -150,41 +150,32 @@ void ThreadPool::keep_off_caller_cpu() {
   if (base_cpus_.empty()) return;
   const int cpu = sched_getcpu();
   if (cpu < 0 || cpu == off_cpu_) return;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  bool caller_in_base = false;
-  for (int c : base_cpus_) {
-    if (c == cpu) caller_in_base = true;
-    else CPU_SET(c, &set);
-  }
-  if (!caller_in_base) {  // the caller runs outside the pool's CPUs: workers may use all of them
-    for (int c : base_cpus_) CPU_SET(c, &set);
-  }
-  if (set_worker_cpus(&set)) off_cpu_ = cpu;
+  if (set_worker_cpus(cpu)) off_cpu_ = cpu;  // a caller outside the pool's CPUs leaves the workers all of them
 #endif
 }
 
 void ThreadPool::allow_all_cpus() {
 #if defined(__linux__)
   if (base_cpus_.empty() || off_cpu_ < 0) return;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  for (int c : base_cpus_) CPU_SET(c, &set);
-  set_worker_cpus(&set);
+  set_worker_cpus(-1);
   off_cpu_ = -1;
 #endif
 }
 
-bool ThreadPool::set_worker_cpus(const void* cpus) {
+bool ThreadPool::set_worker_cpus(int except) {
   bool all = true;  // every worker has started (else: try again at the next wake-up)
 #if defined(__linux__)
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int c : base_cpus_)
+    if (c != except) CPU_SET(c, &set);
   for (size_t i = 1; i <= workers_.size(); ++i) {
     const int tid = tids_[i].load(std::memory_order_acquire);
-    if (tid > 0) sched_setaffinity(tid, sizeof(cpu_set_t), static_cast<const cpu_set_t*>(cpus));  // a failure only leaves it where it was
+    if (tid > 0) sched_setaffinity(tid, sizeof set, &set);  // a failure only leaves the worker where it was
     else all = false;
   }
 #else
-  (void)cpus;
+  (void)except;
 #endif
   return all;
 }

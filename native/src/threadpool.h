@@ -100,7 +100,8 @@ class ThreadPool {
   // creating thread's) minus the caller's CPU: one sched_setaffinity per worker, only then.
   void keep_off_caller_cpu();
   void allow_all_cpus();                  // undoes it (the caller is about to block)
-  bool set_worker_cpus(const void* cpus);  // a cpu_set_t* for every started worker; false if one has not started
+  bool set_worker_cpus(int except);        // base_cpus_ minus `except` (-1: none) for every started worker;
+                                           // false if one has not started
   std::unique_ptr<std::atomic<int>[]> tids_;  // each worker's kernel thread id (0 until it started)
   std::vector<int> base_cpus_;                 // CPUs the pool may use (empty: leave affinity alone)
   int off_cpu_ = -1;                           // the CPU the workers are kept off now
