@@ -18,7 +18,7 @@ from lowbit.exporters import lbpk_attn, lbpk_nhwc
 from lowbit.exporters.lbpk_container import DTYPES, PackageWriter
 from lowbit.exporters.lbpk_fpw import float_pointwise
 from lowbit.exporters.lbpk_ffuse import fuse_float_epilogues
-from lowbit.exporters.lbpk_fpwdw import fuse_expand_depthwise
+from lowbit.exporters.lbpk_fpwdw import fuse_depthwise_project, fuse_expand_depthwise
 
 PRODUCER = "lowbit"
 
@@ -424,6 +424,7 @@ def _lowered(graph, int8_nhwc: bool) -> "_Lowering":
         lbpk_nhwc.int8_nhwc(low)
     fuse_float_epilogues(low)  # bias/affine/activation tails into float convs (exporters/lbpk_ffuse.py)
     fuse_expand_depthwise(low)  # large-map 1x1 expansion + depthwise -> conv2d_pwdw_f32 (exporters/lbpk_fpwdw.py)
+    fuse_depthwise_project(low)  # large-map depthwise + 1x1 projection -> conv2d_dwpw_f32 (same file)
     float_pointwise(low)  # float 1x1 convs on small maps -> conv2d_pw_f32 (exporters/lbpk_fpw.py)
     return low
 

@@ -15,6 +15,14 @@ rows at least ``MIN_OW`` wide (the wide-row NCHW depthwise kernels; narrower map
 chains of lbpk_fpw.py), becomes one op: inputs ``[x, w_A, b_A | "", w_B, b_B | ""]``, B's output and window
 attributes and activation (``act``, ``act_min`` / ``act_max``, ...), A's activation as ``pw_act`` (``relu`` /
 ``clip``) with ``pw_act_min`` / ``pw_act_max``. Runs before ``float_pointwise``.
+
+``fuse_depthwise_project`` (session 14): the other way round, a depthwise ``conv2d_f32`` A (the checks above,
+act none / relu / clip) whose output is no graph output and is read only by a 1x1 ``conv2d_f32`` B (stride 1,
+unpadded, one group, constant float weight, at most ``PROJ_MAX_O`` output and ``PROJ_MAX_K`` input channels,
+a map of at least ``PROJ_MIN_P`` pixels: the native mode-0 1x1 tiles), becomes ``conv2d_dwpw_f32``: inputs
+``[x, w_A, b_A | "", w_B, b_B | ""]``, A's window attributes, A's activation as ``dw_act`` (``relu`` / ``clip``)
+with ``dw_act_min`` / ``dw_act_max``, B's activation (``act``, ...). EfficientNet-Lite0's first block (32x112x112
+depthwise -> 16): the depthwise output (1.6 MB) stays in L2 in row strips. Runs after ``fuse_expand_depthwise``.
 """
 from __future__ import annotations
 
@@ -27,6 +35,7 @@ from lowbit.exporters.lbpk_fpw import _map_hw, _pointwise
 FUSE = True  # tests turn it off to compare the fused op with the two ops
 MIN_OW = 48  # native dw3 (AVX-512) / dws2 wide-row kernels; EfficientNet-Lite0's two 56-wide maps
 PW_ACTS = (None, "relu", "clip")
+PROJ_MAX_O, PROJ_MAX_K, PROJ_MIN_P = 24, 160, 1024  # native pw1_fits / the zmm projection tiles (ops_conv.cpp)
 
 
 def _const_f32(low, name: str, ndim: int) -> Optional[np.ndarray]:
@@ -61,11 +70,7 @@ def fuse_expand_depthwise(low) -> int:
     if not FUSE:
         return 0
     outputs = {t.name for t in low.g.outputs}
-    readers: Dict[str, List[Dict[str, Any]]] = {}
-    for op in low.ops:
-        for t in op["inputs"]:
-            if t:
-                readers.setdefault(t, []).append(op)
+    readers = _readers(low)
     count = 0
     for a_op in list(low.ops):
         if a_op["kernel"] != "conv2d_f32" or len(a_op["inputs"]) < 2 or not _pointwise(a_op["attrs"]):
@@ -87,6 +92,73 @@ def fuse_expand_depthwise(low) -> int:
                     attrs["pw_" + k] = pa[k]
         ins_a, ins_b = a_op["inputs"], b_op["inputs"]
         fused = {"name": f"{a_op['name']}+{b_op['name']}", "op": "Conv", "kernel": "conv2d_pwdw_f32",
+                 "inputs": [ins_a[0], ins_a[1], ins_a[2] if len(ins_a) > 2 else "", ins_b[1],
+                            ins_b[2] if len(ins_b) > 2 else ""],
+                 "outputs": list(b_op["outputs"]), "attrs": attrs}
+        parts = [f for f in (a_op.get("fused"), b_op["name"], b_op.get("fused")) if f]
+        fused["fused"] = ",".join(parts)
+        low.ops[low.ops.index(a_op)] = fused
+        low.ops.remove(b_op)
+        count += 1
+    return count
+
+
+def _out_pixels(low, op: Dict[str, Any], w: np.ndarray) -> int:
+    """OH * OW of the depthwise conv ``op`` (explicit pads; ``_depthwise`` checked them), 0 if its map is unknown."""
+    hw = _map_hw(low, op["inputs"][0])
+    if hw is None:
+        return 0
+    a = op["attrs"]
+    s = [int(v) for v in a.get("strides", [1, 1])]
+    pads = [int(v) for v in a.get("pads", [0, 0, 0, 0])]
+    oh = (hw[0] + pads[0] + pads[2] - int(w.shape[2])) // s[0] + 1
+    ow = (hw[1] + pads[1] + pads[3] - int(w.shape[3])) // s[1] + 1
+    return oh * ow
+
+
+def _readers(low) -> Dict[str, List[Dict[str, Any]]]:
+    readers: Dict[str, List[Dict[str, Any]]] = {}
+    for op in low.ops:
+        for t in op["inputs"]:
+            if t:
+                readers.setdefault(t, []).append(op)
+    return readers
+
+
+def fuse_depthwise_project(low) -> int:
+    """Fuses each eligible depthwise conv with the 1x1 projection that reads it in ``low`` in place (module
+    docstring); returns how many pairs."""
+    if not FUSE:
+        return 0
+    outputs = {t.name for t in low.g.outputs}
+    readers = _readers(low)
+    count = 0
+    for a_op in list(low.ops):
+        if a_op["kernel"] != "conv2d_f32" or len(a_op["inputs"]) < 2 or a_op["attrs"].get("act") not in PW_ACTS:
+            continue
+        wa = _const_f32(low, a_op["inputs"][1], 4)
+        y = a_op["outputs"][0]
+        rs = readers.get(y, [])
+        if wa is None or y in outputs or len(rs) != 1 or not _depthwise(low, a_op, a_op, int(wa.shape[0])):
+            continue
+        b_op = rs[0]
+        if (b_op["kernel"] != "conv2d_f32" or len(b_op["inputs"]) not in (2, 3) or b_op["inputs"][0] != y
+                or b_op["inputs"].count(y) != 1 or not _pointwise(b_op["attrs"])):
+            continue
+        wb = _const_f32(low, b_op["inputs"][1], 4)
+        if (wb is None or wb.shape[1:] != (wa.shape[0], 1, 1) or wb.shape[0] > PROJ_MAX_O
+                or wb.shape[1] > PROJ_MAX_K or _out_pixels(low, a_op, wa) < PROJ_MIN_P):
+            continue
+        if any(k.endswith("nchw8c") for k in list(a_op["attrs"]) + list(b_op["attrs"])):
+            continue
+        attrs = {k: v for k, v in a_op["attrs"].items() if not k.startswith("act")}
+        if a_op["attrs"].get("act"):
+            for k in ("act", "act_min", "act_max"):
+                if k in a_op["attrs"]:
+                    attrs["dw_" + k] = a_op["attrs"][k]
+        attrs.update({k: v for k, v in b_op["attrs"].items() if k.startswith("act")})
+        ins_a, ins_b = a_op["inputs"], b_op["inputs"]
+        fused = {"name": f"{a_op['name']}+{b_op['name']}", "op": "Conv", "kernel": "conv2d_dwpw_f32",
                  "inputs": [ins_a[0], ins_a[1], ins_a[2] if len(ins_a) > 2 else "", ins_b[1],
                             ins_b[2] if len(ins_b) > 2 else ""],
                  "outputs": list(b_op["outputs"]), "attrs": attrs}

@@ -53,9 +53,10 @@ def test_runtime_profile_events_name_kernels_and_isa(effnet):
     assert len(ev) == len(s.manifest["ops"])
     convs = [e for e in ev if e["op_type"] == "Conv"]
     isas = ISA_INCLUDES[lowbit.native().isa_best()]  # the AVX-512 path runs some convs with avx512vnni kernels
-    assert convs and all(e["kernel"] in ("conv2d_f32", "conv2d_pw_f32", "conv2d_pwdw_f32") and e["isa"] in isas
-                         for e in convs)
+    assert convs and all(e["kernel"] in ("conv2d_f32", "conv2d_pw_f32", "conv2d_pwdw_f32", "conv2d_dwpw_f32")
+                         and e["isa"] in isas for e in convs)
     assert sum(e["kernel"] == "conv2d_pwdw_f32" for e in convs) == 2  # the 112x112 / 56x56 expansions + depthwise
+    assert sum(e["kernel"] == "conv2d_dwpw_f32" for e in convs) == 1  # the 32x112x112 depthwise + projection
     assert all(e["end_ns"] >= e["start_ns"] >= 0 for e in ev)
     assert sum(e["ops"] for e in convs) > 5e8  # EfficientNet-Lite0: ~0.4 GMAC
     assert convs[0]["shapes"].startswith("[1, 3, 224, 224]")

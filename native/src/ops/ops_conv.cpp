@@ -2013,8 +2013,8 @@ const Pw1Fn kPw1Tiles512[9][2] = {{nullptr, nullptr},
 // 200-201; the expansions (O 96, 144) were 10-30 us slower this way and keep the ymm tiles; 16 rows x 1 zmm
 // measured the same as 8 x 3 on 32 -> 16, and without the prefetch only 96 -> 24 / 144 -> 24 gained.
 template <int R, int J>
-LB_Z512 void pw1z_tile(const float* w, int64_t K, const float* x, int64_t P, const float* bias, float* y, int64_t act,
-                       float lo, float hi, int64_t pf) {
+LB_Z512 void pw1z_tile(const float* w, int64_t K, const float* x, int64_t P, const float* bias, float* y, int64_t ldy,
+                       int64_t act, float lo, float hi, int64_t pf) {
   __m512 acc[R][J];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
@@ -2041,7 +2041,7 @@ LB_Z512 void pw1z_tile(const float* w, int64_t K, const float* x, int64_t P, con
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 3
     for (int j = 0; j < J; ++j) {
-      float* d = y + r * P + j * 16;
+      float* d = y + r * ldy + j * 16;
       if (act == ACT_NONE || act == ACT_SIGMOID) {
         _mm512_storeu_ps(d, acc[r][j]);
       } else {
@@ -2050,10 +2050,10 @@ LB_Z512 void pw1z_tile(const float* w, int64_t K, const float* x, int64_t P, con
       }
     }
   if (act == ACT_SIGMOID)
-    for (int r = 0; r < R; ++r) apply_act(y + r * P, J * 16, act, lo, hi);
+    for (int r = 0; r < R; ++r) apply_act(y + r * ldy, J * 16, act, lo, hi);
 }
-using Pw1zFn = void (*)(const float*, int64_t, const float*, int64_t, const float*, float*, int64_t, float, float,
-                        int64_t);
+using Pw1zFn = void (*)(const float*, int64_t, const float*, int64_t, const float*, float*, int64_t, int64_t, float,
+                        float, int64_t);
 const Pw1zFn kPw1zTiles[9][2] = {{nullptr, nullptr},
                                  {pw1z_tile<1, 1>, pw1z_tile<1, 3>},
                                  {pw1z_tile<2, 1>, pw1z_tile<2, 3>},
@@ -2087,37 +2087,51 @@ void pw1_span(const Pw1Fn (*tiles)[2], const float* w, int64_t K, const float* x
   }
 }
 
+// The 1x1 mode-0 schedule: AVX-512: 8-row ymm tiles for O > 24, 8-row zmm tiles with prefetch (pw1z_tile) for
+// O <= 24; AVX2: 4-row tiles. Pixels in chunks of pw1_geom's cp (zmm: whole 48-pixel tiles).
+struct Pw1Geom {
+  bool zz;                  // zmm tiles (O <= 24)
+  int64_t RM, cp;           // rows per tile, pixels per chunk
+  const Pw1Fn (*tiles)[2];  // the ymm tiles (the zmm tiles' tails too)
+  const char* isa;
+};
+Pw1Geom pw1_geom(int64_t K, int64_t O) {
+  const bool z = use_avx512() && O > 24, zz = use_avx512() && O <= 24;
+  return Pw1Geom{zz, z || zz ? 8 : 4,
+                 zz ? std::max<int64_t>(48, std::min<int64_t>(384, 8192 / K / 48 * 48)) : pw1_chunk(K),
+                 z || zz ? kPw1Tiles512 : kPw1Tiles, z || zz ? "avx512vnni" : "avx2"};
+}
+// Output channels [0, O) of one chunk, pixels [p0, pe) (x: K input rows P floats apart; y: O output rows ldy floats
+// apart; pf: the zmm tiles' prefetch distance for the first row group). Per element bias, then k in order.
+void pw1_chunk_rows(const Pw1Geom& g, const float* w, const float* b, int64_t K, int64_t O, const float* x, int64_t P,
+                    float* y, int64_t ldy, int64_t p0, int64_t pe, int64_t pf, int64_t act, float lo, float hi) {
+  for (int64_t o0 = 0; o0 < O; o0 += g.RM) {
+    const int64_t R = std::min<int64_t>(g.RM, O - o0);
+    const float* wo = w + o0 * K;
+    const float* bo = b ? b + o0 : nullptr;
+    float* yo = y + o0 * ldy;
+    int64_t px = p0;
+    if (g.zz) {
+      const int64_t f = o0 == 0 ? pf : 0;
+      for (; px + 48 <= pe; px += 48) kPw1zTiles[R][1](wo, K, x + px, P, bo, yo + px, ldy, act, lo, hi, f);
+      for (; px + 16 <= pe; px += 16) kPw1zTiles[R][0](wo, K, x + px, P, bo, yo + px, ldy, act, lo, hi, f);
+    }
+    pw1_span(g.tiles, wo, K, x + px, P, bo, yo + px, ldy, R, pe - px, act, lo, hi);
+  }
+}
+
 void pw1_run_avx2(OpCtx& c, const float* x, const float* w, const float* b, float* y) {
   const OpParams& p = *c.p;
   const int64_t N = p.i[kN], K = p.i[kC], O = p.i[kO], P = p.i[kH] * p.i[kW];
-  const int64_t act = p.i[kAct];
-  const float lo = p.f[0], hi = p.f[1];
-  // AVX-512: 8-row ymm tiles for O > 24, 8-row zmm tiles with prefetch (pw1z_tile) for O <= 24
-  const bool z = use_avx512() && O > 24, zz = use_avx512() && O <= 24;
-  const int64_t RM = z || zz ? 8 : 4;
-  const Pw1Fn(*tiles)[2] = z || zz ? kPw1Tiles512 : kPw1Tiles;
-  c.isa = z || zz ? "avx512vnni" : "avx2";
+  const Pw1Geom g = pw1_geom(K, O);
+  c.isa = g.isa;
   for (int64_t n = 0; n < N; ++n) {
     const float* xn = x + n * K * P;
     float* yn = y + n * O * P;
-    // zmm tiles: chunks of whole 48-pixel tiles
-    const int64_t cp = zz ? std::max<int64_t>(48, std::min<int64_t>(384, 8192 / K / 48 * 48)) : pw1_chunk(K);
+    const int64_t cp = g.cp;
     for_ranges(c, (P + cp - 1) / cp, K * O * cp, [&](int, int64_t q0, int64_t q1) {
-      for (int64_t q = q0; q < q1; ++q) {
-        const int64_t p0 = q * cp, pe = std::min(P, p0 + cp);
-        for (int64_t o0 = 0; o0 < O; o0 += RM) {
-          const int64_t R = std::min<int64_t>(RM, O - o0);
-          const float* wo = w + o0 * K;
-          const float* bo = b ? b + o0 : nullptr;
-          int64_t px = p0;
-          if (zz) {
-            const int64_t pf = o0 == 0 ? cp : 0;
-            for (; px + 48 <= pe; px += 48) kPw1zTiles[R][1](wo, K, xn + px, P, bo, yn + o0 * P + px, act, lo, hi, pf);
-            for (; px + 16 <= pe; px += 16) kPw1zTiles[R][0](wo, K, xn + px, P, bo, yn + o0 * P + px, act, lo, hi, pf);
-          }
-          pw1_span(tiles, wo, K, xn + px, P, bo, yn + o0 * P + px, P, R, pe - px, act, lo, hi);
-        }
-      }
+      for (int64_t q = q0; q < q1; ++q)
+        pw1_chunk_rows(g, w, b, K, O, xn, P, yn, P, q * cp, std::min(P, q * cp + cp), cp, p.i[kAct], p.f[0], p.f[1]);
     });
   }
 }
@@ -2536,6 +2550,137 @@ void pwdw_run(OpCtx& c) {
   });
 }
 
+// conv2d_dwpw_f32 (exporters/lbpk_fpwdw.py): a depthwise conv and the 1x1 projection (O <= 24 output channels,
+// K <= 160 inputs: the mode-0 tiles) that is its only reader, in one op, NCHW: the depthwise output never goes to
+// memory. Per strip of S output rows, the depthwise kernels of conv2d_f32 (dw_nchw_kernel, one channel at a time
+// on the strip's input rows: a conv over the strip, as in conv2d_pwdw_f32) write all C channels of the strip into
+// a per-thread buffer D[C][S * OW] that stays in L2, then the projection's 1x1 tiles (pw1_chunk_rows; the GEMM on
+// the portable path) read it with channel stride S * OW. Per element the two ops' arithmetic: bitwise equal to
+// the unfused pair. Work items (image, strip) go to the threads. EfficientNet-Lite0's first block: the 32x112x112
+// depthwise wrote 1.6 MB that the 32 -> 16 projection read back.
+// params: the depthwise conv's (enum above; kC = kO = kG = its channels; kAct / f[0], f[1]: its activation), then:
+enum { kPjO = kYs + 1, kPjAct, kDpStrip };  // projection channels, its activation (bounds f[2], f[3]), S
+// D of one strip, bytes (EfficientNet's 32x112x112 -> 16 in the network, 1 thread, load ~8: 128 KB 431-450 us,
+// 192-320 KB 388-490, 512 KB 425-459; the two ops 436-519 in the same processes)
+constexpr int64_t kDwpwStripBytes = 256 << 10;
+
+lb_status dwpw_infer(OpCtx& c) {
+  const auto four_f32 = [](const Tensor* t) { return t && t->shape.size() == 4 && t->dtype == DType::F32; };
+  if (c.in.size() < 4 || !four_f32(c.in[0]) || !four_f32(c.in[1]) || !four_f32(c.in[3])) {
+    c.err = "expects a 4-D f32 input, a 4-D f32 depthwise weight, an optional bias, a 4-D f32 1x1 weight";
+    return LB_ERR_UNSUPPORTED;
+  }
+  const Tensor *x = c.in[0], *w1 = c.in[1], *w2 = c.in[3];
+  OpParams& p = *c.p;
+  const Json& a = *c.attrs;
+  const int64_t C = x->shape[1], O = w2->shape[0];
+  if (w1->shape[0] != C || w1->shape[1] != 1 || attr_int(a, "group", C) != C || w2->shape[1] != C ||
+      w2->shape[2] != 1 || w2->shape[3] != 1) {
+    c.err = "weights " + shape_str(w1->shape) + " / " + shape_str(w2->shape) + " are not a depthwise conv of input " +
+            shape_str(x->shape) + " and a 1x1 conv of its output";
+    return LB_ERR_SHAPE;
+  }
+  if (c.in.size() > 2 && c.in[2] && c.in[2]->numel() != C) {
+    c.err = "depthwise bias has " + std::to_string(c.in[2]->numel()) + " values, expected " + std::to_string(C);
+    return LB_ERR_SHAPE;
+  }
+  if (c.in.size() > 4 && c.in[4] && c.in[4]->numel() != O) {
+    c.err = "projection bias has " + std::to_string(c.in[4]->numel()) + " values, expected " + std::to_string(O);
+    return LB_ERR_SHAPE;
+  }
+  p.i[kN] = x->shape[0]; p.i[kC] = p.i[kO] = p.i[kG] = C; p.i[kH] = x->shape[2]; p.i[kW] = x->shape[3];
+  p.i[kKh] = w1->shape[2]; p.i[kKw] = w1->shape[3]; p.i[kMode] = 1; p.i[kPjO] = O;
+  if (!parse_conv_window(a, &p.i[kSh], &c.err)) return LB_ERR_SHAPE;
+  if (!conv_output_hw(attr_str(a, "auto_pad", "NOTSET"), &p.i[kH], &p.i[kKh], &p.i[kSh], &p.i[kOH], &c.err)) {
+    c.err += " (input " + shape_str(x->shape) + ")";
+    return LB_ERR_SHAPE;
+  }
+  if (p.i[kDh] != 1 || p.i[kDw] != 1 || p.i[kPt] >= p.i[kKh] || p.i[kPb] >= p.i[kKh]) {
+    c.err = "needs no dilation and vertical pads smaller than the kernel; re-export the package";
+    return LB_ERR_UNSUPPORTED;
+  }
+  const std::string da = attr_str(a, "dw_act", "");
+  p.i[kAct] = da.empty() ? int64_t(ACT_NONE) : da == "relu" ? int64_t(ACT_RELU) : da == "clip" ? int64_t(ACT_CLIP) : -1;
+  if (p.i[kAct] < 0) {
+    c.err = "unknown depthwise activation '" + da + "' (none, relu or clip)";
+    return LB_ERR_UNSUPPORTED;
+  }
+  p.f[0] = da == "clip" ? attr_float(a, "dw_act_min", -INFINITY) : -INFINITY;
+  p.f[1] = da == "clip" ? attr_float(a, "dw_act_max", INFINITY) : INFINITY;
+  if (!parse_act(a, &p, kPjAct, 2)) {
+    c.err = "unknown fused activation '" + attr_str(a, "act", "") + "'";
+    return LB_ERR_UNSUPPORTED;
+  }
+  const int64_t OH = p.i[kOH], OW = p.i[kOW];
+  // the largest strip whose D fits the budget; an even number of strips (2 threads: as many each), evened out
+  int64_t S = std::max<int64_t>(1, std::min(OH, kDwpwStripBytes / int64_t(sizeof(float)) / (C * OW)));
+  int64_t ns = (OH + S - 1) / S;
+  if (ns % 2 && ns < OH) ++ns;
+  S = (OH + ns - 1) / ns;
+  p.i[kDpStrip] = S;
+  c.out[0]->dtype = DType::F32;
+  c.out[0]->shape = {p.i[kN], O, OH, OW};
+  c.scratch_bytes = (size_t(C * S * OW) * sizeof(float) + 63) / 64 * 64 +
+                    (dw_scratch_floats(p) * sizeof(float) + 63) / 64 * 64 + gemm_scratch_per_thread();
+  c.scratch_bytes *= size_t(op_threads(c));
+  c.flops = uint64_t(2) * p.i[kN] * OH * OW * C * (p.i[kKh] * p.i[kKw] + O);
+  return LB_OK;
+}
+
+void dwpw_run(OpCtx& c) {
+  const OpParams& p = *c.p;
+  const float* x = c.in[0]->f32();
+  const float* w1 = c.in[1]->f32();
+  const float* b1 = c.in[2] ? c.in[2]->f32() : nullptr;
+  const float* w2 = c.in[3]->f32();
+  const float* b2 = c.in.size() > 4 && c.in[4] ? c.in[4]->f32() : nullptr;
+  float* y = c.out[0]->f32();
+  const int64_t N = p.i[kN], C = p.i[kC], H = p.i[kH], W = p.i[kW], OH = p.i[kOH], OW = p.i[kOW], O = p.i[kPjO];
+  const int64_t sh = p.i[kSh], kh = p.i[kKh], pt = p.i[kPt], taps = kh * p.i[kKw], S = p.i[kDpStrip];
+  const int64_t ns = (OH + S - 1) / S, ld = S * OW, act = p.i[kPjAct];
+  const float lo = p.f[2], hi = p.f[3];
+  const size_t d_bytes = (size_t(C * ld) * sizeof(float) + 63) / 64 * 64;
+  const size_t w_bytes = (dw_scratch_floats(p) * sizeof(float) + 63) / 64 * 64;
+  const size_t per = c.scratch_bytes / size_t(op_threads(c));
+  bool simd = false;
+#if defined(__x86_64__)
+  simd = vmath::use_avx2();
+  const Pw1Geom g = pw1_geom(C, O);
+  c.isa = simd ? g.isa : "scalar";
+#else
+  c.isa = "scalar";
+#endif
+  for_ranges(c, N * ns, C * ld * (taps + O), [&](int tid, int64_t i0, int64_t i1) {
+    char* base = static_cast<char*>(c.scratch) + size_t(tid) * per;
+    float* D = reinterpret_cast<float*>(base);
+    float* dbuf = reinterpret_cast<float*>(base + d_bytes);
+    OpParams q = p;  // the depthwise conv of one channel over one strip (q.v is empty: no allocation)
+    q.i[kN] = 1; q.i[kC] = q.i[kO] = q.i[kG] = 1; q.i[kYs] = 0;
+    for (int64_t it = i0; it < i1; ++it) {
+      const int64_t n = it / ns, oy0 = it % ns * S, oy1 = std::min(OH, oy0 + S);
+      const int64_t ya = std::max<int64_t>(0, oy0 * sh - pt), yb = std::min(H, (oy1 - 1) * sh - pt + kh);
+      q.i[kH] = yb - ya; q.i[kOH] = oy1 - oy0;
+      q.i[kPt] = ya + pt - oy0 * sh;
+      q.i[kPb] = (oy1 - oy0 - 1) * sh + kh - q.i[kH] - q.i[kPt];
+      const char* isa;
+      const DwFn fn = dw_nchw_kernel(q, false, &isa);
+      for (int64_t ch = 0; ch < C; ++ch)
+        fn(q, x + ((n * C + ch) * H + ya) * W, w1 + ch * taps, b1 ? b1 + ch : nullptr, D + ch * ld, 0, 1, dbuf);
+      const int64_t np = (oy1 - oy0) * OW;
+      float* yn = y + n * O * OH * OW + oy0 * OW;
+      if (simd) {
+#if defined(__x86_64__)
+        for (int64_t p0 = 0; p0 < np; p0 += g.cp)
+          pw1_chunk_rows(g, w2, b2, C, O, D, ld, yn, OH * OW, p0, std::min(np, p0 + g.cp), g.cp, act, lo, hi);
+#endif
+      } else {
+        const GemmArgs ga{O, np, C, w2, C, D, ld, false, yn, OH * OW, b2, b2 ? 1 : 0, act, lo, hi};
+        gemm(ga, nullptr, base + d_bytes + w_bytes, per - d_bytes - w_bytes);
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void register_ops_conv(std::vector<OpDef>& r) {
@@ -2543,6 +2688,7 @@ void register_ops_conv(std::vector<OpDef>& r) {
   r.push_back(OpDef{"conv_transpose2d_f32", convt_infer, convt_run, false});
   r.push_back(OpDef{"conv2d_pw_f32", conv_pw_infer, conv_pw_run, false});
   r.push_back(OpDef{"conv2d_pwdw_f32", pwdw_infer, pwdw_run, false});
+  r.push_back(OpDef{"conv2d_dwpw_f32", dwpw_infer, dwpw_run, false});
 }
 
 }  // namespace lb
