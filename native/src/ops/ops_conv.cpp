@@ -20,10 +20,12 @@ namespace {
 // i[11] pt, i[12] pl, i[13] pb, i[14] pr, i[15] group, i[16] OH, i[17] OW, i[18] act, i[19] mode
 // (0 gemm1x1, 1 depthwise, 2 im2col, 3 direct; conv2d_pw_f32: 4), i[20] col bytes, i[21] / i[22] input /
 // output in the blocked NCHW8c layout (attrs x_nchw8c / y_nchw8c, below), i[23] the NCHW depthwise kernels'
-// output plane stride (0: OH * OW; conv2d_pwdw_f32's row strips write into the whole map); f[0], f[1] act bounds.
+// output plane stride (0: OH * OW; conv2d_pwdw_f32's row strips write into the whole map), i[24] their input plane
+// stride (0: H * W; conv2d_dwpw_f32's strips read rows of the whole map); f[0], f[1] act bounds.
 enum { kN, kC, kH, kW, kO, kKh, kKw, kSh, kSw, kDh, kDw, kPt, kPl, kPb, kPr, kG, kOH, kOW, kAct, kMode, kCol, kXb, kYb,
-       kYs };
+       kYs, kXs };
 inline int64_t dw_ys(const OpParams& p) { return p.i[kYs] ? p.i[kYs] : p.i[kOH] * p.i[kOW]; }
+inline int64_t dw_xs(const OpParams& p) { return p.i[kXs] ? p.i[kXs] : p.i[kH] * p.i[kW]; }
 
 // Blocked fp32 chains (exporters/lbpk_fpw.py, float_blocked_chains): a tensor between two ops that
 // both take it blocked is stored NCHW8c, [N][C/8][H][W][8] (C a multiple of 8: the same bytes as
@@ -191,7 +193,7 @@ template <class RowFn>
 inline __attribute__((always_inline)) void dw_channels(const OpParams& p, const float* x, float* y, int64_t c0,
                                                        int64_t c1, float* buf, RowFn rows) {
   const DwGeom g = dw_geom(p);
-  const int64_t C = p.i[kC], HW = p.i[kH] * p.i[kW], OH = p.i[kOH], OW = p.i[kOW];
+  const int64_t C = p.i[kC], HW = dw_xs(p), OH = p.i[kOH], OW = p.i[kOW];
   float* acc = buf + g.phases * g.PH * g.PWp;
   for (int64_t nc = c0; nc < c1; ++nc) {
     dw_fill(p, g, x + nc * HW, buf);
@@ -451,7 +453,7 @@ template <int KH, int KW>
 __attribute__((target("avx2,fma"))) void dws2_range_avx2(const OpParams& p, const float* x, const float* w,
                                                           const float* b, float* y, int64_t c0, int64_t c1, float* buf) {
   const Dws2Geom g = dws2_geom(p);
-  const int64_t C = p.i[kC], HW = p.i[kH] * p.i[kW], OH = p.i[kOH], OW = p.i[kOW], act = p.i[kAct];
+  const int64_t C = p.i[kC], HW = dw_xs(p), OH = p.i[kOH], OW = p.i[kOW], act = p.i[kAct];
   const float lo = p.f[0], hi = p.f[1];
   // vector positions of a row: 0, 8, ..., and OW - 8 when OW is not a multiple of 8, padded to a
   // multiple of 4 by repeating the last
@@ -551,7 +553,7 @@ LB_Z512 __attribute__((always_inline)) inline void dw3_group512(const float* con
 LB_Z512 void dw3_range_avx512(const OpParams& p, const float* x, const float* w, const float* b, float* y, int64_t c0,
                               int64_t c1, float* buf) {
   const DwGeom g = dw_geom(p);
-  const int64_t C = p.i[kC], H = p.i[kH], W = p.i[kW], HW = H * W, OH = p.i[kOH], OW = p.i[kOW], act = p.i[kAct];
+  const int64_t C = p.i[kC], H = p.i[kH], W = p.i[kW], HW = dw_xs(p), OH = p.i[kOH], OW = p.i[kOW], act = p.i[kAct];
   const int64_t pt = p.i[kPt], pl = p.i[kPl], PWp = g.PWp;
   const float lo = p.f[0], hi = p.f[1];
   std::memset(buf, 0, size_t(g.PH * PWp) * sizeof(float));
@@ -730,7 +732,7 @@ template <int KH, int KW>
 LB_Z512 void dws2_range_avx512(const OpParams& p, const float* x, const float* w, const float* b, float* y, int64_t c0,
                                int64_t c1, float* buf) {
   const Dws2Geom g = dws2_geom(p);
-  const int64_t C = p.i[kC], HW = p.i[kH] * p.i[kW], OH = p.i[kOH], OW = p.i[kOW], act = p.i[kAct];
+  const int64_t C = p.i[kC], HW = dw_xs(p), OH = p.i[kOH], OW = p.i[kOW], act = p.i[kAct];
   const float lo = p.f[0], hi = p.f[1];
   int64_t q[32];
   const int64_t nq = dws2_positions512(OW, q);
@@ -2382,7 +2384,7 @@ LB_Z512 void pwdw_dws2(const OpParams& p, const float* T, int64_t hs, int64_t pt
 // strip-major to the threads. On this VM a write to memory not in cache costs ~60 us/MB (fp32_12): the
 // EfficientNet expansions wrote 4.8 / 1.8 MB that the depthwise convs read back.
 // params: the depthwise conv's (enum above; kC = kO = kG = expanded channels), then:
-enum { kPwK = kYs + 1, kPwAct, kStrip, kStripRows };  // input channels, expansion act (bounds f[2], f[3]), S, rows
+enum { kPwK = kXs + 1, kPwAct, kStrip, kStripRows };  // input channels, expansion act (bounds f[2], f[3]), S, rows
 constexpr int64_t kPwdwGroup = 8;                  // channels per work item (the AVX-512 tiles' 8 rows)
 constexpr int64_t kPwdwStripBytes = 512 << 10;     // input strip + T of one group, bytes (L2 is 1 MB on Zen 4)
 
@@ -2552,14 +2554,14 @@ void pwdw_run(OpCtx& c) {
 
 // conv2d_dwpw_f32 (exporters/lbpk_fpwdw.py): a depthwise conv and the 1x1 projection (O <= 24 output channels,
 // K <= 160 inputs: the mode-0 tiles) that is its only reader, in one op, NCHW: the depthwise output never goes to
-// memory. Per strip of S output rows, the depthwise kernels of conv2d_f32 (dw_nchw_kernel, one channel at a time
-// on the strip's input rows: a conv over the strip, as in conv2d_pwdw_f32) write all C channels of the strip into
+// memory. Per strip of S output rows, the depthwise kernels of conv2d_f32 (dw_nchw_kernel, as a conv over the strip's
+// input rows as in conv2d_pwdw_f32, input plane stride H * W) write all C channels of the strip into
 // a per-thread buffer D[C][S * OW] that stays in L2, then the projection's 1x1 tiles (pw1_chunk_rows; the GEMM on
 // the portable path) read it with channel stride S * OW. Per element the two ops' arithmetic: bitwise equal to
 // the unfused pair. Work items (image, strip) go to the threads. EfficientNet-Lite0's first block: the 32x112x112
 // depthwise wrote 1.6 MB that the 32 -> 16 projection read back.
 // params: the depthwise conv's (enum above; kC = kO = kG = its channels; kAct / f[0], f[1]: its activation), then:
-enum { kPjO = kYs + 1, kPjAct, kDpStrip };  // projection channels, its activation (bounds f[2], f[3]), S
+enum { kPjO = kXs + 1, kPjAct, kDpStrip };  // projection channels, its activation (bounds f[2], f[3]), S
 // D of one strip, bytes (EfficientNet's 32x112x112 -> 16 in the network, 1 thread, load ~8: 128 KB 431-450 us,
 // 192-320 KB 388-490, 512 KB 425-459; the two ops 436-519 in the same processes)
 constexpr int64_t kDwpwStripBytes = 256 << 10;
@@ -2654,8 +2656,8 @@ void dwpw_run(OpCtx& c) {
     char* base = static_cast<char*>(c.scratch) + size_t(tid) * per;
     float* D = reinterpret_cast<float*>(base);
     float* dbuf = reinterpret_cast<float*>(base + d_bytes);
-    OpParams q = p;  // the depthwise conv of one channel over one strip (q.v is empty: no allocation)
-    q.i[kN] = 1; q.i[kC] = q.i[kO] = q.i[kG] = 1; q.i[kYs] = 0;
+    OpParams q = p;  // the depthwise conv over one strip of one image (q.v is empty: no allocation)
+    q.i[kN] = 1; q.i[kYs] = ld; q.i[kXs] = H * W;
     for (int64_t it = i0; it < i1; ++it) {
       const int64_t n = it / ns, oy0 = it % ns * S, oy1 = std::min(OH, oy0 + S);
       const int64_t ya = std::max<int64_t>(0, oy0 * sh - pt), yb = std::min(H, (oy1 - 1) * sh - pt + kh);
@@ -2664,8 +2666,9 @@ void dwpw_run(OpCtx& c) {
       q.i[kPb] = (oy1 - oy0 - 1) * sh + kh - q.i[kH] - q.i[kPt];
       const char* isa;
       const DwFn fn = dw_nchw_kernel(q, false, &isa);
-      for (int64_t ch = 0; ch < C; ++ch)
-        fn(q, x + ((n * C + ch) * H + ya) * W, w1 + ch * taps, b1 ? b1 + ch : nullptr, D + ch * ld, 0, 1, dbuf);
+      // one call for all channels: the padded buffer is zeroed once per strip (one call per channel zeroed it C
+      // times: 2.5 MB per EfficientNet run)
+      fn(q, x + (n * C * H + ya) * W, w1, b1, D, 0, C, dbuf);
       const int64_t np = (oy1 - oy0) * OW;
       float* yn = y + n * O * OH * OW + oy0 * OW;
       if (simd) {
