@@ -18,6 +18,9 @@ Runs on the op list of ``lbpk._Lowering`` after it has mapped every node to a ke
 * ``_concat_resize``: a channel Concat (of nearest Resizes) read only by a chain entry's quantizer
   is quantized per input before it: ``resize_nearest_nhwc_q8`` and ``concat_nhwc_q8`` on int8 NHWC
   values, the same bits (section 6.2);
+* ``_pool_nhwc``: a GlobalAveragePool that is the only reader of a chain conv's f32 output (a
+  classifier head: EfficientNet's 1x1 320 -> 1280) reads it f32 NHWC (``global_avg_pool_nhwc_f32``):
+  the conv skips its NCHW transposition, the same bits;
 * ``_stem_entry``: a float KxK conv (the stem: at most 32 taps, 8-32 output channels) read only by a
   chain entry's quantizer becomes one ``conv_stem_nhwc_q8`` that writes the int8 NHWC codes, the same
   bits (section 6.1).
@@ -37,6 +40,7 @@ def int8_nhwc(low, only_chains: bool = False) -> None:
     _concat_resize(low)
     _requantize_nhwc(low)
     _se_gates(low)
+    _pool_nhwc(low)
     _stem_entry(low)
 
 
@@ -688,6 +692,33 @@ def _se_gates(low) -> None:
         elif i not in dead:
             new.append(op)
     low.ops = _drop_unread(_toposorted(new), outs)
+
+
+def _pool_nhwc(low) -> None:
+    """A ``global_avg_pool_f32`` that is the only reader of a ``qconv2d_nhwc_q8``'s f32 NCHW output (not a
+    graph output) -> the conv writes that value f32 NHWC (its tile in place, no NCHW transposition) and
+    the pool becomes ``global_avg_pool_nhwc_f32``, which sums in global_avg_pool_f32's order: the same
+    bits (EfficientNet-Lite0's head 1x1 320 -> 1280 on 7x7 and its pool)."""
+    outs = {low.name(t.name) for t in low.g.outputs}
+    ops = low.ops
+    prod, users = _index(ops)
+    for gi, gap in enumerate(ops):
+        if gap["kernel"] != "global_avg_pool_f32":
+            continue
+        v = gap["inputs"][0]
+        pi = prod.get(v)
+        if pi is None or ops[pi]["kernel"] != "qconv2d_nhwc_q8" or "f32" not in ops[pi]["attrs"]["outs"] \
+                or v in outs or users.get(v) != [gi]:
+            continue
+        c = ops[pi]
+        k = c["attrs"]["outs"].index("f32")
+        if "f32_nhwc" in c["attrs"]["outs"]:  # already written NHWC (a residual): drop the NCHW copy
+            nhwc = c["outputs"][c["attrs"]["outs"].index("f32_nhwc")]
+            del c["attrs"]["outs"][k], c["outputs"][k]
+        else:
+            nhwc = _fresh(f"{v}.nhwc", ops)
+            c["attrs"]["outs"][k], c["outputs"][k] = "f32_nhwc", nhwc
+        gap.update(kernel="global_avg_pool_nhwc_f32", inputs=[nhwc])
 
 
 def _stem_entry(low) -> None:

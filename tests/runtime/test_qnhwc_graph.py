@@ -378,6 +378,47 @@ def test_se_gate_pools_of_8_to_63_values_keep_the_unfused_bits(tmp_path_factory)
         assert np.array_equal(got[k], ref[k]), (k, np.max(np.abs(got[k] - ref[k])))
 
 
+def _head_pool(H, W, O, seed):
+    """A classifier head: a 3x3 stride-2 conv, a 1x1 conv + Relu to O channels read only by a GlobalAveragePool."""
+    b = _Head(seed)
+    h = b.conv(b.conv("x", 3, 16, 3, stride=2), 16, O, 1)
+    p = b.op("GlobalAveragePool", [h])
+    return Graph("head_pool", b.nodes, [TensorInfo("x", "float32", (1, 3, H, W))], [TensorInfo(p, "float32", None)],
+                 b.inits)
+
+
+@pytest.mark.parametrize("H,W,O", [(14, 14, 20), (32, 48, 44)])  # 49 pixels: 8 partial sums; 384: 32
+def test_head_pool_reads_f32_nhwc_with_the_unfused_bits(tmp_path, H, W, O):
+    """A GlobalAveragePool that is the only reader of a chain conv's f32 output: the conv writes f32 NHWC
+    and the pool is global_avg_pool_nhwc_f32 (EfficientNet's head), the bits of the package without int8
+    NHWC on every ISA path and thread count (O % 8 != 0: vector channels and a scalar tail; at 2 threads
+    channel blocks of 24 and O - 24)."""
+    g = _head_pool(H, W, O, 7)
+    new = write_package(g, tmp_path / "new.lbpk", target="auto", scheme="w8a8")
+    old = write_package(g, tmp_path / "old.lbpk", target="auto", scheme="w8a8", int8_nhwc=False)
+    ops = runtime_ops(g)
+    kernels = [o["kernel"] for o in ops]
+    assert "global_avg_pool_nhwc_f32" in kernels and "global_avg_pool_f32" not in kernels, kernels
+    conv = next(o for o in ops if o["kernel"] == "qconv2d_nhwc_q8" and "f32_nhwc" in o["attrs"]["outs"])
+    assert conv["attrs"]["outs"] == ["f32_nhwc"], conv["attrs"]
+    x = np.random.default_rng(3).standard_normal((1, 3, H, W)).astype(np.float32)
+    ref = lowbit.load(old, threads=1).run({"x": x})
+    for t in (1, 2):
+        got = lowbit.load(new, threads=t).run({"x": x})
+        for k in ref:
+            assert np.array_equal(got[k], ref[k]), (t, k, np.max(np.abs(got[k] - ref[k])))
+    np.save(tmp_path / "x.npy", x)
+    code = ("import sys, numpy as np, lowbit; s = lowbit.load(sys.argv[1], threads=int(sys.argv[4])); "
+            "r = s.run({'x': np.load(sys.argv[2])}); np.savez(sys.argv[3], **r)")
+    for isa in ("scalar", "avx2"):
+        for t in (1, 2):
+            out = tmp_path / f"{isa}{t}.npz"
+            subprocess.run([sys.executable, "-c", code, str(new), str(tmp_path / "x.npy"), str(out), str(t)],
+                           env=dict(os.environ, LOWBIT_ISA=isa), check=True)
+            for k, v in np.load(out).items():
+                assert np.array_equal(v, ref[k]), (isa, t, k)
+
+
 @pytest.mark.qemu
 def test_se_gates_on_aarch64_give_the_x86_bits(neck, native_host, native_aarch64):
     from lowbit_testutil import run
