@@ -117,10 +117,23 @@ struct UFmt {
   static constexpr bool kAsym = Asym;
 };
 
+/// Long rows: where one panel's weight bytes plus the activation row (codes + metadata) pass this
+/// many bytes, the activations are prefetched into L1 kXPrefetchAhead bytes ahead of their use.
+/// The row is read again by every panel while the panel's weight streams through the 32 KiB L1
+/// (K = 4096: 18 + 5 KiB per panel, K = 5632: 25 + 7 KiB): without the prefetch, the row's
+/// lines evicted by the stream come back by demand, in the weight stream's way. Session 14, cold
+/// weights, with / without alternating per call in one process (200-300 paired rounds, load 6-9),
+/// time with / without: w4a8-g32 K = 4096 0.95-1.00, K = 5632 0.95-0.98, K = 11008 0.90 at 1
+/// thread / 0.96 at 2, t2a8-g128 K = 11008 0.89 / 0.96; K = 2048 / 3072 (12 / 17 KiB) no change;
+/// 8 groups ahead slower, 2 no gain. Decode's down_proj (K = 5632): 0.83-0.91 -> 0.92-0.94 of the
+/// per-token probe at 1 thread (docs/llm.md).
+constexpr size_t kXPrefetchFootprint = 20 * 1024;
+constexpr int kXPrefetchAhead = 128;
+
 /// One panel (8 outputs) over all groups. G is a template parameter so the chunks of a group
 /// unroll; one int32 accumulator per quad position, reset per group (independent chains across
-/// groups for the out-of-order core).
-template <class F, int G>
+/// groups for the out-of-order core). PfX: prefetch the activations (long rows, above).
+template <class F, int G, bool PfX>
 inline __m256 ugemv_panel(const lb_mm_args* a, const int8_t* x, const lb_q8_meta* xm, const uint8_t* blk) {
   using U = typename F::Unpack;
   constexpr int kQ = U::kQuads;
@@ -133,6 +146,8 @@ inline __m256 ugemv_panel(const lb_mm_args* a, const int8_t* x, const lb_q8_meta
   __m256 acc = _mm256_setzero_ps();
   for (int64_t g = 0; g < ng; ++g, x += G, blk += kBB) {
     prefetch_page_ahead(blk, kBB);
+    if (PfX)
+      for (int l = 0; l < G; l += 64) _mm_prefetch(reinterpret_cast<const char*>(x + kXPrefetchAhead + l), _MM_HINT_T0);
     __m256i dq[kQ];
     for (int i = 0; i < kQ; ++i) dq[i] = _mm256_setzero_si256();
     // The offset term starts the unshifted accumulator (instead of a vpsubd after the sums): one
@@ -158,16 +173,24 @@ inline __m256 ugemv_panel(const lb_mm_args* a, const int8_t* x, const lb_q8_meta
   return acc;
 }
 
-template <class F, int G>
-void ugemv_g(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+template <class F, int G, bool PfX>
+void ugemv_rows(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const int64_t ng = a->k / G;
   for (int64_t m = m0; m < m1; ++m) {
     const int8_t* x = a->xq + m * a->kp;
     const lb_q8_meta* xm = a->xm + m * ng;
     float* y = a->y + m * a->ldy;
     for (int64_t n = n0; n < n1; n += 8)
-      store8(y, a->bias, n, n1, ugemv_panel<F, G>(a, x, xm, layout::block(a->w, a->fmt, a->k, G, n / 8, 0)));
+      store8(y, a->bias, n, n1, ugemv_panel<F, G, PfX>(a, x, xm, layout::block(a->w, a->fmt, a->k, G, n / 8, 0)));
   }
+}
+
+template <class F, int G>
+void ugemv_g(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  constexpr size_t kBB = (F::kAsym ? 32 : 16) + G * (F::Unpack::kQuads == 2 ? 4 : 2);
+  const size_t footprint = size_t(a->k / G) * (kBB + G + sizeof(lb_q8_meta));  // one panel's weight + the row
+  if (footprint > kXPrefetchFootprint) ugemv_rows<F, G, true>(a, m0, m1, n0, n1);
+  else ugemv_rows<F, G, false>(a, m0, m1, n0, n1);
 }
 
 /// GEMV of the group formats with unsigned codes (Q4, Q4A, T2). n0 is a panel boundary.

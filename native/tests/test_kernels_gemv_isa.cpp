@@ -52,7 +52,8 @@ LB_TEST(kernels_gemv_avx512_bitwise_equals_avx2) {
     bool static_act;
   };
   const Shape shapes[] = {{1, 128, 0, false},  {13, 256, 0, false}, {40, 384, 8, false},
-                          {37, 512, 16, true}, {64, 4096, 0, false}, {27, 1152, 24, false}};
+                          {37, 512, 16, true}, {64, 4096, 0, false}, {27, 1152, 24, false},
+                          {19, 8192, 8, false}};  // K >= 4096: the long-row activation prefetch (every format)
   lb::check::Rng rng(77);
   int checked = 0;
   for (const Fmt& f : fmts)
