@@ -64,6 +64,7 @@ void flip_row(const int8_t* q, uint8_t* u, int64_t n) {
 
 /// Rows of activations quantized per task (quantization is cheap; a task should be worth a wakeup).
 constexpr int64_t kQuantRowsPerTask = 8;
+constexpr int64_t kGemvGrain = 2;  // the GEMV's smallest chunk, in panels (more than one: >= 2 tasks)
 /// GEMM: rows per task when m is split (a multiple of every kernel's row tile).
 constexpr int64_t kGemmRowsPerTask = 48;
 /// GEMM row split (below): a weight of at most this many codes (kp x n: int8 bytes, twice the
@@ -142,6 +143,10 @@ lb_status qlinear_with(const KernelTable& t, const PackedWeight& w, const float*
                        QLinearInfo* info) {
   if (!w.data || !w.kp) return set_error(LB_ERR_INVALID_ARG, "qlinear: weight not initialised (packed_weight_init)");
   if (!x || !y || m <= 0) return set_error(LB_ERR_INVALID_ARG, "qlinear: null input/output or m <= 0");
+  // At M = 1 the activations are quantized on the caller and the GEMV is the call's only parallel
+  // job: wake a sleeping worker now, so that its wake-up (30-40 us on this VM) overlaps the
+  // quantization instead of following it (docs/kernels.md, session 14).
+  if (m == 1 && pool && ceil_div(w.n, LB_PANEL_ROWS) > kGemvGrain) pool->wake();
   const int64_t ldx = o.ldx ? o.ldx : w.k, ldy = o.ldy ? o.ldy : w.n;
   if (ldx < w.k || ldy < w.n) return set_error(LB_ERR_INVALID_ARG, "qlinear: row stride smaller than the row");
   const Plan p = plan(w, m, o);
@@ -257,7 +262,7 @@ lb_status qlinear_with(const KernelTable& t, const PackedWeight& w, const float*
   const int64_t panels = ceil_div(w.n, LB_PANEL_ROWS);
   lb_mm_t* fn = kern.fn;
   if (m == 1) {  // the GEMV: guided chunks, so the threads finish together (threadpool.h)
-    const int64_t tasks = parallel_guided(pool, panels, 2, [&](int, int64_t p0, int64_t p1) {
+    const int64_t tasks = parallel_guided(pool, panels, kGemvGrain, [&](int, int64_t p0, int64_t p1) {
       fn(&a, 0, 1, p0 * LB_PANEL_ROWS, std::min(w.n, p1 * LB_PANEL_ROWS));
     });
     if (o.post) o.post(o.post_ctx, y, ldy, w.n, 0, 1);

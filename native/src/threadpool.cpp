@@ -145,6 +145,17 @@ void ThreadPool::run(int64_t tasks, TaskFn fn, void* ctx, bool affine) {
   in_job_.store(false, std::memory_order_release);
 }
 
+void ThreadPool::wake() {
+  if (workers_.empty() || sleepers_.load(std::memory_order_seq_cst) == 0 || in_job_.load(std::memory_order_acquire))
+    return;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    generation_.fetch_add(1, std::memory_order_seq_cst);  // no job is open: a woken worker spins for the next one
+  }
+  keep_off_caller_cpu();
+  wake_.notify_all();
+}
+
 void ThreadPool::keep_off_caller_cpu() {
 #if defined(__linux__)
   if (base_cpus_.empty()) return;

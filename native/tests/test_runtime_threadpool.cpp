@@ -1,7 +1,8 @@
 // ThreadPool under stress: every task runs exactly once, jobs back to back and after the workers
 // went to sleep, nested calls run serially, a pool is destroyed while its workers sleep or spin,
-// parallel_ranges cuts [0, n) the same way for any pool size, parallel_guided covers it once, and a
-// worker woken from sleep is kept off the caller's CPU (Linux).
+// parallel_ranges cuts [0, n) the same way for any pool size, parallel_guided covers it once, a
+// wake-up ahead of a job (or of none) is safe, and a worker woken from sleep is kept off the
+// caller's CPU (Linux).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -92,6 +93,37 @@ LB_TEST(runtime_threadpool_slow_task_and_no_spin) {
     std::atomic<int> n{0};
     pool.parallel_for(16, [&](int64_t, int) { n.fetch_add(1); });
     LB_EXPECT(n.load() == 16);
+  }
+}
+
+LB_TEST(runtime_threadpool_wake_before_a_job) {
+  // wake() with sleeping workers, then a job (each task once), then no job at all (the woken workers
+  // spin, sleep again, and the next wake-up still reaches them); a no-op inside a job (nested) and
+  // on a pool without workers; a pool destroyed right after a wake-up.
+  lb::ThreadPool one(1);
+  one.wake();
+  for (int threads : {2, 3}) {
+    lb::ThreadPool pool(threads);
+    std::vector<std::atomic<int>> hits(64);
+    for (int round = 0; round < 40; ++round) {
+      std::this_thread::sleep_for(std::chrono::microseconds(round % 4 == 0 ? 2000 : 100));  // workers asleep
+      pool.wake();
+      if (round % 5 == 4) continue;  // a wake-up with no job after it
+      for (auto& h : hits) h.store(0);
+      pool.parallel_for(64, [&](int64_t t, int) {
+        if (t == 0) pool.wake();  // inside a job: nothing
+        hits[size_t(t)].fetch_add(1);
+        const auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(20);
+        while (std::chrono::steady_clock::now() < end) {
+        }
+      });
+      for (int64_t t = 0; t < 64; ++t) LB_EXPECT_MSG(hits[size_t(t)].load() == 1, "task " + std::to_string(t));
+    }
+  }
+  for (int k = 0; k < 20; ++k) {
+    lb::ThreadPool pool(3);
+    std::this_thread::sleep_for(std::chrono::microseconds(300));
+    pool.wake();
   }
 }
 
