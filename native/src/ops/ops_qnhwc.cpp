@@ -559,6 +559,9 @@ struct PwVnni {
   // the int8 finish for groups of 1-4 panels (pw_finish_q<NP, FL>)
   void (*fin[4])(const PwVnni&, const int32_t*, int, int64_t, int64_t, const float*, const float*, int8_t*, float*,
                  const float*);
+  // float rows (pw_vnni_tile<false>): Relu / Clip to [lo, hi] before the store, where the epilogue would be only
+  // that clamp (flat_avx2's F_CLAMP: vmaxps then vminps)
+  bool fclamp = false;
 };
 using PwFinishFn = void (*)(const PwVnni&, const int32_t*, int, int64_t, int64_t, const float*, const float*, int8_t*,
                             float*, const float*);
@@ -681,18 +684,24 @@ LB_TARGET_VNNI __attribute__((noinline)) void pw_block(const PwVnni& s, int64_t 
     __m256 sc[NP], bs[NP];
 #pragma GCC unroll 4
     for (int j = 0; j < NP; ++j) sc[j] = _mm256_loadu_ps(s.scf + c0 + 8 * j), bs[j] = _mm256_loadu_ps(s.bsf + c0 + 8 * j);
+    const __m256 va = _mm256_set1_ps(s.lo), vb = _mm256_set1_ps(s.hi);
+    auto rows = [&](auto clamp) LB_TARGET_VNNI {
 #pragma GCC unroll 6
-    for (int r = 0; r < R; ++r)
+      for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-      for (int j = 0; j < NP; ++j) {
-        __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(sums + 8 * (r * NP + j)))), sc[j]);
-        __asm__("" : "+v"(v));  // no FMA contraction: the reference multiplies, then adds
-        v = _mm256_add_ps(v, bs[j]);
-        const int64_t nj = std::min<int64_t>(8, nv - 8 * j);
-        float* d = y + r * s.O + c0 + 8 * j;
-        if (nj == 8) _mm256_storeu_ps(d, v);
-        else _mm256_mask_storeu_ps(d, __mmask8((1u << nj) - 1u), v);
-      }
+        for (int j = 0; j < NP; ++j) {
+          __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(sums + 8 * (r * NP + j)))), sc[j]);
+          __asm__("" : "+v"(v));  // no FMA contraction: the reference multiplies, then adds
+          v = _mm256_add_ps(v, bs[j]);
+          if (clamp) v = _mm256_min_ps(_mm256_max_ps(v, va), vb);
+          const int64_t nj = std::min<int64_t>(8, nv - 8 * j);
+          float* d = y + r * s.O + c0 + 8 * j;
+          if (nj == 8) _mm256_storeu_ps(d, v);
+          else _mm256_mask_storeu_ps(d, __mmask8((1u << nj) - 1u), v);
+        }
+    };
+    if (s.fclamp) rows(std::true_type{});
+    else rows(std::false_type{});
   } else {
     s.fin[NP - 1](s, sums, R, c0, nv, s.scf + c0, s.bsf + c0, qd, y, res);
   }
@@ -1915,6 +1924,13 @@ void conv_run(OpCtx& c) {
                    (!mv && pv.clamp && pv.cmin ? kPwCMin : 0) | (pv.guard ? kPwGuard : 0);
     for (int np = 1; np <= 4; ++np) pv.fin[np - 1] = pw_finish_fn(np, fl);
   }
+  // f32 NHWC rows computed in place whose epilogue would be only the Relu / Clip (EfficientNet's head): the clamp
+  // in pw_block's float finish, no epilogue pass over the tile
+  if (pwv && !pwq && !pwr && fout && !o.q && !o.n && !o.res && !p.i[kNPost] && (act == ACT_RELU || act == ACT_CLIP)) {
+    pv.fclamp = true;
+    pv.lo = act == ACT_CLIP ? p.f[0] : 0.f;
+    pv.hi = act == ACT_CLIP ? p.f[1] : INFINITY;
+  }
   if (pwv) c.isa = "avx512vnni";
 #endif
   for_ranges(c, tiles, T * kp * O / 8, [&](int tid, int64_t t0, int64_t t1) {
@@ -1943,7 +1959,7 @@ void conv_run(OpCtx& c) {
                              o.res ? o.res + P0 * O : nullptr);
         } else {
           pw_vnni_tile<false>(pv, x + P0 * Cs, m, yt, reinterpret_cast<int8_t*>(yt));
-          epilogue(p, o, yt, P0, m, rq, flat);
+          if (!pv.fclamp) epilogue(p, o, yt, P0, m, rq, flat);
         }
         continue;
       }
