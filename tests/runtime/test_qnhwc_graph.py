@@ -379,9 +379,10 @@ def test_se_gate_pools_of_8_to_63_values_keep_the_unfused_bits(tmp_path_factory)
 
 
 def _head_pool(H, W, O, seed):
-    """A classifier head: a 3x3 stride-2 conv, a 1x1 conv + Relu to O channels read only by a GlobalAveragePool."""
+    """A classifier head: a 3x3 stride-2 conv, a 1x1 conv (int8 out), a 1x1 conv + Relu to O channels read only by a
+    GlobalAveragePool."""
     b = _Head(seed)
-    h = b.conv(b.conv("x", 3, 16, 3, stride=2), 16, O, 1)
+    h = b.conv(b.conv(b.conv("x", 3, 16, 3, stride=2), 16, 24, 1), 24, O, 1)
     p = b.op("GlobalAveragePool", [h])
     return Graph("head_pool", b.nodes, [TensorInfo("x", "float32", (1, 3, H, W))], [TensorInfo(p, "float32", None)],
                  b.inits)
@@ -392,7 +393,8 @@ def test_head_pool_reads_f32_nhwc_with_the_unfused_bits(tmp_path, H, W, O):
     """A GlobalAveragePool that is the only reader of a chain conv's f32 output: the conv writes f32 NHWC
     and the pool is global_avg_pool_nhwc_f32 (EfficientNet's head), the bits of the package without int8
     NHWC on every ISA path and thread count (O % 8 != 0: vector channels and a scalar tail; at 2 threads
-    channel blocks of 24 and O - 24)."""
+    channel blocks of 24 and O - 24). The 7x7 map's 1x1 tiles (13 pixels at 1 thread, 25 at 2) end in a 1-pixel
+    tail that runs as blocks of 4 + 3, int8 and float out."""
     g = _head_pool(H, W, O, 7)
     new = write_package(g, tmp_path / "new.lbpk", target="auto", scheme="w8a8")
     old = write_package(g, tmp_path / "old.lbpk", target="auto", scheme="w8a8", int8_nhwc=False)

@@ -711,13 +711,21 @@ constexpr int kPwRows = 6;  // pixels per register tile (6 x 4 panels: 24 accumu
 template <int NP, bool Q>
 LB_TARGET_VNNI __attribute__((always_inline)) inline void pw_rows(const PwVnni& s, int64_t p, const int8_t* x,
                                                                  int64_t m, float* y, int8_t* qd, const float* res) {
+  // a 1-pixel tail runs as the last 7 pixels in blocks of 4 + 3: a 1-pixel block's 4 accumulators wait on the
+  // vpdpbusd latency (7x7 maps: tiles of 13 pixels at 1 thread, 25 at 2)
+  const int64_t m6 = m > kPwRows && m % kPwRows == 1 ? m - 7 : m;
   int64_t i = 0;
-  for (; i + kPwRows <= m; i += kPwRows)
+  for (; i + kPwRows <= m6; i += kPwRows)
     pw_block<kPwRows, NP, Q>(s, p, x + i * s.kp, y + i * s.O, qd + i * s.Os, res ? res + i * s.O : nullptr);
   const int8_t* xr = x + i * s.kp;
   float* yr = y + i * s.O;
   int8_t* qr = qd + i * s.Os;
   const float* rr = res ? res + i * s.O : nullptr;
+  if (m - i == 7) {
+    pw_block<4, NP, Q>(s, p, xr, yr, qr, rr);
+    pw_block<3, NP, Q>(s, p, xr + 4 * s.kp, yr + 4 * s.O, qr + 4 * s.Os, rr ? rr + 4 * s.O : nullptr);
+    return;
+  }
   switch (m - i) {
     case 5: pw_block<5, NP, Q>(s, p, xr, yr, qr, rr); break;
     case 4: pw_block<4, NP, Q>(s, p, xr, yr, qr, rr); break;
