@@ -162,6 +162,72 @@ def assert_rel_close(got, ref, rtol, what):
     assert err < rtol, f"{what}: relative error {err:.2e}"
 
 
+def lowered_kernels(nodes, inputs, inits, tmp_path: Path, name: str):
+    """The runtime kernels the exporter lowers a float graph of `nodes` (output "y") to, in order."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from lowbit.exporters.lbpk import runtime_ops
+    from lowbit.importers.onnx_import import import_onnx
+
+    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    path = tmp_path / f"{name}.onnx"
+    path.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    return [op["kernel"] for op in runtime_ops(import_onnx(str(path), {n: s for n, s in inputs}))]
+
+
+def _fused_and_plain(tmp_path: Path, monkeypatch, name: str, case):
+    """`case` (nodes, inputs, inits) exported with exporters/lbpk_fpwdw.py's fusions on and off:
+    (fused package, plain package, feeds, ORT's outputs)."""
+    import lowbit.exporters.lbpk_fpwdw as fpwdw
+
+    nodes, inputs, inits = case
+    fused, feeds, ref = fp32_graph_case(tmp_path, name, nodes, inputs, inits)
+    monkeypatch.setattr(fpwdw, "FUSE", False)
+    plain, _, _ = fp32_graph_case(tmp_path, name + "_unfused", nodes, inputs, inits)
+    return fused, plain, feeds, ref
+
+
+def assert_fused_bitwise(tmp_path: Path, monkeypatch, name: str, case, kernel: str, rtol: float):
+    """A fused float op (`kernel`, exporters/lbpk_fpwdw.py) keeps the unfused ops' per-element arithmetic:
+    on every usable ISA path its output "y" is bitwise the unfused package's, 2 threads bitwise 1 thread,
+    and within `rtol` relative of ONNX Runtime."""
+    import lowbit
+
+    fused, plain, feeds, ref = _fused_and_plain(tmp_path, monkeypatch, name, case)
+    usable = lowbit.native().isa_usable()
+    for isa in [i for i in ("scalar", "avx2", "avx512vnni") if i in usable]:
+        (f1, kf), (f2, _), (u1, ku) = (run_isa_path(pkg, feeds, tmp_path, isa, t) for pkg, t in
+                                       ((fused, 1), (fused, 2), (plain, 1)))
+        f1, f2, u1 = f1["y"], f2["y"], u1["y"]
+        assert f"{kernel}:{isa}" in kf, f"{name}: not fused or {isa} path not reported ({kf})"
+        assert not any(k.startswith(kernel + ":") for k in ku), ku
+        assert np.array_equal(f1, u1), f"{name} {isa}: fused differs from the two ops (max {np.abs(f1 - u1).max()})"
+        assert np.array_equal(f1, f2), f"{name} {isa}: 2 threads differ from 1 thread"
+        assert_rel_close(f1, ref["y"], rtol, f"{name} {isa} vs ORT")
+
+
+def assert_fused_bitwise_aarch64(native_aarch64: Path, tmp_path: Path, monkeypatch, case, kernel: str, rtol: float):
+    """The aarch64 build (lowbit-run under qemu) runs the fused op `kernel` with the unfused package's bits
+    and ONNX Runtime's values within `rtol`."""
+    from lowbit.exporters.lbpk_container import PackageReader
+
+    fused, plain, feeds, ref = _fused_and_plain(tmp_path, monkeypatch, "arm_fused", case)
+    assert kernel in PackageReader(fused).manifest["kernels"]
+    np.save(tmp_path / "x.npy", feeds["x"])
+    outs = []
+    for pkg in (fused, plain):
+        d = tmp_path / pkg.stem
+        d.mkdir()
+        r = run(["qemu-aarch64", "-cpu", "max", native_aarch64 / "lowbit-run", "run", pkg, "--input",
+                 f"x={tmp_path / 'x.npy'}", "--output", d])
+        assert r.returncode == 0, r.stdout + r.stderr
+        outs.append(np.load(d / "y.npy"))
+    assert np.array_equal(outs[0], outs[1]), "aarch64: fused differs from the two ops"
+    assert_rel_close(outs[0], ref["y"], rtol, "aarch64 fused vs ORT")
+
+
 def build_package(onnx_path: Path, feeds, out: Path, input_shapes=None) -> Built:
     from lowbit.exporters.lbpk import write_package
     from lowbit.importers.onnx_import import import_onnx

@@ -8,8 +8,7 @@ multiple of 8), no expansion bias, batch 2, every expansion activation (none / r
 import numpy as np
 import pytest
 
-import lowbit
-from runtime_helpers import assert_rel_close, fp32_graph_case, rand_w, run_isa_path
+from runtime_helpers import assert_fused_bitwise, assert_fused_bitwise_aarch64, lowered_kernels, rand_w
 
 onnx = pytest.importorskip("onnx")
 from onnx import helper  # noqa: E402
@@ -56,86 +55,30 @@ CASES = {
     "s2_k3_pad1_odd_w_many_strips": _pwdw([1, 64, 59, 99], 24, 3, 2, [1, 1, 1, 1], "Relu", "Relu"),
 }
 
-def _run(pkg, feeds, tmp_path, isa, threads):
-    got, isas = run_isa_path(pkg, feeds, tmp_path, isa, threads)
-    return got["y"], isas
-
-
-def _isas():
-    usable = lowbit.native().isa_usable()
-    return [i for i in ("scalar", "avx2", "avx512vnni") if i in usable]
-
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_pwdw_bitwise_equals_unfused(tmp_path, monkeypatch, name):
-    import lowbit.exporters.lbpk_fpwdw as fpwdw
-
-    nodes, inputs, inits = CASES[name]
-    fused, feeds, ref = fp32_graph_case(tmp_path, name, nodes, inputs, inits)
-    monkeypatch.setattr(fpwdw, "FUSE", False)
-    plain, _, _ = fp32_graph_case(tmp_path, name + "_unfused", nodes, inputs, inits)
-    for isa in _isas():
-        f1, kf = _run(fused, feeds, tmp_path, isa, 1)
-        f2, _ = _run(fused, feeds, tmp_path, isa, 2)
-        u1, ku = _run(plain, feeds, tmp_path, isa, 1)
-        assert any(k.startswith("conv2d_pwdw_f32:") for k in kf), f"{name}: not fused ({kf})"
-        assert not any(k.startswith("conv2d_pwdw_f32:") for k in ku), ku
-        assert f"conv2d_pwdw_f32:{isa}" in kf, f"{name}: {isa} path not reported ({kf})"
-        assert np.array_equal(f1, u1), f"{name} {isa}: fused differs from the two ops (max {np.abs(f1 - u1).max()})"
-        assert np.array_equal(f1, f2), f"{name} {isa}: 2 threads differ from 1 thread"
-        assert_rel_close(f1, ref["y"], RTOL, f"{name} {isa} vs ORT")
-
-
-def _ops(nodes, inputs, inits, tmp_path, name):
-    from onnx import TensorProto, numpy_helper
-
-    from lowbit.exporters.lbpk import runtime_ops
-    from lowbit.importers.onnx_import import import_onnx
-
-    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
-                          [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y",)],
-                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
-    path = tmp_path / f"{name}.onnx"
-    path.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
-    return [op["kernel"] for op in runtime_ops(import_onnx(str(path), {n: s for n, s in inputs}))]
+    assert_fused_bitwise(tmp_path, monkeypatch, name, CASES[name], "conv2d_pwdw_f32", RTOL)
 
 
 def test_pwdw_fuses_only_eligible_pairs(tmp_path):
     """Narrow outputs (OW < 48: the channel-blocked chains of lbpk_fpw.py), an expansion with a second reader,
     and a hardswish expansion stay two ops; the EfficientNet-like pair fuses."""
     nodes, inputs, inits = _pwdw([1, 16, 97, 100], 20, 3, 2, [0, 0, 1, 1])
-    assert _ops(nodes, inputs, inits, tmp_path, "ok") == ["conv2d_pwdw_f32"]
+    assert lowered_kernels(nodes, inputs, inits, tmp_path, "ok") == ["conv2d_pwdw_f32"]
     nodes, inputs, inits = _pwdw([1, 16, 60, 60], 24, 3, 2, [0, 0, 1, 1])  # OW = 30
-    assert "conv2d_pwdw_f32" not in _ops(nodes, inputs, inits, tmp_path, "narrow")
+    assert "conv2d_pwdw_f32" not in lowered_kernels(nodes, inputs, inits, tmp_path, "narrow")
     nodes, inputs, inits = _pwdw([1, 16, 50, 64], 16, 3, 1, [1, 1, 1, 1], "HardSwish")
-    assert "conv2d_pwdw_f32" not in _ops(nodes, inputs, inits, tmp_path, "hswish")
+    assert "conv2d_pwdw_f32" not in lowered_kernels(nodes, inputs, inits, tmp_path, "hswish")
     nodes, inputs, inits = _pwdw([1, 16, 50, 64], 16, 3, 1, [1, 1, 1, 1])
     nodes[-1] = helper.make_node("Clip", ["d", "lo", "hi"], ["y0"])
     nodes.append(helper.make_node("Add", ["y0", "e1"], ["y"]))  # the expansion read twice
-    assert "conv2d_pwdw_f32" not in _ops(nodes, inputs, inits, tmp_path, "two_readers")
+    assert "conv2d_pwdw_f32" not in lowered_kernels(nodes, inputs, inits, tmp_path, "two_readers")
 
 
 @pytest.mark.qemu
 def test_pwdw_aarch64_bitwise_equals_unfused(native_aarch64, tmp_path, monkeypatch):
     """The aarch64 build (its portable expansion through the GEMM and the portable depthwise, lowbit-run under
     qemu) gives the unfused package's bits and ONNX Runtime's values within 1e-4."""
-    import lowbit.exporters.lbpk_fpwdw as fpwdw
-    from lowbit.exporters.lbpk_container import PackageReader
-    from lowbit_testutil import run
-
-    nodes, inputs, inits = _pwdw([1, 8, 20, 100], 16, 3, 2, [0, 0, 1, 1])
-    fused, feeds, ref = fp32_graph_case(tmp_path, "arm_fused", nodes, inputs, inits)
-    monkeypatch.setattr(fpwdw, "FUSE", False)
-    plain, _, _ = fp32_graph_case(tmp_path, "arm_plain", nodes, inputs, inits)
-    assert "conv2d_pwdw_f32" in PackageReader(fused).manifest["kernels"]
-    np.save(tmp_path / "x.npy", feeds["x"])
-    outs = {}
-    for pkg in (fused, plain):
-        d = tmp_path / pkg.stem
-        d.mkdir()
-        r = run(["qemu-aarch64", "-cpu", "max", native_aarch64 / "lowbit-run", "run", pkg, "--input",
-                 f"x={tmp_path / 'x.npy'}", "--output", d])
-        assert r.returncode == 0, r.stdout + r.stderr
-        outs[pkg.stem] = np.load(d / "y.npy")
-    assert np.array_equal(outs["arm_fused"], outs["arm_plain"]), "aarch64: fused differs from the two ops"
-    assert_rel_close(outs["arm_fused"], ref["y"], RTOL, "aarch64 fused vs ORT")
+    case = _pwdw([1, 8, 20, 100], 16, 3, 2, [0, 0, 1, 1])
+    assert_fused_bitwise_aarch64(native_aarch64, tmp_path, monkeypatch, case, "conv2d_pwdw_f32", RTOL)
