@@ -64,6 +64,19 @@ def _depthwise(low, op: Dict[str, Any], expand: Dict[str, Any], o: int) -> bool:
     return hw is not None and (hw[1] + pads[1] + pads[3] - kw) // strides[1] + 1 >= MIN_OW
 
 
+def _replace_pair(low, a_op: Dict[str, Any], b_op: Dict[str, Any], kernel: str, attrs: Dict[str, Any]) -> None:
+    """Puts one ``kernel`` op in ``a_op``'s place and drops ``b_op`` (B reads A's output): inputs
+    ``[x, w_A, b_A | "", w_B, b_B | ""]``, B's outputs, ``attrs``."""
+    ins_a, ins_b = a_op["inputs"], b_op["inputs"]
+    fused = {"name": f"{a_op['name']}+{b_op['name']}", "op": "Conv", "kernel": kernel,
+             "inputs": [ins_a[0], ins_a[1], ins_a[2] if len(ins_a) > 2 else "", ins_b[1],
+                        ins_b[2] if len(ins_b) > 2 else ""],
+             "outputs": list(b_op["outputs"]), "attrs": attrs}
+    fused["fused"] = ",".join(f for f in (a_op.get("fused"), b_op["name"], b_op.get("fused")) if f)
+    low.ops[low.ops.index(a_op)] = fused
+    low.ops.remove(b_op)
+
+
 def fuse_expand_depthwise(low) -> int:
     """Fuses each eligible 1x1 expansion with its depthwise conv in ``low`` (an ``lbpk._Lowering``) in place
     (module docstring); returns how many pairs."""
@@ -90,15 +103,7 @@ def fuse_expand_depthwise(low) -> int:
             for k in ("act_min", "act_max"):
                 if k in pa:
                     attrs["pw_" + k] = pa[k]
-        ins_a, ins_b = a_op["inputs"], b_op["inputs"]
-        fused = {"name": f"{a_op['name']}+{b_op['name']}", "op": "Conv", "kernel": "conv2d_pwdw_f32",
-                 "inputs": [ins_a[0], ins_a[1], ins_a[2] if len(ins_a) > 2 else "", ins_b[1],
-                            ins_b[2] if len(ins_b) > 2 else ""],
-                 "outputs": list(b_op["outputs"]), "attrs": attrs}
-        parts = [f for f in (a_op.get("fused"), b_op["name"], b_op.get("fused")) if f]
-        fused["fused"] = ",".join(parts)
-        low.ops[low.ops.index(a_op)] = fused
-        low.ops.remove(b_op)
+        _replace_pair(low, a_op, b_op, "conv2d_pwdw_f32", attrs)
         count += 1
     return count
 
@@ -157,14 +162,6 @@ def fuse_depthwise_project(low) -> int:
                 if k in a_op["attrs"]:
                     attrs["dw_" + k] = a_op["attrs"][k]
         attrs.update({k: v for k, v in b_op["attrs"].items() if k.startswith("act")})
-        ins_a, ins_b = a_op["inputs"], b_op["inputs"]
-        fused = {"name": f"{a_op['name']}+{b_op['name']}", "op": "Conv", "kernel": "conv2d_dwpw_f32",
-                 "inputs": [ins_a[0], ins_a[1], ins_a[2] if len(ins_a) > 2 else "", ins_b[1],
-                            ins_b[2] if len(ins_b) > 2 else ""],
-                 "outputs": list(b_op["outputs"]), "attrs": attrs}
-        parts = [f for f in (a_op.get("fused"), b_op["name"], b_op.get("fused")) if f]
-        fused["fused"] = ",".join(parts)
-        low.ops[low.ops.index(a_op)] = fused
-        low.ops.remove(b_op)
+        _replace_pair(low, a_op, b_op, "conv2d_dwpw_f32", attrs)
         count += 1
     return count
