@@ -26,7 +26,7 @@ depthwise -> 16): the depthwise output (1.6 MB) stays in L2 in row strips. Runs 
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -64,6 +64,36 @@ def _depthwise(low, op: Dict[str, Any], expand: Dict[str, Any], o: int) -> bool:
     return hw is not None and (hw[1] + pads[1] + pads[3] - kw) // strides[1] + 1 >= MIN_OW
 
 
+def _sole_reader_pairs(low) -> Iterator[Tuple[Dict[str, Any], np.ndarray, Dict[str, Any]]]:
+    """(A, A's weight, B) for each float conv A in ``low`` with a constant weight and an activation the fused
+    ops run (``PW_ACTS``) whose output is no graph output and is read by one op B, once, as B's first input.
+    Walks the op list as it was when called (the callers replace pairs while they walk)."""
+    if not FUSE:
+        return
+    outputs = {t.name for t in low.g.outputs}
+    readers: Dict[str, List[Dict[str, Any]]] = {}
+    for op in low.ops:
+        for t in op["inputs"]:
+            if t:
+                readers.setdefault(t, []).append(op)
+    for a_op in list(low.ops):
+        if a_op["kernel"] != "conv2d_f32" or len(a_op["inputs"]) < 2 or a_op["attrs"].get("act") not in PW_ACTS:
+            continue
+        w = _const_f32(low, a_op["inputs"][1], 4)
+        y = a_op["outputs"][0]
+        rs = readers.get(y, [])
+        if w is None or y in outputs or len(rs) != 1 or rs[0]["inputs"][0] != y or rs[0]["inputs"].count(y) != 1:
+            continue
+        yield a_op, w, rs[0]
+
+
+def _act_attrs(attrs: Dict[str, Any], prefix: str) -> Dict[str, Any]:
+    """A fused-away op's activation (``act``, ``act_min``, ``act_max``) under ``prefix``; empty when it has none."""
+    if not attrs.get("act"):
+        return {}
+    return {prefix + k: attrs[k] for k in ("act", "act_min", "act_max") if k in attrs}
+
+
 def _replace_pair(low, a_op: Dict[str, Any], b_op: Dict[str, Any], kernel: str, attrs: Dict[str, Any]) -> None:
     """Puts one ``kernel`` op in ``a_op``'s place and drops ``b_op`` (B reads A's output): inputs
     ``[x, w_A, b_A | "", w_B, b_B | ""]``, B's outputs, ``attrs``."""
@@ -80,30 +110,11 @@ def _replace_pair(low, a_op: Dict[str, Any], b_op: Dict[str, Any], kernel: str, 
 def fuse_expand_depthwise(low) -> int:
     """Fuses each eligible 1x1 expansion with its depthwise conv in ``low`` (an ``lbpk._Lowering``) in place
     (module docstring); returns how many pairs."""
-    if not FUSE:
-        return 0
-    outputs = {t.name for t in low.g.outputs}
-    readers = _readers(low)
     count = 0
-    for a_op in list(low.ops):
-        if a_op["kernel"] != "conv2d_f32" or len(a_op["inputs"]) < 2 or not _pointwise(a_op["attrs"]):
+    for a_op, w, b_op in _sole_reader_pairs(low):
+        if not _pointwise(a_op["attrs"]) or w.shape[2:] != (1, 1) or not _depthwise(low, b_op, a_op, int(w.shape[0])):
             continue
-        w = _const_f32(low, a_op["inputs"][1], 4)
-        y = a_op["outputs"][0]
-        rs = readers.get(y, [])
-        if w is None or w.shape[2:] != (1, 1) or y in outputs or len(rs) != 1 or a_op["attrs"].get("act") not in PW_ACTS:
-            continue
-        b_op = rs[0]
-        if b_op["inputs"][0] != y or b_op["inputs"].count(y) != 1 or not _depthwise(low, b_op, a_op, int(w.shape[0])):
-            continue
-        pa = a_op["attrs"]
-        attrs = dict(b_op["attrs"])
-        if pa.get("act"):
-            attrs["pw_act"] = pa["act"]
-            for k in ("act_min", "act_max"):
-                if k in pa:
-                    attrs["pw_" + k] = pa[k]
-        _replace_pair(low, a_op, b_op, "conv2d_pwdw_f32", attrs)
+        _replace_pair(low, a_op, b_op, "conv2d_pwdw_f32", {**b_op["attrs"], **_act_attrs(a_op["attrs"], "pw_")})
         count += 1
     return count
 
@@ -121,34 +132,16 @@ def _out_pixels(low, op: Dict[str, Any], w: np.ndarray) -> int:
     return oh * ow
 
 
-def _readers(low) -> Dict[str, List[Dict[str, Any]]]:
-    readers: Dict[str, List[Dict[str, Any]]] = {}
-    for op in low.ops:
-        for t in op["inputs"]:
-            if t:
-                readers.setdefault(t, []).append(op)
-    return readers
 
 
 def fuse_depthwise_project(low) -> int:
     """Fuses each eligible depthwise conv with the 1x1 projection that reads it in ``low`` in place (module
     docstring); returns how many pairs."""
-    if not FUSE:
-        return 0
-    outputs = {t.name for t in low.g.outputs}
-    readers = _readers(low)
     count = 0
-    for a_op in list(low.ops):
-        if a_op["kernel"] != "conv2d_f32" or len(a_op["inputs"]) < 2 or a_op["attrs"].get("act") not in PW_ACTS:
+    for a_op, wa, b_op in _sole_reader_pairs(low):
+        if not _depthwise(low, a_op, a_op, int(wa.shape[0])):
             continue
-        wa = _const_f32(low, a_op["inputs"][1], 4)
-        y = a_op["outputs"][0]
-        rs = readers.get(y, [])
-        if wa is None or y in outputs or len(rs) != 1 or not _depthwise(low, a_op, a_op, int(wa.shape[0])):
-            continue
-        b_op = rs[0]
-        if (b_op["kernel"] != "conv2d_f32" or len(b_op["inputs"]) not in (2, 3) or b_op["inputs"][0] != y
-                or b_op["inputs"].count(y) != 1 or not _pointwise(b_op["attrs"])):
+        if b_op["kernel"] != "conv2d_f32" or len(b_op["inputs"]) not in (2, 3) or not _pointwise(b_op["attrs"]):
             continue
         wb = _const_f32(low, b_op["inputs"][1], 4)
         if (wb is None or wb.shape[1:] != (wa.shape[0], 1, 1) or wb.shape[0] > PROJ_MAX_O
@@ -157,10 +150,7 @@ def fuse_depthwise_project(low) -> int:
         if any(k.endswith("nchw8c") for k in list(a_op["attrs"]) + list(b_op["attrs"])):
             continue
         attrs = {k: v for k, v in a_op["attrs"].items() if not k.startswith("act")}
-        if a_op["attrs"].get("act"):
-            for k in ("act", "act_min", "act_max"):
-                if k in a_op["attrs"]:
-                    attrs["dw_" + k] = a_op["attrs"][k]
+        attrs.update(_act_attrs(a_op["attrs"], "dw_"))
         attrs.update({k: v for k, v in b_op["attrs"].items() if k.startswith("act")})
         _replace_pair(low, a_op, b_op, "conv2d_dwpw_f32", attrs)
         count += 1
