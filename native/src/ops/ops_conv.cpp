@@ -2455,6 +2455,17 @@ lb_status pwdw_infer(OpCtx& c) {
   return LB_OK;
 }
 
+/// q (a copy of the depthwise conv's params p) becomes that conv over the input rows output rows [oy0, oy1)
+/// read: its H, OH and top / bottom pads; returns the first of those input rows.
+int64_t strip_conv(OpParams& q, const OpParams& p, int64_t oy0, int64_t oy1) {
+  const int64_t sh = p.i[kSh], kh = p.i[kKh], pt = p.i[kPt];
+  const int64_t ya = std::max<int64_t>(0, oy0 * sh - pt), yb = std::min(p.i[kH], (oy1 - 1) * sh - pt + kh);
+  q.i[kH] = yb - ya; q.i[kOH] = oy1 - oy0;
+  q.i[kPt] = ya + pt - oy0 * sh;
+  q.i[kPb] = (oy1 - oy0 - 1) * sh + kh - q.i[kH] - q.i[kPt];
+  return ya;
+}
+
 void pwdw_run(OpCtx& c) {
   const OpParams& p = *c.p;
   const float* x = c.in[0]->f32();
@@ -2464,7 +2475,7 @@ void pwdw_run(OpCtx& c) {
   const float* b2 = c.in.size() > 4 && c.in[4] ? c.in[4]->f32() : nullptr;
   float* y = c.out[0]->f32();
   const int64_t N = p.i[kN], K = p.i[kPwK], O = p.i[kO], H = p.i[kH], W = p.i[kW], P = H * W, OH = p.i[kOH];
-  const int64_t OW = p.i[kOW], sh = p.i[kSh], kh = p.i[kKh], pt = p.i[kPt], taps = kh * p.i[kKw];
+  const int64_t OW = p.i[kOW], sh = p.i[kSh], kh = p.i[kKh], taps = kh * p.i[kKw];
   const int64_t S = p.i[kStrip], ns = (OH + S - 1) / S, groups = (O + kPwdwGroup - 1) / kPwdwGroup;
   const int64_t act = p.i[kPwAct];
   const float lo = p.f[2], hi = p.f[3];
@@ -2502,8 +2513,7 @@ void pwdw_run(OpCtx& c) {
     for (int64_t it = i0; it < i1; ++it) {
       const int64_t n = it / (ns * groups), st = it / groups % ns, o0 = it % groups * kPwdwGroup;
       const int64_t oy0 = st * S, oy1 = std::min(OH, oy0 + S), R = std::min(kPwdwGroup, O - o0);
-      const int64_t ya = std::max<int64_t>(0, oy0 * sh - pt), yb = std::min(H, (oy1 - 1) * sh - pt + kh);
-      const int64_t hs = yb - ya;  // input rows [ya, yb) of the strip, expanded into T[R][hs][W]
+      const int64_t ya = strip_conv(q, p, oy0, oy1), hs = q.i[kH];  // input rows [ya, ya + hs), expanded into T[R][hs][W]
       const float* xs = x + n * K * P + ya * W;
 #if defined(__x86_64__)
       if (split) {
@@ -2524,7 +2534,7 @@ void pwdw_run(OpCtx& c) {
               for (int64_t j = 0; j < W - x0; ++j) (j % 2 ? po : pe)[r * ld + (x0 + j) / 2] = tail[r * 16 + j];
           }
         }
-        (kh == 3 ? pwdw_dws2<3> : pwdw_dws2<5>)(p, T, hs, ya + pt - oy0 * sh, oy1 - oy0, dbuf, w2 + o0 * taps,
+        (kh == 3 ? pwdw_dws2<3> : pwdw_dws2<5>)(p, T, hs, q.i[kPt], oy1 - oy0, dbuf, w2 + o0 * taps,
                                                  b2 ? b2 + o0 : nullptr, y + (n * O + o0) * OH * OW + oy0 * OW, R,
                                                  qpos, nq);
         continue;
@@ -2541,9 +2551,7 @@ void pwdw_run(OpCtx& c) {
                           act, lo, hi};
         gemm(ga, nullptr, base + d_bytes, per - t_bytes - d_bytes);
       }
-      q.i[kN] = 1; q.i[kC] = q.i[kO] = q.i[kG] = R; q.i[kH] = hs; q.i[kOH] = oy1 - oy0;
-      q.i[kPt] = ya + pt - oy0 * sh;
-      q.i[kPb] = (oy1 - oy0 - 1) * sh + kh - hs - q.i[kPt];
+      q.i[kN] = 1; q.i[kC] = q.i[kO] = q.i[kG] = R;
       q.i[kYs] = OH * OW;
       const char* isa;
       dw_nchw_kernel(q, false, &isa)(q, T, w2 + o0 * taps, b2 ? b2 + o0 : nullptr, y + (n * O + o0) * OH * OW + oy0 * OW,
@@ -2638,7 +2646,7 @@ void dwpw_run(OpCtx& c) {
   const float* b2 = c.in.size() > 4 && c.in[4] ? c.in[4]->f32() : nullptr;
   float* y = c.out[0]->f32();
   const int64_t N = p.i[kN], C = p.i[kC], H = p.i[kH], W = p.i[kW], OH = p.i[kOH], OW = p.i[kOW], O = p.i[kPjO];
-  const int64_t sh = p.i[kSh], kh = p.i[kKh], pt = p.i[kPt], taps = kh * p.i[kKw], S = p.i[kDpStrip];
+  const int64_t taps = p.i[kKh] * p.i[kKw], S = p.i[kDpStrip];
   const int64_t ns = (OH + S - 1) / S, ld = S * OW, act = p.i[kPjAct];
   const float lo = p.f[2], hi = p.f[3];
   const size_t d_bytes = (size_t(C * ld) * sizeof(float) + 63) / 64 * 64;
@@ -2660,10 +2668,7 @@ void dwpw_run(OpCtx& c) {
     q.i[kN] = 1; q.i[kYs] = ld; q.i[kXs] = H * W;
     for (int64_t it = i0; it < i1; ++it) {
       const int64_t n = it / ns, oy0 = it % ns * S, oy1 = std::min(OH, oy0 + S);
-      const int64_t ya = std::max<int64_t>(0, oy0 * sh - pt), yb = std::min(H, (oy1 - 1) * sh - pt + kh);
-      q.i[kH] = yb - ya; q.i[kOH] = oy1 - oy0;
-      q.i[kPt] = ya + pt - oy0 * sh;
-      q.i[kPb] = (oy1 - oy0 - 1) * sh + kh - q.i[kH] - q.i[kPt];
+      const int64_t ya = strip_conv(q, p, oy0, oy1);
       const char* isa;
       const DwFn fn = dw_nchw_kernel(q, false, &isa);
       // one call for all channels: the padded buffer is zeroed once per strip (one call per channel zeroed it C
