@@ -120,6 +120,7 @@ def test_llm_gptq_beats_round_to_nearest(model_dir, tmp_path):
     rtn = rms_err(export_hf(d, tmp_path / "rtn.lbpk", scheme="w4a8-g32", head="f32", embed="f32"))
     gptq_pkg = export_hf(d, tmp_path / "gptq.lbpk", scheme="w4a8-g32-gptq", calib=calib, head="f32", embed="f32")
     assert read_manifest(gptq_pkg)["linears"]["layers.0.qkv"] == "q4"
+    assert read_manifest(gptq_pkg)["llm"]["kv_order_calib_rows"] == 8 * 64  # the same calibration pass
     assert rms_err(gptq_pkg) < rtn
     with pytest.raises(LowbitError, match="calibration"):
         export_hf(d, tmp_path / "g2.lbpk", scheme="w4a8-g32-gptq")

@@ -112,6 +112,7 @@ void KvCache::init(int layers, int kv_heads, int head_dim, int cap, lb_llm_kv_ty
     vperm_.clear();
   }
   ordered_.assign(layers, 0);
+  fixed_order_ = false;
   n_.assign(layers, 0);
   pos_.assign(size_t(layers) * cap, 0);
   if (h2o_budget > 0) acc_.assign(rows, 0.f);
@@ -120,7 +121,20 @@ void KvCache::init(int layers, int kv_heads, int head_dim, int cap, lb_llm_kv_ty
 void KvCache::reset() {
   std::fill(n_.begin(), n_.end(), 0);
   std::fill(acc_.begin(), acc_.end(), 0.f);
-  std::fill(ordered_.begin(), ordered_.end(), 0);
+  if (!fixed_order_) std::fill(ordered_.begin(), ordered_.end(), 0);
+}
+
+void KvCache::set_fixed_order(const int32_t* order) {
+  if (!reorder_) return;
+  for (int l = 0; l < layers_; ++l)
+    for (int h = 0; h < kv_heads_; ++h) {
+      const int32_t* src = order + (size_t(l) * kv_heads_ + h) * 2 * d_;
+      const size_t ph = (size_t(l) * kv_heads_ + h) * d_;
+      std::copy(src, src + d_, &kperm_[ph]);
+      std::copy(src + d_, src + 2 * d_, &vperm_[ph]);
+    }
+  std::fill(ordered_.begin(), ordered_.end(), 1);
+  fixed_order_ = true;
 }
 
 void KvCache::set_order(int layer, const float* k, const float* v, int stride, int t) {

@@ -69,6 +69,10 @@ class KvCache {
   /// Sets the layer's channel order per kv head from `t` rows of keys / values (row stride `stride`
   /// floats; post-RoPE): channels sorted by magnitude (keys: the norm of the RoPE pair i, i + d/2).
   void set_order(int layer, const float* k, const float* v, int stride, int t);
+  /// bfp with reordering: uses the package's channel orders (`order` [layers][kv_heads][2][head_dim]
+  /// int32, keys then values, each a permutation of 0..head_dim-1, checked at load) for every layer,
+  /// instead of computing them from the first prefill chunk; reset() keeps them.
+  void set_fixed_order(const int32_t* order);
   /// Appends the key and value rows (all kv heads, [kv_heads * head_dim]) of one position.
   void append(int layer, int pos, const float* k, const float* v, const VecOps& ops);
   /// Attention for `g` query heads sharing kv head `kvh`: q [g][head_dim] -> out [g][head_dim].
@@ -85,7 +89,7 @@ class KvCache {
   KvBytes k_, v_;                   // [layer][kv_head][slot][d] elements
   std::vector<float> ks_, vs_;      // int8 scales [layer][kv_head][slot][ngroups]
   std::vector<int8_t> ke_, ve_;     // bfp exponents [layer][kv_head][slot][ngroups]
-  bool bfp_ = false, reorder_ = false;
+  bool bfp_ = false, reorder_ = false, fixed_order_ = false;
   std::vector<uint8_t> ordered_;    // [layer] channel order set (bfp with reordering)
   std::vector<int32_t> kperm_, vperm_;  // [layer][kv_head][d]: stored channel i holds channel perm[i]
   std::vector<int> n_;              // filled slots per layer

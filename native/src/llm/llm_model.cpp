@@ -172,6 +172,23 @@ lb_status load_model(const char* path, bool verify_full, std::unique_ptr<Model>*
   } else if ((st = ld.linear("head", c.vocab, c.hidden, false, &m->head)) != LB_OK) {
     return st;
   }
+  if (j["kv_order"].is_string()) {  // optional: the bfp KV cache's channel orders from calibration text
+    const std::string name = j["kv_order"].str();
+    if ((st = ld.tensor(name, DType::I32, {c.layers, c.kv_heads, 2, c.head_dim}, &tv)) != LB_OK) return st;
+    const int32_t* ord = static_cast<const int32_t*>(tv.data);
+    std::vector<uint8_t> seen(size_t(c.head_dim));
+    for (int64_t r = 0; r < int64_t(c.layers) * c.kv_heads * 2; ++r) {
+      std::fill(seen.begin(), seen.end(), 0);
+      const int32_t* p = ord + r * c.head_dim;
+      for (int i = 0; i < c.head_dim; ++i) {
+        if (p[i] < 0 || p[i] >= c.head_dim || seen[size_t(p[i])]++)
+          return set_error(LB_ERR_FORMAT, "%s: tensor '%s' (layer %d, kv head %d, %s) is not a permutation of "
+                           "0..%d; re-export the package", path, name.c_str(), int(r / (2 * c.kv_heads)),
+                           int(r / 2 % c.kv_heads), r % 2 ? "values" : "keys", c.head_dim - 1);
+      }
+    }
+    m->kv_order = ord;
+  }
   *out = std::move(m);
   return LB_OK;
 }

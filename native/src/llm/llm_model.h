@@ -78,6 +78,9 @@ struct Model {
   const float* norm = nullptr;      ///< [hidden] final RMSNorm
   const float* inv_freq = nullptr;  ///< [head_dim / 2] RoPE frequencies, scaling applied at export
   Linear head;                      ///< [vocab, hidden]
+  /// [layers][kv_heads][2][head_dim] channel orders for the bfp KV cache (keys, values), from the
+  /// exporter's calibration run; null when the package has none (the cache then orders at run time).
+  const int32_t* kv_order = nullptr;
   int64_t weight_bytes = 0;         ///< bytes streamed per decoded token (all linears + one embedding row)
 };
 

@@ -49,6 +49,7 @@ lb_status Session::open(const char* path, const lb_llm_options& opt, std::unique
   try {
     s->par_.reset(new Parallel(std::max(1, threads)));
     s->kv_.init(c.layers, c.kv_heads, c.head_dim, cap, lb_llm_kv_type(opt.kv_type), opt.h2o_budget, recent);
+    if (s->model_->kv_order) s->kv_.set_fixed_order(s->model_->kv_order);
     const size_t t = size_t(s->chunk_);
     s->x_.resize(t * c.hidden);
     s->h_.resize(t * c.hidden);

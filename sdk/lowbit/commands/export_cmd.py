@@ -14,7 +14,8 @@ def register(sub) -> None:
     p.add_argument("--scheme", default=None,
                    help="fp32, w8a8, w8a8d, w4a8-g32|g64|g128, w4a16-g128, nf4a8-g64, fp4a8-g32, cb4a8-g64, "
                         "t2a8; add -gptq for GPTQ (default: w8a8; w4a8-g32 for a Hugging Face model folder)")
-    p.add_argument("--calib", help="calibration data: an .npz or a folder of .npy files keyed by input name")
+    p.add_argument("--calib", help="calibration data: an .npz or a folder of .npy files keyed by input name; "
+                   "for a Hugging Face LLM folder a .txt (one text per line) or .npy / .npz of token ids")
     p.add_argument("--format", default="lbpk", choices=["lbpk", "onnx", "tvm"], help="output format (default lbpk)")
     p.add_argument("--smooth", action="store_true", default=None,
                    help="migrate per-channel activation scales into the weights of every layer (OutlierTune/"

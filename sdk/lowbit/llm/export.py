@@ -5,7 +5,8 @@ scaling variant) precomputed.
 
 Tensors written (lowbit names): ``embed`` (+ ``embed.scale`` for int8), ``norm``,
 ``rope.inv_freq``, ``layers.{i}.{attn_norm,ffn_norm}``, linears ``layers.{i}.{qkv,o,gate_up,down}``
-and ``head`` (each with a ``linear`` format field and, for biases, ``<name>.bias``).
+and ``head`` (each with a ``linear`` format field and, for biases, ``<name>.bias``); with calibration
+data ``kv_order`` (int32 [layers, kv_heads, 2, head_dim]).
 """
 from __future__ import annotations
 
@@ -34,7 +35,9 @@ def export_hf(model_dir, out, *, scheme: str = "w4a8-g32", calib=None, embed: st
 
     embed / head: "f32" or "int8" ("auto": float for ``fp32``, int8 otherwise).
     context_length: a shorter maximum sequence than the config's (smaller KV cache by default).
-    calib: for ``-gptq`` schemes, calibration token ids (array [n_seq, seq_len]) or text list.
+    calib: calibration data (token ids [n_seq, seq_len], a list of texts, or a .npy / .npz / .txt file):
+    needed by the ``-gptq`` schemes; with any scheme it also fixes the bfp KV cache's channel orders
+    (tensor ``kv_order``), which the runtime otherwise takes from the first prefill chunk.
     """
     if scheme == "w8a8":
         raise LowbitError("LLM packages quantize activations dynamically: use scheme 'w8a8d' (or the default "
@@ -67,8 +70,15 @@ def export_hf(model_dir, out, *, scheme: str = "w4a8-g32", calib=None, embed: st
         if v not in ("f32", "int8"):
             raise LowbitError(f"{k} must be 'f32' or 'int8', got {v!r}")
     gptq = None
+    kv = None
+    if calib is not None:  # calibration also orders the bfp KV cache's channels (docs/llm.md)
+        from lowbit.llm.calib import KvOrderStats, calib_sequences, run_reference
+
+        kv = KvOrderStats(cfg)
     if scheme.endswith("-gptq"):
-        gptq = Q.GptqContext(ck, calib, scheme)
+        gptq = Q.GptqContext(ck, calib, scheme, kv=kv)
+    elif kv is not None:
+        run_reference(ck, calib_sequences(ck, calib), kv=kv)
 
     from lowbit.exporters.lbpk_container import PackageWriter
 
@@ -111,12 +121,16 @@ def export_hf(model_dir, out, *, scheme: str = "w4a8-g32", calib=None, embed: st
         if not head_tied:
             hw = e if cfg.tie_word_embeddings else ck.get("lm_head")
             linear_info["head"] = Q.write_linear(w, "head", hw, "fp32" if head == "f32" else "w8a8d")
+        if kv is not None:
+            w.add_tensor("kv_order", kv.order())
         tok = Path(model_dir) / "tokenizer.json"
         if tok.is_file():
             w.add_blob("tokenizer.json", tok.read_bytes())
         llm = cfg.to_dict()
         llm.update(embed_format="f32" if embed == "f32" else "i8", head_tied=head_tied,
                    num_layers=cfg.num_layers, rope_inv_freq="rope.inv_freq")
+        if kv is not None:
+            llm.update(kv_order="kv_order", kv_order_calib_rows=int(kv.rows))
         w.manifest.update({
             "kind": "llm",
             "name": Path(model_dir).resolve().name,

@@ -103,16 +103,16 @@ class GptqContext:
     each matrix with ``lowbit.quant``'s GPTQ. (Hessians come from the float model, not from the
     already-quantized earlier layers: one pass, a common simplification.)
 
-    calib: token ids ([n_seq, seq_len] array or list of lists), or a list of strings when the
-    model directory has a tokenizer.json.
+    calib: anything ``lowbit.llm.calib.calib_sequences`` reads (token ids, texts, a file).
+    kv: a ``KvOrderStats`` that the same pass fills (the bfp KV cache's channel orders).
     """
 
-    def __init__(self, ck, calib, scheme: str = "w4a8-g32-gptq"):
-        from lowbit.llm.reference import ReferenceDecoder
+    def __init__(self, ck, calib, scheme: str = "w4a8-g32-gptq", kv=None):
+        from lowbit.llm.calib import calib_sequences, run_reference
 
         if calib is None:
             raise LowbitError(f"{scheme} needs calibration data: calib=[token id lists] or a list of texts")
-        seqs = self._sequences(ck, calib)
+        seqs = calib_sequences(ck, calib)
         self.fmt, self.group = scheme_params(scheme)
         self.hess = {}
         counts = {}
@@ -123,29 +123,9 @@ class GptqContext:
             self.hess[key] = self.hess.get(key, 0.0) + x.T @ x
             counts[key] = counts.get(key, 0) + x.shape[0]
 
-        ref = ReferenceDecoder(ck.cfg, ck.load_all())
-        for seq in seqs:
-            ref.reset()
-            ref.forward(seq[: ck.cfg.context_length], capture=capture)
+        run_reference(ck, seqs, capture=capture, kv=kv)
         for key in self.hess:
             self.hess[key] *= 2.0 / max(1, counts[key])
-
-    @staticmethod
-    def _sequences(ck, calib):
-        if isinstance(calib, (list, tuple)) and calib and all(isinstance(c, str) for c in calib):
-            tok_path = ck.dir / "tokenizer.json"
-            if not tok_path.is_file():
-                raise LowbitError("text calibration needs tokenizer.json in the model directory; pass token ids")
-            from tokenizers import Tokenizer
-
-            tok = Tokenizer.from_file(str(tok_path))
-            return [np.asarray(tok.encode(t).ids, np.int64) for t in calib]
-        seqs = [np.asarray(s, np.int64).reshape(-1) for s in (calib if np.ndim(calib[0]) else [calib])]
-        v = ck.cfg.vocab_size
-        for s in seqs:
-            if s.size == 0 or s.min() < 0 or s.max() >= v:
-                raise LowbitError(f"calibration token ids must be non-empty and within [0, {v})")
-        return seqs
 
     def quantize(self, layer: int, name: str, w: np.ndarray) -> QuantWeight:
         from lowbit.quant.gptq import gptq_quantize
