@@ -126,3 +126,39 @@ def test_llm_gptq_beats_round_to_nearest(model_dir, tmp_path):
         export_hf(d, tmp_path / "g2.lbpk", scheme="w4a8-g32-gptq")
     with pytest.raises(LowbitError, match="token ids"):
         export_hf(d, tmp_path / "g2.lbpk", scheme="w4a8-g32-gptq", calib=[[1, 2, 999]])
+
+
+def test_llm_gptq_is_sequential(model_dir):
+    """Layer 0's qkv sees the float model's input; every later linear sees the input of a model whose earlier
+    linears are already quantized (so its Hessian differs from the float run's), and layers go in order."""
+    d, _ = model_dir
+    ck = HfCheckpoint(d)
+    calib = np.random.default_rng(1).integers(0, 256, (3, 40))
+    float_h = {}
+
+    def capture(layer, name, x):
+        x = np.asarray(x, np.float64)
+        float_h[(layer, name)] = float_h.get((layer, name), 0.0) + x.T @ x
+
+    ref = ReferenceDecoder(ck.cfg, ck.load_all())
+    for s in calib:
+        ref.reset()
+        ref.forward(s, capture=capture)
+    g = Q.GptqContext(ck, calib)
+    seen = {}
+    real = g._hessian
+
+    def spy(w, i, name):
+        seen[(i, name)] = h = real(w, i, name)
+        return h
+
+    g._hessian = spy
+    mats = {name: np.concatenate([ck.get(f"layers.0.{p}") for p in parts]) for name, parts in g.PARTS.items()}
+    with pytest.raises(LowbitError, match="layer 0 next"):
+        g.quantize_layer(1, mats)
+    qws = g.quantize_layer(0, mats)
+    assert {k: v.q.shape for k, v in qws.items()} == {k: m.shape for k, m in mats.items()}
+    n = calib.size
+    np.testing.assert_allclose(seen[(0, "qkv")], float_h[(0, "qkv")] * 2 / n, rtol=1e-6)
+    for name in ("o", "gate_up", "down"):
+        assert not np.allclose(seen[(0, name)], float_h[(0, name)] * 2 / n, rtol=1e-3), name

@@ -74,13 +74,17 @@ class KvOrderStats:
 
     def update(self, ref) -> None:
         """Folds in the KV cache of a reference decoder that has just run one sequence."""
-        half = self.cfg.head_dim // 2
         for i, (k, v) in enumerate(zip(ref.k_cache, ref.v_cache)):
-            k = k.astype(np.float64)
-            pair = np.sqrt(k * k + np.roll(k, half, axis=-1) ** 2)
-            self.mk[i] = np.maximum(self.mk[i], pair.max(axis=0))
-            self.mv[i] = np.maximum(self.mv[i], np.abs(v).max(axis=0))
-        self.rows += ref.k_cache[0].shape[0] if ref.k_cache else 0
+            self.update_layer(i, k, v)
+
+    def update_layer(self, layer: int, k: np.ndarray, v: np.ndarray) -> None:
+        """Folds in one sequence's post-RoPE keys and values [T, kv_heads, head_dim] of one layer."""
+        k = k.astype(np.float64)
+        pair = np.sqrt(k * k + np.roll(k, self.cfg.head_dim // 2, axis=-1) ** 2)
+        self.mk[layer] = np.maximum(self.mk[layer], pair.max(axis=0))
+        self.mv[layer] = np.maximum(self.mv[layer], np.abs(v).max(axis=0))
+        if layer == 0:
+            self.rows += k.shape[0]
 
     def order(self) -> np.ndarray:
         """int32 [layers, kv_heads, 2, head_dim]: the key order, then the value order."""

@@ -105,12 +105,10 @@ def export_hf(model_dir, out, *, scheme: str = "w4a8-g32", calib=None, embed: st
                 "gate_up": _fused(ck, i, ("w_gate", "w_up")),
                 "down": ck.get(p + "w_down"),
             }
+            qws = gptq.quantize_layer(i, mats) if gptq is not None else {}
             for name, mat in mats.items():
-                if gptq is not None:
-                    qw = gptq.quantize(i, name, mat)
-                    linear_info[p + name] = Q.write_linear(w, p + name, mat, layer_scheme[:-5], qweight=qw)
-                else:
-                    linear_info[p + name] = Q.write_linear(w, p + name, mat, layer_scheme)
+                linear_info[p + name] = Q.write_linear(w, p + name, mat, layer_scheme.removesuffix("-gptq"),
+                                                       qweight=qws.get(name))
             if cfg.qkv_bias:
                 w.add_tensor(p + "qkv.bias", _fused(ck, i, ("bq", "bk", "bv")))
             if cfg.o_bias:

@@ -97,41 +97,83 @@ def dequantized(w: np.ndarray, scheme: str) -> np.ndarray:
     return quantize_linear(w, scheme).dequantize()
 
 
+class _Captured(Exception):
+    """Ends a layer's forward once the linear being calibrated has seen its input."""
+
+
 class GptqContext:
-    """GPTQ for the ``-gptq`` schemes: runs the float model (numpy reference decoder) on the
-    calibration tokens once, collecting each fused linear's input Hessian X^T X, then quantizes
-    each matrix with ``lowbit.quant``'s GPTQ. (Hessians come from the float model, not from the
-    already-quantized earlier layers: one pass, a common simplification.)
+    """GPTQ for the ``-gptq`` schemes, sequential as in the GPTQ paper: each linear's Hessian 2/n X^T X
+    comes from the calibration sequences run through the model with every linear before it already
+    quantized (earlier layers, and within a layer qkv -> o -> gate_up -> down), so each layer also
+    corrects the error of the ones before. ``quantize_layer`` must be called for layers 0, 1, ... in
+    order; the float reference decoder's ``layer_forward`` runs the layers.
 
     calib: anything ``lowbit.llm.calib.calib_sequences`` reads (token ids, texts, a file).
-    kv: a ``KvOrderStats`` that the same pass fills (the bfp KV cache's channel orders).
+    kv: a ``KvOrderStats`` filled from the same run (the bfp KV cache's channel orders).
     """
 
+    # fused linear -> (lowbit names of its parts in row order)
+    PARTS = {"qkv": ("wq", "wk", "wv"), "o": ("wo",), "gate_up": ("w_gate", "w_up"), "down": ("w_down",)}
+
     def __init__(self, ck, calib, scheme: str = "w4a8-g32-gptq", kv=None):
-        from lowbit.llm.calib import calib_sequences, run_reference
+        from lowbit.llm.calib import calib_sequences
 
         if calib is None:
             raise LowbitError(f"{scheme} needs calibration data: calib=[token id lists] or a list of texts")
         seqs = calib_sequences(ck, calib)
         self.fmt, self.group = scheme_params(scheme)
-        self.hess = {}
-        counts = {}
+        self.cfg, self.kv = ck.cfg, kv
+        self.w = {k: np.asarray(v, dtype=np.float32) for k, v in ck.load_all().items()}
+        self.inv_freq = self.cfg.inv_freq()
+        self.xs = [self.w["embed"][s] for s in seqs]  # each sequence's input to the next layer
+        self.next_layer = 0
 
-        def capture(layer, name, x):
-            x = np.asarray(x, np.float64)
-            key = (layer, name)
-            self.hess[key] = self.hess.get(key, 0.0) + x.T @ x
-            counts[key] = counts.get(key, 0) + x.shape[0]
+    def _forward(self, w, i, x, capture=None):
+        from lowbit.llm.reference import layer_forward
 
-        run_reference(ck, seqs, capture=capture, kv=kv)
-        for key in self.hess:
-            self.hess[key] *= 2.0 / max(1, counts[key])
+        empty = np.zeros((0, self.cfg.num_kv_heads, self.cfg.head_dim), np.float32)
+        return layer_forward(self.cfg, w, i, x, np.arange(x.shape[0]), self.inv_freq, empty, empty, capture)
 
-    def quantize(self, layer: int, name: str, w: np.ndarray) -> QuantWeight:
+    def _hessian(self, w, i: int, name: str) -> np.ndarray:
+        acc = {"h": 0.0, "n": 0}
+
+        def capture(layer, what, x):
+            if what == name:
+                x = np.asarray(x, np.float64)
+                acc["h"] = acc["h"] + x.T @ x
+                acc["n"] += x.shape[0]
+                raise _Captured
+
+        for x in self.xs:
+            try:
+                self._forward(w, i, x, capture)
+            except _Captured:
+                pass
+        return acc["h"] * (2.0 / max(1, acc["n"]))
+
+    def quantize_layer(self, i: int, mats) -> dict:
+        """GPTQ-quantized weights of layer ``i``'s fused linears ``mats`` ({"qkv", "o", "gate_up", "down"}:
+        float [N, K]); then moves the calibration sequences past the quantized layer."""
         from lowbit.quant.gptq import gptq_quantize
 
-        qw = gptq_quantize(w, self.hess[(layer, name)], self.fmt, self.group)
-        if qw.outliers is not None:
-            raise LowbitError("GPTQ returned sparse outliers, which LLM packages do not store")
-        qw.layout = "nk"
-        return qw
+        if i != self.next_layer:
+            raise LowbitError(f"GPTQ is sequential: layer {self.next_layer} next, not {i}")
+        w = dict(self.w)  # layer i's linears replaced by their dequantized weights as they are quantized
+        out = {}
+        for name in ("qkv", "o", "gate_up", "down"):
+            qw = gptq_quantize(mats[name], self._hessian(w, i, name), self.fmt, self.group)
+            if qw.outliers is not None:
+                raise LowbitError("GPTQ returned sparse outliers, which LLM packages do not store")
+            qw.layout = "nk"
+            out[name] = qw
+            deq, row = qw.dequantize(), 0
+            for part in self.PARTS[name]:
+                rows = self.w[f"layers.{i}.{part}"].shape[0]
+                w[f"layers.{i}.{part}"] = deq[row:row + rows]
+                row += rows
+        for s, x in enumerate(self.xs):
+            self.xs[s], k, v = self._forward(w, i, x)
+            if self.kv is not None:
+                self.kv.update_layer(i, k, v)
+        self.next_layer += 1
+        return out

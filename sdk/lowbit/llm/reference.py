@@ -53,50 +53,9 @@ class ReferenceDecoder:
             raise ValueError(f"sequence of {self.pos + t} tokens exceeds the context length {c.context_length}")
         pos = np.arange(self.pos, self.pos + t)
         x = w["embed"][tokens]
-        group = c.num_heads // c.num_kv_heads
         for i in range(c.num_layers):
-            p = f"layers.{i}."
-            h = rms_norm(x, w[p + "attn_norm"], c.rms_norm_eps)
-            if capture:
-                capture(i, "qkv", h)
-            q = h @ w[p + "wq"].T
-            k = h @ w[p + "wk"].T
-            v = h @ w[p + "wv"].T
-            if c.qkv_bias:
-                q, k, v = q + w[p + "bq"], k + w[p + "bk"], v + w[p + "bv"]
-            q = rope(q.reshape(t, c.num_heads, c.head_dim), pos, self.inv_freq, c.rope_attention_scale)
-            k = rope(k.reshape(t, c.num_kv_heads, c.head_dim), pos, self.inv_freq, c.rope_attention_scale)
-            v = v.reshape(t, c.num_kv_heads, c.head_dim)
-            self.k_cache[i] = np.concatenate([self.k_cache[i], k])
-            self.v_cache[i] = np.concatenate([self.v_cache[i], v])
-            kk, vv = self.k_cache[i], self.v_cache[i]
-            n = kk.shape[0]
-            kpos = np.arange(n)
-            mask = kpos[None, :] > pos[:, None]  # causal
-            if c.sliding_window:
-                mask |= kpos[None, :] <= pos[:, None] - c.sliding_window
-            out = np.empty((t, c.num_heads, c.head_dim), np.float32)
-            for hq in range(c.num_heads):
-                hk = hq // group
-                s = (q[:, hq, :] @ kk[:, hk, :].T) / np.sqrt(c.head_dim)
-                s = np.where(mask, -np.inf, s)
-                s = np.exp(s - s.max(axis=-1, keepdims=True))
-                s /= s.sum(axis=-1, keepdims=True)
-                out[:, hq, :] = s @ vv[:, hk, :]
-            if capture:
-                capture(i, "o", out.reshape(t, -1))
-            o = out.reshape(t, -1) @ w[p + "wo"].T
-            if c.o_bias:
-                o = o + w[p + "bo"]
-            x = x + o
-            h = rms_norm(x, w[p + "ffn_norm"], c.rms_norm_eps)
-            g = h @ w[p + "w_gate"].T
-            u = h @ w[p + "w_up"].T
-            act = (g / (1 + np.exp(-g))) * u
-            if capture:
-                capture(i, "gate_up", h)
-                capture(i, "down", act)
-            x = x + act @ w[p + "w_down"].T
+            x, self.k_cache[i], self.v_cache[i] = layer_forward(c, w, i, x, pos, self.inv_freq, self.k_cache[i],
+                                                                self.v_cache[i], capture)
         self.pos += t
         x = rms_norm(x, w["norm"], c.rms_norm_eps)
         head = w["embed"] if c.tie_word_embeddings else w["lm_head"]
@@ -112,3 +71,52 @@ class ReferenceDecoder:
                 break
             logits = self.forward([tok])[-1]
         return out
+
+
+def layer_forward(c: LlmConfig, w: Dict[str, np.ndarray], i: int, x: np.ndarray, pos: np.ndarray,
+                  inv_freq: np.ndarray, k_past: np.ndarray, v_past: np.ndarray, capture=None):
+    """Decoder layer ``i`` on rows ``x`` [T, hidden] at positions ``pos``, after the layer's cached keys /
+    values ``k_past`` / ``v_past`` [n, kv_heads, head_dim]. Returns (x out, keys, values) with the rows
+    appended. ``capture(layer, name, x)`` as in :meth:`ReferenceDecoder.forward`."""
+    t = x.shape[0]
+    group = c.num_heads // c.num_kv_heads
+    p = f"layers.{i}."
+    h = rms_norm(x, w[p + "attn_norm"], c.rms_norm_eps)
+    if capture:
+        capture(i, "qkv", h)
+    q = h @ w[p + "wq"].T
+    k = h @ w[p + "wk"].T
+    v = h @ w[p + "wv"].T
+    if c.qkv_bias:
+        q, k, v = q + w[p + "bq"], k + w[p + "bk"], v + w[p + "bv"]
+    q = rope(q.reshape(t, c.num_heads, c.head_dim), pos, inv_freq, c.rope_attention_scale)
+    k = rope(k.reshape(t, c.num_kv_heads, c.head_dim), pos, inv_freq, c.rope_attention_scale)
+    v = v.reshape(t, c.num_kv_heads, c.head_dim)
+    kk = np.concatenate([k_past, k])
+    vv = np.concatenate([v_past, v])
+    kpos = np.arange(kk.shape[0])
+    mask = kpos[None, :] > pos[:, None]  # causal
+    if c.sliding_window:
+        mask |= kpos[None, :] <= pos[:, None] - c.sliding_window
+    out = np.empty((t, c.num_heads, c.head_dim), np.float32)
+    for hq in range(c.num_heads):
+        hk = hq // group
+        s = (q[:, hq, :] @ kk[:, hk, :].T) / np.sqrt(c.head_dim)
+        s = np.where(mask, -np.inf, s)
+        s = np.exp(s - s.max(axis=-1, keepdims=True))
+        s /= s.sum(axis=-1, keepdims=True)
+        out[:, hq, :] = s @ vv[:, hk, :]
+    if capture:
+        capture(i, "o", out.reshape(t, -1))
+    o = out.reshape(t, -1) @ w[p + "wo"].T
+    if c.o_bias:
+        o = o + w[p + "bo"]
+    x = x + o
+    h = rms_norm(x, w[p + "ffn_norm"], c.rms_norm_eps)
+    g = h @ w[p + "w_gate"].T
+    u = h @ w[p + "w_up"].T
+    act = (g / (1 + np.exp(-g))) * u
+    if capture:
+        capture(i, "gate_up", h)
+        capture(i, "down", act)
+    return x + act @ w[p + "w_down"].T, kk, vv
