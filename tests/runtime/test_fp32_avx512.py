@@ -40,6 +40,16 @@ def _pw(x_shape, o, act=None, bias=True):
     return (*pw_conv_case(x_shape, o, act, bias), ("y",))
 
 
+def _pw_pair(x_shape, c2, o):
+    """1x1 (C -> c2) then 1x1 (c2 -> o) + Relu: the first output, read only by the second, stays blocked (NCHW8c)."""
+    c = x_shape[1]
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["a"], kernel_shape=[1, 1]),
+             helper.make_node("Conv", ["a", "w2", "b2"], ["c"], kernel_shape=[1, 1]),
+             helper.make_node("Relu", ["c"], ["y"])]
+    inits = {"w1": rand_w(c2, c, 1, 1), "b1": rand_w(c2, seed=2), "w2": rand_w(o, c2, 1, 1, seed=3), "b2": rand_w(o, seed=4)}
+    return nodes, [("x", x_shape)], inits, ("y",)
+
+
 # (graph, kernel the AVX-512 path must report)
 CASES = {
     # conv2d_pw_f32, 8-pixel tiles: 13x13 = 169 pixels (21 panels + 1 pixel), O = 40 (tiles 3 + 2), K = 300
@@ -57,6 +67,17 @@ CASES = {
     "pw7_1x7_k300_o24_hardswish": (_pw([1, 300, 1, 7], 24, "HardSwish"), "conv2d_pw_f32"),
     "pw7_3x7_k64_o8_nobias_batch2": (_pw([2, 64, 3, 7], 8, None, bias=False), "conv2d_pw_f32"),
     "chain_7x7_k5_e192": (_block([1, 32, 7, 7], 192, 5), "conv2d_pw_f32"),
+    # zmm 7-pixel tiles (session 15: O > K, an even number of 8-channel blocks; 6-block tiles, a remainder of 2
+    # split 4 + 4): O = 96 (6 + 6) with one K block, 80 on 14x14 (6 + 4), 112 with K = 104 (6 + 4 + 4),
+    # 60 (8 blocks, the last partial: 4 + 4) with K = 9, 208 with two K blocks (6 x 3 + 4 + 4), 16 (one 2-block
+    # tile) on a 1x7 batch of 2 without bias; a blocked input (a projection read only by an expansion)
+    "pwz_7x7_k40_o96_clip": (_pw([1, 40, 7, 7], 96, "Clip"), "conv2d_pw_f32"),
+    "pwz_14x14_k24_o80_relu": (_pw([1, 24, 14, 14], 80, "Relu"), "conv2d_pw_f32"),
+    "pwz_7x7_k104_o112_hardswish": (_pw([1, 104, 7, 7], 112, "HardSwish"), "conv2d_pw_f32"),
+    "pwz_7x7_k9_o60_sigmoid": (_pw([1, 9, 7, 7], 60, "Sigmoid"), "conv2d_pw_f32"),
+    "pwz_7x7_k200_o208_hardsigmoid": (_pw([1, 200, 7, 7], 208, "HardSigmoid"), "conv2d_pw_f32"),
+    "pwz_1x7_k12_o16_nobias_batch2": (_pw([2, 12, 1, 7], 16, None, bias=False), "conv2d_pw_f32"),
+    "pwz_7x7_blocked_in_k16_o96": (_pw_pair([1, 64, 7, 7], 16, 96), "conv2d_pw_f32"),
     # channel-blocked depthwise rows with a blocked output (session 11): tiles of 14 outputs (OW = 20: a
     # last tile overlapping the first; OW = 28, 14) or 7 (OW = 10: overlapping; OW = 7), 3x3 / 5x5,
     # stride 1 / 2, a 40x40 NCHW input (expand over 784 pixels) into a blocked output, every activation

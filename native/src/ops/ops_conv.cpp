@@ -1444,8 +1444,21 @@ PwGeom pw_geom(const OpParams& p) {
 }
 
 // Channel tile t of nb 8-channel blocks: 3 blocks each; a remainder of 2 is one tile of 2, a
-// remainder of 1 turns the last 3 + 1 into 2 + 2 (only nb = 1 runs a 1-block tile).
-inline void pw_tile_blocks(int64_t nb, int64_t t, int64_t* blk0, int64_t* nblk) {
+// remainder of 1 turns the last 3 + 1 into 2 + 2 (only nb = 1 runs a 1-block tile). tb = 6 (the zmm
+// tiles, nb even): 6 blocks each, a remainder of 2 turns the last 6 + 2 into 4 + 4.
+inline int64_t pw_tiles(int64_t nb, int tb) { return nb / tb + (nb % tb != 0); }
+inline void pw_tile_blocks(int64_t nb, int64_t t, int64_t* blk0, int64_t* nblk, int tb = 3) {
+  if (tb == 6) {
+    const int64_t a = nb / 6;
+    if (nb % 6 == 2 && a > 0 && t >= a - 1) {
+      *blk0 = (a - 1) * 6 + (t - (a - 1)) * 4;
+      *nblk = 4;
+      return;
+    }
+    *blk0 = t * 6;
+    *nblk = std::min<int64_t>(6, nb - t * 6);
+    return;
+  }
   const int64_t a = nb / 3, r = nb % 3;
   if (r == 1 && a > 0 && t >= a - 1) {
     *blk0 = (a - 1) * 3 + (t - (a - 1)) * 2;
@@ -1456,8 +1469,8 @@ inline void pw_tile_blocks(int64_t nb, int64_t t, int64_t* blk0, int64_t* nblk) 
   *nblk = std::min<int64_t>(3, nb - t * 3);
 }
 
-// Shared: the packed panels; per thread: the tile's bias [32] and the chunk's partial sums [pc][96] (one
-// tile's when K is one block).
+// Shared: the packed panels; per thread: the tile's bias [48] and the chunk's partial sums [pc][J * 8 * tb]
+// (one tile's when K is one block).
 template <int J>
 PwGeom pw_geom_j(const OpParams& p);
 size_t pw_panels_bytes(const OpParams& p) {
@@ -1468,8 +1481,8 @@ size_t pw_panels_bytes(const OpParams& p) {
 size_t pw_thread_bytes(const OpParams& p) {
   const bool kb = p.i[kC] > kPwKb;  // partial sums of a chunk's panels, or of one tile
   const size_t a4 = size_t(kb ? pw_geom(p).pc : 1) * 96, a8 = size_t(kb ? pw_geom_j<8>(p).pc : 1) * 192,
-               a7 = size_t(kb ? pw_geom_j<7>(p).pc : 1) * 168;
-  return (32 + std::max({a4, a8, a7})) * sizeof(float) + 64;
+               a7 = size_t(kb ? pw_geom_j<7>(p).pc : 1) * 336;  // 7 pixels x 48 channels (zmm tiles)
+  return (48 + std::max({a4, a8, a7})) * sizeof(float) + 64;
 }
 // The AVX-512 tiles' geometry: panels of J = 8 (session 10) or 7 (session 11) pixels, ~128 KB of them
 // per chunk.
@@ -1620,7 +1633,7 @@ using PwFn = void (*)(const float*, int64_t, int64_t, const float*, const float*
                       int64_t, int64_t, int64_t, float, float);
 
 // The tile driver of conv2d_pw_f32 on x86, for J-pixel tiles (fns: the tile functions by [number of blocks]).
-template <int J>
+template <int J, int TB = 3>
 void conv_pw_drive(OpCtx& c, const float* x, const float* w, const float* b, float* y, const PwFn* fns,
                    const PwGeom& g, const char* isa) {
   const OpParams& p = *c.p;
@@ -1637,17 +1650,17 @@ void conv_pw_drive(OpCtx& c, const float* x, const float* w, const float* b, flo
     float* yn = y + n * O * P;
     if (!xbl)  // a blocked input is read in place
       for_ranges(c, g.np, K * J, [&](int, int64_t t0, int64_t t1) { pw_pack_panels<J>(xn, K, P, t0, t1, xp); });
-    for_ranges(c, g.chunks * g.tiles, g.pc * J * 24 * K, [&](int tid, int64_t i0, int64_t i1) {
+    for_ranges(c, g.chunks * g.tiles, g.pc * J * 8 * TB * K, [&](int tid, int64_t i0, int64_t i1) {
       float* bias8 = reinterpret_cast<float*>(per_thread + size_t(tid) * per);
-      float* acc_buf = bias8 + 32;
+      float* acc_buf = bias8 + 48;
       for (int64_t it = i0; it < i1; ++it) {
         const int64_t chunk = it / g.tiles, t = it % g.tiles;
         int64_t blk0, nblk;
-        pw_tile_blocks(g.nb, t, &blk0, &nblk);
+        pw_tile_blocks(g.nb, t, &blk0, &nblk, TB);
         const int64_t o0 = blk0 * 8, nc = std::min<int64_t>(nblk * 8, O - o0);
         for (int64_t j = 0; j < nblk * 8; ++j) bias8[j] = b && o0 + j < O ? b[o0 + j] : 0.f;
         const float* wt = w + blk0 * K * 8;
-        // K in blocks of kPwKb: the blocks' weights (<= 12 KB) stay in L1 over the chunk's panels
+        // K in blocks of kPwKb: the blocks' weights (<= 12 KB; 24 KB for TB = 6) stay in L1 over the chunk's panels
         const int64_t q0 = chunk * g.pc, q1 = std::min(g.np, q0 + g.pc);
         for (int64_t k0 = 0; k0 < K; k0 += kPwKb) {
           const int64_t kc = std::min(kPwKb, K - k0);
@@ -1661,7 +1674,7 @@ void conv_pw_drive(OpCtx& c, const float* x, const float* w, const float* b, flo
             nw = wt + (k0 + kPwKb) * 8, nkc = std::min(kPwKb, K - k0 - kPwKb), nnb = nblk;
           } else if (it + 1 < i1) {
             int64_t b1;
-            pw_tile_blocks(g.nb, (it + 1) % g.tiles, &b1, &nnb);
+            pw_tile_blocks(g.nb, (it + 1) % g.tiles, &b1, &nnb, TB);
             nw = w + b1 * K * 8, nkc = std::min(kPwKb, K);
           }
           const int64_t lines = nkc / 2, nq = q1 - q0;  // 64-byte lines per block's K block
@@ -1671,7 +1684,7 @@ void conv_pw_drive(OpCtx& c, const float* x, const float* w, const float* b, flo
                 for (int64_t ob = 0; ob < nnb; ++ob)
                   _mm_prefetch(reinterpret_cast<const char*>(nw + ob * K * 8 + l * 16), _MM_HINT_T0);
             fns[nblk](wt + k0 * 8, K * 8, kc, xbl ? xn + k0 * P + q * J * 8 : xp + (q * K + k0) * J, bias8,
-                      acc_buf + (K > kPwKb ? q - q0 : 0) * 24 * J, k0 == 0, k0 + kc >= K,
+                      acc_buf + (K > kPwKb ? q - q0 : 0) * 8 * TB * J, k0 == 0, k0 + kc >= K,
                       yn + o0 * P + q * (ybl ? J * 8 : J), P, nc, std::min<int64_t>(J, P - q * J), act, lo, hi);
           }
         }
@@ -1704,11 +1717,69 @@ LB_Z512 __attribute__((noinline)) void pw_accumulate512(const float* wb, int64_t
   pw_accumulate_body<OB, XB, J>(wb, ldw, kc, xp, bias8, first, acc_buf, P, nj);  // EVEX: 32 registers
 }
 
-template <int OB, bool XB, bool YB, int J = 8>
+// zmm tiles (session 15): OB2 vectors of 16 channels (8-channel blocks 2 ob and 2 ob + 1 of wb, joined by
+// an insert) x J pixels, sums parked in acc_buf as [OB2][J][16]. Per k OB2 x 2 weight loads and J
+// broadcasts for J * OB2 zmm FMAs (Zen 4: half the instructions per FMA of the ymm tiles). Same
+// per-element order (bias, then k in order): bitwise equal.
+template <int OB2, bool XB, int J>
+LB_Z512 __attribute__((noinline)) void pw_accumulate_z(const float* wb, int64_t ldw, int64_t kc, const float* xp,
+                                                       const float* bias8, bool first, float* acc_buf, int64_t P,
+                                                       int64_t nj) {
+  __m512 acc[OB2][J];
+#pragma GCC unroll 3
+  for (int ob = 0; ob < OB2; ++ob)
+#pragma GCC unroll 8
+    for (int j = 0; j < J; ++j)
+      acc[ob][j] = first ? _mm512_loadu_ps(bias8 + ob * 16) : _mm512_loadu_ps(acc_buf + (ob * J + j) * 16);
+  auto wload = [&](int ob, int64_t k) LB_Z512 {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(wb + 2 * ob * ldw + k * 8)),
+                              _mm256_loadu_ps(wb + (2 * ob + 1) * ldw + k * 8), 1);
+  };
+  if constexpr (XB) {
+    int64_t jo[J];
+    for (int j = 0; j < J; ++j) jo[j] = std::min<int64_t>(j, nj - 1) * 8;
+    for (int64_t k8 = 0; k8 < kc; k8 += 8) {
+      const float* xk = xp + k8 * P;
+#pragma GCC unroll 8
+      for (int kk = 0; kk < 8; ++kk) {
+        __m512 wv[OB2];
+#pragma GCC unroll 3
+        for (int ob = 0; ob < OB2; ++ob) wv[ob] = wload(ob, k8 + kk);
+#pragma GCC unroll 8
+        for (int j = 0; j < J; ++j) {
+          const __m512 xv = _mm512_set1_ps(xk[jo[j] + kk]);
+#pragma GCC unroll 3
+          for (int ob = 0; ob < OB2; ++ob) acc[ob][j] = _mm512_fmadd_ps(wv[ob], xv, acc[ob][j]);
+        }
+      }
+    }
+  } else {
+    for (int64_t k = 0; k < kc; ++k) {
+      __m512 wv[OB2];
+#pragma GCC unroll 3
+      for (int ob = 0; ob < OB2; ++ob) wv[ob] = wload(ob, k);
+#pragma GCC unroll 8
+      for (int j = 0; j < J; ++j) {
+        const __m512 xv = _mm512_set1_ps(xp[k * J + j]);
+#pragma GCC unroll 3
+        for (int ob = 0; ob < OB2; ++ob) acc[ob][j] = _mm512_fmadd_ps(wv[ob], xv, acc[ob][j]);
+      }
+    }
+  }
+#pragma GCC unroll 3
+  for (int ob = 0; ob < OB2; ++ob)
+#pragma GCC unroll 8
+    for (int j = 0; j < J; ++j) _mm512_storeu_ps(acc_buf + (ob * J + j) * 16, acc[ob][j]);
+}
+
+template <int OB, bool XB, bool YB, int J = 8, bool Z = false>
 LB_Z512 void pw_tile512(const float* wb, int64_t ldw, int64_t kc, const float* xp, const float* bias8, float* acc_buf,
                         bool first, bool last, float* y, int64_t P, int64_t nc, int64_t nj, int64_t act, float lo,
                         float hi) {
-  pw_accumulate512<OB, XB, J>(wb, ldw, kc, xp, bias8, first, acc_buf, P, nj);
+  if constexpr (Z)
+    pw_accumulate_z<OB / 2, XB, J>(wb, ldw, kc, xp, bias8, first, acc_buf, P, nj);
+  else
+    pw_accumulate512<OB, XB, J>(wb, ldw, kc, xp, bias8, first, acc_buf, P, nj);
   if (!last) return;
   const __mmask8 m = __mmask8((1u << nj) - 1);
   for (int64_t ob = 0; ob < OB; ++ob) {
@@ -1718,7 +1789,7 @@ LB_Z512 void pw_tile512(const float* wb, int64_t ldw, int64_t kc, const float* x
     a[7] = _mm256_setzero_ps();  // J = 7: the transpose's eighth pixel (not stored)
 #pragma GCC unroll 8
     for (int j = 0; j < J; ++j) {
-      a[j] = _mm256_loadu_ps(acc_buf + (ob * J + j) * 8);
+      a[j] = _mm256_loadu_ps(acc_buf + (Z ? ((ob / 2) * J + j) * 16 + (ob % 2) * 8 : (ob * J + j) * 8));
       if (act != ACT_NONE && act != ACT_SIGMOID) a[j] = vmath::act8(a[j], act, lo, hi);
     }
     if constexpr (YB) {
@@ -1755,6 +1826,24 @@ void conv_pw_run_avx512(OpCtx& c, const float* x, const float* w, const float* b
        {nullptr, pw_tile512<1, true, true>, pw_tile512<2, true, true>, pw_tile512<3, true, true>}}};
   const OpParams& p = *c.p;
   conv_pw_drive<8>(c, x, w, b, y, kFns[p.i[kXb] != 0][p.i[kYb] != 0], pw_geom_j<8>(p), "avx512vnni");
+}
+// Session 15: the 7-pixel maps' expansions (O > K, an even number of 8-channel blocks) run zmm tiles of
+// up to 48 channels (pw_accumulate_z): half the instructions per FMA, which the ymm tiles spend on
+// loads and broadcasts. In EfficientNet (1 thread, in-network per-op medians, the two tiles alternating
+// run by run in one process, load ~6): 192 -> 1152 on 7x7 240-248 -> 224-228 us, 320 -> 1280 422-428 ->
+// 410-413, 80 -> 480 / 112 -> 672 on 14x14 -2 / -3 us; the projections (K > O: 1152 -> 192, 672 -> 112,
+// 480 -> 80 / 112) were 1-5 % slower with them (6 blocks x 128 k = 24 KB of weights per unit with the
+// next unit prefetched into L1 over the chunk's 25 KB of panels): they keep the ymm tiles.
+bool pw_z_fits(const OpParams& p) { return pw_geom(p).nb % 2 == 0 && p.i[kO] > p.i[kC]; }
+void conv_pw_run_avx512_j7z(OpCtx& c, const float* x, const float* w, const float* b, float* y) {
+#define LB_PWZ(XB, YB) {nullptr, nullptr, pw_tile512<2, XB, YB, 7, true>, nullptr, pw_tile512<4, XB, YB, 7, true>, nullptr, \
+                        pw_tile512<6, XB, YB, 7, true>}
+  static const PwFn kFns[2][2][7] = {{LB_PWZ(false, false), LB_PWZ(false, true)}, {LB_PWZ(true, false), LB_PWZ(true, true)}};
+#undef LB_PWZ
+  const OpParams& p = *c.p;
+  PwGeom g = pw_geom_j<7>(p);
+  g.tiles = pw_tiles(g.nb, 6);
+  conv_pw_drive<7, 6>(c, x, w, b, y, kFns[p.i[kXb] != 0][p.i[kYb] != 0], g, "avx512vnni");
 }
 void conv_pw_run_avx512_j7(OpCtx& c, const float* x, const float* w, const float* b, float* y) {
   static const PwFn kFns[2][2][4] = {
@@ -1848,7 +1937,10 @@ void conv_pw_run(OpCtx& c) {
   float* y = c.out[0]->f32();
 #if defined(__x86_64__)
   if (use_avx512() && pw7_fits(*c.p)) {
-    conv_pw_run_avx512_j7(c, x, w, b, y);
+    if (pw_z_fits(*c.p))
+      conv_pw_run_avx512_j7z(c, x, w, b, y);
+    else
+      conv_pw_run_avx512_j7(c, x, w, b, y);
     return;
   }
   if (use_avx512() && c.p->i[kH] * c.p->i[kW] >= kPw512MinP && c.p->i[kC] > kPwKb) {
