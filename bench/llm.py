@@ -157,7 +157,8 @@ def gguf_bytes_per_token(path: Path) -> int:
 
 
 class LlamaCppEngine:
-    """llama.cpp through llama-cpp-python: prefill the prompt in one batch, then greedy decode."""
+    """llama.cpp through llama-cpp-python: prefill the prompt in one batch, then greedy decode with
+    llama.cpp's own greedy sampler (as lowbit's loop uses lowbit's: no per-token numpy work on either side)."""
 
     name = "llama.cpp"
 
@@ -167,6 +168,13 @@ class LlamaCppEngine:
         self.llm = Llama(model_path=str(path), n_ctx=prompt_tokens + gen_tokens + 8, n_batch=prompt_tokens,
                          n_ubatch=prompt_tokens, n_threads=threads, n_threads_batch=threads, verbose=False)
         self.n_vocab = self.llm.n_vocab()
+        import llama_cpp
+
+        self._greedy = None
+        if hasattr(llama_cpp, "llama_sampler_init_greedy"):
+            smpl = llama_cpp.llama_sampler_init_greedy()
+            ctx = self.llm._ctx.ctx
+            self._greedy = lambda: int(llama_cpp.llama_sampler_sample(smpl, ctx, -1))
 
     def last_logits(self) -> np.ndarray:  # logits_all=False keeps the last evaluated token's row only
         return np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.n_vocab,))
@@ -181,13 +189,13 @@ class LlamaCppEngine:
         tok = int(np.argmax(first))
         for _ in range(gen_tokens):
             llm.eval([tok])
-            tok = int(np.argmax(self.last_logits()))
+            tok = self._greedy() if self._greedy else int(np.argmax(self.last_logits()))
         t2 = time.perf_counter()
         return len(prompt) / (t1 - t0), gen_tokens / (t2 - t1), first
 
 
 class LowbitEngine:
-    """lowbit's LlmSession, driven the same way (numpy argmax on the returned logits)."""
+    """lowbit's LlmSession, driven the same way (greedy decode steps: the runtime's own argmax)."""
 
     name = "lowbit"
 
@@ -211,9 +219,8 @@ class LowbitEngine:
         tok = int(np.argmax(first))
         for _ in range(gen_tokens):
             a = time.perf_counter()
-            lg = s.decode(tok)
+            tok = s.decode_greedy(tok)
             self.token_s.append(time.perf_counter() - a)
-            tok = int(np.argmax(lg))
         t2 = time.perf_counter()
         return len(prompt) / (t1 - t0), gen_tokens / (t2 - t1), first
 
@@ -280,7 +287,7 @@ def paired_roofline(engine, prompt, gen_tokens: int, threads: int) -> dict:
         probe = s.read_bandwidth(1)
         c1 = time.thread_time()
         t0 = time.perf_counter()
-        tok = int(np.argmax(s.decode(tok)))
+        tok = s.decode_greedy(tok)
         dt = time.perf_counter() - t0
         c2 = time.thread_time()
         ratios.append(nb / dt / 1e9 / probe)
@@ -309,7 +316,7 @@ def gemv_efficiency(engine, prompt, gen_tokens: int, rounds: int = 3) -> dict:
         tok = int(np.argmax(s.prefill(np.asarray(prompt, np.int32))))
         s.profile(True)
         for _ in range(gen_tokens):
-            tok = int(np.argmax(s.decode(tok)))
+            tok = s.decode_greedy(tok)
         rows = summarize(s.profile_events(), "decode", gen_tokens)
         s.profile(False)
         lin = [r for r in rows if r["gbps"]]

@@ -93,6 +93,23 @@ class LlmRuntime {
     lbpy::check(st);
     return logits;
   }
+  /// decode + the runtime's greedy sampler in one call: the logits stay in a buffer this object reuses
+  /// (hot in cache for the argmax) and no array goes back to Python. What an app's greedy loop costs.
+  int32_t decode_greedy(int32_t token) {
+    logits_.resize(size_t(info_.vocab_size));
+    lb_llm_sampling greedy;
+    lb_llm_sampling_default(&greedy);
+    greedy.temperature = 0.f;
+    int32_t tok = -1;
+    lb_status st;
+    {
+      py::gil_scoped_release rel;
+      st = lb_llm_decode(h_, token, logits_.data());
+      if (st == LB_OK) st = lb_llm_sample(h_, logits_.data(), &greedy, nullptr, 0, &tok);
+    }
+    lbpy::check(st);
+    return tok;
+  }
   int32_t sample(F32Array logits, float temperature, int top_k, float top_p, float rep, I32Array history) {
     if (logits.size() != info_.vocab_size) throw py::value_error("sample: logits must have vocab_size entries");
     lb_llm_sampling s{temperature, top_k, top_p, rep, 0};
@@ -181,6 +198,7 @@ class LlmRuntime {
  private:
   lb_llm_t h_ = nullptr;
   lb_llm_info info_{};
+  std::vector<float> logits_;  // decode_greedy's logits
 };
 
 void bind_llm(py::module_& m) {
@@ -196,6 +214,7 @@ void bind_llm(py::module_& m) {
       .def("prefill", &LlmRuntime::prefill, py::arg("tokens"))
       .def("eval_all", &LlmRuntime::eval_all, py::arg("tokens"))
       .def("decode", &LlmRuntime::decode, py::arg("token"))
+      .def("decode_greedy", &LlmRuntime::decode_greedy, py::arg("token"))
       .def("sample", &LlmRuntime::sample, py::arg("logits"), py::arg("temperature") = 0.f, py::arg("top_k") = 0,
            py::arg("top_p") = 1.f, py::arg("repetition_penalty") = 1.f, py::arg("history") = I32Array(0))
       .def("generate", &LlmRuntime::generate, py::arg("prompt"), py::arg("max_new_tokens"),

@@ -85,6 +85,25 @@ def test_llm_sampling_seeded_and_constrained(sess):
         logits = sess.decode(t)
 
 
+def test_llm_decode_greedy_is_argmax_of_decode(sess):
+    """decode_greedy (decode + the native greedy sampler, what bench/llm.py times) = argmax of decode's logits."""
+    want = sess.generate(PROMPT, 16, stop=[])
+    sess.reset()
+    tok = int(np.argmax(sess.prefill(PROMPT)))
+    got = [tok]
+    for _ in range(15):
+        tok = sess.decode_greedy(tok)
+        got.append(tok)
+    assert got == want
+    sess.reset()
+    tok = int(np.argmax(sess.prefill(PROMPT)))
+    for t in want[1:]:
+        assert int(np.argmax(sess.decode(tok))) == t
+        tok = t
+    with pytest.raises(Exception, match="out of range|vocab"):
+        sess.decode_greedy(-1)
+
+
 def test_llm_repetition_penalty_changes_greedy_choice(sess):
     sess.reset()
     logits = sess.prefill(PROMPT)

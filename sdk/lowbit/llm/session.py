@@ -110,6 +110,11 @@ class LlmSession:
         """Appends one token; returns the logits [vocab] of the next position."""
         return self._call(self._rt.decode, int(token))
 
+    def decode_greedy(self, token: int) -> int:
+        """Appends one token; returns the next one by greedy sampling (the argmax, ties to the lowest id:
+        ``int(np.argmax(decode(token)))``), done natively with no logits array for Python."""
+        return self._call(self._rt.decode_greedy, int(token))
+
     def stats(self) -> Dict[str, float]:
         return self._rt.stats()
 
