@@ -1286,16 +1286,19 @@ void conv_stem_avx2(OpCtx& c, const float* x, const float* w, const float* b, fl
       float* yr = y + n * O * OHW + oy * OW;
       // [OW][og] -> og planes, 8 pixels x 8 channels at a time, one 8-channel block after the other:
       // each plane row is written in consecutive stores (A/B in EfficientNet, load 2.5-3: the stem's
-      // op time 459-725 us vs 536-780 with the pixel blocks outer, which touched all og planes per 8 pixels)
+      // op time 459-725 us vs 536-780 with the pixel blocks outer, which touched all og planes per 8 pixels).
+      // The sizes in locals: the (may-alias) vector stores made GCC reload the captured ones per store.
+      const int64_t ow = OW, ohw = OHW, ogl = og;
       for (int64_t ob = 0; ob < OB; ++ob) {
-        for (int64_t q0 = 0; q0 < OW; q0 += 8) {
-          const int64_t q = std::min(q0, OW - 8);
+        float* yb = yr + ob * 8 * ohw;
+        for (int64_t q0 = 0; q0 < ow; q0 += 8) {
+          const int64_t q = std::min(q0, ow - 8);
           __m256 v[8];
 #pragma GCC unroll 8
-          for (int u = 0; u < 8; ++u) v[u] = _mm256_loadu_ps(rb + (q + u) * og + ob * 8);
+          for (int u = 0; u < 8; ++u) v[u] = _mm256_loadu_ps(rb + (q + u) * ogl + ob * 8);
           transpose8x8_ps(v);
 #pragma GCC unroll 8
-          for (int u = 0; u < 8; ++u) _mm256_storeu_ps(yr + (ob * 8 + u) * OHW + q, v[u]);
+          for (int u = 0; u < 8; ++u) _mm256_storeu_ps(yb + u * ohw + q, v[u]);
         }
       }
     }
