@@ -5,13 +5,18 @@ even number of chunks of ~8 panels (MiniLM's M = 128 GEMMs: 12 chunks of 8 for N
 tile height never changes a sum (k in order): rows computed by 4-row tiles equal the same rows computed
 by 6-row tiles, bit for bit. Shapes: M = 128 (20 x 6 + 4 + 4), 127 (+ 4 + 3), 14
 (6 + 4 + 4); K = 1536 (four K blocks); N = 1536, 1000 (an edge panel), 384; weights in panels (A with >=
-16 rows) and packed per run (M < 16, and Gemm with transB)."""
+16 rows) and packed per run (M < 16, and Gemm with transB). Session 15: the AVX-512 kernel of a full panel
+(kern_avx512, one zmm per row) does the AVX2 kernel's fused multiply-adds in the same order: each case under
+LOWBIT_ISA=avx512vnni (which must report it) and avx2, 1 and 2 threads, bitwise equal; plus M = 100, K =
+777, N = 40 (two full panels and an 8-column one) and M = 9, K = 33, N = 17 (one full panel and a 1-column
+edge), each followed by an activation op. (The in-register activations are covered by the conv tests that
+compare the ISA paths: the fused pw / dw convs call this GEMM with theirs.)"""
 
 import numpy as np
 import pytest
 
 import lowbit
-from runtime_helpers import assert_rel_close, fp32_graph_case, rand_w
+from runtime_helpers import assert_rel_close, fp32_graph_case, rand_w, run_isa_path
 
 onnx = pytest.importorskip("onnx")
 from onnx import helper  # noqa: E402
@@ -29,6 +34,12 @@ CASES = {
     "m128_k1536_n384": _matmul(128, 1536, 384),
     "m127_k96_n1000": _matmul(127, 96, 1000),
     "m14_k200_n1000": _matmul(14, 200, 1000),
+    "m100_k777_n40_relu": (_matmul(100, 777, 40)[0][:1] + [helper.make_node("Add", ["t", "b"], ["u"]),
+                                                           helper.make_node("Relu", ["u"], ["y"])],
+                           [("x", [100, 777])], _matmul(100, 777, 40)[2]),
+    "m9_k33_n17_sigmoid": (_matmul(9, 33, 17)[0][:1] + [helper.make_node("Add", ["t", "b"], ["u"]),
+                                                        helper.make_node("Sigmoid", ["u"], ["y"])],
+                           [("x", [9, 33])], _matmul(9, 33, 17)[2]),
     "gemm_transb_m128": ([helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)],
                          [("x", [128, 203])], {"w": rand_w(517, 203, seed=6), "b": rand_w(517, seed=7)}),
 }
@@ -56,3 +67,15 @@ def test_gemm_tile_height_keeps_sums(tmp_path):
         out[m] = lowbit.load(pkg, threads=2).run({"x": x[rows]})["y"]
     assert np.array_equal(out[128][:126], out[126])
     assert np.array_equal(out[128][122:], out[6])
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_gemm_avx512_panel_kernel_bitwise_avx2(tmp_path, name):
+    if "avx512vnni" not in lowbit.native().isa_usable():
+        pytest.skip("this CPU has no AVX-512 VNNI path")
+    pkg, feeds, ref = fp32_graph_case(tmp_path, name, *CASES[name])
+    runs = {(isa, t): run_isa_path(pkg, feeds, tmp_path, isa, t) for isa in ("avx512vnni", "avx2") for t in (1, 2)}
+    assert_rel_close(runs["avx512vnni", 1][0]["y"], ref["y"], RTOL, name)
+    for key, (out, isas) in runs.items():
+        assert [i for i in isas if i.startswith("matmul_f32:")] == ["matmul_f32:" + key[0]], f"{name} {key}: {isas}"
+        assert np.array_equal(out["y"], runs["avx512vnni", 1][0]["y"]), f"{name} {key}: differs from avx512vnni / 1"

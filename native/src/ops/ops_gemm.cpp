@@ -1,5 +1,6 @@
 // Single-precision GEMM for Conv (im2col / 1x1), MatMul and Gemm: B is packed per thread into
-// K x 16 panels, and a 6x16 register tile (AVX2+FMA, or a portable version) runs over all rows.
+// K x 16 panels, and a 6x16 register tile (AVX2+FMA, one zmm per row on the AVX-512 path, or a
+// portable version) runs over all rows.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -169,9 +170,50 @@ __attribute__((target("avx2,fma"))) void kern_avx2(const GemmArgs& g, const floa
     for (int r = 0; r < R; ++r) apply_act(g.C + (m0 + r) * g.ldc + n0, nr, g.act, g.lo, g.hi);
 }
 
+// kern_avx2 on a full 16-column panel with AVX-512 (session 15): one zmm accumulator per row, which
+// Zen 4 runs as two 256-bit halves (the same FMAs in half the instructions: 1 load + R broadcasts + R
+// FMAs per k instead of 2 + R + 2R). Each lane does kern_avx2's fused multiply-adds in the same order
+// (bias, then k in order; a K block's partial sum goes through C), so the results are the same bits.
+template <int R>
+__attribute__((target("avx2,fma,avx512f,avx512dq"))) void kern_avx512(const GemmArgs& g, const float* A,
+                                                                     const float* panel, int64_t kc, int64_t m0,
+                                                                     int64_t n0, int64_t nr, bool first, bool last,
+                                                                     const float* colbias) {
+  __m512 c[R];
+  if (first) {
+    const __m512 cb = g.bias_mode == 2 ? _mm512_loadu_ps(colbias) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) c[r] = g.bias_mode == 1 ? _mm512_set1_ps(g.bias[m0 + r]) : cb;
+  } else {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) c[r] = _mm512_loadu_ps(g.C + (m0 + r) * g.ldc + n0);
+  }
+  const int64_t lda = g.lda;
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b = _mm512_loadu_ps(panel + k * NR);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) c[r] = _mm512_fmadd_ps(_mm512_set1_ps(A[r * lda + k]), b, c[r]);
+  }
+  const bool act_in_reg = last && g.act != ACT_NONE && g.act != ACT_SIGMOID;
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    float* cr = g.C + (m0 + r) * g.ldc + n0;
+    if (act_in_reg) {  // vmath's 8-lane activation on each half
+      _mm256_storeu_ps(cr, vmath::act8(_mm512_castps512_ps256(c[r]), g.act, g.lo, g.hi));
+      _mm256_storeu_ps(cr + 8, vmath::act8(_mm512_extractf32x8_ps(c[r], 1), g.act, g.lo, g.hi));
+    } else {
+      _mm512_storeu_ps(cr, c[r]);
+    }
+  }
+  if (last && g.act == ACT_SIGMOID)
+    for (int r = 0; r < R; ++r) apply_act(g.C + (m0 + r) * g.ldc + n0, nr, g.act, g.lo, g.hi);
+}
+
 using KernFn = void (*)(const GemmArgs&, const float*, const float*, int64_t, int64_t, int64_t, int64_t, bool, bool,
                         const float*);
 const KernFn kKernAvx2[MR + 1] = {nullptr, kern_avx2<1>, kern_avx2<2>, kern_avx2<3>, kern_avx2<4>, kern_avx2<5>, kern_avx2<6>};
+const KernFn kKern512[MR + 1] = {nullptr,          kern_avx512<1>, kern_avx512<2>, kern_avx512<3>,
+                                 kern_avx512<4>, kern_avx512<5>, kern_avx512<6>};
 // A panel with at most 8 columns (the edge of N = 49, 196, ...): half the FMAs, same sums.
 const KernFn kKern8Avx2[MR + 1] = {nullptr,          kern_avx2<1, true>, kern_avx2<2, true>, kern_avx2<3, true>,
                                    kern_avx2<4, true>, kern_avx2<5, true>, kern_avx2<6, true>};
@@ -184,8 +226,9 @@ inline int64_t edge_rows(int64_t rem) { return rem == 7 || rem == 8 ? 4 : std::m
 
 // Panels [p0, p1) of the blocked GEMM (B packed per K block into `panel`).
 // bp: B already in panels (gemm_prepacked): read in place, nothing packed.
+// full: the kernels of a full 16-column panel (kKernAvx2, or kKern512 on the AVX-512 path).
 __attribute__((target("avx2,fma"))) void panels_avx2(const GemmArgs& g, int64_t p0, int64_t p1, int64_t mb, int64_t me,
-                                                     float* panel, const float* bp) {
+                                                     float* panel, const float* bp, const KernFn* full) {
   alignas(32) float colbias[kGroup][16];
   // Pack up to kGroup neighbouring panels of the K block (in L2) and run each 6-row tile of A over
   // all of them: the A tile stays in L1, the B panels stream sequentially from L2, and each row of
@@ -207,7 +250,8 @@ __attribute__((target("avx2,fma"))) void panels_avx2(const GemmArgs& g, int64_t 
         for (int64_t q = 0; q < np; ++q) {
           const int64_t n0 = (pg + q) * NR, nr = std::min(NR, g.N - n0);
           const float* pq = bp ? bp + ((pg + q) * g.K + k0) * NR : panel + q * kc * NR;
-          (nr <= 8 ? kKern8Avx2 : kKernAvx2)[mr](g, g.A + m0 * g.lda + k0, pq, kc, m0, n0, nr, first, last, colbias[q]);
+          (nr <= 8 ? kKern8Avx2 : nr < NR ? kKernAvx2 : full)[mr](g, g.A + m0 * g.lda + k0, pq, kc, m0, n0, nr, first,
+                                                                 last, colbias[q]);
         }
       }
       if (kc <= 0) break;
@@ -267,6 +311,10 @@ __attribute__((target("avx2,fma"))) void small_m_avx2(const GemmArgs& g, int64_t
 }
 
 bool have_avx2() { return (lb_cpu_features() & (LB_CPU_AVX2 | LB_CPU_FMA)) == (LB_CPU_AVX2 | LB_CPU_FMA); }
+bool use_avx512() {
+  static const uint32_t need = LB_CPU_AVX512F | LB_CPU_AVX512DQ;
+  return (lb_cpu_features() & need) == need && lb_isa_active() == LB_ISA_AVX512VNNI;
+}
 #endif
 
 using TileFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float*);
@@ -301,6 +349,9 @@ const char* gemm_impl(const GemmArgs& g, const float* bp, ThreadPool* pool, void
                       [&](int, int64_t b0, int64_t b1) { small_m_avx2(g, b0 * 64, std::min(g.N, b1 * 64)); });
       return isa;
     }
+    static const bool z512 = use_avx512();
+    const KernFn* full = z512 ? kKern512 : kKernAvx2;
+    if (z512 && g.N >= NR) isa = "avx512vnni";
     if (scratch_bytes < per * size_t(pool ? pool->size() : 1)) pool = nullptr;
     // Few panels (small maps: N = 49 is 4 panels) and many rows: items are (row block of kRowBlock,
     // panel), so the work still splits evenly; each row block packs its own copy of the panel
@@ -326,7 +377,7 @@ const char* gemm_impl(const GemmArgs& g, const float* bp, ThreadPool* pool, void
                       for (int64_t i = i0; i < i1;) {  // runs of items in one row block
                         const int64_t blk = i / npanels, p0 = i % npanels;
                         const int64_t p1 = std::min(npanels, p0 + (i1 - i));
-                        panels_avx2(g, p0, p1, blk * mstep, std::min(g.M, (blk + 1) * mstep), panel, bp);
+                        panels_avx2(g, p0, p1, blk * mstep, std::min(g.M, (blk + 1) * mstep), panel, bp, full);
                         i += p1 - p0;
                       }
                     }, std::min<int64_t>(64, chunks));
