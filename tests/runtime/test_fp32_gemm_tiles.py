@@ -5,11 +5,12 @@ even number of chunks of ~8 panels (MiniLM's M = 128 GEMMs: 12 chunks of 8 for N
 tile height never changes a sum (k in order): rows computed by 4-row tiles equal the same rows computed
 by 6-row tiles, bit for bit. Shapes: M = 128 (20 x 6 + 4 + 4), 127 (+ 4 + 3), 14
 (6 + 4 + 4); K = 1536 (four K blocks); N = 1536, 1000 (an edge panel), 384; weights in panels (A with >=
-16 rows) and packed per run (M < 16, and Gemm with transB). Session 15: the AVX-512 kernel of a full panel
-(kern_avx512, one zmm per row) does the AVX2 kernel's fused multiply-adds in the same order: each case under
-LOWBIT_ISA=avx512vnni (which must report it) and avx2, 1 and 2 threads, bitwise equal; plus M = 100, K =
-777, N = 40 (two full panels and an 8-column one) and M = 9, K = 33, N = 17 (one full panel and a 1-column
-edge), each followed by an activation op. (The in-register activations are covered by the conv tests that
+16 rows) and packed per run (M < 16, and Gemm with transB). Session 15: the AVX-512 kernel of full panels
+(kern_avx512: one zmm per row and panel, two neighbouring full panels per call, a lone one alone) does the
+AVX2 kernel's fused multiply-adds in the same order: each case under LOWBIT_ISA=avx512vnni (which must
+report it) and avx2, 1 and 2 threads, bitwise equal; plus M = 100, K = 777, N = 40 (a pair of full panels
+and an 8-column one) and M = 9, K = 33, N = 17 (a lone full panel and a 1-column edge), each followed by an
+activation op. (The in-register activations are covered by the conv tests that
 compare the ISA paths: the fused pw / dw convs call this GEMM with theirs.)"""
 
 import numpy as np

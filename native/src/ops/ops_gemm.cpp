@@ -170,50 +170,70 @@ __attribute__((target("avx2,fma"))) void kern_avx2(const GemmArgs& g, const floa
     for (int r = 0; r < R; ++r) apply_act(g.C + (m0 + r) * g.ldc + n0, nr, g.act, g.lo, g.hi);
 }
 
-// kern_avx2 on a full 16-column panel with AVX-512 (session 15): one zmm accumulator per row, which
-// Zen 4 runs as two 256-bit halves (the same FMAs in half the instructions: 1 load + R broadcasts + R
-// FMAs per k instead of 2 + R + 2R). Each lane does kern_avx2's fused multiply-adds in the same order
-// (bias, then k in order; a K block's partial sum goes through C), so the results are the same bits.
-template <int R>
+// kern_avx2 on P (1 or 2) neighbouring full 16-column panels with AVX-512 (session 15): one zmm
+// accumulator per row and panel, which Zen 4 runs as two 256-bit halves (the same FMAs in fewer
+// instructions: per k, P loads + R broadcasts + P*R FMAs instead of 2P + PR + 2PR; two panels share each
+// broadcast of A). Panel 2 starts pstride floats after panel 1, its bias at colbias + 16. Each lane
+// does kern_avx2's fused multiply-adds in the same order (bias, then k in order; a K block's partial
+// sum goes through C), so the results are the same bits.
+template <int R, int P>
 __attribute__((target("avx2,fma,avx512f,avx512dq"))) void kern_avx512(const GemmArgs& g, const float* A,
-                                                                     const float* panel, int64_t kc, int64_t m0,
-                                                                     int64_t n0, int64_t nr, bool first, bool last,
+                                                                     const float* panel, int64_t pstride, int64_t kc,
+                                                                     int64_t m0, int64_t n0, bool first, bool last,
                                                                      const float* colbias) {
-  __m512 c[R];
-  if (first) {
-    const __m512 cb = g.bias_mode == 2 ? _mm512_loadu_ps(colbias) : _mm512_setzero_ps();
+  __m512 c[P][R];
+#pragma GCC unroll 2
+  for (int j = 0; j < P; ++j) {
+    if (first) {
+      const __m512 cb = g.bias_mode == 2 ? _mm512_loadu_ps(colbias + 16 * j) : _mm512_setzero_ps();
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) c[r] = g.bias_mode == 1 ? _mm512_set1_ps(g.bias[m0 + r]) : cb;
-  } else {
+      for (int r = 0; r < R; ++r) c[j][r] = g.bias_mode == 1 ? _mm512_set1_ps(g.bias[m0 + r]) : cb;
+    } else {
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) c[r] = _mm512_loadu_ps(g.C + (m0 + r) * g.ldc + n0);
+      for (int r = 0; r < R; ++r) c[j][r] = _mm512_loadu_ps(g.C + (m0 + r) * g.ldc + n0 + 16 * j);
+    }
   }
   const int64_t lda = g.lda;
   for (int64_t k = 0; k < kc; ++k) {
-    const __m512 b = _mm512_loadu_ps(panel + k * NR);
+    __m512 b[P];
+#pragma GCC unroll 2
+    for (int j = 0; j < P; ++j) b[j] = _mm512_loadu_ps(panel + j * pstride + k * NR);
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) c[r] = _mm512_fmadd_ps(_mm512_set1_ps(A[r * lda + k]), b, c[r]);
+    for (int r = 0; r < R; ++r) {
+      const __m512 a = _mm512_set1_ps(A[r * lda + k]);
+#pragma GCC unroll 2
+      for (int j = 0; j < P; ++j) c[j][r] = _mm512_fmadd_ps(a, b[j], c[j][r]);
+    }
   }
   const bool act_in_reg = last && g.act != ACT_NONE && g.act != ACT_SIGMOID;
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     float* cr = g.C + (m0 + r) * g.ldc + n0;
-    if (act_in_reg) {  // vmath's 8-lane activation on each half
-      _mm256_storeu_ps(cr, vmath::act8(_mm512_castps512_ps256(c[r]), g.act, g.lo, g.hi));
-      _mm256_storeu_ps(cr + 8, vmath::act8(_mm512_extractf32x8_ps(c[r], 1), g.act, g.lo, g.hi));
-    } else {
-      _mm512_storeu_ps(cr, c[r]);
+#pragma GCC unroll 2
+    for (int j = 0; j < P; ++j) {
+      if (act_in_reg) {  // vmath's 8-lane activation on each half
+        _mm256_storeu_ps(cr + 16 * j, vmath::act8(_mm512_castps512_ps256(c[j][r]), g.act, g.lo, g.hi));
+        _mm256_storeu_ps(cr + 16 * j + 8, vmath::act8(_mm512_extractf32x8_ps(c[j][r], 1), g.act, g.lo, g.hi));
+      } else {
+        _mm512_storeu_ps(cr + 16 * j, c[j][r]);
+      }
     }
   }
   if (last && g.act == ACT_SIGMOID)
-    for (int r = 0; r < R; ++r) apply_act(g.C + (m0 + r) * g.ldc + n0, nr, g.act, g.lo, g.hi);
+    for (int r = 0; r < R; ++r) apply_act(g.C + (m0 + r) * g.ldc + n0, 16 * P, g.act, g.lo, g.hi);
 }
 
 using KernFn = void (*)(const GemmArgs&, const float*, const float*, int64_t, int64_t, int64_t, int64_t, bool, bool,
                         const float*);
 const KernFn kKernAvx2[MR + 1] = {nullptr, kern_avx2<1>, kern_avx2<2>, kern_avx2<3>, kern_avx2<4>, kern_avx2<5>, kern_avx2<6>};
-const KernFn kKern512[MR + 1] = {nullptr,          kern_avx512<1>, kern_avx512<2>, kern_avx512<3>,
-                                 kern_avx512<4>, kern_avx512<5>, kern_avx512<6>};
+using Kern512Fn = void (*)(const GemmArgs&, const float*, const float*, int64_t, int64_t, int64_t, int64_t, bool, bool,
+                           const float*);
+// [panels - 1][rows]
+const Kern512Fn kKern512[2][MR + 1] = {
+    {nullptr, kern_avx512<1, 1>, kern_avx512<2, 1>, kern_avx512<3, 1>, kern_avx512<4, 1>, kern_avx512<5, 1>,
+     kern_avx512<6, 1>},
+    {nullptr, kern_avx512<1, 2>, kern_avx512<2, 2>, kern_avx512<3, 2>, kern_avx512<4, 2>, kern_avx512<5, 2>,
+     kern_avx512<6, 2>}};
 // A panel with at most 8 columns (the edge of N = 49, 196, ...): half the FMAs, same sums.
 const KernFn kKern8Avx2[MR + 1] = {nullptr,          kern_avx2<1, true>, kern_avx2<2, true>, kern_avx2<3, true>,
                                    kern_avx2<4, true>, kern_avx2<5, true>, kern_avx2<6, true>};
@@ -226,9 +246,9 @@ inline int64_t edge_rows(int64_t rem) { return rem == 7 || rem == 8 ? 4 : std::m
 
 // Panels [p0, p1) of the blocked GEMM (B packed per K block into `panel`).
 // bp: B already in panels (gemm_prepacked): read in place, nothing packed.
-// full: the kernels of a full 16-column panel (kKernAvx2, or kKern512 on the AVX-512 path).
+// z512: full 16-column panels run kern_avx512, two at a time.
 __attribute__((target("avx2,fma"))) void panels_avx2(const GemmArgs& g, int64_t p0, int64_t p1, int64_t mb, int64_t me,
-                                                     float* panel, const float* bp, const KernFn* full) {
+                                                     float* panel, const float* bp, bool z512) {
   alignas(32) float colbias[kGroup][16];
   // Pack up to kGroup neighbouring panels of the K block (in L2) and run each 6-row tile of A over
   // all of them: the A tile stays in L1, the B panels stream sequentially from L2, and each row of
@@ -247,11 +267,19 @@ __attribute__((target("avx2,fma"))) void panels_avx2(const GemmArgs& g, int64_t 
       const bool first = k0 == 0, last = k0 + KC >= g.K;
       for (int64_t m0 = mb; m0 < me; m0 += edge_rows(me - m0)) {
         const int64_t mr = edge_rows(me - m0);
-        for (int64_t q = 0; q < np; ++q) {
+        const float* a = g.A + m0 * g.lda + k0;
+        const int64_t pstride = bp ? g.K * NR : kc * NR;  // from one panel to the next
+        for (int64_t q = 0; q < np;) {
           const int64_t n0 = (pg + q) * NR, nr = std::min(NR, g.N - n0);
           const float* pq = bp ? bp + ((pg + q) * g.K + k0) * NR : panel + q * kc * NR;
-          (nr <= 8 ? kKern8Avx2 : nr < NR ? kKernAvx2 : full)[mr](g, g.A + m0 * g.lda + k0, pq, kc, m0, n0, nr, first,
-                                                                 last, colbias[q]);
+          if (z512 && nr == NR) {
+            const int64_t two = q + 1 < np && n0 + 2 * NR <= g.N;
+            kKern512[two][mr](g, a, pq, pstride, kc, m0, n0, first, last, colbias[q]);
+            q += 1 + two;
+          } else {
+            (nr <= 8 ? kKern8Avx2 : kKernAvx2)[mr](g, a, pq, kc, m0, n0, nr, first, last, colbias[q]);
+            ++q;
+          }
         }
       }
       if (kc <= 0) break;
@@ -350,7 +378,6 @@ const char* gemm_impl(const GemmArgs& g, const float* bp, ThreadPool* pool, void
       return isa;
     }
     static const bool z512 = use_avx512();
-    const KernFn* full = z512 ? kKern512 : kKernAvx2;
     if (z512 && g.N >= NR) isa = "avx512vnni";
     if (scratch_bytes < per * size_t(pool ? pool->size() : 1)) pool = nullptr;
     // Few panels (small maps: N = 49 is 4 panels) and many rows: items are (row block of kRowBlock,
@@ -377,7 +404,7 @@ const char* gemm_impl(const GemmArgs& g, const float* bp, ThreadPool* pool, void
                       for (int64_t i = i0; i < i1;) {  // runs of items in one row block
                         const int64_t blk = i / npanels, p0 = i % npanels;
                         const int64_t p1 = std::min(npanels, p0 + (i1 - i));
-                        panels_avx2(g, p0, p1, blk * mstep, std::min(g.M, (blk + 1) * mstep), panel, bp, full);
+                        panels_avx2(g, p0, p1, blk * mstep, std::min(g.M, (blk + 1) * mstep), panel, bp, z512);
                         i += p1 - p0;
                       }
                     }, std::min<int64_t>(64, chunks));
