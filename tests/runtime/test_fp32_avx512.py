@@ -86,6 +86,21 @@ CASES = {
     "dwb_28x28_k5_s2_hardswish": (_block([1, 16, 28, 28], 40, 5, stride=2, act="HardSwish", residual=False),
                                   "conv2d_f32"),
     "dwb_13x13_k3_s2_relu": (_block([1, 8, 13, 13], 24, 3, stride=2, act="Relu", residual=False), "conv2d_f32"),
+    # the blocked input read in place, edge tiles for the padding (session 15): TF "same" pads of stride 2
+    # (3x3 [0, 0, 1, 1]: R only; 5x5 [1, 1, 2, 2]), no padding, asymmetric pads, 11 / 17 / 9-wide rows (an
+    # overlapping middle tile without edges), a batch of 2, a non-square map; 5x5 with pads of 3 (more than
+    # the edge tiles take: the padded copy)
+    "dwb_in_14x14_k3_s2_tfpad": (_block([1, 16, 14, 14], 32, 3, stride=2, residual=False, pads=[0, 0, 1, 1]),
+                                 "conv2d_f32"),
+    "dwb_in_14x14_k5_s2_tfpad_relu": (_block([1, 16, 14, 14], 40, 5, stride=2, act="Relu", residual=False,
+                                             pads=[1, 1, 2, 2]), "conv2d_f32"),
+    "dwb_in_9x9_k3_nopad": (_block([1, 8, 9, 9], 24, 3, residual=False, pads=[0, 0, 0, 0]), "conv2d_f32"),
+    "dwb_in_11x11_k3_asym_sigmoid": (_block([1, 8, 11, 11], 16, 3, act="Sigmoid", residual=False,
+                                            pads=[1, 0, 0, 2]), "conv2d_f32"),
+    "dwb_in_17x17_k5_hardswish": (_block([1, 8, 17, 17], 24, 5, act="HardSwish"), "conv2d_f32"),
+    "dwb_in_9x16_k3_s2_batch2": (_block([2, 8, 9, 16], 16, 3, stride=2, residual=False), "conv2d_f32"),
+    "dwb_in_23x23_k5_s2": (_block([1, 8, 23, 23], 16, 5, stride=2, residual=False, pads=[2, 1, 1, 2]), "conv2d_f32"),
+    "dwb_in_9x9_k5_pad3_copy": (_block([1, 8, 9, 9], 16, 5, residual=False, pads=[3, 3, 3, 3]), "conv2d_f32"),
     # 1x1 convs with K <= 160 on maps of >= 1024 pixels (NCHW, mode 0), 8-row tiles (O > 16, session 11):
     # O = 40 (5 x 8), 27 (3 x 8 + 3), 33x33 = 1089 pixels (a 1-pixel tail), K = 24 / 160, batch 2
     "pw1_32x32_k24_o40_clip": (_pw([1, 24, 32, 32], 40, "Clip"), "conv2d_f32"),

@@ -21,8 +21,8 @@ from onnx import helper  # noqa: E402
 RTOL = 1e-4
 
 
-def _block(x_shape, e, k, stride=1, act="Clip", residual=True, extra_reader=False):
-    """expand 1x1 (C -> e) + act -> depthwise k x k (stride) + act -> project 1x1 (e -> C) [+ x]."""
+def _block(x_shape, e, k, stride=1, act="Clip", residual=True, extra_reader=False, pads=None):
+    """expand 1x1 (C -> e) + act -> depthwise k x k (stride, pads: k // 2 each side) + act -> project 1x1 (e -> C) [+ x]."""
     c = x_shape[1]
     inits = {"w1": rand_w(e, c, 1, 1), "b1": rand_w(e, seed=2), "w2": rand_w(e, 1, k, k, seed=3), "b2": rand_w(e, seed=4),
              "w3": rand_w(c, e, 1, 1, seed=5, scale=0.1), "b3": rand_w(c, seed=6)}
@@ -35,7 +35,8 @@ def _block(x_shape, e, k, stride=1, act="Clip", residual=True, extra_reader=Fals
         return helper.make_node(act, [src], [dst])
 
     nodes += [act_node("a", "a2"),
-              helper.make_node("Conv", ["a2", "w2", "b2"], ["d"], kernel_shape=[k, k], pads=[k // 2] * 4,
+              helper.make_node("Conv", ["a2", "w2", "b2"], ["d"], kernel_shape=[k, k],
+                               pads=pads or [k // 2] * 4,
                                strides=[stride, stride], group=e),
               act_node("d", "d2"),
               helper.make_node("Conv", ["d2", "w3", "b3"], ["p" if residual else "y"], kernel_shape=[1, 1])]

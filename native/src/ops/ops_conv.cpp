@@ -901,22 +901,29 @@ __attribute__((target("avx2,fma"), always_inline)) inline void dwb_tile(const fl
 // reads it: S (J - 1) + KW loads per KW * J FMAs instead of one load per FMA (dwb_tile was bound by its
 // loads: 9 per 8 FMAs), the KW weights of the row in registers. Per output the taps still come in
 // order (ky, then kx as the input column grows): bias, then every tap in order, bitwise equal to
-// dwb_tile. `in` is the padded buffer at (row oy * sh - r0, column ox0 * S), o the output pixel.
-template <int KW, int S, int J>
-LB_Z512 __attribute__((noinline)) void dwb_row512(const float* in, int64_t PW, int64_t KH, const float* wb,
-                                                  __m256 bias, int64_t act, float lo, float hi, float* o) {
+// dwb_tile. `in` is the tile's first input pixel (row oy * sh - pt, column ox0 * S - pl) in a buffer
+// of rows of PW 8-float pixels, o the output pixel. Edge tiles (session 15), so that a blocked input can
+// be read in place: only the kernel rows [ky0, ky1) lie inside the map (the others read a zero row), and
+// the row's first L and last R input pixels are outside it (zero vectors); the same FMAs as on a
+// zero-padded buffer, so the same bits.
+alignas(64) const float kDwbZeroRow[256] = {};  // >= the widest row of taps (5 wide, stride 2, J 14: 31 pixels)
+template <int KW, int S, int J, int L, int R>
+LB_Z512 __attribute__((noinline)) void dwb_row512(const float* in, int64_t PW, int64_t KH, int64_t ky0, int64_t ky1,
+                                                  const float* wb, __m256 bias, int64_t act, float lo, float hi,
+                                                  float* o) {
   __m256 acc[J];
 #pragma GCC unroll 16
   for (int j = 0; j < J; ++j) acc[j] = bias;
   constexpr int NC = S * (J - 1) + KW;  // input pixels of a row of taps
+  static_assert(NC * 8 <= 256, "kDwbZeroRow");
   for (int64_t ky = 0; ky < KH; ++ky) {
-    const float* r = in + ky * PW * 8;
+    const float* r = ky >= ky0 && ky < ky1 ? in + ky * PW * 8 : kDwbZeroRow;
     __m256 wv[KW];
 #pragma GCC unroll 5
     for (int kx = 0; kx < KW; ++kx) wv[kx] = _mm256_loadu_ps(wb + (ky * KW + kx) * 8);
 #pragma GCC unroll 40
     for (int c = 0; c < NC; ++c) {
-      const __m256 v = _mm256_loadu_ps(r + c * 8);
+      const __m256 v = c < L || c >= NC - R ? _mm256_setzero_ps() : _mm256_loadu_ps(r + c * 8);
 #pragma GCC unroll 5
       for (int kx = 0; kx < KW; ++kx) {
         const int d = c - kx;
@@ -931,19 +938,33 @@ LB_Z512 __attribute__((noinline)) void dwb_row512(const float* in, int64_t PW, i
   }
   if (act == ACT_SIGMOID) apply_act(o, J * 8, act, lo, hi);
 }
-using DwbRowFn = void (*)(const float*, int64_t, int64_t, const float*, __m256, int64_t, float, float, float*);
-// The row tile for p, or nullptr: blocked output, no dilation, 3x3 or 5x5 (any KH for the rows), stride
-// 1 or 2 across, rows of >= 7 outputs (tiles of 14, or 7 below 14; a row's last tile overlaps the one
-// before when J does not divide OW: the same values stored twice).
-DwbRowFn dwb_row512_fn(const OpParams& p) {
-  if (!use_avx512() || !p.i[kYb] || p.i[kDh] != 1 || p.i[kDw] != 1 || p.i[kOW] < 7) return nullptr;
+using DwbRowFn = void (*)(const float*, int64_t, int64_t, int64_t, int64_t, const float*, __m256, int64_t, float,
+                          float, float*);
+struct DwbRow512 {
+  DwbRowFn fn[3][3] = {};  // [L][R]: the tile with L / R pixels of its row of taps left / right of the map
+  int64_t J = 0, NC = 0;   // outputs per tile; input pixels per row of taps
+};
+template <int KW, int S, int J>
+DwbRow512 dwb_row512_pick() {
+  DwbRow512 r;
+  r.fn[0][0] = dwb_row512<KW, S, J, 0, 0>; r.fn[0][1] = dwb_row512<KW, S, J, 0, 1>; r.fn[0][2] = dwb_row512<KW, S, J, 0, 2>;
+  r.fn[1][0] = dwb_row512<KW, S, J, 1, 0>; r.fn[1][1] = dwb_row512<KW, S, J, 1, 1>; r.fn[1][2] = dwb_row512<KW, S, J, 1, 2>;
+  r.fn[2][0] = dwb_row512<KW, S, J, 2, 0>; r.fn[2][1] = dwb_row512<KW, S, J, 2, 1>; r.fn[2][2] = dwb_row512<KW, S, J, 2, 2>;
+  r.J = J; r.NC = S * (J - 1) + KW;
+  return r;
+}
+// The row tiles for p (fn[0][0] == nullptr: none): blocked output, no dilation, 3x3 or 5x5 (any KH for the
+// rows), stride 1 or 2 across, rows of >= 7 outputs (tiles of 14, or 7 below 14; a row's last tile
+// overlaps the one before when J does not divide OW: the same values stored twice).
+DwbRow512 dwb_row512_fn(const OpParams& p) {
+  if (!use_avx512() || !p.i[kYb] || p.i[kDh] != 1 || p.i[kDw] != 1 || p.i[kOW] < 7) return {};
   const int64_t kw = p.i[kKw], sw = p.i[kSw];
   const bool j14 = p.i[kOW] >= 14;
-  if (kw == 3 && sw == 1) return j14 ? dwb_row512<3, 1, 14> : dwb_row512<3, 1, 7>;
-  if (kw == 3 && sw == 2) return j14 ? dwb_row512<3, 2, 14> : dwb_row512<3, 2, 7>;
-  if (kw == 5 && sw == 1) return j14 ? dwb_row512<5, 1, 14> : dwb_row512<5, 1, 7>;
-  if (kw == 5 && sw == 2) return j14 ? dwb_row512<5, 2, 14> : dwb_row512<5, 2, 7>;
-  return nullptr;
+  if (kw == 3 && sw == 1) return j14 ? dwb_row512_pick<3, 1, 14>() : dwb_row512_pick<3, 1, 7>();
+  if (kw == 3 && sw == 2) return j14 ? dwb_row512_pick<3, 2, 14>() : dwb_row512_pick<3, 2, 7>();
+  if (kw == 5 && sw == 1) return j14 ? dwb_row512_pick<5, 1, 14>() : dwb_row512_pick<5, 1, 7>();
+  if (kw == 5 && sw == 2) return j14 ? dwb_row512_pick<5, 2, 14>() : dwb_row512_pick<5, 2, 7>();
+  return {};
 }
 
 // Channel blocks [b0, b1) (block = (n, 8 channels)). The output pixels of a strip are taken 8 at a
@@ -969,8 +990,11 @@ __attribute__((target("avx2,fma"))) void dwb_range_avx2(const OpParams& p, const
   for (int64_t t = 0; t < taps; ++t) toff[t] = ((t / kw) * p.i[kDh] * g.PW + (t % kw) * p.i[kDw]) * 8;
   alignas(32) static const int32_t kLanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
   alignas(32) float bias8[8];
-  const DwbRowFn row512 = dwb_row512_fn(p);
-  const int64_t J512 = OW >= 14 ? 14 : 7;
+  const DwbRow512 row512 = dwb_row512_fn(p);
+  const int64_t J512 = row512.J;
+  // the edge tiles take up to 2 pixels outside the map on each side (3x3 and 5x5 "same" padding): L at
+  // most pl (first tile), R at most the last tile's
+  const bool in_place = row512.fn[0][0] && xbl && pl <= 2 && (OW - J512) * sw - pl + row512.NC - W <= 2;
   for (int64_t blk = b0; blk < b1; ++blk) {
     const int64_t n = blk / blocks, c0 = (blk % blocks) * 8, nc = std::min<int64_t>(8, C - c0);
     const float* xin = x + (n * C + c0) * HW;
@@ -991,17 +1015,30 @@ __attribute__((target("avx2,fma"))) void dwb_range_avx2(const OpParams& p, const
     for (int64_t c = 0; c < 8; ++c) bias8[c] = b && c < nc ? b[c0 + c] : 0.f;
     const __m256 bias = _mm256_load_ps(bias8);
     float* yout = y + (n * C + c0) * OHW;
+    if (in_place) {  // AVX-512 rows on a blocked input, read in place: edge tiles for the padding
+      const int64_t KH = p.i[kKh];
+      for (int64_t oy = 0; oy < OH; ++oy) {
+        const int64_t iy0 = oy * sh - pt, ky0 = std::max<int64_t>(0, -iy0), ky1 = std::min(KH, H - iy0);
+        for (int64_t xs = 0; xs < OW; xs += J512) {
+          const int64_t ox = std::min(xs, OW - J512), ix0 = ox * sw - pl;
+          const int64_t L = std::max<int64_t>(0, -ix0), R = std::max<int64_t>(0, ix0 + row512.NC - W);
+          row512.fn[L][R](xin + (iy0 * W + ix0) * 8, W, KH, ky0, ky1, wb, bias, act, p.f[0], p.f[1],
+                          yout + (oy * OW + ox) * 8);
+        }
+      }
+      continue;
+    }
     if (one_strip && blk == b0) std::memset(P, 0, size_t(g.SR * g.PW * 8) * sizeof(float));  // the padding, once
     for (int64_t oy0 = 0; oy0 < OH; oy0 += g.S) {
       const int64_t oy1 = std::min(OH, oy0 + g.S), r0 = oy0 * sh;
       if (xbl) fill_block8b(xin, H, W, pt, pl, r0, std::min(g.PH, r0 + g.SR), g.PW, P, one_strip);
       else fill_block8(xin, nc, H, W, pt, pl, r0, std::min(g.PH, r0 + g.SR), g.PW, P, one_strip);
-      if (row512) {  // AVX-512 rows (blocked output)
+      if (row512.fn[0][0]) {  // AVX-512 rows (blocked output)
         for (int64_t oy = oy0; oy < oy1; ++oy)
           for (int64_t xs = 0; xs < OW; xs += J512) {
             const int64_t ox = std::min(xs, OW - J512);
-            row512(P + ((oy * sh - r0) * g.PW + ox * sw) * 8, g.PW, p.i[kKh], wb, bias, act, p.f[0], p.f[1],
-                   yout + (oy * OW + ox) * 8);
+            row512.fn[0][0](P + ((oy * sh - r0) * g.PW + ox * sw) * 8, g.PW, p.i[kKh], 0, p.i[kKh], wb, bias, act,
+                            p.f[0], p.f[1], yout + (oy * OW + ox) * 8);
           }
         continue;
       }
@@ -2266,7 +2303,7 @@ void conv_run(OpCtx& c) {
   if (p.i[kMode] == 1 && (p.i[kXb] || p.i[kYb])) {  // blocked chain: the channel-blocked kernel
 #if defined(__x86_64__)
     if ((lb_cpu_features() & LB_CPU_AVX2) && lb_isa_active() != LB_ISA_SCALAR) {
-      c.isa = dwb_row512_fn(p) ? "avx512vnni" : "avx2";
+      c.isa = dwb_row512_fn(p).fn[0][0] ? "avx512vnni" : "avx2";
       const size_t per = (std::max(dw_scratch_floats(p), dwb_scratch_floats(p)) * sizeof(float) + 63) / 64 * 64;
       char* base = static_cast<char*>(c.scratch);
       for_ranges(c, N * ((C + 7) / 8), 8 * OHW * p.i[kKh] * p.i[kKw], [&](int tid, int64_t b0, int64_t b1) {
