@@ -10,7 +10,8 @@ by 6-row tiles, bit for bit. Shapes: M = 128 (20 x 6 + 4 + 4), 127 (+ 4 + 3), 14
 AVX2 kernel's fused multiply-adds in the same order: each case under LOWBIT_ISA=avx512vnni (which must
 report it) and avx2, 1 and 2 threads, bitwise equal; plus M = 100, K = 777, N = 40 (a pair of full panels
 and an 8-column one) and M = 9, K = 33, N = 17 (a lone full panel and a 1-column edge), each followed by an
-activation op. (The in-register activations are covered by the conv tests that
+activation op; mf15b: a weight used by two MatMuls (so not stored in panels), which the AVX-512 kernel
+reads in place (M = 128, K = 777, N = 1000). (The in-register activations are covered by the conv tests that
 compare the ISA paths: the fused pw / dw convs call this GEMM with theirs.)"""
 
 import numpy as np
@@ -41,6 +42,11 @@ CASES = {
     "m9_k33_n17_sigmoid": (_matmul(9, 33, 17)[0][:1] + [helper.make_node("Add", ["t", "b"], ["u"]),
                                                         helper.make_node("Sigmoid", ["u"], ["y"])],
                            [("x", [9, 33])], _matmul(9, 33, 17)[2]),
+    # the weight is used by two MatMuls, so it is not stored in panels: on the AVX-512 path the full panels
+    # read B in place (rows ldb apart), the 8-column edge panel is packed; three K blocks (384 + 384 + 9)
+    "shared_w_m128_k777_n1000": ([helper.make_node("MatMul", ["x", "w"], ["t"]), helper.make_node("Relu", ["x"], ["r"]),
+                                  helper.make_node("MatMul", ["r", "w"], ["t2"]), helper.make_node("Add", ["t", "t2"], ["y"])],
+                                 [("x", [128, 777])], {"w": rand_w(777, 1000, seed=8)}),
     "gemm_transb_m128": ([helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)],
                          [("x", [128, 203])], {"w": rand_w(517, 203, seed=6), "b": rand_w(517, seed=7)}),
 }
@@ -78,5 +84,5 @@ def test_gemm_avx512_panel_kernel_bitwise_avx2(tmp_path, name):
     runs = {(isa, t): run_isa_path(pkg, feeds, tmp_path, isa, t) for isa in ("avx512vnni", "avx2") for t in (1, 2)}
     assert_rel_close(runs["avx512vnni", 1][0]["y"], ref["y"], RTOL, name)
     for key, (out, isas) in runs.items():
-        assert [i for i in isas if i.startswith("matmul_f32:")] == ["matmul_f32:" + key[0]], f"{name} {key}: {isas}"
+        assert {i for i in isas if i.startswith("matmul_f32:")} == {"matmul_f32:" + key[0]}, f"{name} {key}: {isas}"
         assert np.array_equal(out["y"], runs["avx512vnni", 1][0]["y"]), f"{name} {key}: differs from avx512vnni / 1"

@@ -173,12 +173,14 @@ __attribute__((target("avx2,fma"))) void kern_avx2(const GemmArgs& g, const floa
 // kern_avx2 on P (1 or 2) neighbouring full 16-column panels with AVX-512 (session 15): one zmm
 // accumulator per row and panel, which Zen 4 runs as two 256-bit halves (the same FMAs in fewer
 // instructions: per k, P loads + R broadcasts + P*R FMAs instead of 2P + PR + 2PR; two panels share each
-// broadcast of A). Panel 2 starts pstride floats after panel 1, its bias at colbias + 16. Each lane
+// broadcast of A). Panel 2 starts pstride floats after panel 1, its bias at colbias + 16; row k of a
+// panel starts kstride floats after row k - 1 (16 in a packed panel, ldb when B is read in place). Each lane
 // does kern_avx2's fused multiply-adds in the same order (bias, then k in order; a K block's partial
 // sum goes through C), so the results are the same bits.
 template <int R, int P>
 __attribute__((target("avx2,fma,avx512f,avx512dq"))) void kern_avx512(const GemmArgs& g, const float* A,
-                                                                     const float* panel, int64_t pstride, int64_t kc,
+                                                                     const float* panel, int64_t pstride, int64_t kstride,
+                                                                     int64_t kc,
                                                                      int64_t m0, int64_t n0, bool first, bool last,
                                                                      const float* colbias) {
   __m512 c[P][R];
@@ -197,7 +199,7 @@ __attribute__((target("avx2,fma,avx512f,avx512dq"))) void kern_avx512(const Gemm
   for (int64_t k = 0; k < kc; ++k) {
     __m512 b[P];
 #pragma GCC unroll 2
-    for (int j = 0; j < P; ++j) b[j] = _mm512_loadu_ps(panel + j * pstride + k * NR);
+    for (int j = 0; j < P; ++j) b[j] = _mm512_loadu_ps(panel + j * pstride + k * kstride);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m512 a = _mm512_set1_ps(A[r * lda + k]);
@@ -226,7 +228,7 @@ __attribute__((target("avx2,fma,avx512f,avx512dq"))) void kern_avx512(const Gemm
 using KernFn = void (*)(const GemmArgs&, const float*, const float*, int64_t, int64_t, int64_t, int64_t, bool, bool,
                         const float*);
 const KernFn kKernAvx2[MR + 1] = {nullptr, kern_avx2<1>, kern_avx2<2>, kern_avx2<3>, kern_avx2<4>, kern_avx2<5>, kern_avx2<6>};
-using Kern512Fn = void (*)(const GemmArgs&, const float*, const float*, int64_t, int64_t, int64_t, int64_t, bool, bool,
+using Kern512Fn = void (*)(const GemmArgs&, const float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool,
                            const float*);
 // [panels - 1][rows]
 const Kern512Fn kKern512[2][MR + 1] = {
@@ -246,7 +248,10 @@ inline int64_t edge_rows(int64_t rem) { return rem == 7 || rem == 8 ? 4 : std::m
 
 // Panels [p0, p1) of the blocked GEMM (B packed per K block into `panel`).
 // bp: B already in panels (gemm_prepacked): read in place, nothing packed.
-// z512: full 16-column panels run kern_avx512, two at a time.
+// z512: full 16-column panels run kern_avx512, two at a time; a row-major B (no packer, not transposed)
+// is read in place there (rows ldb apart), only the partial edge panel is packed (session 15, mf15b:
+// packing B was 15 % of a 1-thread run of GEMMs whose weights are not in panels; MLAS packs such
+// weights once at load).
 __attribute__((target("avx2,fma"))) void panels_avx2(const GemmArgs& g, int64_t p0, int64_t p1, int64_t mb, int64_t me,
                                                      float* panel, const float* bp, bool z512) {
   alignas(32) float colbias[kGroup][16];
@@ -254,13 +259,14 @@ __attribute__((target("avx2,fma"))) void panels_avx2(const GemmArgs& g, int64_t 
   // all of them: the A tile stays in L1, the B panels stream sequentially from L2, and each row of
   // C is written in up to 8 x 64 contiguous bytes.
   const int64_t group = kGroup;
+  const bool inplace = z512 && !bp && !g.pack && !g.b_trans;
   for (int64_t pg = p0; pg < p1; pg += group) {
     const int64_t np = std::min(group, p1 - pg);
     for (int64_t k0 = 0; k0 < g.K || k0 == 0; k0 += KC) {
       const int64_t kc = std::max<int64_t>(0, std::min(KC, g.K - k0));
       for (int64_t q = 0; q < np; ++q) {
         const int64_t n0 = (pg + q) * NR, nr = std::min(NR, g.N - n0);
-        if (kc > 0 && !bp) pack_b(g, k0, kc, n0, nr, panel + q * kc * NR);
+        if (kc > 0 && !bp && !(inplace && nr == NR)) pack_b(g, k0, kc, n0, nr, panel + q * kc * NR);
         if (k0 == 0 && g.bias_mode == 2)
           for (int64_t j = 0; j < NR; ++j) colbias[q][j] = j < nr ? g.bias[n0 + j] : 0.f;
       }
@@ -274,7 +280,10 @@ __attribute__((target("avx2,fma"))) void panels_avx2(const GemmArgs& g, int64_t 
           const float* pq = bp ? bp + ((pg + q) * g.K + k0) * NR : panel + q * kc * NR;
           if (z512 && nr == NR) {
             const int64_t two = q + 1 < np && n0 + 2 * NR <= g.N;
-            kKern512[two][mr](g, a, pq, pstride, kc, m0, n0, first, last, colbias[q]);
+            if (inplace)
+              kKern512[two][mr](g, a, g.B + k0 * g.ldb + n0, NR, g.ldb, kc, m0, n0, first, last, colbias[q]);
+            else
+              kKern512[two][mr](g, a, pq, pstride, NR, kc, m0, n0, first, last, colbias[q]);
             q += 1 + two;
           } else {
             (nr <= 8 ? kKern8Avx2 : kKernAvx2)[mr](g, a, pq, kc, m0, n0, nr, first, last, colbias[q]);
