@@ -970,8 +970,9 @@ DwbRow512 dwb_row512_fn(const OpParams& p) {
 // Channel blocks [b0, b1) (block = (n, 8 channels)). The output pixels of a strip are taken 8 at a
 // time in flat (row-major) order, across row ends, so every store is a full 8-pixel vector of a
 // channel plane; the strip's last step overlaps the previous one (the same values), a strip of
-// fewer than 8 pixels stores with a lane mask. A blocked input (kXb) is copied row by row into the
-// padded buffer; a blocked output (kYb) stores the untransposed tile, pixel j's 8 channels at a time.
+// fewer than 8 pixels stores with a lane mask. A blocked input (kXb) is read in place by the AVX-512
+// row tiles (edge tiles for the padding, session 15), else copied row by row into the padded buffer; a
+// blocked output (kYb) stores the untransposed tile, pixel j's 8 channels at a time.
 __attribute__((target("avx2,fma"))) void dwb_range_avx2(const OpParams& p, const float* x, const float* w,
                                                          const float* b, float* y, int64_t b0, int64_t b1, float* buf) {
   const DwBlockGeom g = dwb_geom(p);
