@@ -86,3 +86,37 @@ def test_gemm_avx512_panel_kernel_bitwise_avx2(tmp_path, name):
     for key, (out, isas) in runs.items():
         assert {i for i in isas if i.startswith("matmul_f32:")} == {"matmul_f32:" + key[0]}, f"{name} {key}: {isas}"
         assert np.array_equal(out["y"], runs["avx512vnni", 1][0]["y"]), f"{name} {key}: differs from avx512vnni / 1"
+
+
+_SWITCH_CHILD = r"""
+import sys, numpy as np, lowbit
+feeds = dict(np.load(sys.argv[2]))
+s = lowbit.load(sys.argv[1], threads=2)
+s.enable_profiling(True)
+res = {}
+for isa in ("avx512vnni", "avx2", "scalar", "auto"):
+    lowbit.native().isa_select(isa)
+    res[isa] = s.run(feeds)["y"]
+    res[isa + "_isa"] = np.array(",".join(sorted({e["isa"] for e in s.profile_events() if e["kernel"] == "matmul_f32"})))
+np.savez(sys.argv[3], **res)
+"""
+
+
+def test_gemm_follows_isa_selected_at_run_time(tmp_path):
+    """lb_isa_select (lowbit tune, the C API) switches the fp32 GEMM's path between runs of one session:
+    the path is read per call, not frozen at the first one."""
+    if "avx512vnni" not in lowbit.native().isa_usable():
+        pytest.skip("this CPU has no AVX-512 VNNI path")
+    import subprocess
+    import sys
+
+    pkg, feeds, ref = fp32_graph_case(tmp_path, "switch", *CASES["m128_k384_n1536"])
+    np.savez(tmp_path / "feeds.npz", **feeds)
+    r = subprocess.run([sys.executable, "-c", _SWITCH_CHILD, str(pkg), str(tmp_path / "feeds.npz"),
+                        str(tmp_path / "out.npz")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = dict(np.load(tmp_path / "out.npz"))
+    assert [str(out[k + "_isa"]) for k in ("avx512vnni", "avx2", "scalar", "auto")] == \
+        ["avx512vnni", "avx2", "scalar", "avx512vnni"]
+    assert np.array_equal(out["avx512vnni"], out["avx2"]) and np.array_equal(out["avx512vnni"], out["auto"])
+    assert_rel_close(out["scalar"], ref["y"], RTOL, "scalar")

@@ -347,10 +347,14 @@ __attribute__((target("avx2,fma"))) void small_m_avx2(const GemmArgs& g, int64_t
   }
 }
 
-bool have_avx2() { return (lb_cpu_features() & (LB_CPU_AVX2 | LB_CPU_FMA)) == (LB_CPU_AVX2 | LB_CPU_FMA); }
+// The CPU's features are fixed; the active path is read per call (lb_isa_select can change it at run time).
+bool have_avx2() {
+  static const bool cpu = (lb_cpu_features() & (LB_CPU_AVX2 | LB_CPU_FMA)) == (LB_CPU_AVX2 | LB_CPU_FMA);
+  return cpu;
+}
 bool use_avx512() {
-  static const uint32_t need = LB_CPU_AVX512F | LB_CPU_AVX512DQ;
-  return (lb_cpu_features() & need) == need && lb_isa_active() == LB_ISA_AVX512VNNI;
+  static const bool cpu = (lb_cpu_features() & (LB_CPU_AVX512F | LB_CPU_AVX512DQ)) == (LB_CPU_AVX512F | LB_CPU_AVX512DQ);
+  return cpu && lb_isa_active() == LB_ISA_AVX512VNNI;
 }
 #endif
 
@@ -358,8 +362,7 @@ using TileFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, f
 
 TileFn pick_tile(const char** isa) {
 #if defined(__x86_64__)
-  static const bool avx2 = have_avx2() && lb_isa_active() != LB_ISA_SCALAR;
-  if (avx2) {
+  if (have_avx2() && lb_isa_active() != LB_ISA_SCALAR) {
     *isa = "avx2";
     return tile_avx2;
   }
@@ -386,7 +389,7 @@ const char* gemm_impl(const GemmArgs& g, const float* bp, ThreadPool* pool, void
                       [&](int, int64_t b0, int64_t b1) { small_m_avx2(g, b0 * 64, std::min(g.N, b1 * 64)); });
       return isa;
     }
-    static const bool z512 = use_avx512();
+    const bool z512 = use_avx512();
     if (z512 && g.N >= NR) isa = "avx512vnni";
     if (scratch_bytes < per * size_t(pool ? pool->size() : 1)) pool = nullptr;
     // Few panels (small maps: N = 49 is 4 panels) and many rows: items are (row block of kRowBlock,
