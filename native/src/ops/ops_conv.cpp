@@ -901,29 +901,33 @@ __attribute__((target("avx2,fma"), always_inline)) inline void dwb_tile(const fl
 // reads it: S (J - 1) + KW loads per KW * J FMAs instead of one load per FMA (dwb_tile was bound by its
 // loads: 9 per 8 FMAs), the KW weights of the row in registers. Per output the taps still come in
 // order (ky, then kx as the input column grows): bias, then every tap in order, bitwise equal to
-// dwb_tile. `in` is the tile's first input pixel (row oy * sh - pt, column ox0 * S - pl) in a buffer
-// of rows of PW 8-float pixels, o the output pixel. Edge tiles (session 15), so that a blocked input can
+// dwb_tile. `in` is the float offset from `base` of the tile's first input pixel (row oy * sh - pt, column
+// ox0 * S - pl; negative at the top-left edge, so it is added only to loads inside the map) in a buffer of
+// rows of PW 8-float pixels, o the output pixel. Edge tiles (session 15), so that a blocked input can
 // be read in place: only the kernel rows [ky0, ky1) lie inside the map (the others read a zero row), and
 // the row's first L and last R input pixels are outside it (zero vectors); the same FMAs as on a
 // zero-padded buffer, so the same bits.
 alignas(64) const float kDwbZeroRow[256] = {};  // >= the widest row of taps (5 wide, stride 2, J 14: 31 pixels)
 template <int KW, int S, int J, int L, int R>
-LB_Z512 __attribute__((noinline)) void dwb_row512(const float* in, int64_t PW, int64_t KH, int64_t ky0, int64_t ky1,
-                                                  const float* wb, __m256 bias, int64_t act, float lo, float hi,
-                                                  float* o) {
+LB_Z512 __attribute__((noinline)) void dwb_row512(const float* base, int64_t in, int64_t PW, int64_t KH, int64_t ky0,
+                                                  int64_t ky1, const float* wb, __m256 bias, int64_t act, float lo,
+                                                  float hi, float* o) {
   __m256 acc[J];
 #pragma GCC unroll 16
   for (int j = 0; j < J; ++j) acc[j] = bias;
   constexpr int NC = S * (J - 1) + KW;  // input pixels of a row of taps
   static_assert(NC * 8 <= 256, "kDwbZeroRow");
   for (int64_t ky = 0; ky < KH; ++ky) {
-    const float* r = ky >= ky0 && ky < ky1 ? in + ky * PW * 8 : kDwbZeroRow;
+    // the row's offset stays an integer until it is added to a load in the map (L / R keep its ends out)
+    const bool inside = ky >= ky0 && ky < ky1;
+    const float* rb = inside ? base : kDwbZeroRow;
+    const int64_t ro = inside ? in + ky * PW * 8 : 0;
     __m256 wv[KW];
 #pragma GCC unroll 5
     for (int kx = 0; kx < KW; ++kx) wv[kx] = _mm256_loadu_ps(wb + (ky * KW + kx) * 8);
 #pragma GCC unroll 40
     for (int c = 0; c < NC; ++c) {
-      const __m256 v = c < L || c >= NC - R ? _mm256_setzero_ps() : _mm256_loadu_ps(r + c * 8);
+      const __m256 v = c < L || c >= NC - R ? _mm256_setzero_ps() : _mm256_loadu_ps(rb + (ro + c * 8));
 #pragma GCC unroll 5
       for (int kx = 0; kx < KW; ++kx) {
         const int d = c - kx;
@@ -938,7 +942,7 @@ LB_Z512 __attribute__((noinline)) void dwb_row512(const float* in, int64_t PW, i
   }
   if (act == ACT_SIGMOID) apply_act(o, J * 8, act, lo, hi);
 }
-using DwbRowFn = void (*)(const float*, int64_t, int64_t, int64_t, int64_t, const float*, __m256, int64_t, float,
+using DwbRowFn = void (*)(const float*, int64_t, int64_t, int64_t, int64_t, int64_t, const float*, __m256, int64_t, float,
                           float, float*);
 struct DwbRow512 {
   DwbRowFn fn[3][3] = {};  // [L][R]: the tile with L / R pixels of its row of taps left / right of the map
@@ -1023,7 +1027,7 @@ __attribute__((target("avx2,fma"))) void dwb_range_avx2(const OpParams& p, const
         for (int64_t xs = 0; xs < OW; xs += J512) {
           const int64_t ox = std::min(xs, OW - J512), ix0 = ox * sw - pl;
           const int64_t L = std::max<int64_t>(0, -ix0), R = std::max<int64_t>(0, ix0 + row512.NC - W);
-          row512.fn[L][R](xin + (iy0 * W + ix0) * 8, W, KH, ky0, ky1, wb, bias, act, p.f[0], p.f[1],
+          row512.fn[L][R](xin, (iy0 * W + ix0) * 8, W, KH, ky0, ky1, wb, bias, act, p.f[0], p.f[1],
                           yout + (oy * OW + ox) * 8);
         }
       }
@@ -1038,7 +1042,7 @@ __attribute__((target("avx2,fma"))) void dwb_range_avx2(const OpParams& p, const
         for (int64_t oy = oy0; oy < oy1; ++oy)
           for (int64_t xs = 0; xs < OW; xs += J512) {
             const int64_t ox = std::min(xs, OW - J512);
-            row512.fn[0][0](P + ((oy * sh - r0) * g.PW + ox * sw) * 8, g.PW, p.i[kKh], 0, p.i[kKh], wb, bias, act,
+            row512.fn[0][0](P, ((oy * sh - r0) * g.PW + ox * sw) * 8, g.PW, p.i[kKh], 0, p.i[kKh], wb, bias, act,
                             p.f[0], p.f[1], yout + (oy * OW + ox) * 8);
           }
         continue;
