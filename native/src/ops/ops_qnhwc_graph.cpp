@@ -805,7 +805,7 @@ void gap_nhwc_run(OpCtx& c) {
       for (int64_t k = 0; k < w; ++k) y[n * C + c0 + k] = part[k] / float(HW);
     }
   });
-  c.isa = avx2 ? "avx2" : "scalar";
+  c.isa = avx2 && C >= 8 ? "avx2" : "scalar";  // fewer than 8 channels: the scalar loop ran them all
 }
 
 // ---- se_gate_nhwc_q8 ----------------------------------------------------------------------------
