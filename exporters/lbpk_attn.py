@@ -331,34 +331,47 @@ def _fold_residual(low) -> int:
 
 
 def _pack_matmul_weights(low, rows_ok=lambda m: m >= 16) -> int:
-    """A matmul_f32 with a constant float B [K, N] (used by no other op) and a number of rows of A that
-    ``rows_ok`` accepts (default at least 16) gets B stored in the GEMM's panel layout [ceil(N/16), K, 16]
-    (zero-padded columns; attr b_panels = N): the kernels read it in place instead of packing B on every
-    run (native/src/ops/gemm_prepacked.h). Returns how many."""
-    uses: Dict[str, int] = {}
+    """A constant float B [K, N] read only as the weight (input 1) of matmul_f32 ops, each with a number of rows
+    of A that ``rows_ok`` accepts (default at least 16), is stored once in the GEMM's panel layout
+    [ceil(N/16), K, 16] (zero-padded columns; attr b_panels = N) for all of them: the kernels read it in place
+    instead of packing B on every run (native/src/ops/gemm_prepacked.h). A weight shared by several MatMuls
+    (session 15: a repeated block, tied projections) is packed once too. Returns how many ops read panels."""
+    users: Dict[str, List[Dict[str, Any]]] = {}
     for op in low.ops:
         for i in op["inputs"]:
-            uses[i] = uses.get(i, 0) + 1
+            users.setdefault(i, []).append(op)
     outputs = {t.name for t in low.g.outputs}
-    packed = 0
-    for op in low.ops:
+
+    def eligible(op, bname) -> bool:
         if op["kernel"] != "matmul_f32" or len(op["inputs"]) < 2 or "b_panels" in op["attrs"]:
+            return False
+        if op["inputs"][1] != bname or bname in op["inputs"][:1] + op["inputs"][2:]:
+            return False
+        sa = _static_shape(low, op["inputs"][0])
+        return sa is not None and len(sa) >= 2 and bool(rows_ok(int(np.prod(sa[:-1]))))
+
+    packed = 0
+    done = set()
+    for op in low.ops:
+        if op["kernel"] != "matmul_f32" or len(op["inputs"]) < 2:
             continue
         bname = op["inputs"][1]
-        b = low.const(bname)
-        sa = _static_shape(low, op["inputs"][0])
-        if b is None or b.dtype != np.float32 or b.ndim != 2 or uses.get(bname, 0) != 1 or bname in outputs \
-                or sa is None or len(sa) < 2 or not rows_ok(int(np.prod(sa[:-1]))):
+        if bname in done or bname in outputs:
             continue
+        b = low.const(bname)
+        if b is None or b.dtype != np.float32 or b.ndim != 2 or not all(eligible(u, bname) for u in users[bname]):
+            continue
+        done.add(bname)
         k, n = b.shape
         p = -(-n // 16)
         pad = np.zeros((k, p * 16), np.float32)
         pad[:, :n] = b
         name = f"{bname}.panels16"
         low.consts[name] = np.ascontiguousarray(pad.reshape(k, p, 16).transpose(1, 0, 2))
-        op["inputs"] = [op["inputs"][0], name] + list(op["inputs"][2:])
-        op["attrs"]["b_panels"] = int(n)
-        packed += 1
+        for u in users[bname]:
+            u["inputs"] = [u["inputs"][0], name] + list(u["inputs"][2:])
+            u["attrs"]["b_panels"] = int(n)
+            packed += 1
     return packed
 
 

@@ -10,8 +10,8 @@ by 6-row tiles, bit for bit. Shapes: M = 128 (20 x 6 + 4 + 4), 127 (+ 4 + 3), 14
 AVX2 kernel's fused multiply-adds in the same order: each case under LOWBIT_ISA=avx512vnni (which must
 report it) and avx2, 1 and 2 threads, bitwise equal; plus M = 100, K = 777, N = 40 (a pair of full panels
 and an 8-column one) and M = 9, K = 33, N = 17 (a lone full panel and a 1-column edge), each followed by an
-activation op; mf15b: a weight used by two MatMuls (so not stored in panels), which the AVX-512 kernel
-reads in place (M = 128, K = 777, N = 1000). (The in-register activations are covered by the conv tests that
+activation op; mf15b: a row-major weight (two MatMuls of 12 rows, too few for panels), which the AVX-512
+kernel reads in place (M = 12, K = 777, N = 1000); a weight shared by MatMuls of 128 rows is stored in panels once. (The in-register activations are covered by the conv tests that
 compare the ISA paths: the fused pw / dw convs call this GEMM with theirs.)"""
 
 import numpy as np
@@ -42,11 +42,15 @@ CASES = {
     "m9_k33_n17_sigmoid": (_matmul(9, 33, 17)[0][:1] + [helper.make_node("Add", ["t", "b"], ["u"]),
                                                         helper.make_node("Sigmoid", ["u"], ["y"])],
                            [("x", [9, 33])], _matmul(9, 33, 17)[2]),
-    # the weight is used by two MatMuls, so it is not stored in panels: on the AVX-512 path the full panels
-    # read B in place (rows ldb apart), the 8-column edge panel is packed; three K blocks (384 + 384 + 9)
+    # a weight shared by two MatMuls of 128 rows: stored once in panels for both (test below)
     "shared_w_m128_k777_n1000": ([helper.make_node("MatMul", ["x", "w"], ["t"]), helper.make_node("Relu", ["x"], ["r"]),
                                   helper.make_node("MatMul", ["r", "w"], ["t2"]), helper.make_node("Add", ["t", "t2"], ["y"])],
                                  [("x", [128, 777])], {"w": rand_w(777, 1000, seed=8)}),
+    # 12 rows (too few for panels at export): on the AVX-512 path the full panels read B in place (rows ldb
+    # apart), the 8-column edge panel is packed; three K blocks (384 + 384 + 9)
+    "shared_w_m12_k777_n1000": ([helper.make_node("MatMul", ["x", "w"], ["t"]), helper.make_node("Relu", ["x"], ["r"]),
+                                 helper.make_node("MatMul", ["r", "w"], ["t2"]), helper.make_node("Add", ["t", "t2"], ["y"])],
+                                [("x", [12, 777])], {"w": rand_w(777, 1000, seed=8)}),
     "gemm_transb_m128": ([helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)],
                          [("x", [128, 203])], {"w": rand_w(517, 203, seed=6), "b": rand_w(517, seed=7)}),
 }
@@ -120,3 +124,16 @@ def test_gemm_follows_isa_selected_at_run_time(tmp_path):
         ["avx512vnni", "avx2", "scalar", "avx512vnni"]
     assert np.array_equal(out["avx512vnni"], out["avx2"]) and np.array_equal(out["avx512vnni"], out["auto"])
     assert_rel_close(out["scalar"], ref["y"], RTOL, "scalar")
+
+
+def test_shared_weight_stored_in_panels_once(tmp_path):
+    """The exporter stores a constant weight read only by MatMuls with enough rows in the GEMM's panel layout
+    once, for all of them (a repeated block or tied projections: no per-run packing); with too few rows it stays
+    row-major."""
+    for name, panels in (("shared_w_m128_k777_n1000", True), ("shared_w_m12_k777_n1000", False)):
+        pkg, _, _ = fp32_graph_case(tmp_path, name, *CASES[name])
+        man = lowbit.load(pkg).manifest
+        mm = [op for op in man["ops"] if op["kernel"] == "matmul_f32"]
+        assert len(mm) == 2 and mm[0]["inputs"][1] == mm[1]["inputs"][1], mm
+        assert all(("b_panels" in op.get("attrs", {})) == panels for op in mm), (name, mm)
+        assert (mm[0]["inputs"][1] in man["tensors"]) and (("w" in man["tensors"]) != panels), sorted(man["tensors"])
