@@ -1488,30 +1488,19 @@ PwGeom pw_geom(const OpParams& p) {
   return g;
 }
 
-// Channel tile t of nb 8-channel blocks: 3 blocks each; a remainder of 2 is one tile of 2, a
-// remainder of 1 turns the last 3 + 1 into 2 + 2 (only nb = 1 runs a 1-block tile). tb = 6 (the zmm
-// tiles, nb even): 6 blocks each, a remainder of 2 turns the last 6 + 2 into 4 + 4.
+// Channel tile t of nb 8-channel blocks: tb blocks each (3; 6 for the zmm tiles, nb even); a remainder
+// of tb / 3 turns the last tb + tb / 3 into two tiles of 2 tb / 3 (3 + 1 -> 2 + 2, 6 + 2 -> 4 + 4), any
+// other remainder is one tile of its own (only nb = 1 runs a 1-block tile).
 inline int64_t pw_tiles(int64_t nb, int tb) { return nb / tb + (nb % tb != 0); }
 inline void pw_tile_blocks(int64_t nb, int64_t t, int64_t* blk0, int64_t* nblk, int tb = 3) {
-  if (tb == 6) {
-    const int64_t a = nb / 6;
-    if (nb % 6 == 2 && a > 0 && t >= a - 1) {
-      *blk0 = (a - 1) * 6 + (t - (a - 1)) * 4;
-      *nblk = 4;
-      return;
-    }
-    *blk0 = t * 6;
-    *nblk = std::min<int64_t>(6, nb - t * 6);
+  const int64_t a = nb / tb, split = 2 * tb / 3;
+  if (nb % tb == tb / 3 && a > 0 && t >= a - 1) {
+    *blk0 = (a - 1) * tb + (t - (a - 1)) * split;
+    *nblk = split;
     return;
   }
-  const int64_t a = nb / 3, r = nb % 3;
-  if (r == 1 && a > 0 && t >= a - 1) {
-    *blk0 = (a - 1) * 3 + (t - (a - 1)) * 2;
-    *nblk = 2;
-    return;
-  }
-  *blk0 = t * 3;
-  *nblk = std::min<int64_t>(3, nb - t * 3);
+  *blk0 = t * tb;
+  *nblk = std::min<int64_t>(tb, nb - t * tb);
 }
 
 // Shared: the packed panels; per thread: the tile's bias [48] and the chunk's partial sums [pc][J * 8 * tb]
