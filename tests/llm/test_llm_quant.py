@@ -153,7 +153,7 @@ def test_llm_gptq_is_sequential(model_dir):
         return h
 
     g._hessian = spy
-    mats = {name: np.concatenate([ck.get(f"layers.0.{p}") for p in parts]) for name, parts in g.PARTS.items()}
+    mats = {name: np.concatenate([ck.get(f"layers.0.{p}") for p in parts]) for name, parts in Q.FUSED_LINEARS.items()}
     with pytest.raises(LowbitError, match="layer 0 next"):
         g.quantize_layer(1, mats)
     qws = g.quantize_layer(0, mats)

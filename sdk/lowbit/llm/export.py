@@ -99,12 +99,7 @@ def export_hf(model_dir, out, *, scheme: str = "w4a8-g32", calib=None, embed: st
             p = f"layers.{i}."
             w.add_tensor(p + "attn_norm", ck.get(p + "attn_norm"))
             w.add_tensor(p + "ffn_norm", ck.get(p + "ffn_norm"))
-            mats = {
-                "qkv": _fused(ck, i, ("wq", "wk", "wv")),
-                "o": ck.get(p + "wo"),
-                "gate_up": _fused(ck, i, ("w_gate", "w_up")),
-                "down": ck.get(p + "w_down"),
-            }
+            mats = {name: _fused(ck, i, parts) for name, parts in Q.FUSED_LINEARS.items()}
             qws = gptq.quantize_layer(i, mats) if gptq is not None else {}
             for name, mat in mats.items():
                 linear_info[p + name] = Q.write_linear(w, p + name, mat, layer_scheme.removesuffix("-gptq"),

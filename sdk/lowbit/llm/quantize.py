@@ -97,6 +97,10 @@ def dequantized(w: np.ndarray, scheme: str) -> np.ndarray:
     return quantize_linear(w, scheme).dequantize()
 
 
+# A decoder layer's fused linears in dataflow order -> the lowbit names of their parts, in row order.
+FUSED_LINEARS = {"qkv": ("wq", "wk", "wv"), "o": ("wo",), "gate_up": ("w_gate", "w_up"), "down": ("w_down",)}
+
+
 class _Captured(Exception):
     """Ends a layer's forward once the linear being calibrated has seen its input."""
 
@@ -111,9 +115,6 @@ class GptqContext:
     calib: anything ``lowbit.llm.calib.calib_sequences`` reads (token ids, texts, a file).
     kv: a ``KvOrderStats`` filled from the same run (the bfp KV cache's channel orders).
     """
-
-    # fused linear -> (lowbit names of its parts in row order)
-    PARTS = {"qkv": ("wq", "wk", "wv"), "o": ("wo",), "gate_up": ("w_gate", "w_up"), "down": ("w_down",)}
 
     def __init__(self, ck, calib, scheme: str = "w4a8-g32-gptq", kv=None):
         from lowbit.llm.calib import calib_sequences
@@ -160,14 +161,14 @@ class GptqContext:
             raise LowbitError(f"GPTQ is sequential: layer {self.next_layer} next, not {i}")
         w = dict(self.w)  # layer i's linears replaced by their dequantized weights as they are quantized
         out = {}
-        for name in ("qkv", "o", "gate_up", "down"):
+        for name, parts in FUSED_LINEARS.items():
             qw = gptq_quantize(mats[name], self._hessian(w, i, name), self.fmt, self.group)
             if qw.outliers is not None:
                 raise LowbitError("GPTQ returned sparse outliers, which LLM packages do not store")
             qw.layout = "nk"
             out[name] = qw
             deq, row = qw.dequantize(), 0
-            for part in self.PARTS[name]:
+            for part in parts:
                 rows = self.w[f"layers.{i}.{part}"].shape[0]
                 w[f"layers.{i}.{part}"] = deq[row:row + rows]
                 row += rows
