@@ -5,6 +5,16 @@
 // bytes and accumulates in int32 with no int16 stage, so unsigned 4-bit / 2-bit codes times int8
 // activations take one instruction per 64 multiply-adds, and int8 weights take activations
 // offset to unsigned (x + 128) with the stored row sums removing the offset exactly.
+//
+// The group formats' GEMM (ugemm: w4a8 Q4 / Q4A, t2a8 T2, codebook C4; session 16): 8 activation
+// rows x 16 outputs over k blocks of 512. The rows are laid out per call in tiles of 8 (one
+// sequential stream per tile, signed as quantized) with per-group metadata beside them, and each
+// vpdpbusd takes its 4 activation bytes as an embedded broadcast; the codes are decoded per 32-byte
+// chunk pair in the tile (and / shift, C4 one vpshufb to w + 128), the offset (kOff * s) is the
+// int32 dot's start value, and the float conversion a magic-number subtract. What remains per row,
+// group and 16 outputs besides the G / 4 vpdpbusd is the epilogue's multiply (d * dx) and FMA,
+// both on the FMA pipes: at G = 32, 8 of every 80 issue slots each (the ceiling ~80% of the int8
+// peak; measured ~75%).
 #pragma once
 #if !defined(__AVX512VNNI__) || !defined(__AVX512BW__) || !defined(__AVX512DQ__)
 #error "mm_avx512.h needs -mavx512vnni -mavx512bw -mavx512dq"
@@ -12,12 +22,21 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <vector>
 
 #include "kernel_types.h"
 #include "mm_layout.h"
 
 namespace lb {
 namespace avx512 {
+
+/// Keeps `v` in a register here (GCC 12 otherwise copies a shared start value around every
+/// vpdpbusd; mm_avx512_gemv.h's LB_GEMV_IN_REG).
+#if defined(SIMDE_VERSION_MAJOR)
+#define LB_AVX512_IN_REG(v) (void)(v)
+#else
+#define LB_AVX512_IN_REG(v) __asm__("" : "+v"(v))
+#endif
 
 inline __m512i bcast4(const int8_t* p) {
   int32_t v;
@@ -47,18 +66,35 @@ inline void store16(float* y, const float* bias, int64_t n, int64_t n1, __m512 v
   _mm512_mask_storeu_ps(y + n, m, v);
 }
 
-/// Unsigned-code decoders (see mm_avx2.h): quad i of a chunk pair.
+/// Code decoders: quad i of a chunk pair as unsigned bytes (see mm_avx2.h). `tbl`: table(a), for
+/// the codebook only.
 struct Nib {
   static constexpr int kQuads = 2;
   static inline __m512i extract(__m512i v, int i) {
     return _mm512_and_si512(i ? _mm512_srli_epi16(v, 4) : v, _mm512_set1_epi8(0x0F));
   }
+  static inline __m512i table(const lb_mm_args*) { return _mm512_setzero_si512(); }
+  static inline __m512i bytes(__m512i v, int i, __m512i) { return extract(v, i); }
 };
 struct Ter {
   static constexpr int kQuads = 4;
   static inline __m512i extract(__m512i v, int i) {
     return _mm512_and_si512(i ? _mm512_srli_epi16(v, 2 * i) : v, _mm512_set1_epi8(0x03));
   }
+  static inline __m512i table(const lb_mm_args*) { return _mm512_setzero_si512(); }
+  static inline __m512i bytes(__m512i v, int i, __m512i) { return extract(v, i); }
+};
+/// Codebook (C4): the 4-bit code's int8 table value w as the unsigned byte w + 128 (one vpshufb
+/// of the table + 128 repeated in every 128-bit lane); with kOff = 128 the group's dot
+/// sum (w + 128) x - 128 s is exactly sum w x.
+struct Cb {
+  static constexpr int kQuads = 2;
+  static inline __m512i table(const lb_mm_args* a) {
+    uint8_t t[64];
+    for (int i = 0; i < 64; ++i) t[i] = uint8_t(int(a->lut[i % 16]) + 128);
+    return _mm512_loadu_si512(t);
+  }
+  static inline __m512i bytes(__m512i v, int i, __m512i tbl) { return _mm512_shuffle_epi8(tbl, Nib::extract(v, i)); }
 };
 
 template <class U, int Off, bool Asym>
@@ -68,55 +104,189 @@ struct UFmt {
   static constexpr bool kAsym = Asym;
 };
 
-/// Group formats with unsigned codes: MR rows x 16 outputs (two panels; the second repeats the
-/// first when it would lie past n1, and is not stored). The GEMM tile (MR = 8).
-template <class F, int MR>
-void ugemm(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  const int64_t G = a->group, ng = a->k / G;
-  const size_t bb = lb_wfmt_block_bytes(static_cast<lb_wfmt>(a->fmt), a->group);
-  const int hb = layout::header_bytes(a->fmt);
-  constexpr int kQ = F::Unpack::kQuads;
-  for (int64_t n = n0; n < n1; n += 16) {
-    const int64_t pa = n / 8, pb = n + 8 < n1 ? pa + 1 : pa;
-    for (int64_t m = m0; m < m1; m += MR) {
-      const int mr = int(m1 - m < MR ? m1 - m : MR);
-      const int8_t* x[MR];
-      const lb_q8_meta* xm[MR];
-      for (int r = 0; r < MR; ++r) {
-        const int64_t row = m + (r < mr ? r : 0);
-        x[r] = a->xq + row * a->kp;
-        xm[r] = a->xm + row * ng;
+/// acc += a (u8) . the 4 int8 at p broadcast to every lane, the broadcast folded into the vpdpbusd
+/// as an EVEX embedded broadcast (m32{1to16}; GCC 12 does not fold _mm512_set1_epi32 of a load).
+/// Same result as _mm512_dpbusd_epi32(acc, a, bcast4(p)).
+inline __m512i dpbusd_bcast4(__m512i acc, __m512i a, const int8_t* p) {
+#if defined(SIMDE_VERSION_MAJOR)
+  return _mm512_dpbusd_epi32(acc, a, bcast4(p));
+#else
+  typedef int32_t i32_alias __attribute__((may_alias));
+  __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(a), "m"(*reinterpret_cast<const i32_alias*>(p)));
+  return acc;
+#endif
+}
+
+/// float(i) for an int32 |i| < 2^22 without a conversion: the bits of kMagic + i are the float
+/// 1.5 * 2^23 + i exactly (the ulp in [2^23, 2^24) is 1), minus 1.5 * 2^23 (exact) is i: an integer
+/// add (folded into the dot's start value) and a float subtract (FP2/3 on Zen 4) instead of
+/// vcvtdq2ps, the same value. The group dots stay inside: |dot - kOff * s| <= 128 * 15 * 128 +
+/// 8 * 128 * 128 < 2^19 (Q4), |sum w x| <= 128 * 128 * 128 = 2^21 (C4) at the largest group (128).
+constexpr int32_t kMagic = 0x4B400000;
+inline __m512 magic_to_ps(__m512i v) {
+  return _mm512_sub_ps(_mm512_castsi512_ps(v), _mm512_set1_ps(12582912.0f));
+}
+
+/// The group GEMMs' activations (ugemm): rows per register tile, and per tile and group the rows'
+/// scales and int32 start values side by side (one embedded broadcast each in the tile).
+constexpr int kGemmRows = 8;
+struct TileMeta {
+  float d[kGemmRows];     // lb_q8_meta::d
+  int32_t o[kGemmRows];   // start of the int32 dot: kMagic - kOff * s (kMagic for the asymmetric formats)
+  float s[kGemmRows];     // float(s) (the asymmetric formats' minimum term)
+};
+
+/// Rows m0..m1 of xq per tile of kGemmRows rows in chunks of 32 codes (the tile's rows side by
+/// side, as the w8a8 GEMM lays out its u8 rows, here kept signed): code k of row r of tile t at
+/// xi + t * kGemmRows * kp + kGemmRows * (k & ~31) + 32 r + (k & 31), so a tile reads its
+/// activations as one sequential stream (xq's rows kp = 4096 apart put 8 streams in one L1 set);
+/// a short last tile repeats its first row. xt[t * ng + g]: the tile's metadata of group g.
+inline void gemm_tile_rows(const lb_mm_args* a, int64_t m0, int64_t m1, int off, int8_t* xi, TileMeta* xt) {
+  const int64_t kp = a->kp, ng = a->k / a->group;
+  for (int64_t m = m0; m < m1; m += kGemmRows, xi += kGemmRows * kp, xt += ng) {
+    for (int r = 0; r < kGemmRows; ++r) {
+      const int64_t row = m + r < m1 ? m + r : m;
+      const int8_t* src = a->xq + row * kp;
+      int8_t* dst = xi + 32 * r;
+      for (int64_t k = 0; k < kp; k += 32)
+        _mm256_store_si256(reinterpret_cast<__m256i*>(dst + kGemmRows * k),
+                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + k)));
+      const lb_q8_meta* xm = a->xm + row * ng;
+      for (int64_t g = 0; g < ng; ++g) {
+        xt[g].d[r] = xm[g].d;
+        xt[g].o[r] = kMagic - off * xm[g].s;
+        xt[g].s[r] = float(xm[g].s);
       }
-      __m512 acc[MR];
-      for (int r = 0; r < MR; ++r) acc[r] = _mm512_setzero_ps();
-      const uint8_t* ba = layout::block(a->w, a->fmt, a->k, a->group, pa, 0);
-      const uint8_t* bp = layout::block(a->w, a->fmt, a->k, a->group, pb, 0);
-      for (int64_t g = 0; g < ng; ++g, ba += bb, bp += bb) {
-        __m512i dot[MR];
-        for (int r = 0; r < MR; ++r) dot[r] = _mm512_setzero_si512();
-        for (int64_t c = 0; c < G / (4 * kQ); ++c) {
-          const __m512i v = load_pair(ba + hb + 32 * c, bp + hb + 32 * c);
-          for (int i = 0; i < kQ; ++i) {
-            const __m512i q = F::Unpack::extract(v, i);
-            const int64_t k = g * G + 4 * (c * kQ + i);
-            for (int r = 0; r < MR; ++r) dot[r] = _mm512_dpbusd_epi32(dot[r], q, bcast4(x[r] + k));
-          }
-        }
-        const __m512 d = load_fp16_pair(ba, bp);
-        const __m512 mn = F::kAsym ? load_fp16_pair(ba + 16, bp + 16) : d;
-        for (int r = 0; r < MR; ++r) {
-          const lb_q8_meta xv = xm[r][g];
-          if (F::kAsym) {
-            const __m512 t = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(dot[r]), _mm512_mul_ps(mn, _mm512_set1_ps(float(xv.s))));
-            acc[r] = _mm512_fmadd_ps(t, _mm512_set1_ps(xv.d), acc[r]);
-          } else {
-            const __m512i adj = _mm512_sub_epi32(dot[r], _mm512_set1_epi32(F::kOff * xv.s));
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(adj), _mm512_mul_ps(d, _mm512_set1_ps(xv.d)), acc[r]);
-          }
-        }
-      }
-      for (int r = 0; r < mr; ++r) store16(a->y + (m + r) * a->ldy, a->bias, n, n1, acc[r]);
     }
+  }
+}
+
+/// Bytes of activations and metadata per row chunk of the group GEMMs (about; whole tiles).
+constexpr int64_t kGemmChunkBytes = 640 * 1024;
+
+/// Rows m0..m1 in row chunks laid out by gemm_tile_rows into a per-thread buffer (grown to the
+/// largest chunk seen: <= ~kGemmChunkBytes or one tile), then cols(xi, xt, ms, me) per chunk (the
+/// column loop outside the chunk's row tiles).
+template <class Cols>
+void gemm_row_chunks(const lb_mm_args* a, int64_t m0, int64_t m1, int off, Cols&& cols) {
+  const int64_t kp = a->kp, ng = a->k / a->group;
+  const int64_t tb = kGemmRows * kp, mb = ng * int64_t(sizeof(TileMeta));  // bytes per tile
+  const int64_t tiles = (m1 - m0 + kGemmRows - 1) / kGemmRows;
+  const int64_t per = kGemmChunkBytes / (tb + mb) > 1 ? kGemmChunkBytes / (tb + mb) : 1;
+  const int64_t chunks = (tiles + per - 1) / per, ct = (tiles + chunks - 1) / chunks;  // tiles per chunk
+  thread_local std::vector<uint8_t> buf;
+  const size_t need = size_t(ct * (tb + mb)) + 64;
+  if (buf.size() < need) buf.resize(need);
+  int8_t* xi = reinterpret_cast<int8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+  TileMeta* xt = reinterpret_cast<TileMeta*>(xi + ct * tb);
+  for (int64_t ms = m0; ms < m1; ms += ct * kGemmRows) {
+    const int64_t me = m1 - ms < ct * kGemmRows ? m1 : ms + ct * kGemmRows;
+    gemm_tile_rows(a, ms, me, off, xi, xt);
+    cols(xi, xt, ms, me);
+  }
+}
+
+/// kGemmRows rows x 16 outputs (two panels; the second repeats the first when it would lie past
+/// n1, and is not stored) over ngb groups from the panels' blocks ba / bp, the codes decoded per
+/// 32-byte chunk pair in the tile (tbl: F::Unpack::table). Per group the int32 dots start at
+/// kMagic - kOff * s (the reference's dot - kOff * s, exact), then acc = fma(float(dot), d * dx,
+/// acc) (Q4A: fma(fma(d, float(dot), mn * s), dx, acc)): the former tile's float operations in
+/// the same order, so the same bits. Float sums in f (16 per row), started at 0 when `first`.
+template <class F, int G>
+__attribute__((noinline)) void utile(const int8_t* x, const TileMeta* xt, const uint8_t* ba, const uint8_t* bp,
+                                     size_t bb, int64_t ngb, __m512i tbl, float* f, bool first) {
+  constexpr int MR = kGemmRows, kQ = F::Unpack::kQuads, kChunks = G / (4 * kQ);
+  constexpr int hb = F::kAsym ? 32 : 16;  // layout::header_bytes: the scales (and Q4A's minimums)
+  __m512 acc[MR];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) acc[r] = first ? _mm512_setzero_ps() : _mm512_load_ps(f + 16 * r);
+  for (int64_t g = 0; g < ngb; ++g, x += G * MR, ba += bb, bp += bb) {
+    const TileMeta& t = xt[g];
+    __m512i dot[MR];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      dot[r] = _mm512_set1_epi32(t.o[r]);
+      LB_AVX512_IN_REG(dot[r]);
+    }
+#pragma GCC unroll 32
+    for (int c = 0; c < kChunks; ++c) {
+      const __m512i v = load_pair(ba + hb + 32 * c, bp + hb + 32 * c);
+#pragma GCC unroll 4
+      for (int i = 0; i < kQ; ++i) {
+        const __m512i q = F::Unpack::bytes(v, i, tbl);
+        const int qi = c * kQ + i;  // quad of the group: codes 4 qi .. 4 qi + 3
+        const int8_t* xq = x + 32 * MR * (qi / 8) + 4 * (qi % 8);
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; ++r) dot[r] = dpbusd_bcast4(dot[r], q, xq + 32 * r);
+      }
+    }
+    const __m512 d = load_fp16_pair(ba, bp);
+    if (F::kAsym) {
+      const __m512 mn = load_fp16_pair(ba + 16, bp + 16);
+#pragma GCC unroll 8
+      for (int r = 0; r < MR; ++r) {
+        const __m512 tt = _mm512_fmadd_ps(d, magic_to_ps(dot[r]), _mm512_mul_ps(mn, _mm512_set1_ps(t.s[r])));
+        acc[r] = _mm512_fmadd_ps(tt, _mm512_set1_ps(t.d[r]), acc[r]);
+      }
+    } else {
+#pragma GCC unroll 8
+      for (int r = 0; r < MR; ++r)
+        acc[r] = _mm512_fmadd_ps(magic_to_ps(dot[r]), _mm512_mul_ps(d, _mm512_set1_ps(t.d[r])), acc[r]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) _mm512_store_ps(f + 16 * r, acc[r]);
+}
+
+/// Codes per k block of the group GEMMs: the row tiles of a chunk sweep one k block of a pair of
+/// panels (w4a8-g32: 4.5 KiB of codes, in L1 for every tile but the first) before the next; float
+/// sums between blocks in a per-thread buffer. 128 x 4096 x 11008 w4a8-g32 (session 16): 1.03x
+/// the speed of no blocking, M = 32 1.08x; t2a8 equal.
+constexpr int64_t kGemmKBlock = 512;
+
+template <class F, int G>
+void ugemm_g(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const int64_t ng = a->k / G, gb = kGemmKBlock / G > 0 ? kGemmKBlock / G : 1;
+  const size_t bb = lb_wfmt_block_bytes(static_cast<lb_wfmt>(a->fmt), G);
+  const __m512i tbl = F::Unpack::table(a);
+  gemm_row_chunks(a, m0, m1, F::kAsym ? 0 : F::kOff, [&](const int8_t* xi, const TileMeta* xt, int64_t ms, int64_t me) {
+    thread_local std::vector<float> fbuf;  // the chunk's float sums, 16 per row
+    const int64_t tiles = (me - ms + kGemmRows - 1) / kGemmRows;
+    if (fbuf.size() < size_t(tiles * kGemmRows * 16 + 16)) fbuf.resize(size_t(tiles * kGemmRows * 16 + 16));
+    float* fs = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(fbuf.data()) + 63) & ~uintptr_t(63));
+    const int64_t calls = tiles * ((ng + gb - 1) / gb);
+    for (int64_t n = n0; n < n1; n += 16) {
+      const int64_t pa = n / 8, pb = n + 8 < n1 ? pa + 1 : pa;
+      const uint8_t* ba = layout::block(a->w, a->fmt, a->k, G, pa, 0);
+      const uint8_t* bp = layout::block(a->w, a->fmt, a->k, G, pb, 0);
+      // the next pair's blocks (contiguous: panel-major) go to L2 a slice per tile call, so its
+      // first row tile does not wait on memory
+      const int64_t np = n + 16 < n1 ? (n + 24 < n1 ? 2 : 1) : 0;
+      const char* pf = np ? reinterpret_cast<const char*>(layout::block(a->w, a->fmt, a->k, G, pb + 1, 0)) : nullptr;
+      const size_t pfb = size_t(np * ng) * bb;
+      size_t done = 0;
+      int64_t call = 0;
+      for (int64_t g0 = 0; g0 < ng; g0 += gb) {
+        const int64_t ngb = ng - g0 < gb ? ng - g0 : gb;
+        for (int64_t t = 0; t < tiles; ++t) {
+          utile<F, G>(xi + t * kGemmRows * a->kp + g0 * G * kGemmRows, xt + t * ng + g0, ba + g0 * bb, bp + g0 * bb,
+                      bb, ngb, tbl, fs + t * kGemmRows * 16, g0 == 0);
+          for (const size_t upto = pfb * size_t(++call) / size_t(calls); done < upto; done += 64)
+            _mm_prefetch(pf + done, _MM_HINT_T1);
+        }
+      }
+      for (int64_t m = ms; m < me; ++m) store16(a->y + m * a->ldy, a->bias, n, n1, _mm512_load_ps(fs + (m - ms) * 16));
+    }
+  });
+}
+
+/// The group formats' GEMM (M >= 2): Q4 / Q4A / T2, and C4 through Cb.
+template <class F>
+void ugemm(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  switch (a->group) {
+    case 32: ugemm_g<F, 32>(a, m0, m1, n0, n1); break;
+    case 64: ugemm_g<F, 64>(a, m0, m1, n0, n1); break;
+    default: ugemm_g<F, 128>(a, m0, m1, n0, n1); break;
   }
 }
 

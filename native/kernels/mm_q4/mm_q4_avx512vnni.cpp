@@ -1,7 +1,7 @@
 // w4a8 (Q4 / Q4A) for AVX-512 VNNI: vpdpbusd accumulating in int32.
 // GEMV: one panel (8 rows) per pass in ymm, one weight stream (lb::avx512::gemv::ugemv,
 // mm_avx512_gemv.h; the registered name keeps its "16x32"); GEMM: 8 activation rows x 16 outputs
-// (two panels per zmm).
+// (two panels per zmm; lb::avx512::ugemm, mm_avx512.h).
 #if !defined(__AVX512VNNI__) || !defined(__AVX512BW__)
 #error "mm_q4_avx512vnni.cpp must be compiled with -mavx512vnni -mavx512bw"
 #endif
@@ -17,5 +17,5 @@ void lb_gemv_f32_q8d_q4g_16x32__avx512vnni(const lb_mm_args* a, int64_t m0, int6
 }
 
 void lb_gemm_f32_q8d_q4g_8x16__avx512vnni(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  if (a->fmt == LB_WFMT_Q4A) ugemm<UFmt<Nib, 0, true>, 8>(a, m0, m1, n0, n1); else ugemm<UFmt<Nib, 8, false>, 8>(a, m0, m1, n0, n1);
+  if (a->fmt == LB_WFMT_Q4A) ugemm<UFmt<Nib, 0, true>>(a, m0, m1, n0, n1); else ugemm<UFmt<Nib, 8, false>>(a, m0, m1, n0, n1);
 }
