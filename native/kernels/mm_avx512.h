@@ -10,11 +10,11 @@
 // rows x 16 outputs over k blocks of 512. The rows are laid out per call in tiles of 8 (one
 // sequential stream per tile, signed as quantized) with per-group metadata beside them, and each
 // vpdpbusd takes its 4 activation bytes as an embedded broadcast; the codes are decoded per 32-byte
-// chunk pair in the tile (and / shift, C4 one vpshufb to w + 128), the offset (kOff * s) is the
-// int32 dot's start value, and the float conversion a magic-number subtract. What remains per row,
-// group and 16 outputs besides the G / 4 vpdpbusd is the epilogue's multiply (d * dx) and FMA,
-// both on the FMA pipes: at G = 32, 8 of every 80 issue slots each (the ceiling ~80% of the int8
-// peak; measured ~75%).
+// chunk pair in the tile (and / shift, C4 one vpshufb to w + 128) and the offset (kOff * s) is the
+// int32 dot's start value. What remains per row, group and 16 outputs besides the G / 4 vpdpbusd
+// is the epilogue's multiply (d * dx) and FMA, both on the FMA pipes: at G = 32 each takes 8 of
+// every 80 of their slots (a ceiling of ~80% of the int8 peak; measured 75-78%). docs/kernels.md,
+// "Session 16 (gq16)".
 #pragma once
 #if !defined(__AVX512VNNI__) || !defined(__AVX512BW__) || !defined(__AVX512DQ__)
 #error "mm_avx512.h needs -mavx512vnni -mavx512bw -mavx512dq"
@@ -117,22 +117,12 @@ inline __m512i dpbusd_bcast4(__m512i acc, __m512i a, const int8_t* p) {
 #endif
 }
 
-/// float(i) for an int32 |i| < 2^22 without a conversion: the bits of kMagic + i are the float
-/// 1.5 * 2^23 + i exactly (the ulp in [2^23, 2^24) is 1), minus 1.5 * 2^23 (exact) is i: an integer
-/// add (folded into the dot's start value) and a float subtract (FP2/3 on Zen 4) instead of
-/// vcvtdq2ps, the same value. The group dots stay inside: |dot - kOff * s| <= 128 * 15 * 128 +
-/// 8 * 128 * 128 < 2^19 (Q4), |sum w x| <= 128 * 128 * 128 = 2^21 (C4) at the largest group (128).
-constexpr int32_t kMagic = 0x4B400000;
-inline __m512 magic_to_ps(__m512i v) {
-  return _mm512_sub_ps(_mm512_castsi512_ps(v), _mm512_set1_ps(12582912.0f));
-}
-
 /// The group GEMMs' activations (ugemm): rows per register tile, and per tile and group the rows'
 /// scales and int32 start values side by side (one embedded broadcast each in the tile).
 constexpr int kGemmRows = 8;
 struct TileMeta {
   float d[kGemmRows];     // lb_q8_meta::d
-  int32_t o[kGemmRows];   // start of the int32 dot: kMagic - kOff * s (kMagic for the asymmetric formats)
+  int32_t o[kGemmRows];   // start of the int32 dot: -kOff * s (0 for the asymmetric formats)
   float s[kGemmRows];     // float(s) (the asymmetric formats' minimum term)
 };
 
@@ -154,7 +144,7 @@ inline void gemm_tile_rows(const lb_mm_args* a, int64_t m0, int64_t m1, int off,
       const lb_q8_meta* xm = a->xm + row * ng;
       for (int64_t g = 0; g < ng; ++g) {
         xt[g].d[r] = xm[g].d;
-        xt[g].o[r] = kMagic - off * xm[g].s;
+        xt[g].o[r] = -off * xm[g].s;
         xt[g].s[r] = float(xm[g].s);
       }
     }
@@ -189,7 +179,7 @@ void gemm_row_chunks(const lb_mm_args* a, int64_t m0, int64_t m1, int off, Cols&
 /// kGemmRows rows x 16 outputs (two panels; the second repeats the first when it would lie past
 /// n1, and is not stored) over ngb groups from the panels' blocks ba / bp, the codes decoded per
 /// 32-byte chunk pair in the tile (tbl: F::Unpack::table). Per group the int32 dots start at
-/// kMagic - kOff * s (the reference's dot - kOff * s, exact), then acc = fma(float(dot), d * dx,
+/// -kOff * s (the reference's dot - kOff * s, exact), then acc = fma(float(dot), d * dx,
 /// acc) (Q4A: fma(fma(d, float(dot), mn * s), dx, acc)): the former tile's float operations in
 /// the same order, so the same bits. Float sums in f (16 per row), started at 0 when `first`.
 template <class F, int G>
@@ -225,13 +215,13 @@ __attribute__((noinline)) void utile(const int8_t* x, const TileMeta* xt, const 
       const __m512 mn = load_fp16_pair(ba + 16, bp + 16);
 #pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) {
-        const __m512 tt = _mm512_fmadd_ps(d, magic_to_ps(dot[r]), _mm512_mul_ps(mn, _mm512_set1_ps(t.s[r])));
+        const __m512 tt = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(dot[r]), _mm512_mul_ps(mn, _mm512_set1_ps(t.s[r])));
         acc[r] = _mm512_fmadd_ps(tt, _mm512_set1_ps(t.d[r]), acc[r]);
       }
     } else {
 #pragma GCC unroll 8
       for (int r = 0; r < MR; ++r)
-        acc[r] = _mm512_fmadd_ps(magic_to_ps(dot[r]), _mm512_mul_ps(d, _mm512_set1_ps(t.d[r])), acc[r]);
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r]), _mm512_mul_ps(d, _mm512_set1_ps(t.d[r])), acc[r]);
     }
   }
 #pragma GCC unroll 8

@@ -2,9 +2,10 @@
 codebook C4; session 16) at the sizes where its blocking changes: row tiles of 8 (M not a multiple:
 the short last tile repeats its first row), 16-column pairs (an odd panel, N tails), k blocks of 512
 (a short last block, K = one group), row chunks of ~640 KB of laid-out activations (several chunks),
-and the int32 dots at the ends of their range (the magic-number float conversion is exact below
-2^22). Integer-valued cases exact against numpy on every ISA path; random cases bitwise equal to the
-AVX2 GEMM (the same integer dots and float operations in the same order) on 1 and 2 threads."""
+and the int32 dots at the ends of their range (C4: the table values + 128 as unsigned bytes and the
+dot started at -128 s). Integer-valued cases exact against numpy on every ISA path; random cases
+bitwise equal to the AVX2 GEMM (the same integer dots and float operations in the same order) on 1
+and 2 threads."""
 import numpy as np
 import pytest
 
@@ -68,8 +69,8 @@ def test_shapes_bitwise_avx2(nat, fmt, group, m, n, k):
 @pytest.mark.parametrize("sign", [1, -1])
 def test_dot_extremes(nat, fmt, sign):
     """Codes at the end of their range (C4: the largest-magnitude table entry, |w| = 127 after
-    packing) against activations +-127 over groups of 128: the largest int32 dots the GEMM makes
-    (C4 ~2^21), which its float conversion must keep exact; against the AVX2 GEMM, bitwise."""
+    packing: byte 255 or 1) against activations +-127 over groups of 128: the largest int32 dots
+    the GEMM makes (C4 ~2^21); against the AVX2 GEMM, bitwise."""
     _need_vnni(nat)
     n, k, m, g = 24, 1024, 10, 128
     kw = {}
