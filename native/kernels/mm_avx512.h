@@ -154,25 +154,33 @@ inline void gemm_tile_rows(const lb_mm_args* a, int64_t m0, int64_t m1, int off,
 /// Bytes of activations and metadata per row chunk of the group GEMMs (about; whole tiles).
 constexpr int64_t kGemmChunkBytes = 640 * 1024;
 
-/// Rows m0..m1 in row chunks laid out by gemm_tile_rows into a per-thread buffer (grown to the
-/// largest chunk seen: <= ~kGemmChunkBytes or one tile), then cols(xi, xt, ms, me) per chunk (the
-/// column loop outside the chunk's row tiles).
+/// The group GEMMs' per-thread scratch (one buffer for every format and group: grown to the
+/// largest request seen on the thread, 64-byte aligned).
+inline uint8_t* gemm_scratch(size_t bytes) {
+  thread_local std::vector<uint8_t> buf;
+  if (buf.size() < bytes + 64) buf.resize(bytes + 64);
+  return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+}
+
+/// Rows m0..m1 in row chunks laid out by gemm_tile_rows into the per-thread scratch (<= about
+/// kGemmChunkBytes, or one tile), then cols(xi, xt, fs, ms, me) per chunk (the column loop outside
+/// the chunk's row tiles; fs: 16 floats per row of the chunk for the tiles' sums).
 template <class Cols>
 void gemm_row_chunks(const lb_mm_args* a, int64_t m0, int64_t m1, int off, Cols&& cols) {
   const int64_t kp = a->kp, ng = a->k / a->group;
   const int64_t tb = kGemmRows * kp, mb = ng * int64_t(sizeof(TileMeta));  // bytes per tile
+  const int64_t fb = kGemmRows * 16 * int64_t(sizeof(float));
   const int64_t tiles = (m1 - m0 + kGemmRows - 1) / kGemmRows;
   const int64_t per = kGemmChunkBytes / (tb + mb) > 1 ? kGemmChunkBytes / (tb + mb) : 1;
   const int64_t chunks = (tiles + per - 1) / per, ct = (tiles + chunks - 1) / chunks;  // tiles per chunk
-  thread_local std::vector<uint8_t> buf;
-  const size_t need = size_t(ct * (tb + mb)) + 64;
-  if (buf.size() < need) buf.resize(need);
-  int8_t* xi = reinterpret_cast<int8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+  const int64_t fo = (ct * (tb + mb) + 63) / 64 * 64;  // the float sums' offset (64-byte aligned)
+  int8_t* xi = reinterpret_cast<int8_t*>(gemm_scratch(size_t(fo + ct * fb)));
   TileMeta* xt = reinterpret_cast<TileMeta*>(xi + ct * tb);
+  float* fs = reinterpret_cast<float*>(xi + fo);
   for (int64_t ms = m0; ms < m1; ms += ct * kGemmRows) {
     const int64_t me = m1 - ms < ct * kGemmRows ? m1 : ms + ct * kGemmRows;
     gemm_tile_rows(a, ms, me, off, xi, xt);
-    cols(xi, xt, ms, me);
+    cols(xi, xt, fs, ms, me);
   }
 }
 
@@ -239,11 +247,9 @@ void ugemm_g(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1
   const int64_t ng = a->k / G, gb = kGemmKBlock / G > 0 ? kGemmKBlock / G : 1;
   const size_t bb = lb_wfmt_block_bytes(static_cast<lb_wfmt>(a->fmt), G);
   const __m512i tbl = F::Unpack::table(a);
-  gemm_row_chunks(a, m0, m1, F::kAsym ? 0 : F::kOff, [&](const int8_t* xi, const TileMeta* xt, int64_t ms, int64_t me) {
-    thread_local std::vector<float> fbuf;  // the chunk's float sums, 16 per row
+  gemm_row_chunks(a, m0, m1, F::kAsym ? 0 : F::kOff, [&](const int8_t* xi, const TileMeta* xt, float* fs, int64_t ms,
+                                                          int64_t me) {
     const int64_t tiles = (me - ms + kGemmRows - 1) / kGemmRows;
-    if (fbuf.size() < size_t(tiles * kGemmRows * 16 + 16)) fbuf.resize(size_t(tiles * kGemmRows * 16 + 16));
-    float* fs = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(fbuf.data()) + 63) & ~uintptr_t(63));
     const int64_t calls = tiles * ((ng + gb - 1) / gb);
     for (int64_t n = n0; n < n1; n += 16) {
       const int64_t pa = n / 8, pb = n + 8 < n1 ? pa + 1 : pa;
