@@ -40,6 +40,12 @@ struct lb_mm_args {
   /// rows [0, m1)), written once per call by the caller (qlinear) so that every call of every thread reads the same
   /// copy; null (or m0 not a multiple of 12): the kernel tiles its rows itself. Every other kernel ignores it.
   const uint8_t* xt;
+  /// The group GEMMs on AVX-512 VNNI (Q4 / Q4A / T2 / C4), optional: rows [0, m1) in tiles of 8 (xg) with
+  /// their per-group metadata (xgm, lb::layout::GroupTileMeta), mm_gtile.h's group_tiles, written once per call by
+  /// the caller (qlinear) so that its column tasks do not each lay out every row; null (or m0 not a multiple of
+  /// 8): the kernel lays out its rows itself. Every other kernel ignores them.
+  const int8_t* xg;
+  const void* xgm;
 };
 
 /// Matmul kernel: rows [m0, m1) x columns [n0, n1) of lb_mm_args.

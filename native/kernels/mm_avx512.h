@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "kernel_types.h"
+#include "mm_gtile.h"
 #include "mm_layout.h"
 
 namespace lb {
@@ -118,38 +119,9 @@ inline __m512i dpbusd_bcast4(__m512i acc, __m512i a, const int8_t* p) {
 }
 
 /// The group GEMMs' activations (ugemm): rows per register tile, and per tile and group the rows'
-/// scales and int32 start values side by side (one embedded broadcast each in the tile).
-constexpr int kGemmRows = 8;
-struct TileMeta {
-  float d[kGemmRows];     // lb_q8_meta::d
-  int32_t o[kGemmRows];   // start of the int32 dot: -kOff * s (0 for the asymmetric formats)
-  float s[kGemmRows];     // float(s) (the asymmetric formats' minimum term)
-};
-
-/// Rows m0..m1 of xq per tile of kGemmRows rows in chunks of 32 codes (the tile's rows side by
-/// side, as the w8a8 GEMM lays out its u8 rows, here kept signed): code k of row r of tile t at
-/// xi + t * kGemmRows * kp + kGemmRows * (k & ~31) + 32 r + (k & 31), so a tile reads its
-/// activations as one sequential stream (xq's rows kp = 4096 apart put 8 streams in one L1 set);
-/// a short last tile repeats its first row. xt[t * ng + g]: the tile's metadata of group g.
-inline void gemm_tile_rows(const lb_mm_args* a, int64_t m0, int64_t m1, int off, int8_t* xi, TileMeta* xt) {
-  const int64_t kp = a->kp, ng = a->k / a->group;
-  for (int64_t m = m0; m < m1; m += kGemmRows, xi += kGemmRows * kp, xt += ng) {
-    for (int r = 0; r < kGemmRows; ++r) {
-      const int64_t row = m + r < m1 ? m + r : m;
-      const int8_t* src = a->xq + row * kp;
-      int8_t* dst = xi + 32 * r;
-      for (int64_t k = 0; k < kp; k += 32)
-        _mm256_store_si256(reinterpret_cast<__m256i*>(dst + kGemmRows * k),
-                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + k)));
-      const lb_q8_meta* xm = a->xm + row * ng;
-      for (int64_t g = 0; g < ng; ++g) {
-        xt[g].d[r] = xm[g].d;
-        xt[g].o[r] = -off * xm[g].s;
-        xt[g].s[r] = float(xm[g].s);
-      }
-    }
-  }
-}
+/// scales and int32 start values side by side (mm_gtile.h: layout::group_tiles).
+constexpr int kGemmRows = layout::kGroupTileRows;
+using TileMeta = layout::GroupTileMeta;
 
 /// Bytes of activations and metadata per row chunk of the group GEMMs (about; whole tiles).
 constexpr int64_t kGemmChunkBytes = 640 * 1024;
@@ -162,9 +134,12 @@ inline uint8_t* gemm_scratch(size_t bytes) {
   return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
 }
 
-/// Rows m0..m1 in row chunks laid out by gemm_tile_rows into the per-thread scratch (<= about
-/// kGemmChunkBytes, or one tile), then cols(xi, xt, fs, ms, me) per chunk (the column loop outside
-/// the chunk's row tiles; fs: 16 floats per row of the chunk for the tiles' sums).
+/// Rows m0..m1 in row chunks (<= about kGemmChunkBytes of tiles and metadata, or one tile), then
+/// cols(xi, xt, fs, ms, me) per chunk (the column loop outside the chunk's row tiles; fs: 16 floats
+/// per row of the chunk for the tiles' sums, in the per-thread scratch). The chunk's tiles are the
+/// caller's (lb_mm_args::xg / xgm, rows [0, m1) laid out once per call) where given and m0 is on a
+/// tile boundary, else laid out here by layout::group_tiles into the per-thread scratch: the same
+/// tiles either way.
 template <class Cols>
 void gemm_row_chunks(const lb_mm_args* a, int64_t m0, int64_t m1, int off, Cols&& cols) {
   const int64_t kp = a->kp, ng = a->k / a->group;
@@ -173,13 +148,21 @@ void gemm_row_chunks(const lb_mm_args* a, int64_t m0, int64_t m1, int off, Cols&
   const int64_t tiles = (m1 - m0 + kGemmRows - 1) / kGemmRows;
   const int64_t per = kGemmChunkBytes / (tb + mb) > 1 ? kGemmChunkBytes / (tb + mb) : 1;
   const int64_t chunks = (tiles + per - 1) / per, ct = (tiles + chunks - 1) / chunks;  // tiles per chunk
+  if (a->xg && a->xgm && m0 % kGemmRows == 0) {
+    float* fs = reinterpret_cast<float*>(gemm_scratch(size_t(ct * fb)));
+    for (int64_t ms = m0; ms < m1; ms += ct * kGemmRows) {
+      const int64_t me = m1 - ms < ct * kGemmRows ? m1 : ms + ct * kGemmRows;
+      cols(a->xg + ms * kp, static_cast<const TileMeta*>(a->xgm) + ms / kGemmRows * ng, fs, ms, me);
+    }
+    return;
+  }
   const int64_t fo = (ct * (tb + mb) + 63) / 64 * 64;  // the float sums' offset (64-byte aligned)
   int8_t* xi = reinterpret_cast<int8_t*>(gemm_scratch(size_t(fo + ct * fb)));
   TileMeta* xt = reinterpret_cast<TileMeta*>(xi + ct * tb);
   float* fs = reinterpret_cast<float*>(xi + fo);
   for (int64_t ms = m0; ms < m1; ms += ct * kGemmRows) {
     const int64_t me = m1 - ms < ct * kGemmRows ? m1 : ms + ct * kGemmRows;
-    gemm_tile_rows(a, ms, me, off, xi, xt);
+    layout::group_tiles(a->xq, a->xm, kp, ng, off, ms, me, xi, xt);
     cols(xi, xt, fs, ms, me);
   }
 }

@@ -6,6 +6,7 @@
 
 #include "dispatch.h"
 #include "error.h"
+#include "mm_gtile.h"
 #include "mm_layout.h"
 
 namespace lb {
@@ -17,10 +18,11 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 /// Scratch layout of one call (offsets from the 64-byte aligned base).
 struct Plan {
-  size_t xq = 0, xm = 0, xs = 0, xu = 0, xt = 0, total = 0;
+  size_t xq = 0, xm = 0, xs = 0, xu = 0, xt = 0, xg = 0, xgm = 0, total = 0;
   bool flip = false;  // xu: the activations as u8 (xq ^ 0x80) for the AVX2 GEMMs that read them (lb_mm_args::xu)
   int64_t ldu = 0;    // bytes from one xu row to the next
   bool tiles = false;  // xt: the activations in the VNNI w8a8 GEMM's row tiles (lb_mm_args::xt)
+  bool gtiles = false;  // xg / xgm: the activations in the VNNI group GEMM's row tiles (lb_mm_args::xg / xgm)
 };
 
 Plan plan(const PackedWeight& w, int64_t m, const QLinearOpts& o) {
@@ -47,6 +49,12 @@ Plan plan(const PackedWeight& w, int64_t m, const QLinearOpts& o) {
       p.xt = p.total;
       p.total += align_up(size_t(layout::round_up(m, layout::kQ8TileRows)) * size_t(w.kp));
     }
+    p.gtiles = w.fmt != LB_WFMT_Q8 && m > 1;
+    if (p.gtiles) {
+      p.xg = p.total;
+      p.xgm = p.xg + align_up(size_t(layout::group_tile_bytes(m, w.kp)));
+      p.total = p.xgm + align_up(size_t(layout::group_tile_meta_bytes(m, w.kp / w.group)));
+    }
   }
   p.total += kAlign;  // room to align the caller's pointer
   return p;
@@ -64,6 +72,7 @@ void flip_row(const int8_t* q, uint8_t* u, int64_t n) {
 
 /// Rows of activations quantized per task (quantization is cheap; a task should be worth a wakeup).
 constexpr int64_t kQuantRowsPerTask = 8;
+static_assert(kQuantRowsPerTask % layout::kGroupTileRows == 0, "a quantization task lays out whole group tiles");
 constexpr int64_t kGemvGrain = 2;  // the GEMV's smallest chunk, in panels (more than one: >= 2 tasks)
 /// GEMM: rows per task when m is split (a multiple of every kernel's row tile).
 constexpr int64_t kGemmRowsPerTask = 48;
@@ -212,6 +221,11 @@ lb_status qlinear_with(const KernelTable& t, const PackedWeight& w, const float*
   // only the VNNI w8a8 GEMM reads xt, and only its column tasks on several threads share it: the row split's tasks
   // quantize their own rows, and one thread's single call tiles its rows itself (small chunks stay in L1 there)
   uint8_t* xt = p.tiles && kern.isa == LB_ISA_AVX512VNNI && threads > 1 && !row_split ? base + p.xt : nullptr;
+  // the same for the VNNI group GEMM's tiles: its column tasks otherwise each lay out every row
+  const bool gtiles = p.gtiles && kern.isa == LB_ISA_AVX512VNNI && threads > 1 && !row_split;
+  int8_t* xg = gtiles ? reinterpret_cast<int8_t*>(base + p.xg) : nullptr;
+  layout::GroupTileMeta* xgm = gtiles ? reinterpret_cast<layout::GroupTileMeta*>(base + p.xgm) : nullptr;
+  const int goff = layout::group_tile_offset(w.fmt);
   lb_quant_args qa{};
   qa.k = w.k;
   qa.kp = w.kp;
@@ -229,6 +243,8 @@ lb_status qlinear_with(const KernelTable& t, const PackedWeight& w, const float*
       if (xu) flip_row(xq + r * w.kp, xu + r * p.ldu, w.kp);
       if (xt) layout::q8_tile_row(xq + r * w.kp, r, w.kp, xt);
     }
+    // r0 is on a tile boundary here (quantization tasks are whole tiles of rows)
+    if (xg) layout::group_tiles(xq, xm, w.kp, ng, goff, r0, r1, xg + r0 * w.kp, xgm + r0 / layout::kGroupTileRows * ng);
   };
 
   // 1. Activations, once per call, shared by every thread (the row split: per task, below).
@@ -254,6 +270,8 @@ lb_status qlinear_with(const KernelTable& t, const PackedWeight& w, const float*
     a.xu = xu;
     a.ldu = p.ldu;
     a.xt = xt;
+    a.xg = xg;
+    a.xgm = xgm;
     a.act_zero = qa.is_static ? o.act_zero : 0;
   }
 

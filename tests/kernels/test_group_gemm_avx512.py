@@ -93,3 +93,38 @@ def test_dot_extremes(nat, fmt, sign):
     assert y.tobytes() == want.tobytes(), info["kernel"]
     if fmt != "cb4":
         np.testing.assert_array_equal(y, (x.astype(np.float64) @ packed_dequant(qw).astype(np.float64).T).astype(np.float32))
+
+
+@pytest.mark.parametrize("fmt,group", FMTS)
+def test_two_threads_pre_laid_tiles(nat, fmt, group):
+    """qlinear lays out the rows' tiles once per call for the 2-thread column tasks (lb_mm_args::xg /
+    xgm: a weight over the row split's 4 MiB, so the call splits columns); 1 thread's kernel lays
+    out its own. Bitwise equal for M = 2 / 9 / 32 / 128 (M = 9: a short last tile)."""
+    _need_vnni(nat)
+    n, k = 2056, 2048  # kp x n > 4 MiB: 16 column tasks at 2 threads, no row split
+    rng = np.random.default_rng(group + len(fmt))
+    lin = _qlinear(nat, make_qw(fmt, n, k, group, rng))
+    bias = rng.standard_normal(n).astype(np.float32)
+    pool = nat.ThreadPool(2)
+    for m in (2, 9, 32, 128):
+        x = (rng.standard_normal((m, k)) * rng.uniform(0.01, 20, (m, 1))).astype(np.float32)
+        want, _ = lin(x, bias, isa="avx512vnni")
+        y, info = lin(x, bias, isa="avx512vnni", pool=pool)
+        assert "gemm" in info["kernel"] and info["tasks"] >= 8, info
+        assert y.tobytes() == want.tobytes(), f"{info['kernel']} m={m}"
+
+
+@pytest.mark.parametrize("m", [96, 100])
+def test_two_threads_pre_laid_tiles_row_tasks(nat, m):
+    """A narrow, long weight (8 panels, kp x n > 4 MiB): 2-thread column and row tasks; M = 96 tasks start
+    on tile boundaries (rows 0 / 48: the pre-laid tiles), M = 100 at rows 34 / 68 (the kernel lays
+    out those itself). Bitwise equal to 1 thread."""
+    _need_vnni(nat)
+    n, k = 64, 65536 + 4096
+    rng = np.random.default_rng(m)
+    lin = _qlinear(nat, make_qw("int4", n, k, 32, rng))
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    want, _ = lin(x, isa="avx512vnni")
+    y, info = lin(x, isa="avx512vnni", pool=nat.ThreadPool(2))
+    assert info["tasks"] > 2, info
+    assert y.tobytes() == want.tobytes()
