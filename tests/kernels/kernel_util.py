@@ -63,3 +63,20 @@ def packed_dequant(qw: QuantWeight) -> np.ndarray:
 def act_block(qw: QuantWeight) -> int:
     k = qw.q.shape[1]
     return -(-k // 32) * 32 if qw.fmt == "int8" else qw.group_size
+
+
+def qlinear(nat, qw: QuantWeight):
+    """The native QLinear over `qw`'s packed bytes."""
+    blob, meta = packing.pack(qw)
+    return nat.QLinear(blob, meta["format"], meta["n"], meta["k"], meta["group"])
+
+
+def exact_case(fmt: str, n: int, k: int, group: int, m: int, rng: np.random.Generator):
+    """(qw, x, bias, want) with unit weight scales and integer activations whose every activation block holds a
+    127 (so it quantizes with scale 1): every kernel's output is exactly the float64 product."""
+    qw = make_qw(fmt, n, k, group, rng, exact=True)
+    x = rng.integers(-127, 128, size=(m, k)).astype(np.float32)
+    x[:, ::act_block(qw)] = 127
+    bias = rng.integers(-20, 20, size=n).astype(np.float32)
+    want = (x.astype(np.float64) @ packed_dequant(qw).astype(np.float64).T + bias).astype(np.float32)
+    return qw, x, bias, want

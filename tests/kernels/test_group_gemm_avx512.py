@@ -9,8 +9,7 @@ and 2 threads."""
 import numpy as np
 import pytest
 
-from kernel_util import act_block, make_qw, packed_dequant
-from lowbit import packing
+from kernel_util import exact_case, make_qw, packed_dequant, qlinear
 from lowbit.ir import QuantWeight
 
 FMTS = [("int4", 32), ("int4", 64), ("int4", 128), ("int4_asym", 32), ("int4_asym", 128), ("ternary", 32),
@@ -18,11 +17,6 @@ FMTS = [("int4", 32), ("int4", 64), ("int4", 128), ("int4_asym", 32), ("int4_asy
 # (m, n, k): 1-row tail with one group; 7 rows, 9 columns (an odd panel); 8 + 1 rows, an N tail of 1;
 # 17 rows, K 544 (a short second k block); 139 rows x 4160 (2 row chunks, 9 k blocks, the last of 64)
 SHAPES = [(2, 1, 128), (7, 9, 256), (9, 17, 512), (17, 40, 544), (139, 24, 4160)]
-
-
-def _qlinear(nat, qw):
-    blob, meta = packing.pack(qw)
-    return nat.QLinear(blob, meta["format"], meta["n"], meta["k"], meta["group"])
 
 
 def _need_vnni(nat):
@@ -36,12 +30,8 @@ def test_shapes_exact(nat, fmt, group, m, n, k):
     if k % group:
         pytest.skip("group does not divide K")
     rng = np.random.default_rng(m * 131 + n * 7 + k + group)
-    qw = make_qw(fmt, n, k, group, rng, exact=True)
-    x = rng.integers(-127, 128, size=(m, k)).astype(np.float32)
-    x[:, ::act_block(qw)] = 127  # every activation block quantizes with scale 1
-    bias = rng.integers(-20, 20, size=n).astype(np.float32)
-    want = (x.astype(np.float64) @ packed_dequant(qw).astype(np.float64).T + bias).astype(np.float32)
-    lin = _qlinear(nat, qw)
+    qw, x, bias, want = exact_case(fmt, n, k, group, m, rng)
+    lin = qlinear(nat, qw)
     for isa in nat.isa_usable():
         y, info = lin(x, bias, isa=isa)
         np.testing.assert_array_equal(y, want, err_msg=f"{isa} {info['kernel']}")
@@ -57,7 +47,7 @@ def test_shapes_bitwise_avx2(nat, fmt, group, m, n, k):
     qw = make_qw(fmt, n, k, group, rng)
     x = (rng.standard_normal((m, k)) * rng.uniform(0.01, 20, (m, 1))).astype(np.float32)
     bias = rng.standard_normal(n).astype(np.float32)
-    lin = _qlinear(nat, qw)
+    lin = qlinear(nat, qw)
     want, _ = lin(x, bias, isa="avx2")
     for pool in (None, nat.ThreadPool(2)):
         y, info = lin(x, bias, isa="avx512vnni", pool=pool)
@@ -86,7 +76,7 @@ def test_dot_extremes(nat, fmt, sign):
     qw = QuantWeight(fmt=fmt, q=q, scale=np.ones((n, k // g), np.float32), group_size=g, **kw)
     x = np.full((m, k), 127.0, np.float32)
     x[1::2, 3::5] = -127.0
-    lin = _qlinear(nat, qw)
+    lin = qlinear(nat, qw)
     want, _ = lin(x, isa="avx2")
     y, info = lin(x, isa="avx512vnni")
     assert "gemm" in info["kernel"]
@@ -103,7 +93,7 @@ def test_two_threads_pre_laid_tiles(nat, fmt, group):
     _need_vnni(nat)
     n, k = 2056, 2048  # kp x n > 4 MiB: 16 column tasks at 2 threads, no row split
     rng = np.random.default_rng(group + len(fmt))
-    lin = _qlinear(nat, make_qw(fmt, n, k, group, rng))
+    lin = qlinear(nat, make_qw(fmt, n, k, group, rng))
     bias = rng.standard_normal(n).astype(np.float32)
     pool = nat.ThreadPool(2)
     for m in (2, 9, 32, 128):
@@ -122,7 +112,7 @@ def test_two_threads_pre_laid_tiles_row_tasks(nat, m):
     _need_vnni(nat)
     n, k = 64, 65536 + 4096
     rng = np.random.default_rng(m)
-    lin = _qlinear(nat, make_qw("int4", n, k, 32, rng))
+    lin = qlinear(nat, make_qw("int4", n, k, 32, rng))
     x = rng.standard_normal((m, k)).astype(np.float32)
     want, _ = lin(x, isa="avx512vnni")
     y, info = lin(x, isa="avx512vnni", pool=nat.ThreadPool(2))

@@ -4,18 +4,13 @@ named tolerance of the dequantized product, and outputs bitwise identical for 1-
 import numpy as np
 import pytest
 
-from kernel_util import FORMATS, act_block, make_qw, packed_dequant
+from kernel_util import FORMATS, act_block, exact_case, make_qw, packed_dequant, qlinear
 from lowbit import packing
 from lowbit_testutil import ISA_INCLUDES
 
 # |y - ref| <= REL_TOL * (|x_hat| @ |W|^T) + ABS_TOL, with x_hat the dequantized int8 activations
 REL_TOL = 1e-4
 ABS_TOL = 1e-5
-
-
-def _qlinear(nat, qw):
-    blob, meta = packing.pack(qw)
-    return nat.QLinear(blob, meta["format"], meta["n"], meta["k"], meta["group"])
 
 
 @pytest.mark.parametrize("k", [1, 31, 32, 100, 4096])
@@ -43,13 +38,8 @@ def test_exact_on_integer_data(nat, fmt, group, m):
     computed exactly by every ISA path (bitwise-identical integer accumulators)."""
     rng = np.random.default_rng(m * 100 + (group or 1))
     n, k = 37, (group or 32) * 4 if fmt != "int8" else 200
-    qw = make_qw(fmt, n, k, group, rng, exact=True)
-    blk = act_block(qw)
-    x = rng.integers(-127, 128, size=(m, k)).astype(np.float32)
-    x[:, ::blk] = 127
-    bias = rng.integers(-20, 20, size=n).astype(np.float32)
-    want = (x.astype(np.float64) @ packed_dequant(qw).astype(np.float64).T + bias).astype(np.float32)
-    lin = _qlinear(nat, qw)
+    qw, x, bias, want = exact_case(fmt, n, k, group, m, rng)
+    lin = qlinear(nat, qw)
     for isa in nat.isa_usable():
         y, info = lin(x, bias, isa=isa)
         np.testing.assert_array_equal(y, want, err_msg=f"{isa} {info['kernel']}")
@@ -76,7 +66,7 @@ def test_random_within_tolerance(nat, fmt, group, m, act):
         xh = (q.reshape(m, -1, blk) * d[:, :, None]).reshape(m, -1)[:, :k].astype(np.float64)
     want = xh @ w.T + bias
     bound = REL_TOL * (np.abs(xh) @ np.abs(w).T + np.abs(bias)) + ABS_TOL
-    lin = _qlinear(nat, qw)
+    lin = qlinear(nat, qw)
     for isa in nat.isa_usable():
         y, info = lin(x, bias, act=act, isa=isa)
         err = np.abs(y - want)
@@ -90,7 +80,7 @@ def test_static_int8_activations(nat):
     scale, zp = np.float32(0.01), 3
     q = np.clip(np.rint(x * (np.float32(1) / scale)) + zp, -128, 127)
     want = ((q - zp) * scale).astype(np.float64) @ packed_dequant(qw).astype(np.float64).T
-    lin = _qlinear(nat, qw)
+    lin = qlinear(nat, qw)
     for isa in nat.isa_usable():
         y, info = lin(x, act="static", act_scale=scale, act_zero=zp, isa=isa)
         np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4, err_msg=isa)
@@ -102,7 +92,7 @@ def test_bitwise_identical_for_any_thread_count(nat, fmt, group, m):
     rng = np.random.default_rng(11)
     qw = make_qw(fmt, 200, 512, group, rng)
     x = rng.standard_normal((m, 512)).astype(np.float32)
-    lin = _qlinear(nat, qw)
+    lin = qlinear(nat, qw)
     pools = [None] + [nat.ThreadPool(t) for t in (2, 3, 4)]
     for isa in nat.isa_usable():
         ys = [lin(x, pool=p, isa=isa)[0] for p in pools]
