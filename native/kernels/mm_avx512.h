@@ -10,11 +10,11 @@
 // rows x 16 outputs over k blocks of 512. The rows are laid out per call in tiles of 8 (one
 // sequential stream per tile, signed as quantized) with per-group metadata beside them, and each
 // vpdpbusd takes its 4 activation bytes as an embedded broadcast; the codes are decoded per 32-byte
-// chunk pair in the tile (and / shift, C4 one vpshufb to w + 128) and the offset (kOff * s) is the
-// int32 dot's start value. What remains per row, group and 16 outputs besides the G / 4 vpdpbusd
-// is the epilogue's multiply (d * dx) and FMA, both on the FMA pipes: at G = 32 each takes 8 of
-// every 80 of their slots (a ceiling of ~80% of the int8 peak; measured 75-78%). docs/kernels.md,
-// "Session 16 (gq16)".
+// chunk pair in the tile (and / shift, C4 one vpshufb to w + 128) and the offset (off * s, off =
+// layout::group_tile_offset of the format) is the int32 dot's start value. What remains per row,
+// group and 16 outputs besides the G / 4 vpdpbusd is the epilogue's multiply (d * dx) and FMA,
+// both on the FMA pipes: at G = 32 each takes 8 of every 80 of their slots (a ceiling of ~80% of
+// the int8 peak; measured 75-78%). docs/kernels.md, "Session 16 (gq16)".
 #pragma once
 #if !defined(__AVX512VNNI__) || !defined(__AVX512BW__) || !defined(__AVX512DQ__)
 #error "mm_avx512.h needs -mavx512vnni -mavx512bw -mavx512dq"
@@ -86,7 +86,7 @@ struct Ter {
   static inline __m512i bytes(__m512i v, int i, __m512i) { return extract(v, i); }
 };
 /// Codebook (C4): the 4-bit code's int8 table value w as the unsigned byte w + 128 (one vpshufb
-/// of the table + 128 repeated in every 128-bit lane); with kOff = 128 the group's dot
+/// of the table + 128 repeated in every 128-bit lane); with the offset 128 the group's dot
 /// sum (w + 128) x - 128 s is exactly sum w x.
 struct Cb {
   static constexpr int kQuads = 2;
@@ -98,10 +98,12 @@ struct Cb {
   static inline __m512i bytes(__m512i v, int i, __m512i tbl) { return _mm512_shuffle_epi8(tbl, Nib::extract(v, i)); }
 };
 
-template <class U, int Off, bool Asym>
+/// A group format of the GEMM: its code decoder and whether it has minimums (Q4A). The constant its
+/// dot removes per group (off * s) is layout::group_tile_offset(fmt), the one value qlinear's
+/// pre-laid tiles use too.
+template <class U, bool Asym>
 struct UFmt {
   using Unpack = U;
-  static constexpr int kOff = Off;
   static constexpr bool kAsym = Asym;
 };
 
@@ -141,8 +143,9 @@ inline uint8_t* gemm_scratch(size_t bytes) {
 /// tile boundary, else laid out here by layout::group_tiles into the per-thread scratch: the same
 /// tiles either way.
 template <class Cols>
-void gemm_row_chunks(const lb_mm_args* a, int64_t m0, int64_t m1, int off, Cols&& cols) {
+void gemm_row_chunks(const lb_mm_args* a, int64_t m0, int64_t m1, Cols&& cols) {
   const int64_t kp = a->kp, ng = a->k / a->group;
+  const int off = layout::group_tile_offset(a->fmt);
   const int64_t tb = kGemmRows * kp, mb = ng * int64_t(sizeof(TileMeta));  // bytes per tile
   const int64_t fb = kGemmRows * 16 * int64_t(sizeof(float));
   const int64_t tiles = (m1 - m0 + kGemmRows - 1) / kGemmRows;
@@ -170,7 +173,7 @@ void gemm_row_chunks(const lb_mm_args* a, int64_t m0, int64_t m1, int off, Cols&
 /// kGemmRows rows x 16 outputs (two panels; the second repeats the first when it would lie past
 /// n1, and is not stored) over ngb groups from the panels' blocks ba / bp, the codes decoded per
 /// 32-byte chunk pair in the tile (tbl: F::Unpack::table). Per group the int32 dots start at
-/// -kOff * s (the reference's dot - kOff * s, exact), then acc = fma(float(dot), d * dx,
+/// -off * s (the reference's dot - off * s, exact), then acc = fma(float(dot), d * dx,
 /// acc) (Q4A: fma(fma(d, float(dot), mn * s), dx, acc)): the former tile's float operations in
 /// the same order, so the same bits. Float sums in f (16 per row), started at 0 when `first`.
 template <class F, int G>
@@ -230,8 +233,7 @@ void ugemm_g(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1
   const int64_t ng = a->k / G, gb = kGemmKBlock / G > 0 ? kGemmKBlock / G : 1;
   const size_t bb = lb_wfmt_block_bytes(static_cast<lb_wfmt>(a->fmt), G);
   const __m512i tbl = F::Unpack::table(a);
-  gemm_row_chunks(a, m0, m1, F::kAsym ? 0 : F::kOff, [&](const int8_t* xi, const TileMeta* xt, float* fs, int64_t ms,
-                                                          int64_t me) {
+  gemm_row_chunks(a, m0, m1, [&](const int8_t* xi, const TileMeta* xt, float* fs, int64_t ms, int64_t me) {
     const int64_t tiles = (me - ms + kGemmRows - 1) / kGemmRows;
     const int64_t calls = tiles * ((ng + gb - 1) / gb);
     for (int64_t n = n0; n < n1; n += 16) {

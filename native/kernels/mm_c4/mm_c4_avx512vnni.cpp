@@ -16,5 +16,5 @@ void lb_gemv_f32_q8d_c4g_16x8__avx512vnni(const lb_mm_args* a, int64_t m0, int64
 }
 
 void lb_gemm_f32_q8d_c4g_8x16__avx512vnni(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  lb::avx512::ugemm<lb::avx512::UFmt<lb::avx512::Cb, 128, false>>(a, m0, m1, n0, n1);
+  lb::avx512::ugemm<lb::avx512::UFmt<lb::avx512::Cb, false>>(a, m0, m1, n0, n1);
 }

@@ -17,5 +17,5 @@ void lb_gemv_f32_q8d_q4g_16x32__avx512vnni(const lb_mm_args* a, int64_t m0, int6
 }
 
 void lb_gemm_f32_q8d_q4g_8x16__avx512vnni(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  if (a->fmt == LB_WFMT_Q4A) ugemm<UFmt<Nib, 0, true>>(a, m0, m1, n0, n1); else ugemm<UFmt<Nib, 8, false>>(a, m0, m1, n0, n1);
+  if (a->fmt == LB_WFMT_Q4A) ugemm<UFmt<Nib, true>>(a, m0, m1, n0, n1); else ugemm<UFmt<Nib, false>>(a, m0, m1, n0, n1);
 }

@@ -16,5 +16,5 @@ void lb_gemv_f32_q8d_t2g_16x64__avx512vnni(const lb_mm_args* a, int64_t m0, int6
 }
 
 void lb_gemm_f32_q8d_t2g_8x16__avx512vnni(const lb_mm_args* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  ugemm<UFmt<Ter, 1, false>>(a, m0, m1, n0, n1);
+  ugemm<UFmt<Ter, false>>(a, m0, m1, n0, n1);
 }
